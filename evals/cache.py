@@ -1,0 +1,58 @@
+"""Response cache (SQLite) keyed by provider, model, messages and params. Holds no credentials."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+
+from evals.types import Completion, GenerateParams, Message
+
+
+def default_cache_path() -> Path:
+    root = os.environ.get("EVALS_CACHE_DIR") or Path.home() / ".cache" / "evals"
+    return Path(root) / "responses.db"
+
+
+def cache_key(provider_id: str, messages: Sequence[Message], params: GenerateParams) -> str:
+    payload = {
+        "provider": provider_id,
+        "messages": [[m.role, m.content] for m in messages],
+        "params": params.as_dict(),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+class ResponseCache:
+    def __init__(self, path: str | Path | None = None):
+        self.path = Path(path) if path else default_cache_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, provider TEXT NOT NULL,"
+            " completion TEXT NOT NULL, created_at TEXT DEFAULT CURRENT_TIMESTAMP)"
+        )
+
+    def get(self, key: str) -> Completion | None:
+        row = self._db.execute("SELECT completion FROM responses WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        # keep the original cost and latency: they describe the model; `cached` says nothing was spent now
+        return dataclasses.replace(Completion(**json.loads(row[0])), cached=True)
+
+    def put(self, key: str, provider_id: str, completion: Completion) -> None:
+        """Store a successful completion (failures are never cached)."""
+        if completion.error is not None:
+            return
+        data = json.dumps(dataclasses.asdict(completion))
+        self._db.execute("INSERT OR REPLACE INTO responses (key, provider, completion) VALUES (?, ?, ?)",
+                         (key, provider_id, data))
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,299 @@
+"""Pair two runs by example id -> Comparison: rates, paired statistics, example diffs, cost, power.
+
+Run A is the baseline (say, the prompted API model), run B the candidate (say, the fine-tune); every
+difference is B - A. Errors count as non-matches (as in `summarize`); examples present in only one
+run are left out of the pairing and listed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from evals.errors import EvalsError
+from evals.stats import (
+    bootstrap_mean_ci,
+    mcnemar_exact,
+    mcnemar_sample_size,
+    min_detectable_gap,
+    paired_bootstrap_ci,
+    paired_diff_ci,
+)
+from evals.summary import RunSummary, summarize
+
+BOOTSTRAP = "BCa bootstrap"
+TANGO = "Tango score interval"
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A point estimate with its confidence interval (bounds None when undefined, e.g. n < 2)."""
+
+    estimate: float | None
+    low: float | None
+    high: float | None
+    n: int  # values (or pairs) it rests on
+    method: str
+
+
+@dataclass(frozen=True)
+class Side:
+    """One run of the comparison: its summary plus what the comparison adds."""
+
+    summary: RunSummary  # matches_text, metric means, errors, tokens, latency p50/p95
+    metrics: dict[str, Estimate]  # each metric's mean over answered examples, with a bootstrap CI
+    cost_per_1k_usd: float | None  # mean recorded cost per answered example x 1000
+    mean_input_tokens: float | None
+    mean_output_tokens: float | None
+    golden_hash: str | None
+    config: dict[str, Any]  # the manifest's model settings (spec, price override, base_url, ...)
+
+
+@dataclass(frozen=True)
+class PairedCounts:
+    """The paired 2x2 table of matches."""
+
+    both_pass: int
+    a_only: int  # baseline matched, candidate did not (n10)
+    b_only: int  # candidate matched, baseline did not (n01)
+    both_fail: int
+
+    @property
+    def n(self) -> int:
+        return self.both_pass + self.a_only + self.b_only + self.both_fail
+
+    @property
+    def discordant(self) -> int:
+        return self.a_only + self.b_only
+
+
+@dataclass(frozen=True)
+class ExampleDiff:
+    """An example whose match verdict changed between the runs, with both answers."""
+
+    example_id: str
+    output_a: str | None
+    output_b: str | None
+    error_a: str | None
+    error_b: str | None
+    scores_a: dict[str, float | None]
+    scores_b: dict[str, float | None]
+
+
+@dataclass(frozen=True)
+class Power:
+    """How many pairs settle a gap of `min_gap`, and what the current pairs can detect."""
+
+    min_gap: float
+    power: float
+    alpha: float
+    discordance: float  # observed share of discordant pairs
+    n_pairs: int
+    n_needed: int  # pairs for McNemar to detect min_gap (Connor 1987); discordance floored at min_gap
+    min_detectable_gap: float | None  # at the current n_pairs
+
+
+@dataclass(frozen=True)
+class Comparison:
+    a: Side
+    b: Side
+    golden_hashes_differ: bool  # only possible with force=True
+    n_pairs: int
+    missing_in_a: tuple[str, ...]  # example ids only run B has
+    missing_in_b: tuple[str, ...]  # example ids only run A has
+    counts: PairedCounts
+    mcnemar_p: float  # exact, two-sided
+    match_diff: Estimate  # p_B - p_A over the pairs
+    metric_diffs: dict[str, Estimate]  # mean of B - A per metric, over pairs both answered
+    improved: tuple[ExampleDiff, ...]  # B matched, A did not
+    regressed: tuple[ExampleDiff, ...]  # A matched, B did not
+    power: Power
+    min_gap: float
+    confidence: float
+    seed: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON types only: NaN becomes None, tuples become lists."""
+        d = json_types(asdict(self))
+        d["counts"].update(n=self.counts.n, discordant=self.counts.discordant)
+        return d
+
+
+def compare_runs(
+    a: pd.DataFrame,
+    b: pd.DataFrame,
+    *,
+    force: bool = False,
+    min_gap: float = 0.05,
+    seed: int = 0,
+    confidence: float = 0.95,
+    power: float = 0.8,
+    alpha: float = 0.05,
+    n_resamples: int = 10_000,
+) -> Comparison:
+    """Compare baseline run `a` with candidate run `b` (frames from `load_run`), paired by example id.
+
+    Refuses runs over different golden sets (by the manifest's golden hash) unless `force`, in which
+    case the shared example ids are compared. `min_gap` is the smallest difference in match rate
+    worth acting on; it sets the power computation.
+    """
+    hash_a, hash_b = _golden_hash(a), _golden_hash(b)
+    if hash_a != hash_b and not force:
+        raise EvalsError(
+            f"runs {_run_id(a)} and {_run_id(b)} used different golden sets "
+            f"(hash {str(hash_a)[:12]} vs {str(hash_b)[:12]}), so their examples cannot be trusted to pair; "
+            "re-run both on the same golden set, or force the comparison of the example ids they share"
+        )
+    ids_a, ids_b = [str(i) for i in a["example_id"]], [str(i) for i in b["example_id"]]
+    set_a, set_b = set(ids_a), set(ids_b)
+    shared = [i for i in ids_a if i in set_b]
+    if not shared:
+        raise EvalsError(f"runs {_run_id(a)} and {_run_id(b)} have no example id in common")
+    pa, pb = _indexed(a).loc[shared], _indexed(b).loc[shared]
+
+    pass_a, pass_b = pa["passed"].to_numpy(bool), pb["passed"].to_numpy(bool)
+    counts = PairedCounts(
+        both_pass=int(np.sum(pass_a & pass_b)),
+        a_only=int(np.sum(pass_a & ~pass_b)),
+        b_only=int(np.sum(~pass_a & pass_b)),
+        both_fail=int(np.sum(~pass_a & ~pass_b)),
+    )
+    n = counts.n
+    low, high = paired_diff_ci(counts.both_pass, counts.a_only, counts.b_only, counts.both_fail, confidence)
+    match_diff = Estimate((counts.b_only - counts.a_only) / n, low, high, n, TANGO)
+
+    scores_a, scores_b = _answered_scores(pa), _answered_scores(pb)
+    metric_diffs = {}
+    for metric in [m for m in scores_a.columns if m in scores_b.columns]:
+        x, y = scores_a[metric].to_numpy(float), scores_b[metric].to_numpy(float)
+        both = ~np.isnan(x) & ~np.isnan(y)
+        est = paired_bootstrap_ci(x[both], y[both], n_resamples, confidence, seed)
+        metric_diffs[metric] = _estimate(est, int(both.sum()), "paired " + BOOTSTRAP)
+
+    discordance = counts.discordant / n
+    return Comparison(
+        a=_side(a, hash_a, confidence, seed, n_resamples),
+        b=_side(b, hash_b, confidence, seed, n_resamples),
+        golden_hashes_differ=hash_a != hash_b,
+        n_pairs=n,
+        missing_in_a=tuple(i for i in ids_b if i not in set_a),
+        missing_in_b=tuple(i for i in ids_a if i not in set_b),
+        counts=counts,
+        mcnemar_p=mcnemar_exact(counts.a_only, counts.b_only),
+        match_diff=match_diff,
+        metric_diffs=metric_diffs,
+        improved=_diffs(pa, pb, ~pass_a & pass_b),
+        regressed=_diffs(pa, pb, pass_a & ~pass_b),
+        power=Power(
+            min_gap=min_gap,
+            power=power,
+            alpha=alpha,
+            discordance=discordance,
+            n_pairs=n,
+            n_needed=mcnemar_sample_size(min_gap, discordance, power, alpha),
+            min_detectable_gap=min_detectable_gap(n, discordance, power, alpha),
+        ),
+        min_gap=min_gap,
+        confidence=confidence,
+        seed=seed,
+    )
+
+
+def _run_id(df: pd.DataFrame) -> str:
+    return str(df.attrs.get("run", {}).get("id", "?"))
+
+
+def _golden_hash(df: pd.DataFrame) -> str | None:
+    return ((df.attrs.get("manifest") or {}).get("golden") or {}).get("hash")
+
+
+def _indexed(df: pd.DataFrame) -> pd.DataFrame:
+    out = df.copy()
+    out.index = out["example_id"].astype(str)
+    return out
+
+
+def _answered_scores(df: pd.DataFrame) -> pd.DataFrame:
+    """Metric values as floats (columns named by metric id), NaN where the example errored."""
+    cols = [c for c in df.columns if c.startswith("score.")]
+    scores = df[cols].apply(pd.to_numeric, errors="coerce").astype(float)
+    scores.columns = [c.removeprefix("score.") for c in cols]
+    scores.loc[df["error"].notna().to_numpy()] = np.nan
+    return scores
+
+
+def _estimate(values: tuple[float, float, float], n: int, method: str) -> Estimate:
+    est, low, high = (_num(v) for v in values)
+    return Estimate(est, low, high, n, method)
+
+
+def _side(df: pd.DataFrame, golden_hash: str | None, confidence: float, seed: int, n_resamples: int) -> Side:
+    scores = _answered_scores(df)
+    metrics = {
+        m: _estimate(bootstrap_mean_ci(scores[m].to_numpy(float), n_resamples, confidence, seed),
+                     int(scores[m].notna().sum()), BOOTSTRAP)
+        for m in scores.columns
+    }
+    ok = df[df["error"].isna()] if len(df) else df
+
+    def mean_of(col: str) -> float | None:
+        values = pd.to_numeric(ok[col], errors="coerce").dropna() if len(ok) else []
+        return float(np.mean(values)) if len(values) else None
+
+    mean_cost = mean_of("cost_usd")
+    return Side(
+        summary=summarize(df),
+        metrics=metrics,
+        cost_per_1k_usd=mean_cost * 1000 if mean_cost is not None else None,
+        mean_input_tokens=mean_of("input_tokens"),
+        mean_output_tokens=mean_of("output_tokens"),
+        golden_hash=golden_hash,
+        config=dict((df.attrs.get("manifest") or {}).get("model") or {}),
+    )
+
+
+def _diffs(pa: pd.DataFrame, pb: pd.DataFrame, mask: np.ndarray) -> tuple[ExampleDiff, ...]:
+    sa, sb = _answered_scores(pa), _answered_scores(pb)
+    out = []
+    for i in np.flatnonzero(mask):
+        ra, rb = pa.iloc[i], pb.iloc[i]
+        out.append(ExampleDiff(
+            example_id=str(pa.index[i]),
+            output_a=_text(ra.get("output")),
+            output_b=_text(rb.get("output")),
+            error_a=_text(ra.get("error")),
+            error_b=_text(rb.get("error")),
+            scores_a={m: _num(v) for m, v in sa.iloc[i].items()},
+            scores_b={m: _num(v) for m, v in sb.iloc[i].items()},
+        ))
+    return tuple(out)
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+
+def _num(value: Any) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return None if math.isnan(value) or math.isinf(value) else value
+
+
+def json_types(obj: Any) -> Any:
+    """`obj` with plain JSON types only: NaN and inf become None, tuples and numpy values plain."""
+    if isinstance(obj, dict):
+        return {str(k): json_types(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_types(v) for v in obj]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return _num(obj)
+    return obj

@@ -1,0 +1,44 @@
+"""Errors a user can fix (bad input) versus errors a provider reports (retried by the runner)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class EvalsError(Exception):
+    """A user mistake: printed as one clear message by the CLI, exit code 2, no traceback."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | Path | None = None,
+        line: int | None = None,
+        field: str | None = None,
+    ):
+        self.message = message
+        self.file = str(file) if file is not None else None
+        self.line = line
+        self.field = field
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = self.file or ""
+        if self.line:
+            where += f":{self.line}"
+        if self.field:
+            where += f" field '{self.field}'" if where else f"field '{self.field}'"
+        return f"{where}: {self.message}" if where else self.message
+
+
+class MissingCredentials(EvalsError):
+    """A provider cannot run here (no API key, optional package not installed); the run skips it."""
+
+
+class ProviderError(Exception):
+    """A failed model call. `retryable` tells the runner whether trying again can help."""
+
+    def __init__(self, message: str, *, retryable: bool = False, retry_after: float | None = None):
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after

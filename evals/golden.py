@@ -1,0 +1,92 @@
+"""Golden sets: load through HF `datasets` (JSONL, CSV, Parquet, hub ids), validate, hash."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from evals.errors import EvalsError
+from evals.tasks import Task
+from evals.types import Sample
+
+FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+
+
+def _check_jsonl(path: Path) -> list[int]:
+    """Line numbers of the records, after checking every non-blank line is a JSON object."""
+    lines = []
+    with path.open(encoding="utf-8") as f:
+        for n, text in enumerate(f, start=1):
+            if not text.strip():
+                continue
+            try:
+                record = json.loads(text)
+            except json.JSONDecodeError as e:
+                raise EvalsError(f"malformed JSON: {e.msg} (column {e.colno})", file=path, line=n) from None
+            if not isinstance(record, dict):
+                raise EvalsError(f"expected a JSON object, got {type(record).__name__}", file=path, line=n)
+            lines.append(n)
+    return lines
+
+
+def _read_rows(source: str, task_dir: Path) -> tuple[list[dict[str, Any]], list[int], str]:
+    """Rows, their line numbers, and a display name for errors."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    path = task_dir / source
+    if not path.exists():
+        if "/" in source and not source.startswith((".", "/")):
+            name, _, split = source.partition(":")
+            try:
+                ds = datasets.load_dataset(name, split=split or "test")
+            except Exception as e:
+                raise EvalsError(f"could not load hub dataset '{name}': {type(e).__name__}: {e}") from None
+            return ds.to_list(), list(range(1, len(ds) + 1)), source
+        raise EvalsError(f"golden set file not found: {path}")
+    kind = FORMATS.get(path.suffix.lower())
+    if kind is None:
+        raise EvalsError(f"unsupported golden-set format '{path.suffix}' (use .jsonl, .csv or .parquet)", file=path)
+    lines = _check_jsonl(path) if kind == "json" else None
+    try:
+        ds = datasets.load_dataset(kind, data_files=str(path), split="train")
+    except Exception as e:
+        raise EvalsError(f"could not read as {kind}: {type(e).__name__}: {e}", file=path) from None
+    if lines is None:
+        lines = [i + 2 for i in range(len(ds))] if kind == "csv" else list(range(1, len(ds) + 1))
+    return ds.to_list(), lines, str(path)
+
+
+def load_samples(task: Task, split: str = "golden") -> list[Sample]:
+    """The task's golden (or train) examples, each checked for id, reference and prompt fields."""
+    source = task.golden if split == "golden" else task.train
+    if not source:
+        raise EvalsError(f"task '{task.name}' has no {split} set", file=task.path, field=f"dataset.{split}")
+    rows, lines, where = _read_rows(source, task.dir)
+    samples, seen = [], {}
+    for row, line in zip(rows, lines):
+        for name in (task.id_field, task.reference_field, *task.input_fields):
+            if row.get(name) is None or row.get(name) == "":
+                raise EvalsError("missing or empty", file=where, line=line, field=name)
+        sample_id = str(row[task.id_field])
+        if sample_id in seen:
+            raise EvalsError(f"duplicate id '{sample_id}' (first on line {seen[sample_id]})",
+                             file=where, line=line, field=task.id_field)
+        seen[sample_id] = line
+        fields = {k: v for k, v in row.items() if k not in (task.id_field, task.reference_field)}
+        samples.append(Sample(id=sample_id, fields=fields, reference=row[task.reference_field], line=line))
+    if not samples:
+        raise EvalsError("the golden set is empty", file=where)
+    return samples
+
+
+def samples_hash(samples: list[Sample]) -> str:
+    """Content hash of a golden set, independent of file format and row order."""
+    h = hashlib.sha256()
+    for s in sorted(samples, key=lambda s: s.id):
+        record = {"id": s.id, "fields": s.fields, "reference": s.reference}
+        h.update(json.dumps(record, sort_keys=True, default=str).encode())
+        h.update(b"\n")
+    return h.hexdigest()

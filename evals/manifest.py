@@ -1,0 +1,98 @@
+"""A run's manifest: everything that shaped it, and nothing secret."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import platform
+import subprocess
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from evals.tasks import Task
+from evals.types import ModelConfig, ModelSpec, Price
+
+PACKAGES = ("evals", "openai", "anthropic", "transformers", "peft", "torch", "datasets", "jinja2")
+
+
+def package_versions() -> dict[str, str | None]:
+    def get(name: str) -> str | None:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+
+    return {"python": platform.python_version(), **{name: get(name) for name in PACKAGES}}
+
+
+def git_state(path: Path) -> dict[str, Any]:
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", "-C", str(path), *args], capture_output=True, text=True, timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    return {"commit": commit, "dirty": bool(git("status", "--porcelain")) if commit else None}
+
+
+def dir_hash(path: str | Path) -> str | None:
+    """Content hash of every file under a directory (an adapter), or None when it does not exist."""
+    root = Path(path)
+    if not root.is_dir():
+        return None
+    h = hashlib.sha256()
+    for f in sorted(p for p in root.rglob("*") if p.is_file()):
+        h.update(str(f.relative_to(root)).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def _public_url(url: str | None) -> str | None:
+    """A base URL without any user:password part."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def config_to_dict(config: ModelConfig) -> dict[str, Any]:
+    d = dataclasses.asdict(config)
+    d["spec"] = str(config.spec)
+    d["base_url"] = _public_url(config.base_url)
+    return d
+
+
+def config_from_dict(d: dict[str, Any]) -> ModelConfig:
+    d = dict(d)
+    price = d.pop("price", None)
+    return ModelConfig(spec=ModelSpec.parse(d.pop("spec")), price=Price(**price) if price else None, **d)
+
+
+def build_manifest(task: Task, config: ModelConfig, provider_id: str, golden_hash: str, n: int) -> dict[str, Any]:
+    adapter = config.spec.adapter
+    return {
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "task": {"name": task.name, "path": str(task.path), "hash": task.hash},
+        "golden": {"source": task.golden, "hash": golden_hash, "n": n},
+        "prompt": {
+            "system": config.system if config.system is not None else task.prompt.system,
+            "user": task.prompt.user,
+            "few_shot": [dataclasses.asdict(s) for s in task.prompt.few_shot],
+        },
+        "model": config_to_dict(config),
+        "provider_id": provider_id,
+        "params": config.params.as_dict(),
+        "adapter": {"path": adapter, "hash": dir_hash(adapter)} if adapter else None,
+        "metrics": [{"id": m.id, "name": m.name, "args": m.args} for m in task.metrics],
+        "pass": task.pass_rule,
+        "versions": package_versions(),
+        "git": git_state(task.dir),
+    }

@@ -1,0 +1,49 @@
+"""Jinja2 prompt templates -> chat messages (system, few-shot turns, user)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+
+from evals.errors import EvalsError
+from evals.tasks import PromptSpec
+from evals.types import Message
+
+_env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
+
+
+@lru_cache(maxsize=64)
+def _compile(source: str) -> jinja2.Template:
+    try:
+        return _env.from_string(source)
+    except jinja2.TemplateSyntaxError as e:
+        raise EvalsError(f"template syntax error on template line {e.lineno}: {e.message}") from None
+
+
+def compile_prompt(prompt: PromptSpec) -> None:
+    """Compile every template now; raises EvalsError on a syntax error."""
+    _compile(prompt.system)
+    _compile(prompt.user)
+
+
+def _render(source: str, fields: dict[str, Any]) -> str:
+    try:
+        return _compile(source).render(**fields).strip()
+    except jinja2.UndefinedError as e:
+        raise EvalsError(f"prompt template uses a field the example lacks: {e.message}") from None
+
+
+def render_messages(prompt: PromptSpec, fields: dict[str, Any], system: str | None = None) -> list[Message]:
+    """The chat for one example. `system` overrides the task's system prompt (per-model setting)."""
+    messages = []
+    system_text = _render(system if system is not None else prompt.system, fields)
+    if system_text:
+        messages.append(Message("system", system_text))
+    for shot in prompt.few_shot:
+        messages.append(Message("user", _render(prompt.user, shot.fields)))
+        messages.append(Message("assistant", shot.answer.strip()))
+    messages.append(Message("user", _render(prompt.user, fields)))
+    return messages

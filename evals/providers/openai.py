@@ -1,0 +1,110 @@
+"""`openai:` OpenAI chat completions, and every OpenAI-compatible server (vLLM, Ollama, TGI, llama.cpp).
+
+Key from OPENAI_API_KEY; base URL from the model's `base_url` or OPENAI_BASE_URL. A custom base URL
+needs no key (a placeholder is sent). The SDK never retries (`max_retries=0`): the runner does.
+
+The request goes through the SDK's documented low-level `client.post("/chat/completions", ...)` with the
+typed `ChatCompletion` response, not `chat.completions.create`: `create` first walks the request through
+its TypedDict transform (for plain-text chat messages an identity), which measured ~0.5-1 ms of CPU per
+call, the largest single cost of the harness (bench/api_throughput.py). Auth, base URL, headers, error
+classes and response parsing are the SDK's either way; tests/test_providers_api.py checks that the body
+on the wire equals what `create` sends.
+
+Output length: api.openai.com gets `max_completion_tokens` (`max_tokens` is deprecated there and
+rejected by reasoning models); a custom base URL gets `max_tokens`, which every compatible server
+understands. `options: {max_tokens_param: max_tokens | max_completion_tokens}` overrides the choice.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from evals.costs import price_for
+from evals.errors import EvalsError, MissingCredentials
+from evals.providers import register_provider
+from evals.providers._http import SDK_TIMEOUT_S, to_provider_error
+from evals.types import Completion, GenerateParams, Message, ModelConfig
+
+DEFAULT_CONCURRENCY = 16
+PLACEHOLDER_KEY = "not-needed"
+TOKEN_PARAMS = ("max_tokens", "max_completion_tokens")
+
+
+class OpenAIProvider:
+    def __init__(self, config: ModelConfig, client: Any, sdk: Any, key: str | None, token_param: str):
+        self.id = f"openai:{config.spec.model}"
+        self.max_concurrency = config.concurrency or DEFAULT_CONCURRENCY
+        self._config = config
+        self._price = price_for(config)
+        self._client = client
+        self._sdk = sdk
+        self._key = key
+        self._token_param = token_param
+        self._response_type = sdk.types.chat.ChatCompletion
+
+    async def generate(self, messages: Sequence[Message], params: GenerateParams) -> Completion:
+        request: dict[str, Any] = {
+            "model": self._config.spec.model,
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "temperature": params.temperature,
+            self._token_param: params.max_tokens,
+        }
+        if params.top_p is not None:
+            request["top_p"] = params.top_p
+        if params.stop:
+            request["stop"] = list(params.stop)
+        if params.seed is not None:
+            request["seed"] = params.seed
+        start = time.perf_counter()
+        try:
+            response = await self._client.post("/chat/completions", body=request, cast_to=self._response_type,
+                                               options={"security": {"bearer_auth": True}})  # as `create` does
+        except Exception as e:
+            raise to_provider_error(e, self._sdk, secret=self._key) from None
+        latency = time.perf_counter() - start
+        choice = response.choices[0] if response.choices else None
+        usage = response.usage
+        input_tokens = (usage.prompt_tokens or 0) if usage else 0
+        output_tokens = (usage.completion_tokens or 0) if usage else 0
+        return Completion(
+            text=(choice.message.content or "") if choice else "",
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            latency_s=latency,
+            cost_usd=self._price.cost(input_tokens, output_tokens),
+            model_version=response.model,
+            finish_reason=choice.finish_reason if choice else None,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+
+def _token_param(config: ModelConfig, base_url: str | None) -> str:
+    chosen = config.options.get("max_tokens_param")
+    if chosen is not None:
+        if chosen not in TOKEN_PARAMS:
+            raise EvalsError(f"model {config.spec}: options.max_tokens_param must be one of "
+                             f"{', '.join(TOKEN_PARAMS)}, got {chosen!r}")
+        return chosen
+    official = base_url is None or urlsplit(base_url).hostname == "api.openai.com"
+    return "max_completion_tokens" if official else "max_tokens"
+
+
+@register_provider("openai")
+def openai_provider(config: ModelConfig) -> OpenAIProvider:
+    base_url = config.base_url or os.environ.get("OPENAI_BASE_URL") or None
+    key = os.environ.get("OPENAI_API_KEY") or None
+    if key is None and base_url is None:
+        raise MissingCredentials("OPENAI_API_KEY is not set (or set base_url for an OpenAI-compatible server)")
+    try:
+        import openai.types.chat
+    except ImportError:
+        raise MissingCredentials("the openai package is not installed: pip install openai") from None
+    client = openai.AsyncOpenAI(api_key=key or PLACEHOLDER_KEY, base_url=base_url, max_retries=0,
+                                timeout=SDK_TIMEOUT_S)
+    return OpenAIProvider(config, client, openai, key, _token_param(config, base_url))

@@ -1,0 +1,82 @@
+"""Name -> factory registries for the two extension points (providers and metrics).
+
+Built-ins register with the same decorator third parties use. A name that is not found triggers
+loading of the `evals.plugins` entry points once, then fails with the known names and a
+"did you mean".
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from typing import Any, Generic, TypeVar
+
+from evals.errors import EvalsError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+PLUGIN_GROUP = "evals.plugins"
+_plugins_loaded = False
+
+
+def load_plugins() -> None:
+    """Import every module advertised in the `evals.plugins` entry-point group (once)."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    for ep in entry_points(group=PLUGIN_GROUP):
+        ep.load()
+
+
+class Registry(Generic[F]):
+    def __init__(self, kind: str, builtins: Callable[[], None]):
+        self.kind = kind
+        self._factories: dict[str, F] = {}
+        self._builtins = builtins
+        self._builtins_loaded = False
+
+    def register(self, name: str) -> Callable[[F], F]:
+        def decorator(factory: F) -> F:
+            self._factories[name] = factory
+            return factory
+
+        return decorator
+
+    def _ensure_builtins(self) -> None:
+        if not self._builtins_loaded:
+            self._builtins_loaded = True
+            self._builtins()
+
+    def names(self) -> list[str]:
+        self._ensure_builtins()
+        load_plugins()
+        return sorted(self._factories)
+
+    def get(self, name: str) -> F:
+        self._ensure_builtins()
+        if name not in self._factories:
+            load_plugins()
+        if name not in self._factories:
+            known = sorted(self._factories)
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise EvalsError(f"unknown {self.kind} '{name}'.{hint} Known: {', '.join(known)}")
+        return self._factories[name]
+
+    def create(self, name: str, /, **kwargs: Any) -> Any:
+        """Call the factory, turning a bad keyword argument into a clear EvalsError."""
+        factory = self.get(name)
+        try:
+            inspect.signature(factory).bind(**kwargs)
+        except TypeError as e:
+            params = ", ".join(p for p in inspect.signature(factory).parameters)
+            raise EvalsError(f"bad arguments for {self.kind} '{name}': {e}. It takes: {params or 'no arguments'}")
+        try:
+            return factory(**kwargs)
+        except EvalsError:
+            raise
+        except Exception as e:  # a factory rejecting its configuration is a user mistake
+            raise EvalsError(f"{self.kind} '{name}': {type(e).__name__}: {e}") from None

@@ -1,0 +1,1 @@
+"""Rendering of summaries and comparisons: terminal (rich), Markdown, HTML."""

@@ -1,0 +1,169 @@
+"""Runs and their results in SQLite; each result is written the moment it completes."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import secrets
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from evals.errors import EvalsError
+from evals.types import ExampleResult
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    task TEXT NOT NULL,
+    model TEXT NOT NULL,
+    status TEXT NOT NULL,
+    n_samples INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    finished_at TEXT,
+    manifest TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS results (
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    example_id TEXT NOT NULL,
+    line INTEGER,
+    input TEXT,
+    reference TEXT,
+    output TEXT,
+    error TEXT,
+    passed INTEGER NOT NULL,
+    scores TEXT NOT NULL,
+    input_tokens INTEGER,
+    output_tokens INTEGER,
+    latency_s REAL,
+    cost_usd REAL,
+    cached INTEGER,
+    model_version TEXT,
+    finish_reason TEXT,
+    completed_at TEXT NOT NULL,
+    PRIMARY KEY (run_id, example_id)
+);
+"""
+
+
+def default_store_path() -> Path:
+    return Path(os.environ.get("EVALS_STORE", "reports/evals.db"))
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: str
+    task: str
+    model: str
+    status: str  # running, completed, interrupted, budget-stopped
+    n_samples: int
+    n_done: int
+    n_errors: int
+    created_at: str
+    finished_at: str | None
+    manifest: dict[str, Any]
+
+
+class Store:
+    def __init__(self, path: str | Path | None = None):
+        self.path = Path(path) if path else default_store_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def create_run(self, task: str, model: str, n_samples: int, manifest: dict[str, Any]) -> str:
+        run_id = secrets.token_hex(4)
+        self._db.execute(
+            "INSERT INTO runs (id, task, model, status, n_samples, created_at, manifest) VALUES (?,?,?,?,?,?,?)",
+            (run_id, task, model, "running", n_samples, _now(), json.dumps(manifest, sort_keys=True)),
+        )
+        return run_id
+
+    def set_status(self, run_id: str, status: str) -> None:
+        finished = _now() if status != "running" else None
+        self._db.execute("UPDATE runs SET status = ?, finished_at = ? WHERE id = ?", (status, finished, run_id))
+
+    def add_result(self, run_id: str, r: ExampleResult) -> None:
+        c = r.completion
+        scores = {k: dataclasses.asdict(v) for k, v in r.scores.items()}
+        self._db.execute(
+            "INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                run_id, r.sample.id, r.sample.line,
+                json.dumps(r.sample.fields, default=str), json.dumps(r.sample.reference, default=str),
+                c.text, c.error, int(r.passed), json.dumps(scores, default=str),
+                c.input_tokens, c.output_tokens, c.latency_s, c.cost_usd, int(c.cached),
+                c.model_version, c.finish_reason, _now(),
+            ),
+        )
+
+    def done_ids(self, run_id: str) -> set[str]:
+        """Examples finished without error (a resume skips these)."""
+        rows = self._db.execute("SELECT example_id FROM results WHERE run_id = ? AND error IS NULL", (run_id,))
+        return {r[0] for r in rows}
+
+    def resolve(self, run_id: str) -> str:
+        """A full run id from a unique prefix."""
+        rows = self._db.execute("SELECT id FROM runs WHERE id LIKE ? || '%'", (run_id,)).fetchall()
+        if len(rows) == 1:
+            return rows[0][0]
+        if not rows:
+            raise EvalsError(f"no run '{run_id}' in {self.path} (see `evals runs`)")
+        raise EvalsError(f"run id '{run_id}' is ambiguous: {', '.join(sorted(r[0] for r in rows))}")
+
+    _RUN_QUERY = (
+        "SELECT r.id, r.task, r.model, r.status, r.n_samples,"
+        " COUNT(x.example_id), COALESCE(SUM(x.error IS NOT NULL), 0), r.created_at, r.finished_at, r.manifest"
+        " FROM runs r LEFT JOIN results x ON x.run_id = r.id"
+    )
+
+    def get_run(self, run_id: str) -> RunRecord:
+        row = self._db.execute(self._RUN_QUERY + " WHERE r.id = ? GROUP BY r.id", (self.resolve(run_id),)).fetchone()
+        return RunRecord(*row[:9], manifest=json.loads(row[9]))
+
+    def list_runs(self, task: str | None = None, limit: int = 50) -> list[RunRecord]:
+        where, args = (" WHERE r.task = ?", (task,)) if task else ("", ())
+        rows = self._db.execute(
+            self._RUN_QUERY + where + " GROUP BY r.id ORDER BY r.created_at DESC, r.rowid DESC LIMIT ?",
+            (*args, limit),
+        ).fetchall()
+        return [RunRecord(*row[:9], manifest=json.loads(row[9])) for row in rows]
+
+    def results_frame(self, run_id: str) -> pd.DataFrame:
+        """One row per example; each metric's value as column `score.<id>`."""
+        run_id = self.resolve(run_id)
+        df = pd.read_sql_query("SELECT * FROM results WHERE run_id = ? ORDER BY line, example_id",
+                               self._db, params=(run_id,))
+        df["passed"] = df["passed"].astype(bool)
+        df["cached"] = df["cached"].astype(bool)
+        scores = df["scores"].map(json.loads)
+        for metric_id in sorted({k for s in scores for k in s}):
+            df[f"score.{metric_id}"] = scores.map(lambda s: (s.get(metric_id) or {}).get("value"))
+        df["scores"] = scores
+        for col in ("input", "reference"):
+            df[col] = df[col].map(json.loads)
+        return df
+
+
+def load_run(run_id: str, store: str | Path | Store | None = None) -> pd.DataFrame:
+    """A stored run as a pandas DataFrame; the run's manifest and record are in `df.attrs`."""
+    s = store if isinstance(store, Store) else Store(store)
+    df = s.results_frame(run_id)
+    record = s.get_run(run_id)
+    df.attrs["run"] = dataclasses.asdict(record)
+    df.attrs["manifest"] = record.manifest
+    return df

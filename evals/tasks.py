@@ -1,0 +1,228 @@
+"""task.yaml -> Task: dataset layout, prompt, models, metrics and the pass rule, all validated up front."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from evals.errors import EvalsError
+from evals.types import ModelConfig, ModelSpec, Price
+from evals.yamlfile import YamlDoc
+
+TASK_FILE = "task.yaml"
+TOP_KEYS = {"name", "description", "dataset", "prompt", "models", "metrics", "pass", "decision"}
+MODEL_KEYS = {f.name for f in fields(ModelConfig)}
+DATASET_KEYS = {"golden", "train", "id", "reference", "fields"}
+PROMPT_KEYS = {"system", "user", "few_shot"}
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A metric as written in task.yaml: registered name, the id its scores go under, factory kwargs."""
+
+    id: str
+    name: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FewShot:
+    fields: dict[str, Any]
+    answer: str
+
+
+@dataclass(frozen=True)
+class PromptSpec:
+    system: str
+    user: str
+    few_shot: tuple[FewShot, ...] = ()
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    description: str
+    dir: Path
+    golden: str  # file name in dir, or a hub id
+    train: str | None
+    id_field: str
+    reference_field: str
+    input_fields: tuple[str, ...]
+    prompt: PromptSpec
+    models: tuple[ModelConfig, ...]
+    metrics: tuple[MetricSpec, ...]
+    pass_rule: dict[str, float]
+    decision: dict[str, Any]
+    hash: str  # task.yaml plus every file its metrics name
+
+    @property
+    def path(self) -> Path:
+        return self.dir / TASK_FILE
+
+    def model_config(self, spec: str) -> ModelConfig:
+        """The task's settings for this spec, or defaults when the task does not list it."""
+        parsed = ModelSpec.parse(spec)
+        for m in self.models:
+            if m.spec == parsed:
+                return m
+        return ModelConfig(spec=parsed)
+
+
+def tasks_root() -> Path:
+    """Where task names are looked up: $EVALS_TASKS_DIR, else ./golden_sets."""
+    return Path(os.environ.get("EVALS_TASKS_DIR", "golden_sets"))
+
+
+def find_task_file(name_or_path: str) -> Path:
+    path = Path(name_or_path)
+    candidates = [path / TASK_FILE, path] if path.suffix not in (".yaml", ".yml") else [path]
+    candidates.append(tasks_root() / name_or_path / TASK_FILE)
+    for c in candidates:
+        if c.is_file():
+            return c
+    root = tasks_root()
+    known = sorted(p.parent.name for p in root.glob(f"*/{TASK_FILE}")) if root.is_dir() else []
+    close = difflib.get_close_matches(name_or_path, known, n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    raise EvalsError(
+        f"no task '{name_or_path}': not a task folder or task.yaml, and not in {root}/.{hint}"
+        + (f" Known tasks: {', '.join(known)}" if known else "")
+    )
+
+
+def _check_keys(doc: YamlDoc, mapping: Any, allowed: set[str], *where: str | int) -> dict[str, Any]:
+    if not isinstance(mapping, dict):
+        raise doc.error("expected a mapping", *where)
+    for key in mapping:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise doc.error(f"unknown key '{key}'{hint} Allowed: {', '.join(sorted(allowed))}", *where, key)
+    return mapping
+
+
+def _require_str(doc: YamlDoc, value: Any, *where: str | int) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise doc.error("expected a non-empty string", *where)
+    return value
+
+
+def _parse_model(doc: YamlDoc, raw: Any, i: int) -> ModelConfig:
+    if isinstance(raw, str):
+        raw = {"spec": raw}
+    raw = dict(_check_keys(doc, raw, MODEL_KEYS, "models", i))
+    try:
+        spec = ModelSpec.parse(_require_str(doc, raw.pop("spec", None), "models", i, "spec"))
+    except ValueError as e:
+        raise doc.error(str(e), "models", i, "spec")
+    price = raw.pop("price", None)
+    if price is not None:
+        try:
+            price = Price(**price)
+        except TypeError:
+            raise doc.error("price takes input_per_mtok and output_per_mtok (USD per million tokens)",
+                            "models", i, "price")
+    for key, kind in (("temperature", (int, float)), ("max_tokens", int), ("concurrency", int)):
+        if key in raw and not isinstance(raw[key], kind):
+            raise doc.error(f"expected a number, got {raw[key]!r}", "models", i, key)
+    return ModelConfig(spec=spec, price=price, **raw)
+
+
+def _parse_metric(doc: YamlDoc, raw: Any, i: int) -> MetricSpec:
+    if isinstance(raw, str):
+        raw = {"name": raw}
+    if not isinstance(raw, dict):
+        raise doc.error("expected a mapping with 'name' and the metric's arguments", "metrics", i)
+    args = dict(raw)
+    name = _require_str(doc, args.pop("name", None), "metrics", i, "name")
+    metric_id = args.pop("id", name)
+    return MetricSpec(id=str(metric_id), name=name, args=args)
+
+
+def _parse_prompt(doc: YamlDoc, raw: Any) -> PromptSpec:
+    raw = _check_keys(doc, raw, PROMPT_KEYS, "prompt")
+    shots = []
+    for j, shot in enumerate(raw.get("few_shot") or []):
+        if not isinstance(shot, dict) or "answer" not in shot or not isinstance(shot.get("fields"), dict):
+            raise doc.error("a few-shot example needs 'fields' (a mapping) and 'answer'", "prompt", "few_shot", j)
+        shots.append(FewShot(fields=shot["fields"], answer=str(shot["answer"])))
+    return PromptSpec(
+        system=str(raw.get("system") or ""),
+        user=_require_str(doc, raw.get("user"), "prompt", "user"),
+        few_shot=tuple(shots),
+    )
+
+
+def _task_hash(doc: YamlDoc, metrics: tuple[MetricSpec, ...]) -> str:
+    h = hashlib.sha256(doc.path.read_bytes())
+    for m in metrics:
+        for value in m.args.values():
+            if isinstance(value, str) and (doc.path.parent / value).is_file():
+                h.update((doc.path.parent / value).read_bytes())
+    return h.hexdigest()
+
+
+def load_task(name_or_path: str) -> Task:
+    """Load and validate a task; metric names, arguments and templates are checked before any model call."""
+    path = find_task_file(name_or_path)
+    doc = YamlDoc(path)
+    data = _check_keys(doc, doc.data, TOP_KEYS)
+    dataset = _check_keys(doc, data.get("dataset"), DATASET_KEYS, "dataset")
+    input_fields = dataset.get("fields") or []
+    if not isinstance(input_fields, list) or not all(isinstance(f, str) for f in input_fields):
+        raise doc.error("expected a list of field names", "dataset", "fields")
+    models = tuple(_parse_model(doc, m, i) for i, m in enumerate(data.get("models") or []))
+    metrics = tuple(_parse_metric(doc, m, i) for i, m in enumerate(data.get("metrics") or []))
+    if not metrics:
+        raise doc.error("a task needs at least one metric", "metrics")
+    ids = [m.id for m in metrics]
+    if len(set(ids)) != len(ids):
+        raise doc.error(f"metric ids must be unique (got {ids}); give repeats an 'id'", "metrics")
+    pass_rule = data.get("pass") or {}
+    if not isinstance(pass_rule, dict):
+        raise doc.error("expected a mapping of metric id to threshold", "pass")
+    for metric_id, threshold in pass_rule.items():
+        if metric_id not in ids:
+            close = difflib.get_close_matches(str(metric_id), ids, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise doc.error(f"'{metric_id}' is not a metric id of this task{hint}", "pass", metric_id)
+        if not isinstance(threshold, (int, float)):
+            raise doc.error(f"threshold must be a number, got {threshold!r}", "pass", metric_id)
+    task = Task(
+        name=str(data.get("name") or path.parent.name),
+        description=str(data.get("description") or ""),
+        dir=path.parent.resolve(),
+        golden=_require_str(doc, dataset.get("golden"), "dataset", "golden"),
+        train=dataset.get("train"),
+        id_field=str(dataset.get("id", "id")),
+        reference_field=str(dataset.get("reference", "reference")),
+        input_fields=tuple(input_fields),
+        prompt=_parse_prompt(doc, data.get("prompt")),
+        models=models,
+        metrics=metrics,
+        pass_rule={str(k): float(v) for k, v in pass_rule.items()},
+        decision=dict(data.get("decision") or {}),
+        hash=_task_hash(doc, metrics),
+    )
+    _validate_plugins(doc, task)
+    return task
+
+
+def _validate_plugins(doc: YamlDoc, task: Task) -> None:
+    """Build every metric and compile the templates now, so mistakes surface before any model call."""
+    from evals.metrics import build_metric
+    from evals.prompts import compile_prompt
+
+    for i, spec in enumerate(task.metrics):
+        try:
+            build_metric(spec, task)
+        except EvalsError as e:
+            raise doc.error(e.message, "metrics", i, "name") from None
+    try:
+        compile_prompt(task.prompt)
+    except EvalsError as e:
+        raise doc.error(e.message, "prompt") from None

@@ -1,0 +1,140 @@
+"""Frozen value types shared by every part of evals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from evals.tasks import Task
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One golden example: the fields the prompt renders, and the reference answer."""
+
+    id: str
+    fields: dict[str, Any]
+    reference: Any
+    line: int = 0  # 1-based line (or row) in the source file, for error messages
+
+
+@dataclass(frozen=True)
+class GenerateParams:
+    temperature: float = 0.0
+    max_tokens: int = 512
+    top_p: float | None = None
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "top_p": self.top_p,
+            "stop": list(self.stop),
+            "seed": self.seed,
+        }
+
+
+@dataclass(frozen=True)
+class Completion:
+    """What a provider returned for one request (or why it could not)."""
+
+    text: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+    latency_s: float = 0.0
+    cost_usd: float = 0.0
+    error: str | None = None
+    model_version: str | None = None  # the model name the API reports back, for drift checks
+    finish_reason: str | None = None
+    cached: bool = False
+
+
+@dataclass(frozen=True)
+class Score:
+    """One metric's verdict on one example. `value` is in [0, 1] unless the metric says otherwise."""
+
+    value: float | None
+    explanation: str = ""
+    error: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScoreContext:
+    """Everything a metric may look at; passed as one keyword-only object so new fields never break metrics."""
+
+    sample: Sample
+    completion: Completion
+    task: Task | None = None
+
+
+@dataclass(frozen=True)
+class Price:
+    """USD per million tokens."""
+
+    input_per_mtok: float = 0.0
+    output_per_mtok: float = 0.0
+
+    def cost(self, input_tokens: int, output_tokens: int) -> float:
+        return (input_tokens * self.input_per_mtok + output_tokens * self.output_per_mtok) / 1e6
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """`provider:model[+lora:ADAPTER_DIR]`, e.g. `openai:gpt-4o-mini`, `local:smollm2+lora:finetune/adapters/x`."""
+
+    provider: str
+    model: str
+    adapter: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> ModelSpec:
+        provider, sep, rest = text.strip().partition(":")
+        if not sep or not provider or not rest:
+            raise ValueError(f"model spec '{text}' is not of the form provider:model[+lora:ADAPTER_DIR]")
+        model, sep, adapter = rest.partition("+lora:")
+        if sep and not adapter:
+            raise ValueError(f"model spec '{text}' has '+lora:' with no adapter directory")
+        return cls(provider, model, adapter or None)
+
+    def __str__(self) -> str:
+        return f"{self.provider}:{self.model}" + (f"+lora:{self.adapter}" if self.adapter else "")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """One model of a task: its spec plus per-model settings from task.yaml."""
+
+    spec: ModelSpec
+    base_url: str | None = None
+    temperature: float = 0.0
+    max_tokens: int = 512
+    system: str | None = None  # overrides the task's system prompt for this model
+    price: Price | None = None  # overrides the built-in price table
+    concurrency: int | None = None  # API: connections; local: batch size
+    options: dict[str, Any] = field(default_factory=dict)  # provider-specific extras
+
+    @property
+    def params(self) -> GenerateParams:
+        return GenerateParams(temperature=self.temperature, max_tokens=self.max_tokens)
+
+
+@dataclass(frozen=True)
+class ExampleResult:
+    """One example of one run: the model's completion, every metric's score, and the match verdict."""
+
+    sample: Sample
+    completion: Completion
+    scores: dict[str, Score]
+    passed: bool

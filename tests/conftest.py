@@ -1,0 +1,60 @@
+"""Shared fixtures: an isolated store and cache per test, and small task folders built on the fly."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+API_KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL")
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
+    """Every test gets its own store and cache; API keys are hidden except from `live` tests."""
+    monkeypatch.setenv("EVALS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("EVALS_STORE", str(tmp_path / "evals.db"))
+    if "live" not in request.keywords:
+        for key in API_KEYS:
+            monkeypatch.delenv(key, raising=False)
+
+
+def qa_rows(n: int) -> list[dict[str, Any]]:
+    """n examples whose reference is {"labels": [...]}; the answer to example i is labels ["l<i%3>"]."""
+    return [{"id": f"ex{i:03d}", "question": f"question {i}", "reference": {"labels": [f"l{i % 3}"]}}
+            for i in range(n)]
+
+
+def answer_for(i: int) -> str:
+    return json.dumps({"labels": [f"l{i % 3}"]})
+
+
+QA_TASK: dict[str, Any] = {
+    "name": "qa",
+    "dataset": {"golden": "golden.jsonl", "fields": ["question"]},
+    "prompt": {"system": "Answer with JSON.", "user": "{{ question }}"},
+    "models": [{"spec": "fake:scripted"}],
+    "metrics": [{"name": "json_valid"}, {"name": "set_f1", "id": "labels_f1", "field": "labels"}],
+    "pass": {"json_valid": 1, "labels_f1": 1},
+}
+
+
+@pytest.fixture
+def make_task(tmp_path: Path) -> Callable[..., Path]:
+    """Write a task folder: make_task(rows=..., golden_text=..., **task.yaml overrides) -> its path."""
+
+    def make(rows: list[dict[str, Any]] | None = None, golden_text: str | None = None, **overrides: Any) -> Path:
+        folder = tmp_path / "task"
+        folder.mkdir(exist_ok=True)
+        spec = {**QA_TASK, **overrides}
+        (folder / "task.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+        if golden_text is None:
+            golden_text = "".join(json.dumps(r) + "\n" for r in (rows if rows is not None else qa_rows(6)))
+        (folder / "golden.jsonl").write_text(golden_text)
+        return folder
+
+    return make

@@ -1,0 +1,402 @@
+"""A stand-in for the OpenAI and Anthropic HTTP APIs on 127.0.0.1, for tests and benchmarks.
+
+Speaks just enough HTTP/1.1 (keep-alive, Content-Length bodies) on asyncio to serve hundreds of
+concurrent connections from one thread at little CPU cost:
+
+    POST /v1/chat/completions   OpenAI chat completions
+    POST /v1/messages           Anthropic messages
+    GET  /_stats                counters as JSON (for a server in another process)
+    POST /_faults               a JSON list of faults to inject (for a server in another process)
+
+Answers come from `answer(body) -> text` (default: echo the last user message) after `latency`
+seconds. Faults queued with `inject()` are served in order, one per API request: an HTTP error
+(429 with retry-after, 500, 503, 529, 401 echoing the key as some servers do, 400) or a dropped
+connection (the socket closed without a response). Every request is recorded and counted, in total
+and per prompt (the last user message), so a test can assert each example completed exactly once.
+
+    with StandinServer(latency=0.01) as server:   # a thread of this process
+        ModelConfig(spec=..., base_url=server.base_url)          # openai: http://127.0.0.1:PORT/v1
+        ModelConfig(spec=..., base_url=server.anthropic_base_url)  # anthropic: http://127.0.0.1:PORT
+
+    with StandinProcess(latency=0.2) as server:   # another process, so its CPU is not yours
+        server.stats()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import multiprocessing
+import threading
+import time
+import urllib.request
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from http import HTTPStatus
+from typing import Any
+
+OPENAI_MODEL = "gpt-4o-mini-2024-07-18"
+ANTHROPIC_MODEL = "claude-haiku-4-5-20251001"
+Answer = Callable[[dict[str, Any]], str]
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One injected failure. `status=None` drops the connection without a response."""
+
+    status: int | None
+    retry_after: str | None = None  # header value: seconds ("0.05") or an HTTP date
+    retry_after_ms: str | None = None
+    echo_key: bool = False  # put the caller's API key in the error message, as some servers do
+    message: str = "injected fault"
+
+    @classmethod
+    def drop(cls) -> Fault:
+        return cls(None)
+
+    @classmethod
+    def rate_limit(cls, retry_after: str | None = "0.01", retry_after_ms: str | None = None) -> Fault:
+        return cls(429, retry_after, retry_after_ms, message="rate limit reached")
+
+
+@dataclass(frozen=True)
+class Recorded:
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+@dataclass
+class Counts:
+    received: int = 0  # API requests, including failed ones
+    completed: int = 0  # successful answers sent
+    received_by_prompt: Counter[str] = field(default_factory=Counter)
+    completed_by_prompt: Counter[str] = field(default_factory=Counter)
+
+
+def _text(content: Any) -> str:
+    """A message's content: a string, or a list of parts with text."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return ""
+
+
+def last_user_message(body: dict[str, Any]) -> str:
+    for m in reversed(body.get("messages") or []):
+        if m.get("role") == "user":
+            return _text(m.get("content"))
+    return ""
+
+
+def echo(body: dict[str, Any]) -> str:
+    return last_user_message(body)
+
+
+@dataclass(frozen=True)
+class fixed:  # noqa: N801 - reads as a function: answer=fixed('{"labels": []}'); picklable for StandinProcess
+    text: str
+
+    def __call__(self, body: dict[str, Any]) -> str:
+        return self.text
+
+
+def _words(body: dict[str, Any]) -> int:
+    texts = [_text(m.get("content")) for m in body.get("messages") or []] + [_text(body.get("system"))]
+    return sum(len(t.split()) for t in texts)
+
+
+class StandinServer:
+    def __init__(
+        self,
+        answer: Answer = echo,
+        *,
+        latency: float = 0.0,
+        openai_model: str = OPENAI_MODEL,
+        anthropic_model: str = ANTHROPIC_MODEL,
+        record: bool = True,
+    ):
+        self.answer = answer
+        self.latency = latency
+        self.openai_model = openai_model
+        self.anthropic_model = anthropic_model
+        self.record = record
+        self.counts = Counts()
+        self.requests: list[Recorded] = []
+        self._faults: deque[Fault] = deque()
+        self._ids = itertools.count(1)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: asyncio.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._handlers: set[asyncio.Task[None]] = set()
+        self.port = 0
+
+    # ---- the test-facing surface -------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """For `openai:` (the SDK appends /chat/completions)."""
+        return self.url + "/v1"
+
+    @property
+    def anthropic_base_url(self) -> str:
+        """For `anthropic:` (the SDK appends /v1/messages)."""
+        return self.url
+
+    def base_url_for(self, provider: str) -> str:
+        return self.anthropic_base_url if provider == "anthropic" else self.base_url
+
+    def inject(self, *faults: Fault) -> None:
+        """Serve these faults, in order, to the next API requests."""
+        self._faults.extend(faults)
+
+    @property
+    def pending_faults(self) -> int:
+        return len(self._faults)
+
+    def stats(self) -> dict[str, Any]:
+        c = self.counts
+        return {"received": c.received, "completed": c.completed, "pending_faults": len(self._faults),
+                "cpu_s": time.process_time(),  # the serving process's CPU (all of it, in thread mode)
+                "received_by_prompt": dict(c.received_by_prompt), "completed_by_prompt": dict(c.completed_by_prompt)}
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+
+    def __enter__(self) -> StandinServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Serve from a daemon thread with its own event loop; returns once the port is bound."""
+        ready = threading.Event()
+
+        def run() -> None:
+            self._loop = asyncio.new_event_loop()
+            self._loop.run_until_complete(self._bind())
+            ready.set()
+            self._loop.run_forever()
+            self._loop.run_until_complete(self._shutdown())
+            self._loop.close()
+
+        self._thread = threading.Thread(target=run, name="standin-server", daemon=True)
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("stand-in server did not start")
+
+    def stop(self) -> None:
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+            self._loop = self._thread = None
+
+    async def serve_forever(self) -> None:
+        """Serve on the current event loop (for a dedicated process)."""
+        await self._bind()
+        assert self._server is not None
+        await self._server.serve_forever()
+
+    async def _bind(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port, backlog=1024)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _shutdown(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._handlers):
+            task.cancel()
+        await asyncio.gather(*self._handlers, return_exceptions=True)
+
+    # ---- HTTP --------------------------------------------------------------------------------
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return
+                request_line, *lines = head.decode("latin-1").split("\r\n")
+                method, path, _ = request_line.split(" ", 2)
+                headers = {}
+                for line in lines:
+                    name, sep, value = line.partition(":")
+                    if sep:
+                        headers[name.strip().lower()] = value.strip()
+                raw = await reader.readexactly(int(headers.get("content-length", "0")))
+                keep_open = await self._respond(method, path, headers, raw, writer)
+                if not keep_open or headers.get("connection", "").lower() == "close":
+                    return
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            return  # a client gone, or the server stopping: either way this connection is done
+        finally:
+            self._handlers.discard(task)
+            writer.close()
+
+    async def _respond(self, method: str, path: str, headers: dict[str, str], raw: bytes,
+                       writer: asyncio.StreamWriter) -> bool:
+        """Write one response; False when the connection must be closed (a dropped-connection fault)."""
+        path = path.split("?", 1)[0]
+        if method == "GET" and path == "/_stats":
+            return await self._send(writer, 200, self.stats())
+        if method == "POST" and path == "/_faults":
+            self.inject(*(Fault(**f) for f in json.loads(raw or b"[]")))
+            return await self._send(writer, 200, {"pending_faults": len(self._faults)})
+        kind = {"/v1/chat/completions": "openai", "/v1/messages": "anthropic"}.get(path)
+        if method != "POST" or kind is None:
+            return await self._send(writer, 404, {"error": {"message": f"no route {method} {path}"}})
+        body = json.loads(raw or b"{}")
+        prompt = last_user_message(body)
+        counts = self.counts
+        counts.received += 1
+        counts.received_by_prompt[prompt] += 1
+        if self.record:
+            self.requests.append(Recorded(path, headers, body))
+        if self._faults:
+            return await self._fault(self._faults.popleft(), kind, headers, writer)
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        text = self.answer(body)
+        reply = self._openai_reply(body, text) if kind == "openai" else self._anthropic_reply(body, text)
+        counts.completed += 1
+        counts.completed_by_prompt[prompt] += 1
+        return await self._send(writer, 200, reply)
+
+    async def _fault(self, fault: Fault, kind: str, headers: dict[str, str], writer: asyncio.StreamWriter) -> bool:
+        if fault.status is None:
+            return False  # the caller closes the socket: no status line, no body
+        message = fault.message
+        if fault.echo_key:
+            key = headers.get("x-api-key") or headers.get("authorization", "").removeprefix("Bearer ")
+            message = f"Incorrect API key provided: {key}"
+        extra = {}
+        if fault.retry_after is not None:
+            extra["retry-after"] = fault.retry_after
+        if fault.retry_after_ms is not None:
+            extra["retry-after-ms"] = fault.retry_after_ms
+        error_type = {429: "rate_limit_error", 529: "overloaded_error", 401: "authentication_error"}.get(
+            fault.status, "api_error" if fault.status >= 500 else "invalid_request_error")
+        payload: dict[str, Any] = {"error": {"message": message, "type": error_type}}
+        if kind == "anthropic":
+            payload = {"type": "error", **payload}
+        return await self._send(writer, fault.status, payload, extra)
+
+    def _openai_reply(self, body: dict[str, Any], text: str) -> dict[str, Any]:
+        prompt_tokens, completion_tokens = _words(body), max(1, len(text.split()))
+        return {
+            "id": f"chatcmpl-{next(self._ids)}", "object": "chat.completion", "created": int(time.time()),
+            "model": self.openai_model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                      "total_tokens": prompt_tokens + completion_tokens},
+        }
+
+    def _anthropic_reply(self, body: dict[str, Any], text: str) -> dict[str, Any]:
+        return {
+            "id": f"msg_{next(self._ids)}", "type": "message", "role": "assistant", "model": self.anthropic_model,
+            "content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "stop_sequence": None,
+            "usage": {"input_tokens": _words(body), "output_tokens": max(1, len(text.split()))},
+        }
+
+    @staticmethod
+    async def _send(writer: asyncio.StreamWriter, status: int, payload: Any, extra: dict[str, str] | None = None) -> bool:
+        data = json.dumps(payload).encode()
+        head = [f"HTTP/1.1 {status} {_reason(status)}", "content-type: application/json",
+                f"content-length: {len(data)}"]
+        head += [f"{k}: {v}" for k, v in (extra or {}).items()]
+        writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + data)
+        await writer.drain()
+        return True
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Overloaded" if status == 529 else "Error"
+
+
+# ---- the same server in another process --------------------------------------------------------
+
+
+def _serve_in_child(conn: Any, answer: Answer, latency: float, record: bool) -> None:
+    async def main() -> None:
+        server = StandinServer(answer, latency=latency, record=record)
+        serving = asyncio.ensure_future(server.serve_forever())
+        while not server.port:
+            await asyncio.sleep(0.001)
+        conn.send(server.port)
+        await asyncio.get_running_loop().run_in_executor(None, conn.recv)  # any message (or EOF): stop
+        serving.cancel()
+        await server._shutdown()
+
+    try:
+        asyncio.run(main())
+    except (asyncio.CancelledError, EOFError):
+        pass
+
+
+class StandinProcess:
+    """A StandinServer in a child process (spawned), controlled over HTTP: its CPU is not the caller's."""
+
+    def __init__(self, answer: Answer = echo, *, latency: float = 0.0, record: bool = False):
+        self._args = (answer, latency, record)
+        self._proc: multiprocessing.process.BaseProcess | None = None
+        self._conn: Any = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return self.url + "/v1"
+
+    @property
+    def anthropic_base_url(self) -> str:
+        return self.url
+
+    def base_url_for(self, provider: str) -> str:
+        return self.anthropic_base_url if provider == "anthropic" else self.base_url
+
+    def stats(self) -> dict[str, Any]:
+        with urllib.request.urlopen(self.url + "/_stats", timeout=10) as r:
+            return json.loads(r.read())
+
+    def inject(self, *faults: Fault) -> None:
+        data = json.dumps([asdict(f) for f in faults]).encode()
+        request = urllib.request.Request(self.url + "/_faults", data=data, method="POST")
+        with urllib.request.urlopen(request, timeout=10) as r:
+            r.read()
+
+    def __enter__(self) -> StandinProcess:
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_serve_in_child, args=(child, *self._args), daemon=True)
+        self._proc.start()
+        if not self._conn.poll(30):
+            self._proc.terminate()
+            raise RuntimeError("stand-in server process did not start")
+        self.port = self._conn.recv()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._proc is not None:
+            self._conn.send("stop")
+            self._proc.join(10)
+            if self._proc.is_alive():
+                self._proc.terminate()
+            self._proc = None

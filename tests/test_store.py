@@ -1,0 +1,52 @@
+"""The store round trip: what the runner writes is what load_run and the CLI read back."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from evals import load_run
+from evals.cli import app
+from evals.store import Store
+from evals.types import Completion, ExampleResult, Sample, Score
+
+
+def test_round_trip(tmp_path) -> None:
+    store = Store(tmp_path / "s.db")
+    run_id = store.create_run("qa", "fake:x", 2, {"golden": {"hash": "abc", "n": 2}})
+    sample = Sample("a", {"question": "q?"}, {"labels": ["l1"]}, line=1)
+    completion = Completion(text='{"labels": ["l1"]}', input_tokens=12, output_tokens=5, latency_s=0.25,
+                            cost_usd=0.001, model_version="fake-1", finish_reason="stop")
+    store.add_result(run_id, ExampleResult(sample, completion, {"f1": Score(1.0, details={"p": 1})}, True))
+    failed = Sample("b", {"question": "?"}, {"labels": []}, line=2)
+    store.add_result(run_id, ExampleResult(failed, Completion(text="", error="HTTP 500"), {}, False))
+    store.set_status(run_id, "completed")
+
+    df = load_run(run_id[:4], tmp_path / "s.db")  # a unique prefix is enough
+    assert df["example_id"].tolist() == ["a", "b"]
+    row = df.iloc[0]
+    assert (row["output"], row["input_tokens"], row["output_tokens"]) == ('{"labels": ["l1"]}', 12, 5)
+    assert row["score.f1"] == 1.0 and row["scores"]["f1"]["details"] == {"p": 1}
+    assert row["input"] == {"question": "q?"} and row["reference"] == {"labels": ["l1"]}
+    assert df["passed"].tolist() == [True, False] and df.iloc[1]["error"] == "HTTP 500"
+    assert df.attrs["manifest"]["golden"]["hash"] == "abc"
+    record = store.get_run(run_id)
+    assert (record.status, record.n_done, record.n_errors) == ("completed", 2, 1)
+    assert store.done_ids(run_id) == {"a"}  # the failed example is run again on resume
+
+
+def test_cli_lists_and_shows_runs(tmp_path, make_task) -> None:
+    folder = make_task()
+    db = str(tmp_path / "cli.db")
+    runner = CliRunner()
+    result = runner.invoke(app, ["run", str(folder), "--store", db, "--no-progress", "--json"])
+    assert result.exit_code == 0, result.output
+    [summary] = json.loads(result.stdout)
+    assert summary["model"] == "fake:scripted" and summary["n"] == 6 and summary["matches"] == 0
+    listed = json.loads(runner.invoke(app, ["runs", "--store", db, "--json"]).stdout)
+    assert [r["id"] for r in listed] == [summary["run_id"]]
+    shown = runner.invoke(app, ["show", summary["run_id"], "--store", db])
+    assert shown.exit_code == 0 and "ex000" in shown.stdout
+    missing = runner.invoke(app, ["show", "zzzz", "--store", db])
+    assert missing.exit_code == 2 and "no run 'zzzz'" in missing.output

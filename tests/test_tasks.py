@@ -1,0 +1,125 @@
+"""Bad input is refused before any model call, with the file, line and field named."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from evals.cli import app
+from evals.errors import EvalsError
+from evals.golden import load_samples, samples_hash
+from evals.prompts import render_messages
+from evals.tasks import load_task
+from tests.conftest import qa_rows
+
+
+def test_loads_the_shipped_resume_task() -> None:
+    task = load_task("resume-feedback")
+    assert task.name == "resume-feedback"
+    assert [m.id for m in task.metrics] == ["json_valid", "issue_f1", "score_within_1"]
+    assert str(task.models[0].spec) == "openai:gpt-4o-mini"
+    assert task.pass_rule == {"json_valid": 1.0, "issue_f1": 0.75, "score_within_1": 1.0}
+
+
+def test_task_renders_chat_messages(make_task) -> None:
+    task = load_task(str(make_task()))
+    sample = load_samples(task)[0]
+    messages = render_messages(task.prompt, sample.fields)
+    assert [(m.role, m.content) for m in messages] == [("system", "Answer with JSON."), ("user", "question 0")]
+    assert render_messages(task.prompt, sample.fields, system="Be terse.")[0].content == "Be terse."
+
+
+def test_malformed_jsonl_line_is_named(make_task) -> None:
+    good = json.dumps(qa_rows(1)[0])
+    folder = make_task(golden_text=f"{good}\n\n{{\"id\": \"x\", broken\n")
+    with pytest.raises(EvalsError) as e:
+        load_samples(load_task(str(folder)))
+    assert e.value.line == 3 and e.value.file.endswith("golden.jsonl")
+    assert "malformed JSON" in str(e.value)
+
+
+def test_missing_field_is_named_with_its_line(make_task) -> None:
+    rows = qa_rows(3)
+    del rows[2]["question"]
+    with pytest.raises(EvalsError) as e:
+        load_samples(load_task(str(make_task(rows=rows))))
+    assert (e.value.line, e.value.field) == (3, "question")
+
+
+def test_duplicate_ids_are_refused(make_task) -> None:
+    rows = qa_rows(3)
+    rows[2]["id"] = rows[0]["id"]
+    with pytest.raises(EvalsError, match="duplicate id 'ex000' \\(first on line 1\\)"):
+        load_samples(load_task(str(make_task(rows=rows))))
+
+
+def test_unknown_metric_suggests_the_close_name(make_task) -> None:
+    folder = make_task(metrics=[{"name": "json_valid"}, {"name": "set_f2", "field": "labels"}],
+                       **{"pass": {"json_valid": 1}})
+    with pytest.raises(EvalsError) as e:
+        load_task(str(folder))
+    assert "unknown metric 'set_f2'" in str(e.value) and "Did you mean 'set_f1'" in str(e.value)
+    text = (folder / "task.yaml").read_text().splitlines()
+    assert "set_f2" in text[e.value.line - 1]  # the line number points at the bad entry
+
+
+def test_bad_metric_argument_fails_at_load_time(make_task) -> None:
+    folder = make_task(metrics=[{"name": "set_f1", "fieldd": "labels"}], **{"pass": {}})
+    with pytest.raises(EvalsError, match="bad arguments for metric 'set_f1'.*fieldd"):
+        load_task(str(folder))
+
+
+def test_pass_rule_must_name_a_metric(make_task) -> None:
+    with pytest.raises(EvalsError, match="'label_f1' is not a metric id.*did you mean 'labels_f1'"):
+        load_task(str(make_task(**{"pass": {"label_f1": 1}})))
+
+
+def test_unknown_model_setting_is_named(make_task) -> None:
+    with pytest.raises(EvalsError) as e:
+        load_task(str(make_task(models=[{"spec": "fake:x", "temprature": 0}])))
+    assert e.value.field == "models.0.temprature" and "did you mean 'temperature'" in str(e.value)
+
+
+def test_template_syntax_error_is_caught_at_load(make_task) -> None:
+    with pytest.raises(EvalsError, match="template syntax error"):
+        load_task(str(make_task(prompt={"system": "", "user": "{{ question "})))
+
+
+def test_unknown_task_name_lists_known_tasks() -> None:
+    with pytest.raises(EvalsError, match="Did you mean 'resume-feedback'"):
+        load_task("resume-feedbak")
+
+
+def test_golden_hash_ignores_format_and_order(tmp_path, make_task) -> None:
+    task = load_task(str(make_task()))
+    samples = load_samples(task)
+    assert samples_hash(samples) == samples_hash(list(reversed(samples)))
+    changed = load_samples(load_task(str(make_task(rows=qa_rows(5)))))
+    assert samples_hash(changed) != samples_hash(samples)
+
+
+def test_csv_golden_set_loads_through_datasets(tmp_path, make_task) -> None:
+    folder = make_task(dataset={"golden": "golden.csv", "fields": ["question"]})
+    (folder / "golden.csv").write_text("id,question,reference\na,What is 2+2?,4\nb,,5\n")
+    with pytest.raises(EvalsError) as e:
+        load_samples(load_task(str(folder)))
+    assert (e.value.line, e.value.field) == (3, "question")  # header is line 1
+
+
+def test_cli_reports_bad_input_with_exit_2_and_no_traceback(make_task) -> None:
+    folder = make_task(golden_text='{"id": "a", "question": "q", "reference": {}}\nnot json\n')
+    result = CliRunner().invoke(app, ["run", str(folder), "--no-progress"])
+    assert result.exit_code == 2
+    assert "golden.jsonl:2" in result.output and "malformed JSON" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path) -> None:
+    (tmp_path / "task.yaml").write_text("name: x\nprompt:\n  user: [unclosed\n")
+    with pytest.raises(EvalsError) as e:
+        load_task(str(tmp_path))
+    assert e.value.line is not None and "invalid YAML" in str(e.value)
+    assert yaml  # imported for the fixture's writer
