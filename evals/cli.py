@@ -160,7 +160,3 @@ def show(
     console.print(f"golden {m['golden']['hash'][:12]} ({m['golden']['n']} examples), task {m['task']['hash'][:12]}, "
                   f"params {m['params']}, git {(m['git'].get('commit') or '-')[:10]}", highlight=False)
     console.print(examples_table(df, examples))
-
-
-def main() -> None:  # pragma: no cover
-    app()

@@ -1,0 +1,5 @@
+"""`python -m evals`: the same as the `evals` command."""
+
+from evals.cli import app
+
+app(prog_name="evals")
