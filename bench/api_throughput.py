@@ -89,7 +89,8 @@ async def main(args: argparse.Namespace) -> None:
         for i in range(args.repeat):
             m = await one_run(args, server, Path(d), i)
             ratio, cpu_ms = m["wall"] / ideal, m["cpu"] / args.n * 1000
-            print(f"run {i + 1}: {args.provider} n={args.n} concurrency={args.concurrency} latency={args.latency}s | "
+            print(f"run {i + 1}: {args.provider} n={args.n} concurrency={args.concurrency} "
+                  f"latency={args.latency}s | "
                   f"wall {m['wall']:.3f}s  ideal {ideal:.3f}s  ratio {ratio:.3f} (target <= 1.3) | "
                   f"harness CPU {m['cpu']:.3f}s = {cpu_ms:.2f} ms/example (target < 2) | "
                   f"server CPU {m['server_cpu'] / args.n * 1000:.2f} ms/request (not counted)")

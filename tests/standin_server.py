@@ -35,7 +35,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Self
 
 OPENAI_MODEL = "gpt-4o-mini-2024-07-18"
 ANTHROPIC_MODEL = "claude-haiku-4-5-20251001"
@@ -97,7 +97,9 @@ def echo(body: dict[str, Any]) -> str:
 
 
 @dataclass(frozen=True)
-class fixed:  # noqa: N801 - reads as a function: answer=fixed('{"labels": []}'); picklable for StandinProcess
+class fixed:  # lowercase: reads as a function
+    """`answer=fixed('{"labels": []}')`: always this text (a class, so StandinProcess can pickle it)."""
+
     text: str
 
     def __call__(self, body: dict[str, Any]) -> str:
@@ -165,11 +167,12 @@ class StandinServer:
         c = self.counts
         return {"received": c.received, "completed": c.completed, "pending_faults": len(self._faults),
                 "cpu_s": time.process_time(),  # the serving process's CPU (all of it, in thread mode)
-                "received_by_prompt": dict(c.received_by_prompt), "completed_by_prompt": dict(c.completed_by_prompt)}
+                "received_by_prompt": dict(c.received_by_prompt),
+                "completed_by_prompt": dict(c.completed_by_prompt)}
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
-    def __enter__(self) -> StandinServer:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -274,7 +277,8 @@ class StandinServer:
         counts.completed_by_prompt[prompt] += 1
         return await self._send(writer, 200, reply)
 
-    async def _fault(self, fault: Fault, kind: str, headers: dict[str, str], writer: asyncio.StreamWriter) -> bool:
+    async def _fault(self, fault: Fault, kind: str, headers: dict[str, str],
+                     writer: asyncio.StreamWriter) -> bool:
         if fault.status is None:
             return False  # the caller closes the socket: no status line, no body
         message = fault.message
@@ -298,20 +302,23 @@ class StandinServer:
         return {
             "id": f"chatcmpl-{next(self._ids)}", "object": "chat.completion", "created": int(time.time()),
             "model": self.openai_model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                         "finish_reason": "stop"}],
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                       "total_tokens": prompt_tokens + completion_tokens},
         }
 
     def _anthropic_reply(self, body: dict[str, Any], text: str) -> dict[str, Any]:
         return {
-            "id": f"msg_{next(self._ids)}", "type": "message", "role": "assistant", "model": self.anthropic_model,
+            "id": f"msg_{next(self._ids)}", "type": "message", "role": "assistant",
+            "model": self.anthropic_model,
             "content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "stop_sequence": None,
             "usage": {"input_tokens": _words(body), "output_tokens": max(1, len(text.split()))},
         }
 
     @staticmethod
-    async def _send(writer: asyncio.StreamWriter, status: int, payload: Any, extra: dict[str, str] | None = None) -> bool:
+    async def _send(writer: asyncio.StreamWriter, status: int, payload: Any,
+                    extra: dict[str, str] | None = None) -> bool:
         data = json.dumps(payload).encode()
         head = [f"HTTP/1.1 {status} {_reason(status)}", "content-type: application/json",
                 f"content-length: {len(data)}"]
@@ -382,14 +389,16 @@ class StandinProcess:
         with urllib.request.urlopen(request, timeout=10) as r:
             r.read()
 
-    def __enter__(self) -> StandinProcess:
+    def __enter__(self) -> Self:
         ctx = multiprocessing.get_context("spawn")
         self._conn, child = ctx.Pipe()
         self._proc = ctx.Process(target=_serve_in_child, args=(child, *self._args), daemon=True)
         self._proc.start()
-        if not self._conn.poll(30):
-            self._proc.terminate()
-            raise RuntimeError("stand-in server process did not start")
+        deadline = time.monotonic() + 30
+        while not self._conn.poll(0.05):
+            if not self._proc.is_alive() or time.monotonic() > deadline:
+                self._proc.terminate()
+                raise RuntimeError(f"stand-in server process did not start (exit code {self._proc.exitcode})")
         self.port = self._conn.recv()
         return self
 

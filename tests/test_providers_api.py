@@ -11,7 +11,7 @@ import asyncio
 import json
 import re
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,15 @@ from evals.store import Store, load_run
 from evals.tasks import load_task
 from evals.types import GenerateParams, Message, ModelConfig, ModelSpec, Price
 from tests.conftest import answer_for, qa_rows
-from tests.standin_server import ANTHROPIC_MODEL, OPENAI_MODEL, Fault, StandinServer, last_user_message
+from tests.standin_server import (
+    ANTHROPIC_MODEL,
+    OPENAI_MODEL,
+    Fault,
+    StandinProcess,
+    StandinServer,
+    fixed,
+    last_user_message,
+)
 
 FAST = RunOptions(backoff_s=0.001, max_backoff_s=0.01, timeout_s=5)
 FACTORIES = {"openai": openai_provider, "anthropic": anthropic_provider}
@@ -54,7 +62,8 @@ def server():
 
 
 def config_for(provider: str, server: StandinServer, **kw: Any) -> ModelConfig:
-    return ModelConfig(spec=ModelSpec(provider, MODELS[provider]), base_url=server.base_url_for(provider), **kw)
+    spec = ModelSpec(provider, MODELS[provider])
+    return ModelConfig(spec=spec, base_url=server.base_url_for(provider), **kw)
 
 
 def setup_run(make_task, server: StandinServer, provider: str, n: int):
@@ -96,7 +105,8 @@ async def test_openai_sends_optional_params_only_when_set_and_the_real_key(serve
     provider = openai_provider(config_for("openai", server, concurrency=4,
                                           options={"max_tokens_param": "max_completion_tokens"}))
     assert provider.max_concurrency == 4
-    await provider.generate(CHAT, GenerateParams(temperature=0.5, max_tokens=10, top_p=0.9, stop=("\n",), seed=3))
+    params = GenerateParams(temperature=0.5, max_tokens=10, top_p=0.9, stop=("\n",), seed=3)
+    await provider.generate(CHAT, params)
     await provider.aclose()
     [req] = server.requests
     assert {k: v for k, v in req.body.items() if k != "messages"} == {
@@ -155,13 +165,14 @@ async def test_anthropic_system_prompt_goes_to_system(server) -> None:
     assert req.body["messages"] == [{"role": "user", "content": "question 7 please"}]
     assert req.body["max_tokens"] == 64 and req.body["stop_sequences"] == ["END"]
     # SDK 2.x sends the key as a bearer token; older ones used x-api-key
-    assert "not-needed" in (req.headers.get("x-api-key"), req.headers.get("authorization", "").removeprefix("Bearer "))
+    bearer = req.headers.get("authorization", "").removeprefix("Bearer ")
+    assert "not-needed" in (req.headers.get("x-api-key"), bearer)
     assert "anthropic-version" in req.headers
 
 
 async def test_close_closes_the_sdk_client(server) -> None:
-    for name in FACTORIES:
-        provider = FACTORIES[name](config_for(name, server))
+    for name, factory in FACTORIES.items():
+        provider = factory(config_for(name, server))
         await provider.aclose()
         assert provider._client.is_closed()
 
@@ -173,9 +184,9 @@ def test_retry_after_header_forms() -> None:
     assert retry_after_s({"retry-after": "2"}) == 2.0
     assert retry_after_s({"retry-after": "0.5"}) == 0.5
     assert retry_after_s({"retry-after-ms": "250", "retry-after": "9"}) == 0.25  # the precise one wins
-    soon = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=30), usegmt=True)
+    soon = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
     assert 28 <= retry_after_s({"retry-after": soon}) <= 30
-    past = format_datetime(datetime.now(timezone.utc) - timedelta(seconds=30), usegmt=True)
+    past = format_datetime(datetime.now(UTC) - timedelta(seconds=30), usegmt=True)
     assert retry_after_s({"retry-after": past}) == 0.0
     assert retry_after_s({"retry-after": "soon"}) is None and retry_after_s({}) is None
 
@@ -188,11 +199,13 @@ def test_retry_after_header_forms() -> None:
     (Fault(503), True, None, "HTTP 503"),
     (Fault(529), True, None, "HTTP 529"),
     (Fault.drop(), True, None, "APIConnectionError"),
+    (Fault.rate_limit("3600"), False, None, "the server asks to wait 3600s; not retried"),
     (Fault(401), False, None, "HTTP 401 AuthenticationError"),
     (Fault(400), False, None, "HTTP 400 BadRequestError: injected fault"),
     (Fault(404), False, None, "HTTP 404"),
 ])
-async def test_sdk_errors_become_provider_errors(server, provider, fault, retryable, retry_after, text) -> None:
+async def test_sdk_errors_become_provider_errors(server, provider, fault, retryable, retry_after,
+                                                 text) -> None:
     p = FACTORIES[provider](config_for(provider, server))
     server.inject(fault)
     with pytest.raises(ProviderError) as caught:
@@ -210,7 +223,8 @@ async def test_sdk_errors_become_provider_errors(server, provider, fault, retrya
 
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
-async def test_runner_completes_every_example_once_through_faults(make_task, tmp_path, server, provider) -> None:
+async def test_runner_completes_every_example_once_through_faults(make_task, tmp_path, server,
+                                                                   provider) -> None:
     n = 20
     task, samples, config, p = setup_run(make_task, server, provider, n)
     faults = [Fault.rate_limit("0.02"), Fault(500), Fault(503), Fault.drop(), Fault.rate_limit(None, "10"),
@@ -243,7 +257,8 @@ async def test_runner_waits_for_retry_after(make_task, tmp_path, server) -> None
 
 @pytest.mark.parametrize(("provider", "fault", "code"), [("openai", Fault(401), "401"),
                                                         ("anthropic", Fault(400), "400")])
-async def test_non_retryable_error_is_recorded_once(make_task, tmp_path, server, provider, fault, code) -> None:
+async def test_non_retryable_error_is_recorded_once(make_task, tmp_path, server, provider, fault,
+                                                    code) -> None:
     n = 6
     task, samples, config, p = setup_run(make_task, server, provider, n)
     server.inject(fault)
@@ -270,8 +285,8 @@ def test_missing_key_raises_missing_credentials() -> None:
 async def test_base_url_from_the_environment_needs_no_key(server, monkeypatch) -> None:
     monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
     monkeypatch.setenv("ANTHROPIC_BASE_URL", server.anthropic_base_url)
-    for name in FACTORIES:
-        p = FACTORIES[name](ModelConfig(spec=ModelSpec(name, MODELS[name])))
+    for name, factory in FACTORIES.items():
+        p = factory(ModelConfig(spec=ModelSpec(name, MODELS[name])))
         assert (await p.generate(CHAT, GenerateParams())).text == "question 7 please"
         await p.aclose()
     assert server.counts.completed == 2
@@ -339,7 +354,8 @@ async def test_api_key_is_never_written_to_store_or_cache(make_task, tmp_path, s
     store_path, cache_path = tmp_path / "store" / "s.db", tmp_path / "cache" / "c.db"
     store, cache = Store(store_path), ResponseCache(cache_path)
     [outcome] = await run_task(task, samples, [(config, p)], store, FAST, cache=cache)
-    assert all(r.headers["authorization"] == f"Bearer {SECRET}" for r in server.requests)  # the key was in play
+    # the key was really in play
+    assert all(r.headers["authorization"] == f"Bearer {SECRET}" for r in server.requests)
     [error] = [r.completion.error for r in outcome.results if r.completion.error]
     assert "Incorrect API key provided: ***" in error
     assert len(load_run(outcome.run_id, store)) == n
@@ -362,3 +378,17 @@ async def test_standin_serves_many_concurrent_connections(server) -> None:
     await p.aclose()
     assert [json.loads(c.text) for c in results] == [json.loads(answer_for(i)) for i in range(50)]
     assert elapsed < 1.0 and server.counts.completed == 50
+
+
+async def test_standin_in_another_process_is_driven_over_http() -> None:
+    """The benchmark's setup: faults and counters cross the process boundary."""
+    with StandinProcess(fixed("pong")) as remote:
+        p = openai_provider(ModelConfig(spec=ModelSpec("openai", "gpt-4o-mini"), base_url=remote.base_url))
+        remote.inject(Fault(503))
+        with pytest.raises(ProviderError, match="HTTP 503"):
+            await p.generate(CHAT, GenerateParams())
+        assert (await p.generate(CHAT, GenerateParams())).text == "pong"
+        await p.aclose()
+        stats = remote.stats()
+    assert (stats["received"], stats["completed"], stats["pending_faults"]) == (2, 1, 0)
+    assert stats["completed_by_prompt"] == {"question 7 please": 1}

@@ -18,6 +18,9 @@ from evals.errors import ProviderError
 
 # Retried as the SDKs themselves would: request timeout, lock timeout, rate limit, any 5xx (529 overloaded).
 RETRYABLE_STATUS = frozenset({408, 409, 429})
+# A server asking for a longer wait (a daily quota, say) is not retried, as the SDKs decide: the run goes
+# on, the example records the error, and `evals run --resume` picks it up later.
+MAX_RETRY_AFTER_S = 120.0
 MAX_MESSAGE = 500
 # Generous SDK-level timeout: the runner's own per-attempt timeout (RunOptions.timeout_s) is the real limit.
 SDK_TIMEOUT_S = 900.0
@@ -61,20 +64,23 @@ def redact(text: str, secret: str | None) -> str:
     return text.replace(secret, "***") if secret and len(secret) >= 8 else text
 
 
-def to_provider_error(e: Exception, sdk: ModuleType, *, secret: str | None) -> Exception:
-    """Map an SDK exception to ProviderError; anything else is returned unchanged (re-raised by the caller)."""
+def to_provider_error(e: Exception, sdk: ModuleType, *, secret: str | None) -> ProviderError:
+    """Map one of the SDK's `APIError`s to a ProviderError: retryable or not, with any retry-after."""
     if isinstance(e, sdk.APIStatusError):
         status = e.status_code
         headers = e.response.headers
         verdict = headers.get("x-should-retry")  # the server's own say, as the SDKs honour it
         retryable = verdict == "true" if verdict in ("true", "false") else (
             status in RETRYABLE_STATUS or status >= 500)
-        message = f"HTTP {status} {type(e).__name__}: {_detail(e.body, e.message)}"
-        return ProviderError(redact(message[:MAX_MESSAGE], secret), retryable=retryable,
-                             retry_after=retry_after_s(headers) if retryable else None)
+        message = f"HTTP {status} {type(e).__name__}: {_detail(e.body, e.message)}"[:MAX_MESSAGE]
+        wait = retry_after_s(headers) if retryable else None
+        if wait is not None and wait > MAX_RETRY_AFTER_S:
+            retryable, wait = False, None
+            message += f" (the server asks to wait {retry_after_s(headers):.0f}s; not retried)"
+        return ProviderError(redact(message, secret), retryable=retryable, retry_after=wait)
     if isinstance(e, sdk.APIConnectionError):  # includes APITimeoutError and dropped connections
         cause = f" ({type(e.__cause__).__name__})" if e.__cause__ else ""
         return ProviderError(redact(f"{type(e).__name__}: {e.message}{cause}", secret), retryable=True)
-    if isinstance(e, sdk.APIError):  # e.g. a response that does not match the API's schema
-        return ProviderError(redact(f"{type(e).__name__}: {e.message}"[:MAX_MESSAGE], secret), retryable=False)
-    return e
+    # any other APIError, e.g. a response that does not match the API's schema: trying again will not help
+    message = f"{type(e).__name__}: {getattr(e, 'message', e)}"[:MAX_MESSAGE]
+    return ProviderError(redact(message, secret), retryable=False)

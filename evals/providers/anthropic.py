@@ -50,7 +50,7 @@ class AnthropicProvider:
         start = time.perf_counter()
         try:
             response = await self._client.messages.create(**request)
-        except Exception as e:
+        except self._sdk.APIError as e:  # every SDK failure; anything else is a bug and propagates
             raise to_provider_error(e, self._sdk, secret=self._key) from None
         latency = time.perf_counter() - start
         usage = response.usage
@@ -73,7 +73,8 @@ def anthropic_provider(config: ModelConfig) -> AnthropicProvider:
     base_url = config.base_url or os.environ.get("ANTHROPIC_BASE_URL") or None
     key = os.environ.get("ANTHROPIC_API_KEY") or None
     if key is None and base_url is None:
-        raise MissingCredentials("ANTHROPIC_API_KEY is not set (or set base_url for an Anthropic-compatible server)")
+        raise MissingCredentials(
+            "ANTHROPIC_API_KEY is not set (or set base_url for an Anthropic-compatible server)")
     try:
         import anthropic
     except ImportError:

@@ -1,17 +1,19 @@
 """Batched decoding for local causal LMs, tuned for CPUs.
 
 Three things make a batch cheap here, measured against `model.generate` on a 2-core machine:
-- a shared prompt prefix (the system prompt, few-shot turns) is run through the model once and
-  its keys and values reused by every later batch that starts with it;
-- the key/value cache is preallocated (`StaticCache`), so no step copies the whole cache to grow it;
+- a shared prompt prefix (the system prompt, few-shot turns) is run through the model once; its
+  keys and values are kept once, not once per row, and every row of every later batch that starts
+  with it attends to that single copy (cascade attention: the softmax spans prefix and own tokens);
+- each row's own key/value cache is preallocated (`StaticCache`), so no step copies it to grow it;
 - rows that finished are dropped from the batch, so the rest do not pay for them.
 
-Prompts are laid out per row as `[shared prefix | left padding | own suffix | generated]`; the
-padding is masked out and RoPE positions skip it, so every row sees exactly its own prompt.
+Per row the model sees `[shared prefix | own prompt suffix | generated]`; suffixes are left-padded
+to one width, the padding is masked out and RoPE positions skip it.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -19,14 +21,73 @@ import torch
 
 from evals.types import GenerateParams
 
+ATTENTION = "evals_shared_prefix"
 MIN_PREFIX = 16  # shorter shared prefixes are not worth a cache of their own
 COMPACT_FRACTION = 0.25  # drop finished rows once this share of the batch is done
+ROW_CHUNK = 8  # rows per attention block in prefill, to bound the score matrices' memory
+
+_shared = threading.local()  # the prefix keys/values the running decode attends to, per layer
 
 
 @dataclass(frozen=True)
 class Generated:
     token_ids: list[int]
     finish_reason: str  # "stop" or "length"
+
+
+def shared_prefix_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **_):
+    """Attention over [shared prefix keys (one copy) | this row's keys], one softmax across both.
+
+    query [B, Hq, q, d]; key/value [B, Hkv, L, d]; attention_mask bool [B, 1, q, L] or None (causal).
+    Returns [B, q, Hq, d] as transformers' attention functions do."""
+    prefix = getattr(_shared, "kv", None)
+    batch, heads, q_len, dim = query.shape
+    kv_heads, length = key.shape[1], key.shape[2]
+    if attention_mask is None:  # plain causal over the keys, the queries being the last q_len of them
+        attention_mask = (torch.arange(length)[None, :] <= torch.arange(length - q_len, length)[:, None])[None, None]
+    if q_len > 1:
+        return _prefill_attention(query, key, value, attention_mask.bool(), prefix, module.layer_idx, scaling)
+    # One new token per row: the query heads sharing a key/value head are stacked, and for the shared
+    # prefix the rows too, so each product is one plain batched matmul with no broadcast copies.
+    groups = heads // kv_heads
+    q = query.reshape(batch, kv_heads, groups, dim) * (scaling or dim**-0.5)
+    own = (q @ key.transpose(-1, -2)).masked_fill(~attention_mask.bool().view(-1, 1, 1, length), float("-inf"))
+    if prefix is None:
+        out = torch.softmax(own, dim=-1) @ value
+    else:
+        pk, pv = prefix[module.layer_idx]  # [Hkv, P, d]
+        n = pk.shape[1]
+        stacked = q.transpose(0, 1).reshape(kv_heads, batch * groups, dim)
+        shared = (stacked @ pk.transpose(-1, -2)).view(kv_heads, batch, groups, n).transpose(0, 1)
+        probs = torch.softmax(torch.cat([shared, own], dim=-1), dim=-1)
+        p_shared = probs[..., :n].transpose(0, 1).reshape(kv_heads, batch * groups, n)
+        out = (p_shared @ pv).view(kv_heads, batch, groups, dim).transpose(0, 1) + probs[..., n:] @ value
+    return out.reshape(batch, 1, heads, dim), None
+
+
+def _prefill_attention(query, key, value, mask, prefix, layer_idx, scaling):
+    """Many queries per row (a prompt): torch's fused attention over [shared prefix | own keys], a few
+    rows at a time so the prefix copy made for them stays small."""
+    batch, _, q_len, _ = query.shape
+    out = []
+    for r in range(0, batch, ROW_CHUNK):
+        q, k, v = query[r : r + ROW_CHUNK], key[r : r + ROW_CHUNK], value[r : r + ROW_CHUNK]
+        m = mask[r : r + ROW_CHUNK] if mask.shape[0] > 1 else mask.expand(q.shape[0], -1, -1, -1)
+        if prefix is not None:
+            pk, pv = prefix[layer_idx]
+            rows = q.shape[0]
+            k = torch.cat([pk.expand(rows, -1, -1, -1), k], dim=2)
+            v = torch.cat([pv.expand(rows, -1, -1, -1), v], dim=2)
+            m = torch.cat([m.new_ones(rows, 1, q_len, pk.shape[1]), m], dim=-1)
+        out.append(torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=m, scale=scaling,
+                                                                    enable_gqa=True))
+    return torch.cat(out).transpose(1, 2).contiguous(), None
+
+
+def _register_attention() -> None:
+    from transformers import AttentionInterface
+
+    AttentionInterface.register(ATTENTION, shared_prefix_attention)
 
 
 def _common_prefix_len(seqs: Sequence[Sequence[int]]) -> int:
@@ -41,10 +102,12 @@ class BatchDecoder:
     """Generates continuations of token-id prompts in batches, reusing a cached shared prefix."""
 
     def __init__(self, model, eos_ids: Sequence[int], pad_id: int, decode: Callable[[list[int]], str]):
+        _register_attention()
+        model.set_attn_implementation(ATTENTION)
         self.model = model
-        self.decode = decode  # token ids -> text, for stop strings
         self.eos_ids = torch.tensor(sorted(set(eos_ids)), dtype=torch.long)
         self.pad_id = pad_id
+        self.decode = decode  # token ids -> text, for stop strings
         self._prefix: tuple[int, ...] = ()
         self._prefix_kv: list[tuple[torch.Tensor, torch.Tensor]] = []
         self._last_prompt: Sequence[int] = ()
@@ -56,14 +119,14 @@ class BatchDecoder:
         self._last_prompt = prompts[0]
         cached = len(self._prefix)
         if cached and cached <= shortest - 1 and all(tuple(p[:cached]) == self._prefix for p in prompts):
-            if n <= cached or n - cached < MIN_PREFIX:
+            if n - cached < MIN_PREFIX:
                 return cached
         if n < MIN_PREFIX:
             return 0
-        ids = torch.tensor([prompts[0][:n]])
-        out = self.model(input_ids=ids, use_cache=True)
+        _shared.kv = None
+        out = self.model(input_ids=torch.tensor([prompts[0][:n]]), use_cache=True)
         self._prefix = tuple(prompts[0][:n])
-        self._prefix_kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+        self._prefix_kv = [(layer.keys[0], layer.values[0]) for layer in out.past_key_values.layers]
         return n
 
     @torch.inference_mode()
@@ -72,44 +135,38 @@ class BatchDecoder:
 
         batch = len(prompts)
         prefix = self._shared_prefix(prompts)
+        _shared.kv = self._prefix_kv if prefix else None
         suffixes = [list(p[prefix:]) for p in prompts]
         width = max(len(s) for s in suffixes)
-        total = prefix + width + params.max_tokens
-        cache = StaticCache(config=self.model.config, max_cache_len=total)
-        for i, (k, v) in enumerate(self._prefix_kv if prefix else []):
-            cache.update(k[..., :prefix, :].expand(batch, -1, -1, -1), v[..., :prefix, :].expand(batch, -1, -1, -1), i)
+        cache = StaticCache(config=self.model.config, max_cache_len=width + params.max_tokens)
 
-        mask = torch.zeros(batch, total, dtype=torch.long)
-        mask[:, :prefix] = 1
+        valid = torch.zeros(batch, width + params.max_tokens, dtype=torch.bool)  # cache slots holding real tokens
         ids = torch.full((batch, width), self.pad_id, dtype=torch.long)
         positions = torch.full((batch, width), prefix, dtype=torch.long)
         for row, s in enumerate(suffixes):
             pad = width - len(s)
             ids[row, pad:] = torch.tensor(s)
-            mask[row, prefix + pad : prefix + width] = 1
+            valid[row, pad:width] = True
             positions[row, pad:] = torch.arange(prefix, prefix + len(s))
+        causal = torch.ones(width, valid.shape[1], dtype=torch.bool).tril()
+        logits = self._step(ids, valid[:, None, None, :] & causal[None, None], positions, cache)
         next_pos = positions[:, -1] + 1
 
         generator = torch.Generator().manual_seed(params.seed) if params.seed is not None else None
-        logits = self._step(ids, mask, positions, cache)
         outputs: list[list[int]] = [[] for _ in range(batch)]
         reasons = ["length"] * batch
         rows = torch.arange(batch)  # original index of each live row
         live = torch.ones(batch, dtype=torch.bool)
         for t in range(params.max_tokens):
             tokens = _pick(logits, params, generator)
-            done = torch.isin(tokens, self.eos_ids)
-            for r, tok, stop in zip(rows.tolist(), tokens.tolist(), done.tolist()):
+            for r, tok, stop in zip(rows.tolist(), tokens.tolist(), torch.isin(tokens, self.eos_ids).tolist()):
                 if not live[r]:
                     continue
-                if stop:
-                    live[r] = False
-                    reasons[r] = "stop"
-                else:
+                if not stop:
                     outputs[r].append(tok)
-                    if params.stop and any(stop in self.decode(outputs[r][-16:]) for stop in params.stop):
-                        live[r] = False
-                        reasons[r] = "stop"
+                    stop = bool(params.stop) and any(s in self.decode(outputs[r][-16:]) for s in params.stop)
+                if stop:
+                    live[r], reasons[r] = False, "stop"
             alive = live[rows]
             if not alive.any() or t == params.max_tokens - 1:
                 break
@@ -118,10 +175,11 @@ class BatchDecoder:
                 for layer in cache.layers:
                     layer.keys, layer.values = layer.keys[keep], layer.values[keep]
                     layer.batch_size = len(keep)
-                rows, tokens, mask, next_pos = rows[keep], tokens[keep], mask[keep], next_pos[keep]
-            mask[:, prefix + width + t] = 1
-            logits = self._step(tokens[:, None], mask, next_pos[:, None], cache)
+                rows, tokens, valid, next_pos = rows[keep], tokens[keep], valid[keep], next_pos[keep]
+            valid[:, width + t] = True
+            logits = self._step(tokens[:, None], valid[:, None, None, :], next_pos[:, None], cache)
             next_pos = next_pos + 1
+        _shared.kv = None
         return [Generated(out, reason) for out, reason in zip(outputs, reasons)]
 
     def _step(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache) -> torch.Tensor:

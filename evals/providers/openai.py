@@ -61,9 +61,11 @@ class OpenAIProvider:
             request["seed"] = params.seed
         start = time.perf_counter()
         try:
-            response = await self._client.post("/chat/completions", body=request, cast_to=self._response_type,
-                                               options={"security": {"bearer_auth": True}})  # as `create` does
-        except Exception as e:
+            response = await self._client.post(
+                "/chat/completions", body=request, cast_to=self._response_type,
+                options={"security": {"bearer_auth": True}},  # the auth `create` asks for
+            )
+        except self._sdk.APIError as e:  # every SDK failure; anything else is a bug and propagates
             raise to_provider_error(e, self._sdk, secret=self._key) from None
         latency = time.perf_counter() - start
         choice = response.choices[0] if response.choices else None
@@ -100,7 +102,8 @@ def openai_provider(config: ModelConfig) -> OpenAIProvider:
     base_url = config.base_url or os.environ.get("OPENAI_BASE_URL") or None
     key = os.environ.get("OPENAI_API_KEY") or None
     if key is None and base_url is None:
-        raise MissingCredentials("OPENAI_API_KEY is not set (or set base_url for an OpenAI-compatible server)")
+        raise MissingCredentials(
+            "OPENAI_API_KEY is not set (or set base_url for an OpenAI-compatible server)")
     try:
         import openai.types.chat
     except ImportError:
