@@ -10,7 +10,7 @@ import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
-from evals.types import Completion, GenerateParams, Message
+from evals.types import Completion, GenerateParams, Message, ModelConfig
 
 
 def default_cache_path() -> Path:
@@ -18,9 +18,20 @@ def default_cache_path() -> Path:
     return Path(root) / "responses.db"
 
 
-def cache_key(provider_id: str, messages: Sequence[Message], params: GenerateParams) -> str:
+def model_identity(provider_id: str, config: ModelConfig) -> str:
+    """What decides a model's answers besides messages and params: the provider id, the server it is
+    reached at (without credentials), provider options, and the adapter's content (not just its path)."""
+    from evals.manifest import dir_hash, public_url
+
+    adapter = config.spec.adapter
+    return json.dumps([provider_id, public_url(config.base_url), config.options, dir_hash(adapter) if adapter else None],
+                      sort_keys=True, default=str)
+
+
+def cache_key(model: str, messages: Sequence[Message], params: GenerateParams) -> str:
+    """`model` is `model_identity(...)` (or any string naming the model exactly)."""
     payload = {
-        "provider": provider_id,
+        "provider": model,
         "messages": [[m.role, m.content] for m in messages],
         "params": params.as_dict(),
     }

@@ -52,7 +52,7 @@ def dir_hash(path: str | Path) -> str | None:
     return h.hexdigest()
 
 
-def _public_url(url: str | None) -> str | None:
+def public_url(url: str | None) -> str | None:
     """A base URL without any user:password part."""
     if not url:
         return url
@@ -66,7 +66,7 @@ def _public_url(url: str | None) -> str | None:
 def config_to_dict(config: ModelConfig) -> dict[str, Any]:
     d = dataclasses.asdict(config)
     d["spec"] = str(config.spec)
-    d["base_url"] = _public_url(config.base_url)
+    d["base_url"] = public_url(config.base_url)
     return d
 
 

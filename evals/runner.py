@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from evals.cache import ResponseCache, cache_key
+from evals.cache import ResponseCache, cache_key, model_identity
 from evals.costs import price_for
 from evals.errors import EvalsError, MissingCredentials, ProviderError
 from evals.golden import load_samples, samples_hash
@@ -137,13 +137,14 @@ async def execute_run(
     todo = [s for s in samples if s.id not in done]
     metric_map = build_metrics(task)
     params = config.params
+    identity = model_identity(provider.id, config) if cache else ""
     semaphore = asyncio.Semaphore(options.concurrency or provider.max_concurrency)
     bar = progress.add(str(config.spec), total=len(samples), completed=len(samples) - len(todo)) if progress else None
     outcome = RunOutcome(run_id, str(config.spec), "completed")
 
     async def one(sample: Sample) -> None:
         messages = render_messages(task.prompt, sample.fields, config.system)
-        key = cache_key(provider.id, messages, params) if cache else ""
+        key = cache_key(identity, messages, params) if cache else ""
         completion = cache.get(key) if cache else None
         if completion is None:
             async with semaphore:

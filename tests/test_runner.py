@@ -133,6 +133,27 @@ async def test_cache_key_changes_with_params(make_task, tmp_path) -> None:
     assert len(fake.history) == 2
 
 
+def test_cache_tells_servers_and_adapter_contents_apart(make_task, tmp_path) -> None:
+    task, samples = _setup(make_task, n=2)
+    cache = ResponseCache(tmp_path / "cache.db")
+    store = Store(tmp_path / "s.db")
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_model.safetensors").write_bytes(b"v1")
+
+    def calls(**settings) -> int:
+        config = ModelConfig(spec=ModelSpec("fake", "scripted", adapter=str(adapter)), **settings)
+        fake = FakeProvider()
+        asyncio.run(run_task(task, samples, [(config, fake)], store, FAST, cache=cache))
+        return len(fake.history)
+
+    assert calls(base_url="http://a.example/v1") == 2
+    assert calls(base_url="http://a.example/v1") == 0
+    assert calls(base_url="http://b.example/v1") == 2  # same model name, another server
+    (adapter / "adapter_model.safetensors").write_bytes(b"v2")  # retrained in place
+    assert calls(base_url="http://a.example/v1") == 2
+
+
 async def test_budget_stops_before_spending_past_it(make_task, tmp_path) -> None:
     task, samples = _setup(make_task, n=20)
     # $0.001 a token: each call is estimated at about $0.12 (100 output tokens allowed) but costs under $0.01.

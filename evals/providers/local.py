@@ -11,8 +11,8 @@ float32), float32 or bfloat16.
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.util
-import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -99,20 +99,18 @@ def pick_dtype(name: str = "auto"):
 
 @contextmanager
 def quiet_transformers() -> Iterator[None]:
-    """No warnings or progress bars from transformers (its GGUF loader uses tqdm directly)."""
+    """No warnings or progress bars from transformers while loading (its GGUF reader calls tqdm itself)."""
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-    previous = os.environ.get("TQDM_DISABLE")
-    os.environ["TQDM_DISABLE"] = "1"
+    bar = gguf_utils.tqdm
+    gguf_utils.tqdm = functools.partial(bar, disable=True)
     try:
         yield
     finally:
-        if previous is None:
-            os.environ.pop("TQDM_DISABLE", None)
-        else:
-            os.environ["TQDM_DISABLE"] = previous
+        gguf_utils.tqdm = bar
 
 
 def load_tokenizer(source: ModelSource):
