@@ -24,8 +24,8 @@ def model_identity(provider_id: str, config: ModelConfig) -> str:
     from evals.manifest import dir_hash, public_url
 
     adapter = config.spec.adapter
-    return json.dumps([provider_id, public_url(config.base_url), config.options, dir_hash(adapter) if adapter else None],
-                      sort_keys=True, default=str)
+    parts = [provider_id, public_url(config.base_url), config.options, dir_hash(adapter) if adapter else None]
+    return json.dumps(parts, sort_keys=True, default=str)
 
 
 def cache_key(model: str, messages: Sequence[Message], params: GenerateParams) -> str:

@@ -235,7 +235,7 @@ def decide(cmp: Comparison, decision: Mapping[str, Any] | Decision | None = None
     d = decision if isinstance(decision, Decision) else Decision.from_mapping(decision, min_gap=cmp.min_gap)
     order_notes = _check_order(cmp, d)
     a, b, c, diff = cmp.a.summary, cmp.b.summary, cmp.counts, cmp.match_diff
-    gap, conf, p = d.min_gap, cmp.confidence, cmp.power
+    gap, conf = d.min_gap, cmp.confidence
     reasons = [
         f"Matches: baseline {a.model} {a.matches_text}; candidate {b.model} {b.matches_text}.",
         f"On the {c.n} examples both ran, the candidate matched {c.b_only} that the baseline missed and "

@@ -111,7 +111,30 @@ def _words(body: dict[str, Any]) -> int:
     return sum(len(t.split()) for t in texts)
 
 
-class StandinServer:
+class _Addresses:
+    """Where the SDKs should point: each appends its own path to its base URL."""
+
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """For `openai:` (the SDK appends /chat/completions)."""
+        return self.url + "/v1"
+
+    @property
+    def anthropic_base_url(self) -> str:
+        """For `anthropic:` (the SDK appends /v1/messages)."""
+        return self.url
+
+    def base_url_for(self, provider: str) -> str:
+        return self.anthropic_base_url if provider == "anthropic" else self.base_url
+
+
+class StandinServer(_Addresses):
     def __init__(
         self,
         answer: Answer = echo,
@@ -137,23 +160,6 @@ class StandinServer:
         self.port = 0
 
     # ---- the test-facing surface -------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def base_url(self) -> str:
-        """For `openai:` (the SDK appends /chat/completions)."""
-        return self.url + "/v1"
-
-    @property
-    def anthropic_base_url(self) -> str:
-        """For `anthropic:` (the SDK appends /v1/messages)."""
-        return self.url
-
-    def base_url_for(self, provider: str) -> str:
-        return self.anthropic_base_url if provider == "anthropic" else self.base_url
 
     def inject(self, *faults: Fault) -> None:
         """Serve these faults, in order, to the next API requests."""
@@ -355,7 +361,7 @@ def _serve_in_child(conn: Any, answer: Answer, latency: float, record: bool) -> 
         pass
 
 
-class StandinProcess:
+class StandinProcess(_Addresses):
     """A StandinServer in a child process (spawned), controlled over HTTP: its CPU is not the caller's."""
 
     def __init__(self, answer: Answer = echo, *, latency: float = 0.0, record: bool = False):
@@ -363,21 +369,6 @@ class StandinProcess:
         self._proc: multiprocessing.process.BaseProcess | None = None
         self._conn: Any = None
         self.port = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def base_url(self) -> str:
-        return self.url + "/v1"
-
-    @property
-    def anthropic_base_url(self) -> str:
-        return self.url
-
-    def base_url_for(self, provider: str) -> str:
-        return self.anthropic_base_url if provider == "anthropic" else self.base_url
 
     def stats(self) -> dict[str, Any]:
         with urllib.request.urlopen(self.url + "/_stats", timeout=10) as r:

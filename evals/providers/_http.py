@@ -9,12 +9,16 @@ Both official SDKs (openai, anthropic) are Stainless-generated and raise the sam
 from __future__ import annotations
 
 import email.utils
+import importlib
+import os
 import time
 from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
 
-from evals.errors import ProviderError
+from evals.costs import price_for
+from evals.errors import MissingCredentials, ProviderError
+from evals.types import ModelConfig
 
 # Retried as the SDKs themselves would: request timeout, lock timeout, rate limit, any 5xx (529 overloaded).
 RETRYABLE_STATUS = frozenset({408, 409, 429})
@@ -24,6 +28,43 @@ MAX_RETRY_AFTER_S = 120.0
 MAX_MESSAGE = 500
 # Generous SDK-level timeout: the runner's own per-attempt timeout (RunOptions.timeout_s) is the real limit.
 SDK_TIMEOUT_S = 900.0
+PLACEHOLDER_KEY = "not-needed"  # sent to a custom base URL when no key is set: compatible servers need none
+
+
+DEFAULT_CONCURRENCY = 16
+
+
+class SDKProvider:
+    """What the API providers hold: id, connections in flight, price, the SDK client, and the key to redact."""
+
+    def __init__(self, config: ModelConfig, client: Any, sdk: Any, key: str | None):
+        self.id = f"{config.spec.provider}:{config.spec.model}"
+        self.max_concurrency = config.concurrency or DEFAULT_CONCURRENCY
+        self._config = config
+        self._price = price_for(config)
+        self._client = client
+        self._sdk = sdk
+        self._key = key
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+
+def open_client(config: ModelConfig, sdk_name: str, client_class: str, key_env: str, url_env: str,
+                server: str) -> tuple[ModuleType, Any, str | None, str | None]:
+    """(SDK module, async client, key or None, base URL or None) for an official SDK, imported only now.
+    Raises MissingCredentials when neither a key nor a custom base URL is set, or the SDK is missing."""
+    base_url = config.base_url or os.environ.get(url_env) or None
+    key = os.environ.get(key_env) or None
+    if key is None and base_url is None:
+        raise MissingCredentials(f"{key_env} is not set (or set base_url for an {server}-compatible server)")
+    try:
+        sdk = importlib.import_module(sdk_name)
+    except ImportError:
+        raise MissingCredentials(f"the {sdk_name} package is not installed: pip install {sdk_name}") from None
+    client = getattr(sdk, client_class)(api_key=key or PLACEHOLDER_KEY, base_url=base_url, max_retries=0,
+                                        timeout=SDK_TIMEOUT_S)
+    return sdk, client, key, base_url
 
 
 def retry_after_s(headers: Mapping[str, str] | None) -> float | None:

@@ -11,31 +11,16 @@ no seed, so those are not sent; they stay in the cache key and the manifest as c
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from evals.costs import price_for
-from evals.errors import MissingCredentials
 from evals.providers import register_provider
-from evals.providers._http import SDK_TIMEOUT_S, to_provider_error
+from evals.providers._http import SDKProvider, open_client, to_provider_error
 from evals.types import Completion, GenerateParams, Message, ModelConfig
 
-DEFAULT_CONCURRENCY = 16
-PLACEHOLDER_KEY = "not-needed"
 
-
-class AnthropicProvider:
-    def __init__(self, config: ModelConfig, client: Any, sdk: Any, key: str | None):
-        self.id = f"anthropic:{config.spec.model}"
-        self.max_concurrency = config.concurrency or DEFAULT_CONCURRENCY
-        self._config = config
-        self._price = price_for(config)
-        self._client = client
-        self._sdk = sdk
-        self._key = key
-
+class AnthropicProvider(SDKProvider):
     async def generate(self, messages: Sequence[Message], params: GenerateParams) -> Completion:
         system = "\n\n".join(m.content for m in messages if m.role == "system")
         request: dict[str, Any] = {
@@ -64,21 +49,9 @@ class AnthropicProvider:
             finish_reason=response.stop_reason,
         )
 
-    async def aclose(self) -> None:
-        await self._client.close()
-
 
 @register_provider("anthropic")
 def anthropic_provider(config: ModelConfig) -> AnthropicProvider:
-    base_url = config.base_url or os.environ.get("ANTHROPIC_BASE_URL") or None
-    key = os.environ.get("ANTHROPIC_API_KEY") or None
-    if key is None and base_url is None:
-        raise MissingCredentials(
-            "ANTHROPIC_API_KEY is not set (or set base_url for an Anthropic-compatible server)")
-    try:
-        import anthropic
-    except ImportError:
-        raise MissingCredentials("the anthropic package is not installed: pip install anthropic") from None
-    client = anthropic.AsyncAnthropic(api_key=key or PLACEHOLDER_KEY, base_url=base_url, max_retries=0,
-                                      timeout=SDK_TIMEOUT_S)
-    return AnthropicProvider(config, client, anthropic, key)
+    sdk, client, key, _ = open_client(config, "anthropic", "AsyncAnthropic", "ANTHROPIC_API_KEY",
+                                      "ANTHROPIC_BASE_URL", "Anthropic")
+    return AnthropicProvider(config, client, sdk, key)

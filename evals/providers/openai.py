@@ -17,32 +17,22 @@ understands. `options: {max_tokens_param: max_tokens | max_completion_tokens}` o
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from evals.costs import price_for
-from evals.errors import EvalsError, MissingCredentials
+from evals.errors import EvalsError
 from evals.providers import register_provider
-from evals.providers._http import SDK_TIMEOUT_S, to_provider_error
+from evals.providers._http import SDKProvider, open_client, to_provider_error
 from evals.types import Completion, GenerateParams, Message, ModelConfig
 
-DEFAULT_CONCURRENCY = 16
-PLACEHOLDER_KEY = "not-needed"
 TOKEN_PARAMS = ("max_tokens", "max_completion_tokens")
 
 
-class OpenAIProvider:
+class OpenAIProvider(SDKProvider):
     def __init__(self, config: ModelConfig, client: Any, sdk: Any, key: str | None, token_param: str):
-        self.id = f"openai:{config.spec.model}"
-        self.max_concurrency = config.concurrency or DEFAULT_CONCURRENCY
-        self._config = config
-        self._price = price_for(config)
-        self._client = client
-        self._sdk = sdk
-        self._key = key
+        super().__init__(config, client, sdk, key)
         self._token_param = token_param
         self._response_type = sdk.types.chat.ChatCompletion
 
@@ -82,9 +72,6 @@ class OpenAIProvider:
             finish_reason=choice.finish_reason if choice else None,
         )
 
-    async def aclose(self) -> None:
-        await self._client.close()
-
 
 def _token_param(config: ModelConfig, base_url: str | None) -> str:
     chosen = config.options.get("max_tokens_param")
@@ -99,15 +86,6 @@ def _token_param(config: ModelConfig, base_url: str | None) -> str:
 
 @register_provider("openai")
 def openai_provider(config: ModelConfig) -> OpenAIProvider:
-    base_url = config.base_url or os.environ.get("OPENAI_BASE_URL") or None
-    key = os.environ.get("OPENAI_API_KEY") or None
-    if key is None and base_url is None:
-        raise MissingCredentials(
-            "OPENAI_API_KEY is not set (or set base_url for an OpenAI-compatible server)")
-    try:
-        import openai.types.chat
-    except ImportError:
-        raise MissingCredentials("the openai package is not installed: pip install openai") from None
-    client = openai.AsyncOpenAI(api_key=key or PLACEHOLDER_KEY, base_url=base_url, max_retries=0,
-                                timeout=SDK_TIMEOUT_S)
-    return OpenAIProvider(config, client, openai, key, _token_param(config, base_url))
+    sdk, client, key, base_url = open_client(config, "openai", "AsyncOpenAI", "OPENAI_API_KEY", "OPENAI_BASE_URL",
+                                             "OpenAI")
+    return OpenAIProvider(config, client, sdk, key, _token_param(config, base_url))
