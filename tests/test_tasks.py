@@ -109,6 +109,18 @@ def test_csv_golden_set_loads_through_datasets(tmp_path, make_task) -> None:
     assert (e.value.line, e.value.field) == (3, "question")  # header is line 1
 
 
+def test_parquet_golden_set_has_the_same_content_hash_as_jsonl(tmp_path, make_task) -> None:
+    import pandas as pd
+
+    jsonl = load_samples(load_task(str(make_task())))
+    folder = make_task(dataset={"golden": "golden.parquet", "fields": ["question"]})
+    rows = [{"id": s.id, "question": s.fields["question"], "reference": s.reference} for s in jsonl]
+    pd.DataFrame(rows).to_parquet(folder / "golden.parquet")
+    parquet = load_samples(load_task(str(folder)))
+    assert [s.id for s in parquet] == [s.id for s in jsonl]
+    assert samples_hash(parquet) == samples_hash(jsonl)
+
+
 def test_cli_reports_bad_input_with_exit_2_and_no_traceback(make_task) -> None:
     folder = make_task(golden_text='{"id": "a", "question": "q", "reference": {}}\nnot json\n')
     result = CliRunner().invoke(app, ["run", str(folder), "--no-progress"])
