@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 
 from evals.errors import EvalsError
+
+if TYPE_CHECKING:
+    from evals.progress import RunProgress
+    from evals.store import Store
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Eval-first quality benchmarking.")
 # Off a terminal (CI logs, pipes) tables get room instead of being squeezed to 80 columns.
@@ -23,6 +28,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 StoreOpt = Annotated[Path | None, typer.Option("--store", help="Run store (SQLite). Default: reports/evals.db")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+ConcurrencyOpt = Annotated[int | None, typer.Option(help="Requests in flight per model.", min=1)]
+TimeoutOpt = Annotated[float, typer.Option(help="Seconds per request.", min=0.1)]
+RetriesOpt = Annotated[int, typer.Option(help="Retries on 429/5xx/timeouts/connection errors.", min=0)]
+BudgetOpt = Annotated[float | None, typer.Option(help="Stop before spending more than this (USD).")]
+CacheOpt = Annotated[bool, typer.Option("--cache/--no-cache", help="Reuse identical earlier responses.")]
+CachePathOpt = Annotated[Path | None, typer.Option("--cache-path", help="Response cache file.")]
+ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress")]
+MarkdownOpt = Annotated[Path | None, typer.Option("--markdown", help="Also write the report as Markdown to FILE.",
+                                                  metavar="FILE")]
+ExamplesOpt = Annotated[int, typer.Option(help="Improved/regressed examples to show, each.", min=0)]
 
 
 def user_errors(fn: F) -> F:
@@ -43,28 +58,42 @@ def _print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
+@contextlib.contextmanager
+def _running(db: Store, *, enabled: bool) -> Iterator[RunProgress]:
+    """Progress bars for model runs; on Ctrl-C, say how to resume and exit 130."""
+    from evals.progress import RunProgress
+
+    try:
+        with RunProgress(err_console, enabled=enabled) as bars:
+            yield bars
+    except KeyboardInterrupt:
+        interrupted = [r.id for r in db.list_runs(limit=5) if r.status in ("interrupted", "running")]
+        err_console.print("[yellow]interrupted.[/] Finished examples are stored; resume with "
+                          + ", ".join(f"`evals run --resume {i}`" for i in interrupted))
+        raise typer.Exit(130) from None
+
+
 @app.command()
 @user_errors
 def run(
     task: Annotated[str | None, typer.Argument(help="Task name (golden_sets/<name>) or path.")] = None,
     model: Annotated[list[str] | None, typer.Option("--model", "-m", help="Model spec; repeat for several.")] = None,
     resume: Annotated[str | None, typer.Option("--resume", help="Finish an interrupted run.")] = None,
-    concurrency: Annotated[int | None, typer.Option(help="Requests in flight per model.", min=1)] = None,
-    timeout: Annotated[float, typer.Option(help="Seconds per request.", min=0.1)] = 300.0,
-    retries: Annotated[int, typer.Option(help="Retries on 429/5xx/timeouts/connection errors.", min=0)] = 6,
-    budget: Annotated[float | None, typer.Option(help="Stop before spending more than this (USD).")] = None,
+    concurrency: ConcurrencyOpt = None,
+    timeout: TimeoutOpt = 300.0,
+    retries: RetriesOpt = 6,
+    budget: BudgetOpt = None,
     limit: Annotated[int | None, typer.Option(help="Only the first N examples.", min=1)] = None,
-    cache: Annotated[bool, typer.Option("--cache/--no-cache", help="Reuse identical earlier responses.")] = True,
-    cache_path: Annotated[Path | None, typer.Option("--cache-path", help="Response cache file.")] = None,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    cache: CacheOpt = True,
+    cache_path: CachePathOpt = None,
+    progress: ProgressOpt = True,
     store: StoreOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run a task's golden set against its models (or --model), score and store every answer."""
     from evals.cache import ResponseCache
     from evals.golden import load_samples
-    from evals.progress import RunProgress
-    from evals.runner import DEFAULT_MODEL, RunOptions, open_providers, resume_run, run_task
+    from evals.runner import DEFAULT_MODEL, RunOptions, open_providers, require_providers, resume_run, run_task
     from evals.store import Store, load_run
     from evals.summary import summarize
     from evals.tasks import load_task
@@ -74,34 +103,23 @@ def run(
     options = RunOptions(concurrency=concurrency, timeout_s=timeout, max_retries=retries, budget_usd=budget)
     db = Store(store)
     response_cache = ResponseCache(cache_path) if cache else None
-    show_progress = progress and not as_json
-    run_ids: list[str] = []
-    try:
-        with RunProgress(err_console, enabled=show_progress) as bars:
-            if resume is not None:
-                run_ids.append(db.resolve(resume))
-                outcomes = [asyncio.run(resume_run(resume, db, options, cache=response_cache, progress=bars))]
-            else:
-                loaded = load_task(task)
-                samples = load_samples(loaded)[:limit]  # bad data fails here, before any model loads
-                configs = [loaded.model_config(m) for m in model] if model else list(loaded.models)
-                ready, skipped = open_providers(configs or [loaded.model_config(DEFAULT_MODEL)])
-                for s in skipped:
-                    err_console.print(f"[yellow]skipped[/] {s.spec}: {s.reason}", highlight=False)
-                if not ready and not model:
-                    err_console.print(f"no model of the task can run here; running the embedded default {DEFAULT_MODEL}")
-                    ready, skipped = open_providers([loaded.model_config(DEFAULT_MODEL)])
-                    for s in skipped:
-                        raise EvalsError(f"{s.spec}: {s.reason}")
-                if not ready:
-                    raise EvalsError("none of the requested models can run here")
-                outcomes = asyncio.run(run_task(loaded, samples, ready, db, options, cache=response_cache, progress=bars))
-    except KeyboardInterrupt:
-        runs = db.list_runs(limit=len(run_ids) or 5)
-        interrupted = [r.id for r in runs if r.status in ("interrupted", "running")]
-        err_console.print("[yellow]interrupted.[/] Finished examples are stored; resume with "
-                          + ", ".join(f"`evals run --resume {i}`" for i in interrupted))
-        raise typer.Exit(130) from None
+    with _running(db, enabled=progress and not as_json) as bars:
+        if resume is not None:
+            db.resolve(resume)
+            outcomes = [asyncio.run(resume_run(resume, db, options, cache=response_cache, progress=bars))]
+        else:
+            loaded = load_task(task)
+            samples = load_samples(loaded)[:limit]  # bad data fails here, before any model loads
+            configs = [loaded.model_config(m) for m in model] if model else list(loaded.models)
+            ready, skipped = open_providers(configs or [loaded.model_config(DEFAULT_MODEL)])
+            for s in skipped:
+                err_console.print(f"[yellow]skipped[/] {s.spec}: {s.reason}", highlight=False)
+            if not ready and not model:
+                err_console.print(f"no model of the task can run here; running the embedded default {DEFAULT_MODEL}")
+                ready = require_providers([loaded.model_config(DEFAULT_MODEL)])
+            if not ready:
+                raise EvalsError("none of the requested models can run here")
+            outcomes = asyncio.run(run_task(loaded, samples, ready, db, options, cache=response_cache, progress=bars))
     summaries = [summarize(load_run(o.run_id, db)) for o in outcomes]
     if as_json:
         _print_json([s.as_dict() for s in summaries])
@@ -160,3 +178,111 @@ def show(
     console.print(f"golden {m['golden']['hash'][:12]} ({m['golden']['n']} examples), task {m['task']['hash'][:12]}, "
                   f"params {m['params']}, git {(m['git'].get('commit') or '-')[:10]}", highlight=False)
     console.print(examples_table(df, examples))
+
+
+def _report_comparison(cmp: Any, verdict: Any, *, as_json: bool, markdown: Path | None, examples: int,
+                       note: str = "") -> None:
+    """Print a comparison (tables or JSON) and optionally write it as Markdown."""
+    from evals.report.sections import comparison_sections
+
+    sections = comparison_sections(cmp, verdict, examples)
+    if markdown is not None:
+        from evals.decide import write_text
+        from evals.report.markdown import render_markdown
+
+        title = f"{cmp.a.summary.model} (A) vs {cmp.b.summary.model} (B)"
+        write_text(markdown, render_markdown(sections, title))
+    if as_json:
+        _print_json({**cmp.as_dict(), "verdict": verdict.as_dict()})
+    else:
+        from evals.report.terminal import sections_renderable
+
+        console.print(sections_renderable(sections))
+    if note:
+        err_console.print(note, markup=False, highlight=False)
+    if markdown is not None:
+        err_console.print(f"wrote {markdown}", markup=False, highlight=False)
+
+
+@app.command()
+@user_errors
+def compare(
+    run_a: Annotated[str, typer.Argument(help="Baseline run id (e.g. the prompted API model).")],
+    run_b: Annotated[str, typer.Argument(help="Candidate run id (e.g. the fine-tune).")],
+    force: Annotated[bool, typer.Option("--force", help="Compare runs of different golden sets on their shared ids.")] = False,
+    examples: ExamplesOpt = 10,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+    markdown: MarkdownOpt = None,
+) -> None:
+    """Pair two runs by example: rates with CIs, McNemar, paired CIs, cost, latency, power and a verdict."""
+    from evals.decide import compare_stored
+    from evals.store import Store
+
+    cmp, verdict, source = compare_stored(run_a, run_b, Store(store), force=force)
+    _report_comparison(cmp, verdict, as_json=as_json, markdown=markdown, examples=examples, note=source)
+
+
+@app.command()
+@user_errors
+def power(
+    rate: Annotated[float, typer.Option(help="The baseline's match rate, e.g. 0.88.")],
+    gap: Annotated[float, typer.Option(help="The gain in match rate to detect, e.g. 0.05.")],
+    discordance: Annotated[float | None, typer.Option(
+        help="Share of examples where exactly one model matches (from a paired run). "
+             "Default: as if the models failed independently (an upper bound on examples needed).")] = None,
+    power_: Annotated[float, typer.Option("--power", help="Chance of detecting the gap if it is real.")] = 0.8,
+    confidence: Annotated[float, typer.Option(help="1 - two-sided alpha.")] = 0.95,
+    as_json: JsonOpt = False,
+) -> None:
+    """Golden examples needed to detect a gap in match rate between two models (paired, McNemar)."""
+    from evals.power import plan_power
+
+    plan = plan_power(rate, gap, discordance, power_, confidence)
+    if as_json:
+        _print_json(plan.as_dict())
+        return
+    console.print(f"About {plan.n_pairs:,} paired golden examples detect a {gap * 100:g}-point gap over a "
+                  f"{rate:.0%} match rate with {power_:.0%} power at {confidence:.0%} confidence.",
+                  markup=False, highlight=False)
+    console.print("Assumptions:", markup=False)
+    for a in plan.assumptions:
+        console.print(f"  - {a}", markup=False, highlight=False)
+
+
+@app.command("decide")
+@user_errors
+def decide_cmd(
+    task: Annotated[str, typer.Argument(help="Task name (golden_sets/<name>) or path.")],
+    baseline: Annotated[str | None, typer.Option(help="Baseline model spec (default: decision.baseline).")] = None,
+    candidate: Annotated[str | None, typer.Option(help="Candidate model spec (default: decision.candidate).")] = None,
+    concurrency: ConcurrencyOpt = None,
+    timeout: TimeoutOpt = 300.0,
+    retries: RetriesOpt = 6,
+    budget: BudgetOpt = None,
+    cache: CacheOpt = True,
+    cache_path: CachePathOpt = None,
+    progress: ProgressOpt = True,
+    examples: ExamplesOpt = 10,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+    markdown: MarkdownOpt = None,
+) -> None:
+    """Run the task's baseline and candidate (only what the store lacks), then compare them."""
+    from evals.cache import ResponseCache
+    from evals.decide import compare_stored, plan_decision, run_missing
+    from evals.runner import RunOptions
+    from evals.store import Store
+
+    db = Store(store)
+    plan = plan_decision(task, db, baseline, candidate)
+    for role, run_id in plan.runs.items():
+        err_console.print(f"{role} {plan.configs[role].spec}: reusing stored run {run_id}", markup=False, highlight=False)
+    if plan.missing:
+        options = RunOptions(concurrency=concurrency, timeout_s=timeout, max_retries=retries, budget_usd=budget)
+        with _running(db, enabled=progress and not as_json) as bars:
+            asyncio.run(run_missing(plan, db, options, cache=ResponseCache(cache_path) if cache else None,
+                                    progress=bars))
+    cmp, verdict, _ = compare_stored(plan.runs["baseline"], plan.runs["candidate"], db, decision=plan.decision)
+    _report_comparison(cmp, verdict, as_json=as_json, markdown=markdown, examples=examples,
+                       note=f"decision settings: {plan.task.path}")

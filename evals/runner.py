@@ -193,6 +193,14 @@ def open_providers(configs: Sequence[ModelConfig]) -> tuple[list[tuple[ModelConf
     return ready, skipped
 
 
+def require_providers(configs: Sequence[ModelConfig]) -> list[tuple[ModelConfig, Provider]]:
+    """Every model's provider, or an error naming the first model that cannot run here."""
+    ready, skipped = open_providers(configs)
+    for s in skipped:
+        raise EvalsError(f"{s.spec}: {s.reason}")
+    return ready
+
+
 async def run_task(
     task: Task,
     samples: Sequence[Sample],

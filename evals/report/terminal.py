@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
 from evals.store import RunRecord
 from evals.summary import RunSummary
+
+if TYPE_CHECKING:
+    from evals.report.sections import Section
 
 
 def _seconds(value: float | None) -> str:
@@ -56,3 +61,23 @@ def examples_table(df: pd.DataFrame, limit: int) -> Table:
         # model output is data: Text() keeps rich from reading markup in it
         table.add_row(Text(str(row["example_id"])), "yes" if row["passed"] else "no", scores, Text(answer[:400]))
     return table
+
+
+def sections_renderable(sections: Sequence[Section]) -> Group:
+    """Report sections for the terminal; every string from the data becomes Text, so no markup is read."""
+    parts: list[Any] = []
+    for s in sections:
+        parts.append(Text(s.title, style="bold underline"))
+        if s.headers:
+            table = Table(show_lines=any(len(c) > 60 for row in s.rows for c in row))
+            for h in s.headers:
+                table.add_column(Text(h), overflow="fold")
+            for row in s.rows:
+                table.add_row(*(Text(c) for c in row))
+            parts.append(table)
+        parts += [Text(line) for line in s.lines]
+        for heading, items in s.bullets.items():
+            parts.append(Text(f"{heading}:", style="bold"))
+            parts += [Text(f"  - {item}") for item in items]
+        parts.append(Text(""))
+    return Group(*parts)

@@ -1,0 +1,155 @@
+"""From stored runs to a verdict: compare two runs under their task's `decision:` settings, and decide a
+task by reusing the newest matching run of its baseline and candidate, running only what the store lacks.
+
+A stored run is reused for a model when it completed, ran the same golden set (by content hash) and
+was shaped the same way as a new run would be: model settings, prompt, generation params, metrics
+and pass rule. Anything else would compare a different experiment.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from evals.cache import ResponseCache
+from evals.compare import Comparison, compare_runs
+from evals.errors import EvalsError
+from evals.golden import load_samples, samples_hash
+from evals.manifest import build_manifest
+from evals.progress import RunProgress
+from evals.runner import RunOptions, require_providers, run_task
+from evals.store import Store, load_run
+from evals.tasks import Task, load_task
+from evals.types import ModelConfig, Sample
+from evals.verdict import Decision, Verdict, decide
+
+ROLES = ("baseline", "candidate")
+# Manifest entries that must agree for a stored run to stand in for a new one.
+SAME_EXPERIMENT = ("model", "prompt", "params", "metrics", "pass")
+
+
+def decision_settings(task: Task) -> Decision:
+    """The task's validated `decision:` block; a bad value names task.yaml and the field."""
+    try:
+        return Decision.from_mapping(task.decision)
+    except EvalsError as e:
+        raise EvalsError(e.message, file=task.path, field=e.field) from None
+
+
+def decision_for_run(df: pd.DataFrame) -> tuple[Decision, str]:
+    """Decision settings from the task.yaml named in a run's manifest, else defaults; and where they came from."""
+    path = ((df.attrs.get("manifest") or {}).get("task") or {}).get("path")
+    if not path:
+        return Decision(), "decision settings: defaults (the run's manifest names no task.yaml)"
+    try:
+        task = load_task(str(path))
+    except EvalsError as e:
+        return Decision(), f"decision settings: defaults ({path} no longer loads: {e})"
+    return decision_settings(task), f"decision settings: {task.path}"
+
+
+def compare_stored(run_a: str, run_b: str, store: Store, *, force: bool = False,
+                   decision: Decision | None = None) -> tuple[Comparison, Verdict, str]:
+    """Baseline run A against candidate run B: the Comparison, the Verdict and where the settings came from."""
+    a, b = load_run(run_a, store), load_run(run_b, store)
+    source = ""
+    if decision is None:
+        decision, source = decision_for_run(a)
+    hash_a, hash_b = (((df.attrs.get("manifest") or {}).get("golden") or {}).get("hash") for df in (a, b))
+    if hash_a != hash_b and not force:
+        ids_a, ids_b = set(a["example_id"].astype(str)), set(b["example_id"].astype(str))
+        raise EvalsError(
+            f"runs {a.attrs['run']['id']} and {b.attrs['run']['id']} used different golden sets "
+            f"(hash {str(hash_a)[:12]} vs {str(hash_b)[:12]}; {len(ids_a - ids_b)} example(s) only in the first, "
+            f"{len(ids_b - ids_a)} only in the second). Re-run both on the same golden set, or pass --force "
+            "to compare the example ids they share")
+    cmp = compare_runs(a, b, force=force, min_gap=decision.min_gap)
+    return cmp, decide(cmp, decision), source
+
+
+@dataclass
+class DecisionPlan:
+    """What `evals decide` will compare: each role's model, and the stored run reused for it (if any)."""
+
+    task: Task
+    decision: Decision
+    samples: list[Sample]
+    golden_hash: str
+    configs: dict[str, ModelConfig]
+    runs: dict[str, str] = field(default_factory=dict)  # role -> run id, reused or (after running) new
+
+    @property
+    def missing(self) -> list[str]:
+        return [role for role in ROLES if role not in self.runs]
+
+
+def plan_decision(task_name: str, store: Store, baseline: str | None = None,
+                  candidate: str | None = None) -> DecisionPlan:
+    """Resolve the task's baseline and candidate (flags win over task.yaml) and find reusable runs."""
+    task = load_task(task_name)
+    decision = decision_settings(task)
+    specs = {"baseline": baseline or decision.baseline, "candidate": candidate or decision.candidate}
+    for role, spec in specs.items():
+        if not spec:
+            raise EvalsError(f"no {role} model to decide on: set decision.{role} (a model spec such as "
+                             f"openai:gpt-4o-mini) or pass --{role}", file=task.path, field=f"decision.{role}")
+    try:
+        configs = {role: task.model_config(spec) for role, spec in specs.items()}
+    except ValueError as e:
+        raise EvalsError(str(e)) from None
+    if configs["baseline"].spec == configs["candidate"].spec:
+        raise EvalsError(f"baseline and candidate are the same model ({configs['baseline'].spec})",
+                         file=task.path, field="decision")
+    samples = load_samples(task)
+    golden_hash = samples_hash(samples)
+    plan = DecisionPlan(task, decision, samples, golden_hash, configs)
+    for role, config in configs.items():
+        found = newest_matching_run(store, task, config, samples, golden_hash)
+        if found:
+            plan.runs[role] = found
+    return plan
+
+
+def newest_matching_run(store: Store, task: Task, config: ModelConfig, samples: Sequence[Sample],
+                        golden_hash: str) -> str | None:
+    """The newest completed run of `config` on this golden set that a new run would reproduce."""
+    wanted = _experiment(build_manifest(task, config, "", golden_hash, len(samples)))
+    for record in store.list_runs(task.name, limit=1_000_000):
+        m = record.manifest
+        if (record.status == "completed" and record.model == str(config.spec)
+                and (m.get("golden") or {}).get("hash") == golden_hash and _experiment(m) == wanted):
+            return record.id
+    return None
+
+
+def _experiment(manifest: dict[str, Any]) -> dict[str, Any]:
+    # JSON round trip: stored manifests hold lists where a fresh one holds tuples
+    return json.loads(json.dumps({k: manifest.get(k) for k in SAME_EXPERIMENT}, sort_keys=True, default=str))
+
+
+async def run_missing(plan: DecisionPlan, store: Store, options: RunOptions, *,
+                      cache: ResponseCache | None = None, progress: RunProgress | None = None) -> dict[str, str]:
+    """Run the roles the store lacks (in parallel, through the runner); every role's run id after."""
+    roles = plan.missing
+    if roles:
+        providers = require_providers([plan.configs[r] for r in roles])
+        outcomes = await run_task(plan.task, plan.samples, providers, store, options, cache=cache, progress=progress)
+        for role, outcome in zip(roles, outcomes, strict=True):
+            if outcome.status != "completed":
+                raise EvalsError(f"the {role} run {outcome.run_id} stopped early ({outcome.status}); finish it "
+                                 f"with `evals run --resume {outcome.run_id}` and decide again")
+            plan.runs[role] = outcome.run_id
+    return dict(plan.runs)
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write a report whole or not at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
