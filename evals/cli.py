@@ -37,6 +37,8 @@ CachePathOpt = Annotated[Path | None, typer.Option("--cache-path", help="Respons
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress")]
 MarkdownOpt = Annotated[Path | None, typer.Option("--markdown", help="Also write the report as Markdown to FILE.",
                                                   metavar="FILE")]
+HtmlOpt = Annotated[Path | None, typer.Option("--html", metavar="FILE",
+                                              help="Also write the report as one self-contained HTML file to FILE.")]
 ExamplesOpt = Annotated[int, typer.Option(help="Improved/regressed examples to show, each.", min=0)]
 
 
@@ -181,17 +183,20 @@ def show(
 
 
 def _report_comparison(cmp: Any, verdict: Any, *, as_json: bool, markdown: Path | None, examples: int,
-                       note: str = "") -> None:
-    """Print a comparison (tables or JSON) and optionally write it as Markdown."""
-    from evals.report.sections import comparison_sections
+                       note: str = "", html: Path | None = None) -> None:
+    """Print a comparison (tables or JSON) and optionally write it as Markdown and/or HTML."""
+    from evals.report.sections import comparison_sections, comparison_title
 
     sections = comparison_sections(cmp, verdict, examples)
     if markdown is not None:
         from evals.decide import write_text
         from evals.report.markdown import render_markdown
 
-        title = f"{cmp.a.summary.model} (A) vs {cmp.b.summary.model} (B)"
-        write_text(markdown, render_markdown(sections, title))
+        write_text(markdown, render_markdown(sections, comparison_title(cmp)))
+    if html is not None:
+        from evals.report.html import write_html
+
+        write_html(html, cmp, verdict, examples)
     if as_json:
         _print_json({**cmp.as_dict(), "verdict": verdict.as_dict()})
     else:
@@ -200,8 +205,9 @@ def _report_comparison(cmp: Any, verdict: Any, *, as_json: bool, markdown: Path 
         console.print(sections_renderable(sections))
     if note:
         err_console.print(note, markup=False, highlight=False)
-    if markdown is not None:
-        err_console.print(f"wrote {markdown}", markup=False, highlight=False)
+    for written in (markdown, html):
+        if written is not None:
+            err_console.print(f"wrote {written}", markup=False, highlight=False)
 
 
 @app.command()
@@ -214,13 +220,14 @@ def compare(
     store: StoreOpt = None,
     as_json: JsonOpt = False,
     markdown: MarkdownOpt = None,
+    html: HtmlOpt = None,
 ) -> None:
     """Pair two runs by example: rates with CIs, McNemar, paired CIs, cost, latency, power and a verdict."""
     from evals.decide import compare_stored
     from evals.store import Store
 
     cmp, verdict, source = compare_stored(run_a, run_b, Store(store), force=force)
-    _report_comparison(cmp, verdict, as_json=as_json, markdown=markdown, examples=examples, note=source)
+    _report_comparison(cmp, verdict, as_json=as_json, markdown=markdown, html=html, examples=examples, note=source)
 
 
 @app.command()
@@ -267,6 +274,7 @@ def decide_cmd(
     store: StoreOpt = None,
     as_json: JsonOpt = False,
     markdown: MarkdownOpt = None,
+    html: HtmlOpt = None,
 ) -> None:
     """Run the task's baseline and candidate (only what the store lacks), then compare them."""
     from evals.cache import ResponseCache
@@ -284,5 +292,5 @@ def decide_cmd(
             asyncio.run(run_missing(plan, db, options, cache=ResponseCache(cache_path) if cache else None,
                                     progress=bars))
     cmp, verdict, _ = compare_stored(plan.runs["baseline"], plan.runs["candidate"], db, decision=plan.decision)
-    _report_comparison(cmp, verdict, as_json=as_json, markdown=markdown, examples=examples,
+    _report_comparison(cmp, verdict, as_json=as_json, markdown=markdown, html=html, examples=examples,
                        note=f"decision settings: {plan.task.path}")

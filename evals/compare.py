@@ -8,7 +8,7 @@ run are left out of the pairing and listed.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -51,6 +51,8 @@ class Side:
     mean_output_tokens: float | None
     golden_hash: str | None
     config: dict[str, Any]  # the manifest's model settings (spec, price override, base_url, ...)
+    # each metric's values over answered examples (for distribution plots; left out of as_dict)
+    values: dict[str, tuple[float, ...]] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,8 @@ class Comparison:
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON types only: NaN becomes None, tuples become lists."""
         d = json_types(asdict(self))
+        for side in ("a", "b"):
+            d[side].pop("values", None)
         d["counts"].update(n=self.counts.n, discordant=self.counts.discordant)
         return d
 
@@ -253,6 +257,7 @@ def _side(df: pd.DataFrame, golden_hash: str | None, confidence: float, seed: in
         mean_output_tokens=mean_of("output_tokens"),
         golden_hash=golden_hash,
         config=dict((df.attrs.get("manifest") or {}).get("model") or {}),
+        values={m: tuple(float(v) for v in scores[m].dropna()) for m in scores.columns},
     )
 
 

@@ -1,7 +1,8 @@
-"""The comparison report as plain sections (title, lines, a table of strings), rendered by terminal and Markdown.
+"""The comparison report as plain sections (title, lines, a table of strings), rendered by terminal, Markdown and HTML.
 
 Every cell and line is plain text, model output included; each renderer escapes it for its medium
-(rich Text for the terminal, HTML entities for Markdown), so neither reads markup from the data.
+(rich Text for the terminal, HTML entities for Markdown, Jinja2 autoescape for HTML), so none reads
+markup from the data.
 """
 
 from __future__ import annotations
@@ -129,6 +130,10 @@ def cost_section(verdict: Verdict) -> Section:
 def verdict_section(verdict: Verdict) -> Section:
     return Section(f"Verdict: {verdict.label}",
                    bullets={"Why": verdict.reasons, "Rules": verdict.rules, "Assumptions": verdict.assumptions})
+
+
+def comparison_title(cmp: Comparison) -> str:
+    return f"{cmp.a.summary.model} (A) vs {cmp.b.summary.model} (B)"
 
 
 def comparison_sections(cmp: Comparison, verdict: Verdict, examples: int = 10) -> list[Section]:
