@@ -95,6 +95,7 @@ def examples_section(title: str, diffs: tuple[ExampleDiff, ...], limit: int) -> 
     if len(diffs) > limit:
         s.lines.append(f"{len(diffs) - limit} more not shown (see --json).")
     if not diffs:
+        s.headers.clear()  # no empty table, just the word
         s.lines.append("None.")
     return s
 
