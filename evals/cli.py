@@ -185,14 +185,10 @@ def show(
 def _report_comparison(cmp: Any, verdict: Any, *, as_json: bool, markdown: Path | None, examples: int,
                        note: str = "", html: Path | None = None) -> None:
     """Print a comparison (tables or JSON) and optionally write it as Markdown and/or HTML."""
-    from evals.report.sections import comparison_sections, comparison_title
-
-    sections = comparison_sections(cmp, verdict, examples)
     if markdown is not None:
-        from evals.decide import write_text
-        from evals.report.markdown import render_markdown
+        from evals.report.markdown import write_markdown
 
-        write_text(markdown, render_markdown(sections, comparison_title(cmp)))
+        write_markdown(markdown, cmp, verdict, examples)
     if html is not None:
         from evals.report.html import write_html
 
@@ -200,9 +196,10 @@ def _report_comparison(cmp: Any, verdict: Any, *, as_json: bool, markdown: Path 
     if as_json:
         _print_json({**cmp.as_dict(), "verdict": verdict.as_dict()})
     else:
+        from evals.report.sections import comparison_sections
         from evals.report.terminal import sections_renderable
 
-        console.print(sections_renderable(sections))
+        console.print(sections_renderable(comparison_sections(cmp, verdict, examples)))
     if note:
         err_console.print(note, markup=False, highlight=False)
     for written in (markdown, html):

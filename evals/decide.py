@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -145,11 +144,3 @@ async def run_missing(plan: DecisionPlan, store: Store, options: RunOptions, *,
                                  f"with `evals run --resume {outcome.run_id}` and decide again")
             plan.runs[role] = outcome.run_id
     return dict(plan.runs)
-
-
-def write_text(path: Path, text: str) -> None:
-    """Write a report whole or not at all."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, PackageLoader
 
+from evals.report import write_atomic
 from evals.report.sections import Section, comparison_sections, comparison_title
 
 if TYPE_CHECKING:
@@ -62,10 +63,8 @@ def comparison_html(cmp: Comparison, verdict: Verdict, examples: int = 10) -> st
 
 
 def write_html(path: Path, cmp: Comparison, verdict: Verdict, examples: int = 10) -> None:
-    """Write the report whole or not at all (a temporary file renamed into place)."""
-    from evals.decide import write_text
-
-    write_text(Path(path), comparison_html(cmp, verdict, examples))
+    """Write the report whole or not at all."""
+    write_atomic(path, comparison_html(cmp, verdict, examples))
 
 
 # --- figures ---------------------------------------------------------------------------------------

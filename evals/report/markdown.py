@@ -6,8 +6,15 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from evals.report.sections import Section
+from evals.report import write_atomic
+from evals.report.sections import Section, comparison_sections, comparison_title
+
+if TYPE_CHECKING:
+    from evals.compare import Comparison
+    from evals.verdict import Verdict
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]#~])")  # emphasis, code, links, headings, strike
 
@@ -34,3 +41,8 @@ def render_markdown(sections: Sequence[Section], title: str) -> str:
         for heading, items in s.bullets.items():
             out += [f"**{escape(heading)}**", ""] + [f"- {escape(item)}" for item in items] + [""]
     return "\n".join(out).rstrip() + "\n"
+
+
+def write_markdown(path: str | Path, cmp: Comparison, verdict: Verdict, examples: int = 10) -> None:
+    """Write the comparison report as Markdown, whole or not at all."""
+    write_atomic(path, render_markdown(comparison_sections(cmp, verdict, examples), comparison_title(cmp)))
