@@ -291,3 +291,9 @@ def decide_cmd(
     cmp, verdict, _ = compare_stored(plan.runs["baseline"], plan.runs["candidate"], db, decision=plan.decision)
     _report_comparison(cmp, verdict, as_json=as_json, markdown=markdown, html=html, examples=examples,
                        note=f"decision settings: {plan.task.path}")
+
+
+# Training lives in the `finetune` package; its command joins this app.
+from finetune.cli import finetune_cmd  # noqa: E402
+
+app.command("finetune")(user_errors(finetune_cmd))

@@ -32,7 +32,7 @@ class EvalsError(Exception):
 
 
 class MissingCredentials(EvalsError):
-    """A provider cannot run here (no API key, optional package not installed); the run skips it."""
+    """A provider cannot run here (no API key, optional package or LoRA adapter missing); the run skips it."""
 
 
 class ProviderError(Exception):

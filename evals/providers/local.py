@@ -261,6 +261,6 @@ def local_provider(config: ModelConfig) -> LocalProvider:
     source = resolve_source(config.spec.model)
     adapter = config.spec.adapter
     if adapter and not (Path(adapter) / "adapter_config.json").is_file():
-        raise EvalsError(f"no LoRA adapter at '{adapter}' (expected adapter_config.json there; "
-                         "train one with `evals finetune`)")
+        raise MissingCredentials(f"no LoRA adapter at '{adapter}' (no adapter_config.json there); "
+                                 "train it with `evals finetune TASK`")
     return LocalProvider(config, source)

@@ -1,0 +1,101 @@
+"""Training state saved between steps, so an interrupted fine-tune resumes where it stopped.
+
+Layout under the output folder: `checkpoint/state.pt` (LoRA weights, optimiser, schedule, RNG,
+position, history) and `checkpoint/best/` (the adapter with the best validation loss so far).
+Both are written to a temporary name and renamed, so a kill never leaves half a checkpoint.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evals.errors import EvalsError
+
+STATE_FILE = "state.pt"
+
+
+@dataclass
+class Progress:
+    """Where training stands; saved in every checkpoint."""
+
+    epoch: int = 0  # current epoch (0-based)
+    batch: int = 0  # batches of the current epoch already consumed
+    step: int = 0  # optimiser steps taken
+    tokens: int = 0  # prompt + answer tokens trained on
+    train_seconds: float = 0.0  # wall time spent in training steps (validation excluded)
+    wall_seconds: float = 0.0  # wall time of the whole training loop, over every session
+    best_val_loss: float | None = None
+    best_step: int | None = None
+    since_best: int = 0  # validations since the best one
+    validations: list[dict[str, Any]] = field(default_factory=list)
+    epochs: list[dict[str, Any]] = field(default_factory=list)
+    stopped_early: bool = False
+
+
+def checkpoint_dir(out: Path) -> Path:
+    return out / "checkpoint"
+
+
+def save_state(out: Path, *, model, optimizer, scheduler, progress: Progress, fingerprint: dict[str, Any]) -> None:
+    import torch
+    from peft import get_peft_model_state_dict
+
+    folder = checkpoint_dir(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {
+        "fingerprint": fingerprint,
+        "progress": progress.__dict__,
+        "adapter": get_peft_model_state_dict(model),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "rng": {"torch": torch.get_rng_state(), "python": random.getstate(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
+    }
+    tmp = folder / (STATE_FILE + ".part")
+    torch.save(state, tmp)
+    tmp.replace(folder / STATE_FILE)
+
+
+def load_state(out: Path, *, model, optimizer, scheduler, fingerprint: dict[str, Any]) -> Progress:
+    """Restore everything `save_state` wrote; refuses a checkpoint made with other settings or data."""
+    import torch
+    from peft import set_peft_model_state_dict
+
+    path = checkpoint_dir(out) / STATE_FILE
+    if not path.is_file():
+        raise EvalsError(f"nothing to resume: no checkpoint in {checkpoint_dir(out)}")
+    state = torch.load(path, weights_only=False)
+    differs = sorted(k for k in fingerprint if state["fingerprint"].get(k) != fingerprint[k])
+    if differs:
+        raise EvalsError(f"the checkpoint in {checkpoint_dir(out)} was made with a different "
+                         f"{', '.join(differs)}; resume with the same settings, or start over with --force")
+    set_peft_model_state_dict(model, state["adapter"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["rng"]["torch"])
+    random.setstate(state["rng"]["python"])
+    if state["rng"]["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+    return Progress(**state["progress"])
+
+
+def save_best(out: Path, model) -> None:
+    """The current adapter as the best so far (peft's own format, loadable with PeftModel)."""
+    best = checkpoint_dir(out) / "best"
+    tmp = checkpoint_dir(out) / "best.part"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    shutil.rmtree(best, ignore_errors=True)
+    tmp.rename(best)
+
+
+def publish(out: Path) -> None:
+    """Move the best adapter to the output folder and drop the checkpoint."""
+    best = checkpoint_dir(out) / "best"
+    for f in best.iterdir():
+        f.replace(out / f.name)
+    shutil.rmtree(checkpoint_dir(out))

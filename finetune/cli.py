@@ -1,0 +1,93 @@
+"""`evals finetune TASK`: parse flags, call the trainer, print the result (registered by evals.cli)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from evals.errors import EvalsError
+
+
+def finetune_cmd(
+    task: Annotated[str, typer.Argument(help="Task name (golden_sets/<name>) or path; trains on its train.jsonl.")],
+    base: Annotated[str | None, typer.Option(help="Base model spec. Default: local:smollm2.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="Settings YAML (e.g. finetune/quick.yaml).")] = None,
+    name: Annotated[str | None, typer.Option(help="Adapter name: output in finetune/adapters/NAME. Default: the task.")] = None,
+    rank: Annotated[int | None, typer.Option(help="LoRA rank.")] = None,
+    alpha: Annotated[int | None, typer.Option(help="LoRA alpha.")] = None,
+    dropout: Annotated[float | None, typer.Option(help="LoRA dropout.")] = None,
+    target_modules: Annotated[str | None, typer.Option(help="Comma-separated module names, e.g. q_proj,v_proj.")] = None,
+    lr: Annotated[float | None, typer.Option("--lr", help="Peak learning rate.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Passes over the training data.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Examples per forward pass.")] = None,
+    grad_accum: Annotated[int | None, typer.Option(help="Forward passes per optimiser step.")] = None,
+    max_length: Annotated[int | None, typer.Option(help="Longest prompt + answer in tokens.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for split, order, dropout and init.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted fine-tune from its checkpoint.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing adapter or checkpoint of this name.")] = False,
+    allow_overlap: Annotated[bool, typer.Option("--allow-overlap",
+                                                help="Train even if golden inputs appear in the training data.")] = False,
+    export_openai: Annotated[Path | None, typer.Option("--export-openai", metavar="FILE",
+                                                       help="Only write the training chats as OpenAI fine-tuning JSONL.")] = None,
+) -> None:
+    """Train a LoRA adapter on the task's train.jsonl, with the prompt the task uses at evaluation time."""
+    from evals.cli import console, err_console
+    from evals.tasks import load_task
+    from finetune.config import load_config
+    from finetune.trainer import ADAPTERS_ROOT, TrainingInterrupted, train
+
+    loaded = load_task(task)
+    settings = load_config(config).replace(
+        base=base, rank=rank, alpha=alpha, dropout=dropout, learning_rate=lr, epochs=epochs, batch_size=batch_size,
+        grad_accum=grad_accum, max_length=max_length, seed=seed,
+        target_modules=[m.strip() for m in target_modules.split(",") if m.strip()] if target_modules else None)
+    if export_openai is not None:
+        _export(loaded, export_openai, allow_overlap=allow_overlap, console=console)
+        return
+    if name is not None and (not name or Path(name).name != name):
+        raise EvalsError(f"--name must be a plain folder name, got '{name}'")
+    out = ADAPTERS_ROOT / (name or loaded.name)
+    err_console.print(f"fine-tuning {settings.base} on {loaded.name}/{loaded.train} -> {out}", highlight=False)
+    try:
+        manifest = train(loaded, settings, out, resume=resume, force=force, allow_overlap=allow_overlap,
+                         console=err_console)
+    except TrainingInterrupted as e:
+        err_console.print(f"[yellow]{e}[/]", highlight=False)
+        raise typer.Exit(130) from None
+    _print_summary(manifest, console)
+
+
+def _export(task, path: Path, *, allow_overlap: bool, console) -> None:
+    from evals.golden import load_samples
+    from finetune.data import export_openai, find_overlap, load_train, overlap_message, training_chats
+
+    samples = load_train(task)
+    overlap = find_overlap(task, samples, load_samples(task))
+    if overlap and not allow_overlap:
+        raise EvalsError(overlap_message(task, overlap))
+    n = export_openai(training_chats(task, samples), path)
+    console.print(f"wrote {n} training chats to {path} (OpenAI fine-tuning format)", highlight=False)
+
+
+def _print_summary(manifest: dict, console) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"fine-tune {manifest['adapter']}")
+    for col in ("epoch", "step", "train loss", "val loss"):
+        table.add_column(col, justify="right")
+    for e in manifest["epochs"]:
+        table.add_row(str(e["epoch"]), str(e["step"]), _fmt(e["train_loss"]), _fmt(e["val_loss"]))
+    console.print(table)
+    best = manifest["best"]
+    console.print(f"best validation loss {_fmt(best['val_loss'])} at step {best['step']}"
+                  f"{' (stopped early)' if manifest['stopped_early'] else ''}; "
+                  f"{manifest['tokens']:,} tokens in {manifest['wall_seconds'] / 60:.1f} min, "
+                  f"{manifest['tokens_per_s']:,} tokens/s", highlight=False)
+    console.print(f"use it as: [bold]{manifest['model_spec']}[/]  (e.g. evals run {manifest['task']['name']} "
+                  f"--model {manifest['model_spec']})", highlight=False)
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4f}"

@@ -1,0 +1,152 @@
+"""Training data from a task: the chats the task sends at evaluation time, answered with the references.
+
+Also the decontamination check against the golden set, the validation split, length-grouped batches
+and the export to OpenAI's fine-tuning format.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from evals.errors import EvalsError
+from evals.golden import load_samples
+from evals.prompts import render_messages
+from evals.tasks import Task
+from evals.types import Message, Sample
+
+
+@dataclass(frozen=True)
+class Example:
+    """One training chat as token ids: the loss is taken on `answer` only."""
+
+    id: str
+    prompt: tuple[int, ...]
+    answer: tuple[int, ...]
+
+    def __len__(self) -> int:
+        return len(self.prompt) + len(self.answer)
+
+
+def answer_text(reference: Any) -> str:
+    """The assistant turn a reference stands for: a string as is, structured data as compact JSON."""
+    return reference.strip() if isinstance(reference, str) else json.dumps(reference, ensure_ascii=False)
+
+
+def training_chats(task: Task, samples: Sequence[Sample], system: str | None = None) -> list[list[Message]]:
+    """Each sample as the exact chat the task sends at evaluation time, plus the reference as the answer."""
+    return [[*render_messages(task.prompt, s.fields, system), Message("assistant", answer_text(s.reference))]
+            for s in samples]
+
+
+def load_train(task: Task) -> list[Sample]:
+    if not task.train:
+        raise EvalsError("the task has no training data: add `dataset: {train: train.jsonl}` to task.yaml",
+                         file=task.path, field="dataset.train")
+    return load_samples(task, "train")
+
+
+def _normalise(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip().casefold()
+
+
+def _input_key(sample: Sample, fields: Sequence[str]) -> str:
+    return "\x1f".join(_normalise(str(sample.fields.get(f, ""))) for f in fields)
+
+
+@dataclass(frozen=True)
+class Overlap:
+    golden_id: str
+    train_id: str
+    exact: bool
+
+
+def find_overlap(task: Task, train: Sequence[Sample], golden: Sequence[Sample]) -> list[Overlap]:
+    """Golden examples whose input also appears in the training data, exactly or after normalising
+    whitespace and case."""
+    fields = task.input_fields
+    by_exact = {tuple(str(s.fields.get(f, "")) for f in fields): s.id for s in train}
+    by_norm = {_input_key(s, fields): s.id for s in train}
+    found = []
+    for g in golden:
+        if (tid := by_exact.get(tuple(str(g.fields.get(f, "")) for f in fields))) is not None:
+            found.append(Overlap(g.id, tid, exact=True))
+        elif (tid := by_norm.get(_input_key(g, fields))) is not None:
+            found.append(Overlap(g.id, tid, exact=False))
+    return found
+
+
+def overlap_message(task: Task, overlap: Sequence[Overlap], limit: int = 20) -> str:
+    lines = [f"{len(overlap)} golden example(s) of '{task.name}' also appear in its training data "
+             "(training on them would inflate the golden-set score):"]
+    for o in overlap[:limit]:
+        lines.append(f"  golden {o.golden_id} = train {o.train_id} ({'exact' if o.exact else 'same after normalising whitespace and case'})")
+    if len(overlap) > limit:
+        lines.append(f"  ... and {len(overlap) - limit} more")
+    lines.append("Remove them from train.jsonl, or pass --allow-overlap to train anyway.")
+    return "\n".join(lines)
+
+
+def split(samples: Sequence[Sample], val_fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
+    """(train, validation): a seeded random slice of the training data held out for validation loss."""
+    order = list(samples)
+    random.Random(seed).shuffle(order)
+    n_val = round(len(order) * val_fraction)
+    if val_fraction > 0:
+        n_val = max(1, n_val)
+    if n_val >= len(order):
+        raise EvalsError(f"only {len(order)} training example(s): too few to hold out {val_fraction:.0%} "
+                         "for validation (lower val_fraction)")
+    return order[n_val:], order[:n_val]
+
+
+def tokenize(tokenizer, chats: Sequence[list[Message]], ids: Sequence[str]) -> list[Example]:
+    """Prompt ids through the model's chat template (ending where the answer starts) and the answer
+    ids followed by the end-of-turn token, so the model learns to stop."""
+    from evals.providers.local import chat_token_ids
+
+    eos = tokenizer.eos_token_id
+    examples = []
+    for example_id, chat in zip(ids, chats, strict=True):
+        prompt = chat_token_ids(tokenizer, chat[:-1])
+        answer = tokenizer(chat[-1].content, add_special_tokens=False)["input_ids"] + [eos]
+        examples.append(Example(example_id, tuple(prompt), tuple(answer)))
+    return examples
+
+
+def length_grouped_batches(examples: Sequence[Example], batch_size: int, seed: int) -> list[list[int]]:
+    """Indices of examples in batches of similar length (little padding), in a seeded random order.
+
+    Shuffles, sorts within windows of 50 batches by length, cuts batches, then shuffles the batches,
+    so each epoch sees a different mix while padding stays small.
+    """
+    rng = random.Random(seed)
+    order = list(range(len(examples)))
+    rng.shuffle(order)
+    window = batch_size * 50
+    batches = []
+    for start in range(0, len(order), window):
+        chunk = sorted(order[start:start + window], key=lambda i: len(examples[i]), reverse=True)
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def export_openai(chats: Sequence[list[Message]], path: Path) -> int:
+    """Write chats as OpenAI fine-tuning JSONL (`{"messages": [...]}` per line); returns the count."""
+    from evals.report import write_atomic
+
+    lines = [json.dumps({"messages": [{"role": m.role, "content": m.content} for m in chat]}, ensure_ascii=False)
+             for chat in chats]
+    write_atomic(path, "\n".join(lines) + "\n")
+    return len(lines)
+
+
+def iter_chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]

@@ -1,0 +1,259 @@
+"""Train a LoRA adapter on a task's train.jsonl: validation loss, early stopping, best adapter kept,
+checkpoints to resume from, and a manifest of everything that shaped it."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from evals.errors import EvalsError
+from evals.golden import load_samples, samples_hash
+from evals.tasks import Task
+from evals.types import ModelSpec
+from finetune.checkpoint import Progress, checkpoint_dir, load_state, publish, save_best, save_state
+from finetune.config import FinetuneConfig
+from finetune.data import (Example, find_overlap, length_grouped_batches, load_train, overlap_message, split,
+                           tokenize, training_chats)
+from finetune.loss import batch_loss
+
+ADAPTERS_ROOT = Path("finetune/adapters")
+MANIFEST_FILE = "manifest.json"
+CHECKPOINT_EVERY_S = 300.0
+
+
+class TrainingInterrupted(EvalsError):
+    """Ctrl-C during training: the last completed step is saved and `--resume` continues from it."""
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    train: list[Example]
+    val: list[Example]
+    skipped_too_long: list[str]
+    train_hash: str
+    overlap: list[dict[str, Any]]
+
+
+def base_source(config: FinetuneConfig):
+    """The base model's weights: a `local:` spec without an adapter."""
+    from evals.providers.local import require_local_stack, resolve_source
+
+    try:
+        spec = ModelSpec.parse(config.base)
+    except ValueError as e:
+        raise EvalsError(str(e), field="base") from None
+    if spec.provider != "local" or spec.adapter:
+        raise EvalsError(f"the base model must be a local model without an adapter (e.g. local:smollm2), "
+                         f"got '{config.base}'", field="base")
+    require_local_stack()
+    return resolve_source(spec.model)
+
+
+def prepare_data(task: Task, config: FinetuneConfig, tokenizer, *, allow_overlap: bool) -> TrainingData:
+    """Decontaminate against the golden set, hold out the validation slice, tokenise, drop over-long chats."""
+    samples = load_train(task)
+    overlap = find_overlap(task, samples, load_samples(task))
+    if overlap and not allow_overlap:
+        raise EvalsError(overlap_message(task, overlap))
+    train_s, val_s = split(samples, config.val_fraction, config.seed)
+
+    def encode(part):
+        examples = tokenize(tokenizer, training_chats(task, part), [s.id for s in part])
+        return [e for e in examples if len(e) <= config.max_length], [e.id for e in examples if len(e) > config.max_length]
+
+    train, long_train = encode(train_s)
+    val, long_val = encode(val_s)
+    if not train:
+        raise EvalsError(f"every training example is longer than max_length={config.max_length} tokens",
+                         field="max_length")
+    return TrainingData(train, val, long_train + long_val, samples_hash(samples),
+                        [{"golden": o.golden_id, "train": o.train_id, "exact": o.exact} for o in overlap])
+
+
+def _set_up_torch(config: FinetuneConfig):
+    """(device, dtype): a GPU when there is one; on CPU every core this process may use."""
+    import torch
+
+    from evals.providers.local import pick_dtype
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
+    return device, pick_dtype(config.dtype)
+
+
+def _lora_model(source, config: FinetuneConfig, dtype):
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from evals.providers.local import load_base_model
+
+    base = load_base_model(source, dtype)
+    present = {name.rsplit(".", 1)[-1] for name, _ in base.named_modules()}
+    missing = [m for m in config.target_modules if m not in present]
+    if missing:
+        raise EvalsError(f"target module(s) {', '.join(missing)} not in the base model", field="target_modules")
+    torch.manual_seed(config.seed)
+    lora = LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout,
+                      target_modules=list(config.target_modules), task_type="CAUSAL_LM")
+    model = get_peft_model(base, lora)
+    model.train()
+    return model
+
+
+def mean_loss(model, examples: Sequence[Example], pad_id: int, batch_size: int) -> float:
+    """Answer-token cross-entropy over `examples` (no gradients, dropout off)."""
+    import torch
+
+    model.eval()
+    total, count = 0.0, 0
+    ordered = sorted(examples, key=len)
+    with torch.no_grad():
+        for i in range(0, len(ordered), batch_size):
+            r = batch_loss(model, ordered[i:i + batch_size], pad_id)
+            total += float(r.total)
+            count += r.answer_tokens
+    model.train()
+    return total / max(count, 1)
+
+
+def _prepare_output(out: Path, *, resume: bool, force: bool) -> None:
+    has_checkpoint = (checkpoint_dir(out) / "state.pt").is_file()
+    if resume:
+        if not has_checkpoint:
+            raise EvalsError(f"nothing to resume: no checkpoint in {checkpoint_dir(out)}")
+        return
+    if force:
+        shutil.rmtree(out, ignore_errors=True)
+    elif has_checkpoint:
+        raise EvalsError(f"an interrupted fine-tune is in {out}: add --resume to continue it, or --force to start over")
+    elif (out / MANIFEST_FILE).exists():
+        raise EvalsError(f"{out} already holds a trained adapter: add --force to replace it, or --name to keep both")
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def train(
+    task: Task,
+    config: FinetuneConfig,
+    out: Path,
+    *,
+    resume: bool = False,
+    force: bool = False,
+    allow_overlap: bool = False,
+    console=None,
+    on_step: Callable[[Progress], None] | None = None,
+) -> dict[str, Any]:
+    """Train, keep the best adapter in `out`, and return its manifest (also written to out/manifest.json)."""
+    import torch
+    from transformers import get_cosine_schedule_with_warmup
+
+    from evals.providers.local import load_tokenizer
+    from finetune.progress import TrainingProgress
+
+    source = base_source(config)
+    _prepare_output(out, resume=resume, force=force)
+    tokenizer = load_tokenizer(source)
+    data = prepare_data(task, config, tokenizer, allow_overlap=allow_overlap)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    device, dtype = _set_up_torch(config)
+    model = _lora_model(source, config, dtype)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    batches_per_epoch = math.ceil(len(data.train) / config.batch_size)
+    steps_per_epoch = math.ceil(batches_per_epoch / config.grad_accum)
+    total_steps = steps_per_epoch * config.epochs
+    scheduler = get_cosine_schedule_with_warmup(optimizer, round(total_steps * config.warmup_ratio), total_steps)
+    fingerprint = {"config": config.to_dict(), "train_hash": data.train_hash, "base": str(source)}
+    progress = (load_state(out, model=model, optimizer=optimizer, scheduler=scheduler, fingerprint=fingerprint)
+                if resume else Progress())
+    validate_every = max(1, steps_per_epoch // config.evals_per_epoch)
+    session_start = last_save = time.perf_counter()
+
+    def validate() -> None:
+        if data.val:
+            loss = mean_loss(model, data.val, pad_id, config.batch_size * 2)
+        else:  # no validation slice: the latest adapter counts as the best
+            loss = None
+        progress.validations.append({"step": progress.step, "epoch": progress.epoch, "val_loss": loss})
+        if loss is None or progress.best_val_loss is None or loss < progress.best_val_loss:
+            progress.best_val_loss, progress.best_step, progress.since_best = loss, progress.step, 0
+            save_best(out, model)
+        else:
+            progress.since_best += 1
+        checkpoint()
+
+    def checkpoint() -> None:
+        nonlocal last_save, session_start
+        now = time.perf_counter()
+        progress.wall_seconds += now - session_start
+        session_start = last_save = now
+        save_state(out, model=model, optimizer=optimizer, scheduler=scheduler, progress=progress,
+                   fingerprint=fingerprint)
+
+    with TrainingProgress(console, total_steps, progress) as bar:
+        if not resume:  # the untrained model's loss: the yardstick, and the best until something beats it
+            validate()
+            bar.validated()
+        try:
+            while progress.epoch < config.epochs and not progress.stopped_early:
+                batches = length_grouped_batches(data.train, config.batch_size, config.seed + progress.epoch)
+                epoch_loss = epoch_tokens = 0.0
+                while progress.batch < len(batches):
+                    group = batches[progress.batch:progress.batch + config.grad_accum]
+                    rows = [[data.train[i] for i in b] for b in group]
+                    answer_tokens = sum(len(e.answer) for b in rows for e in b)
+                    t0 = time.perf_counter()
+                    step_loss = 0.0
+                    for b in rows:
+                        r = batch_loss(model, b, pad_id)
+                        (r.total / answer_tokens).backward()
+                        step_loss += r.total.item()
+                    torch.nn.utils.clip_grad_norm_(params, 1.0)
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+                    progress.train_seconds += time.perf_counter() - t0
+                    progress.step += 1
+                    progress.batch += len(group)
+                    progress.tokens += sum(len(e) for b in rows for e in b)
+                    epoch_loss += step_loss
+                    epoch_tokens += answer_tokens
+                    bar.step(step_loss / answer_tokens)
+                    end_of_epoch = progress.batch >= len(batches)
+                    if progress.step % validate_every == 0 or end_of_epoch:
+                        validate()
+                        bar.validated()
+                        if progress.since_best >= config.patience:
+                            progress.stopped_early = True
+                            break
+                    elif time.perf_counter() - last_save > CHECKPOINT_EVERY_S:
+                        checkpoint()
+                    if on_step:
+                        on_step(progress)
+                progress.epochs.append({"epoch": progress.epoch + 1, "step": progress.step,
+                                        "train_loss": epoch_loss / epoch_tokens if epoch_tokens else None,
+                                        "val_loss": progress.validations[-1]["val_loss"] if progress.validations else None})
+                progress.epoch += 1
+                progress.batch = 0
+                checkpoint()
+        except KeyboardInterrupt:
+            optimizer.zero_grad(set_to_none=True)
+            checkpoint()
+            raise TrainingInterrupted(f"interrupted at step {progress.step}/{total_steps}; the checkpoint is in "
+                                      f"{checkpoint_dir(out)}. Continue with: evals finetune {task.name} --resume"
+                                      ) from None
+    from finetune.manifest import build_manifest
+
+    manifest = build_manifest(task, config, source, out, data, progress, device=device,
+                              dtype=str(dtype).removeprefix("torch."), total_steps=total_steps)
+    publish(out)
+    (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return manifest
+
