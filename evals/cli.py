@@ -291,3 +291,6 @@ def decide_cmd(
     cmp, verdict, _ = compare_stored(plan.runs["baseline"], plan.runs["candidate"], db, decision=plan.decision)
     _report_comparison(cmp, verdict, as_json=as_json, markdown=markdown, html=html, examples=examples,
                        note=f"decision settings: {plan.task.path}")
+
+
+from evals import cli_check  # noqa: E402,F401  (registers `baseline`, `check` and `history` on the app)
