@@ -298,9 +298,9 @@ def plan_check(task_name: str, store: Store, *, model: str | None = None, baseli
     all_samples = load_samples(task)
     resolved = resolve_baseline(store, task, all_samples, model=model, baseline=baseline)
     samples = paired_samples(all_samples, resolved.run)
-    notes = () if len(samples) == len(all_samples) else (
+    notes = () if len(samples) == len(all_samples) else ((
         f"The golden set now has {len(all_samples)} examples; the baseline ran the first {len(samples)} of "
-        f"{len(all_samples)}, and so does this check: accept a full run as the new baseline to check them all.",)
+        f"{len(all_samples)}, and so does this check: accept a full run as the new baseline to check them all."),)
     return CheckPlan(task, task.model_config(resolved.model), samples, resolved, notes)
 
 

@@ -56,7 +56,7 @@ def _print_baselines(records: list, title: str) -> None:
 @user_errors
 def baseline_set(
     task: TaskArg,
-    run_id: Annotated[str, typer.Argument(help="A completed run of the task (a unique prefix is enough), or `latest`.")],
+    run_id: Annotated[str, typer.Argument(help="A completed run of the task (a unique id prefix), or `latest`.")],
     model: Annotated[str | None, typer.Option("--model", "-m", help="With `latest`: whose newest run.")] = None,
     note: Annotated[str | None, typer.Option(help="Why this run was accepted.")] = None,
     store: StoreOpt = None,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from junitparser import Error, Failure, JUnitXml, Skipped
+from junitparser import Error, Failure, JUnitXml
 
 from evals.errors import EvalsError
 from evals.stats import mcnemar_sample_size
@@ -62,7 +62,7 @@ def test_a_real_drop_fails_and_names_the_regressed_examples(nightly, tmp_path) -
     folder = write([False] * 10 + [True] * 38 + [False] * 2)  # ex000-ex009 regressed
     result = check(folder, store, "--examples", "20")
     assert result.exit_code == 1, result.output
-    assert "Check FAIL" in result.stdout and "past the 5-point margin and significant" in result.stdout
+    assert "Result: FAIL" in result.stdout and "past the 5-point margin and significant" in result.stdout
     assert "48/50 -> 38/50 matched" in result.stdout and "McNemar exact p = 0.00195" in result.stdout
     assert "Regressed: matched in the baseline, not now (10)" in result.stdout
     listed = re.findall(r"│ (ex\d{3})\s+│", result.stdout)
@@ -91,7 +91,7 @@ def test_a_drop_within_noise_warns_and_says_how_many_examples_settle_it(nightly)
     assert [d["example_id"] for d in data["regressed"]] == ["ex043", "ex044", "ex045", "ex046"]
     assert [d["example_id"] for d in data["improved"]] == ["ex047"]
     text = check(folder, store)
-    assert text.exit_code == 0 and "Check WARN" in text.stdout and "check WARN (exit 0)" in text.stderr
+    assert text.exit_code == 0 and "Result: WARN" in text.stdout and "check WARN (exit 0)" in text.stderr
 
 
 def test_no_baseline_is_an_error_with_the_way_out(nightly) -> None:
@@ -195,7 +195,7 @@ def test_drift_is_reported_when_the_provider_model_changes(make_task, tmp_path) 
         server.openai_model = "gpt-4o-mini-2025-03-01"
         result = check(folder, store)
         assert result.exit_code == 0, result.output
-        assert "Check WARN" in result.stdout
+        assert "Result: WARN" in result.stdout
         assert ("the provider's model changed since the baseline: it answered as gpt-4o-mini-2024-07-18 then, "
                 "as gpt-4o-mini-2025-03-01 now") in " ".join(result.stdout.split())
 
@@ -220,7 +220,7 @@ def test_provider_down_after_retries_is_an_error_not_a_verdict(make_task, tmp_pa
         junit = tmp_path / "junit.xml"
         result = check(folder, store, "--retries", "1", "--junit", junit)
     assert result.exit_code == 2, result.output
-    assert "Check ERROR" in result.stdout and "6/6 examples failed after retries" in result.stdout
+    assert "Result: ERROR" in result.stdout and "6/6 examples failed after retries" in result.stdout
     assert "HTTP 503" in result.stdout
     xml = JUnitXml.fromfile(str(junit))
     errors = [c.name for s in xml for c in s if c.result and isinstance(c.result[0], Error)]

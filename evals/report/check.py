@@ -49,9 +49,9 @@ def check_title(outcome: CheckOutcome) -> str:
 
 def check_sections(outcome: CheckOutcome, examples: int = 10) -> list[Section]:
     o, s = outcome, outcome.settings
-    head = Section(f"{check_title(o)} - {o.headline}", lines=[
-        f"Run {o.run_id} against {o.baseline_source or 'baseline ' + o.baseline_run_id}; exit code {o.exit_code}.",
-        *o.notes])
+    head = Section(f"Result: {o.status.upper()} - {o.headline}", lines=[
+        (f"Task {o.task}, model {o.model}: run {o.run_id} against "
+         f"{o.baseline_source or 'baseline ' + o.baseline_run_id}; exit code {o.exit_code}."), *o.notes])
     gates = Section("Gates", headers=["gate", "status", "detail"],
                     rows=[[g.name, g.status.upper(), g.message] for g in o.gates])
     metric_ids = sorted(set(o.metrics) | set(o.baseline_metrics))
@@ -70,14 +70,15 @@ def check_sections(outcome: CheckOutcome, examples: int = 10) -> list[Section]:
            if g.name == "provider model version" and o.drift.changed]),
         *(c[0].upper() + c[1:] + "." for c in o.changes)] or ["None recorded."])
     rules = Section("Rules", bullets={"Gates": [
-        f"match rate: FAIL when it dropped by more than the margin ({s.margin:g}) and McNemar's exact paired test "
-        f"finds the drop (two-sided p < {s.alpha:g}); WARN when it dropped past the margin without significance, "
-        f"with the paired examples that would settle it at {s.power:.0%} power (Connor 1987); errors count as misses.",
+        (f"match rate: FAIL when it dropped by more than the margin ({s.margin:g}) and McNemar's exact paired test "
+         f"finds the drop (two-sided p < {s.alpha:g}); WARN when it dropped past the margin without significance, "
+         f"with the paired examples that would settle it at {s.power:.0%} power (Connor 1987); errors count as "
+         "misses."),
         *(f"floor {m}: FAIL below {v:g} ({'the match rate' if m == 'match_rate' else 'mean over answered examples'})."
           for m, v in s.floors.items()),
         f"provider model version: {s.drift.upper()} when the version the API reports differs from the baseline's.",
-        f"provider errors: ERROR (exit 2, no verdict) when more than {s.max_error_rate:.0%} of examples failed "
-        "after retries.",
+        (f"provider errors: ERROR (exit 2, no verdict) when more than {s.max_error_rate:.0%} of examples failed "
+         "after retries."),
         "Exit code 0 for PASS and WARN, 1 for FAIL, 2 for ERROR."]})
     return [head, gates, runs, regressed, improved, changes, rules]
 
@@ -136,14 +137,14 @@ def trend_figure(records: Sequence[CheckRecord], title: str = "Match rate over t
         ax.annotate("new baseline", (x - 0.5, ax.get_ylim()[1]), fontsize=8, ha="left", va="top", color="#4c72b0")
     for x, (_, p) in zip(xs, points, strict=True):
         if p.get("drift"):
-            ax.annotate("model changed", (x, p["current"]["estimate"] * 100), textcoords="offset points",
-                        xytext=(0, -16), ha="center", fontsize=8, color="#c44e52")
+            ax.annotate("model version changed", (x, p["current"]["estimate"] * 100), textcoords="offset points",
+                        xytext=(7, -3), ha="left", fontsize=8, color="#c44e52")
     ax.set_ylabel("match rate (%)")
     ax.set_ylim(max(0.0, ax.get_ylim()[0] - 5), min(105.0, ax.get_ylim()[1] + 5))
     ax.grid(alpha=0.3)
     handles = [ax.plot([], [], "o", color=color, label=status)[0] for status, color in STATUS_COLORS.items()
                if any(r.status == status for r, _ in points)]
-    ax.legend(handles=[*ax.get_legend_handles_labels()[0][:2], *handles], fontsize=8, loc="lower left")
+    ax.legend(handles=[*ax.get_legend_handles_labels()[0][:2], *handles], fontsize=8, loc="best")
     if metric_ids:
         mx = axes[1]
         for i, m in enumerate(metric_ids):
@@ -156,8 +157,10 @@ def trend_figure(records: Sequence[CheckRecord], title: str = "Match rate over t
                             color=color, alpha=0.15)
         mx.set_ylabel("metric mean (95% CI)")
         mx.grid(alpha=0.3)
-        mx.legend(fontsize=8, loc="lower left")
-    axes[-1].set_xticks(xs, [f"#{r.id}\n{r.created_at[5:10]}" for r, _ in points], fontsize=8)
+        mx.legend(fontsize=8, loc="best")
+    several = len({r.model for r, _ in points}) > 1  # then each tick names its model
+    axes[-1].set_xticks(xs, [f"#{r.id}\n{r.created_at[5:10]}" + (f"\n{_short(r.model, 16)}" if several else "")
+                             for r, _ in points], fontsize=8)
     axes[-1].set_xlabel("check (id, date)")
     alt = ("Match rate of each check with its 95% Wilson interval against the baseline's (dashed, shaded): "
            + "; ".join(f"check {r.id} {r.status} {p['current']['estimate']:.0%}" for r, p in points[-10:]) + ".")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import socket
 import xml.etree.ElementTree as ET
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -58,7 +58,7 @@ def _scores(scores: dict[str, float | None]) -> str:
 
 def check_junit(outcome: CheckOutcome) -> str:
     o = outcome
-    timestamp = datetime.now(timezone.utc).replace(tzinfo=None).isoformat(timespec="seconds")
+    timestamp = datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds")
     root = ET.Element("testsuites", name=_clean(f"evals check {o.task} ({o.model})"))
     gates = _suite(root, f"evals.check.{o.task}.gates", timestamp)
     props = ET.SubElement(gates, "properties")
