@@ -19,13 +19,19 @@ from evals.types import ModelSpec, Sample
 LATEST = "latest"
 
 
-def task_name(name_or_path: str) -> str:
-    """The task's name when TASK names a task folder or file; otherwise TASK itself (a task whose files are gone)."""
+def find_task(name_or_path: str) -> Task | None:
+    """The task TASK names, or None when its files are gone (its runs and baselines may still be stored)."""
     try:
         find_task_file(name_or_path)
     except EvalsError:
-        return name_or_path
-    return load_task(name_or_path).name
+        return None
+    return load_task(name_or_path)
+
+
+def task_name(name_or_path: str) -> str:
+    """The task's name when TASK names a task folder or file; otherwise TASK itself."""
+    task = find_task(name_or_path)
+    return task.name if task else name_or_path
 
 
 def normalize_spec(spec: str) -> str:
@@ -37,9 +43,13 @@ def normalize_spec(spec: str) -> str:
 
 def set_baseline(store: Store, task: str, run: str, *, model: str | None = None,
                  note: str | None = None) -> BaselineRecord:
-    """Accept a completed run of `task` (a run id, or `latest` of --model) as its model's baseline."""
-    name = task_name(task)
+    """Accept a completed run of `task` as its model's baseline: a run id, or `latest`, the newest completed run
+    of `model` (default: the task's check.model, else its only model with a completed run)."""
+    loaded = find_task(task)
+    name = loaded.name if loaded else task
     if run == LATEST:
+        if model is None and loaded is not None:
+            model = loaded.check.model
         if model is None:
             models = sorted({r.model for r in store.list_runs(name, limit=1_000_000) if r.status == "completed"})
             if len(models) != 1:
