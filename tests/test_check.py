@@ -320,3 +320,19 @@ def test_an_older_store_gains_the_new_tables(tmp_path) -> None:
     assert store.get_run("r1").status == "completed"
     store.set_baseline("qa", "fake:x", "r1")
     assert store.baselines("qa")[0].run_id == "r1" and store.checks("qa") == []
+
+
+def test_a_significant_drop_within_the_margin_passes_and_a_prompt_change_is_named(nightly) -> None:
+    write, accept, store = nightly
+    accept([True] * 50)
+    folder = write([False] * 10 + [True] * 40, check={"margin": 0.25})
+    spec = yaml.safe_load((folder / "task.yaml").read_text())
+    spec["prompt"]["system"] = "Answer with JSON only."
+    (folder / "task.yaml").write_text(yaml.safe_dump(spec))
+    result = check(folder, store, "--json")
+    data = json.loads(result.stdout)
+    assert result.exit_code == 0 and data["status"] == "pass"
+    gate = {g["name"]: g for g in data["gates"]}["match rate"]
+    assert gate["message"].startswith("a 20.0-point drop, significant but within the 25-point margin")
+    assert "prompt changed since the baseline" in data["changes"]
+    assert "model settings changed since the baseline" in data["changes"]  # the scripted answers changed
