@@ -293,7 +293,8 @@ def decide_cmd(
                        note=f"decision settings: {plan.task.path}")
 
 
-# Training lives in the `finetune` package; its command joins this app.
+# Commands that live in their own modules join this app.
+from evals import cli_check  # noqa: E402,F401  (registers `baseline`, `check` and `history`)
 from finetune.cli import finetune_cmd  # noqa: E402
 
 app.command("finetune")(user_errors(finetune_cmd))

@@ -48,6 +48,27 @@ CREATE TABLE IF NOT EXISTS results (
     completed_at TEXT NOT NULL,
     PRIMARY KEY (run_id, example_id)
 );
+-- Added with `evals baseline` and `evals check`; IF NOT EXISTS makes older stores gain them on open.
+CREATE TABLE IF NOT EXISTS baselines (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    task TEXT NOT NULL,
+    model TEXT NOT NULL,
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    set_at TEXT NOT NULL,
+    note TEXT
+);
+CREATE INDEX IF NOT EXISTS baselines_by_task_model ON baselines (task, model, id);
+CREATE TABLE IF NOT EXISTS checks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    task TEXT NOT NULL,
+    model TEXT NOT NULL,
+    run_id TEXT REFERENCES runs(id),
+    baseline_run_id TEXT,
+    created_at TEXT NOT NULL,
+    status TEXT NOT NULL,
+    outcome TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS checks_by_task ON checks (task, model, id);
 """
 
 
@@ -71,6 +92,32 @@ class RunRecord:
     created_at: str
     finished_at: str | None
     manifest: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class BaselineRecord:
+    """A run the team accepted for a task and model; the newest per (task, model) is the current one."""
+
+    id: int
+    task: str
+    model: str
+    run_id: str
+    set_at: str
+    note: str | None
+
+
+@dataclass(frozen=True)
+class CheckRecord:
+    """One `evals check`: its status (pass, warn, fail, error) and the whole outcome as stored JSON."""
+
+    id: int
+    task: str
+    model: str
+    run_id: str | None
+    baseline_run_id: str | None
+    created_at: str
+    status: str
+    outcome: dict[str, Any]
 
 
 class Store:
@@ -142,6 +189,48 @@ class Store:
             (*args, limit),
         ).fetchall()
         return [RunRecord(*row[:9], manifest=json.loads(row[9])) for row in rows]
+
+    # ---- baselines and checks -----------------------------------------------------------------
+
+    def set_baseline(self, task: str, model: str, run_id: str, note: str | None = None) -> BaselineRecord:
+        cur = self._db.execute("INSERT INTO baselines (task, model, run_id, set_at, note) VALUES (?,?,?,?,?)",
+                               (task, model, run_id, _now(), note))
+        return self._baselines("WHERE id = ?", (cur.lastrowid,))[0]
+
+    def baselines(self, task: str | None = None, model: str | None = None, *,
+                  current_only: bool = True) -> list[BaselineRecord]:
+        """Baselines, newest first; by default only the current one of each task and model."""
+        where, args = ["1=1"], []
+        if task is not None:
+            where.append("task = ?")
+            args.append(task)
+        if model is not None:
+            where.append("model = ?")
+            args.append(model)
+        if current_only:
+            where.append("id IN (SELECT MAX(id) FROM baselines GROUP BY task, model)")
+        return self._baselines("WHERE " + " AND ".join(where) + " ORDER BY id DESC", tuple(args))
+
+    def _baselines(self, clause: str, args: tuple[Any, ...]) -> list[BaselineRecord]:
+        rows = self._db.execute("SELECT id, task, model, run_id, set_at, note FROM baselines " + clause, args)
+        return [BaselineRecord(*row) for row in rows]
+
+    def add_check(self, task: str, model: str, run_id: str | None, baseline_run_id: str | None, status: str,
+                  outcome: dict[str, Any]) -> int:
+        cur = self._db.execute(
+            "INSERT INTO checks (task, model, run_id, baseline_run_id, created_at, status, outcome)"
+            " VALUES (?,?,?,?,?,?,?)",
+            (task, model, run_id, baseline_run_id, _now(), status, json.dumps(outcome, sort_keys=True, default=str)),
+        )
+        return int(cur.lastrowid)
+
+    def checks(self, task: str, model: str | None = None, limit: int = 100) -> list[CheckRecord]:
+        """The task's most recent checks (of one model, if given), oldest first."""
+        where, args = ("task = ? AND model = ?", (task, model)) if model else ("task = ?", (task,))
+        rows = self._db.execute(
+            "SELECT id, task, model, run_id, baseline_run_id, created_at, status, outcome FROM checks"
+            f" WHERE {where} ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
+        return [CheckRecord(*row[:7], outcome=json.loads(row[7])) for row in reversed(rows)]
 
     def results_frame(self, run_id: str) -> pd.DataFrame:
         """One row per example; each metric's value as column `score.<id>`."""

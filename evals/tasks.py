@@ -14,10 +14,13 @@ from evals.types import ModelConfig, ModelSpec, Price
 from evals.yamlfile import YamlDoc
 
 TASK_FILE = "task.yaml"
-TOP_KEYS = {"name", "description", "dataset", "prompt", "models", "metrics", "pass", "decision"}
+TOP_KEYS = {"name", "description", "dataset", "prompt", "models", "metrics", "pass", "decision", "check"}
 MODEL_KEYS = {f.name for f in fields(ModelConfig)}
 DATASET_KEYS = {"golden", "train", "id", "reference", "fields"}
 PROMPT_KEYS = {"system", "user", "few_shot"}
+CHECK_KEYS = {"model", "margin", "confidence", "power", "floors", "max_error_rate", "drift"}
+DRIFT_ACTIONS = ("warn", "fail", "ignore")
+MATCH_RATE = "match_rate"  # a floor on the match rate itself, beside floors on metric means
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,23 @@ class PromptSpec:
 
 
 @dataclass(frozen=True)
+class CheckSettings:
+    """task.yaml's `check:` block: how `evals check` judges a new run against the accepted baseline."""
+
+    model: str | None = None  # the model checked when --model is not given
+    margin: float = 0.05  # a drop in match rate up to this is tolerated; past it, a significant drop fails
+    confidence: float = 0.95  # 1 - alpha of the paired test (McNemar exact, two-sided)
+    power: float = 0.8  # for the examples that would settle a non-significant drop
+    floors: dict[str, float] = field(default_factory=dict)  # metric id (or match_rate) -> minimum mean
+    max_error_rate: float = 0.2  # more examples failing after retries than this: an error (exit 2), no verdict
+    drift: str = "warn"  # a changed provider model version: warn, fail or ignore
+
+    @property
+    def alpha(self) -> float:
+        return 1 - self.confidence
+
+
+@dataclass(frozen=True)
 class Task:
     name: str
     description: str
@@ -58,6 +78,7 @@ class Task:
     pass_rule: dict[str, float]
     decision: dict[str, Any]
     hash: str  # task.yaml plus every file its metrics name
+    check: CheckSettings = field(default_factory=CheckSettings)
 
     @property
     def path(self) -> Path:
@@ -157,6 +178,56 @@ def _parse_prompt(doc: YamlDoc, raw: Any) -> PromptSpec:
     )
 
 
+def _fraction(doc: YamlDoc, value: Any, *where: str, low_open: bool = True, high_open: bool = True) -> float:
+    """A number in (0, 1) (bounds closed where asked), else an error naming the field."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok:
+        ok = (value > 0 if low_open else value >= 0) and (value < 1 if high_open else value <= 1)
+    if not ok:
+        span = f"{'(' if low_open else '['}0, 1{')' if high_open else ']'}"
+        raise doc.error(f"expected a number in {span}, got {value!r}", *where)
+    return float(value)
+
+
+def _parse_check(doc: YamlDoc, raw: Any, metric_ids: list[str]) -> CheckSettings:
+    if raw is None:
+        return CheckSettings()
+    raw = _check_keys(doc, raw, CHECK_KEYS, "check")
+    model = raw.get("model")
+    if model is not None:
+        try:
+            model = str(ModelSpec.parse(_require_str(doc, model, "check", "model")))
+        except ValueError as e:
+            raise doc.error(str(e), "check", "model") from None
+    floors = raw.get("floors") or {}
+    if not isinstance(floors, dict):
+        raise doc.error("expected a mapping of metric id (or match_rate) to its lowest acceptable mean",
+                        "check", "floors")
+    for metric_id, floor in floors.items():
+        if metric_id != MATCH_RATE and metric_id not in metric_ids:
+            allowed = [*metric_ids, MATCH_RATE]
+            close = difflib.get_close_matches(str(metric_id), allowed, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise doc.error(f"'{metric_id}' is not a metric id of this task (nor {MATCH_RATE}){hint}",
+                            "check", "floors", metric_id)
+        if isinstance(floor, bool) or not isinstance(floor, (int, float)):
+            raise doc.error(f"a floor must be a number, got {floor!r}", "check", "floors", metric_id)
+    drift = raw.get("drift", "warn")
+    if drift not in DRIFT_ACTIONS:
+        raise doc.error(f"expected one of {', '.join(DRIFT_ACTIONS)}, got {drift!r}", "check", "drift")
+    defaults = CheckSettings()
+    return CheckSettings(
+        model=model,
+        margin=_fraction(doc, raw.get("margin", defaults.margin), "check", "margin", low_open=False),
+        confidence=_fraction(doc, raw.get("confidence", defaults.confidence), "check", "confidence"),
+        power=_fraction(doc, raw.get("power", defaults.power), "check", "power"),
+        floors={str(k): float(v) for k, v in floors.items()},
+        max_error_rate=_fraction(doc, raw.get("max_error_rate", defaults.max_error_rate), "check", "max_error_rate",
+                                 low_open=False, high_open=False),
+        drift=drift,
+    )
+
+
 def _task_hash(doc: YamlDoc, metrics: tuple[MetricSpec, ...]) -> str:
     h = hashlib.sha256(doc.path.read_bytes())
     for m in metrics:
@@ -207,6 +278,7 @@ def load_task(name_or_path: str) -> Task:
         pass_rule={str(k): float(v) for k, v in pass_rule.items()},
         decision=dict(data.get("decision") or {}),
         hash=_task_hash(doc, metrics),
+        check=_parse_check(doc, data.get("check"), ids),
     )
     _validate_plugins(doc, task)
     return task

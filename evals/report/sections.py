@@ -85,9 +85,12 @@ def paired_section(cmp: Comparison) -> Section:
     return s
 
 
-def examples_section(title: str, diffs: tuple[ExampleDiff, ...], limit: int) -> Section:
-    s = Section(f"{title} ({len(diffs)})", headers=["example", "baseline (A) output", "A scores",
-                                                  "candidate (B) output", "B scores"])
+EXAMPLE_HEADERS = ("baseline (A) output", "A scores", "candidate (B) output", "B scores")
+
+
+def examples_section(title: str, diffs: tuple[ExampleDiff, ...], limit: int,
+                     headers: tuple[str, str, str, str] = EXAMPLE_HEADERS) -> Section:
+    s = Section(f"{title} ({len(diffs)})", headers=["example", *headers])
     for d in diffs[:limit]:
         s.rows.append([d.example_id,
                        truncate(f"error: {d.error_a}" if d.error_a else d.output_a), _scores(d.scores_a),
