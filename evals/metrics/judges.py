@@ -191,13 +191,17 @@ class PairwiseJudge:
         if self._stored is not None:
             answer = self._stored.get(ctx.sample.id)
             return (answer, None) if answer is not None else (None, f"{self.against} has no answer for this example")
-        if ctx.models is None or ctx.task is None:
+        if ctx.models is None:
             return None, "a model to compare against needs `evals run`"
-        from evals.prompts import render_messages
+        if ctx.task is None:
+            messages, params = [Message("user", _input_text(ctx))], None
+        else:
+            from evals.prompts import render_messages
 
-        config = ctx.task.model_config(self.against)
-        completion = await ctx.models.generate(self.against, render_messages(ctx.task.prompt, ctx.sample.fields,
-                                                                              config.system), config.params)
+            config = ctx.task.model_config(self.against)
+            messages = render_messages(ctx.task.prompt, ctx.sample.fields, config.system)
+            params = config.params
+        completion = await ctx.models.generate(self.against, messages, params)
         return (completion.text, None) if completion.error is None else (None, f"{self.against}: {completion.error}")
 
     def prompt(self, ctx: ScoreContext, first: str, second: str) -> str:

