@@ -203,3 +203,29 @@ async def test_overlap_hand_checked_values_and_several_references() -> None:
     summary = await score("rouge_l", '{"summary": "dark mode added"}', {"summary": "dark mode added"},
                           field="summary")
     assert summary.value == 1.0
+
+
+def test_label_metric_runs_show_accuracy_macro_f1_and_the_confusion_matrix(make_task, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from evals.cli import app
+
+    rows = [{"id": f"s{i}", "question": f"q{i}", "reference": true} for i, true in enumerate(
+        ["positive", "positive", "negative", "negative", "neutral", "positive"])]
+    answers = ["Positive", "negative", "negative", "The answer is negative.", "no idea", "positive"]
+    folder = make_task(rows=rows, models=[{"spec": "fake:scripted", "options": {"responses": answers}}],
+                       metrics=[{"name": "label", "id": "sentiment", "labels": ["positive", "negative", "neutral"]}],
+                       **{"pass": {"sentiment": 1}})
+    store = str(tmp_path / "s.db")
+    run = CliRunner().invoke(app, ["run", str(folder), "--store", store, "--no-progress", "--json"])
+    assert run.exit_code == 0, run.output
+    [summary] = json.loads(run.stdout)
+    c = summary["classification"]["sentiment"]
+    assert c["accuracy"] == pytest.approx(4 / 6) and summary["metrics"]["sentiment"] == pytest.approx(4 / 6)
+    # positive: P 2/2 R 2/3 -> 0.8; negative: P 2/3 R 1 -> 0.8; neutral: P 0 R 0 -> 0 (predicted "(other)")
+    assert c["macro_f1"] == pytest.approx((0.8 + 0.8 + 0) / 3)
+    assert c["columns"] == ["positive", "negative", "neutral", OTHER]
+    assert c["confusion"] == [[2, 1, 0, 0], [0, 2, 0, 0], [0, 0, 0, 1]]
+    shown = CliRunner().invoke(app, ["show", summary["run_id"], "--store", store])
+    assert shown.exit_code == 0
+    assert "sentiment: accuracy 0.67, macro-F1 0.53 (n=6)" in shown.stdout and "(other)" in shown.stdout

@@ -201,7 +201,8 @@ class _Metered:
 
     async def generate(self, spec, messages, params=None):  # noqa: ANN001, ANN201 - see ModelCaller
         completion = await self._inner.generate(spec, messages, params)
-        self.usage = self.usage.add(completion)
+        if completion.error is None or completion.input_tokens or completion.output_tokens:
+            self.usage = self.usage.add(completion)  # a call that never reached a model is not counted
         return completion
 
 
