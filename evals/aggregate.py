@@ -96,11 +96,20 @@ def aggregate_scores(scores: Iterable[Mapping[str, Any]]) -> MetricAggregate:
     )
 
 
+def _scores(df: pd.DataFrame) -> pd.Series:
+    """Each row's scores as {metric id: score dict}; from the `score.<id>` value columns if that is all there is."""
+    if "scores" in df.columns:
+        return df["scores"]
+    columns = [c for c in df.columns if c.startswith("score.")]
+    return df.apply(lambda row: {c.removeprefix("score."): {"value": None if pd.isna(row[c]) else row[c]}
+                                 for c in columns}, axis=1)
+
+
 def aggregate_run(df: pd.DataFrame) -> dict[str, MetricAggregate]:
     """Every metric of a stored run (from `load_run`), by metric id."""
     if not len(df):
         return {}
-    answered = df[df["error"].isna()]["scores"]
+    answered = _scores(df[df["error"].isna()])
     metric_ids = sorted({k for s in answered for k in s})
     return {m: aggregate_scores(s[m] for s in answered if m in s) for m in metric_ids}
 
@@ -108,7 +117,7 @@ def aggregate_run(df: pd.DataFrame) -> dict[str, MetricAggregate]:
 def judge_usage(df: pd.DataFrame) -> dict[str, float]:
     """What the metrics' own model calls (judges) used over a run: calls, tokens, cost, spent (not cached)."""
     total = {"calls": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0, "spent_usd": 0.0}
-    for scores in df["scores"] if len(df) else []:
+    for scores in df["scores"] if len(df) and "scores" in df.columns else []:
         for score in scores.values():
             for key, value in (score.get("usage") or {}).items():
                 total[key] = total.get(key, 0) + value
