@@ -214,8 +214,11 @@ def show(
 def metrics_cmd(as_json: JsonOpt = False) -> None:
     """List every metric (built-in and plugins): what it measures and its arguments with defaults."""
     from evals.metrics import describe_metrics
+    from evals.registry import plugin_errors
 
     described = describe_metrics()
+    for entry_point, why in plugin_errors.items():
+        _warn(f"plugin {entry_point} failed to load: {why}")
     if as_json:
         _print_json(described)
         return

@@ -15,13 +15,13 @@ from typer.testing import CliRunner
 from evals.cache import ResponseCache
 from evals.cli import app
 from evals.errors import ProviderError
-from evals.metrics import metrics, score_all
-from evals.providers.fake import FakeProvider
 from evals.golden import load_samples
+from evals.metrics import metrics, score_all
 from evals.providers import create_provider
+from evals.providers.fake import FakeProvider
 from evals.runner import Budget, ModelCalls, RunOptions, run_task
-from evals.tasks import load_task
 from evals.store import Store, load_run
+from evals.tasks import load_task
 from evals.types import Completion, GenerateParams, Message, Sample, ScoreContext
 from tests.standin_server import StandinServer, last_user_message
 
@@ -170,8 +170,8 @@ class ScriptedJudge:
     async def generate(self, messages: Sequence[Message], params: GenerateParams) -> Completion:
         prompt = messages[-1].content
         self.prompts.append(prompt)
-        one = re.search(r"<answer_1>\n(.*?)\n</answer_1>", prompt, re.S)[1]
-        two = re.search(r"<answer_2>\n(.*?)\n</answer_2>", prompt, re.S)[1]
+        one = re.search(r"<answer_1>\n(.*?)\n</answer_1>", prompt, re.DOTALL)[1]
+        two = re.search(r"<answer_2>\n(.*?)\n</answer_2>", prompt, re.DOTALL)[1]
         return Completion(text=json.dumps({"reasoning": "r", "winner": self.decide(one, two)}), input_tokens=10,
                           output_tokens=5)
 
@@ -228,7 +228,7 @@ async def test_pairwise_against_the_reference_or_a_stored_run(make_task, tmp_pat
 def standin_judge(body: dict[str, Any]) -> str:
     """A judge behind the HTTP API: 5 when the graded answer mentions 'l1', 2 otherwise; garbage for 'l2'."""
     prompt = last_user_message(body)
-    answer = re.search(r"<answer>\n(.*?)\n</answer>", prompt, re.S)[1]
+    answer = re.search(r"<answer>\n(.*?)\n</answer>", prompt, re.DOTALL)[1]
     if '"l2"' in answer:
         return "Sorry, I cannot grade this."
     return verdict(5 if '"l1"' in answer else 2, reasoning=f"graded {answer}")
@@ -282,3 +282,19 @@ def test_cli_warns_once_when_the_judge_cannot_run_and_records_errors(make_task, 
     errors = df["scores"].map(lambda s: s["quality"]["error"])
     assert errors.str.contains("OPENAI_API_KEY is not set").all()
     assert df["scores"].map(lambda s: s["json_valid"]["value"]).eq(1.0).all()
+
+
+async def test_a_resumed_run_keeps_the_judge_it_started_with(make_task, tmp_path) -> None:
+    from evals.metrics import with_judge
+    from evals.runner import resume_run
+
+    folder = make_task(metrics=[{"name": "rubric_judge", "id": "quality", "rubric": RUBRIC}], **{"pass": {}})
+    task = with_judge(load_task(str(folder)), "fake:verdicts")  # default fake answers "{}": no verdict
+    store = Store(tmp_path / "s.db")
+    [run] = await run_task(task, load_samples(task), [(task.models[0], create_provider(task.models[0]))], store, FAST)
+    store._db.execute("DELETE FROM results WHERE run_id = ? AND example_id = 'ex002'", (run.run_id,))
+    store.set_status(run.run_id, "interrupted")
+    resumed = await resume_run(run.run_id, store, FAST)  # task.yaml still names the default judge
+    [redone] = resumed.results
+    assert redone.sample.id == "ex002"
+    assert redone.scores["quality"].error.startswith("judge fake:verdicts: malformed verdict")

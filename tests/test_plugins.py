@@ -164,7 +164,8 @@ def test_a_plugin_installed_in_a_fresh_virtualenv_registers_through_its_entry_po
                     str(plugin)], check=True, env=env, capture_output=True)
     assert (Path(venv_site) / "evals_shouting.py").is_file()  # installed into the venv, not here
 
-    listed = subprocess.run([python, "-m", "evals", "metrics", "--json"], env=env, capture_output=True, text=True)
+    listed = subprocess.run([python, "-m", "evals", "metrics", "--json"], env=env, capture_output=True, text=True,
+                            check=False)
     assert listed.returncode == 0, listed.stderr
     [shouting] = [m for m in json.loads(listed.stdout) if m["name"] == "shouting"]
     assert shouting["module"] == "evals_shouting"
@@ -173,7 +174,7 @@ def test_a_plugin_installed_in_a_fresh_virtualenv_registers_through_its_entry_po
     folder = make_task(models=[{"spec": "fake:scripted", "options": {"responses": ["STOP SHOUTING, please"]}}],
                        metrics=[{"name": "shouting", "min_ratio": 0.6}], **{"pass": {"shouting": 1}})
     run = subprocess.run([python, "-m", "evals", "run", str(folder), "--store", str(tmp_path / "s.db"),
-                          "--no-progress", "--json"], env=env, capture_output=True, text=True)
+                          "--no-progress", "--json"], env=env, capture_output=True, text=True, check=False)
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)[0]["metrics"] == {"shouting": 1.0}  # 12 of 18 letters are upper case
 
@@ -182,5 +183,5 @@ def test_a_plugin_installed_in_a_fresh_virtualenv_registers_through_its_entry_po
     (folder / "task.yaml").write_text(yaml.safe_dump({**yaml.safe_load((folder / "task.yaml").read_text()),
                                                       "metrics": [{"name": "shoutin"}], "pass": {}}))
     typo = subprocess.run([python, "-m", "evals", "run", str(folder), "--no-progress"], env=env,
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
     assert typo.returncode == 2 and "Did you mean 'shouting'?" in typo.stderr

@@ -13,7 +13,7 @@ import asyncio
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from evals.metrics import file_arg, register_metric
 from evals.metrics.structure import NotJSON, as_text, parse_json_answer
@@ -165,7 +165,7 @@ class PairwiseJudge:
     """B is `against`: "reference" (the reference answer), "run:RUN_ID" (the same example's answer in a
     stored run) or a model spec (that model's answer to the same prompt, generated through the runner)."""
 
-    SCHEMA = {"type": "object", "required": ["reasoning", "winner"],
+    SCHEMA: ClassVar[dict[str, Any]] = {"type": "object", "required": ["reasoning", "winner"],
               "properties": {"reasoning": {"type": "string"}, "winner": {"enum": ["1", "2", "tie", 1, 2]}}}
 
     def __init__(self, judge: str, against: str, rubric: str | None, max_tokens: int, store: str | None):

