@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from evals.errors import EvalsError
 
@@ -40,6 +41,9 @@ MarkdownOpt = Annotated[Path | None, typer.Option("--markdown", help="Also write
 HtmlOpt = Annotated[Path | None, typer.Option("--html", metavar="FILE",
                                               help="Also write the report as one self-contained HTML file to FILE.")]
 ExamplesOpt = Annotated[int, typer.Option(help="Improved/regressed examples to show, each.", min=0)]
+JudgeOpt = Annotated[str | None, typer.Option(
+    "--judge", envvar="EVALS_JUDGE", metavar="SPEC",
+    help="Model spec for every judge metric of the task (default: each metric's `judge`).")]
 
 
 def user_errors(fn: F) -> F:
@@ -58,6 +62,19 @@ def user_errors(fn: F) -> F:
 
 def _print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def _warn(message: str) -> None:
+    err_console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
+
+
+def _print_classifications(summaries: Any) -> None:
+    """Accuracy, macro-F1 and the confusion matrix of every label metric of these runs."""
+    from evals.report.terminal import classification_table
+
+    for s in summaries:
+        for metric_id, c in s.classification.items():
+            console.print(classification_table(metric_id, c, s.model if len(summaries) > 1 else ""))
 
 
 @contextlib.contextmanager
@@ -91,6 +108,7 @@ def run(
     progress: ProgressOpt = True,
     store: StoreOpt = None,
     as_json: JsonOpt = False,
+    judge: JudgeOpt = None,
 ) -> None:
     """Run a task's golden set against its models (or --model), score and store every answer."""
     from evals.cache import ResponseCache
@@ -108,9 +126,15 @@ def run(
     with _running(db, enabled=progress and not as_json) as bars:
         if resume is not None:
             db.resolve(resume)
-            outcomes = [asyncio.run(resume_run(resume, db, options, cache=response_cache, progress=bars))]
+            # a resumed run keeps the judge it started with (recorded in its manifest)
+            outcomes = [asyncio.run(resume_run(resume, db, options, cache=response_cache, progress=bars,
+                                               warn=_warn))]
         else:
             loaded = load_task(task)
+            if judge:
+                from evals.metrics import with_judge
+
+                loaded = with_judge(loaded, judge)
             samples = load_samples(loaded)[:limit]  # bad data fails here, before any model loads
             configs = [loaded.model_config(m) for m in model] if model else list(loaded.models)
             ready, skipped = open_providers(configs or [loaded.model_config(DEFAULT_MODEL)])
@@ -121,7 +145,8 @@ def run(
                 ready = require_providers([loaded.model_config(DEFAULT_MODEL)])
             if not ready:
                 raise EvalsError("none of the requested models can run here")
-            outcomes = asyncio.run(run_task(loaded, samples, ready, db, options, cache=response_cache, progress=bars))
+            outcomes = asyncio.run(run_task(loaded, samples, ready, db, options, cache=response_cache,
+                                            progress=bars, warn=_warn))
     summaries = [summarize(load_run(o.run_id, db)) for o in outcomes]
     if as_json:
         _print_json([s.as_dict() for s in summaries])
@@ -129,6 +154,7 @@ def run(
         from evals.report.terminal import summary_table
 
         console.print(summary_table(summaries))
+        _print_classifications(summaries)
     for o in outcomes:
         if o.status == "budget-stopped":
             err_console.print(f"[yellow]budget reached[/]: run {o.run_id} stopped early; "
@@ -179,7 +205,29 @@ def show(
     console.print(summary_table([summary], title=f"run {summary.run_id} - task {m['task']['name']}"))
     console.print(f"golden {m['golden']['hash'][:12]} ({m['golden']['n']} examples), task {m['task']['hash'][:12]}, "
                   f"params {m['params']}, git {(m['git'].get('commit') or '-')[:10]}", highlight=False)
+    _print_classifications([summary])
     console.print(examples_table(df, examples))
+
+
+@app.command("metrics")
+@user_errors
+def metrics_cmd(as_json: JsonOpt = False) -> None:
+    """List every metric (built-in and plugins): what it measures and its arguments with defaults."""
+    from evals.metrics import describe_metrics
+    from evals.registry import plugin_errors
+
+    described = describe_metrics()
+    for entry_point, why in plugin_errors.items():
+        _warn(f"plugin {entry_point} failed to load: {why}")
+    if as_json:
+        _print_json(described)
+        return
+    from evals.report.terminal import metrics_list_table
+
+    console.print(metrics_list_table(described))
+    console.print("Use in task.yaml: metrics: [{name: NAME, id: OPTIONAL_ID, ARGUMENT: VALUE, ...}], or name a "
+                  "function in a file beside task.yaml: {name: my_metrics.py:my_metric}", markup=False,
+                  highlight=False)
 
 
 def _report_comparison(cmp: Any, verdict: Any, *, as_json: bool, markdown: Path | None, examples: int,

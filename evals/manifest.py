@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from evals.metrics import metric_config
 from evals.tasks import Task
 from evals.types import ModelConfig, ModelSpec, Price
 
-PACKAGES = ("evals", "openai", "anthropic", "transformers", "peft", "torch", "datasets", "jinja2")
+PACKAGES = ("evals", "openai", "anthropic", "transformers", "peft", "torch", "datasets", "jinja2",
+            "scikit-learn", "sacrebleu", "rouge-score", "sentence-transformers")
 
 
 def package_versions() -> dict[str, str | None]:
@@ -91,7 +93,9 @@ def build_manifest(task: Task, config: ModelConfig, provider_id: str, golden_has
         "provider_id": provider_id,
         "params": config.params.as_dict(),
         "adapter": {"path": adapter, "hash": dir_hash(adapter)} if adapter else None,
-        "metrics": [{"id": m.id, "name": m.name, "args": m.args} for m in task.metrics],
+        # args as written in task.yaml (a --judge override included); config with every default filled in
+        "metrics": [{"id": m.id, "name": m.name, "args": m.args, "config": metric_config(m, task.dir)}
+                    for m in task.metrics],
         "pass": task.pass_rule,
         "versions": package_versions(),
         "git": git_state(task.dir),

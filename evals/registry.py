@@ -19,6 +19,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 PLUGIN_GROUP = "evals.plugins"
 _plugins_loaded = False
+plugin_errors: dict[str, str] = {}  # entry point -> why it failed to load (a broken plugin breaks nothing else)
 
 
 def load_plugins() -> None:
@@ -28,7 +29,10 @@ def load_plugins() -> None:
         return
     _plugins_loaded = True
     for ep in entry_points(group=PLUGIN_GROUP):
-        ep.load()
+        try:
+            ep.load()
+        except Exception as e:
+            plugin_errors[f"{ep.name} = {ep.value}"] = f"{type(e).__name__}: {e}"
 
 
 class Registry(Generic[F]):
@@ -63,7 +67,8 @@ class Registry(Generic[F]):
             known = sorted(self._factories)
             close = difflib.get_close_matches(name, known, n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ""
-            raise EvalsError(f"unknown {self.kind} '{name}'.{hint} Known: {', '.join(known)}")
+            broken = "".join(f" Plugin {ep} failed to load: {why}." for ep, why in plugin_errors.items())
+            raise EvalsError(f"unknown {self.kind} '{name}'.{hint} Known: {', '.join(known)}.{broken}")
         return self._factories[name]
 
     def create(self, name: str, /, **kwargs: Any) -> Any:

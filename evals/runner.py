@@ -7,9 +7,10 @@ stopped. A provider's final failure is recorded on the example as data; it never
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
@@ -19,13 +20,22 @@ from evals.costs import price_for
 from evals.errors import EvalsError, MissingCredentials, ProviderError
 from evals.golden import load_samples, samples_hash
 from evals.manifest import build_manifest, config_from_dict
-from evals.metrics import build_metrics, passes, score_all
+from evals.metrics import Metric, build_metrics, passes, score_all
 from evals.progress import RunProgress
 from evals.prompts import render_messages
 from evals.providers import Provider, close_provider, create_provider
 from evals.store import Store
-from evals.tasks import Task, load_task
-from evals.types import Completion, ExampleResult, GenerateParams, Message, ModelConfig, Sample, ScoreContext
+from evals.tasks import MetricSpec, Task, load_task
+from evals.types import (
+    Completion,
+    ExampleResult,
+    GenerateParams,
+    Message,
+    ModelConfig,
+    ModelSpec,
+    Sample,
+    ScoreContext,
+)
 
 DEFAULT_MODEL = "local:smollm2"
 
@@ -119,6 +129,75 @@ async def complete_with_retries(
     return Completion(text="", error=error, latency_s=time.perf_counter() - start)
 
 
+class ModelCalls:
+    """The models that metrics call (judges), through the same machinery as the run's own calls: each
+    provider opened once (reusing the run's own when the spec is the same), the response cache, timeout and
+    retries, and the run's budget. A model that cannot run here, or fails, answers with Completion.error."""
+
+    def __init__(self, task: Task | None, options: RunOptions, budget: Budget, cache: ResponseCache | None = None,
+                 shared: Mapping[str, Provider] | None = None):
+        self._task = task
+        self._options = options
+        self._budget = budget
+        self._cache = cache
+        self._providers: dict[str, Provider | str] = dict(shared or {})  # spec -> provider, or why it can't run
+        self._owned: list[Provider] = []
+        self._semaphores: dict[str, asyncio.Semaphore] = {}
+        self._lock = asyncio.Lock()
+
+    def config(self, spec: str) -> ModelConfig:
+        return self._task.model_config(spec) if self._task else ModelConfig(spec=ModelSpec.parse(spec))
+
+    async def open(self, spec: str) -> Provider | str:
+        """The provider for `spec`, or the reason it cannot run here."""
+        async with self._lock:
+            if spec not in self._providers:
+                try:
+                    provider = create_provider(self.config(spec))
+                    self._owned.append(provider)
+                    self._providers[spec] = provider
+                except (EvalsError, ValueError) as e:  # MissingCredentials, a bad spec or option
+                    self._providers[spec] = f"cannot run here: {e}"
+            return self._providers[spec]
+
+    async def unavailable(self, metric_map: Mapping[str, Metric]) -> list[str]:
+        """One line per model a metric needs that cannot run here (opened now, before any example)."""
+        problems = []
+        for metric_id, metric in metric_map.items():
+            for spec in getattr(metric, "models", ()):
+                opened = await self.open(spec)
+                if isinstance(opened, str):
+                    problems.append(f"metric '{metric_id}' needs {spec}, which {opened}")
+        return problems
+
+    async def generate(self, spec: str, messages: Sequence[Message],
+                       params: GenerateParams | None = None) -> Completion:
+        provider = await self.open(spec)
+        if isinstance(provider, str):
+            return Completion(text="", error=f"{spec} {provider}")
+        config = self.config(spec)
+        params = params or config.params
+        key = cache_key(model_identity(provider.id, config), messages, params) if self._cache else ""
+        if self._cache and (hit := self._cache.get(key)) is not None:
+            return hit
+        semaphore = self._semaphores.setdefault(
+            spec, asyncio.Semaphore(self._options.concurrency or provider.max_concurrency))
+        async with semaphore:
+            estimate = _estimate_cost(config, messages, params)
+            if self._budget.exhausted or not self._budget.reserve(estimate):
+                return Completion(text="", error="the run's budget is reached")
+            completion = await complete_with_retries(provider, messages, params, self._options)
+            self._budget.settle(estimate, completion.cost_usd)
+        if self._cache:
+            self._cache.put(key, provider.id, completion)
+        return completion
+
+    async def aclose(self) -> None:
+        for provider in self._owned:
+            await close_provider(provider)
+        self._owned.clear()
+
+
 async def execute_run(
     *,
     task: Task,
@@ -131,11 +210,16 @@ async def execute_run(
     budget: Budget,
     cache: ResponseCache | None = None,
     progress: RunProgress | None = None,
+    models: ModelCalls | None = None,
 ) -> RunOutcome:
-    """Run every sample not yet finished in `run_id`, writing each result as it completes."""
+    """Run every sample not yet finished in `run_id`, writing each result as it completes.
+    `models` serves the metrics that call models (judges); by default one sharing this run's budget."""
     done = store.done_ids(run_id)
     todo = [s for s in samples if s.id not in done]
     metric_map = build_metrics(task)
+    own_models = models is None
+    if models is None:
+        models = ModelCalls(task, options, budget, cache, {str(config.spec): provider})
     params = config.params
     identity = model_identity(provider.id, config) if cache else ""
     semaphore = asyncio.Semaphore(options.concurrency or provider.max_concurrency)
@@ -157,12 +241,14 @@ async def execute_run(
                 cache.put(key, provider.id, completion)
         scores = {}
         if completion.error is None:
-            scores = await score_all(metric_map, ScoreContext(sample=sample, completion=completion, task=task))
+            ctx = ScoreContext(sample=sample, completion=completion, task=task, models=models)
+            scores = await score_all(metric_map, ctx)
         result = ExampleResult(sample, completion, scores, passes(scores, task.pass_rule) if scores else False)
         store.add_result(run_id, result)
         outcome.results.append(result)
         if progress and bar is not None:
-            progress.advance(bar, cost=0.0 if completion.cached else completion.cost_usd,
+            judged = sum(s.usage.spent_usd for s in scores.values() if s.usage)
+            progress.advance(bar, cost=(0.0 if completion.cached else completion.cost_usd) + judged,
                              error=completion.error is not None)
 
     store.set_status(run_id, "running")
@@ -171,6 +257,9 @@ async def execute_run(
     except BaseException:
         store.set_status(run_id, "interrupted")
         raise
+    finally:
+        if own_models:
+            await models.aclose()
     outcome.status = "budget-stopped" if budget.exhausted else "completed"
     store.set_status(run_id, outcome.status)
     return outcome
@@ -210,19 +299,27 @@ async def run_task(
     *,
     cache: ResponseCache | None = None,
     progress: RunProgress | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> list[RunOutcome]:
-    """One new run per model, all models in parallel, sharing one budget."""
+    """One new run per model, all models in parallel, sharing one budget and the judges' providers.
+    A judge that cannot run here is reported through `warn` before any call; its scores become errors."""
     golden_hash = samples_hash(samples)
     budget = Budget(options.budget_usd)
-    jobs = []
-    for config, provider in providers:
-        manifest = build_manifest(task, config, provider.id, golden_hash, len(samples))
-        run_id = store.create_run(task.name, str(config.spec), len(samples), manifest)
-        jobs.append(execute_run(task=task, samples=samples, config=config, provider=provider, store=store,
-                                run_id=run_id, options=options, budget=budget, cache=cache, progress=progress))
+    models = ModelCalls(task, options, budget, cache, {str(c.spec): p for c, p in providers})
     try:
+        for problem in await models.unavailable(build_metrics(task)):
+            if warn:
+                warn(f"{problem}; its scores will be errors (choose a judge with --judge SPEC or $EVALS_JUDGE)")
+        jobs = []
+        for config, provider in providers:
+            manifest = build_manifest(task, config, provider.id, golden_hash, len(samples))
+            run_id = store.create_run(task.name, str(config.spec), len(samples), manifest)
+            jobs.append(execute_run(task=task, samples=samples, config=config, provider=provider, store=store,
+                                    run_id=run_id, options=options, budget=budget, cache=cache, progress=progress,
+                                    models=models))
         return list(await asyncio.gather(*jobs))
     finally:
+        await models.aclose()
         for _, provider in providers:
             await close_provider(provider)
 
@@ -234,11 +331,15 @@ async def resume_run(
     *,
     cache: ResponseCache | None = None,
     progress: RunProgress | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> RunOutcome:
     """Finish an interrupted run: only examples without a stored result (or with an error) are called."""
     record = store.get_run(run_id)
     manifest = record.manifest
     task = load_task(manifest["task"]["path"])
+    # score with the metrics the run started with (a --judge override included), not today's task.yaml
+    recorded = tuple(MetricSpec(m["id"], m["name"], m.get("args") or {}) for m in manifest.get("metrics") or [])
+    task = dataclasses.replace(task, metrics=recorded or task.metrics)
     samples = load_samples(task)
     if samples_hash(samples) != manifest["golden"]["hash"]:
         # A run with `--limit` hashed only its first N examples.
@@ -248,9 +349,15 @@ async def resume_run(
                              "start a new run instead of resuming")
     config = config_from_dict(manifest["model"])
     provider = create_provider(config)
+    budget = Budget(options.budget_usd)
+    models = ModelCalls(task, options, budget, cache, {str(config.spec): provider})
     try:
+        for problem in await models.unavailable(build_metrics(task)):
+            if warn:
+                warn(f"{problem}; its scores will be errors")
         return await execute_run(task=task, samples=samples, config=config, provider=provider, store=store,
-                                 run_id=record.id, options=options, budget=Budget(options.budget_usd),
-                                 cache=cache, progress=progress)
+                                 run_id=record.id, options=options, budget=budget, cache=cache, progress=progress,
+                                 models=models)
     finally:
+        await models.aclose()
         await close_provider(provider)

@@ -1,13 +1,14 @@
-"""Per-run summary: matches with a Wilson interval, metric means, errors, tokens, cost, latency."""
+"""Per-run summary: matches with a Wilson interval, metric aggregates, errors, tokens, cost, latency."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pandas as pd
 
-from evals.stats import format_rate, mean, percentile, wilson_interval
+from evals.aggregate import Classification, aggregate_run, judge_usage
+from evals.stats import format_rate, percentile, wilson_interval
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,18 @@ class RunSummary:
     spent_usd: float  # what this run actually paid (cache hits are free)
     latency_p50_s: float | None
     latency_p95_s: float | None
+    metric_errors: dict[str, int] = field(default_factory=dict)  # examples where the metric itself failed
+    classification: dict[str, Classification] = field(default_factory=dict)  # label metrics
+    judge_calls: int = 0  # model calls made by metrics (judges); not in the tokens and cost above
+    judge_input_tokens: int = 0
+    judge_output_tokens: int = 0
+    judge_cost_usd: float = 0.0
+    judge_spent_usd: float = 0.0
+
+    @property
+    def total_cost_usd(self) -> float:
+        """The model's calls plus the judges'."""
+        return self.cost_usd + self.judge_cost_usd
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -40,7 +53,8 @@ def summarize(df: pd.DataFrame) -> RunSummary:
     n = int(run["n_samples"])
     matches = int(df["passed"].sum()) if len(df) else 0
     ok = df[df["error"].isna()] if len(df) else df
-    metric_cols = [c for c in df.columns if c.startswith("score.")]
+    aggregates = aggregate_run(df)
+    judged = judge_usage(df)
     latencies = ok.loc[~ok["cached"], "latency_s"].tolist() if len(ok) else []
     if not latencies and len(ok):  # a fully cached run: report the latency recorded when first called
         latencies = ok["latency_s"].tolist()
@@ -54,7 +68,7 @@ def summarize(df: pd.DataFrame) -> RunSummary:
         match_rate=matches / n if n else 0.0,
         match_ci=wilson_interval(matches, n),
         matches_text=format_rate(matches, n),
-        metrics={c.removeprefix("score."): mean(ok[c].tolist()) for c in metric_cols},
+        metrics={m: a.mean for m, a in aggregates.items()},
         errors=int(df["error"].notna().sum()) if len(df) else 0,
         input_tokens=int(df["input_tokens"].sum()) if len(df) else 0,
         output_tokens=int(df["output_tokens"].sum()) if len(df) else 0,
@@ -62,4 +76,11 @@ def summarize(df: pd.DataFrame) -> RunSummary:
         spent_usd=float(df.loc[~df["cached"], "cost_usd"].sum()) if len(df) else 0.0,
         latency_p50_s=percentile(latencies, 50),
         latency_p95_s=percentile(latencies, 95),
+        metric_errors={m: a.errors for m, a in aggregates.items() if a.errors},
+        classification={m: a.classification for m, a in aggregates.items() if a.classification},
+        judge_calls=int(judged["calls"]),
+        judge_input_tokens=int(judged["input_tokens"]),
+        judge_output_tokens=int(judged["output_tokens"]),
+        judge_cost_usd=float(judged["cost_usd"]),
+        judge_spent_usd=float(judged["spent_usd"]),
     )

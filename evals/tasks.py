@@ -229,11 +229,16 @@ def _parse_check(doc: YamlDoc, raw: Any, metric_ids: list[str]) -> CheckSettings
 
 
 def _task_hash(doc: YamlDoc, metrics: tuple[MetricSpec, ...]) -> str:
+    """task.yaml plus every file beside it that a metric names: a metric file, a schema, a rubric."""
+    from evals.metrics import file_arg
+
     h = hashlib.sha256(doc.path.read_bytes())
     for m in metrics:
-        for value in m.args.values():
-            if isinstance(value, str) and (doc.path.parent / value).is_file():
-                h.update((doc.path.parent / value).read_bytes())
+        module = m.name.rpartition(":")[0]
+        named = [module if module.endswith(".py") else f"{module.replace('.', '/')}.py"] if module else []
+        for value in [*named, *m.args.values()]:
+            if path := file_arg(doc.path.parent, value):
+                h.update(path.read_bytes())
     return h.hexdigest()
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     from evals.tasks import Task
@@ -61,6 +62,21 @@ class Completion:
 
 
 @dataclass(frozen=True)
+class Usage:
+    """What the model calls made while scoring one example (judges) used; `spent_usd` excludes cache hits."""
+
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    spent_usd: float = 0.0
+
+    def add(self, c: Completion) -> Usage:
+        return Usage(self.calls + 1, self.input_tokens + c.input_tokens, self.output_tokens + c.output_tokens,
+                     self.cost_usd + c.cost_usd, self.spent_usd + (0.0 if c.cached else c.cost_usd))
+
+
+@dataclass(frozen=True)
 class Score:
     """One metric's verdict on one example. `value` is in [0, 1] unless the metric says otherwise."""
 
@@ -68,6 +84,15 @@ class Score:
     explanation: str = ""
     error: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    usage: Usage | None = None  # set by the runner when the metric called models (a judge)
+
+
+class ModelCaller(Protocol):
+    """Calls a model from inside a metric (a judge) through the runner: cached, retried, budgeted, counted.
+    A failure comes back as `Completion.error`, never raised."""
+
+    async def generate(self, spec: str, messages: Sequence[Message],
+                       params: GenerateParams | None = None) -> Completion: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -77,6 +102,7 @@ class ScoreContext:
     sample: Sample
     completion: Completion
     task: Task | None = None
+    models: ModelCaller | None = None  # for metrics that call models (judges); None outside a run
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from evals.aggregate import Classification
 from evals.store import RunRecord
 from evals.summary import RunSummary
 
@@ -29,11 +30,42 @@ def summary_table(summaries: Sequence[RunSummary], title: str = "") -> Table:
     for s in summaries:
         metric_cells = [("-" if s.metrics.get(m) is None else f"{s.metrics[m]:.2f}") for m in metric_ids]
         status = "" if s.status == "completed" else f" [yellow]({s.status}, {s.done}/{s.n})[/]"
+        errors = str(s.errors) + "".join(f"\n{m}: {k}" for m, k in s.metric_errors.items())
+        tokens, cost = f"{s.input_tokens:,}/{s.output_tokens:,}", f"${s.cost_usd:.4f}"
+        if s.judge_calls:
+            tokens += f"\n+ judge {s.judge_input_tokens:,}/{s.judge_output_tokens:,}"
+            cost += f"\n+ judge ${s.judge_cost_usd:.4f}"
         table.add_row(
-            s.model, s.run_id, s.matches_text + status, *metric_cells, str(s.errors),
-            f"{s.input_tokens:,}/{s.output_tokens:,}", f"${s.cost_usd:.4f}",
+            Text(s.model), s.run_id, s.matches_text + status, *metric_cells, Text(errors), tokens, cost,
             _seconds(s.latency_p50_s), _seconds(s.latency_p95_s),
         )
+    return table
+
+
+def classification_table(metric_id: str, c: Classification, model: str = "") -> Table:
+    """A label metric over a run: accuracy and macro-F1 in the title, the confusion matrix (rows true)."""
+    who = f"{model} - " if model else ""
+    table = Table(title=Text(f"{who}{metric_id}: accuracy {c.accuracy:.2f}, macro-F1 {c.macro_f1:.2f} (n={c.n})"),
+                  caption="rows: true label, columns: predicted")
+    table.add_column("true \\ predicted")
+    for column in c.columns:
+        table.add_column(Text(column), justify="right")
+    table.add_column("recall", justify="right")
+    for label, row in zip(c.labels, c.confusion, strict=True):
+        recall = c.per_label.get(label, {}).get("recall")
+        table.add_row(Text(label), *(str(v) for v in row), "-" if recall is None else f"{recall:.2f}")
+    return table
+
+
+def metrics_list_table(described: Sequence[dict[str, Any]]) -> Table:
+    """`evals metrics`: name, description, arguments with defaults, where each is defined."""
+    table = Table(show_lines=True)
+    for header in ("metric", "description", "arguments", "from"):
+        table.add_column(header, overflow="fold")
+    for m in described:
+        args = ", ".join(a["name"] if a["required"] else f"{a['name']}={a['default']!r}" for a in m["args"])
+        source = m["module"].removeprefix("evals.metrics.") if m["module"].startswith("evals.") else m["module"]
+        table.add_row(Text(m["name"], style="bold"), Text(m["description"]), Text(args), Text(source))
     return table
 
 
