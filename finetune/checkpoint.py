@@ -88,7 +88,7 @@ def save_best(out: Path, model) -> None:
     best = checkpoint_dir(out) / "best"
     tmp = checkpoint_dir(out) / "best.part"
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
+    model.save_pretrained(tmp, save_embedding_layers=False)  # only the LoRA weights
     shutil.rmtree(best, ignore_errors=True)
     tmp.rename(best)
 

@@ -8,6 +8,7 @@ import math
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,7 +104,9 @@ def _lora_model(source, config: FinetuneConfig, dtype):
     torch.manual_seed(config.seed)
     lora = LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout,
                       target_modules=list(config.target_modules), task_type="CAUSAL_LM")
-    model = get_peft_model(base, lora)
+    with warnings.catch_warnings():  # peft calls a transformers method deprecated in v5
+        warnings.simplefilter("ignore", FutureWarning)
+        model = get_peft_model(base, lora)
     model.train()
     return model
 
