@@ -194,13 +194,43 @@ def test_imported_promptfoo_task_loads_and_runs_end_to_end(tmp_path: Path) -> No
     assert "promptfoo_json_tests.yaml" in readme
 
 
-def _have(*names: str) -> bool:
+def _has_metric(name: str) -> bool:
     from evals.metrics import metrics
 
-    return all(n in metrics.names() for n in names)
+    return name in metrics.names()
 
 
-@pytest.mark.skipif(not _have("exact_match"), reason="exact_match arrives with the metric library (issue 3)")
+def _any_of_list_references() -> bool:
+    """Whether exact_match scores a list reference as "any of these" (multi-ideal OpenAI Evals samples)."""
+    import asyncio
+
+    from evals.metrics import metrics
+    from evals.types import Completion, Sample, ScoreContext
+
+    if not _has_metric("exact_match"):
+        return False
+    metric = metrics.create("exact_match")
+    ctx = ScoreContext(sample=Sample("s", {}, ["Bonn", "Berlin"]), completion=Completion("Berlin"))
+    return asyncio.run(metric(ctx)).value == 1.0
+
+
+@pytest.mark.skipif(not _has_metric("exact_match"), reason="exact_match arrives with the metric library (issue 3)")
+def test_imported_openai_evals_task_loads_and_runs_end_to_end(tmp_path: Path) -> None:
+    source = tmp_path / "echo.jsonl"
+    # fake:echo answers with the user message, which is the ideal answer in samples 1 and 2.
+    source.write_text('{"input": [{"role": "system", "content": "Repeat."}, {"role": "user", "content": "Tokyo"}], '
+                      '"ideal": "Tokyo"}\n{"input": "Berlin", "ideal": ["Berlin"]}\n{"input": "Lima", "ideal": "Quito"}\n')
+    out = tmp_path / "echo"
+    assert invoke("import", "openai-evals", source, "--name", "echo", "--out", out).exit_code == 0
+    task = load_task(str(out))
+    assert [(m.name, m.args) for m in task.metrics] == [("exact_match", {"ignore_case": False})]
+    run = invoke("run", out, "--model", "fake:echo", "--json", "--no-progress")
+    assert run.exit_code == 0, run.output
+    assert json.loads(run.stdout)[0]["matches"] == 2
+
+
+@pytest.mark.skipif(not _any_of_list_references(),
+                    reason="needs exact_match to accept any answer of a list reference (metric library, issue 3)")
 def test_imported_openai_evals_task_runs_and_any_ideal_answer_counts(tmp_path: Path) -> None:
     source = tmp_path / "echo.jsonl"
     # fake:echo answers with the user message; sample 2 lists it as its second ideal answer.
