@@ -32,7 +32,7 @@ LABEL = {"breaking": "breaking", "security": "security", "feature": "feature", "
 # The two notes say the same thing in different words; the short name feeds the summary sentence.
 # Slots: {p} a percentage, {n} a small count, {m} a larger count.
 PROJECTS = {
-    "Tallyho": ("a command-line time tracker", "tally", ["click", "rich", "pydantic", "pytest", "ruff"], """
+    "Tallyho": ("a command-line time tracker", ["click", "rich", "pydantic", "pytest", "ruff"], """
 feature|export|add CSV export for weekly reports|Adds `tally export --format csv` with date, project and duration columns.|Export weekly reports as CSV with `tally export --format csv`.|Weekly reports can now be exported to CSV (`tally export --format csv`).|CSV export
 feature|timers|support pausing a running timer|New `tally pause` and `tally resume` commands keep one entry instead of two.|Pause and resume a running timer with `tally pause` and `tally resume`.|New `tally pause` / `tally resume` commands pause a timer without splitting the entry.|pausable timers
 feature|tags|allow tagging entries|Entries accept `--tag`, repeatable; reports can filter by tag.|Tag time entries with `--tag` and filter reports by tag.|Entries can carry tags (`--tag`), and reports can be filtered by them.|tags
@@ -50,7 +50,7 @@ breaking|cli|drop support for Python 3.8|Python 3.8 is end-of-life. BREAKING CHA
 breaking|config|rename `default_project` to `project`|BREAKING CHANGE: the old key is no longer read.|The config key `default_project` is now `project`; rename it in your config file.|Rename `default_project` to `project` in your config: the old key is ignored.|config key renamed
 security|sync|do not log WebDAV passwords in debug output|Debug logs printed the full sync URL including credentials.|Debug logs no longer include your WebDAV password.|WebDAV credentials are no longer written to debug logs.|
 """),
-    "Lumen": ("a Python HTTP client library", "lumen", ["httpcore", "certifi", "idna", "anyio", "mypy"], """
+    "Lumen": ("a Python HTTP client library", ["httpcore", "certifi", "idna", "anyio", "mypy"], """
 feature|retries|add configurable retry policy|`Client(retries=Retry(total=3, backoff=0.5))`; retries idempotent requests only by default.|Configure automatic retries with `Client(retries=Retry(...))`.|A new `Retry` policy retries failed idempotent requests automatically.|retry policies
 feature|streaming|support streaming uploads from async iterators||Upload request bodies from async iterators.|Request bodies can now be streamed from an async iterator.|streaming uploads
 feature|proxies|read proxy settings from environment|Honours HTTP_PROXY, HTTPS_PROXY and NO_PROXY unless `trust_env=False`.|Proxy settings are read from `HTTP_PROXY`, `HTTPS_PROXY` and `NO_PROXY`.|Lumen now picks up proxies from the standard `*_PROXY` environment variables.|proxy environment variables
@@ -68,7 +68,7 @@ breaking|api|remove the deprecated `Client.send_sync`|Deprecated since 1.4. BREA
 breaking|timeouts|default timeout is now {n}0 seconds|BREAKING CHANGE: requests previously had no timeout by default.|Requests now time out after {n}0 seconds by default; pass `timeout=None` to wait forever.|A default timeout of {n}0 seconds now applies; use `timeout=None` for the old behaviour.|a default timeout
 security|tls|verify hostnames for IP-address certificates|Certificates issued for IP addresses were accepted for any host.|TLS hostname checks now also apply to certificates issued for IP addresses.|Fixed TLS verification accepting IP-address certificates for the wrong host.|
 """),
-    "Driftwood": ("a self-hosted photo gallery", "driftwood", ["django", "pillow", "celery", "eslint", "webpack"], """
+    "Driftwood": ("a self-hosted photo gallery", ["django", "pillow", "celery", "eslint", "webpack"], """
 feature|albums|add shared albums with invite links|Owners create an invite link; guests can view and upload.|Share an album through an invite link; guests can view and add photos.|Albums can now be shared with an invite link that lets guests view and upload.|shared albums
 feature|search|search photos by place name|Uses the reverse-geocoded location stored at upload.|Search photos by the place they were taken.|You can now search for photos by place name.|place search
 feature|uploads|resume interrupted uploads||Interrupted uploads resume where they stopped.|Large uploads now resume after a dropped connection.|resumable uploads
@@ -86,7 +86,7 @@ breaking|deploy|require PostgreSQL 13 or newer|BREAKING CHANGE: PostgreSQL 12 is
 breaking|api|API tokens now expire after {m} days|BREAKING CHANGE: existing tokens expire {m} days after this release.|API tokens now expire after {m} days; create a new token when yours expires.|API tokens are no longer permanent and expire after {m} days.|expiring API tokens
 security|sharing|invite links could be guessed|Invite links used a short sequential id; now 128-bit random.|Album invite links are now long random tokens that cannot be guessed.|Fixed guessable album invite links.|
 """),
-    "Quill": ("a Markdown note-taking app", "quill", ["electron", "codemirror", "yjs", "vitest", "typescript"], """
+    "Quill": ("a Markdown note-taking app", ["electron", "codemirror", "yjs", "vitest", "typescript"], """
 feature|editor|add table editing toolbar||A toolbar for inserting and editing Markdown tables.|Markdown tables get an editing toolbar.|a table toolbar
 feature|export|export notes to PDF|Uses the print stylesheet; keeps code highlighting.|Export any note to PDF.|Notes can now be exported as PDF files.|PDF export
 feature|sync|end-to-end encrypted sync|Keys never leave the device; opt in under Settings > Sync.|Turn on end-to-end encrypted sync under Settings > Sync.|Sync can now be end-to-end encrypted (Settings > Sync).|encrypted sync
@@ -104,7 +104,7 @@ breaking|plugins|new plugin API v2|BREAKING CHANGE: v1 plugins no longer load; s
 breaking|platform|drop macOS 10.15 support|BREAKING CHANGE: Electron 30 requires macOS 11.|macOS 10.15 is no longer supported; Quill needs macOS 11 or newer.|Quill now requires macOS 11 or later.|macOS 10.15 support removed
 security|links|block javascript: URLs in notes|Clicking such a link ran code in the app.|`javascript:` links in notes are now blocked.|Fixed `javascript:` links in notes being able to run code.|
 """),
-    "Harbor": ("a container deployment dashboard", "harbor", ["react", "grpc-go", "prometheus-client", "golangci-lint", "vite"], """
+    "Harbor": ("a container deployment dashboard", ["react", "grpc-go", "prometheus-client", "golangci-lint", "vite"], """
 feature|deploys|one-click rollback to the previous release|Shows the diff of image tags before confirming.|Roll back to the previous release with one click.|Deployments can be rolled back to the previous release in one click.|one-click rollback
 feature|logs|live log tail across all replicas||Tail logs from every replica of a service at once.|Live logs now stream from all replicas together.|multi-replica log tail
 feature|alerts|Slack notifications for failed deploys|Configure a webhook per project.|Get a Slack message when a deploy fails.|Failed deploys can now notify a Slack channel.|Slack alerts
@@ -229,7 +229,7 @@ def notes(project: str, version: str, opening: str, by_kind: dict[str, list[Chan
 
 
 def make_example(rng: random.Random, project: str) -> dict:
-    description, command, deps, block = PROJECTS[project]
+    description, deps, block = PROJECTS[project]
     changes = parse_changes(block, rng)
     pool = {kind: [c for c in changes if c.kind == kind] for kind in SECTIONS}
     shape = rng.choice(["patch", "minor", "minor", "minor", "major"])
