@@ -1,4 +1,4 @@
-"""Golden sets: load through HF `datasets` (JSONL, CSV, Parquet, hub ids), validate, hash."""
+"""Golden sets: JSONL read as written, CSV, Parquet and hub ids through HF `datasets`; validate, hash."""
 
 from __future__ import annotations
 
@@ -14,9 +14,13 @@ from evals.types import Sample
 FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 
 
-def _check_jsonl(path: Path) -> list[int]:
-    """Line numbers of the records, after checking every non-blank line is a JSON object."""
-    lines = []
+def _read_jsonl(path: Path) -> tuple[list[dict[str, Any]], list[int]]:
+    """The records and their line numbers, after checking every non-blank line is a JSON object.
+
+    Records are kept exactly as written: Arrow's JSON reader (behind `datasets`) would turn strings such
+    as "2025-03-14" into timestamps and refuses a column whose type changes between lines.
+    """
+    records, lines = [], []
     with path.open(encoding="utf-8") as f:
         for n, text in enumerate(f, start=1):
             if not text.strip():
@@ -27,16 +31,20 @@ def _check_jsonl(path: Path) -> list[int]:
                 raise EvalsError(f"malformed JSON: {e.msg} (column {e.colno})", file=path, line=n) from None
             if not isinstance(record, dict):
                 raise EvalsError(f"expected a JSON object, got {type(record).__name__}", file=path, line=n)
+            records.append(record)
             lines.append(n)
-    return lines
+    return records, lines
 
 
 def _read_rows(source: str, task_dir: Path) -> tuple[list[dict[str, Any]], list[int], str]:
     """Rows, their line numbers, and a display name for errors."""
+    path = task_dir / source
+    if path.is_file() and FORMATS.get(path.suffix.lower()) == "json":
+        records, lines = _read_jsonl(path)
+        return records, lines, str(path)
     import datasets
 
     datasets.disable_progress_bars()
-    path = task_dir / source
     if not path.exists():
         if "/" in source and not source.startswith((".", "/")):
             name, _, split = source.partition(":")
@@ -49,13 +57,11 @@ def _read_rows(source: str, task_dir: Path) -> tuple[list[dict[str, Any]], list[
     kind = FORMATS.get(path.suffix.lower())
     if kind is None:
         raise EvalsError(f"unsupported golden-set format '{path.suffix}' (use .jsonl, .csv or .parquet)", file=path)
-    lines = _check_jsonl(path) if kind == "json" else None
     try:
         ds = datasets.load_dataset(kind, data_files=str(path), split="train")
     except Exception as e:
         raise EvalsError(f"could not read as {kind}: {type(e).__name__}: {e}", file=path) from None
-    if lines is None:
-        lines = [i + 2 for i in range(len(ds))] if kind == "csv" else list(range(1, len(ds) + 1))
+    lines = [i + 2 for i in range(len(ds))] if kind == "csv" else list(range(1, len(ds) + 1))
     return ds.to_list(), lines, str(path)
 
 

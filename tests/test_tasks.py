@@ -135,3 +135,11 @@ def test_yaml_syntax_error_names_the_line(tmp_path) -> None:
         load_task(str(tmp_path))
     assert e.value.line is not None and "invalid YAML" in str(e.value)
     assert yaml  # imported for the fixture's writer
+
+
+def test_jsonl_values_load_exactly_as_written(make_task) -> None:
+    """Date-like strings stay strings (Arrow's JSON reader would make them timestamps)."""
+    rows = [{"id": "a", "question": "q1", "reference": {"date": "2025-03-14", "due": None}},
+            {"id": "b", "question": "q2", "reference": {"date": "2024-12-01", "due": "2025-01-01"}}]
+    samples = load_samples(load_task(str(make_task(rows=rows, metrics=[{"name": "json_valid"}], **{"pass": {}}))))
+    assert [s.reference for s in samples] == [r["reference"] for r in rows]
