@@ -83,17 +83,8 @@ def test_release_notes_references_leave_out_reverted_and_internal_changes() -> N
         assert f"Release: {row['version']} " in commits
 
 
-def _metrics_available(task: str) -> bool:
-    from evals.metrics import metrics
-
-    spec = yaml.safe_load((ROOT / task / "task.yaml").read_text(encoding="utf-8"))
-    return all(m["name"] in metrics.names() for m in spec["metrics"])
-
-
 @pytest.mark.parametrize("task", sorted(GENERATED))
 def test_task_loads_with_its_samples(task: str) -> None:
-    if not _metrics_available(task):
-        pytest.skip("this task's metrics arrive with the metric library (issue 3)")
     from evals.golden import load_samples
     from evals.tasks import load_task
 

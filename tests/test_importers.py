@@ -194,27 +194,6 @@ def test_imported_promptfoo_task_loads_and_runs_end_to_end(tmp_path: Path) -> No
     assert "promptfoo_json_tests.yaml" in readme
 
 
-def _has_metric(name: str) -> bool:
-    from evals.metrics import metrics
-
-    return name in metrics.names()
-
-
-def _any_of_list_references() -> bool:
-    """Whether exact_match scores a list reference as "any of these" (multi-ideal OpenAI Evals samples)."""
-    import asyncio
-
-    from evals.metrics import metrics
-    from evals.types import Completion, Sample, ScoreContext
-
-    if not _has_metric("exact_match"):
-        return False
-    metric = metrics.create("exact_match")
-    ctx = ScoreContext(sample=Sample("s", {}, ["Bonn", "Berlin"]), completion=Completion("Berlin"))
-    return asyncio.run(metric(ctx)).value == 1.0
-
-
-@pytest.mark.skipif(not _has_metric("exact_match"), reason="exact_match arrives with the metric library (issue 3)")
 def test_imported_openai_evals_task_loads_and_runs_end_to_end(tmp_path: Path) -> None:
     source = tmp_path / "echo.jsonl"
     # fake:echo answers with the user message, which is the ideal answer in samples 1 and 2.
@@ -229,8 +208,6 @@ def test_imported_openai_evals_task_loads_and_runs_end_to_end(tmp_path: Path) ->
     assert json.loads(run.stdout)[0]["matches"] == 2
 
 
-@pytest.mark.skipif(not _any_of_list_references(),
-                    reason="needs exact_match to accept any answer of a list reference (metric library, issue 3)")
 def test_imported_openai_evals_task_runs_and_any_ideal_answer_counts(tmp_path: Path) -> None:
     source = tmp_path / "echo.jsonl"
     # fake:echo answers with the user message; sample 2 lists it as its second ideal answer.

@@ -26,22 +26,31 @@ def normalize(text: str, *, ignore_case: bool = True, ignore_punctuation: bool =
     return text
 
 
+def acceptable(ctx: ScoreContext, field: str | None) -> list[str]:
+    """The reference as text; a list of strings as the whole reference means "any of these"."""
+    gold = reference_value(ctx, field)
+    if field is None and isinstance(gold, list) and gold and all(isinstance(g, str) for g in gold):
+        return list(gold)
+    return [as_text(gold)]
+
+
 @register_metric("exact_match")
 def exact_match(field: str | None = None, ignore_case: bool = True, ignore_punctuation: bool = False,
                 normalize_whitespace: bool = True) -> Metric:
-    """1 if the answer (or its JSON `field`) equals the reference after normalisation, else 0."""
+    """1 if the answer (or its JSON `field`) equals the reference after normalisation, else 0.
+    A reference that is a list of strings (without `field`) lists acceptable answers: any one counts."""
     options = {"ignore_case": ignore_case, "ignore_punctuation": ignore_punctuation,
                "normalize_whitespace": normalize_whitespace}
 
     async def score(ctx: ScoreContext) -> Score:
-        gold = normalize(as_text(reference_value(ctx, field)), **options)
+        golds = [normalize(g, **options) for g in acceptable(ctx, field)]
         try:
             pred = normalize(as_text(answer_value(ctx, field)), **options)
         except NoAnswer as e:
             return Score(0.0, explanation=str(e))
-        if pred == gold:
+        if pred in golds:
             return Score(1.0)
-        return Score(0.0, explanation=f"expected {gold[:80]!r}, got {pred[:80]!r}")
+        return Score(0.0, explanation=f"expected {' or '.join(repr(g[:80]) for g in golds)}, got {pred[:80]!r}")
 
     return score
 
@@ -49,7 +58,8 @@ def exact_match(field: str | None = None, ignore_case: bool = True, ignore_punct
 @register_metric("includes")
 def includes(text: str | list[str] | None = None, field: str | None = None, ignore_case: bool = True) -> Metric:
     """1 if the answer (or its JSON `field`) contains `text` (every one, if a list), else 0.
-    Without `text` the reference must be included. Whitespace runs count as one space."""
+    Without `text` the reference must be included (any one of a list reference). Whitespace runs count
+    as one space."""
     needles = [text] if isinstance(text, str) else text
     if needles is not None and (not needles or not all(isinstance(t, str) and t for t in needles)):
         raise ValueError("text must be a non-empty string or a list of them")
@@ -58,12 +68,17 @@ def includes(text: str | list[str] | None = None, field: str | None = None, igno
         return normalize(s, ignore_case=ignore_case)
 
     async def score(ctx: ScoreContext) -> Score:
-        wanted = needles if needles is not None else [as_text(reference_value(ctx, field))]
         try:
             haystack = norm(as_text(answer_value(ctx, field)))
         except NoAnswer as e:
             return Score(0.0, explanation=str(e))
-        missing = [w for w in wanted if norm(w) not in haystack]
+        if needles is None:
+            golds = acceptable(ctx, field)
+            if any(norm(g) in haystack for g in golds):
+                return Score(1.0)
+            return Score(0.0, explanation="missing: " + " or ".join(repr(g[:60]) for g in golds),
+                         details={"missing": golds})
+        missing = [w for w in needles if norm(w) not in haystack]
         if missing:
             return Score(0.0, explanation="missing: " + ", ".join(repr(m[:60]) for m in missing),
                          details={"missing": missing})
