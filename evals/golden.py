@@ -14,7 +14,7 @@ from evals.types import Sample
 FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 
 
-def _read_jsonl(path: Path) -> tuple[list[dict[str, Any]], list[int]]:
+def read_jsonl(path: Path) -> tuple[list[dict[str, Any]], list[int]]:
     """The records and their line numbers, after checking every non-blank line is a JSON object.
 
     Records are kept exactly as written: Arrow's JSON reader (behind `datasets`) would turn strings such
@@ -40,7 +40,7 @@ def _read_rows(source: str, task_dir: Path) -> tuple[list[dict[str, Any]], list[
     """Rows, their line numbers, and a display name for errors."""
     path = task_dir / source
     if path.is_file() and FORMATS.get(path.suffix.lower()) == "json":
-        records, lines = _read_jsonl(path)
+        records, lines = read_jsonl(path)
         return records, lines, str(path)
     import datasets
 

@@ -49,7 +49,7 @@ def save_state(out: Path, *, model, optimizer, scheduler, progress: Progress, fi
     state = {
         "fingerprint": fingerprint,
         "progress": progress.__dict__,
-        "adapter": get_peft_model_state_dict(model),
+        "adapter": get_peft_model_state_dict(model, save_embedding_layers=False),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
         "rng": {"torch": torch.get_rng_state(), "python": random.getstate(),

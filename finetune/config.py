@@ -23,7 +23,8 @@ class FinetuneConfig:
     base: str = _setting("local:smollm2", "base model spec (local:NAME|PATH|HUB_ID) the adapter is trained on")
     rank: int = _setting(16, "LoRA rank r: size of the low-rank update", min=1)
     alpha: int = _setting(32, "LoRA alpha: the update is scaled by alpha / rank", min=1)
-    dropout: float = _setting(0.05, "dropout on the LoRA input during training", min=0.0, max=0.9)
+    dropout: float = _setting(0.0, "dropout on the LoRA input in training (0 is about 25% faster on CPU)",
+                              min=0.0, max=0.9)
     target_modules: list[str] = _setting(
         ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
         "linear layers that get a LoRA update (names inside the base model)")
@@ -55,12 +56,6 @@ class FinetuneConfig:
 
 
 FIELDS = {f.name: f for f in fields(FinetuneConfig)}
-
-
-def describe() -> list[tuple[str, str, str]]:
-    """(name, default, help) for every setting, in declaration order."""
-    defaults = FinetuneConfig()
-    return [(f.name, json.dumps(getattr(defaults, f.name)), f.metadata["help"]) for f in fields(FinetuneConfig)]
 
 
 def _bad(value: Any, f: dataclasses.Field) -> str | None:

@@ -219,3 +219,10 @@ def test_length_grouped_batches_cover_every_example_once_with_little_padding() -
     real = sum(len(e) for e in examples)
     assert padded / real < 1.1  # random batches of 8 would pad about 1.6x
     assert batches != length_grouped_batches(examples, 8, seed=2)
+
+
+def test_shipped_recipes_load() -> None:
+    recipes = sorted((Path(__file__).parents[1] / "finetune").glob("*.yaml"))
+    assert recipes
+    for path in recipes:
+        assert load_config(path) != FinetuneConfig(), path  # each changes something

@@ -9,11 +9,11 @@ system prompt and few-shot examples; the rest becomes the example's `input` fiel
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from evals.errors import EvalsError
+from evals.golden import read_jsonl
 from evals.importers import ImportedTask, example_ids, literal
 
 # eval class -> (metric entry, note on how it differs from the source)
@@ -78,20 +78,12 @@ def _ideals(value: Any, path: Path, line: int) -> list[str]:
 
 def _read_samples(path: Path) -> list[tuple[int, list[tuple[str, str]], list[str]]]:
     samples = []
-    with path.open(encoding="utf-8") as f:
-        for line, text in enumerate(f, start=1):
-            if not text.strip():
-                continue
-            try:
-                record = json.loads(text)
-            except json.JSONDecodeError as e:
-                raise EvalsError(f"malformed JSON: {e.msg} (column {e.colno})", file=path, line=line) from None
-            if not isinstance(record, dict):
-                raise EvalsError("expected a JSON object with input and ideal", file=path, line=line)
-            for key in ("input", "ideal"):
-                if key not in record:
-                    raise EvalsError("missing", file=path, line=line, field=key)
-            samples.append((line, _messages(record["input"], path, line), _ideals(record["ideal"], path, line)))
+    records, lines = read_jsonl(path)
+    for record, line in zip(records, lines):
+        for key in ("input", "ideal"):
+            if key not in record:
+                raise EvalsError("missing", file=path, line=line, field=key)
+        samples.append((line, _messages(record["input"], path, line), _ideals(record["ideal"], path, line)))
     if not samples:
         raise EvalsError("no samples in the file", file=path)
     return samples
