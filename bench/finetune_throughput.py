@@ -103,7 +103,7 @@ def main() -> None:
     rows = [json.loads(line) for line in (original.dir / original.train).read_text().splitlines()][:opts.n + opts.val]
     work = Path(tempfile.mkdtemp(prefix="ft-bench-"))
     task = load_task(str(make_task_copy(original.dir, rows, work / "task")))
-    config = FinetuneConfig(val_fraction=opts.val / (opts.n + opts.val), evals_per_epoch=1)
+    config = FinetuneConfig(epochs=1, val_fraction=opts.val / (opts.n + opts.val), evals_per_epoch=1)
     train_samples, val_samples = split(load_train(task), config.val_fraction, config.seed)
     source = base_source(config)
     tokenizer = load_tokenizer(source)

@@ -10,7 +10,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from evals.errors import EvalsError
 from evals.tasks import PromptSpec
-from evals.types import Message
+from evals.types import Message, ModelConfig
 
 _env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
 
@@ -36,13 +36,14 @@ def _render(source: str, fields: dict[str, Any]) -> str:
         raise EvalsError(f"prompt template uses a field the example lacks: {e.message}") from None
 
 
-def render_messages(prompt: PromptSpec, fields: dict[str, Any], system: str | None = None) -> list[Message]:
-    """The chat for one example. `system` overrides the task's system prompt (per-model setting)."""
+def render_messages(prompt: PromptSpec, fields: dict[str, Any], model: ModelConfig | None = None) -> list[Message]:
+    """The chat for one example, with the model's per-model settings (system prompt override, few-shot off)."""
     messages = []
-    system_text = _render(system if system is not None else prompt.system, fields)
+    system = model.system if model is not None and model.system is not None else prompt.system
+    system_text = _render(system, fields)
     if system_text:
         messages.append(Message("system", system_text))
-    for shot in prompt.few_shot:
+    for shot in prompt.few_shot if model is None or model.few_shot else ():
         messages.append(Message("user", _render(prompt.user, shot.fields)))
         messages.append(Message("assistant", shot.answer.strip()))
     messages.append(Message("user", _render(prompt.user, fields)))

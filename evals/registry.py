@@ -77,8 +77,12 @@ class Registry(Generic[F]):
         try:
             inspect.signature(factory).bind(**kwargs)
         except TypeError as e:
-            params = ", ".join(p for p in inspect.signature(factory).parameters)
-            raise EvalsError(f"bad arguments for {self.kind} '{name}': {e}. It takes: {params or 'no arguments'}")
+            params = list(inspect.signature(factory).parameters)
+            unknown = [k for k in kwargs if k not in params]
+            close = difflib.get_close_matches(unknown[0], params, n=1) if unknown else []
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise EvalsError(f"bad arguments for {self.kind} '{name}': {e}.{hint} "
+                             f"It takes: {', '.join(params) or 'no arguments'}") from None
         try:
             return factory(**kwargs)
         except EvalsError:

@@ -227,7 +227,7 @@ async def execute_run(
     outcome = RunOutcome(run_id, str(config.spec), "completed")
 
     async def one(sample: Sample) -> None:
-        messages = render_messages(task.prompt, sample.fields, config.system)
+        messages = render_messages(task.prompt, sample.fields, config)
         key = cache_key(identity, messages, params) if cache else ""
         completion = cache.get(key) if cache else None
         if completion is None:

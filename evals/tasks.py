@@ -147,9 +147,10 @@ def _parse_model(doc: YamlDoc, raw: Any, i: int) -> ModelConfig:
         except TypeError:
             raise doc.error("price takes input_per_mtok and output_per_mtok (USD per million tokens)",
                             "models", i, "price")
-    for key, kind in (("temperature", (int, float)), ("max_tokens", int), ("concurrency", int)):
+    for key, kind in (("temperature", (int, float)), ("max_tokens", int), ("concurrency", int), ("few_shot", bool)):
         if key in raw and not isinstance(raw[key], kind):
-            raise doc.error(f"expected a number, got {raw[key]!r}", "models", i, key)
+            raise doc.error(f"expected {'true or false' if kind is bool else 'a number'}, got {raw[key]!r}",
+                            "models", i, key)
     return ModelConfig(spec=spec, price=price, **raw)
 
 

@@ -147,6 +147,7 @@ class ModelConfig:
     temperature: float = 0.0
     max_tokens: int = 512
     system: str | None = None  # overrides the task's system prompt for this model
+    few_shot: bool = True  # False: this model gets no few-shot turns (e.g. a fine-tune that learned the format)
     price: Price | None = None  # overrides the built-in price table
     concurrency: int | None = None  # API: connections; local: batch size
     options: dict[str, Any] = field(default_factory=dict)  # provider-specific extras

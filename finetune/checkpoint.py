@@ -31,9 +31,29 @@ class Progress:
     best_val_loss: float | None = None
     best_step: int | None = None
     since_best: int = 0  # validations since the best one
+    epoch_loss_sum: float = 0.0  # answer-token loss summed over the current epoch's steps
+    epoch_answer_tokens: int = 0
     validations: list[dict[str, Any]] = field(default_factory=list)
     epochs: list[dict[str, Any]] = field(default_factory=list)
     stopped_early: bool = False
+
+    def record_step(self, *, batches: int, tokens: int, loss_sum: float, answer_tokens: int, seconds: float) -> None:
+        """One optimiser step done: all of its counters move together."""
+        self.step += 1
+        self.batch += batches
+        self.tokens += tokens
+        self.train_seconds += seconds
+        self.epoch_loss_sum += loss_sum
+        self.epoch_answer_tokens += answer_tokens
+
+    def end_epoch(self) -> None:
+        self.epochs.append({
+            "epoch": self.epoch + 1, "step": self.step,
+            "train_loss": self.epoch_loss_sum / self.epoch_answer_tokens if self.epoch_answer_tokens else None,
+            "val_loss": self.validations[-1]["val_loss"] if self.validations else None})
+        self.epoch += 1
+        self.batch = 0
+        self.epoch_loss_sum, self.epoch_answer_tokens = 0.0, 0
 
 
 def checkpoint_dir(out: Path) -> Path:
@@ -84,13 +104,17 @@ def load_state(out: Path, *, model, optimizer, scheduler, fingerprint: dict[str,
 
 
 def save_best(out: Path, model) -> None:
-    """The current adapter as the best so far (peft's own format, loadable with PeftModel)."""
-    best = checkpoint_dir(out) / "best"
-    tmp = checkpoint_dir(out) / "best.part"
+    """The current adapter as the best so far (peft's own format, loadable with PeftModel). The old one
+    is swapped out by renames, so an interruption leaves one complete `best/`."""
+    folder = checkpoint_dir(out)
+    best, tmp, old = folder / "best", folder / "best.part", folder / "best.old"
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp, save_embedding_layers=False)  # only the LoRA weights
-    shutil.rmtree(best, ignore_errors=True)
+    if best.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        best.rename(old)
     tmp.rename(best)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def publish(out: Path) -> None:

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from evals.errors import EvalsError
 
 
 def finetune_cmd(
@@ -36,7 +35,7 @@ def finetune_cmd(
     from evals.cli import console, err_console
     from evals.tasks import load_task
     from finetune.config import load_config
-    from finetune.trainer import ADAPTERS_ROOT, TrainingInterrupted, train
+    from finetune.trainer import TrainingInterrupted, adapter_dir, train
 
     loaded = load_task(task)
     settings = load_config(config).replace(
@@ -46,9 +45,7 @@ def finetune_cmd(
     if export_openai is not None:
         _export(loaded, export_openai, allow_overlap=allow_overlap, console=console)
         return
-    if name is not None and (not name or Path(name).name != name):
-        raise EvalsError(f"--name must be a plain folder name, got '{name}'")
-    out = ADAPTERS_ROOT / (name or loaded.name)
+    out = adapter_dir(name or loaded.name)
     err_console.print(f"fine-tuning {settings.base} on {loaded.name}/{loaded.train} -> {out}", highlight=False)
     try:
         manifest = train(loaded, settings, out, resume=resume, force=force, allow_overlap=allow_overlap,
@@ -60,13 +57,10 @@ def finetune_cmd(
 
 
 def _export(task, path: Path, *, allow_overlap: bool, console) -> None:
-    from evals.golden import load_samples
-    from finetune.data import export_openai, find_overlap, load_train, overlap_message, training_chats
+    from finetune.data import check_overlap, export_openai, load_train, training_chats
 
     samples = load_train(task)
-    overlap = find_overlap(task, samples, load_samples(task))
-    if overlap and not allow_overlap:
-        raise EvalsError(overlap_message(task, overlap))
+    check_overlap(task, samples, allow=allow_overlap)
     n = export_openai(training_chats(task, samples), path)
     console.print(f"wrote {n} training chats to {path} (OpenAI fine-tuning format)", highlight=False)
 

@@ -31,7 +31,7 @@ class FinetuneConfig:
     learning_rate: float = _setting(1e-3, "peak AdamW learning rate (linear warm-up, then cosine decay)", min=0.0)
     warmup_ratio: float = _setting(0.05, "fraction of optimiser steps spent warming up", min=0.0, max=1.0)
     weight_decay: float = _setting(0.0, "AdamW weight decay on the LoRA weights", min=0.0)
-    epochs: int = _setting(1, "passes over the training examples (fewer if early stopping triggers)", min=1)
+    epochs: int = _setting(2, "passes over the training examples (fewer if early stopping triggers)", min=1)
     batch_size: int = _setting(8, "examples per forward pass, grouped by length so little is padding", min=1)
     grad_accum: int = _setting(1, "forward passes per optimiser step (effective batch = batch_size x grad_accum)",
                                min=1)

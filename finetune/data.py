@@ -18,7 +18,7 @@ from evals.errors import EvalsError
 from evals.golden import load_samples
 from evals.prompts import render_messages
 from evals.tasks import Task
-from evals.types import Message, Sample
+from evals.types import Message, ModelConfig, Sample
 
 
 @dataclass(frozen=True)
@@ -38,9 +38,10 @@ def answer_text(reference: Any) -> str:
     return reference.strip() if isinstance(reference, str) else json.dumps(reference, ensure_ascii=False)
 
 
-def training_chats(task: Task, samples: Sequence[Sample], system: str | None = None) -> list[list[Message]]:
-    """Each sample as the exact chat the task sends at evaluation time, plus the reference as the answer."""
-    return [[*render_messages(task.prompt, s.fields, system), Message("assistant", answer_text(s.reference))]
+def training_chats(task: Task, samples: Sequence[Sample], model: ModelConfig | None = None) -> list[list[Message]]:
+    """Each sample as the exact chat the task sends `model` at evaluation time (its per-model system
+    prompt and few-shot setting), plus the reference as the answer."""
+    return [[*render_messages(task.prompt, s.fields, model), Message("assistant", answer_text(s.reference))]
             for s in samples]
 
 
@@ -55,10 +56,6 @@ def _normalise(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip().casefold()
 
 
-def _input_key(sample: Sample, fields: Sequence[str]) -> str:
-    return "\x1f".join(_normalise(str(sample.fields.get(f, ""))) for f in fields)
-
-
 @dataclass(frozen=True)
 class Overlap:
     golden_id: str
@@ -66,19 +63,32 @@ class Overlap:
     exact: bool
 
 
+def _input_text(task: Task, sample: Sample) -> str:
+    """What the model is asked about this example: its rendered user turn."""
+    return render_messages(task.prompt, sample.fields)[-1].content
+
+
 def find_overlap(task: Task, train: Sequence[Sample], golden: Sequence[Sample]) -> list[Overlap]:
-    """Golden examples whose input also appears in the training data, exactly or after normalising
-    whitespace and case."""
-    fields = task.input_fields
-    by_exact = {tuple(str(s.fields.get(f, "")) for f in fields): s.id for s in train}
-    by_norm = {_input_key(s, fields): s.id for s in train}
+    """Golden examples whose input (the rendered user turn) also appears in the training data, exactly
+    or after normalising whitespace and case."""
+    exact = {_input_text(task, s): s.id for s in train}
+    near = {_normalise(text): sid for text, sid in exact.items()}
     found = []
     for g in golden:
-        if (tid := by_exact.get(tuple(str(g.fields.get(f, "")) for f in fields))) is not None:
+        text = _input_text(task, g)
+        if (tid := exact.get(text)) is not None:
             found.append(Overlap(g.id, tid, exact=True))
-        elif (tid := by_norm.get(_input_key(g, fields))) is not None:
+        elif (tid := near.get(_normalise(text))) is not None:
             found.append(Overlap(g.id, tid, exact=False))
     return found
+
+
+def check_overlap(task: Task, train: Sequence[Sample], *, allow: bool) -> list[Overlap]:
+    """The overlap with the golden set; raises with the list of pairs unless `allow`."""
+    overlap = find_overlap(task, train, load_samples(task))
+    if overlap and not allow:
+        raise EvalsError(overlap_message(task, overlap))
+    return overlap
 
 
 def overlap_message(task: Task, overlap: Sequence[Overlap], limit: int = 20) -> str:

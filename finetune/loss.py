@@ -4,7 +4,8 @@ A task's chats usually start with the same system prompt and few-shot turns (for
 about 1,050 of 1,400 tokens). The batch's longest common prompt prefix runs through the model once,
 its keys and values are repeated across the rows, and each row then processes only its own
 suffix. The forward pass is the same as running every full row; backward sums the rows'
-gradients into the one prefix computation, which is the same gradient too. Rows are right-padded
+gradients into the one prefix computation, which is the same gradient too. (With LoRA dropout on,
+the rows of a batch share one dropout mask over the prefix; at the default dropout 0 it is exact.) Rows are right-padded
 and the logits are computed only where an answer token is predicted, so padding and prompt tokens
 cost no vocabulary projection.
 """

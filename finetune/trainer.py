@@ -6,7 +6,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
+import signal
+import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -15,13 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from evals.errors import EvalsError
-from evals.golden import load_samples, samples_hash
+from evals.golden import samples_hash
 from evals.tasks import Task
-from evals.types import ModelSpec
+from evals.types import ModelConfig, ModelSpec
 from finetune.checkpoint import Progress, checkpoint_dir, load_state, publish, save_best, save_state
 from finetune.config import FinetuneConfig
-from finetune.data import (Example, find_overlap, length_grouped_batches, load_train, overlap_message, split,
-                           tokenize, training_chats)
+from finetune.data import Example, check_overlap, length_grouped_batches, load_train, split, tokenize, training_chats
 from finetune.loss import batch_loss
 
 ADAPTERS_ROOT = Path("finetune/adapters")
@@ -31,6 +33,14 @@ CHECKPOINT_EVERY_S = 300.0
 
 class TrainingInterrupted(EvalsError):
     """Ctrl-C during training: the last completed step is saved and `--resume` continues from it."""
+
+
+def adapter_dir(name: str) -> Path:
+    """finetune/adapters/NAME, for a plain name (letters, digits, `.`, `_`, `-`)."""
+    if not re.fullmatch(r"[A-Za-z0-9][\w.-]*", name) or name in (".", ".."):
+        raise EvalsError(f"adapter name '{name}' must be a plain folder name (letters, digits, '.', '_', '-'); "
+                         "give one with --name")
+    return ADAPTERS_ROOT / name
 
 
 @dataclass(frozen=True)
@@ -57,16 +67,16 @@ def base_source(config: FinetuneConfig):
     return resolve_source(spec.model)
 
 
-def prepare_data(task: Task, config: FinetuneConfig, tokenizer, *, allow_overlap: bool) -> TrainingData:
-    """Decontaminate against the golden set, hold out the validation slice, tokenise, drop over-long chats."""
+def prepare_data(task: Task, config: FinetuneConfig, tokenizer, *, allow_overlap: bool,
+                 model: ModelConfig | None = None) -> TrainingData:
+    """Decontaminate against the golden set, hold out the validation slice, tokenise, drop over-long chats.
+    `model`: the adapter's entry in task.yaml, whose prompt settings (system, few_shot) training follows."""
     samples = load_train(task)
-    overlap = find_overlap(task, samples, load_samples(task))
-    if overlap and not allow_overlap:
-        raise EvalsError(overlap_message(task, overlap))
+    overlap = check_overlap(task, samples, allow=allow_overlap)
     train_s, val_s = split(samples, config.val_fraction, config.seed)
 
     def encode(part):
-        examples = tokenize(tokenizer, training_chats(task, part), [s.id for s in part])
+        examples = tokenize(tokenizer, training_chats(task, part, model), [s.id for s in part])
         return [e for e in examples if len(e) <= config.max_length], [e.id for e in examples if len(e) > config.max_length]
 
     train, long_train = encode(train_s)
@@ -86,7 +96,8 @@ def _set_up_torch(config: FinetuneConfig):
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cpu":
-        torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        torch.set_num_threads(max(1, cores or 1))
     return device, pick_dtype(config.dtype)
 
 
@@ -127,19 +138,45 @@ def mean_loss(model, examples: Sequence[Example], pad_id: int, batch_size: int) 
     return total / max(count, 1)
 
 
-def _prepare_output(out: Path, *, resume: bool, force: bool) -> None:
+def _check_output(out: Path, *, resume: bool, force: bool) -> None:
+    """Refuse to overwrite or to silently restart; nothing is deleted here."""
     has_checkpoint = (checkpoint_dir(out) / "state.pt").is_file()
-    if resume:
-        if not has_checkpoint:
-            raise EvalsError(f"nothing to resume: no checkpoint in {checkpoint_dir(out)}")
-        return
-    if force:
-        shutil.rmtree(out, ignore_errors=True)
-    elif has_checkpoint:
-        raise EvalsError(f"an interrupted fine-tune is in {out}: add --resume to continue it, or --force to start over")
-    elif (out / MANIFEST_FILE).exists():
-        raise EvalsError(f"{out} already holds a trained adapter: add --force to replace it, or --name to keep both")
-    out.mkdir(parents=True, exist_ok=True)
+    if resume and not has_checkpoint:
+        raise EvalsError(f"nothing to resume: no checkpoint in {checkpoint_dir(out)}")
+    if not resume and not force:
+        if has_checkpoint:
+            raise EvalsError(f"an interrupted fine-tune is in {out}: add --resume to continue it, "
+                             "or --force to start over")
+        if (out / MANIFEST_FILE).exists():
+            raise EvalsError(f"{out} already holds a trained adapter: add --force to replace it, "
+                             "or --name to keep both")
+
+
+def validation_steps(steps_per_epoch: int, per_epoch: int) -> set[int]:
+    """Steps within an epoch (1-based) after which to validate: evenly spread, the last one included."""
+    return {math.ceil(k * steps_per_epoch / per_epoch) for k in range(1, per_epoch + 1)}
+
+
+class _StopRequest:
+    """Ctrl-C asks training to stop after the current step (a second one stops at once)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self) -> _StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 def train(
@@ -161,12 +198,16 @@ def train(
     from finetune.progress import TrainingProgress
 
     source = base_source(config)
-    _prepare_output(out, resume=resume, force=force)
+    _check_output(out, resume=resume, force=force)
     tokenizer = load_tokenizer(source)
-    data = prepare_data(task, config, tokenizer, allow_overlap=allow_overlap)
+    data = prepare_data(task, config, tokenizer, allow_overlap=allow_overlap,
+                        model=task.model_config(f"{config.base}+lora:{out}"))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     device, dtype = _set_up_torch(config)
     model = _lora_model(source, config, dtype)
+    if not resume:  # everything is checked: only now is an older adapter of this name replaced
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
     batches_per_epoch = math.ceil(len(data.train) / config.batch_size)
@@ -176,41 +217,37 @@ def train(
     fingerprint = {"config": config.to_dict(), "train_hash": data.train_hash, "base": str(source)}
     progress = (load_state(out, model=model, optimizer=optimizer, scheduler=scheduler, fingerprint=fingerprint)
                 if resume else Progress())
-    validate_every = max(1, steps_per_epoch // config.evals_per_epoch)
-    session_start = last_save = time.perf_counter()
+    validate_at = validation_steps(steps_per_epoch, config.evals_per_epoch)
+    session_start = time.perf_counter()
+
+    def checkpoint() -> None:
+        nonlocal session_start
+        now = time.perf_counter()
+        progress.wall_seconds += now - session_start
+        session_start = now
+        save_state(out, model=model, optimizer=optimizer, scheduler=scheduler, progress=progress,
+                   fingerprint=fingerprint)
 
     def validate() -> None:
-        if data.val:
-            loss = mean_loss(model, data.val, pad_id, config.batch_size * 2)
-        else:  # no validation slice: the latest adapter counts as the best
-            loss = None
+        loss = mean_loss(model, data.val, pad_id, config.batch_size * 2) if data.val else None
         progress.validations.append({"step": progress.step, "epoch": progress.epoch, "val_loss": loss})
         if loss is None or progress.best_val_loss is None or loss < progress.best_val_loss:
+            save_best(out, model)  # no validation slice: the latest adapter counts as the best
             progress.best_val_loss, progress.best_step, progress.since_best = loss, progress.step, 0
-            save_best(out, model)
         else:
             progress.since_best += 1
         checkpoint()
 
-    def checkpoint() -> None:
-        nonlocal last_save, session_start
-        now = time.perf_counter()
-        progress.wall_seconds += now - session_start
-        session_start = last_save = now
-        save_state(out, model=model, optimizer=optimizer, scheduler=scheduler, progress=progress,
-                   fingerprint=fingerprint)
-
-    with TrainingProgress(console, total_steps, progress) as bar:
+    with TrainingProgress(console, total_steps, progress) as bar, _StopRequest() as stop:
         if not resume:  # the untrained model's loss: the yardstick, and the best until something beats it
             validate()
             bar.validated()
+        last_save = time.perf_counter()
         try:
             while progress.epoch < config.epochs and not progress.stopped_early:
                 batches = length_grouped_batches(data.train, config.batch_size, config.seed + progress.epoch)
-                epoch_loss = epoch_tokens = 0.0
                 while progress.batch < len(batches):
-                    group = batches[progress.batch:progress.batch + config.grad_accum]
-                    rows = [[data.train[i] for i in b] for b in group]
+                    rows = [[data.train[i] for i in b] for b in batches[progress.batch:progress.batch + config.grad_accum]]
                     answer_tokens = sum(len(e.answer) for b in rows for e in b)
                     t0 = time.perf_counter()
                     step_loss = 0.0
@@ -222,29 +259,25 @@ def train(
                     optimizer.step()
                     scheduler.step()
                     optimizer.zero_grad(set_to_none=True)
-                    progress.train_seconds += time.perf_counter() - t0
-                    progress.step += 1
-                    progress.batch += len(group)
-                    progress.tokens += sum(len(e) for b in rows for e in b)
-                    epoch_loss += step_loss
-                    epoch_tokens += answer_tokens
+                    progress.record_step(batches=len(rows), tokens=sum(len(e) for b in rows for e in b),
+                                         loss_sum=step_loss, answer_tokens=answer_tokens,
+                                         seconds=time.perf_counter() - t0)
                     bar.step(step_loss / answer_tokens)
-                    end_of_epoch = progress.batch >= len(batches)
-                    if progress.step % validate_every == 0 or end_of_epoch:
+                    if math.ceil(progress.batch / config.grad_accum) in validate_at:
                         validate()
+                        last_save = time.perf_counter()
                         bar.validated()
                         if progress.since_best >= config.patience:
                             progress.stopped_early = True
                             break
                     elif time.perf_counter() - last_save > CHECKPOINT_EVERY_S:
                         checkpoint()
+                        last_save = time.perf_counter()
                     if on_step:
                         on_step(progress)
-                progress.epochs.append({"epoch": progress.epoch + 1, "step": progress.step,
-                                        "train_loss": epoch_loss / epoch_tokens if epoch_tokens else None,
-                                        "val_loss": progress.validations[-1]["val_loss"] if progress.validations else None})
-                progress.epoch += 1
-                progress.batch = 0
+                    if stop.requested:
+                        raise KeyboardInterrupt
+                progress.end_epoch()
                 checkpoint()
         except KeyboardInterrupt:
             optimizer.zero_grad(set_to_none=True)
@@ -259,4 +292,3 @@ def train(
     publish(out)
     (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return manifest
-

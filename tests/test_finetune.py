@@ -27,7 +27,7 @@ from finetune.checkpoint import Progress  # noqa: E402
 from finetune.config import FinetuneConfig, load_config  # noqa: E402
 from finetune.data import Example, length_grouped_batches  # noqa: E402
 from finetune.loss import batch_loss, shared_prefix_len  # noqa: E402
-from finetune.trainer import TrainingInterrupted, train  # noqa: E402
+from finetune.trainer import TrainingInterrupted, adapter_dir, train, validation_steps  # noqa: E402
 
 
 def train_rows(n: int, start: int = 100) -> list[dict]:
@@ -226,3 +226,53 @@ def test_shipped_recipes_load() -> None:
     assert recipes
     for path in recipes:
         assert load_config(path) != FinetuneConfig(), path  # each changes something
+
+
+def test_validations_are_spread_over_each_epoch() -> None:
+    assert validation_steps(51, 2) == {26, 51}
+    assert validation_steps(51, 4) == {13, 26, 39, 51}
+    assert validation_steps(3, 5) == {1, 2, 3}
+
+
+def test_early_stopping_keeps_the_best_adapter(tiny_dir, task_dir, tmp_path) -> None:
+    # a learning rate far too high makes the validation loss climb after the first steps
+    manifest = train(load_task(str(task_dir)), settings(tiny_dir, learning_rate=3.0, epochs=6, patience=2,
+                                                        evals_per_epoch=3), tmp_path / "qa")
+    losses = [v["val_loss"] for v in manifest["validations"]]
+    assert manifest["stopped_early"] and manifest["steps"]["done"] < manifest["steps"]["planned"]
+    best = losses.index(min(losses))
+    assert len(losses) == best + 1 + 2  # stopped after `patience` validations without a new best
+    assert manifest["best"] == {"step": manifest["validations"][best]["step"], "val_loss": min(losses)}
+
+
+@pytest.mark.parametrize("name", ["..", ".", "a/b", "../x", "", "-x"])
+def test_adapter_names_stay_inside_finetune_adapters(name) -> None:
+    with pytest.raises(EvalsError, match="plain folder name"):
+        adapter_dir(name)
+    assert adapter_dir("resume-feedback_v2.1") == Path("finetune/adapters/resume-feedback_v2.1")
+
+
+def test_overlap_is_found_from_the_prompt_even_without_declared_fields(tiny_dir, tmp_path) -> None:
+    from evals.golden import load_samples
+    from finetune.data import find_overlap, load_train
+
+    task_dir = write_task(tmp_path / "nofields", train_rows(5) + [{"id": "tr-x", "question": "question 2",
+                                                                   "reference": {"labels": ["l2"]}}])
+    spec = yaml.safe_load((task_dir / "task.yaml").read_text())
+    del spec["dataset"]["fields"]
+    (task_dir / "task.yaml").write_text(yaml.safe_dump(spec))
+    task = load_task(str(task_dir))
+    found = find_overlap(task, load_train(task), load_samples(task))
+    assert [(o.golden_id, o.train_id) for o in found] == [("ex002", "tr-x")]
+
+
+def test_a_failed_retrain_leaves_the_existing_adapter(trained, tiny_dir, tmp_path, monkeypatch) -> None:
+    import shutil
+
+    out = tmp_path / "qa"
+    shutil.copytree(trained[0], out)
+    task_dir = write_task(tmp_path / "leaky2", train_rows(5) + [{"id": "tr-l", "question": "question 1",
+                                                                 "reference": {"labels": ["l1"]}}])
+    with pytest.raises(EvalsError, match="also appear"):
+        train(load_task(str(task_dir)), settings(tiny_dir), out, force=True)
+    assert (out / "adapter_model.safetensors").is_file() and (out / "manifest.json").is_file()

@@ -188,6 +188,7 @@ def prefers(word: str):
         (prefers("crash"), "dark mode, login crash fixed", 1.0, "win", True),
         (prefers("added"), "dark mode", 0.0, "loss", True),  # B is "dark mode added"
         (lambda one, two: "tie", "dark mode", 0.5, "tie", True),
+        (lambda one, two: 1.0 if "crash" in one else 2.0, "login crash fixed", 1.0, "win", True),  # numbers
     ],
 )
 async def test_pairwise_runs_both_orders(decide, answer, value, outcome, consistent) -> None:

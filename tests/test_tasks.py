@@ -29,7 +29,21 @@ def test_task_renders_chat_messages(make_task) -> None:
     sample = load_samples(task)[0]
     messages = render_messages(task.prompt, sample.fields)
     assert [(m.role, m.content) for m in messages] == [("system", "Answer with JSON."), ("user", "question 0")]
-    assert render_messages(task.prompt, sample.fields, system="Be terse.")[0].content == "Be terse."
+    assert render_messages(task.prompt, sample.fields, task.model_config("fake:x"))[0].content == "Answer with JSON."
+
+
+def test_per_model_system_prompt_and_few_shot_setting(make_task) -> None:
+    shots = [{"fields": {"question": "question 9"}, "answer": '{"labels": ["l0"]}'}]
+    task = load_task(str(make_task(
+        prompt={"system": "Answer with JSON.", "user": "{{ question }}", "few_shot": shots},
+        models=[{"spec": "fake:a"}, {"spec": "fake:b", "system": "Be terse.", "few_shot": False}])))
+    sample = load_samples(task)[0]
+    with_shots = render_messages(task.prompt, sample.fields, task.model_config("fake:a"))
+    assert [m.role for m in with_shots] == ["system", "user", "assistant", "user"]
+    bare = render_messages(task.prompt, sample.fields, task.model_config("fake:b"))
+    assert [(m.role, m.content) for m in bare] == [("system", "Be terse."), ("user", "question 0")]
+    with pytest.raises(EvalsError, match="field 'models.0.few_shot': expected true or false"):
+        load_task(str(make_task(models=[{"spec": "fake:a", "few_shot": "no"}])))
 
 
 def test_malformed_jsonl_line_is_named(make_task) -> None:

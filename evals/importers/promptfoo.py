@@ -120,9 +120,11 @@ def _yaml_assertion(doc: YamlDoc, raw: Any, *where: str | int) -> Assertion:
 def _yaml_case(doc: YamlDoc, raw: Any, default: dict[str, Any], *where: str | int) -> Case:
     if not isinstance(raw, dict):
         raise doc.error("a test must be a mapping with 'vars' and 'assert'", *where)
-    vars_ = {**(default.get("vars") or {}), **(raw.get("vars") or {})}
-    if not isinstance(raw.get("vars", {}), dict):
+    if not isinstance(raw.get("vars") or {}, dict):
         raise doc.error("'vars' must be a mapping", *where, "vars")
+    if not isinstance(default.get("vars") or {}, dict):
+        raise doc.error("'vars' must be a mapping", "defaultTest", "vars")
+    vars_ = {**(default.get("vars") or {}), **(raw.get("vars") or {})}
     asserts_raw = raw.get("assert") or []
     if not isinstance(asserts_raw, list):
         raise doc.error("'assert' must be a list", *where, "assert")

@@ -199,7 +199,7 @@ class PairwiseJudge:
             from evals.prompts import render_messages
 
             config = ctx.task.model_config(self.against)
-            messages = render_messages(ctx.task.prompt, ctx.sample.fields, config.system)
+            messages = render_messages(ctx.task.prompt, ctx.sample.fields, config)
             params = config.params
         completion = await ctx.models.generate(self.against, messages, params)
         return (completion.text, None) if completion.error is None else (None, f"{self.against}: {completion.error}")
@@ -224,8 +224,8 @@ class PairwiseJudge:
         if f1 is not None or f2 is not None:
             return f1 or f2
         # the answer is "1" in the first order and "2" in the second; 1 = answer wins, 0.5 tie, 0 loses
-        first = {"1": 1.0, "2": 0.0, "tie": 0.5}[str(v1["winner"])]
-        second = {"1": 0.0, "2": 1.0, "tie": 0.5}[str(v2["winner"])]
+        first = {"1": 1.0, "2": 0.0, "tie": 0.5}[_winner(v1["winner"])]
+        second = {"1": 0.0, "2": 1.0, "tie": 0.5}[_winner(v2["winner"])]
         value = (first + second) / 2
         outcome = "win" if value > 0.5 else "loss" if value < 0.5 else "tie"
         words = {1.0: "win", 0.5: "tie", 0.0: "loss"}
@@ -254,3 +254,8 @@ def pairwise_judge(judge: str = DEFAULT_JUDGE, against: str = "reference", rubri
     "reference", "run:RUN_ID" (the same example's answer in a stored run; `store` defaults to $EVALS_STORE)
     or a model spec (that model's answer to the task's prompt, generated through the runner)."""
     return PairwiseJudge(judge, against, rubric, max_tokens, store)
+
+
+def _winner(value: Any) -> str:
+    """"1", "2" or "tie" from a validated verdict (JSON Schema's enum also lets 1.0 stand for 1)."""
+    return str(int(value)) if isinstance(value, (int, float)) else value
