@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import sys
 import tempfile
@@ -56,18 +57,24 @@ def run_trl(task, config, train_samples, trl_batch: int, work: Path):
     rows = [{"prompt": [{"role": m.role, "content": m.content} for m in chat[:-1]],
              "completion": [{"role": "assistant", "content": chat[-1].content}]} for chat in chats]
     accum = config.batch_size * config.grad_accum // trl_batch
+    steps = math.ceil(len(rows) / (trl_batch * accum)) * config.epochs
     args = SFTConfig(
         output_dir=str(work / "trl"), per_device_train_batch_size=trl_batch, gradient_accumulation_steps=accum,
         learning_rate=config.learning_rate, num_train_epochs=config.epochs, lr_scheduler_type="cosine",
-        warmup_steps=config.warmup_ratio, weight_decay=config.weight_decay, max_grad_norm=1.0,
+        warmup_steps=round(steps * config.warmup_ratio),  # as evals finetune rounds it
+        weight_decay=config.weight_decay, max_grad_norm=1.0,
         max_length=config.max_length, completion_only_loss=True, bf16=dtype == torch.bfloat16,
         use_cpu=not torch.cuda.is_available(), train_sampling_strategy="group_by_length", seed=config.seed,
         logging_steps=1, save_strategy="no", report_to="none", dataset_num_proc=1, disable_tqdm=True,
     )
     lora = LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout,
                       target_modules=list(config.target_modules), task_type="CAUSAL_LM")
+    model = load_base_model(source, dtype)
+    # transformers marks a model read from GGUF as quantized although its weights are plain tensors in
+    # `dtype`, and the Trainer refuses to train it; peft (ours) trains it as is.
+    model.is_quantized, model.hf_quantizer = False, None
     torch.manual_seed(config.seed)
-    trainer = SFTTrainer(model=load_base_model(source, dtype), args=args, train_dataset=Dataset.from_list(rows),
+    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
                          processing_class=load_tokenizer(source), peft_config=lora)
     tokens = sum(len(ids) for ids in trainer.train_dataset["input_ids"]) * config.epochs
     started = time.perf_counter()
