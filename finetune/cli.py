@@ -12,7 +12,7 @@ import typer
 def finetune_cmd(
     task: Annotated[str, typer.Argument(help="Task name (golden_sets/<name>) or path; trains on its train.jsonl.")],
     base: Annotated[str | None, typer.Option(help="Base model spec. Default: local:smollm2.")] = None,
-    config: Annotated[Path | None, typer.Option("--config", help="Settings YAML (e.g. finetune/quick.yaml).")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="Settings YAML (e.g. finetune/thorough.yaml).")] = None,
     name: Annotated[str | None, typer.Option(help="Adapter name: output in finetune/adapters/NAME. Default: the task.")] = None,
     rank: Annotated[int | None, typer.Option(help="LoRA rank.")] = None,
     alpha: Annotated[int | None, typer.Option(help="LoRA alpha.")] = None,

@@ -138,6 +138,24 @@ def mean_loss(model, examples: Sequence[Example], pad_id: int, batch_size: int) 
     return total / max(count, 1)
 
 
+def _optimiser_step(model, rows: list[list[Example]], pad_id: int, params, optimizer, scheduler) -> tuple[float, int]:
+    """Forward and backward over the step's batches (loss normalised over all their answer tokens), then
+    one clipped AdamW update. Returns (summed loss, answer tokens)."""
+    import torch
+
+    answer_tokens = sum(len(e.answer) for b in rows for e in b)
+    loss_sum = 0.0
+    for b in rows:
+        r = batch_loss(model, b, pad_id)
+        (r.total / answer_tokens).backward()
+        loss_sum += r.total.item()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss_sum, answer_tokens
+
+
 def _check_output(out: Path, *, resume: bool, force: bool) -> None:
     """Refuse to overwrite or to silently restart; nothing is deleted here."""
     has_checkpoint = (checkpoint_dir(out) / "state.pt").is_file()
@@ -242,37 +260,25 @@ def train(
         if not resume:  # the untrained model's loss: the yardstick, and the best until something beats it
             validate()
             bar.validated()
-        last_save = time.perf_counter()
         try:
             while progress.epoch < config.epochs and not progress.stopped_early:
                 batches = length_grouped_batches(data.train, config.batch_size, config.seed + progress.epoch)
                 while progress.batch < len(batches):
                     rows = [[data.train[i] for i in b] for b in batches[progress.batch:progress.batch + config.grad_accum]]
-                    answer_tokens = sum(len(e.answer) for b in rows for e in b)
                     t0 = time.perf_counter()
-                    step_loss = 0.0
-                    for b in rows:
-                        r = batch_loss(model, b, pad_id)
-                        (r.total / answer_tokens).backward()
-                        step_loss += r.total.item()
-                    torch.nn.utils.clip_grad_norm_(params, 1.0)
-                    optimizer.step()
-                    scheduler.step()
-                    optimizer.zero_grad(set_to_none=True)
+                    loss_sum, answer_tokens = _optimiser_step(model, rows, pad_id, params, optimizer, scheduler)
                     progress.record_step(batches=len(rows), tokens=sum(len(e) for b in rows for e in b),
-                                         loss_sum=step_loss, answer_tokens=answer_tokens,
+                                         loss_sum=loss_sum, answer_tokens=answer_tokens,
                                          seconds=time.perf_counter() - t0)
-                    bar.step(step_loss / answer_tokens)
+                    bar.step(loss_sum / answer_tokens)
                     if math.ceil(progress.batch / config.grad_accum) in validate_at:
                         validate()
-                        last_save = time.perf_counter()
                         bar.validated()
                         if progress.since_best >= config.patience:
                             progress.stopped_early = True
                             break
-                    elif time.perf_counter() - last_save > CHECKPOINT_EVERY_S:
+                    elif time.perf_counter() - session_start > CHECKPOINT_EVERY_S:  # time since the last save
                         checkpoint()
-                        last_save = time.perf_counter()
                     if on_step:
                         on_step(progress)
                     if stop.requested:

@@ -276,3 +276,11 @@ def test_a_failed_retrain_leaves_the_existing_adapter(trained, tiny_dir, tmp_pat
     with pytest.raises(EvalsError, match="also appear"):
         train(load_task(str(task_dir)), settings(tiny_dir), out, force=True)
     assert (out / "adapter_model.safetensors").is_file() and (out / "manifest.json").is_file()
+
+
+def test_resume_without_a_checkpoint_and_a_non_local_base_are_user_errors(task_dir, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["finetune", str(task_dir), "--resume"])
+    assert result.exit_code == 2 and "nothing to resume" in result.output
+    result = CliRunner().invoke(app, ["finetune", str(task_dir), "--base", "openai:gpt-4o-mini"])
+    assert result.exit_code == 2 and "must be a local model" in result.output
