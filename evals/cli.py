@@ -323,7 +323,7 @@ def decide_cmd(
 ) -> None:
     """Run the task's baseline and candidate (only what the store lacks), then compare them."""
     from evals.cache import ResponseCache
-    from evals.decide import compare_stored, plan_decision, run_missing
+    from evals.decide import compare_stored, plan_decision, record_decision, run_missing, with_errors
     from evals.runner import RunOptions
     from evals.store import Store
 
@@ -331,14 +331,71 @@ def decide_cmd(
     plan = plan_decision(task, db, baseline, candidate)
     for role, run_id in plan.runs.items():
         err_console.print(f"{role} {plan.configs[role].spec}: reusing stored run {run_id}", markup=False, highlight=False)
-    if plan.missing:
+    retry = with_errors(plan, db)
+    for run_id in retry:
+        err_console.print(f"run {run_id} has {db.get_run(run_id).n_errors} provider error(s): retrying those examples "
+                          "first", markup=False, highlight=False)
+    if plan.missing or retry:
         options = RunOptions(concurrency=concurrency, timeout_s=timeout, max_retries=retries, budget_usd=budget)
         with _running(db, enabled=progress and not as_json) as bars:
             asyncio.run(run_missing(plan, db, options, cache=ResponseCache(cache_path) if cache else None,
                                     progress=bars))
     cmp, verdict, _ = compare_stored(plan.runs["baseline"], plan.runs["candidate"], db, decision=plan.decision)
+    record_decision(db, plan.task, plan.runs, verdict)
     _report_comparison(cmp, verdict, as_json=as_json, markdown=markdown, html=html, examples=examples,
                        note=f"decision settings: {plan.task.path}")
+
+
+@app.command("latency")
+@user_errors
+def latency_cmd(
+    task: Annotated[str, typer.Argument(help="Task name (golden_sets/<name>) or path: its prompts are sent.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Model spec to measure (its task.yaml settings apply).")],
+    concurrency: Annotated[str, typer.Option(help="Comma-separated requests in flight (local: batch sizes).")] = "1,8,32",
+    n: Annotated[int, typer.Option("-n", help="Requests per level (at least the level's concurrency).", min=1)] = 16,
+    base_url: Annotated[str | None, typer.Option(help="Server to measure, e.g. a vLLM server's http://host:8000/v1.")] = None,
+    hardware: Annotated[str | None, typer.Option(help="What the server runs on (e.g. '1x L4'), recorded with the profile.")] = None,
+    timeout: TimeoutOpt = 300.0,
+    retries: RetriesOpt = 6,
+    progress: ProgressOpt = True,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Measure a model's time to first token, latency and calls/hour at several concurrencies; `decide` uses it."""
+    import dataclasses
+
+    from evals.golden import load_samples
+    from evals.latency import measure_latency
+    from evals.runner import RunOptions
+    from evals.store import Store
+    from evals.tasks import load_task
+
+    try:
+        levels = sorted({int(c) for c in concurrency.split(",") if c.strip()})
+    except ValueError:
+        raise EvalsError(f"--concurrency takes numbers separated by commas, e.g. 1,8,32; got '{concurrency}'") from None
+    if not levels or levels[0] < 1:
+        raise EvalsError(f"--concurrency levels must be 1 or more, got '{concurrency}'")
+    loaded = load_task(task)
+    try:
+        config = loaded.model_config(model)
+    except ValueError as e:
+        raise EvalsError(str(e)) from None
+    if base_url:
+        config = dataclasses.replace(config, base_url=base_url)
+    samples = load_samples(loaded)
+    db = Store(store)
+    options = RunOptions(timeout_s=timeout, max_retries=retries)
+    with _running(db, enabled=progress and not as_json) as bars:
+        profile = asyncio.run(measure_latency(loaded, config, samples, db, levels, n, options, bars, hardware))
+    if as_json:
+        _print_json(dataclasses.asdict(profile))
+        return
+    from evals.report.terminal import latency_table
+
+    console.print(latency_table(profile))
+    err_console.print(f"stored as latency profile {profile.id}; `evals decide {loaded.name}` uses it for {config.spec}",
+                      markup=False, highlight=False)
 
 
 @app.command("import")

@@ -23,7 +23,7 @@ from evals.stats import (
     paired_bootstrap_ci,
     paired_diff_ci,
 )
-from evals.summary import RunSummary, summarize
+from evals.summary import RunSummary, summarize, with_timing_columns
 
 BOOTSTRAP = "BCa bootstrap"
 TANGO = "Tango score interval"
@@ -47,8 +47,10 @@ class Side:
     summary: RunSummary  # matches_text, metric means, errors, tokens, latency p50/p95
     metrics: dict[str, Estimate]  # each metric's mean over answered examples, with a bootstrap CI
     cost_per_1k_usd: float | None  # mean recorded cost per answered example x 1000
-    mean_input_tokens: float | None
+    mean_input_tokens: float | None  # cached and cache-written tokens included
     mean_output_tokens: float | None
+    mean_cached_input_tokens: float | None
+    mean_cache_write_tokens: float | None
     golden_hash: str | None
     config: dict[str, Any]  # the manifest's model settings (spec, price override, base_url, ...)
     # each metric's values over answered examples (for distribution plots; left out of as_dict)
@@ -236,6 +238,7 @@ def _estimate(values: tuple[float, float, float], n: int, method: str) -> Estima
 
 
 def _side(df: pd.DataFrame, golden_hash: str | None, confidence: float, seed: int, n_resamples: int) -> Side:
+    df = with_timing_columns(df)
     scores = _answered_scores(df)
     metrics = {
         m: _estimate(bootstrap_mean_ci(scores[m].to_numpy(float), n_resamples, confidence, seed),
@@ -255,6 +258,8 @@ def _side(df: pd.DataFrame, golden_hash: str | None, confidence: float, seed: in
         cost_per_1k_usd=mean_cost * 1000 if mean_cost is not None else None,
         mean_input_tokens=mean_of("input_tokens"),
         mean_output_tokens=mean_of("output_tokens"),
+        mean_cached_input_tokens=mean_of("cached_input_tokens"),
+        mean_cache_write_tokens=mean_of("cache_write_tokens"),
         golden_hash=golden_hash,
         config=dict((df.attrs.get("manifest") or {}).get("model") or {}),
         values={m: tuple(float(v) for v in scores[m].dropna()) for m in scores.columns},

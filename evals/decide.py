@@ -15,29 +15,22 @@ from typing import Any
 
 import pandas as pd
 
-from evals.cache import ResponseCache
+from evals.cache import ResponseCache, model_identity
 from evals.compare import Comparison, compare_runs
+from evals.decision import Decision
 from evals.errors import EvalsError
 from evals.golden import load_samples, samples_hash
-from evals.manifest import build_manifest
+from evals.manifest import build_manifest, config_from_dict
 from evals.progress import RunProgress
-from evals.runner import RunOptions, require_providers, run_task
-from evals.store import Store, load_run
+from evals.runner import RunOptions, require_providers, resume_run, run_task
+from evals.store import LatencyProfile, Store, load_run
 from evals.tasks import Task, load_task
 from evals.types import ModelConfig, Sample
-from evals.verdict import Decision, Verdict, decide
+from evals.verdict import Verdict, decide
 
 ROLES = ("baseline", "candidate")
 # Manifest entries that must agree for a stored run to stand in for a new one.
 SAME_EXPERIMENT = ("model", "prompt", "params", "metrics", "pass")
-
-
-def decision_settings(task: Task) -> Decision:
-    """The task's validated `decision:` block; a bad value names task.yaml and the field."""
-    try:
-        return Decision.from_mapping(task.decision)
-    except EvalsError as e:
-        raise EvalsError(e.message, file=task.path, field=e.field) from None
 
 
 def decision_for_run(df: pd.DataFrame) -> tuple[Decision, str]:
@@ -49,7 +42,7 @@ def decision_for_run(df: pd.DataFrame) -> tuple[Decision, str]:
         task = load_task(str(path))
     except EvalsError as e:
         return Decision(), f"decision settings: defaults ({path} no longer loads: {e})"
-    return decision_settings(task), f"decision settings: {task.path}"
+    return task.decision, f"decision settings: {task.path}"
 
 
 def compare_stored(run_a: str, run_b: str, store: Store, *, force: bool = False,
@@ -68,7 +61,29 @@ def compare_stored(run_a: str, run_b: str, store: Store, *, force: bool = False,
             f"{len(ids_b - ids_a)} only in the second). Re-run both on the same golden set, or pass --force "
             "to compare the example ids they share")
     cmp = compare_runs(a, b, force=force, min_gap=decision.min_gap)
-    return cmp, decide(cmp, decision), source
+    profiles = {role: latency_profile(store, df) for role, df in (("baseline", a), ("candidate", b))}
+    return cmp, decide(cmp, decision, profiles=profiles), source
+
+
+def profile_identity(config: ModelConfig) -> str:
+    """What a latency profile must share with a run to stand for it: spec, server, options, adapter content."""
+    return model_identity(str(config.spec), config)
+
+
+def latency_profile(store: Store, df: pd.DataFrame) -> LatencyProfile | None:
+    """The newest `evals latency` profile of this run's task and model, measured the same way."""
+    manifest = df.attrs.get("manifest") or {}
+    try:
+        config = config_from_dict(manifest["model"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return store.latency_profile((manifest.get("task") or {}).get("name", ""), str(config.spec),
+                                 profile_identity(config))
+
+
+def record_decision(store: Store, task: Task, plan_runs: dict[str, str], verdict: Verdict) -> None:
+    store.add_decision(task.name, plan_runs["baseline"], plan_runs["candidate"], verdict.label, verdict.decided_on,
+                       verdict.revisit_on, verdict.as_dict())
 
 
 @dataclass
@@ -91,7 +106,7 @@ def plan_decision(task_name: str, store: Store, baseline: str | None = None,
                   candidate: str | None = None) -> DecisionPlan:
     """Resolve the task's baseline and candidate (flags win over task.yaml) and find reusable runs."""
     task = load_task(task_name)
-    decision = decision_settings(task)
+    decision = task.decision
     specs = {"baseline": baseline or decision.baseline, "candidate": candidate or decision.candidate}
     for role, spec in specs.items():
         if not spec:
@@ -131,9 +146,17 @@ def _experiment(manifest: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps({k: manifest.get(k) for k in SAME_EXPERIMENT}, sort_keys=True, default=str))
 
 
+def with_errors(plan: DecisionPlan, store: Store) -> list[str]:
+    """The reused runs (role order) that hold provider errors: `decide` retries those examples first."""
+    return [run_id for role, run_id in plan.runs.items() if store.get_run(run_id).n_errors]
+
+
 async def run_missing(plan: DecisionPlan, store: Store, options: RunOptions, *,
                       cache: ResponseCache | None = None, progress: RunProgress | None = None) -> dict[str, str]:
-    """Run the roles the store lacks (in parallel, through the runner); every role's run id after."""
+    """Retry the errored examples of reused runs, then run the roles the store lacks (in parallel, through
+    the runner); every role's run id after."""
+    for run_id in with_errors(plan, store):
+        await resume_run(run_id, store, options, cache=cache, progress=progress)
     roles = plan.missing
     if roles:
         providers = require_providers([plan.configs[r] for r in roles])

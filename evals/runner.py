@@ -19,6 +19,7 @@ from evals.cache import ResponseCache, cache_key, model_identity
 from evals.costs import price_for
 from evals.errors import EvalsError, MissingCredentials, ProviderError
 from evals.golden import load_samples, samples_hash
+from evals.hardware import hardware_of
 from evals.manifest import build_manifest, config_from_dict
 from evals.metrics import Metric, build_metrics, passes, score_all
 from evals.progress import RunProgress
@@ -69,6 +70,27 @@ class Budget:
     def settle(self, estimate: float, actual: float) -> None:
         self.reserved_usd -= estimate
         self.spent_usd += actual
+
+
+class BusyClock:
+    """Wall time with at least one model call in flight: the denominator of a run's measured throughput."""
+
+    def __init__(self) -> None:
+        self.busy_s = 0.0
+        self.served = 0  # calls answered without error
+        self._in_flight = 0
+        self._since = 0.0
+
+    def start(self) -> None:
+        if self._in_flight == 0:
+            self._since = time.perf_counter()
+        self._in_flight += 1
+
+    def stop(self, served: bool) -> None:
+        self._in_flight -= 1
+        self.served += served
+        if self._in_flight == 0:
+            self.busy_s += time.perf_counter() - self._since
 
 
 @dataclass
@@ -222,7 +244,9 @@ async def execute_run(
         models = ModelCalls(task, options, budget, cache, {str(config.spec): provider})
     params = config.params
     identity = model_identity(provider.id, config) if cache else ""
-    semaphore = asyncio.Semaphore(options.concurrency or provider.max_concurrency)
+    concurrency = options.concurrency or provider.max_concurrency
+    semaphore = asyncio.Semaphore(concurrency)
+    clock = BusyClock()
     bar = progress.add(str(config.spec), total=len(samples), completed=len(samples) - len(todo)) if progress else None
     outcome = RunOutcome(run_id, str(config.spec), "completed")
 
@@ -235,7 +259,11 @@ async def execute_run(
                 estimate = _estimate_cost(config, messages, params)
                 if budget.exhausted or not budget.reserve(estimate):
                     return
-                completion = await complete_with_retries(provider, messages, params, options)
+                clock.start()
+                try:
+                    completion = await complete_with_retries(provider, messages, params, options)
+                finally:
+                    clock.stop(served=completion is not None and completion.error is None)
                 budget.settle(estimate, completion.cost_usd)
             if cache:
                 cache.put(key, provider.id, completion)
@@ -258,6 +286,7 @@ async def execute_run(
         store.set_status(run_id, "interrupted")
         raise
     finally:
+        store.add_busy_time(run_id, clock.busy_s, clock.served, concurrency, hardware_of(provider))
         if own_models:
             await models.aclose()
     outcome.status = "budget-stopped" if budget.exhausted else "completed"

@@ -69,7 +69,40 @@ CREATE TABLE IF NOT EXISTS checks (
     outcome TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS checks_by_task ON checks (task, model, id);
+-- `evals latency`: a model measured at several concurrencies; `decide` costs self-hosting from the newest.
+CREATE TABLE IF NOT EXISTS latency_profiles (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    task TEXT NOT NULL,
+    model TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    hardware TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    levels TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS profiles_by_model ON latency_profiles (task, model, id);
+-- `evals decide`: each verdict with its date and when it is due to be revisited.
+CREATE TABLE IF NOT EXISTS decisions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    task TEXT NOT NULL,
+    baseline_run_id TEXT NOT NULL,
+    candidate_run_id TEXT NOT NULL,
+    label TEXT NOT NULL,
+    decided_on TEXT NOT NULL,
+    revisit_on TEXT NOT NULL,
+    verdict TEXT NOT NULL
+);
 """
+# Columns added after the first release: an older store gains them (NULL in its old rows) when opened.
+ADDED_COLUMNS = {
+    "runs": {"busy_s": "REAL", "served_calls": "INTEGER", "concurrency": "INTEGER", "hardware": "TEXT"},
+    "results": {"ttft_s": "REAL", "queue_s": "REAL", "cached_input_tokens": "INTEGER",
+                "cache_write_tokens": "INTEGER"},
+}
+RESULT_COLUMNS = ("run_id", "example_id", "line", "input", "reference", "output", "error", "passed", "scores",
+                  "input_tokens", "output_tokens", "latency_s", "cost_usd", "cached", "model_version",
+                  "finish_reason", "completed_at", "ttft_s", "queue_s", "cached_input_tokens", "cache_write_tokens")
+_INSERT_RESULT = (f"INSERT OR REPLACE INTO results ({', '.join(RESULT_COLUMNS)})"
+                  f" VALUES ({', '.join('?' * len(RESULT_COLUMNS))})")
 
 
 def default_store_path() -> Path:
@@ -92,6 +125,34 @@ class RunRecord:
     created_at: str
     finished_at: str | None
     manifest: dict[str, Any]
+    busy_s: float | None = None  # wall time with at least one model call in flight (cache hits excluded)
+    served_calls: int | None = None  # calls answered in that time
+    concurrency: int | None = None  # requests in flight (local: batch size)
+    hardware: str | None = None  # where the model ran: this machine's CPU or GPU, or the remote server
+
+
+@dataclass(frozen=True)
+class LatencyProfile:
+    """`evals latency`: one model measured at several concurrencies on one piece of hardware."""
+
+    id: int
+    task: str
+    model: str
+    identity: str
+    hardware: str
+    created_at: str
+    levels: list[dict[str, Any]]  # per concurrency: ttft and total p50/p95, calls_per_hour, tokens/s, errors
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    id: int
+    task: str
+    baseline_run_id: str
+    candidate_run_id: str
+    label: str
+    decided_on: str  # ISO date
+    revisit_on: str  # ISO date
 
 
 @dataclass(frozen=True)
@@ -128,6 +189,11 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        for table, columns in ADDED_COLUMNS.items():
+            have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            for name, kind in columns.items():
+                if name not in have:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
     def close(self) -> None:
         self._db.close()
@@ -147,16 +213,20 @@ class Store:
     def add_result(self, run_id: str, r: ExampleResult) -> None:
         c = r.completion
         scores = {k: dataclasses.asdict(v) for k, v in r.scores.items()}
+        self._db.execute(_INSERT_RESULT, (
+            run_id, r.sample.id, r.sample.line,
+            json.dumps(r.sample.fields, default=str), json.dumps(r.sample.reference, default=str),
+            c.text, c.error, int(r.passed), json.dumps(scores, default=str),
+            c.input_tokens, c.output_tokens, c.latency_s, c.cost_usd, int(c.cached),
+            c.model_version, c.finish_reason, _now(), c.ttft_s, c.queue_s, c.cached_input_tokens,
+            c.cache_write_tokens,
+        ))
+
+    def add_busy_time(self, run_id: str, busy_s: float, served_calls: int, concurrency: int, hardware: str) -> None:
+        """Add one session's busy time and served calls to the run (a resumed run accumulates both)."""
         self._db.execute(
-            "INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                run_id, r.sample.id, r.sample.line,
-                json.dumps(r.sample.fields, default=str), json.dumps(r.sample.reference, default=str),
-                c.text, c.error, int(r.passed), json.dumps(scores, default=str),
-                c.input_tokens, c.output_tokens, c.latency_s, c.cost_usd, int(c.cached),
-                c.model_version, c.finish_reason, _now(),
-            ),
-        )
+            "UPDATE runs SET busy_s = COALESCE(busy_s, 0) + ?, served_calls = COALESCE(served_calls, 0) + ?,"
+            " concurrency = ?, hardware = ? WHERE id = ?", (busy_s, served_calls, concurrency, hardware, run_id))
 
     def done_ids(self, run_id: str) -> set[str]:
         """Examples finished without error (a resume skips these)."""
@@ -174,13 +244,18 @@ class Store:
 
     _RUN_QUERY = (
         "SELECT r.id, r.task, r.model, r.status, r.n_samples,"
-        " COUNT(x.example_id), COALESCE(SUM(x.error IS NOT NULL), 0), r.created_at, r.finished_at, r.manifest"
+        " COUNT(x.example_id), COALESCE(SUM(x.error IS NOT NULL), 0), r.created_at, r.finished_at, r.manifest,"
+        " r.busy_s, r.served_calls, r.concurrency, r.hardware"
         " FROM runs r LEFT JOIN results x ON x.run_id = r.id"
     )
 
+    @staticmethod
+    def _record(row: tuple[Any, ...]) -> RunRecord:
+        return RunRecord(*row[:9], json.loads(row[9]), *row[10:])
+
     def get_run(self, run_id: str) -> RunRecord:
         row = self._db.execute(self._RUN_QUERY + " WHERE r.id = ? GROUP BY r.id", (self.resolve(run_id),)).fetchone()
-        return RunRecord(*row[:9], manifest=json.loads(row[9]))
+        return self._record(row)
 
     def list_runs(self, task: str | None = None, limit: int = 50) -> list[RunRecord]:
         where, args = (" WHERE r.task = ?", (task,)) if task else ("", ())
@@ -188,7 +263,43 @@ class Store:
             self._RUN_QUERY + where + " GROUP BY r.id ORDER BY r.created_at DESC, r.rowid DESC LIMIT ?",
             (*args, limit),
         ).fetchall()
-        return [RunRecord(*row[:9], manifest=json.loads(row[9])) for row in rows]
+        return [self._record(row) for row in rows]
+
+    # ---- latency profiles and decisions --------------------------------------------------------
+
+    def add_latency_profile(self, task: str, model: str, identity: str, hardware: str,
+                            levels: list[dict[str, Any]]) -> LatencyProfile:
+        cur = self._db.execute(
+            "INSERT INTO latency_profiles (task, model, identity, hardware, created_at, levels) VALUES (?,?,?,?,?,?)",
+            (task, model, identity, hardware, _now(), json.dumps(levels, sort_keys=True)))
+        return self._profiles("WHERE id = ?", (cur.lastrowid,))[0]
+
+    def latency_profile(self, task: str, model: str, identity: str | None = None) -> LatencyProfile | None:
+        """The newest profile of this task's model (measured against the same server and adapter, if given)."""
+        where, args = "WHERE task = ? AND model = ?", [task, model]
+        if identity is not None:
+            where += " AND identity = ?"
+            args.append(identity)
+        found = self._profiles(where + " ORDER BY id DESC LIMIT 1", tuple(args))
+        return found[0] if found else None
+
+    def _profiles(self, clause: str, args: tuple[Any, ...]) -> list[LatencyProfile]:
+        rows = self._db.execute("SELECT id, task, model, identity, hardware, created_at, levels FROM latency_profiles "
+                                + clause, args)
+        return [LatencyProfile(*row[:6], levels=json.loads(row[6])) for row in rows]
+
+    def add_decision(self, task: str, baseline_run_id: str, candidate_run_id: str, label: str, decided_on: str,
+                     revisit_on: str, verdict: dict[str, Any]) -> None:
+        self._db.execute(
+            "INSERT INTO decisions (task, baseline_run_id, candidate_run_id, label, decided_on, revisit_on, verdict)"
+            " VALUES (?,?,?,?,?,?,?)", (task, baseline_run_id, candidate_run_id, label, decided_on, revisit_on,
+                                        json.dumps(verdict, sort_keys=True, default=str)))
+
+    def latest_decision(self, task: str) -> DecisionRecord | None:
+        row = self._db.execute(
+            "SELECT id, task, baseline_run_id, candidate_run_id, label, decided_on, revisit_on FROM decisions"
+            " WHERE task = ? ORDER BY id DESC LIMIT 1", (task,)).fetchone()
+        return DecisionRecord(*row) if row else None
 
     # ---- baselines and checks -----------------------------------------------------------------
 
@@ -239,6 +350,9 @@ class Store:
                                self._db, params=(run_id,))
         df["passed"] = df["passed"].astype(bool)
         df["cached"] = df["cached"].astype(bool)
+        for col in ("queue_s", "cached_input_tokens", "cache_write_tokens"):  # NULL in rows from older versions
+            df[col] = pd.to_numeric(df[col]).fillna(0)
+        df["ttft_s"] = pd.to_numeric(df["ttft_s"])
         scores = df["scores"].map(json.loads)
         for metric_id in sorted({k for s in scores for k in s}):
             df[f"score.{metric_id}"] = scores.map(lambda s: (s.get(metric_id) or {}).get("value"))

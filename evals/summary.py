@@ -9,6 +9,7 @@ import pandas as pd
 
 from evals.aggregate import Classification, aggregate_run, judge_usage
 from evals.stats import format_rate, percentile, wilson_interval
+from evals.types import decode_rate
 
 
 @dataclass(frozen=True)
@@ -28,8 +29,18 @@ class RunSummary:
     output_tokens: int
     cost_usd: float  # what these calls cost (cached ones at their original price)
     spent_usd: float  # what this run actually paid (cache hits are free)
-    latency_p50_s: float | None
+    latency_p50_s: float | None  # one request's service time (not its batch's, not its queue wait)
     latency_p95_s: float | None
+    ttft_p50_s: float | None = None  # time to first token; None when the run was not streamed
+    ttft_p95_s: float | None = None
+    tokens_per_s: float | None = None  # median output tokens per second of one request
+    queue_p50_s: float | None = None  # median wait in the provider's own queue (local batches)
+    cached_input_tokens: int = 0  # of input_tokens, read from the provider's prompt cache
+    cache_write_tokens: int = 0
+    calls_per_hour: float | None = None  # measured: answered calls per busy hour, at `concurrency` on `hardware`
+    busy_s: float | None = None
+    concurrency: int | None = None
+    hardware: str | None = None
     metric_errors: dict[str, int] = field(default_factory=dict)  # examples where the metric itself failed
     classification: dict[str, Classification] = field(default_factory=dict)  # label metrics
     judge_calls: int = 0  # model calls made by metrics (judges); not in the tokens and cost above
@@ -47,17 +58,33 @@ class RunSummary:
         return asdict(self)
 
 
+# Result columns newer than the first stores, with the value an older row (or a frame built by hand) means.
+TIMING_DEFAULTS = {"ttft_s": float("nan"), "queue_s": 0.0, "cached_input_tokens": 0, "cache_write_tokens": 0}
+
+
+def with_timing_columns(df: pd.DataFrame) -> pd.DataFrame:
+    missing = {k: v for k, v in TIMING_DEFAULTS.items() if k not in df.columns}
+    return df.assign(**missing) if missing else df
+
+
 def summarize(df: pd.DataFrame) -> RunSummary:
     """Summary of one stored run (from `load_run`). Errors and missing examples count as non-matches."""
+    df = with_timing_columns(df)
     run = df.attrs["run"]
     n = int(run["n_samples"])
     matches = int(df["passed"].sum()) if len(df) else 0
     ok = df[df["error"].isna()] if len(df) else df
     aggregates = aggregate_run(df)
     judged = judge_usage(df)
-    latencies = ok.loc[~ok["cached"], "latency_s"].tolist() if len(ok) else []
-    if not latencies and len(ok):  # a fully cached run: report the latency recorded when first called
-        latencies = ok["latency_s"].tolist()
+    timed = ok[~ok["cached"]] if len(ok) else ok
+    if not len(timed):  # a fully cached run: report the timings recorded when first called
+        timed = ok
+    latencies = timed["latency_s"].tolist() if len(timed) else []
+    ttfts = timed["ttft_s"].dropna().tolist() if len(timed) else []
+    rates = [r for r in (decode_rate(o, lat, None if pd.isna(t) else t) for o, lat, t in
+                         zip(timed["output_tokens"], timed["latency_s"], timed["ttft_s"])) if r is not None] \
+        if len(timed) else []
+    busy, served = run.get("busy_s"), run.get("served_calls")
     return RunSummary(
         run_id=run["id"],
         model=run["model"],
@@ -76,6 +103,16 @@ def summarize(df: pd.DataFrame) -> RunSummary:
         spent_usd=float(df.loc[~df["cached"], "cost_usd"].sum()) if len(df) else 0.0,
         latency_p50_s=percentile(latencies, 50),
         latency_p95_s=percentile(latencies, 95),
+        ttft_p50_s=percentile(ttfts, 50),
+        ttft_p95_s=percentile(ttfts, 95),
+        tokens_per_s=percentile(rates, 50),
+        queue_p50_s=percentile(timed["queue_s"].tolist(), 50) if len(timed) and timed["queue_s"].any() else None,
+        cached_input_tokens=int(df["cached_input_tokens"].sum()) if len(df) else 0,
+        cache_write_tokens=int(df["cache_write_tokens"].sum()) if len(df) else 0,
+        calls_per_hour=served / busy * 3600 if busy and served else None,
+        busy_s=busy,
+        concurrency=run.get("concurrency"),
+        hardware=run.get("hardware"),
         metric_errors={m: a.errors for m, a in aggregates.items() if a.errors},
         classification={m: a.classification for m, a in aggregates.items() if a.classification},
         judge_calls=int(judged["calls"]),

@@ -9,9 +9,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from evals.decision import Decision
 from evals.errors import EvalsError
 from evals.types import ModelConfig, ModelSpec, Price
-from evals.yamlfile import YamlDoc
+from evals.yamlfile import YamlDoc, validated
 
 TASK_FILE = "task.yaml"
 TOP_KEYS = {"name", "description", "dataset", "prompt", "models", "metrics", "pass", "decision", "check"}
@@ -76,7 +77,7 @@ class Task:
     models: tuple[ModelConfig, ...]
     metrics: tuple[MetricSpec, ...]
     pass_rule: dict[str, float]
-    decision: dict[str, Any]
+    decision: Decision
     hash: str  # task.yaml plus every file its metrics name
     check: CheckSettings = field(default_factory=CheckSettings)
 
@@ -145,9 +146,10 @@ def _parse_model(doc: YamlDoc, raw: Any, i: int) -> ModelConfig:
         try:
             price = Price(**price)
         except TypeError:
-            raise doc.error("price takes input_per_mtok and output_per_mtok (USD per million tokens)",
-                            "models", i, "price")
-    for key, kind in (("temperature", (int, float)), ("max_tokens", int), ("concurrency", int), ("few_shot", bool)):
+            raise doc.error("price takes input_per_mtok and output_per_mtok, optionally cached_input_per_mtok, "
+                            "cache_write_per_mtok and batch_discount (USD per million tokens)", "models", i, "price")
+    for key, kind in (("temperature", (int, float)), ("max_tokens", int), ("concurrency", int), ("few_shot", bool),
+                      ("stream", bool)):
         if key in raw and not isinstance(raw[key], kind):
             raise doc.error(f"expected {'true or false' if kind is bool else 'a number'}, got {raw[key]!r}",
                             "models", i, key)
@@ -282,7 +284,7 @@ def load_task(name_or_path: str) -> Task:
         models=models,
         metrics=metrics,
         pass_rule={str(k): float(v) for k, v in pass_rule.items()},
-        decision=dict(data.get("decision") or {}),
+        decision=validated(Decision, data.get("decision"), "decision", doc=doc),
         hash=_task_hash(doc, metrics),
         check=_parse_check(doc, data.get("check"), ids),
     )

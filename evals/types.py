@@ -51,14 +51,18 @@ class Completion:
     """What a provider returned for one request (or why it could not)."""
 
     text: str
-    input_tokens: int = 0
+    input_tokens: int = 0  # every prompt token, cached ones included
     output_tokens: int = 0
-    latency_s: float = 0.0
+    latency_s: float = 0.0  # one request's service time: sent (local: its batch started) to last token
     cost_usd: float = 0.0
     error: str | None = None
     model_version: str | None = None  # the model name the API reports back, for drift checks
     finish_reason: str | None = None
-    cached: bool = False
+    cached: bool = False  # served from the response cache (nothing spent now)
+    ttft_s: float | None = None  # time to first token within latency_s; None when not streamed
+    queue_s: float = 0.0  # waited in the provider's own queue before service began (local batches)
+    cached_input_tokens: int = 0  # of input_tokens, read from the provider's prompt cache
+    cache_write_tokens: int = 0  # of input_tokens, written to the provider's prompt cache (Anthropic)
 
 
 @dataclass(frozen=True)
@@ -105,15 +109,32 @@ class ScoreContext:
     models: ModelCaller | None = None  # for metrics that call models (judges); None outside a run
 
 
+def decode_rate(output_tokens: float, latency_s: float, ttft_s: float | None) -> float | None:
+    """Output tokens per second: after the first token when it was timed (streaming), else over the whole call."""
+    if ttft_s is not None and output_tokens > 1 and latency_s > ttft_s:
+        return (output_tokens - 1) / (latency_s - ttft_s)
+    return output_tokens / latency_s if latency_s > 0 and output_tokens > 0 else None
+
+
 @dataclass(frozen=True)
 class Price:
-    """USD per million tokens."""
+    """USD per million tokens, as billed: fresh input, output, prompt-cache reads and writes; batch discount."""
 
     input_per_mtok: float = 0.0
     output_per_mtok: float = 0.0
+    cached_input_per_mtok: float | None = None  # cache reads; None: billed as fresh input
+    cache_write_per_mtok: float | None = None  # cache writes (Anthropic); None: billed as fresh input
+    batch_discount: float = 0.5  # share of the price taken off for Batch API calls (both APIs: half price)
 
-    def cost(self, input_tokens: int, output_tokens: int) -> float:
-        return (input_tokens * self.input_per_mtok + output_tokens * self.output_per_mtok) / 1e6
+    def cost(self, input_tokens: float, output_tokens: float, cached_input_tokens: float = 0,
+             cache_write_tokens: float = 0, *, batch: bool = False) -> float:
+        """USD for one call; `input_tokens` includes the cached and cache-written tokens."""
+        read = self.input_per_mtok if self.cached_input_per_mtok is None else self.cached_input_per_mtok
+        write = self.input_per_mtok if self.cache_write_per_mtok is None else self.cache_write_per_mtok
+        fresh = max(0.0, input_tokens - cached_input_tokens - cache_write_tokens)
+        usd = (fresh * self.input_per_mtok + cached_input_tokens * read + cache_write_tokens * write
+               + output_tokens * self.output_per_mtok) / 1e6
+        return usd * (1 - self.batch_discount) if batch else usd
 
 
 @dataclass(frozen=True)
@@ -150,6 +171,7 @@ class ModelConfig:
     few_shot: bool = True  # False: this model gets no few-shot turns (e.g. a fine-tune that learned the format)
     price: Price | None = None  # overrides the built-in price table
     concurrency: int | None = None  # API: connections; local: batch size
+    stream: bool = False  # API: stream the answer, timing the first token (see README: Latency)
     options: dict[str, Any] = field(default_factory=dict)  # provider-specific extras
 
     @property

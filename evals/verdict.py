@@ -1,135 +1,48 @@
 """The decision: is the candidate (a fine-tune) worth it over the baseline (a prompted API model)?
 
-A cost model for each side (API: recorded tokens x price table; self-hosted: GPU hours plus an
-amortised training cost), projected to the team's monthly volume, and a verdict with its reasons,
-rules and assumptions spelled out. Settings come from task.yaml's `decision:` mapping, e.g.
-
-    decision:
-      baseline: openai:gpt-4o-mini
-      candidate: local:smollm2+lora:finetune/adapters/resume-feedback
-      min_gap: 0.05            # smallest match-rate gain worth acting on
-      volume: 100000           # calls per month
-      quality_only: false      # true: ignore cost and latency
-      self_hosted: {gpu_hourly_usd: 1.2, calls_per_hour: 3600, training_cost_usd: 50}
-
-A side is self-hosted when its provider is `local` or its spec has a `+lora:` adapter (which also
-carries the training cost); any other side is priced as API calls from the price table.
+Quality first (the paired CI of the match-rate gain against `min_gap`), then the constraints the
+numbers cannot weigh (data that may not leave the team's infrastructure, latency ceilings), then cost
+at the team's volume and latency (economics.py). Every reason carries its numbers; every assumption,
+input and default is listed. Settings come from task.yaml's `decision:` block (decision.py).
 """
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any
 
-from evals.compare import Comparison, Side, json_types
-from evals.costs import price_for
+from evals.compare import Comparison, json_types
+from evals.decision import HOURS_PER_MONTH, Decision
+from evals.economics import (
+    CostProjection,
+    Latency,
+    is_self_hosted,
+    profile_latency,
+    project_costs,
+    run_latency,
+    side_config,
+)
 from evals.errors import EvalsError
-from evals.manifest import config_from_dict
+from evals.hardware import on_cpu
 from evals.stats import mcnemar_sample_size
-from evals.types import ModelConfig, ModelSpec, Price
+
+if TYPE_CHECKING:
+    from evals.store import LatencyProfile
 
 NO_GAP = "no real quality gap: ship the prompted model"
 JUSTIFIED = "fine-tuning is justified"
 TRADE_OFF = "the fine-tune is better but neither cheaper nor faster: a trade-off for the team to weigh"
 INCONCLUSIVE = "inconclusive: about {n} more golden examples needed"
-HOURS_PER_MONTH = 730  # 8760 / 12
-SELF_HOSTED_KEYS = {"gpu_hourly_usd", "calls_per_hour", "training_cost_usd", "amortize_months",
-                    "min_gpu_hours_per_month"}
-DECISION_KEYS = {"baseline", "candidate", "min_gap", "volume", "quality_only", "self_hosted"}
-
-
-@dataclass(frozen=True)
-class SelfHosted:
-    """How a self-hosted model is paid for: GPU hours at a throughput, plus a one-off training cost."""
-
-    gpu_hourly_usd: float
-    calls_per_hour: float | None = None  # None: measured from the run (3600 / median latency)
-    training_cost_usd: float = 0.0  # one-off; charged to a side with a LoRA adapter
-    amortize_months: float = 12.0
-    min_gpu_hours_per_month: float = 0.0  # 0: billed by hours used; 730: an always-on GPU
-
-
-@dataclass(frozen=True)
-class Decision:
-    """task.yaml's `decision:` settings, validated."""
-
-    baseline: str | None = None
-    candidate: str | None = None
-    min_gap: float = 0.05
-    volume: float | None = None  # calls per month
-    quality_only: bool = False
-    self_hosted: SelfHosted | None = None
-
-    @classmethod
-    def from_mapping(cls, raw: Mapping[str, Any] | None, *, min_gap: float = 0.05) -> Decision:
-        """Validate task.yaml's `decision:`; a bad value raises EvalsError naming the field."""
-        if raw is not None and not isinstance(raw, Mapping):
-            raise EvalsError("expected a mapping of decision settings", field="decision")
-        raw = dict(raw or {})
-        _check_keys(raw, DECISION_KEYS, "decision")
-        sh = raw.get("self_hosted")
-        if sh is not None:
-            if not isinstance(sh, Mapping):
-                raise EvalsError("expected a mapping", field="decision.self_hosted")
-            _check_keys(sh, SELF_HOSTED_KEYS, "decision.self_hosted")
-            if "gpu_hourly_usd" not in sh:
-                raise EvalsError("gpu_hourly_usd is required", field="decision.self_hosted")
-            sh = SelfHosted(**{k: _number(v, f"decision.self_hosted.{k}", positive=k in
-                                          ("calls_per_hour", "amortize_months"))
-                               for k, v in sh.items() if not (k == "calls_per_hour" and v is None)})
-        for key in ("baseline", "candidate"):
-            if raw.get(key) is not None:
-                try:
-                    raw[key] = str(ModelSpec.parse(str(raw[key])))
-                except ValueError as e:
-                    raise EvalsError(str(e), field=f"decision.{key}") from None
-        gap = _number(raw.get("min_gap", min_gap), "decision.min_gap", positive=True)
-        if gap >= 1:
-            raise EvalsError(f"a fraction of examples, e.g. 0.05 for 5 points, got {gap}", field="decision.min_gap")
-        quality_only = raw.get("quality_only", False)
-        if not isinstance(quality_only, bool):
-            raise EvalsError(f"expected true or false, got {quality_only!r}", field="decision.quality_only")
-        volume = raw.get("volume")
-        return cls(raw.get("baseline"), raw.get("candidate"), gap,
-                   None if volume is None else _number(volume, "decision.volume", positive=True),
-                   quality_only, sh)
-
-
-@dataclass(frozen=True)
-class CostModel:
-    """Monthly cost = fixed + max(per_call x volume, floor)."""
-
-    model: str
-    hosting: str  # "api" or "self-hosted"
-    per_call_usd: float
-    fixed_monthly_usd: float = 0.0  # amortised one-off cost (training)
-    floor_monthly_usd: float = 0.0  # minimum compute bill (GPU hours paid for even when idle)
-    basis: str = ""  # how the numbers were reached, in words
-
-    def monthly_usd(self, volume: float) -> float:
-        return self.fixed_monthly_usd + max(self.per_call_usd * volume, self.floor_monthly_usd)
-
-
-@dataclass(frozen=True)
-class CostRow:
-    volume: float
-    baseline_usd: float
-    candidate_usd: float
-
-
-@dataclass(frozen=True)
-class CostProjection:
-    baseline: CostModel
-    candidate: CostModel
-    rows: tuple[CostRow, ...]  # at the volume, 10x and 100x (empty without a volume)
-    break_even_volume: float | None  # calls/month where the cheaper side flips; None if it never does
+ONLY = "only the {role} qualifies: {model}"
+NEITHER = "neither side qualifies under the decision's constraints"
+ROLES = ("baseline", "candidate")
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """The call, why (plain words, with the numbers), the rules applied and the assumptions made."""
+    """The call, its one-line reason, why (plain words, with the numbers), the rules and the assumptions."""
 
     label: str
     reasons: list[str]
@@ -137,9 +50,15 @@ class Verdict:
     rules: list[str] = field(default_factory=list)
     more_examples: int | None = None  # when inconclusive
     costs: CostProjection | None = None
+    headline: str = ""  # the one-line reason
+    latency: dict[str, Latency] = field(default_factory=dict)  # role -> what its latency figures rest on
+    excluded: dict[str, str] = field(default_factory=dict)  # role -> why it does not qualify
+    decided_on: str = ""  # ISO date
+    revisit_on: str = ""  # ISO date: prices and models move
 
     def render(self) -> str:
-        parts = [f"Verdict: {self.label}", "", "Why:", *(f"  - {r}" for r in self.reasons),
+        parts = [f"Verdict: {self.label}", *([self.headline] if self.headline else []), "",
+                 "Why:", *(f"  - {r}" for r in self.reasons),
                  "", "Rules:", *(f"  - {r}" for r in self.rules),
                  "", "Assumptions:", *(f"  - {a}" for a in self.assumptions)]
         return "\n".join(parts)
@@ -148,91 +67,19 @@ class Verdict:
         return json_types(asdict(self))
 
 
-def break_even_volume(x: CostModel, y: CostModel) -> float | None:
-    """The smallest monthly volume > 0 at which the cheaper of x and y changes; None if it never does.
-
-    Both costs are piecewise linear (a kink where per-call cost reaches the floor), so the
-    difference is affine between kinks and each crossing is found exactly.
-    """
-    kinks = sorted({m.floor_monthly_usd / m.per_call_usd for m in (x, y)
-                    if m.per_call_usd > 0 and m.floor_monthly_usd > 0})
-
-    def diff(v: float) -> float:
-        return x.monthly_usd(v) - y.monthly_usd(v)
-
-    def sign(v: float) -> int:
-        return (v > 1e-12) - (v < -1e-12)
-
-    start = sign(diff(0.0)) or sign(diff(kinks[0] / 2 if kinks else 1.0))  # who is cheaper at low volume
-    if not start:
-        return None
-    lo, f_lo = 0.0, diff(0.0)
-    for hi in kinks:
-        f_hi = diff(hi)
-        if sign(f_hi) == -start:
-            return lo + (hi - lo) * f_lo / (f_lo - f_hi)
-        lo, f_lo = hi, f_hi
-    slope = x.per_call_usd - y.per_call_usd  # past the last kink both are linear
-    if sign(slope) == -start and sign(f_lo) != -start:
-        return lo - f_lo / slope
-    return None
-
-
-def cost_model(side: Side, settings: SelfHosted | None) -> tuple[CostModel | None, str]:
-    """The side's cost model, or None with the reason it cannot be costed."""
-    config = _config(side)
-    model = str(config.spec)
-    if config.spec.provider == "local" or config.spec.adapter:
-        if settings is None:
-            return None, (f"Cost unknown: {model} is self-hosted and decision.self_hosted "
-                          "(gpu_hourly_usd, calls_per_hour) is not set.")
-        cph, measured = settings.calls_per_hour, ""
-        if cph is None:
-            p50 = side.summary.latency_p50_s
-            if not p50:
-                return None, f"Cost unknown: {model} has no calls_per_hour set and no latency to measure it."
-            cph, measured = 3600 / p50, " (measured: 3600 / median latency, one call at a time)"
-        trained = bool(config.spec.adapter)
-        fixed = settings.training_cost_usd / settings.amortize_months if trained else 0.0
-        basis = (f"{model} self-hosted: GPU ${settings.gpu_hourly_usd:g}/hour at {cph:,.0f} calls/hour{measured}"
-                 f" = ${settings.gpu_hourly_usd / cph:.6f} per call")
-        if trained:
-            basis += (f"; training ${settings.training_cost_usd:,.2f} amortised over "
-                      f"{settings.amortize_months:g} months")
-        basis += (f"; at least {settings.min_gpu_hours_per_month:g} GPU hours a month" if
-                  settings.min_gpu_hours_per_month else "; GPU billed only for the hours used")
-        return CostModel(model, "self-hosted", settings.gpu_hourly_usd / cph, fixed,
-                         settings.gpu_hourly_usd * settings.min_gpu_hours_per_month, basis), ""
-    price = price_for(config)
-    if price == Price():
-        return None, f"Cost unknown: no price known for {model}; add `price:` to its entry in task.yaml."
-    if side.mean_input_tokens is None:
-        return None, f"Cost unknown: {model} answered no example to take token counts from."
-    tin, tout = side.mean_input_tokens, side.mean_output_tokens or 0.0
-    per_call = (tin * price.input_per_mtok + tout * price.output_per_mtok) / 1e6
-    basis = (f"{model} API: ${price.input_per_mtok:g}/${price.output_per_mtok:g} per million input/output "
-             f"tokens x {tin:,.0f}/{tout:,.0f} mean recorded tokens = ${per_call:.6f} per call")
-    return CostModel(model, "api", per_call, basis=basis), ""
-
-
-def project_costs(cmp: Comparison, decision: Decision) -> tuple[CostProjection | None, list[str]]:
-    """Both sides' monthly cost at the volume, 10x and 100x, and the break-even volume."""
-    (base, why_a), (cand, why_b) = cost_model(cmp.a, decision.self_hosted), cost_model(cmp.b, decision.self_hosted)
-    if base is None or cand is None:
-        return None, [w for w in (why_a, why_b) if w]
-    volumes = [decision.volume * k for k in (1, 10, 100)] if decision.volume else []
-    rows = tuple(CostRow(v, base.monthly_usd(v), cand.monthly_usd(v)) for v in volumes)
-    return CostProjection(base, cand, rows, break_even_volume(base, cand)), []
-
-
 def quality_call(low: float, high: float, min_gap: float) -> str:
     """Where the CI of the candidate's advantage lies relative to min_gap: below, above or straddles."""
     return "below" if high < min_gap else "above" if low > min_gap else "straddles"
 
 
-def decide(cmp: Comparison, decision: Mapping[str, Any] | Decision | None = None) -> Verdict:
-    """The verdict on baseline A versus candidate B of `cmp`, under task.yaml's `decision:` settings."""
-    d = decision if isinstance(decision, Decision) else Decision.from_mapping(decision, min_gap=cmp.min_gap)
+def decide(cmp: Comparison, decision: Mapping[str, Any] | Decision | None = None, *,
+           profiles: Mapping[str, LatencyProfile | None] | None = None, today: date | None = None) -> Verdict:
+    """The verdict on baseline A versus candidate B of `cmp`, under task.yaml's `decision:` settings.
+    `profiles` (role -> the newest `evals latency` profile of its model) take precedence over the runs'
+    own latency and throughput. Refuses (EvalsError) when a side's provider errors exceed max_error_rate."""
+    d = decision if isinstance(decision, Decision) else Decision.from_mapping(
+        {"min_gap": cmp.min_gap, **(decision or {})})
+    check_error_rates(cmp, d)
     order_notes = _check_order(cmp, d)
     a, b, c, diff = cmp.a.summary, cmp.b.summary, cmp.counts, cmp.match_diff
     gap, conf = d.min_gap, cmp.confidence
@@ -244,37 +91,105 @@ def decide(cmp: Comparison, decision: Mapping[str, Any] | Decision | None = None
         f"The candidate's advantage in match rate is {_points(diff.estimate)} points, {conf:.0%} CI "
         f"{_points(diff.low)} to {_points(diff.high)}; the minimum gap worth acting on is {gap * 100:g} points.",
     ]
+    interval = f"{_points(diff.estimate)} points ({conf:.0%} CI {_points(diff.low)} to {_points(diff.high)})"
     call, more = quality_call(diff.low, diff.high, gap), None
     if call == "below":
         reasons.append(f"The whole interval lies below {gap * 100:g} points" + (
             " and below zero: the candidate is worse." if diff.high < 0 else ": any real gain is too small to act on."))
+        headline = f"The candidate's advantage, {interval}, lies below the {gap * 100:g}-point minimum."
     elif call == "above":
         reasons.append(f"The whole interval lies above {gap * 100:g} points: the quality gain is real.")
+        headline = f"The candidate's advantage, {interval}, lies above the {gap * 100:g}-point minimum"
     else:
         more, lines = _more_examples(cmp, gap)
         reasons += lines
-    costs, cost_notes = project_costs(cmp, d)
-    cost_ok, cost_lines = _cost_case(costs, cost_notes)
-    latency_ok, latency_lines = _latency_case(cmp)
-    reasons += cost_lines + latency_lines
+        headline = (f"The candidate's advantage, {interval}, straddles the {gap * 100:g}-point minimum; about "
+                    f"{more:,} more paired examples settle it.")
 
-    if call == "below":
+    roles = dict(zip(ROLES, (cmp.a, cmp.b)))
+    latency, profile_notes = {}, []
+    for role, side in roles.items():
+        profile = (profiles or {}).get(role)
+        if profile is None:
+            latency[role] = run_latency(side)
+        else:
+            latency[role], note = profile_latency(profile, d)
+            profile_notes.append(note)
+    excluded, constraint_lines = _constraints(roles, latency, d)
+    costs, cost_notes = project_costs(cmp, d, (latency["baseline"], latency["candidate"]))
+    cost_ok, cost_lines = _cost_case(costs, cost_notes)
+    latency_ok, latency_lines = _latency_case(latency)
+    reasons += cost_lines + latency_lines + profile_notes + constraint_lines
+
+    if excluded:
+        ok = [r for r in ROLES if r not in excluded]
+        label = ONLY.format(role=ok[0], model=roles[ok[0]].summary.model) if ok else NEITHER
+        headline = "; ".join(f"The {r} does not qualify: {why}" for r, why in excluded.items()) + "."
+    elif call == "below":
         label = NO_GAP
     elif call == "straddles":
         label = INCONCLUSIVE.format(n=f"{more:,}")
     elif d.quality_only:
         label = JUSTIFIED
         reasons.append("decision.quality_only is set, so cost and latency are not weighed.")
+        headline += " (quality alone is weighed)."
     elif cost_ok or latency_ok:
         label = JUSTIFIED
         held = [w for w, ok in (("cost at this volume", cost_ok), ("latency (p95)", latency_ok)) if ok]
         reasons.append("The candidate also wins on " + " and ".join(held) + ".")
+        headline += ", and it also wins on " + " and ".join(held) + "."
     else:
         label = TRADE_OFF
         reasons.append("But the candidate is neither cheaper at this volume nor faster (p95), "
                        "so whether the gain is worth its price is the team's call.")
+        headline += ", but it is neither cheaper at this volume nor faster (p95)."
     reasons += _data_notes(cmp) + order_notes
-    return Verdict(label, reasons, _assumptions(cmp, d, costs), _rules(d, conf), more, costs)
+    today = today or date.today()
+    revisit = today + timedelta(days=round(d.revisit_months * 365.25 / 12))
+    reasons.append(f"Decided on {today.isoformat()}; revisit by {revisit.isoformat()} "
+                   f"(decision.revisit_months {d.revisit_months:g}): prices and models move.")
+    return Verdict(label, reasons, _assumptions(cmp, d, costs, latency), _rules(d, conf), more, costs, headline,
+                   latency, excluded, today.isoformat(), revisit.isoformat())
+
+
+def check_error_rates(cmp: Comparison, d: Decision) -> None:
+    """Refuse a comparison in which a side's provider failed too often: its errors would count as misses."""
+    for role, side in zip(ROLES, (cmp.a, cmp.b)):
+        s = side.summary
+        rate = s.errors / s.n if s.n else 0.0
+        if rate > d.max_error_rate:
+            raise EvalsError(
+                f"the {role} run {s.run_id} ({s.model}) failed on {s.errors} of {s.n} examples ({rate:.0%}), above "
+                f"decision.max_error_rate {d.max_error_rate:.0%}: provider errors would count as wrong answers and "
+                f"bias the comparison. Retry them with `evals run --resume {s.run_id}` (`evals decide` retries them "
+                "itself), or raise decision.max_error_rate")
+
+
+def _constraints(roles: Mapping[str, Any], latency: Mapping[str, Latency], d: Decision
+                 ) -> tuple[dict[str, str], list[str]]:
+    """Sides excluded by the decision's constraints (role -> why), and lines on ceilings that went unchecked."""
+    excluded, notes = {}, []
+    for role, side in roles.items():
+        why = []
+        if d.in_house_only and not is_self_hosted(side_config(side), d.self_hosted):
+            why.append("data may not leave the team's infrastructure (decision.in_house_only"
+                       + (f": {d.in_house_reason})" if d.in_house_reason else ")") + f" and {side.summary.model} "
+                       "is an API model")
+        lat = latency[role]
+        for value, ceiling, name, key in ((lat.p95_s, d.max_p95_s, "p95 latency", "max_p95_s"),
+                                          (lat.ttft_p95_s, d.max_ttft_p95_s, "p95 time to first token",
+                                           "max_ttft_p95_s")):
+            if ceiling is None:
+                continue
+            if value is None:
+                notes.append(f"The {role}'s {name} was not measured ({lat.source}), so decision.{key} "
+                             f"({ceiling:g} s) is unchecked for it: stream the run (`stream: true`) or measure it "
+                             "with `evals latency`.")
+            elif value > ceiling:
+                why.append(f"its {name} {value:.2f} s is above decision.{key} {ceiling:g} s, measured {lat.where}")
+        if why:
+            excluded[role] = "; ".join(why)
+    return excluded, notes
 
 
 def _more_examples(cmp: Comparison, gap: float) -> tuple[int, list[str]]:
@@ -307,7 +222,9 @@ def _cost_case(costs: CostProjection | None, notes: list[str]) -> tuple[bool, li
     lines = [f"At {row.volume:,.0f} calls/month: baseline ${row.baseline_usd:,.2f}, "
              f"candidate ${row.candidate_usd:,.2f}." for row in costs.rows]
     if costs.break_even_volume is not None:
-        lines.append(f"The cheaper side flips at about {costs.break_even_volume:,.0f} calls/month.")
+        tokens = (f" (about {costs.break_even_tokens_per_day:,.0f} tokens/day)"
+                  if costs.break_even_tokens_per_day is not None else "")
+        lines.append(f"The cheaper side flips at about {costs.break_even_volume:,.0f} calls/month{tokens}.")
     else:
         far_a, far_b = costs.baseline.monthly_usd(1e12), costs.candidate.monthly_usd(1e12)
         lines.append("Both cost the same at every volume." if far_a == far_b else
@@ -318,13 +235,22 @@ def _cost_case(costs: CostProjection | None, notes: list[str]) -> tuple[bool, li
     return costs.rows[0].candidate_usd <= costs.rows[0].baseline_usd, lines
 
 
-def _latency_case(cmp: Comparison) -> tuple[bool, list[str]]:
-    a, b = cmp.a.summary, cmp.b.summary
-    if None in (a.latency_p50_s, a.latency_p95_s, b.latency_p50_s, b.latency_p95_s):
-        return False, []
-    return b.latency_p95_s < a.latency_p95_s, [
-        f"Latency p50/p95: baseline {a.latency_p50_s:.2f}/{a.latency_p95_s:.2f} s, "
-        f"candidate {b.latency_p50_s:.2f}/{b.latency_p95_s:.2f} s."]
+def _latency_case(latency: Mapping[str, Latency]) -> tuple[bool, list[str]]:
+    a, b = latency["baseline"], latency["candidate"]
+    lines = [f"Latency per request, {role}: {_latency_text(lat)}, measured {lat.where}."
+             for role, lat in latency.items() if lat.p50_s is not None]
+    if None in (a.p95_s, b.p95_s):
+        return False, lines
+    return b.p95_s < a.p95_s, lines
+
+
+def _latency_text(lat: Latency) -> str:
+    text = f"p50/p95 {lat.p50_s:.2f}/{lat.p95_s:.2f} s"
+    if lat.ttft_p50_s is not None:
+        text += f", time to first token p50/p95 {lat.ttft_p50_s:.2f}/{lat.ttft_p95_s:.2f} s"
+    if lat.tokens_per_s is not None:
+        text += f", {lat.tokens_per_s:,.0f} output tokens/s"
+    return text
 
 
 def _data_notes(cmp: Comparison) -> list[str]:
@@ -344,16 +270,21 @@ def _rules(d: Decision, conf: float) -> list[str]:
     case = ("quality alone (decision.quality_only)" if d.quality_only else
             "the candidate costs no more at the monthly volume or has a lower p95 latency")
     return [
+        "A side excluded by a constraint (decision.in_house_only, max_p95_s, max_ttft_p95_s) does not qualify; "
+        f"'{ONLY.format(role='<role>', model='<model>')}' when one side is left, '{NEITHER}' when none is.",
         f"'{NO_GAP}' when the whole {conf:.0%} CI of the candidate's advantage lies below min_gap "
         f"({d.min_gap:g}).",
         f"'{JUSTIFIED}' when the whole CI lies above min_gap and {case}.",
         *([] if d.quality_only else [f"'{TRADE_OFF}' when the whole CI lies above min_gap but neither holds."]),
         "'inconclusive' otherwise, with the paired examples needed to detect min_gap at the stated power "
         "minus those compared.",
+        f"No verdict when a side's provider failed on more than decision.max_error_rate ({d.max_error_rate:.0%}) "
+        "of the examples.",
     ]
 
 
-def _assumptions(cmp: Comparison, d: Decision, costs: CostProjection | None) -> list[str]:
+def _assumptions(cmp: Comparison, d: Decision, costs: CostProjection | None,
+                 latency: Mapping[str, Latency]) -> list[str]:
     p = cmp.power
     out = [
         "A = baseline, B = candidate; match-rate CI by Tango's score interval for paired data, "
@@ -361,24 +292,33 @@ def _assumptions(cmp: Comparison, d: Decision, costs: CostProjection | None) -> 
         "Errors count as misses; examples present in only one run are left out of the pairing.",
         f"Sample sizes by Connor's (1987) formula for McNemar's test at two-sided alpha {p.alpha:g} and "
         f"{p.power:.0%} power, with the observed discordance ({p.discordance:.0%}, floored at min_gap).",
-        "Latency as recorded in the runs, on the machines that ran them (cached calls excluded).",
+        "Latency is one request's service time (sent, or its local batch started, to the last token; queue "
+        "waits and cached answers excluded); time to first token only where the answer was streamed.",
     ]
     if costs is not None:
         out += [costs.baseline.basis + ".", costs.candidate.basis + ".",
                 f"A month is {HOURS_PER_MONTH} hours; volumes are calls per month."]
+        if costs.break_even_tokens_per_day is not None:
+            out.append("Break-even in tokens/day uses the API side's mean tokens per call.")
+    hosted = {role: side for role, side in zip(ROLES, (cmp.a, cmp.b))
+              if is_self_hosted(side_config(side), d.self_hosted)}
+    if d.self_hosted is not None and hosted:
+        given = d.self_hosted.model_fields_set
+        out.append("Self-hosting inputs: " + "; ".join(
+            f"{name} {getattr(d.self_hosted, name)!r} ({'given' if name in given else 'default'})"
+            for name in type(d.self_hosted).model_fields if name not in ("models", "hardware")) + ".")
+        for role in hosted:
+            lat = latency[role]
+            if d.self_hosted.calls_per_hour is None and lat.calls_per_hour and on_cpu(lat.hardware):
+                out.append(f"The {role}'s throughput was measured on {lat.hardware}, not on the GPU production would "
+                           "use: treat its cost as an upper bound, or measure the serving hardware with `evals "
+                           "latency` (or set decision.self_hosted.calls_per_hour).")
     return out
-
-
-def _config(side: Side) -> ModelConfig:
-    try:
-        return config_from_dict(side.config)
-    except (KeyError, TypeError, ValueError):
-        return ModelConfig(spec=ModelSpec.parse(side.summary.model))
 
 
 def _check_order(cmp: Comparison, d: Decision) -> list[str]:
     """Refuse swapped runs (the labels assume A is the prompted model); note runs the decision does not name."""
-    runs = (str(_config(cmp.a).spec), str(_config(cmp.b).spec))
+    runs = (str(side_config(cmp.a).spec), str(side_config(cmp.b).spec))
     if d.baseline and d.candidate and (d.baseline, d.candidate) == runs[::-1]:
         raise EvalsError(f"decision.baseline is {d.baseline} but it is the second run compared; "
                          "pass the baseline run first and the candidate second")
@@ -388,19 +328,3 @@ def _check_order(cmp: Comparison, d: Decision) -> list[str]:
 
 def _points(x: float | None) -> str:
     return "n/a" if x is None else f"{x * 100:+.1f}"
-
-
-def _number(value: Any, where: str, *, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (positive and value == 0):
-        raise EvalsError(f"expected a {'positive' if positive else 'non-negative'} number, got {value!r}",
-                         field=where)
-    return float(value)
-
-
-def _check_keys(raw: Mapping[str, Any], allowed: set[str], where: str) -> None:
-    for key in raw:
-        if key not in allowed:
-            close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise EvalsError(f"unknown key '{key}'{hint} Allowed: {', '.join(sorted(allowed))}",
-                             field=f"{where}.{key}")

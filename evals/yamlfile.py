@@ -48,3 +48,44 @@ class YamlDoc:
     def error(self, message: str, *keys: str | int) -> EvalsError:
         field = ".".join(str(k) for k in keys) if keys else None
         return EvalsError(message, file=self.path, line=self.line(*keys), field=field)
+
+
+def validated(model: Any, raw: Any, *where: str | int, doc: YamlDoc | None = None) -> Any:
+    """`raw` validated by a pydantic model; the first problem raises EvalsError naming the field path under
+    `where` (and, given the YamlDoc, its file and line). Unknown keys get a "did you mean"."""
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(dict(raw or {}) if isinstance(raw, dict) or raw is None else raw)
+    except ValidationError as e:
+        problem = e.errors(include_url=False)[0]
+        loc = [*where, *problem["loc"]]
+        message = _describe(model, problem)
+        if doc is not None:
+            raise doc.error(message, *loc) from None
+        raise EvalsError(message, field=".".join(str(k) for k in loc)) from None
+
+
+def _describe(model: Any, problem: dict[str, Any]) -> str:
+    import difflib
+
+    kind, value = problem["type"], problem.get("input")
+    if kind == "extra_forbidden":
+        owner = model
+        for key in problem["loc"][:-1]:  # the nested model that refused the key
+            annotation = owner.model_fields[key].annotation
+            owner = next((a for a in getattr(annotation, "__args__", (annotation,)) if hasattr(a, "model_fields")),
+                         owner)
+        allowed = sorted(owner.model_fields)
+        key = str(problem["loc"][-1])
+        close = difflib.get_close_matches(key, allowed, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        return f"unknown key '{key}'{hint} Allowed: {', '.join(allowed)}"
+    if kind == "model_type":
+        return "expected a mapping"
+    if kind == "missing":
+        return "required"
+    message = problem["msg"].removeprefix("Value error, ")
+    if kind == "value_error":
+        return message
+    return f"{message[0].lower()}{message[1:]}, got {value!r}"

@@ -79,6 +79,10 @@ def test_compare_prints_the_seed_story(seed_runs) -> None:
     # model output is data: printed literally, rich markup in it is not interpreted
     assert "[red]x[/red]" in out and "<script>alert(1)</script> a|b" in out
     assert f"decision settings: {store.parent / 'task' / 'task.yaml'}" in result.stderr
+    # the answer first: the verdict and its one-line reason, then cost and latency, then the evidence
+    order = [out.index(s) for s in ("Verdict: inconclusive", "straddles the 5-point minimum", "Cost and latency",
+                                    "time to first token p50 / p95", "Runs", "Paired outcomes", "Why:")]
+    assert order == sorted(order)
 
 
 def test_compare_json_has_the_numbers(seed_runs) -> None:

@@ -10,16 +10,10 @@ import pandas as pd
 import pytest
 
 from evals.compare import compare_runs
+from evals.decision import Decision
+from evals.economics import CostModel, break_even_volume
 from evals.errors import EvalsError
-from evals.verdict import (
-    JUSTIFIED,
-    NO_GAP,
-    TRADE_OFF,
-    CostModel,
-    Decision,
-    break_even_volume,
-    decide,
-)
+from evals.verdict import JUSTIFIED, NO_GAP, TRADE_OFF, decide
 
 API = "openai:gpt-4o-mini"  # $0.15 / $0.60 per million tokens in the shipped table
 TUNED = "local:smollm2+lora:finetune/adapters/resume-feedback"
@@ -56,7 +50,8 @@ def paired(both: int, a_only: int, b_only: int, neither: int, **kw: Any) -> tupl
     return (run_frame(a, run_id="aaaa", model=API, **a_kw), run_frame(b, run_id="bbbb", model=TUNED, **b_kw))
 
 
-SELF_HOSTED = {"gpu_hourly_usd": 0.72, "calls_per_hour": 3600, "training_cost_usd": 120}
+# utilisation 1: every paid GPU hour serves calls (the default, 0.7, is tested by hand below)
+SELF_HOSTED = {"gpu_hourly_usd": 0.72, "calls_per_hour": 3600, "training_cost_usd": 120, "utilisation": 1.0}
 DECISION = {"baseline": API, "candidate": TUNED, "min_gap": 0.05, "volume": 100_000, "self_hosted": SELF_HOSTED}
 
 
@@ -135,11 +130,18 @@ def test_costs_in_the_verdict() -> None:
     assert "flips at about 100,000 calls/month" in verdict.render()
 
 
-def test_throughput_measured_when_not_configured() -> None:
+def test_throughput_measured_from_the_runs_busy_time_when_not_configured() -> None:
     settings = {k: v for k, v in SELF_HOSTED.items() if k != "calls_per_hour"}
-    verdict = decide(compare_runs(*paired(43, 1, 4, 2)), DECISION | {"self_hosted": settings})
-    assert verdict.costs.candidate.per_call_usd == pytest.approx(0.72 / (3600 / 0.5))
-    assert "measured" in verdict.costs.candidate.basis
+    a, b = paired(43, 1, 4, 2)
+    # 50 calls answered in 100 s of busy time at batch size 16: 1,800 calls/hour, whatever each request took
+    b.attrs["run"] |= {"busy_s": 100.0, "served_calls": 50, "concurrency": 16, "hardware": "CPU: Test (2 cores)"}
+    verdict = decide(compare_runs(a, b), DECISION | {"self_hosted": settings})
+    assert verdict.costs.candidate.per_call_usd == pytest.approx(0.72 / 1800)
+    basis = verdict.costs.candidate.basis
+    assert "1,800 calls/hour measured at concurrency 16 on CPU: Test (2 cores) (run bbbb)" in basis
+    assert any("measured on CPU: Test (2 cores), not on the GPU" in line for line in verdict.assumptions)
+    unmeasured = decide(compare_runs(*paired(43, 1, 4, 2)), DECISION | {"self_hosted": settings})
+    assert unmeasured.costs is None and "evals latency" in unmeasured.render()
 
 
 def test_no_real_gap() -> None:
@@ -163,8 +165,9 @@ def test_decision_settings_are_checked() -> None:
     with pytest.raises(EvalsError, match="did you mean 'volume'") as e:
         decide(cmp, {"volumes": 10})
     assert e.value.field == "decision.volumes"
-    with pytest.raises(EvalsError, match="positive number"):
+    with pytest.raises(EvalsError, match="greater than 0, got 0") as e:
         Decision.from_mapping({"self_hosted": {"gpu_hourly_usd": 1, "calls_per_hour": 0}})
+    assert e.value.field == "decision.self_hosted.calls_per_hour"
     with pytest.raises(EvalsError, match="second run compared"):
         decide(cmp, {"baseline": TUNED, "candidate": API})
     unknown = decide(cmp, {"volume": 1000})

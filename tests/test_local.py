@@ -1,9 +1,12 @@
 """The local provider: batched decoding equals transformers' own greedy generate, batching happens,
-LoRA adapters load and change the output, missing pieces give clear messages."""
+each request is timed on its own (queue, first token, its row finishing), LoRA adapters load and
+change the output, missing pieces give clear messages."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
+import time
 from pathlib import Path
 
 import pytest
@@ -83,7 +86,7 @@ async def test_runner_batches_requests_that_arrive_together(tiny_dir, make_task,
     sizes: list[int] = []
     await provider.generate([Message("user", "warm up")], GenerateParams(max_tokens=1))
     real = provider._decoder.generate
-    provider._decoder.generate = lambda prompts, params: (sizes.append(len(prompts)), real(prompts, params))[1]
+    provider._decoder.generate = lambda prompts, params, *a: (sizes.append(len(prompts)), real(prompts, params, *a))[1]
     store = Store(tmp_path / "s.db")
     [outcome] = await run_task(task, load_samples(task), [(config, provider)], store, RunOptions())
     df = load_run(outcome.run_id, store)
@@ -91,6 +94,72 @@ async def test_runner_batches_requests_that_arrive_together(tiny_dir, make_task,
     assert sum(sizes) == 6 and max(sizes) == 4  # six requests in batches of up to four
     assert (df["input_tokens"] > 10).all() and (df["output_tokens"] > 0).all()
     assert df["cost_usd"].sum() == 0
+
+
+async def _loaded_provider(tiny_dir, concurrency: int):
+    provider = create_provider(ModelConfig(spec=ModelSpec("local", str(tiny_dir)), concurrency=concurrency,
+                                           options={"dtype": "float32"}))
+    await provider.generate([Message("user", "warm up")], GenerateParams(max_tokens=1))
+    return provider
+
+
+async def test_later_batches_report_their_queue_wait_and_only_their_own_service_time(tiny_dir) -> None:
+    provider = await _loaded_provider(tiny_dir, concurrency=4)
+    batches: list[tuple[set[tuple[int, ...]], float, float]] = []  # (prompts, start, end) per batch
+    real = provider._decoder.generate
+
+    def timed(prompts, params, start=None):
+        out = real(prompts, params, start)
+        batches.append(({tuple(p) for p in prompts}, start, time.perf_counter()))
+        return out
+
+    provider._decoder.generate = timed
+    chats = [[Message("system", SYSTEM), Message("user", f"question {i}")] for i in range(12)]
+    t0 = time.perf_counter()
+    completions = await asyncio.gather(*(provider.generate(c, GenerateParams(max_tokens=8)) for c in chats))
+    wall = time.perf_counter() - t0
+    assert [len(b[0]) for b in batches] == [4, 4, 4]
+    durations = [end - start for _, start, end in batches]
+    for chat, c in zip(chats, completions):
+        ids = tuple(chat_token_ids(provider._tokenizer, chat))
+        k = next(k for k, b in enumerate(batches) if ids in b[0])
+        start = batches[k][1]
+        # queued after t0 and before the first batch started: waited for the batches before its own
+        assert sum(durations[:k]) - 1e-9 <= start - batches[0][1] <= c.queue_s <= start - t0
+        assert c.queue_s > 0 and (k == 0 or c.queue_s > durations[0])
+        assert 0 < c.ttft_s <= c.latency_s <= durations[k]  # its own batch only, not the wait
+        assert c.queue_s + c.latency_s <= wall
+    assert max(c.latency_s for c in completions) < wall - min(durations)  # never the whole run's wall time
+
+
+async def test_rows_that_stop_earlier_report_shorter_latency(tiny_dir) -> None:
+    provider = await _loaded_provider(tiny_dir, concurrency=16)
+    questions = ["q", "the quick brown fox", "labels l0 l1 l2", "0123", "a", "b", "fox", "dog", "l1", "score 4"]
+    chats = [[Message("system", SYSTEM), Message("user", q)] for q in questions]
+    model, tokenizer = provider._decoder.model, provider._tokenizer
+    n = 16
+    free = BatchDecoder(model, [-1], tokenizer.pad_token_id, tokenizer.decode).generate(
+        [chat_token_ids(tokenizer, c) for c in chats], GenerateParams(max_tokens=n))
+
+    def lengths(eos: int) -> list[int]:
+        return [g.token_ids.index(eos) if eos in g.token_ids else n for g in free]
+
+    # As end of sequence, the token whose first occurrence ends the rows at the most different steps.
+    eos = max({t for g in free for t in g.token_ids}, key=lambda t: len(set(lengths(t))))
+    expected = lengths(eos)
+    assert len(set(expected)) >= 3
+    provider._decoder = BatchDecoder(model, [eos], tokenizer.pad_token_id, tokenizer.decode)
+    completions = await asyncio.gather(*(provider.generate(c, GenerateParams(max_tokens=n)) for c in chats))
+    assert [c.output_tokens for c in completions] == expected
+    assert len({c.ttft_s for c in completions}) == 1  # one prefill for the batch: one first-token time
+    for a in completions:
+        assert 0 < a.ttft_s <= a.latency_s and a.queue_s > 0
+        assert a.output_tokens == 0 or a.ttft_s < a.latency_s  # stopped at a later step than the first
+        for b in completions:
+            if a.output_tokens < b.output_tokens:
+                assert a.latency_s < b.latency_s
+            elif a.output_tokens == b.output_tokens:
+                assert a.latency_s == b.latency_s  # finished at the same step
 
 
 async def test_lora_adapter_loads_and_changes_the_output(tiny_dir, adapter_dir) -> None:

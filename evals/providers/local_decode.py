@@ -7,6 +7,9 @@ Three things make a batch cheap here, measured against `model.generate` on a 2-c
 - each row's own key/value cache is preallocated (`StaticCache`), so no step copies it to grow it;
 - rows that finished are dropped from the batch, so the rest do not pay for them.
 
+Each row's output comes with its own timings, offsets from the batch's start: when its first token
+was picked (end of prefill) and when it stopped (EOS, stop string or length).
+
 Per row the model sees `[shared prefix | own prompt suffix | generated]`; suffixes are left-padded
 to one width, the padding is masked out and RoPE positions skip it.
 """
@@ -14,6 +17,7 @@ to one width, the padding is masked out and RoPE positions skip it.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -33,6 +37,8 @@ _shared = threading.local()  # the prefix keys/values the running decode attends
 class Generated:
     token_ids: list[int]
     finish_reason: str  # "stop" or "length"
+    first_token_s: float = 0.0  # seconds from the batch's start to this row's first token (end of prefill)
+    finished_s: float = 0.0  # seconds from the batch's start to this row's last step
 
 
 def shared_prefix_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **_):
@@ -44,7 +50,8 @@ def shared_prefix_attention(module, query, key, value, attention_mask, scaling=N
     batch, heads, q_len, dim = query.shape
     kv_heads, length = key.shape[1], key.shape[2]
     if attention_mask is None:  # plain causal over the keys, the queries being the last q_len of them
-        attention_mask = (torch.arange(length)[None, :] <= torch.arange(length - q_len, length)[:, None])[None, None]
+        slots = torch.arange(length, device=query.device)
+        attention_mask = (slots[None, :] <= slots[length - q_len :, None])[None, None]
     if q_len > 1:
         return _prefill_attention(query, key, value, attention_mask.bool(), prefix, module.layer_idx, scaling)
     # One new token per row: the query heads sharing a key/value head are stacked, and for the shared
@@ -105,7 +112,7 @@ class BatchDecoder:
         _register_attention()
         model.set_attn_implementation(ATTENTION)
         self.model = model
-        self.eos_ids = torch.tensor(sorted(set(eos_ids)), dtype=torch.long)
+        self.eos_ids = torch.tensor(sorted(set(eos_ids)), dtype=torch.long, device=model.device)
         self.pad_id = pad_id
         self.decode = decode  # token ids -> text, for stop strings
         self._prefix: tuple[int, ...] = ()
@@ -124,15 +131,20 @@ class BatchDecoder:
         if n < MIN_PREFIX:
             return 0
         _shared.kv = None
-        out = self.model(input_ids=torch.tensor([prompts[0][:n]]), use_cache=True)
+        out = self.model(input_ids=torch.tensor([prompts[0][:n]], device=self.model.device), use_cache=True)
         self._prefix = tuple(prompts[0][:n])
         self._prefix_kv = [(layer.keys[0], layer.values[0]) for layer in out.past_key_values.layers]
         return n
 
     @torch.inference_mode()
-    def generate(self, prompts: Sequence[Sequence[int]], params: GenerateParams) -> list[Generated]:
+    def generate(self, prompts: Sequence[Sequence[int]], params: GenerateParams,
+                 start: float | None = None) -> list[Generated]:
+        """One continuation per prompt, in order. Its times count from `start` (a `time.perf_counter()`
+        reading, e.g. taken when the batch was handed over; default: now)."""
         from transformers import StaticCache
 
+        start = time.perf_counter() if start is None else start
+        device = self.model.device
         batch = len(prompts)
         prefix = self._shared_prefix(prompts)
         _shared.kv = self._prefix_kv if prefix else None
@@ -140,33 +152,40 @@ class BatchDecoder:
         width = max(len(s) for s in suffixes)
         cache = StaticCache(config=self.model.config, max_cache_len=width + params.max_tokens)
 
-        valid = torch.zeros(batch, width + params.max_tokens, dtype=torch.bool)  # cache slots holding real tokens
-        ids = torch.full((batch, width), self.pad_id, dtype=torch.long)
-        positions = torch.full((batch, width), prefix, dtype=torch.long)
+        valid = torch.zeros(batch, width + params.max_tokens, dtype=torch.bool, device=device)  # real-token slots
+        ids = torch.full((batch, width), self.pad_id, dtype=torch.long, device=device)
+        positions = torch.full((batch, width), prefix, dtype=torch.long, device=device)
         for row, s in enumerate(suffixes):
             pad = width - len(s)
-            ids[row, pad:] = torch.tensor(s)
+            ids[row, pad:] = torch.tensor(s, device=device)
             valid[row, pad:width] = True
-            positions[row, pad:] = torch.arange(prefix, prefix + len(s))
-        causal = torch.ones(width, valid.shape[1], dtype=torch.bool).tril()
+            positions[row, pad:] = torch.arange(prefix, prefix + len(s), device=device)
+        causal = torch.ones(width, valid.shape[1], dtype=torch.bool, device=device).tril()
         logits = self._step(ids, valid[:, None, None, :] & causal[None, None], positions, cache)
         next_pos = positions[:, -1] + 1
 
-        generator = torch.Generator().manual_seed(params.seed) if params.seed is not None else None
+        generator = torch.Generator(device=device).manual_seed(params.seed) if params.seed is not None else None
         outputs: list[list[int]] = [[] for _ in range(batch)]
         reasons = ["length"] * batch
-        rows = torch.arange(batch)  # original index of each live row
+        now = time.perf_counter() - start
+        first = [now] * batch  # stays at the end of prefill only when max_tokens is 0
+        finished: list[float | None] = [None] * batch
+        rows = torch.arange(batch)  # original index of each live row (bookkeeping, kept on the CPU)
         live = torch.ones(batch, dtype=torch.bool)
         for t in range(params.max_tokens):
             tokens = _pick(logits, params, generator)
-            for r, tok, stop in zip(rows.tolist(), tokens.tolist(), torch.isin(tokens, self.eos_ids).tolist()):
+            picked, eos = tokens.tolist(), torch.isin(tokens, self.eos_ids).tolist()  # waits for the step
+            now = time.perf_counter() - start
+            if t == 0:
+                first = [now] * batch
+            for r, tok, stop in zip(rows.tolist(), picked, eos):
                 if not live[r]:
                     continue
                 if not stop:
                     outputs[r].append(tok)
                     stop = bool(params.stop) and any(s in self.decode(outputs[r][-16:]) for s in params.stop)
                 if stop:
-                    live[r], reasons[r] = False, "stop"
+                    live[r], reasons[r], finished[r] = False, "stop", now
             alive = live[rows]
             if not alive.any() or t == params.max_tokens - 1:
                 break
@@ -180,7 +199,8 @@ class BatchDecoder:
             logits = self._step(tokens[:, None], valid[:, None, None, :], next_pos[:, None], cache)
             next_pos = next_pos + 1
         _shared.kv = None
-        return [Generated(out, reason) for out, reason in zip(outputs, reasons)]
+        return [Generated(out, reason, first_token_s=f, finished_s=now if end is None else end)
+                for out, reason, f, end in zip(outputs, reasons, first, finished)]
 
     def _step(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache) -> torch.Tensor:
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,

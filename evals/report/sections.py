@@ -124,16 +124,62 @@ def cost_section(verdict: Verdict) -> Section:
         return Section("Cost at volume", lines=["Not projected: see the verdict's reasons."])
     s = Section("Cost at volume", headers=["calls / month", "baseline", "candidate"],
                 rows=[[f"{r.volume:,.0f}", _money(r.baseline_usd), _money(r.candidate_usd)] for r in costs.rows])
-    s.lines.append("Break-even: " + (f"about {costs.break_even_volume:,.0f} calls/month."
-                                     if costs.break_even_volume is not None else "none (one side is cheaper at every volume)."))
+    if costs.break_even_volume is None:
+        s.lines.append("Break-even: none (one side is cheaper at every volume).")
+    else:
+        tokens = (f", about {costs.break_even_tokens_per_day:,.0f} tokens/day"
+                  if costs.break_even_tokens_per_day is not None else "")
+        s.lines.append(f"Break-even: about {costs.break_even_volume:,.0f} calls/month{tokens}.")
     if not costs.rows:
         s.lines.append("No decision.volume in task.yaml, so no monthly projection.")
     return s
 
 
 def verdict_section(verdict: Verdict) -> Section:
-    return Section(f"Verdict: {verdict.label}",
-                   bullets={"Why": verdict.reasons, "Rules": verdict.rules, "Assumptions": verdict.assumptions})
+    """The answer first: the call, its one-line reason and its date."""
+    lines = [verdict.headline] if verdict.headline else []
+    if verdict.decided_on:
+        lines.append(f"Decided on {verdict.decided_on}; revisit by {verdict.revisit_on}.")
+    return Section(f"Verdict: {verdict.label}", lines=lines)
+
+
+def economics_section(cmp: Comparison, verdict: Verdict) -> Section:
+    """Cost and latency of both sides at a glance, each figure with where it was measured (or that it was given)."""
+    costs = verdict.costs
+    volume = costs.rows[0].volume if costs and costs.rows else None
+    s = Section("Cost and latency", headers=[
+        "role", "model", "hosting", "cost / call", f"monthly at {volume:,.0f} calls" if volume else "monthly",
+        "latency p50 / p95", "time to first token p50 / p95", "output tokens/s", "calls/hour", "measured"])
+    for role, side, model in (("baseline (A)", cmp.a, costs and costs.baseline),
+                              ("candidate (B)", cmp.b, costs and costs.candidate)):
+        key = role.split()[0]
+        lat = verdict.latency.get(key)
+        monthly = model.monthly_usd(volume) if model and volume else None
+        hosting = model.hosting if model else "-"
+        if key in verdict.excluded:
+            hosting += " (excluded)"
+        s.rows.append([role, side.summary.model, hosting, _money(model.per_call_usd) if model else "-",
+                       _money(monthly), _pair(lat.p50_s, lat.p95_s) if lat else "-",
+                       _pair(lat.ttft_p50_s, lat.ttft_p95_s) if lat else "-",
+                       "-" if not lat or lat.tokens_per_s is None else f"{lat.tokens_per_s:,.0f}",
+                       "-" if not lat or not lat.calls_per_hour else f"{lat.calls_per_hour:,.0f}",
+                       lat.where if lat else "-"])
+    for key, why in verdict.excluded.items():
+        s.lines.append(f"The {key} does not qualify: {why}.")
+    if costs is None:
+        s.lines.append("Cost not projected: see the reasons below.")
+    s.lines.append("Costs per call and per month are derived from these measurements and the stated prices; "
+                   "every input is listed under Assumptions.")
+    return s
+
+
+def details_section(verdict: Verdict) -> Section:
+    return Section("How the verdict was reached", bullets={"Why": verdict.reasons, "Rules": verdict.rules,
+                                                           "Assumptions": verdict.assumptions})
+
+
+def _pair(p50: float | None, p95: float | None) -> str:
+    return "-" if p50 is None else f"{p50:.2f} / {p95:.2f} s"
 
 
 def comparison_title(cmp: Comparison) -> str:
@@ -141,7 +187,8 @@ def comparison_title(cmp: Comparison) -> str:
 
 
 def comparison_sections(cmp: Comparison, verdict: Verdict, examples: int = 10) -> list[Section]:
-    return [runs_section(cmp), paired_section(cmp),
+    """The answer first (verdict, cost and latency), then the evidence, then the reasoning in full."""
+    return [verdict_section(verdict), economics_section(cmp, verdict), runs_section(cmp), paired_section(cmp),
             examples_section("Improved: B matched, A did not", cmp.improved, examples),
             examples_section("Regressed: A matched, B did not", cmp.regressed, examples),
-            power_section(cmp), cost_section(verdict), verdict_section(verdict)]
+            power_section(cmp), cost_section(verdict), details_section(verdict)]

@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from evals.aggregate import Classification
-from evals.store import RunRecord
+from evals.store import LatencyProfile, RunRecord
 from evals.summary import RunSummary
 
 if TYPE_CHECKING:
@@ -25,7 +25,8 @@ def _seconds(value: float | None) -> str:
 def summary_table(summaries: Sequence[RunSummary], title: str = "") -> Table:
     metric_ids = sorted({m for s in summaries for m in s.metrics})
     table = Table(title=title or None, show_lines=False)
-    for header in ("model", "run", "matches", *metric_ids, "errors", "tokens in/out", "cost", "p50", "p95"):
+    for header in ("model", "run", "matches", *metric_ids, "errors", "tokens in/out", "cost", "p50", "p95", "TTFT p50",
+                   "calls/h"):
         table.add_column(header, justify="left" if header in ("model", "run", "matches") else "right")
     for s in summaries:
         metric_cells = [("-" if s.metrics.get(m) is None else f"{s.metrics[m]:.2f}") for m in metric_ids]
@@ -37,8 +38,24 @@ def summary_table(summaries: Sequence[RunSummary], title: str = "") -> Table:
             cost += f"\n+ judge ${s.judge_cost_usd:.4f}"
         table.add_row(
             Text(s.model), s.run_id, s.matches_text + status, *metric_cells, Text(errors), tokens, cost,
-            _seconds(s.latency_p50_s), _seconds(s.latency_p95_s),
+            _seconds(s.latency_p50_s), _seconds(s.latency_p95_s), _seconds(s.ttft_p50_s),
+            "-" if s.calls_per_hour is None else f"{s.calls_per_hour:,.0f}",
         )
+    return table
+
+
+def latency_table(profile: LatencyProfile) -> Table:
+    """`evals latency`: one row per concurrency level."""
+    table = Table(title=Text(f"{profile.model} on {profile.hardware} ({profile.created_at})"))
+    for header in ("concurrency", "requests", "errors", "TTFT p50", "TTFT p95", "latency p50", "latency p95",
+                   "output tokens/s", "queue p50", "calls/hour", "cost"):
+        table.add_column(header, justify="right")
+    for lv in profile.levels:
+        table.add_row(str(lv["concurrency"]), str(lv["n"]), str(lv["errors"]), _seconds(lv["ttft_p50_s"]),
+                      _seconds(lv["ttft_p95_s"]), _seconds(lv["latency_p50_s"]), _seconds(lv["latency_p95_s"]),
+                      "-" if lv["tokens_per_s"] is None else f"{lv['tokens_per_s']:,.0f}",
+                      _seconds(lv["queue_p50_s"]),
+                      "-" if lv["calls_per_hour"] is None else f"{lv['calls_per_hour']:,.0f}", f"${lv['cost_usd']:.4f}")
     return table
 
 

@@ -1,0 +1,237 @@
+"""What each side of a decision costs and how fast it answers, with where every figure comes from.
+
+API sides are priced as billed: the mean recorded tokens of a call (fresh input, prompt-cache reads
+and writes, output) at the model's own rates, at Batch API rates when `decision.api_batch` is set.
+Self-hosted sides (provider `local`, a `+lora:` adapter, or a spec listed in
+`decision.self_hosted.models`) are priced as they are paid for:
+
+    GPU hours / month = volume / (calls_per_hour x utilisation), at least min_gpu_hours_per_month
+    monthly           = GPU hours x gpu_hourly_usd + ops_monthly_usd + training_cost_usd / training months
+
+calls_per_hour is the one given in task.yaml, else measured: the newest `evals latency` profile of
+the model (the concurrency with the most calls/hour that meets the latency ceilings), else the run
+itself (answered calls per busy hour at its concurrency). Each figure says which, and on what hardware.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from evals.costs import price_for
+from evals.decision import DAYS_PER_MONTH, Decision, SelfHosted
+from evals.manifest import config_from_dict
+from evals.types import ModelConfig, ModelSpec, Price
+
+if TYPE_CHECKING:
+    from evals.compare import Comparison, Side
+    from evals.store import LatencyProfile
+
+
+@dataclass(frozen=True)
+class Latency:
+    """One side's request latency and throughput, from one measurement (a run or a latency profile level)."""
+
+    p50_s: float | None
+    p95_s: float | None
+    ttft_p50_s: float | None
+    ttft_p95_s: float | None
+    tokens_per_s: float | None
+    calls_per_hour: float | None
+    concurrency: int | None
+    hardware: str | None
+    source: str  # e.g. "run 3f9cc320" or "latency profile 2 (2026-12-01)"
+
+    @property
+    def where(self) -> str:
+        """'at concurrency 8 on CPU: ... (run 3f9cc320)'."""
+        at = f"at concurrency {self.concurrency}" if self.concurrency else ""
+        on = f"on {self.hardware}" if self.hardware else "on unrecorded hardware"
+        return " ".join(p for p in (at, on, f"({self.source})") if p)
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """Monthly cost = fixed + max(per_call x volume, floor)."""
+
+    model: str
+    hosting: str  # "api" or "self-hosted"
+    per_call_usd: float
+    fixed_monthly_usd: float = 0.0  # operations plus amortised training
+    floor_monthly_usd: float = 0.0  # GPU hours paid for even when idle
+    tokens_per_call: float | None = None  # mean input + output tokens recorded
+    basis: str = ""  # how the numbers were reached, in words
+
+    def monthly_usd(self, volume: float) -> float:
+        return self.fixed_monthly_usd + max(self.per_call_usd * volume, self.floor_monthly_usd)
+
+
+@dataclass(frozen=True)
+class CostRow:
+    volume: float
+    baseline_usd: float
+    candidate_usd: float
+
+
+@dataclass(frozen=True)
+class CostProjection:
+    baseline: CostModel
+    candidate: CostModel
+    rows: tuple[CostRow, ...]  # at the volume, 10x and 100x (empty without a volume)
+    break_even_volume: float | None  # calls/month where the cheaper side flips; None if it never does
+    break_even_tokens_per_day: float | None  # the same in tokens a day (the API side's mean tokens per call)
+
+
+def side_config(side: Side) -> ModelConfig:
+    try:
+        return config_from_dict(side.config)
+    except (KeyError, TypeError, ValueError):
+        return ModelConfig(spec=ModelSpec.parse(side.summary.model))
+
+
+def is_self_hosted(config: ModelConfig, settings: SelfHosted | None) -> bool:
+    listed = settings.models if settings else ()
+    return config.spec.provider == "local" or bool(config.spec.adapter) or str(config.spec) in listed
+
+
+def run_latency(side: Side) -> Latency:
+    s = side.summary
+    return Latency(s.latency_p50_s, s.latency_p95_s, s.ttft_p50_s, s.ttft_p95_s, s.tokens_per_s, s.calls_per_hour,
+                   s.concurrency, s.hardware, f"run {s.run_id}")
+
+
+def meets_ceilings(level: Mapping[str, Any], d: Decision) -> bool:
+    return all(ceiling is None or (level.get(key) is not None and level[key] <= ceiling)
+               for key, ceiling in (("latency_p95_s", d.max_p95_s), ("ttft_p95_s", d.max_ttft_p95_s)))
+
+
+def profile_latency(profile: LatencyProfile, d: Decision) -> tuple[Latency, str]:
+    """The profile's serving point: the most calls/hour among levels without too many errors that meet the
+    latency ceilings; else the lowest p95. Returns it and a line on the choice."""
+    usable = [lv for lv in profile.levels if lv.get("calls_per_hour") and lv["errors"] <= d.max_error_rate * lv["n"]]
+    usable = usable or profile.levels
+    meeting = [lv for lv in usable if meets_ceilings(lv, d)]
+    if meeting:
+        level = max(meeting, key=lambda lv: lv["calls_per_hour"] or 0)
+        why = ("the concurrency with the most calls/hour" +
+               (" that meets the latency ceilings" if d.max_p95_s or d.max_ttft_p95_s else ""))
+    else:
+        level = min(usable, key=lambda lv: lv.get("latency_p95_s") or float("inf"))
+        why = "no measured concurrency meets the latency ceilings, so the one with the lowest p95"
+    latency = Latency(level.get("latency_p50_s"), level.get("latency_p95_s"), level.get("ttft_p50_s"),
+                      level.get("ttft_p95_s"), level.get("tokens_per_s"), level.get("calls_per_hour"),
+                      level["concurrency"], profile.hardware,
+                      f"`evals latency` profile {profile.id}, {profile.created_at[:10]}")
+    measured = ", ".join(str(lv["concurrency"]) for lv in profile.levels)
+    return latency, f"{profile.model}: measured at concurrency {measured}; serving at {level['concurrency']}, {why}."
+
+
+def api_cost(config: ModelConfig, side: Side, batch: bool) -> tuple[CostModel | None, str]:
+    model = str(config.spec)
+    price = price_for(config)
+    if price == Price():
+        return None, f"Cost unknown: no price known for {model}; add `price:` to its entry in task.yaml."
+    if side.mean_input_tokens is None:
+        return None, f"Cost unknown: {model} answered no example to take token counts from."
+    tin, tout = side.mean_input_tokens, side.mean_output_tokens or 0.0
+    cached, written = side.mean_cached_input_tokens or 0.0, side.mean_cache_write_tokens or 0.0
+    per_call = price.cost(tin, tout, cached, written, batch=batch)
+    rates = f"${price.input_per_mtok:g} input, ${price.output_per_mtok:g} output"
+    tokens = f"{tin:,.0f} input ({cached:,.0f} cached"
+    if price.cached_input_per_mtok is not None:
+        rates += f", ${price.cached_input_per_mtok:g} cached input"
+    if written or price.cache_write_per_mtok is not None:
+        rates += f", ${(price.cache_write_per_mtok or price.input_per_mtok):g} cache write"
+        tokens += f", {written:,.0f} written to the cache"
+    basis = (f"{model} API: {tokens}) and {tout:,.0f} output tokens per call, the means recorded in run "
+             f"{side.summary.run_id}, at {rates} per million tokens")
+    if batch:
+        basis += f", less the Batch API discount of {price.batch_discount:.0%} (decision.api_batch)"
+    basis += f" = ${per_call:.6f} per call"
+    return CostModel(model, "api", per_call, tokens_per_call=tin + tout, basis=basis), ""
+
+
+def self_hosted_cost(config: ModelConfig, side: Side, settings: SelfHosted | None,
+                     latency: Latency) -> tuple[CostModel | None, str]:
+    model = str(config.spec)
+    if settings is None:
+        return None, (f"Cost unknown: {model} is self-hosted and decision.self_hosted (at least gpu_hourly_usd) "
+                      "is not set.")
+    if settings.calls_per_hour is not None:
+        cph = settings.calls_per_hour
+        source = "given (decision.self_hosted.calls_per_hour" + (
+            f", on {settings.hardware})" if settings.hardware else ")")
+    elif latency.calls_per_hour:
+        cph = latency.calls_per_hour
+        source = f"measured {latency.where}"
+    else:
+        return None, (f"Cost unknown: {model} has no decision.self_hosted.calls_per_hour and no measured "
+                      "throughput (measure it with `evals latency`).")
+    per_call = settings.gpu_hourly_usd / (cph * settings.utilisation)
+    trained = bool(config.spec.adapter)
+    training = settings.training_cost_usd / settings.training_months if trained else 0.0
+    basis = (f"{model} self-hosted: {cph:,.0f} calls/hour {source}; GPU ${settings.gpu_hourly_usd:g}/hour at "
+             f"{settings.utilisation:.0%} utilisation = ${per_call:.6f} per call")
+    basis += (f"; at least {settings.min_gpu_hours_per_month:g} GPU hours a month"
+              if settings.min_gpu_hours_per_month else "; GPU paid only for the hours used")
+    basis += f"; operations ${settings.ops_monthly_usd:,.2f}/month"
+    if trained:
+        every = (f"retrained every {settings.retrain_every_months:g} months" if settings.retrain_every_months
+                 else f"amortised over {settings.amortize_months:g} months")
+        basis += f"; training ${settings.training_cost_usd:,.2f} {every} = ${training:,.2f}/month"
+    return CostModel(model, "self-hosted", per_call, settings.ops_monthly_usd + training,
+                     settings.gpu_hourly_usd * settings.min_gpu_hours_per_month,
+                     (side.mean_input_tokens or 0.0) + (side.mean_output_tokens or 0.0), basis), ""
+
+
+def cost_model(side: Side, d: Decision, latency: Latency) -> tuple[CostModel | None, str]:
+    """The side's cost model, or None with the reason it cannot be costed."""
+    config = side_config(side)
+    if is_self_hosted(config, d.self_hosted):
+        return self_hosted_cost(config, side, d.self_hosted, latency)
+    return api_cost(config, side, d.api_batch)
+
+
+def break_even_volume(x: CostModel, y: CostModel) -> float | None:
+    """The smallest monthly volume > 0 at which the cheaper of x and y changes; None if it never does.
+
+    Both costs are piecewise linear (a kink where per-call cost reaches the floor), so the
+    difference is affine between kinks and each crossing is found exactly.
+    """
+    kinks = sorted({m.floor_monthly_usd / m.per_call_usd for m in (x, y)
+                    if m.per_call_usd > 0 and m.floor_monthly_usd > 0})
+
+    def diff(v: float) -> float:
+        return x.monthly_usd(v) - y.monthly_usd(v)
+
+    def sign(v: float) -> int:
+        return (v > 1e-12) - (v < -1e-12)
+
+    start = sign(diff(0.0)) or sign(diff(kinks[0] / 2 if kinks else 1.0))  # who is cheaper at low volume
+    if not start:
+        return None
+    lo, f_lo = 0.0, diff(0.0)
+    for hi in kinks:
+        f_hi = diff(hi)
+        if sign(f_hi) == -start:
+            return lo + (hi - lo) * f_lo / (f_lo - f_hi)
+        lo, f_lo = hi, f_hi
+    slope = x.per_call_usd - y.per_call_usd  # past the last kink both are linear
+    if sign(slope) == -start and sign(f_lo) != -start:
+        return lo - f_lo / slope
+    return None
+
+
+def project_costs(cmp: Comparison, d: Decision, latencies: tuple[Latency, Latency]
+                  ) -> tuple[CostProjection | None, list[str]]:
+    """Both sides' monthly cost at the volume, 10x and 100x, and the break-even volume."""
+    (base, why_a), (cand, why_b) = (cost_model(side, d, lat) for side, lat in zip((cmp.a, cmp.b), latencies))
+    if base is None or cand is None:
+        return None, [w for w in (why_a, why_b) if w]
+    volumes = [d.volume * k for k in (1, 10, 100)] if d.volume else []
+    rows = tuple(CostRow(v, base.monthly_usd(v), cand.monthly_usd(v)) for v in volumes)
+    even = break_even_volume(base, cand)
+    api = next((m for m in (base, cand) if m.hosting == "api"), base)
+    tokens_day = even * api.tokens_per_call / DAYS_PER_MONTH if even is not None and api.tokens_per_call else None
+    return CostProjection(base, cand, rows, even, tokens_day), []

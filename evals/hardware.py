@@ -1,0 +1,40 @@
+"""Where a model ran, in words, so a measured latency or throughput says which hardware it holds for."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from functools import cache
+from pathlib import Path
+
+
+@cache
+def cpu_name() -> str:
+    """This machine's CPU model, e.g. 'Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz'."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def this_machine() -> str:
+    """'GPU: NVIDIA H200 (1x)' when torch is loaded and sees CUDA, else 'CPU: <model> (<n> cores)'."""
+    torch = sys.modules.get("torch")  # never imported here just to look: evals --help stays fast
+    if torch is not None and torch.cuda.is_available():
+        names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        return f"GPU: {names[0]} ({len(names)}x)"
+    return f"CPU: {cpu_name()} ({os.cpu_count()} cores)"
+
+
+def on_cpu(hardware: str | None) -> bool:
+    """Whether a measurement was made on a CPU (this machine without a GPU)."""
+    return bool(hardware) and hardware.startswith("CPU")
+
+
+def hardware_of(provider: object) -> str:
+    """Where a provider's model runs: its own word (a remote server says so), else this machine."""
+    return getattr(provider, "hardware", None) or this_machine()
