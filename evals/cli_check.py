@@ -176,8 +176,11 @@ def check(
         from evals.report.check import write_check_html
 
         write_check_html(html, outcome, db.checks(outcome.task, outcome.model), examples)
+    from evals.decide import revisit_note
+
+    revisit = revisit_note(db, plan.task.name)
     if as_json:
-        _print_json(outcome.as_dict())
+        _print_json({**outcome.as_dict(), "decision_revisit": revisit})
     else:
         from evals.report.check import check_sections
         from evals.report.terminal import sections_renderable
@@ -189,6 +192,8 @@ def check(
     color = {"pass": "green", "warn": "yellow", "fail": "red", "error": "red"}[outcome.status]
     err_console.print(f"[{color}]check {outcome.status.upper()}[/] (exit {outcome.exit_code}): ", end="")
     err_console.print(outcome.headline, markup=False, highlight=False)
+    if revisit:
+        err_console.print(revisit[0].upper() + revisit[1:] + ".", markup=False, highlight=False)
     if outcome.exit_code:
         raise typer.Exit(outcome.exit_code)
 

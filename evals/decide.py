@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import date
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,6 +80,18 @@ def latency_profile(store: Store, df: pd.DataFrame) -> LatencyProfile | None:
         return None
     return store.latency_profile((manifest.get("task") or {}).get("name", ""), str(config.spec),
                                  profile_identity(config))
+
+
+def revisit_note(store: Store, task: str, today: date | None = None) -> str | None:
+    """When the task's newest `evals decide` verdict is due to be revisited, in words; None if never decided."""
+    found = store.latest_decision(task)
+    if found is None:
+        return None
+    today = today or date.today()
+    due = date.fromisoformat(found.revisit_on)
+    when = (f"is due for revisit by {found.revisit_on} ({(due - today).days} days)" if due > today else
+            f"was due for revisit on {found.revisit_on}: run `evals decide {task}` again (prices and models move)")
+    return f"decision of {found.decided_on} ('{found.label}') {when}"
 
 
 def record_decision(store: Store, task: Task, plan_runs: dict[str, str], verdict: Verdict) -> None:

@@ -18,6 +18,7 @@ Each field's description is its documentation: the README's settings table is ge
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -124,7 +125,7 @@ def settings_table(model: type[BaseModel] = Decision, prefix: str = "decision") 
     rows = []
     for name, f in model.model_fields.items():
         nested = SelfHosted if name == "self_hosted" else None
-        default = "required" if f.is_required() else repr(f.default) if f.default not in (None, ()) else "-"
+        default = "required" if f.is_required() else json.dumps(f.default) if f.default not in (None, ()) else "-"
         rows.append((f"{prefix}.{name}", "" if nested else default, f.description or ""))
         if nested:
             rows += settings_table(nested, f"{prefix}.{name}")

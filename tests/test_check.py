@@ -336,3 +336,17 @@ def test_a_significant_drop_within_the_margin_passes_and_a_prompt_change_is_name
     assert gate["message"].startswith("a 20.0-point drop, significant but within the 25-point margin")
     assert "prompt changed since the baseline" in data["changes"]
     assert "model settings changed since the baseline" in data["changes"]  # the scripted answers changed
+
+
+def test_check_says_when_the_tasks_decision_is_due_for_revisit(nightly) -> None:
+    write, accept, store = nightly
+    accept([True] * 50)
+    folder = write([True] * 50)
+    task_name = load_task(str(folder)).name
+    assert "revisit" not in check(folder, store).stderr  # never decided: nothing to say
+    Store(store).add_decision(task_name, "a", "b", "fine-tuning is justified", "2025-01-01", "2025-07-02", {})
+    result = check(folder, store)
+    assert result.exit_code == 0, result.output
+    assert ("Decision of 2025-01-01 ('fine-tuning is justified') was due for revisit on 2025-07-02: run "
+            f"`evals decide {task_name}` again") in result.stderr
+    assert "was due for revisit" in json.loads(check(folder, store, "--json").stdout)["decision_revisit"]
