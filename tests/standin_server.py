@@ -1,7 +1,7 @@
 """A stand-in for the OpenAI and Anthropic HTTP APIs on 127.0.0.1, for tests and benchmarks.
 
-Speaks just enough HTTP/1.1 (keep-alive, Content-Length bodies) on asyncio to serve hundreds of
-concurrent connections from one thread at little CPU cost:
+Speaks just enough HTTP/1.1 (keep-alive, Content-Length request bodies, chunked streamed replies) on
+asyncio to serve hundreds of concurrent connections from one thread at little CPU cost:
 
     POST /v1/chat/completions   OpenAI chat completions
     POST /v1/messages           Anthropic messages
@@ -9,10 +9,21 @@ concurrent connections from one thread at little CPU cost:
     POST /_faults               a JSON list of faults to inject (for a server in another process)
 
 Answers come from `answer(body) -> text` (default: echo the last user message) after `latency`
-seconds. Faults queued with `inject()` are served in order, one per API request: an HTTP error
-(429 with retry-after, 500, 503, 529, 401 echoing the key as some servers do, 400) or a dropped
-connection (the socket closed without a response). Every request is recorded and counted, in total
-and per prompt (the last user message), so a test can assert each example completed exactly once.
+seconds. A request with `"stream": true` is answered as server-sent events in that API's format
+(OpenAI `chat.completion.chunk`s ending in `[DONE]`, with a usage chunk when
+`stream_options.include_usage`; Anthropic `message_start` ... `message_stop`), one word (with its
+following whitespace) per event: the first after `first_token_delay`, each next one `token_delay` later
+(`latency` does not apply). Usage counts words; `cached_prompt_tokens` (and, for Anthropic,
+`cache_write_tokens`) of the prompt are reported as prompt-cache reads (and writes), each API its own
+way: OpenAI's `prompt_tokens` includes `prompt_tokens_details.cached_tokens`, Anthropic's
+`input_tokens` excludes `cache_read_input_tokens` and `cache_creation_input_tokens`.
+
+Faults queued with `inject()` are served in order, one per API request: an HTTP error (429 with
+retry-after, 500, 503, 529, 401 echoing the key as some servers do, 400) or a dropped connection (the
+socket closed without a response). A `mid_stream` fault hits a streamed request after its first word:
+an error event in the API's format, or (status None) the connection dropped. Every request is recorded
+and counted, in total and per prompt (the last user message), so a test can assert each example
+completed exactly once.
 
     with StandinServer(latency=0.01) as server:   # a thread of this process
         ModelConfig(spec=..., base_url=server.base_url)          # openai: http://127.0.0.1:PORT/v1
@@ -28,11 +39,12 @@ import asyncio
 import itertools
 import json
 import multiprocessing
+import re
 import threading
 import time
 import urllib.request
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from http import HTTPStatus
 from typing import Any, Self
@@ -44,13 +56,17 @@ Answer = Callable[[dict[str, Any]], str]
 
 @dataclass(frozen=True)
 class Fault:
-    """One injected failure. `status=None` drops the connection without a response."""
+    """One injected failure. `status=None` drops the connection without a response.
+
+    `mid_stream`: a streamed request gets its first word, then an error event for `status` (or, for None,
+    the connection dropped); a request that is not streamed gets the plain fault."""
 
     status: int | None
     retry_after: str | None = None  # header value: seconds ("0.05") or an HTTP date
     retry_after_ms: str | None = None
     echo_key: bool = False  # put the caller's API key in the error message, as some servers do
     message: str = "injected fault"
+    mid_stream: bool = False
 
     @classmethod
     def drop(cls) -> Fault:
@@ -111,6 +127,31 @@ def _words(body: dict[str, Any]) -> int:
     return sum(len(t.split()) for t in texts)
 
 
+def _tokens(text: str) -> list[str]:
+    """The streamed pieces: each word with its following whitespace (leading whitespace joins the first)."""
+    return re.findall(r"\s*\S+\s*", text) or ([text] if text else [])
+
+
+def _error_type(status: int) -> str:
+    return {429: "rate_limit_error", 529: "overloaded_error", 401: "authentication_error"}.get(
+        status, "api_error" if status >= 500 else "invalid_request_error")
+
+
+def _chunk(data: str) -> bytes:
+    """One chunk of a chunked HTTP/1.1 body."""
+    raw = data.encode()
+    return b"%x\r\n%s\r\n" % (len(raw), raw)
+
+
+def _sse(data: Any, event: str | None = None) -> str:
+    line = f"data: {data if isinstance(data, str) else json.dumps(data)}\n\n"
+    return f"event: {event}\n{line}" if event else line
+
+
+STREAM_HEAD = ("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
+               "transfer-encoding: chunked\r\n\r\n").encode("latin-1")
+
+
 class _Addresses:
     """Where the SDKs should point: each appends its own path to its base URL."""
 
@@ -140,12 +181,20 @@ class StandinServer(_Addresses):
         answer: Answer = echo,
         *,
         latency: float = 0.0,
+        first_token_delay: float = 0.0,
+        token_delay: float = 0.0,
+        cached_prompt_tokens: int = 0,
+        cache_write_tokens: int = 0,
         openai_model: str = OPENAI_MODEL,
         anthropic_model: str = ANTHROPIC_MODEL,
         record: bool = True,
     ):
         self.answer = answer
-        self.latency = latency
+        self.latency = latency  # before a reply that is not streamed
+        self.first_token_delay = first_token_delay  # streamed: before the first word
+        self.token_delay = token_delay  # streamed: between words
+        self.cached_prompt_tokens = cached_prompt_tokens  # prompt-cache reads reported (capped at the prompt)
+        self.cache_write_tokens = cache_write_tokens  # prompt-cache writes reported (Anthropic only)
         self.openai_model = openai_model
         self.anthropic_model = anthropic_model
         self.record = record
@@ -273,15 +322,22 @@ class StandinServer(_Addresses):
         counts.received_by_prompt[prompt] += 1
         if self.record:
             self.requests.append(Recorded(path, headers, body))
-        if self._faults:
-            return await self._fault(self._faults.popleft(), kind, headers, writer)
-        if self.latency:
-            await asyncio.sleep(self.latency)
-        text = self.answer(body)
-        reply = self._openai_reply(body, text) if kind == "openai" else self._anthropic_reply(body, text)
+        fault = self._faults.popleft() if self._faults else None
+        streamed = body.get("stream") is True
+        if fault is not None and not (fault.mid_stream and streamed):
+            return await self._fault(fault, kind, headers, writer)
+        if streamed:
+            if not await self._stream(writer, kind, body, self.answer(body), fault):
+                return fault is not None and fault.status is not None  # open after an error event, not a drop
+        else:
+            if self.latency:
+                await asyncio.sleep(self.latency)
+            text = self.answer(body)
+            reply = self._openai_reply(body, text) if kind == "openai" else self._anthropic_reply(body, text)
+            await self._send(writer, 200, reply)
         counts.completed += 1
         counts.completed_by_prompt[prompt] += 1
-        return await self._send(writer, 200, reply)
+        return True
 
     async def _fault(self, fault: Fault, kind: str, headers: dict[str, str],
                      writer: asyncio.StreamWriter) -> bool:
@@ -296,22 +352,31 @@ class StandinServer(_Addresses):
             extra["retry-after"] = fault.retry_after
         if fault.retry_after_ms is not None:
             extra["retry-after-ms"] = fault.retry_after_ms
-        error_type = {429: "rate_limit_error", 529: "overloaded_error", 401: "authentication_error"}.get(
-            fault.status, "api_error" if fault.status >= 500 else "invalid_request_error")
-        payload: dict[str, Any] = {"error": {"message": message, "type": error_type}}
+        payload: dict[str, Any] = {"error": {"message": message, "type": _error_type(fault.status)}}
         if kind == "anthropic":
             payload = {"type": "error", **payload}
         return await self._send(writer, fault.status, payload, extra)
 
-    def _openai_reply(self, body: dict[str, Any], text: str) -> dict[str, Any]:
+    def _openai_usage(self, body: dict[str, Any], text: str) -> dict[str, Any]:
         prompt_tokens, completion_tokens = _words(body), max(1, len(text.split()))
+        return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+                "prompt_tokens_details": {"cached_tokens": min(self.cached_prompt_tokens, prompt_tokens)}}
+
+    def _anthropic_usage(self, body: dict[str, Any]) -> dict[str, int]:
+        total = _words(body)
+        read = min(self.cached_prompt_tokens, total)
+        write = min(self.cache_write_tokens, total - read)
+        return {"input_tokens": total - read - write, "cache_creation_input_tokens": write,
+                "cache_read_input_tokens": read}
+
+    def _openai_reply(self, body: dict[str, Any], text: str) -> dict[str, Any]:
         return {
             "id": f"chatcmpl-{next(self._ids)}", "object": "chat.completion", "created": int(time.time()),
             "model": self.openai_model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
                          "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                      "total_tokens": prompt_tokens + completion_tokens},
+            "usage": self._openai_usage(body, text),
         }
 
     def _anthropic_reply(self, body: dict[str, Any], text: str) -> dict[str, Any]:
@@ -319,8 +384,68 @@ class StandinServer(_Addresses):
             "id": f"msg_{next(self._ids)}", "type": "message", "role": "assistant",
             "model": self.anthropic_model,
             "content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "stop_sequence": None,
-            "usage": {"input_tokens": _words(body), "output_tokens": max(1, len(text.split()))},
+            "usage": {**self._anthropic_usage(body), "output_tokens": max(1, len(text.split()))},
         }
+
+    # ---- streamed replies: (head events, one event per word, tail events) --------------------
+
+    def _openai_events(self, body: dict[str, Any], text: str) -> tuple[list[str], Iterator[str], list[str]]:
+        with_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        base = {"id": f"chatcmpl-{next(self._ids)}", "object": "chat.completion.chunk",
+                "created": int(time.time()), "model": self.openai_model}
+        if with_usage:
+            base["usage"] = None  # as the API does: null on every chunk but the last
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
+            return _sse({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+
+        tail = [chunk({}, "stop")]
+        if with_usage:
+            tail.append(_sse({**base, "choices": [], "usage": self._openai_usage(body, text)}))
+        tail.append(_sse("[DONE]"))
+        return [chunk({"role": "assistant", "content": ""})], (chunk({"content": t}) for t in _tokens(text)), tail
+
+    def _anthropic_events(self, body: dict[str, Any], text: str) -> tuple[list[str], Iterator[str], list[str]]:
+        message = {"id": f"msg_{next(self._ids)}", "type": "message", "role": "assistant",
+                   "model": self.anthropic_model, "content": [], "stop_reason": None, "stop_sequence": None,
+                   "usage": {**self._anthropic_usage(body), "output_tokens": 1}}
+        head = [_sse({"type": "message_start", "message": message}, "message_start"),
+                _sse({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+                     "content_block_start"),
+                _sse({"type": "ping"}, "ping")]
+        words = (_sse({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": t}},
+                      "content_block_delta") for t in _tokens(text))
+        tail = [_sse({"type": "content_block_stop", "index": 0}, "content_block_stop"),
+                _sse({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                      "usage": {"output_tokens": max(1, len(text.split()))}}, "message_delta"),
+                _sse({"type": "message_stop"}, "message_stop")]
+        return head, words, tail
+
+    async def _stream(self, writer: asyncio.StreamWriter, kind: str, body: dict[str, Any], text: str,
+                      fault: Fault | None) -> bool:
+        """Stream one answer (chunked, so the connection stays open); False when a mid-stream `fault` cut
+        it short, after the first word (or the head, for an empty answer)."""
+        head, words, tail = (self._openai_events if kind == "openai" else self._anthropic_events)(body, text)
+        writer.write(STREAM_HEAD + b"".join(_chunk(e) for e in head))
+        delay = self.first_token_delay
+        for event in words:
+            if delay:
+                await writer.drain()
+                await asyncio.sleep(delay)
+            writer.write(_chunk(event))
+            delay = self.token_delay
+            if fault is not None:
+                break
+        if fault is not None:
+            if fault.status is not None:  # an error event ends the body; a drop leaves it unfinished
+                error = {"message": fault.message, "type": _error_type(fault.status)}
+                writer.write(_chunk(_sse({"error": error}) if kind == "openai" else
+                                    _sse({"type": "error", "error": error}, "error")) + b"0\r\n\r\n")
+            await writer.drain()
+            return False
+        writer.write(b"".join(_chunk(e) for e in tail) + b"0\r\n\r\n")
+        await writer.drain()
+        return True
 
     @staticmethod
     async def _send(writer: asyncio.StreamWriter, status: int, payload: Any,
@@ -344,9 +469,9 @@ def _reason(status: int) -> str:
 # ---- the same server in another process --------------------------------------------------------
 
 
-def _serve_in_child(conn: Any, answer: Answer, latency: float, record: bool) -> None:
+def _serve_in_child(conn: Any, answer: Answer, options: dict[str, Any]) -> None:
     async def main() -> None:
-        server = StandinServer(answer, latency=latency, record=record)
+        server = StandinServer(answer, **options)
         serving = asyncio.ensure_future(server.serve_forever())
         while not server.port:
             await asyncio.sleep(0.001)
@@ -364,8 +489,12 @@ def _serve_in_child(conn: Any, answer: Answer, latency: float, record: bool) -> 
 class StandinProcess(_Addresses):
     """A StandinServer in a child process (spawned), controlled over HTTP: its CPU is not the caller's."""
 
-    def __init__(self, answer: Answer = echo, *, latency: float = 0.0, record: bool = False):
-        self._args = (answer, latency, record)
+    def __init__(self, answer: Answer = echo, *, latency: float = 0.0, first_token_delay: float = 0.0,
+                 token_delay: float = 0.0, cached_prompt_tokens: int = 0, cache_write_tokens: int = 0,
+                 record: bool = False):
+        self._args = (answer, {"latency": latency, "first_token_delay": first_token_delay,
+                               "token_delay": token_delay, "cached_prompt_tokens": cached_prompt_tokens,
+                               "cache_write_tokens": cache_write_tokens, "record": record})
         self._proc: multiprocessing.process.BaseProcess | None = None
         self._conn: Any = None
         self.port = 0

@@ -3,6 +3,8 @@
 Covers what a user relies on: answers with tokens, cost and the model version; retries of 429/5xx/529
 and dropped connections by the runner with every example completed exactly once; non-retryable errors
 recorded on the example; missing keys skipped with one clear line; the cache; and no key on disk.
+Streamed answers: time to first token and decode rate as the server paced them, the same answer as
+unstreamed, faults (mid-stream too) retried; prompt-cache tokens recorded and priced at their rates.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from evals.providers.openai import _token_param, openai_provider
 from evals.runner import RunOptions, run_task
 from evals.store import Store, load_run
 from evals.tasks import load_task
-from evals.types import GenerateParams, Message, ModelConfig, ModelSpec, Price
+from evals.types import GenerateParams, Message, ModelConfig, ModelSpec, Price, decode_rate
 from tests.conftest import answer_for, qa_rows
 from tests.standin_server import (
     ANTHROPIC_MODEL,
@@ -66,9 +68,9 @@ def config_for(provider: str, server: StandinServer, **kw: Any) -> ModelConfig:
     return ModelConfig(spec=spec, base_url=server.base_url_for(provider), **kw)
 
 
-def setup_run(make_task, server: StandinServer, provider: str, n: int):
+def setup_run(make_task, server: StandinServer, provider: str, n: int, **model_options: Any):
     """A QA task whose only model is `provider` at the stand-in server, its samples, config and provider."""
-    model = {"spec": f"{provider}:{MODELS[provider]}", "base_url": server.base_url_for(provider)}
+    model = {"spec": f"{provider}:{MODELS[provider]}", "base_url": server.base_url_for(provider), **model_options}
     task = load_task(str(make_task(rows=qa_rows(n), models=[model])))
     config = task.models[0]
     return task, load_samples(task), config, FACTORIES[provider](config)
@@ -364,6 +366,147 @@ async def test_api_key_is_never_written_to_store_or_cache(make_task, tmp_path, s
         assert len(data) > 0 and SECRET.encode() not in data and SECRET[8:].encode() not in data
 
 
+# ---- (g) streaming: time to first token, decode rate, the same answer ---------------------------
+
+TEN_WORDS = '{"labels": ["l1"], "why": "the question names label one and only"}'  # 10 words: 10 tokens
+FIRST_TOKEN_DELAY, TOKEN_DELAY = 0.15, 0.03
+
+
+@pytest.fixture
+def paced():
+    """A server that streams ten words: the first after 150 ms, then one every 30 ms."""
+    with StandinServer(fixed(TEN_WORDS), first_token_delay=FIRST_TOKEN_DELAY, token_delay=TOKEN_DELAY) as s:
+        yield s
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+async def test_streamed_ttft_and_decode_rate_match_the_server(paced, provider) -> None:
+    p = FACTORIES[provider](config_for(provider, paced, stream=True))
+    assert p.stream is True
+    await p.generate(CHAT, GenerateParams())  # opens the connection, so its setup is not timed below
+    c = await p.generate(CHAT, GenerateParams())
+    await p.aclose()
+    assert c.error is None and c.output_tokens == 10 and c.ttft_s is not None
+    assert c.ttft_s == pytest.approx(FIRST_TOKEN_DELAY, rel=0.2)
+    assert decode_rate(c.output_tokens, c.latency_s, c.ttft_s) == pytest.approx(1 / TOKEN_DELAY, rel=0.2)
+    assert c.latency_s == pytest.approx(FIRST_TOKEN_DELAY + 9 * TOKEN_DELAY, rel=0.2)
+    assert all(r.body["stream"] is True for r in paced.requests)
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+async def test_streamed_answer_equals_the_unstreamed_one(paced, provider) -> None:
+    p = FACTORIES[provider](config_for(provider, paced))
+    assert p.stream is False
+    plain = await p.generate(CHAT, GenerateParams(max_tokens=64))
+    p.stream = True  # as `evals latency` does
+    streamed = await p.generate(CHAT, GenerateParams(max_tokens=64))
+    await p.aclose()
+    fields = ("text", "input_tokens", "output_tokens", "cost_usd", "model_version", "finish_reason", "error")
+    assert {f: getattr(streamed, f) for f in fields} == {f: getattr(plain, f) for f in fields}
+    assert plain.text == TEN_WORDS and plain.output_tokens == 10 and plain.input_tokens == 6
+    assert plain.ttft_s is None and streamed.ttft_s is not None and 0 < streamed.ttft_s < streamed.latency_s
+    first, second = paced.requests
+    assert "stream" not in first.body
+    extra = {"stream": True, "stream_options": {"include_usage": True}} if provider == "openai" else {
+        "stream": True}
+    assert second.body == {**first.body, **extra}
+
+
+async def test_openai_streamed_request_is_what_the_sdk_create_method_sends(server) -> None:
+    import openai
+
+    params = GenerateParams(temperature=0.2, max_tokens=32, stop=("END",))
+    provider = openai_provider(config_for("openai", server, stream=True))
+    c = await provider.generate(CHAT, params)
+    await provider.aclose()
+    async with openai.AsyncOpenAI(base_url=server.base_url, api_key="not-needed", max_retries=0) as client:
+        stream = await client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": m.role, "content": m.content} for m in CHAT],
+            temperature=0.2, max_tokens=32, stop=["END"], stream=True, stream_options={"include_usage": True})
+        chunks = [chunk async for chunk in stream]
+    ours, sdk = server.requests
+    assert ours.body == sdk.body
+    same = ("authorization", "content-type", "accept", "user-agent")
+    assert {h: ours.headers.get(h) for h in same} == {h: sdk.headers.get(h) for h in same}
+    assert c.text == "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
+    assert (c.input_tokens, c.output_tokens) == (chunks[-1].usage.prompt_tokens, chunks[-1].usage.completion_tokens)
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+@pytest.mark.parametrize(("fault", "retryable", "text"), [
+    (Fault(529, mid_stream=True), True, "mid-stream (overloaded_error): injected fault"),
+    (Fault(500, mid_stream=True), True, "mid-stream (api_error)"),
+    (Fault(None, mid_stream=True), True, "APIConnectionError"),
+    (Fault(400, mid_stream=True), False, "mid-stream (invalid_request_error)"),
+    (Fault.rate_limit("0.5"), True, "HTTP 429"),  # before the stream began: as unstreamed
+])
+async def test_stream_errors_become_provider_errors(server, provider, fault, retryable, text) -> None:
+    p = FACTORIES[provider](config_for(provider, server, stream=True))
+    server.inject(fault)
+    with pytest.raises(ProviderError) as caught:
+        await p.generate(CHAT, GenerateParams())
+    assert caught.value.retryable is retryable and text in str(caught.value)
+    assert (await p.generate(CHAT, GenerateParams())).text == "question 7 please"  # the connection pool is fine
+    await p.aclose()
+    assert server.counts.received == 2 and server.counts.completed == 1
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+async def test_runner_retries_faults_on_streamed_requests(make_task, tmp_path, server, provider) -> None:
+    n = 12
+    task, samples, config, p = setup_run(make_task, server, provider, n, stream=True)
+    assert config.stream and p.stream
+    faults = [Fault.rate_limit("0.02"), Fault(500), Fault.drop(), Fault(529, mid_stream=True),
+              Fault(None, mid_stream=True), Fault(503, mid_stream=True)]
+    server.inject(*faults)
+    store = Store(tmp_path / "s.db")
+    [outcome] = await run_task(task, samples, [(config, p)], store, FAST)
+    df = load_run(outcome.run_id, store)
+    assert server.pending_faults == 0 and server.counts.received == n + len(faults)
+    assert server.counts.completed_by_prompt == expected_prompts(n)  # each answered exactly once
+    assert all(r.body["stream"] is True for r in server.requests)
+    assert len(df) == n and df["error"].isna().all() and df["passed"].all() and outcome.status == "completed"
+    assert all(r.completion.ttft_s is not None for r in outcome.results)
+
+
+# ---- (h) prompt caching: tokens recorded, priced at the cached rates ------------------------------
+
+RATES = Price(input_per_mtok=1.00, output_per_mtok=2.00, cached_input_per_mtok=0.10, cache_write_per_mtok=1.25)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize(("provider", "cached", "written", "usd"), [
+    # CHAT: 6 prompt words; the answer echoes 3. OpenAI: 3 read from the cache, 3 fresh (no writes billed)
+    ("openai", 3, 0, (3 * 1.00 + 3 * 0.10 + 3 * 2.00) / 1e6),
+    # Anthropic: 3 read, 2 written, 1 fresh
+    ("anthropic", 3, 2, (1 * 1.00 + 3 * 0.10 + 2 * 1.25 + 3 * 2.00) / 1e6),
+])
+async def test_prompt_cache_tokens_are_recorded_and_priced(provider, cached, written, usd, stream) -> None:
+    with StandinServer(cached_prompt_tokens=3, cache_write_tokens=2) as s:
+        p = FACTORIES[provider](config_for(provider, s, price=RATES, stream=stream))
+        c = await p.generate(CHAT, GenerateParams())
+        await p.aclose()
+    assert (c.input_tokens, c.cached_input_tokens, c.cache_write_tokens, c.output_tokens) == (6, cached, written, 3)
+    assert c.cost_usd == pytest.approx(usd)
+    assert c.cost_usd == pytest.approx(RATES.cost(6, 3, cached, written))
+
+
+async def test_standin_reports_prompt_cache_usage_as_each_api_does() -> None:
+    """OpenAI's prompt_tokens includes the cached ones; Anthropic's input_tokens excludes reads and writes.
+    Both are capped at the prompt."""
+    import anthropic
+    import openai
+
+    messages = [{"role": "user", "content": "one two three four five six"}]
+    with StandinServer(cached_prompt_tokens=4, cache_write_tokens=5) as s:
+        async with openai.AsyncOpenAI(base_url=s.base_url, api_key="x", max_retries=0) as client:
+            o = (await client.chat.completions.create(model="m", messages=messages)).usage
+        async with anthropic.AsyncAnthropic(base_url=s.anthropic_base_url, api_key="x", max_retries=0) as client:
+            a = (await client.messages.create(model="m", max_tokens=8, messages=messages)).usage
+    assert (o.prompt_tokens, o.prompt_tokens_details.cached_tokens) == (6, 4)
+    assert (a.input_tokens, a.cache_read_input_tokens, a.cache_creation_input_tokens) == (0, 4, 2)
+
+
 # ---- the stand-in itself ------------------------------------------------------------------------
 
 
@@ -392,3 +535,18 @@ async def test_standin_in_another_process_is_driven_over_http() -> None:
         stats = remote.stats()
     assert (stats["received"], stats["completed"], stats["pending_faults"]) == (2, 1, 0)
     assert stats["completed_by_prompt"] == {"question 7 please": 1}
+
+
+async def test_standin_process_streams_and_reports_cache_usage() -> None:
+    """The streaming and prompt-cache options reach the server in the child process; faults mid-stream too."""
+    with StandinProcess(fixed("a b c"), first_token_delay=0.1, cached_prompt_tokens=2) as remote:
+        p = openai_provider(ModelConfig(spec=ModelSpec("openai", "gpt-4o-mini"), base_url=remote.base_url,
+                                        stream=True))
+        remote.inject(Fault(None, mid_stream=True))
+        with pytest.raises(ProviderError, match="APIConnectionError"):
+            await p.generate(CHAT, GenerateParams())
+        c = await p.generate(CHAT, GenerateParams())
+        await p.aclose()
+        stats = remote.stats()
+    assert c.text == "a b c" and c.ttft_s is not None and c.ttft_s >= 0.1 and c.cached_input_tokens == 2
+    assert (stats["received"], stats["completed"], stats["pending_faults"]) == (2, 1, 0)

@@ -1,9 +1,13 @@
-"""What the HTTP API providers share: retry-after parsing and SDK exception -> ProviderError.
+"""What the HTTP API providers share: the client, the answer as it arrives (timed), retry-after parsing
+and SDK exception -> ProviderError.
 
 Both official SDKs (openai, anthropic) are Stainless-generated and raise the same shapes:
 `APIStatusError` (with `.status_code`, `.response`, `.body`) and `APIConnectionError` (of which
-`APITimeoutError` is a subclass). The runner owns retries, so the SDK clients are built with
-`max_retries=0` and every failure is translated here, once.
+`APITimeoutError` is a subclass). A streamed answer can also fail after its 200: with an error event
+(openai raises a bare `APIError`, anthropic an `APIStatusError` carrying the 200) or a dropped connection
+(openai raises `APIConnectionError`; anthropic's stream lets the HTTP client's own error through). The
+runner owns retries, so the SDK clients are built with `max_retries=0` and every failure is translated
+here, once.
 """
 
 from __future__ import annotations
@@ -13,15 +17,21 @@ import importlib
 import os
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
+from urllib.parse import urlsplit
 
 from evals.costs import price_for
 from evals.errors import MissingCredentials, ProviderError
-from evals.types import ModelConfig
+from evals.types import Completion, ModelConfig
 
 # Retried as the SDKs themselves would: request timeout, lock timeout, rate limit, any 5xx (529 overloaded).
 RETRYABLE_STATUS = frozenset({408, 409, 429})
+# An error event inside a streamed 200 has no status of its own: its type decides (Anthropic's types for
+# 429/500/504/529, and OpenAI's server_error).
+RETRYABLE_STREAM_ERRORS = frozenset({"rate_limit_error", "api_error", "timeout_error", "overloaded_error",
+                                     "server_error"})
 # A server asking for a longer wait (a daily quota, say) is not retried, as the SDKs decide: the run goes
 # on, the example records the error, and `evals run --resume` picks it up later.
 MAX_RETRY_AFTER_S = 120.0
@@ -34,17 +44,64 @@ PLACEHOLDER_KEY = "not-needed"  # sent to a custom base URL when no key is set: 
 DEFAULT_CONCURRENCY = 16
 
 
+@dataclass(slots=True)
+class Reply:
+    """One call's answer as it arrives, timed from the request: text pieces, usage, model, finish reason."""
+
+    streamed: bool
+    start: float = field(default_factory=time.perf_counter)
+    first_token_at: float | None = None  # when the first non-empty piece of text arrived
+    parts: list[str] = field(default_factory=list)
+    input_tokens: int = 0  # every prompt token, cached ones included
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    model: str | None = None
+    finish_reason: str | None = None
+
+    def add(self, text: str | None) -> None:
+        if text:
+            if self.first_token_at is None:
+                self.first_token_at = time.perf_counter()
+            self.parts.append(text)
+
+
 class SDKProvider:
-    """What the API providers hold: id, connections in flight, price, the SDK client, and the key to redact."""
+    """What the API providers hold: id, connections in flight, price, the SDK client, and the key to redact.
+    `stream` (from the config; a caller such as `evals latency` may set it) streams answers to time the
+    first token."""
 
     def __init__(self, config: ModelConfig, client: Any, sdk: Any, key: str | None):
         self.id = f"{config.spec.provider}:{config.spec.model}"
         self.max_concurrency = config.concurrency or DEFAULT_CONCURRENCY
+        self.stream = config.stream
+        url = urlsplit(str(client.base_url))
+        self.hardware = f"remote: {url.hostname}" + (f":{url.port}" if url.port else "")  # its servers, unseen
         self._config = config
         self._price = price_for(config)
         self._client = client
         self._sdk = sdk
         self._key = key
+
+    def _completion(self, reply: Reply) -> Completion:
+        """The finished reply, its latency up to now; a streamed one with no text has its first token last."""
+        end = time.perf_counter()
+        ttft = None
+        if reply.streamed:
+            ttft = (end if reply.first_token_at is None else reply.first_token_at) - reply.start
+        return Completion(
+            text="".join(reply.parts),
+            input_tokens=reply.input_tokens,
+            output_tokens=reply.output_tokens,
+            latency_s=end - reply.start,
+            cost_usd=self._price.cost(reply.input_tokens, reply.output_tokens, reply.cached_input_tokens,
+                                      reply.cache_write_tokens),
+            model_version=reply.model,
+            finish_reason=reply.finish_reason,
+            ttft_s=ttft,
+            cached_input_tokens=reply.cached_input_tokens,
+            cache_write_tokens=reply.cache_write_tokens,
+        )
 
     async def aclose(self) -> None:
         await self._client.close()
@@ -91,12 +148,16 @@ def retry_after_s(headers: Mapping[str, str] | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _detail(body: Any, fallback: str) -> str:
-    """The API's own error message: `{"error": {"message": ...}}` (anthropic keeps the envelope, openai
-    unwraps it to `{"message": ...}`), else the SDK's summary."""
+def _error(body: Any) -> dict[str, Any]:
+    """The API's error object: `{"error": {...}}` (anthropic keeps the envelope, openai unwraps it)."""
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         body = body["error"]
-    message = body.get("message") if isinstance(body, dict) else None
+    return body if isinstance(body, dict) else {}
+
+
+def _detail(body: Any, fallback: str) -> str:
+    """The API's own error message, else the SDK's summary."""
+    message = _error(body).get("message")
     return message if isinstance(message, str) and message else fallback
 
 
@@ -106,8 +167,14 @@ def redact(text: str, secret: str | None) -> str:
 
 
 def to_provider_error(e: Exception, sdk: ModuleType, *, secret: str | None) -> ProviderError:
-    """Map one of the SDK's `APIError`s to a ProviderError: retryable or not, with any retry-after."""
-    if isinstance(e, sdk.APIStatusError):
+    """Map one of the SDK's `APIError`s (or the HTTP client's error from inside a stream) to a
+    ProviderError: retryable or not, with any retry-after."""
+    if not isinstance(e, sdk.APIError):  # the connection failed while anthropic's stream was read
+        return ProviderError(f"APIConnectionError: connection lost mid-stream ({type(e).__name__})", retryable=True)
+    if isinstance(e, sdk.APIConnectionError):  # includes APITimeoutError and dropped connections
+        cause = f" ({type(e.__cause__).__name__})" if e.__cause__ else ""
+        return ProviderError(redact(f"{type(e).__name__}: {e.message}{cause}", secret), retryable=True)
+    if isinstance(e, sdk.APIStatusError) and not 200 <= e.status_code < 300:
         status = e.status_code
         headers = e.response.headers
         verdict = headers.get("x-should-retry")  # the server's own say, as the SDKs honour it
@@ -119,9 +186,10 @@ def to_provider_error(e: Exception, sdk: ModuleType, *, secret: str | None) -> P
             retryable, wait = False, None
             message += f" (the server asks to wait {retry_after_s(headers):.0f}s; not retried)"
         return ProviderError(redact(message, secret), retryable=retryable, retry_after=wait)
-    if isinstance(e, sdk.APIConnectionError):  # includes APITimeoutError and dropped connections
-        cause = f" ({type(e.__cause__).__name__})" if e.__cause__ else ""
-        return ProviderError(redact(f"{type(e).__name__}: {e.message}{cause}", secret), retryable=True)
+    kind = None if isinstance(e, sdk.APIResponseValidationError) else _error(e.body).get("type")
+    if isinstance(kind, str):  # an error event in a streamed 200: no status of its own, so its type decides
+        message = f"{type(e).__name__} mid-stream ({kind}): {_detail(e.body, e.message)}"[:MAX_MESSAGE]
+        return ProviderError(redact(message, secret), retryable=kind in RETRYABLE_STREAM_ERRORS)
     # any other APIError, e.g. a response that does not match the API's schema: trying again will not help
     message = f"{type(e).__name__}: {getattr(e, 'message', e)}"[:MAX_MESSAGE]
     return ProviderError(redact(message, secret), retryable=False)

@@ -10,6 +10,11 @@ call, the largest single cost of the harness (bench/api_throughput.py). Auth, ba
 classes and response parsing are the SDK's either way; tests/test_providers_api.py checks that the body
 on the wire equals what `create` sends.
 
+Streamed (`stream`): the same post with `stream: true, stream_options: {include_usage: true}`, read as the
+SDK's `AsyncStream[ChatCompletionChunk]`; the first content delta times `ttft_s`, the last chunk carries
+the usage. Prompt-cache reads come from `usage.prompt_tokens_details.cached_tokens` (included in
+`prompt_tokens`).
+
 Output length: api.openai.com gets `max_completion_tokens` (`max_tokens` is deprecated there and
 rejected by reasoning models); a custom base URL gets `max_tokens`, which every compatible server
 understands. `options: {max_tokens_param: max_tokens | max_completion_tokens}` overrides the choice.
@@ -17,14 +22,13 @@ understands. `options: {max_tokens_param: max_tokens | max_completion_tokens}` o
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 from evals.errors import EvalsError
 from evals.providers import register_provider
-from evals.providers._http import SDKProvider, open_client, to_provider_error
+from evals.providers._http import Reply, SDKProvider, open_client, to_provider_error
 from evals.types import Completion, GenerateParams, Message, ModelConfig
 
 TOKEN_PARAMS = ("max_tokens", "max_completion_tokens")
@@ -35,6 +39,7 @@ class OpenAIProvider(SDKProvider):
         super().__init__(config, client, sdk, key)
         self._token_param = token_param
         self._response_type = sdk.types.chat.ChatCompletion
+        self._stream_type = sdk.AsyncStream[sdk.types.chat.ChatCompletionChunk]
 
     async def generate(self, messages: Sequence[Message], params: GenerateParams) -> Completion:
         request: dict[str, Any] = {
@@ -49,28 +54,44 @@ class OpenAIProvider(SDKProvider):
             request["stop"] = list(params.stop)
         if params.seed is not None:
             request["seed"] = params.seed
-        start = time.perf_counter()
+        reply = Reply(self.stream)
+        if reply.streamed:
+            request["stream"], request["stream_options"] = True, {"include_usage": True}
         try:
             response = await self._client.post(
                 "/chat/completions", body=request, cast_to=self._response_type,
                 options={"security": {"bearer_auth": True}},  # the auth `create` asks for
+                stream=reply.streamed, stream_cls=self._stream_type,
             )
-        except self._sdk.APIError as e:  # every SDK failure; anything else is a bug and propagates
+            if reply.streamed:
+                async with response:
+                    async for chunk in response:
+                        if chunk.choices:
+                            choice = chunk.choices[0]
+                            reply.add(choice.delta.content)
+                            reply.finish_reason = choice.finish_reason or reply.finish_reason
+                        if chunk.usage is not None:  # the last chunk's
+                            _count(reply, chunk.usage)
+                        reply.model = chunk.model
+            else:
+                if response.choices:
+                    choice = response.choices[0]
+                    reply.add(choice.message.content)
+                    reply.finish_reason = choice.finish_reason
+                if response.usage is not None:
+                    _count(reply, response.usage)
+                reply.model = response.model
+        except self._sdk.APIError as e:  # every SDK failure, mid-stream too; anything else is a bug
             raise to_provider_error(e, self._sdk, secret=self._key) from None
-        latency = time.perf_counter() - start
-        choice = response.choices[0] if response.choices else None
-        usage = response.usage
-        input_tokens = (usage.prompt_tokens or 0) if usage else 0
-        output_tokens = (usage.completion_tokens or 0) if usage else 0
-        return Completion(
-            text=(choice.message.content or "") if choice else "",
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            latency_s=latency,
-            cost_usd=self._price.cost(input_tokens, output_tokens),
-            model_version=response.model,
-            finish_reason=choice.finish_reason if choice else None,
-        )
+        return self._completion(reply)
+
+
+def _count(reply: Reply, usage: Any) -> None:
+    """OpenAI's usage: `prompt_tokens` includes the cached ones."""
+    reply.input_tokens = usage.prompt_tokens or 0
+    reply.output_tokens = usage.completion_tokens or 0
+    details = usage.prompt_tokens_details
+    reply.cached_input_tokens = (details.cached_tokens or 0) if details is not None else 0
 
 
 def _token_param(config: ModelConfig, base_url: str | None) -> str:
