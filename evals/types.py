@@ -171,7 +171,7 @@ class ModelConfig:
     few_shot: bool = True  # False: this model gets no few-shot turns (e.g. a fine-tune that learned the format)
     price: Price | None = None  # overrides the built-in price table
     concurrency: int | None = None  # API: connections; local: batch size
-    stream: bool = False  # API: stream the answer, timing the first token (see README: Latency)
+    stream: bool = False  # API: stream the answer, timing the first token (off by default: README, Cost and latency)
     options: dict[str, Any] = field(default_factory=dict)  # provider-specific extras
 
     @property

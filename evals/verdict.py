@@ -311,7 +311,7 @@ def _assumptions(cmp: Comparison, d: Decision, costs: CostProjection | None,
             lat = latency[role]
             if d.self_hosted.calls_per_hour is None and lat.calls_per_hour and on_cpu(lat.hardware):
                 out.append(f"The {role}'s throughput was measured on {lat.hardware}, not on the GPU production would "
-                           "use: treat its cost as an upper bound, or measure the serving hardware with `evals "
+                           "use: its cost is likely an overestimate; measure the serving hardware with `evals "
                            "latency` (or set decision.self_hosted.calls_per_hour).")
     return out
 

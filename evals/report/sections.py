@@ -158,7 +158,7 @@ def economics_section(cmp: Comparison, verdict: Verdict) -> Section:
         hosting = model.hosting if model else "-"
         if key in verdict.excluded:
             hosting += " (excluded)"
-        s.rows.append([role, side.summary.model, hosting, _money(model.per_call_usd) if model else "-",
+        s.rows.append([role, side.summary.model, hosting, f"${model.per_call_usd:.6f}" if model else "-",
                        _money(monthly), _pair(lat.p50_s, lat.p95_s) if lat else "-",
                        _pair(lat.ttft_p50_s, lat.ttft_p95_s) if lat else "-",
                        "-" if not lat or lat.tokens_per_s is None else f"{lat.tokens_per_s:,.0f}",
