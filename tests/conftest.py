@@ -58,3 +58,19 @@ def make_task(tmp_path: Path) -> Callable[..., Path]:
         return folder
 
     return make
+
+
+def assert_refused_at_load(folder: Path, field: str, message: str, command: str = "run") -> None:
+    """Loading the task fails naming task.yaml, the line and the field, and so does `evals COMMAND` (exit 2)."""
+    from typer.testing import CliRunner
+
+    from evals.cli import app
+    from evals.errors import EvalsError
+    from evals.tasks import load_task
+
+    with pytest.raises(EvalsError) as e:
+        load_task(str(folder))
+    assert e.value.field == field and message in e.value.message
+    assert e.value.file.endswith("task.yaml") and e.value.line and e.value.line > 1
+    result = CliRunner().invoke(app, [command, str(folder)])
+    assert result.exit_code == 2 and f"task.yaml:{e.value.line} field '{field}'" in result.stderr

@@ -15,7 +15,7 @@ from evals.errors import EvalsError
 from evals.stats import mcnemar_sample_size
 from evals.store import SCHEMA, Store
 from evals.tasks import load_task
-from tests.conftest import answer_for, qa_rows
+from tests.conftest import answer_for, assert_refused_at_load, qa_rows
 from tests.standin_server import Fault, StandinServer, last_user_message
 from tests.test_cli_compare import invoke
 
@@ -295,13 +295,7 @@ def test_baseline_commands(nightly, make_task, tmp_path) -> None:
     ({"model": "gpt-4o"}, "check.model", "provider:model"),
 ])
 def test_check_settings_are_validated_with_file_line_and_field(make_task, check_block, field, message) -> None:
-    folder = make_task(check=check_block)
-    with pytest.raises(EvalsError) as e:
-        load_task(str(folder))
-    assert e.value.field == field and message in e.value.message
-    assert e.value.file.endswith("task.yaml") and e.value.line and e.value.line > 1
-    result = invoke("check", folder)
-    assert result.exit_code == 2 and "task.yaml:" in result.stderr and field in result.stderr
+    assert_refused_at_load(make_task(check=check_block), field, message, command="check")
 
 
 def test_shipped_task_has_check_settings() -> None:

@@ -13,12 +13,11 @@ from typer.testing import CliRunner
 
 from evals.cli import app
 from evals.decide import revisit_note
-from evals.errors import EvalsError
 from evals.golden import load_samples
 from evals.store import Store, load_run
 from evals.summary import summarize
 from evals.tasks import load_task
-from tests.conftest import answer_for, qa_rows
+from tests.conftest import answer_for, assert_refused_at_load, qa_rows
 from tests.standin_server import Fault, StandinServer, last_user_message
 
 
@@ -134,13 +133,7 @@ def test_decide_refuses_a_flaky_baseline_then_retries_only_its_errors(make_task,
     ({"volume": "lots"}, "decision.volume", "valid number"),
 ])
 def test_decision_settings_are_validated_at_load_with_file_line_and_field(make_task, block, field, message) -> None:
-    folder = make_task(decision=block)
-    with pytest.raises(EvalsError) as e:
-        load_task(str(folder))
-    assert e.value.field == field and message in e.value.message
-    assert e.value.file.endswith("task.yaml") and e.value.line and e.value.line > 1
-    result = invoke("run", folder)  # any command: the task does not load
-    assert result.exit_code == 2 and f"task.yaml:{e.value.line} field '{field}'" in result.stderr
+    assert_refused_at_load(make_task(decision=block), field, message)
 
 
 def test_the_readme_settings_table_is_the_fields_own_documentation() -> None:

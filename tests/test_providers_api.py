@@ -224,13 +224,17 @@ async def test_sdk_errors_become_provider_errors(server, provider, fault, retrya
 # ---- (b) the runner under injected faults -------------------------------------------------------
 
 
+@pytest.mark.parametrize("stream", [False, True])
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
 async def test_runner_completes_every_example_once_through_faults(make_task, tmp_path, server,
-                                                                   provider) -> None:
+                                                                   provider, stream) -> None:
     n = 20
-    task, samples, config, p = setup_run(make_task, server, provider, n)
+    task, samples, config, p = setup_run(make_task, server, provider, n, stream=stream)
+    assert config.stream == p.stream == stream
     faults = [Fault.rate_limit("0.02"), Fault(500), Fault(503), Fault.drop(), Fault.rate_limit(None, "10"),
               Fault(529), Fault.drop(), Fault(500)]
+    if stream:  # also failures after the 200, inside the stream: an error event, a dropped connection
+        faults += [Fault(529, mid_stream=True), Fault(None, mid_stream=True), Fault(503, mid_stream=True)]
     server.inject(*faults)
     store = Store(tmp_path / "s.db")
     [outcome] = await run_task(task, samples, [(config, p)], store, FAST)
@@ -241,6 +245,8 @@ async def test_runner_completes_every_example_once_through_faults(make_task, tmp
     assert outcome.status == "completed" and store.get_run(outcome.run_id).status == "completed"
     model = OPENAI_MODEL if provider == "openai" else ANTHROPIC_MODEL
     assert (df["model_version"] == model).all() and (df["cost_usd"] > 0).all()
+    assert all(r.body.get("stream", False) is stream for r in server.requests)
+    assert all((r.completion.ttft_s is not None) is stream for r in outcome.results)
     if provider == "anthropic":
         assert {r.body["system"] for r in server.requests} == {"Answer with JSON."}
 
@@ -449,24 +455,6 @@ async def test_stream_errors_become_provider_errors(server, provider, fault, ret
     assert (await p.generate(CHAT, GenerateParams())).text == "question 7 please"  # the connection pool is fine
     await p.aclose()
     assert server.counts.received == 2 and server.counts.completed == 1
-
-
-@pytest.mark.parametrize("provider", ["openai", "anthropic"])
-async def test_runner_retries_faults_on_streamed_requests(make_task, tmp_path, server, provider) -> None:
-    n = 12
-    task, samples, config, p = setup_run(make_task, server, provider, n, stream=True)
-    assert config.stream and p.stream
-    faults = [Fault.rate_limit("0.02"), Fault(500), Fault.drop(), Fault(529, mid_stream=True),
-              Fault(None, mid_stream=True), Fault(503, mid_stream=True)]
-    server.inject(*faults)
-    store = Store(tmp_path / "s.db")
-    [outcome] = await run_task(task, samples, [(config, p)], store, FAST)
-    df = load_run(outcome.run_id, store)
-    assert server.pending_faults == 0 and server.counts.received == n + len(faults)
-    assert server.counts.completed_by_prompt == expected_prompts(n)  # each answered exactly once
-    assert all(r.body["stream"] is True for r in server.requests)
-    assert len(df) == n and df["error"].isna().all() and df["passed"].all() and outcome.status == "completed"
-    assert all(r.completion.ttft_s is not None for r in outcome.results)
 
 
 # ---- (h) prompt caching: tokens recorded, priced at the cached rates ------------------------------
