@@ -205,6 +205,9 @@ def show(
     console.print(summary_table([summary], title=f"run {summary.run_id} - task {m['task']['name']}"))
     console.print(f"golden {m['golden']['hash'][:12]} ({m['golden']['n']} examples), task {m['task']['hash'][:12]}, "
                   f"params {m['params']}, git {(m['git'].get('commit') or '-')[:10]}", highlight=False)
+    if summary.calls_per_hour:
+        console.print(f"throughput {summary.calls_per_hour:,.0f} calls/hour ({summary.busy_s:,.1f} s busy) at "
+                      f"concurrency {summary.concurrency} on {summary.hardware}", markup=False, highlight=False)
     _print_classifications([summary])
     console.print(examples_table(df, examples))
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import date
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import pandas as pd

@@ -11,7 +11,6 @@ import pytest
 import yaml
 from junitparser import Error, Failure, JUnitXml
 
-from evals.errors import EvalsError
 from evals.stats import mcnemar_sample_size
 from evals.store import SCHEMA, Store
 from evals.tasks import load_task

@@ -111,8 +111,8 @@ def test_headless_chromium_renders_payload_as_text(seed_report, tmp_path) -> Non
 
 
 def test_cost_figure_marks_the_break_even() -> None:
-    from evals.report.html import _cost_vs_volume
     from evals.economics import CostModel, CostProjection, CostRow, break_even_volume
+    from evals.report.html import _cost_vs_volume
     from evals.verdict import Verdict
 
     api = CostModel("openai:gpt-4o-mini", "api", per_call_usd=0.0002)

@@ -173,7 +173,7 @@ async def test_rerun_of_an_interrupted_run_calls_only_what_is_missing(make_task,
     store = Store(tmp_path / "s.db")
     config = task.models[0]
     run_id = store.create_run(task.name, str(config.spec), len(samples), {"note": "test"})
-    first = FakeProvider(responses=_right_answers(8), max_concurrency=1)
+    first = FakeProvider(responses=_right_answers(8), max_concurrency=1, latency_s=0.005)  # cancelled midway
     with pytest.raises(asyncio.CancelledError):
         task_ = asyncio.ensure_future(execute_run(task=task, samples=samples, config=config, provider=first,
                                                   store=store, run_id=run_id, options=FAST,

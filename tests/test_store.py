@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
+import sqlite3
 
+import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from evals import load_run
 from evals.cli import app
 from evals.store import Store
+from evals.summary import summarize
 from evals.types import Completion, ExampleResult, Sample, Score
 
 
@@ -50,3 +55,35 @@ def test_cli_lists_and_shows_runs(tmp_path, make_task) -> None:
     assert shown.exit_code == 0 and "ex000" in shown.stdout
     missing = runner.invoke(app, ["show", "zzzz", "--store", db])
     assert missing.exit_code == 2 and "no run 'zzzz'" in missing.output
+
+
+def test_an_older_store_gains_the_timing_columns_and_keeps_its_rows(tmp_path) -> None:
+    from evals.store import SCHEMA
+
+    path = tmp_path / "old.db"
+    old = SCHEMA.split("-- Added with")[0]  # runs and results as the first release wrote them
+    with sqlite3.connect(path) as db:
+        db.executescript(old)
+        db.execute("INSERT INTO runs VALUES ('r1', 'qa', 'fake:x', 'completed', 1, '2026-01-01', NULL, "
+                   "'{\"golden\": {\"hash\": \"h\", \"n\": 1}}')")
+        db.execute("INSERT INTO results VALUES ('r1', 'a', 1, '{}', 'null', 'out', NULL, 1, '{}', 10, 2, 0.5, 0.0, 0,"
+                   " NULL, 'stop', '2026-01-01')")
+    store = Store(path)
+    df = load_run("r1", store)
+    assert df.loc[0, "queue_s"] == 0 and df.loc[0, "cached_input_tokens"] == 0 and pd.isna(df.loc[0, "ttft_s"])
+    assert summarize(df).latency_p50_s == 0.5 and summarize(df).calls_per_hour is None
+    store.add_busy_time("r1", 2.0, 1, 4, "CPU: test (2 cores)")
+    store.add_busy_time("r1", 2.0, 1, 4, "CPU: test (2 cores)")  # a resume adds to what the run had
+    record = store.get_run("r1")
+    assert (record.busy_s, record.served_calls, record.concurrency) == (4.0, 2, 4)
+    assert summarize(load_run("r1", store)).calls_per_hour == pytest.approx(2 / 4 * 3600)
+
+
+def test_show_prints_the_measured_throughput(tmp_path, make_task) -> None:
+    folder = make_task(models=[{"spec": "fake:scripted", "options": {"latency_s": 0.02}}])
+    db = str(tmp_path / "cli.db")
+    runner = CliRunner()
+    [summary] = json.loads(runner.invoke(app, ["run", str(folder), "--store", db, "--no-progress", "--json"]).stdout)
+    assert summary["calls_per_hour"] > 0 and summary["concurrency"] == 8 and summary["hardware"].startswith("CPU: ")
+    shown = runner.invoke(app, ["show", summary["run_id"], "--store", db])
+    assert re.search(r"throughput [\d,]+ calls/hour \([\d.]+ s busy\) at concurrency 8 on CPU: ", shown.stdout)
