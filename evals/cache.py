@@ -6,10 +6,10 @@ import dataclasses
 import hashlib
 import json
 import os
-import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
+from evals._util import connect, dir_hash, public_url
 from evals.types import Completion, GenerateParams, Message, ModelConfig
 
 
@@ -21,8 +21,6 @@ def default_cache_path() -> Path:
 def model_identity(provider_id: str, config: ModelConfig) -> str:
     """What decides a model's answers besides messages and params: the provider id, the server it is
     reached at (without credentials), provider options, and the adapter's content (not just its path)."""
-    from evals.manifest import dir_hash, public_url
-
     adapter = config.spec.adapter
     parts = [provider_id, public_url(config.base_url), config.options, dir_hash(adapter) if adapter else None]
     return json.dumps(parts, sort_keys=True, default=str)
@@ -41,10 +39,7 @@ def cache_key(model: str, messages: Sequence[Message], params: GenerateParams) -
 class ResponseCache:
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path else default_cache_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db = connect(self.path)
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, provider TEXT NOT NULL,"
             " completion TEXT NOT NULL, created_at TEXT DEFAULT CURRENT_TIMESTAMP)"

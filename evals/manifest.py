@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import platform
 import subprocess
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
+from evals._util import dir_hash, public_url
 from evals.metrics import metric_config
 from evals.tasks import Task
 from evals.types import ModelConfig, ModelSpec, Price
@@ -40,29 +39,6 @@ def git_state(path: Path) -> dict[str, Any]:
 
     commit = git("rev-parse", "HEAD")
     return {"commit": commit, "dirty": bool(git("status", "--porcelain")) if commit else None}
-
-
-def dir_hash(path: str | Path) -> str | None:
-    """Content hash of every file under a directory (an adapter), or None when it does not exist."""
-    root = Path(path)
-    if not root.is_dir():
-        return None
-    h = hashlib.sha256()
-    for f in sorted(p for p in root.rglob("*") if p.is_file()):
-        h.update(str(f.relative_to(root)).encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()
-
-
-def public_url(url: str | None) -> str | None:
-    """A base URL without any user:password part."""
-    if not url:
-        return url
-    parts = urlsplit(url)
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def config_to_dict(config: ModelConfig) -> dict[str, Any]:

@@ -7,12 +7,12 @@ loading of the `evals.plugins` entry points once, then fails with the known name
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
 
+from evals._util import suggest
 from evals.errors import EvalsError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -65,8 +65,7 @@ class Registry(Generic[F]):
             load_plugins()
         if name not in self._factories:
             known = sorted(self._factories)
-            close = difflib.get_close_matches(name, known, n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
+            hint = suggest(name, known, style=" Did you mean '{}'?")
             broken = "".join(f" Plugin {ep} failed to load: {why}." for ep, why in plugin_errors.items())
             raise EvalsError(f"unknown {self.kind} '{name}'.{hint} Known: {', '.join(known)}.{broken}")
         return self._factories[name]
@@ -79,8 +78,7 @@ class Registry(Generic[F]):
         except TypeError as e:
             params = list(inspect.signature(factory).parameters)
             unknown = [k for k in kwargs if k not in params]
-            close = difflib.get_close_matches(unknown[0], params, n=1) if unknown else []
-            hint = f" Did you mean '{close[0]}'?" if close else ""
+            hint = suggest(unknown[0], params, style=" Did you mean '{}'?") if unknown else ""
             raise EvalsError(f"bad arguments for {self.kind} '{name}': {e}.{hint} "
                              f"It takes: {', '.join(params) or 'no arguments'}") from None
         try:

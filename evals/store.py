@@ -6,7 +6,6 @@ import dataclasses
 import json
 import os
 import secrets
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from evals._util import connect
 from evals.errors import EvalsError
 from evals.types import ExampleResult
 
@@ -184,10 +184,7 @@ class CheckRecord:
 class Store:
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path else default_store_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db = connect(self.path)
         self._db.executescript(SCHEMA)
         for table, columns in ADDED_COLUMNS.items():
             have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}

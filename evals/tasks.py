@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from evals._util import suggest
 from evals.decision import Decision
 from evals.errors import EvalsError
 from evals.types import ModelConfig, ModelSpec, Price
@@ -108,8 +108,7 @@ def find_task_file(name_or_path: str) -> Path:
             return c
     root = tasks_root()
     known = sorted(p.parent.name for p in root.glob(f"*/{TASK_FILE}")) if root.is_dir() else []
-    close = difflib.get_close_matches(name_or_path, known, n=1)
-    hint = f" Did you mean '{close[0]}'?" if close else ""
+    hint = suggest(name_or_path, known, style=" Did you mean '{}'?")
     raise EvalsError(
         f"no task '{name_or_path}': not a task folder or task.yaml, and not in {root}/.{hint}"
         + (f" Known tasks: {', '.join(known)}" if known else "")
@@ -121,9 +120,7 @@ def _check_keys(doc: YamlDoc, mapping: Any, allowed: set[str], *where: str | int
         raise doc.error("expected a mapping", *where)
     for key in mapping:
         if key not in allowed:
-            close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise doc.error(f"unknown key '{key}'{hint} Allowed: {', '.join(sorted(allowed))}", *where, key)
+            raise doc.error(f"unknown key '{key}'{suggest(key, allowed)} Allowed: {', '.join(sorted(allowed))}", *where, key)
     return mapping
 
 
@@ -209,9 +206,8 @@ def _parse_check(doc: YamlDoc, raw: Any, metric_ids: list[str]) -> CheckSettings
     for metric_id, floor in floors.items():
         if metric_id != MATCH_RATE and metric_id not in metric_ids:
             allowed = [*metric_ids, MATCH_RATE]
-            close = difflib.get_close_matches(str(metric_id), allowed, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise doc.error(f"'{metric_id}' is not a metric id of this task (nor {MATCH_RATE}){hint}",
+            raise doc.error(f"'{metric_id}' is not a metric id of this task (nor {MATCH_RATE})"
+                            f"{suggest(metric_id, allowed)}",
                             "check", "floors", metric_id)
         if isinstance(floor, bool) or not isinstance(floor, (int, float)):
             raise doc.error(f"a floor must be a number, got {floor!r}", "check", "floors", metric_id)
@@ -266,9 +262,8 @@ def load_task(name_or_path: str) -> Task:
         raise doc.error("expected a mapping of metric id to threshold", "pass")
     for metric_id, threshold in pass_rule.items():
         if metric_id not in ids:
-            close = difflib.get_close_matches(str(metric_id), ids, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise doc.error(f"'{metric_id}' is not a metric id of this task{hint}", "pass", metric_id)
+            raise doc.error(f"'{metric_id}' is not a metric id of this task{suggest(metric_id, ids)}", "pass",
+                            metric_id)
         if not isinstance(threshold, (int, float)):
             raise doc.error(f"threshold must be a number, got {threshold!r}", "pass", metric_id)
     task = Task(

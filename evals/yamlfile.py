@@ -67,7 +67,7 @@ def validated(model: Any, raw: Any, *where: str | int, doc: YamlDoc | None = Non
 
 
 def _describe(model: Any, problem: dict[str, Any]) -> str:
-    import difflib
+    from evals._util import suggest
 
     kind, value = problem["type"], problem.get("input")
     if kind == "extra_forbidden":
@@ -78,9 +78,7 @@ def _describe(model: Any, problem: dict[str, Any]) -> str:
                          owner)
         allowed = sorted(owner.model_fields)
         key = str(problem["loc"][-1])
-        close = difflib.get_close_matches(key, allowed, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        return f"unknown key '{key}'{hint} Allowed: {', '.join(allowed)}"
+        return f"unknown key '{key}'{suggest(key, allowed)} Allowed: {', '.join(allowed)}"
     if kind == "model_type":
         return "expected a mapping"
     if kind == "missing":

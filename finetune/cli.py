@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 
-
 def finetune_cmd(
     task: Annotated[str, typer.Argument(help="Task name (golden_sets/<name>) or path; trains on its train.jsonl.")],
     base: Annotated[str | None, typer.Option(help="Base model spec. Default: local:smollm2.")] = None,

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from evals._util import suggest
 from evals.errors import EvalsError
 from evals.yamlfile import YamlDoc
 
@@ -99,11 +100,7 @@ def load_config(path: str | Path | None) -> FinetuneConfig:
     values = {}
     for key, value in raw.items():
         if key not in FIELDS:
-            import difflib
-
-            close = difflib.get_close_matches(str(key), list(FIELDS), n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise doc.error(f"unknown setting '{key}'{hint}", key)
+            raise doc.error(f"unknown setting '{key}'{suggest(key, FIELDS)}", key)
         if reason := _bad(value, FIELDS[key]):
             raise doc.error(reason, key)
         values[key] = float(value) if isinstance(getattr(FinetuneConfig(), key), float) else value

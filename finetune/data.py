@@ -149,7 +149,7 @@ def length_grouped_batches(examples: Sequence[Example], batch_size: int, seed: i
 
 def export_openai(chats: Sequence[list[Message]], path: Path) -> int:
     """Write chats as OpenAI fine-tuning JSONL (`{"messages": [...]}` per line); returns the count."""
-    from evals.report import write_atomic
+    from evals._util import write_atomic
 
     lines = [json.dumps({"messages": [{"role": m.role, "content": m.content} for m in chat]}, ensure_ascii=False)
              for chat in chats]

@@ -7,7 +7,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from evals.manifest import dir_hash, git_state, package_versions
+from evals._util import dir_hash
+from evals.manifest import git_state, package_versions
 from evals.tasks import Task
 from finetune.checkpoint import Progress
 from finetune.config import FinetuneConfig

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evals.report import write_atomic
+from evals._util import write_atomic
 from evals.report.html import Figure, render_html
 from evals.report.sections import Section, examples_section
 

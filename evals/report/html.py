@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, PackageLoader
 
-from evals.report import write_atomic
+from evals._util import write_atomic
 from evals.report.sections import Section, comparison_sections, comparison_title
 
 if TYPE_CHECKING:

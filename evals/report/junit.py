@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from evals.report import write_atomic
+from evals._util import write_atomic
 
 if TYPE_CHECKING:
     from evals.check import CheckOutcome

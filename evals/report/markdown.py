@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from evals.report import write_atomic
+from evals._util import write_atomic
 from evals.report.sections import Section, comparison_sections, comparison_title
 
 if TYPE_CHECKING:
