@@ -29,10 +29,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from evals.golden import load_samples  # noqa: E402
-from evals.runner import RunOptions, run_task  # noqa: E402
-from evals.store import Store  # noqa: E402
-from evals.tasks import load_task  # noqa: E402
+from evals.data.golden import load_samples  # noqa: E402
+from evals.data.tasks import load_task  # noqa: E402
+from evals.run.runner import RunOptions, run_task  # noqa: E402
+from evals.run.store import Store  # noqa: E402
 from evals.types import ModelConfig, ModelSpec  # noqa: E402
 from tests.standin_server import StandinProcess, fixed  # noqa: E402
 

@@ -100,8 +100,8 @@ def main() -> None:
     import torch
     from peft import PeftModel
 
+    from evals.data.tasks import load_task
     from evals.providers.local import load_base_model, load_tokenizer, pick_dtype
-    from evals.tasks import load_task
     from finetune.config import FinetuneConfig
     from finetune.data import load_train, split, tokenize, training_chats
     from finetune.trainer import base_source

@@ -23,11 +23,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evals.golden import load_samples  # noqa: E402
+from evals.data.golden import load_samples  # noqa: E402
+from evals.data.tasks import load_task  # noqa: E402
 from evals.providers import create_provider  # noqa: E402
-from evals.runner import RunOptions, run_task  # noqa: E402
-from evals.store import Store  # noqa: E402
-from evals.tasks import load_task  # noqa: E402
+from evals.run.runner import RunOptions, run_task  # noqa: E402
+from evals.run.store import Store  # noqa: E402
 from evals.types import ModelConfig, ModelSpec  # noqa: E402
 
 
@@ -49,7 +49,7 @@ def cover_letter_task(task):
     """The task's examples with a short prompt asking for a long answer."""
     import dataclasses
 
-    from evals.tasks import PromptSpec
+    from evals.types import PromptSpec
 
     prompt = PromptSpec(system="You are a helpful writing assistant.",
                         user="Write a cover letter for the person whose resume starts: {{ resume[:60] }}")
@@ -57,7 +57,7 @@ def cover_letter_task(task):
 
 
 def _warmup(task, samples):
-    from evals.prompts import render_messages
+    from evals.data.prompts import render_messages
     from evals.types import GenerateParams
 
     return render_messages(task.prompt, samples[-1].fields), GenerateParams(max_tokens=2)

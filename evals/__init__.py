@@ -10,11 +10,11 @@ __all__ = ["load_run", "load_task"]
 
 def __getattr__(name: str) -> Any:  # lazy, so `evals --help` starts without pandas or datasets
     if name == "load_run":
-        from evals.store import load_run
+        from evals.run.store import load_run
 
         return load_run
     if name == "load_task":
-        from evals.tasks import load_task
+        from evals.data.tasks import load_task
 
         return load_task
     raise AttributeError(name)

@@ -1,13 +1,13 @@
-"""Frozen value types shared by every part of evals."""
+"""Frozen value types shared by every part of evals: messages, completions, scores, model and task specs."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from pathlib import Path
+from typing import Any, Literal, Protocol
 
-if TYPE_CHECKING:
-    from evals.tasks import Task
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Role = Literal["system", "user", "assistant"]
 
@@ -187,3 +187,169 @@ class ExampleResult:
     completion: Completion
     scores: dict[str, Score]
     passed: bool
+
+
+# ---- a task as task.yaml states it (loaded and validated by evals.data.tasks) -------------------------
+# The blocks that are pydantic models validate themselves (field descriptions are their documentation,
+# turned into the README's settings table by evals.settings); evals.settings maps their errors to lines.
+
+HOURS_PER_MONTH = 730  # 8760 / 12
+DAYS_PER_MONTH = HOURS_PER_MONTH / 24
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class SelfHosted(_Settings):
+    """How a self-hosted model is paid for: GPU hours at a throughput and utilisation, operations, training."""
+
+    gpu_hourly_usd: float = Field(gt=0, description="Price of one GPU hour (USD), as the cloud or the team pays it.")
+    calls_per_hour: float | None = Field(
+        None, gt=0, description="Calls one GPU serves per hour at the serving concurrency. Default: measured "
+                                "(the newest `evals latency` profile of the model, else the run itself).")
+    utilisation: float = Field(0.7, gt=0, le=1, description="Share of paid GPU hours that serve calls; idle hours "
+                                                            "are paid too.")
+    min_gpu_hours_per_month: float = Field(0.0, ge=0, le=HOURS_PER_MONTH * 1000, description=(
+        "GPU hours paid each month however few the calls (730: one GPU always on)."))
+    ops_monthly_usd: float = Field(0.0, ge=0, description="Engineering and operations cost per month (on-call, "
+                                                          "upgrades, monitoring).")
+    training_cost_usd: float = Field(0.0, ge=0, description="What training the adapter costs, once (GPU hours, "
+                                                            "data work); charged to a side with a LoRA adapter.")
+    amortize_months: float = Field(12.0, gt=0, description="Months a one-off training cost is spread over.")
+    retrain_every_months: float | None = Field(
+        None, gt=0, description="Retrain (and pay training again) every N months; replaces amortize_months.")
+    models: tuple[str, ...] = Field((), description="Other model specs to cost as self-hosted, e.g. an openai: "
+                                                    "spec whose base_url is your vLLM server.")
+    hardware: str | None = Field(None, description="What production serves on (e.g. '1x L4 24GB'); printed beside "
+                                                   "a given calls_per_hour.")
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _specs(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            value = tuple(value)
+        if isinstance(value, tuple):
+            return tuple(_spec(v) for v in value)
+        return value
+
+    @property
+    def training_months(self) -> float:
+        """Months one training is paid over: the retraining interval, else the amortisation period."""
+        return self.retrain_every_months or self.amortize_months
+
+
+class Decision(_Settings):
+    """task.yaml's `decision:` settings."""
+
+    baseline: str | None = Field(None, description="The prompted model (spec), e.g. openai:gpt-4o-mini.")
+    candidate: str | None = Field(None, description="The alternative (spec), e.g. a local LoRA fine-tune.")
+    min_gap: float = Field(0.05, gt=0, lt=1, description="Smallest gain in match rate worth acting on (0.05: 5 "
+                                                         "points).")
+    volume: float | None = Field(None, gt=0, description="Calls per month; costs are projected at 1x, 10x, 100x.")
+    quality_only: bool = Field(False, description="Decide on quality alone; cost and latency are shown, not weighed.")
+    api_batch: bool = Field(False, description="Price API sides at Batch API rates (half price), for work that can "
+                                               "wait up to a day.")
+    max_error_rate: float = Field(0.05, ge=0, le=1, description=(
+        "Refuse to compare when a side's provider failed on more than this share of examples (errors would "
+        "count as misses and bias the comparison)."))
+    in_house_only: bool = Field(False, description="Data may not leave the team's infrastructure: API sides are "
+                                                   "excluded.")
+    in_house_reason: str | None = Field(None, description="Why (printed with the exclusion), e.g. 'resumes are "
+                                                          "personal data'.")
+    max_p95_s: float | None = Field(None, gt=0, description="Latency ceiling: a side whose p95 total latency is "
+                                                            "above it does not qualify.")
+    max_ttft_p95_s: float | None = Field(None, gt=0, description="Ceiling on time to first token (p95), for "
+                                                                 "streamed use.")
+    revisit_months: float = Field(6.0, gt=0, description="When the decision is due again (prices and models move); "
+                                                         "`evals check` says when.")
+    self_hosted: SelfHosted | None = Field(None, description="How self-hosted sides are paid for (see below).")
+
+    @field_validator("baseline", "candidate", mode="before")
+    @classmethod
+    def _model_spec(cls, value: Any) -> Any:
+        return _spec(value) if isinstance(value, str) else value
+
+
+def _spec(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return str(ModelSpec.parse(value))
+    except ValueError as e:
+        raise ValueError(str(e)) from None
+
+
+
+TASK_FILE = "task.yaml"
+MATCH_RATE = "match_rate"  # a floor on the match rate itself, beside floors on metric means
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A metric as written in task.yaml: registered name, the id its scores go under, factory kwargs."""
+
+    id: str
+    name: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FewShot:
+    fields: dict[str, Any]
+    answer: str
+
+
+@dataclass(frozen=True)
+class PromptSpec:
+    system: str
+    user: str
+    few_shot: tuple[FewShot, ...] = ()
+
+
+@dataclass(frozen=True)
+class CheckSettings:
+    """task.yaml's `check:` block: how `evals check` judges a new run against the accepted baseline."""
+
+    model: str | None = None  # the model checked when --model is not given
+    margin: float = 0.05  # a drop in match rate up to this is tolerated; past it, a significant drop fails
+    confidence: float = 0.95  # 1 - alpha of the paired test (McNemar exact, two-sided)
+    power: float = 0.8  # for the examples that would settle a non-significant drop
+    floors: dict[str, float] = field(default_factory=dict)  # metric id (or match_rate) -> minimum mean
+    max_error_rate: float = 0.2  # more examples failing after retries than this: an error (exit 2), no verdict
+    drift: str = "warn"  # a changed provider model version: warn, fail or ignore
+
+    @property
+    def alpha(self) -> float:
+        return 1 - self.confidence
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    description: str
+    dir: Path
+    golden: str  # file name in dir, or a hub id
+    train: str | None
+    id_field: str
+    reference_field: str
+    input_fields: tuple[str, ...]
+    prompt: PromptSpec
+    models: tuple[ModelConfig, ...]
+    metrics: tuple[MetricSpec, ...]
+    pass_rule: dict[str, float]
+    decision: Decision
+    hash: str  # task.yaml plus every file its metrics name
+    check: CheckSettings = field(default_factory=CheckSettings)
+
+    @property
+    def path(self) -> Path:
+        return self.dir / TASK_FILE
+
+    def model_config(self, spec: str) -> ModelConfig:
+        """The task's settings for this spec, or defaults when the task does not list it."""
+        parsed = ModelSpec.parse(spec)
+        for m in self.models:
+            if m.spec == parsed:
+                return m
+        return ModelConfig(spec=parsed)

@@ -1,4 +1,5 @@
-"""`evals finetune TASK`: parse flags, call the trainer, print the result (registered by evals.cli)."""
+"""`evals finetune TASK`: parse flags, call the trainer, print the result. Joins the `evals` app through the
+`evals.commands` entry point (pyproject.toml), so neither package's CLI imports the other's."""
 
 from __future__ import annotations
 
@@ -6,6 +7,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
+
+_consoles: dict[str, Console] = {}  # the app's own, given at registration
+
+
+def register_commands(app: typer.Typer, console: Console, err_console: Console) -> None:
+    _consoles.update(out=console, err=err_console)
+    app.command("finetune")(finetune_cmd)
 
 
 def finetune_cmd(
@@ -31,8 +40,8 @@ def finetune_cmd(
                                                        help="Only write the training chats as OpenAI fine-tuning JSONL.")] = None,
 ) -> None:
     """Train a LoRA adapter on the task's train.jsonl, with the prompt the task uses at evaluation time."""
-    from evals.cli import console, err_console
-    from evals.tasks import load_task
+    console, err_console = _consoles["out"], _consoles["err"]
+    from evals.data.tasks import load_task
     from finetune.config import load_config
     from finetune.trainer import TrainingInterrupted, adapter_dir, train
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from evals._util import suggest
+from evals.data.yamlfile import YamlDoc
 from evals.errors import EvalsError
-from evals.yamlfile import YamlDoc
 
 
 def _setting(default: Any, help: str, **kw: Any) -> Any:

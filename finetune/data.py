@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from evals.data.golden import load_samples
+from evals.data.prompts import render_messages
 from evals.errors import EvalsError
-from evals.golden import load_samples
-from evals.prompts import render_messages
-from evals.tasks import Task
-from evals.types import Message, ModelConfig, Sample
+from evals.types import Message, ModelConfig, Sample, Task
 
 
 @dataclass(frozen=True)

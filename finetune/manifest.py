@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from evals._util import dir_hash
-from evals.manifest import git_state, package_versions
-from evals.tasks import Task
+from evals.run.manifest import git_state, package_versions
+from evals.types import Task
 from finetune.checkpoint import Progress
 from finetune.config import FinetuneConfig
 

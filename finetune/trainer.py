@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from evals.data.golden import samples_hash
 from evals.errors import EvalsError
-from evals.golden import samples_hash
-from evals.tasks import Task
-from evals.types import ModelConfig, ModelSpec
+from evals.types import ModelConfig, ModelSpec, Task
 from finetune.checkpoint import Progress, checkpoint_dir, load_state, publish, save_best, save_state
 from finetune.config import FinetuneConfig
 from finetune.data import Example, check_overlap, length_grouped_batches, load_train, split, tokenize, training_chats

@@ -65,8 +65,8 @@ def assert_refused_at_load(folder: Path, field: str, message: str, command: str 
     from typer.testing import CliRunner
 
     from evals.cli import app
+    from evals.data.tasks import load_task
     from evals.errors import EvalsError
-    from evals.tasks import load_task
 
     with pytest.raises(EvalsError) as e:
         load_task(str(folder))

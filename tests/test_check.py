@@ -11,9 +11,9 @@ import pytest
 import yaml
 from junitparser import Error, Failure, JUnitXml
 
-from evals.stats import mcnemar_sample_size
-from evals.store import SCHEMA, Store
-from evals.tasks import load_task
+from evals.analyse.stats import mcnemar_sample_size
+from evals.data.tasks import load_task
+from evals.run.store import SCHEMA, Store
 from tests.conftest import answer_for, assert_refused_at_load, qa_rows
 from tests.standin_server import Fault, StandinServer, last_user_message
 from tests.test_cli_compare import invoke
@@ -119,12 +119,12 @@ def test_junit_file_reads_as_junit(nightly, tmp_path) -> None:
 
     xml = JUnitXml.fromfile(str(target))
     suites = {s.name: s for s in xml}
-    assert set(suites) == {"evals.check.qa.gates", "evals.check.qa.examples"}
-    gates = {c.name: c for c in suites["evals.check.qa.gates"]}
+    assert set(suites) == {"evals.gate.check.qa.gates", "evals.gate.check.qa.examples"}
+    gates = {c.name: c for c in suites["evals.gate.check.qa.gates"]}
     assert set(gates) == {"provider errors", "match rate", "floor json_valid", "provider model version"}
     assert gates["match rate"].is_passed and gates["match rate"].system_out.startswith("WARN: a 6.0-point drop")
     assert gates["provider errors"].is_passed
-    examples = {c.name: c for c in suites["evals.check.qa.examples"]}
+    examples = {c.name: c for c in suites["evals.gate.check.qa.examples"]}
     assert len(examples) == 50
     failed = sorted(n for n, c in examples.items() if c.result and isinstance(c.result[0], Failure))
     skipped = sorted(n for n, c in examples.items() if c.is_skipped)

@@ -11,13 +11,13 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from evals.analyse.stats import mcnemar_sample_size, sample_size_for_rate
 from evals.cli import app
-from evals.golden import load_samples
+from evals.data.golden import load_samples
+from evals.data.tasks import load_task
 from evals.providers.fake import FakeProvider
-from evals.runner import RunOptions, run_task
-from evals.stats import mcnemar_sample_size, sample_size_for_rate
-from evals.store import Store
-from evals.tasks import load_task
+from evals.run.runner import RunOptions, run_task
+from evals.run.store import Store
 from evals.types import ModelConfig, ModelSpec, Price
 from tests.conftest import answer_for, qa_rows
 

@@ -9,11 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evals.compare import compare_runs
-from evals.decision import Decision
-from evals.economics import CostModel, break_even_volume
+from evals.analyse.compare import compare_runs
+from evals.analyse.economics import CostModel, break_even_volume
+from evals.analyse.verdict import JUSTIFIED, NO_GAP, TRADE_OFF, decide
 from evals.errors import EvalsError
-from evals.verdict import JUSTIFIED, NO_GAP, TRADE_OFF, decide
+from evals.settings import validated
+from evals.types import Decision
 
 API = "openai:gpt-4o-mini"  # $0.15 / $0.60 per million tokens in the shipped table
 TUNED = "local:smollm2+lora:finetune/adapters/resume-feedback"
@@ -166,7 +167,7 @@ def test_decision_settings_are_checked() -> None:
         decide(cmp, {"volumes": 10})
     assert e.value.field == "decision.volumes"
     with pytest.raises(EvalsError, match="greater than 0, got 0") as e:
-        Decision.from_mapping({"self_hosted": {"gpu_hourly_usd": 1, "calls_per_hour": 0}})
+        validated(Decision, {"self_hosted": {"gpu_hourly_usd": 1, "calls_per_hour": 0}}, "decision")
     assert e.value.field == "decision.self_hosted.calls_per_hour"
     with pytest.raises(EvalsError, match="second run compared"):
         decide(cmp, {"baseline": TUNED, "candidate": API})

@@ -6,10 +6,10 @@ from datetime import date
 
 import pytest
 
-from evals.compare import compare_runs
+from evals.analyse.compare import compare_runs
+from evals.analyse.verdict import JUSTIFIED, NEITHER, decide
 from evals.errors import EvalsError
-from evals.store import LatencyProfile
-from evals.verdict import JUSTIFIED, NEITHER, decide
+from evals.run.store import LatencyProfile
 from tests.test_compare import run_frame
 
 GPT4O = "openai:gpt-4o"  # $2.50 input, $1.25 cached input, $10.00 output per million tokens

@@ -13,21 +13,20 @@ import yaml
 from typer.testing import CliRunner
 
 from evals.cli import app
+from evals.data.tasks import load_task
 from evals.errors import EvalsError
 from evals.providers import create_provider
-from evals.tasks import load_task
 from evals.types import GenerateParams, Message, ModelConfig, ModelSpec
 from tests.conftest import QA_TASK, qa_rows
 
 pytest.importorskip("peft")
 sys.path.insert(0, str(Path(__file__).parent))
-from tests.tiny_model import build_tiny_model  # noqa: E402
-
 from finetune.checkpoint import Progress  # noqa: E402
 from finetune.config import FinetuneConfig, load_config  # noqa: E402
 from finetune.data import Example, length_grouped_batches  # noqa: E402
 from finetune.loss import batch_loss, shared_prefix_len  # noqa: E402
 from finetune.trainer import TrainingInterrupted, adapter_dir, train, validation_steps  # noqa: E402
+from tests.tiny_model import build_tiny_model  # noqa: E402
 
 
 def train_rows(n: int, start: int = 100) -> list[dict]:
@@ -253,7 +252,7 @@ def test_adapter_names_stay_inside_finetune_adapters(name) -> None:
 
 
 def test_overlap_is_found_from_the_prompt_even_without_declared_fields(tiny_dir, tmp_path) -> None:
-    from evals.golden import load_samples
+    from evals.data.golden import load_samples
     from finetune.data import find_overlap, load_train
 
     task_dir = write_task(tmp_path / "nofields", train_rows(5) + [{"id": "tr-x", "question": "question 2",

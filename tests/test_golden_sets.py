@@ -85,8 +85,8 @@ def test_release_notes_references_leave_out_reverted_and_internal_changes() -> N
 
 @pytest.mark.parametrize("task", sorted(GENERATED))
 def test_task_loads_with_its_samples(task: str) -> None:
-    from evals.golden import load_samples
-    from evals.tasks import load_task
+    from evals.data.golden import load_samples
+    from evals.data.tasks import load_task
 
     loaded = load_task(str(ROOT / task))
     assert len(load_samples(loaded)) == len(rows(task, "golden"))

@@ -10,12 +10,13 @@ import yaml
 from typer.testing import CliRunner
 
 from evals.cli import app
+from evals.data.golden import load_samples
+from evals.data.importers import import_file, literal, write_task_folder
+from evals.data.importers.promptfoo import assertion_from_string
+from evals.data.prompts import render_messages
+from evals.data.tasks import load_task
 from evals.errors import EvalsError
-from evals.golden import load_samples
-from evals.importers import import_file, literal, write_task_folder
-from evals.importers.promptfoo import assertion_from_string
-from evals.prompts import render_messages
-from evals.tasks import FewShot, PromptSpec, load_task
+from evals.types import FewShot, PromptSpec
 
 FIXTURES = Path(__file__).parent / "fixtures" / "importers"
 
@@ -221,7 +222,7 @@ def test_imported_openai_evals_task_runs_and_any_ideal_answer_counts(tmp_path: P
 
 
 def test_literal_text_renders_unchanged() -> None:
-    from evals.prompts import _render
+    from evals.data.prompts import _render
 
     for text in ("plain", "{{ x }} and {% if %}", "tricky {% endraw %} inside {{ y }}"):
         assert _render(literal(text), {}) == text

@@ -12,16 +12,16 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from evals.cache import ResponseCache
 from evals.cli import app
+from evals.data.golden import load_samples
+from evals.data.tasks import load_task
 from evals.errors import ProviderError
-from evals.golden import load_samples
 from evals.metrics import metrics, score_all
 from evals.providers import create_provider
 from evals.providers.fake import FakeProvider
-from evals.runner import Budget, ModelCalls, RunOptions, run_task
-from evals.store import Store, load_run
-from evals.tasks import load_task
+from evals.run.cache import ResponseCache
+from evals.run.runner import Budget, ModelCalls, RunOptions, run_task
+from evals.run.store import Store, load_run
 from evals.types import Completion, GenerateParams, Message, Sample, ScoreContext
 from tests.standin_server import StandinServer, last_user_message
 
@@ -287,7 +287,7 @@ def test_cli_warns_once_when_the_judge_cannot_run_and_records_errors(make_task, 
 
 async def test_a_resumed_run_keeps_the_judge_it_started_with(make_task, tmp_path) -> None:
     from evals.metrics import with_judge
-    from evals.runner import resume_run
+    from evals.run.runner import resume_run
 
     folder = make_task(metrics=[{"name": "rubric_judge", "id": "quality", "rubric": RUBRIC}], **{"pass": {}})
     task = with_judge(load_task(str(folder)), "fake:verdicts")  # default fake answers "{}": no verdict

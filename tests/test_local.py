@@ -14,14 +14,14 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from evals.data.golden import load_samples  # noqa: E402
+from evals.data.tasks import load_task  # noqa: E402
 from evals.errors import EvalsError, MissingCredentials  # noqa: E402
-from evals.golden import load_samples  # noqa: E402
 from evals.providers import create_provider  # noqa: E402
 from evals.providers.local import chat_token_ids, load_model, resolve_source  # noqa: E402
 from evals.providers.local_decode import BatchDecoder  # noqa: E402
-from evals.runner import RunOptions, run_task  # noqa: E402
-from evals.store import Store, load_run  # noqa: E402
-from evals.tasks import load_task  # noqa: E402
+from evals.run.runner import RunOptions, run_task  # noqa: E402
+from evals.run.store import Store, load_run  # noqa: E402
 from evals.types import GenerateParams, Message, ModelConfig, ModelSpec  # noqa: E402
 from tests.tiny_model import build_lora_adapter, build_tiny_model  # noqa: E402
 

@@ -11,12 +11,12 @@ from datetime import date
 import pytest
 from typer.testing import CliRunner
 
+from evals.analyse.decide import revisit_note
+from evals.analyse.summary import summarize
 from evals.cli import app
-from evals.decide import revisit_note
-from evals.golden import load_samples
-from evals.store import Store, load_run
-from evals.summary import summarize
-from evals.tasks import load_task
+from evals.data.golden import load_samples
+from evals.data.tasks import load_task
+from evals.run.store import Store, load_run
 from tests.conftest import answer_for, assert_refused_at_load, qa_rows
 from tests.standin_server import Fault, StandinServer, last_user_message
 
@@ -35,7 +35,7 @@ def tiny_dir(tmp_path_factory):
 
 async def test_local_batched_run_measures_throughput_and_per_request_latency(tiny_dir, make_task, tmp_path) -> None:
     from evals.providers import create_provider
-    from evals.runner import RunOptions, run_task
+    from evals.run.runner import RunOptions, run_task
     from evals.types import GenerateParams, Message, ModelConfig, ModelSpec
 
     task = load_task(str(make_task(rows=qa_rows(50))))
@@ -139,7 +139,7 @@ def test_decision_settings_are_validated_at_load_with_file_line_and_field(make_t
 def test_the_readme_settings_table_is_the_fields_own_documentation() -> None:
     from pathlib import Path
 
-    from evals.decision import settings_table
+    from evals.settings import settings_table
 
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     for name, default, description in settings_table():

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from evals.aggregate import OTHER, aggregate_scores, classification
+from evals.analyse.aggregate import OTHER, aggregate_scores, classification
 from evals.errors import EvalsError
 from evals.metrics import metrics
 from evals.types import Completion, Sample, Score, ScoreContext

@@ -25,4 +25,4 @@ def test_compare_notebook_reproduces_the_headline_numbers(seed_runs, monkeypatch
     assert "44/50 (88%, 95% CI 76-94%)" in printed and "47/50 (94%, 95% CI 84-98%)" in printed
     assert "both 43, A only 1, B only 4, neither 2" in printed
     assert "McNemar exact p = 0.375" in printed
-    assert "evals.compare agrees" in printed
+    assert "evals.analyse.compare agrees" in printed

@@ -17,9 +17,9 @@ from typer.testing import CliRunner
 
 import evals
 from evals.cli import app
+from evals.data.tasks import load_task
 from evals.errors import EvalsError
-from evals.store import Store, load_run
-from evals.tasks import load_task
+from evals.run.store import Store, load_run
 
 REPO = Path(evals.__file__).resolve().parents[1]
 

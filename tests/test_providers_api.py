@@ -21,16 +21,16 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from evals.cache import ResponseCache
 from evals.cli import app
+from evals.data.golden import load_samples
+from evals.data.tasks import load_task
 from evals.errors import MissingCredentials, ProviderError
-from evals.golden import load_samples
 from evals.providers._http import retry_after_s
 from evals.providers.anthropic import anthropic_provider
 from evals.providers.openai import _token_param, openai_provider
-from evals.runner import RunOptions, run_task
-from evals.store import Store, load_run
-from evals.tasks import load_task
+from evals.run.cache import ResponseCache
+from evals.run.runner import RunOptions, run_task
+from evals.run.store import Store, load_run
 from evals.types import GenerateParams, Message, ModelConfig, ModelSpec, Price, decode_rate
 from tests.conftest import answer_for, qa_rows
 from tests.standin_server import (
@@ -319,7 +319,7 @@ def test_cli_skips_models_without_keys_and_runs_the_rest(make_task, tmp_path) ->
 
 
 def test_cli_falls_back_to_the_default_model_when_no_model_can_run(make_task, tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr("evals.runner.DEFAULT_MODEL", "fake:echo")  # stands in for the embedded local model
+    monkeypatch.setattr("evals.run.runner.DEFAULT_MODEL", "fake:echo")  # stands in for the embedded local model
     result, store = _cli_run(make_task, tmp_path, ["openai:gpt-4o-mini", "anthropic:claude-haiku-4-5"])
     assert result.exit_code == 0, result.output
     assert "Traceback" not in result.output

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from evals.decide import compare_stored
+from evals.analyse.decide import compare_stored
 from evals.report.html import comparison_html, render_html
 from evals.report.sections import Section, comparison_sections
-from evals.store import Store
+from evals.run.store import Store
 from tests.conftest import qa_rows
 from tests.test_cli_compare import DECIDE_MODELS, SEED_DECISION, invoke, store_run
 
@@ -111,9 +111,9 @@ def test_headless_chromium_renders_payload_as_text(seed_report, tmp_path) -> Non
 
 
 def test_cost_figure_marks_the_break_even() -> None:
-    from evals.economics import CostModel, CostProjection, CostRow, break_even_volume
+    from evals.analyse.economics import CostModel, CostProjection, CostRow, break_even_volume
+    from evals.analyse.verdict import Verdict
     from evals.report.html import _cost_vs_volume
-    from evals.verdict import Verdict
 
     api = CostModel("openai:gpt-4o-mini", "api", per_call_usd=0.0002)
     tuned = CostModel("local:smollm2+lora:x", "self-hosted", per_call_usd=0.00003, fixed_monthly_usd=4.0)

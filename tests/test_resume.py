@@ -12,7 +12,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from evals.cli import app
-from evals.store import Store, load_run
+from evals.run.store import Store, load_run
 from tests.conftest import qa_rows
 from tests.standin_server import StandinServer
 from tests.test_providers_api import qa_answer

@@ -7,14 +7,14 @@ import time
 
 import pytest
 
-from evals.cache import ResponseCache
+from evals.analyse.summary import summarize
+from evals.data.golden import load_samples
+from evals.data.tasks import load_task
 from evals.errors import ProviderError
-from evals.golden import load_samples
 from evals.providers.fake import FakeProvider
-from evals.runner import Budget, RunOptions, execute_run, run_task
-from evals.store import Store, load_run
-from evals.summary import summarize
-from evals.tasks import load_task
+from evals.run.cache import ResponseCache
+from evals.run.runner import Budget, RunOptions, execute_run, run_task
+from evals.run.store import Store, load_run
 from evals.types import ModelConfig, ModelSpec, Price
 from tests.conftest import answer_for
 

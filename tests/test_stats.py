@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from statsmodels.stats.proportion import confint_proportions_2indep
 
-from evals.stats import (
+from evals.analyse.stats import (
     bootstrap_mean_ci,
     independent_discordance,
     mcnemar_exact,
@@ -17,7 +17,7 @@ from evals.stats import (
     sample_size_for_rate,
     wilson_interval,
 )
-from evals.verdict import quality_call
+from evals.analyse.verdict import quality_call
 
 # Cavo et al. (2012) as tabulated in Fagerland, Lydersen & Laake (2017), Statistical Analysis of
 # Contingency Tables, ch. 8: group 1 = B here, so n11=59, n10=16 (A only), n01=6 (B only), n00=80.

@@ -11,9 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from evals import load_run
+from evals.analyse.summary import summarize
 from evals.cli import app
-from evals.store import Store
-from evals.summary import summarize
+from evals.run.store import Store
 from evals.types import Completion, ExampleResult, Sample, Score
 
 
@@ -58,7 +58,7 @@ def test_cli_lists_and_shows_runs(tmp_path, make_task) -> None:
 
 
 def test_an_older_store_gains_the_timing_columns_and_keeps_its_rows(tmp_path) -> None:
-    from evals.store import SCHEMA
+    from evals.run.store import SCHEMA
 
     path = tmp_path / "old.db"
     old = SCHEMA.split("-- Added with")[0]  # runs and results as the first release wrote them

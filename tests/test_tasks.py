@@ -9,10 +9,10 @@ import yaml
 from typer.testing import CliRunner
 
 from evals.cli import app
+from evals.data.golden import load_samples, samples_hash
+from evals.data.prompts import render_messages
+from evals.data.tasks import load_task
 from evals.errors import EvalsError
-from evals.golden import load_samples, samples_hash
-from evals.prompts import render_messages
-from evals.tasks import load_task
 from tests.conftest import qa_rows
 
 

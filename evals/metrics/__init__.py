@@ -1,5 +1,5 @@
 """Metrics, each registered by name. A metric factory's keyword arguments are its configuration;
-it returns a callable `(ctx: ScoreContext) -> Score` (async or not). Aggregation lives in evals.aggregate.
+it returns a callable `(ctx: ScoreContext) -> Score` (async or not). Aggregation lives in evals.analyse.aggregate.
 
 A task names a metric by its registered name, or as `file.py:function` / `module:function` for a
 metric written beside task.yaml (see `load_callable`). A plain function whose first parameter is
@@ -25,7 +25,7 @@ from evals.registry import Registry
 from evals.types import ModelSpec, Score, ScoreContext, Usage
 
 if TYPE_CHECKING:
-    from evals.tasks import MetricSpec, Task
+    from evals.types import MetricSpec, Task
 
 BUILTIN_MODULES = ("text", "structure", "sets", "overlap", "semantic", "judges")
 

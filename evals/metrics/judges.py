@@ -69,7 +69,7 @@ def _verdict_schema(score: dict[str, Any]) -> dict[str, Any]:
 def _input_text(ctx: ScoreContext) -> str:
     """What the model was asked: the task's rendered user message, else the example's fields as JSON."""
     if ctx.task is not None:
-        from evals.prompts import render_messages
+        from evals.data.prompts import render_messages
 
         return render_messages(ctx.task.prompt, ctx.sample.fields)[-1].content
     return json.dumps(ctx.sample.fields, ensure_ascii=False, indent=1)
@@ -196,7 +196,7 @@ class PairwiseJudge:
         if ctx.task is None:
             messages, params = [Message("user", _input_text(ctx))], None
         else:
-            from evals.prompts import render_messages
+            from evals.data.prompts import render_messages
 
             config = ctx.task.model_config(self.against)
             messages = render_messages(ctx.task.prompt, ctx.sample.fields, config)
@@ -239,7 +239,7 @@ class PairwiseJudge:
 def _stored_answers(run_id: str, store: str | None) -> dict[str, str | None]:
     import pandas as pd
 
-    from evals.store import Store
+    from evals.run.store import Store
 
     df = Store(store).results_frame(run_id)
     return {str(r.example_id): None if pd.notna(r.error) or pd.isna(r.output) else str(r.output)

@@ -1,7 +1,7 @@
 """Sets and labels: precision, recall and F1 of a predicted set; one class label per example.
 
 A metric whose details carry `predicted` and `true` labels gets run-level accuracy, macro-F1 and a
-confusion matrix from evals.aggregate; the metric itself only judges one example.
+confusion matrix from evals.analyse.aggregate; the metric itself only judges one example.
 """
 
 from __future__ import annotations

@@ -22,8 +22,8 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import urlsplit
 
-from evals.costs import price_for
 from evals.errors import MissingCredentials, ProviderError
+from evals.providers.prices import price_for
 from evals.types import Completion, ModelConfig
 
 # Retried as the SDKs themselves would: request timeout, lock timeout, rate limit, any 5xx (529 overloaded).

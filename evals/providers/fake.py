@@ -12,8 +12,8 @@ import itertools
 from collections import deque
 from collections.abc import Iterable, Sequence
 
-from evals.costs import price_for
 from evals.providers import register_provider
+from evals.providers.prices import price_for
 from evals.types import Completion, GenerateParams, Message, ModelConfig, ModelSpec
 
 

@@ -16,9 +16,9 @@ from evals.report.html import Figure, render_html
 from evals.report.sections import Section, examples_section
 
 if TYPE_CHECKING:
-    from evals.check import CheckOutcome
-    from evals.compare import Estimate
-    from evals.store import CheckRecord
+    from evals.analyse.compare import Estimate
+    from evals.gate.check import CheckOutcome
+    from evals.run.store import CheckRecord
 
 STATUS_COLORS = {"pass": "#55a868", "warn": "#dd8452", "fail": "#c44e52", "error": "#8c8c8c"}
 CHECK_HEADERS = ("baseline output", "baseline scores", "this run's output", "this run's scores")

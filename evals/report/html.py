@@ -22,8 +22,8 @@ from evals._util import write_atomic
 from evals.report.sections import Section, comparison_sections, comparison_title
 
 if TYPE_CHECKING:
-    from evals.compare import Comparison
-    from evals.verdict import Verdict
+    from evals.analyse.compare import Comparison
+    from evals.analyse.verdict import Verdict
 
 TEMPLATE = "comparison.html.j2"
 COLORS = ("#4c72b0", "#dd8452")  # baseline (A), candidate (B)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from evals._util import write_atomic
 
 if TYPE_CHECKING:
-    from evals.check import CheckOutcome
+    from evals.gate.check import CheckOutcome
 
 OUTPUT_CHARS = 2000
 _NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -60,12 +60,12 @@ def check_junit(outcome: CheckOutcome) -> str:
     o = outcome
     timestamp = datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds")
     root = ET.Element("testsuites", name=_clean(f"evals check {o.task} ({o.model})"))
-    gates = _suite(root, f"evals.check.{o.task}.gates", timestamp)
+    gates = _suite(root, f"evals.gate.check.{o.task}.gates", timestamp)
     props = ET.SubElement(gates, "properties")
     for name, value in (("task", o.task), ("model", o.model), ("run", o.run_id), ("baseline", o.baseline_run_id),
                         ("status", o.status), ("exit_code", o.exit_code)):
         ET.SubElement(props, "property", name=name, value=_clean(value))
-    classname = f"evals.check.{o.task}.gates"
+    classname = f"evals.gate.check.{o.task}.gates"
     for g in o.gates:
         case = _case(gates, classname, g.name)
         if g.status == "fail":
@@ -74,8 +74,8 @@ def check_junit(outcome: CheckOutcome) -> str:
             _child(case, "error", g.message, "provider-error")
         else:
             ET.SubElement(case, "system-out").text = _clean(f"{g.status.upper()}: {g.message}")
-    examples = _suite(root, f"evals.check.{o.task}.examples", timestamp)
-    classname = f"evals.check.{o.task}.examples"
+    examples = _suite(root, f"evals.gate.check.{o.task}.examples", timestamp)
+    classname = f"evals.gate.check.{o.task}.examples"
     for e in o.examples:
         case = _case(examples, classname, e.example_id, e.latency_s or 0.0)
         answer = (e.output or "")[:OUTPUT_CHARS]

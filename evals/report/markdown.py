@@ -13,8 +13,8 @@ from evals._util import write_atomic
 from evals.report.sections import Section, comparison_sections, comparison_title
 
 if TYPE_CHECKING:
-    from evals.compare import Comparison
-    from evals.verdict import Verdict
+    from evals.analyse.compare import Comparison
+    from evals.analyse.verdict import Verdict
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]#~])")  # emphasis, code, links, headings, strike
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from evals.compare import Comparison, Estimate, ExampleDiff
-    from evals.verdict import Verdict
+    from evals.analyse.compare import Comparison, Estimate, ExampleDiff
+    from evals.analyse.verdict import Verdict
 
 OUTPUT_CHARS = 200  # model output shown per example
 

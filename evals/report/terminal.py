@@ -10,9 +10,9 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from evals.aggregate import Classification
-from evals.store import LatencyProfile, RunRecord
-from evals.summary import RunSummary
+from evals.analyse.aggregate import Classification
+from evals.analyse.summary import RunSummary
+from evals.run.store import LatencyProfile, RunRecord
 
 if TYPE_CHECKING:
     from evals.report.sections import Section

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evals.data.importers import ImportedTask, example_ids
+from evals.data.yamlfile import YamlDoc
 from evals.errors import EvalsError
-from evals.importers import ImportedTask, example_ids
-from evals.yamlfile import YamlDoc
 
 # Assertion types evals can score. The others that promptfoo knows are recognised (so that
 # "javascript: …" is reported, not taken as an expected value) and reported as not carried over.

@@ -12,8 +12,7 @@ from typing import Any
 
 from evals._util import dir_hash, public_url
 from evals.metrics import metric_config
-from evals.tasks import Task
-from evals.types import ModelConfig, ModelSpec, Price
+from evals.types import ModelConfig, ModelSpec, Price, Task
 
 PACKAGES = ("evals", "openai", "anthropic", "transformers", "peft", "torch", "datasets", "jinja2",
             "scikit-learn", "sacrebleu", "rouge-score", "sentence-transformers")

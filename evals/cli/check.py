@@ -1,5 +1,4 @@
-"""`evals baseline`, `evals check` and `evals history`: nightly regression checks. Registered on the app of
-evals.cli (which imports this module last); each command only parses, calls the package, prints."""
+"""`evals baseline`, `evals check` and `evals history`: nightly regression checks."""
 
 from __future__ import annotations
 
@@ -9,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from evals.cli import (
+from evals.cli.app import (
     BudgetOpt,
     CacheOpt,
     CachePathOpt,
@@ -20,18 +19,18 @@ from evals.cli import (
     RetriesOpt,
     StoreOpt,
     TimeoutOpt,
-    _print_json,
-    _running,
     app,
+    command_group,
     console,
     err_console,
-    user_errors,
+    print_json,
+    running,
 )
 
 TaskArg = Annotated[str, typer.Argument(help="Task name (golden_sets/<name>) or path.")]
 ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Model spec (default: check.model in task.yaml, "
                                                                     "else the model of the task's baseline).")]
-baseline_app = typer.Typer(no_args_is_help=True, help="The runs a team accepted, which `evals check` compares with.")
+baseline_app = command_group(help="The runs a team accepted, which `evals check` compares with.")
 app.add_typer(baseline_app, name="baseline")
 
 
@@ -53,7 +52,6 @@ def _print_baselines(records: list, title: str) -> None:
 
 
 @baseline_app.command("set")
-@user_errors
 def baseline_set(
     task: TaskArg,
     run_id: Annotated[str, typer.Argument(help="A completed run of the task (a unique id prefix), or `latest`.")],
@@ -63,19 +61,18 @@ def baseline_set(
     as_json: JsonOpt = False,
 ) -> None:
     """Accept a completed run as the baseline of its task and model (replacing the previous one)."""
-    from evals.baseline import set_baseline
-    from evals.store import Store
+    from evals.gate.baseline import set_baseline
+    from evals.run.store import Store
 
     record = set_baseline(Store(store), task, run_id, model=model, note=note)
     if as_json:
-        _print_json(_baseline_rows([record])[0])
+        print_json(_baseline_rows([record])[0])
     else:
         console.print(f"baseline of {record.task} on {record.model}: run {record.run_id}", markup=False,
                       highlight=False)
 
 
 @baseline_app.command("show")
-@user_errors
 def baseline_show(
     task: TaskArg,
     model: Annotated[str | None, typer.Option("--model", "-m", help="Only this model's baseline.")] = None,
@@ -83,10 +80,10 @@ def baseline_show(
     as_json: JsonOpt = False,
 ) -> None:
     """The task's current baselines with their runs' summaries, and the earlier ones."""
-    from evals.baseline import normalize_spec, task_name
+    from evals.analyse.summary import summarize
     from evals.errors import EvalsError
-    from evals.store import Store, load_run
-    from evals.summary import summarize
+    from evals.gate.baseline import normalize_spec, task_name
+    from evals.run.store import Store, load_run
 
     db, name = Store(store), task_name(task)
     spec = normalize_spec(model) if model else None
@@ -97,7 +94,7 @@ def baseline_show(
     summaries = [summarize(load_run(b.run_id, db)) for b in current]
     every = db.baselines(name, spec, current_only=False)
     if as_json:
-        _print_json({"current": [{**row, "summary": s.as_dict()} for row, s in
+        print_json({"current": [{**row, "summary": s.as_dict()} for row, s in
                                  zip(_baseline_rows(current), summaries, strict=True)],
                      "history": _baseline_rows(every)})
         return
@@ -110,25 +107,23 @@ def baseline_show(
 
 
 @baseline_app.command("list")
-@user_errors
 def baseline_list(
     task: Annotated[str | None, typer.Option(help="Only this task's baselines.")] = None,
     store: StoreOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """The current baseline of every task and model."""
-    from evals.baseline import task_name
-    from evals.store import Store
+    from evals.gate.baseline import task_name
+    from evals.run.store import Store
 
     records = Store(store).baselines(task_name(task) if task else None)
     if as_json:
-        _print_json(_baseline_rows(records))
+        print_json(_baseline_rows(records))
     else:
         _print_baselines(records, "current baselines")
 
 
 @app.command()
-@user_errors
 def check(
     task: TaskArg,
     model: ModelOpt = None,
@@ -154,10 +149,10 @@ def check(
     check.floors value is broken; warns on a drop past the margin that is not significant, with the examples
     that would settle it; names the regressed examples and any change of the provider's model version.
     """
-    from evals.cache import ResponseCache
-    from evals.check import plan_check, run_check
-    from evals.runner import RunOptions
-    from evals.store import Store
+    from evals.gate.check import plan_check, run_check
+    from evals.run.cache import ResponseCache
+    from evals.run.runner import RunOptions
+    from evals.run.store import Store
 
     db = Store(store)
     plan = plan_check(task, db, model=model, baseline=baseline)
@@ -165,7 +160,7 @@ def check(
                       f"{plan.baseline.source}" + ("" if cache else "; response cache off"), markup=False,
                       highlight=False)
     options = RunOptions(concurrency=concurrency, timeout_s=timeout, max_retries=retries, budget_usd=budget)
-    with _running(db, enabled=progress and not as_json) as bars:
+    with running(db, enabled=progress and not as_json) as bars:
         outcome = asyncio.run(run_check(plan, db, options, cache=ResponseCache(cache_path) if cache else None,
                                         progress=bars))
     if junit is not None:
@@ -176,11 +171,11 @@ def check(
         from evals.report.check import write_check_html
 
         write_check_html(html, outcome, db.checks(outcome.task, outcome.model), examples)
-    from evals.decide import revisit_note
+    from evals.analyse.decide import revisit_note
 
     revisit = revisit_note(db, plan.task.name)
     if as_json:
-        _print_json({**outcome.as_dict(), "decision_revisit": revisit})
+        print_json({**outcome.as_dict(), "decision_revisit": revisit})
     else:
         from evals.report.check import check_sections
         from evals.report.terminal import sections_renderable
@@ -199,7 +194,6 @@ def check(
 
 
 @app.command()
-@user_errors
 def history(
     task: TaskArg,
     model: Annotated[str | None, typer.Option("--model", "-m", help="Only this model's checks.")] = None,
@@ -209,17 +203,17 @@ def history(
     html: Annotated[Path | None, typer.Option(metavar="FILE", help="Also write the trend as HTML to FILE.")] = None,
 ) -> None:
     """Every check of a task over time: match rate and key metrics with CIs, status, model version."""
-    from evals.baseline import normalize_spec, task_name
+    from evals.gate.baseline import normalize_spec, task_name
     from evals.report.check import history_section, history_title, write_history_html
     from evals.report.terminal import sections_renderable
-    from evals.store import Store
+    from evals.run.store import Store
 
     name, spec = task_name(task), normalize_spec(model) if model else None
     records = Store(store).checks(name, spec, limit)
     if html is not None:
         write_history_html(html, name, spec, records)
     if as_json:
-        _print_json([{"id": r.id, "task": r.task, "model": r.model, "run_id": r.run_id,
+        print_json([{"id": r.id, "task": r.task, "model": r.model, "run_id": r.run_id,
                       "baseline_run_id": r.baseline_run_id, "created_at": r.created_at, "status": r.status,
                       **(r.outcome.get("point") or {})} for r in records])
     else:

@@ -9,8 +9,7 @@ import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
 from evals.errors import EvalsError
-from evals.tasks import PromptSpec
-from evals.types import Message, ModelConfig
+from evals.types import Message, ModelConfig, PromptSpec
 
 _env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
 

@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from evals.errors import EvalsError
-from evals.tasks import Task
-from evals.types import Sample
+from evals.types import Sample, Task
 
 FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 

@@ -22,16 +22,16 @@ from typing import Any
 
 import pandas as pd
 
-from evals.baseline import ResolvedBaseline, paired_samples, resolve_baseline
-from evals.cache import ResponseCache
-from evals.compare import Comparison, Estimate, ExampleDiff, compare_runs, json_types
-from evals.golden import load_samples
-from evals.progress import RunProgress
-from evals.runner import RunOptions, require_providers, run_task
-from evals.stats import mcnemar_sample_size
-from evals.store import Store, load_run
-from evals.tasks import MATCH_RATE, CheckSettings, Task, load_task
-from evals.types import ModelConfig, Sample
+from evals.analyse.compare import Comparison, Estimate, ExampleDiff, compare_runs, json_types
+from evals.analyse.stats import mcnemar_sample_size
+from evals.data.golden import load_samples
+from evals.data.tasks import load_task
+from evals.gate.baseline import ResolvedBaseline, paired_samples, resolve_baseline
+from evals.run.cache import ResponseCache
+from evals.run.progress import RunProgress
+from evals.run.runner import RunOptions, require_providers, run_task
+from evals.run.store import Store, load_run
+from evals.types import MATCH_RATE, CheckSettings, ModelConfig, Sample, Task
 
 EXIT_CODES = {"pass": 0, "warn": 0, "fail": 1, "error": 2}
 SEVERITY = ("pass", "warn", "fail", "error")

@@ -12,9 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from evals.data.golden import read_jsonl
+from evals.data.importers import ImportedTask, example_ids, literal
 from evals.errors import EvalsError
-from evals.golden import read_jsonl
-from evals.importers import ImportedTask, example_ids, literal
 
 # eval class -> (metric entry, note on how it differs from the source)
 EVAL_CLASSES: dict[str, tuple[dict[str, Any], str]] = {

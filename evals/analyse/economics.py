@@ -19,14 +19,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from evals.costs import price_for
-from evals.decision import DAYS_PER_MONTH, Decision, SelfHosted
-from evals.manifest import config_from_dict
-from evals.types import ModelConfig, ModelSpec, Price
+from evals.providers.prices import price_for
+from evals.run.manifest import config_from_dict
+from evals.types import DAYS_PER_MONTH, Decision, ModelConfig, ModelSpec, Price, SelfHosted
 
 if TYPE_CHECKING:
-    from evals.compare import Comparison, Side
-    from evals.store import LatencyProfile
+    from evals.analyse.compare import Comparison, Side
+    from evals.run.store import LatencyProfile
 
 
 @dataclass(frozen=True)

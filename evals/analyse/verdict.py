@@ -13,9 +13,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
-from evals.compare import Comparison, json_types
-from evals.decision import HOURS_PER_MONTH, Decision
-from evals.economics import (
+from evals.analyse.compare import Comparison, json_types
+from evals.analyse.economics import (
     CostProjection,
     Latency,
     is_self_hosted,
@@ -24,12 +23,14 @@ from evals.economics import (
     run_latency,
     side_config,
 )
+from evals.analyse.stats import mcnemar_sample_size
 from evals.errors import EvalsError
-from evals.hardware import on_cpu
-from evals.stats import mcnemar_sample_size
+from evals.run.hardware import on_cpu
+from evals.settings import validated
+from evals.types import HOURS_PER_MONTH, Decision
 
 if TYPE_CHECKING:
-    from evals.store import LatencyProfile
+    from evals.run.store import LatencyProfile
 
 NO_GAP = "no real quality gap: ship the prompted model"
 JUSTIFIED = "fine-tuning is justified"
@@ -77,8 +78,8 @@ def decide(cmp: Comparison, decision: Mapping[str, Any] | Decision | None = None
     """The verdict on baseline A versus candidate B of `cmp`, under task.yaml's `decision:` settings.
     `profiles` (role -> the newest `evals latency` profile of its model) take precedence over the runs'
     own latency and throughput. Refuses (EvalsError) when a side's provider errors exceed max_error_rate."""
-    d = decision if isinstance(decision, Decision) else Decision.from_mapping(
-        {"min_gap": cmp.min_gap, **(decision or {})})
+    d = decision if isinstance(decision, Decision) else validated(
+        Decision, {"min_gap": cmp.min_gap, **(decision or {})}, "decision")
     check_error_rates(cmp, d)
     order_notes = _check_order(cmp, d)
     a, b, c, diff = cmp.a.summary, cmp.b.summary, cmp.counts, cmp.match_diff

@@ -15,27 +15,29 @@ from dataclasses import dataclass, field
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from evals.cache import ResponseCache, cache_key, model_identity
-from evals.costs import price_for
+from evals.data.golden import load_samples, samples_hash
+from evals.data.prompts import render_messages
+from evals.data.tasks import load_task
 from evals.errors import EvalsError, MissingCredentials, ProviderError
-from evals.golden import load_samples, samples_hash
-from evals.hardware import hardware_of
-from evals.manifest import build_manifest, config_from_dict
 from evals.metrics import Metric, build_metrics, passes, score_all
-from evals.progress import RunProgress
-from evals.prompts import render_messages
 from evals.providers import Provider, close_provider, create_provider
-from evals.store import Store
-from evals.tasks import MetricSpec, Task, load_task
+from evals.providers.prices import price_for
+from evals.run.cache import ResponseCache, cache_key, model_identity
+from evals.run.hardware import hardware_of
+from evals.run.manifest import build_manifest, config_from_dict
+from evals.run.progress import RunProgress
+from evals.run.store import Store
 from evals.types import (
     Completion,
     ExampleResult,
     GenerateParams,
     Message,
+    MetricSpec,
     ModelConfig,
     ModelSpec,
     Sample,
     ScoreContext,
+    Task,
 )
 
 DEFAULT_MODEL = "local:smollm2"

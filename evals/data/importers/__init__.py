@@ -90,11 +90,11 @@ def import_file(path: Path, fmt: str | None = None, *, name: str | None = None, 
     if fmt == "openai-evals":
         if prompt is not None:
             raise EvalsError("--prompt is for promptfoo files; OpenAI Evals samples carry their own messages")
-        from evals.importers.openai_evals import read_openai_evals
+        from evals.data.importers.openai_evals import read_openai_evals
 
         return read_openai_evals(path, task_name, eval_class)
     if fmt == "promptfoo":
-        from evals.importers.promptfoo import read_promptfoo
+        from evals.data.importers.promptfoo import read_promptfoo
 
         return read_promptfoo(path, task_name, prompt)
     raise EvalsError(f"unknown import format '{fmt}'; use one of: {', '.join(FORMATS)}")

@@ -16,18 +16,18 @@ from typing import Any
 
 import pandas as pd
 
-from evals.cache import ResponseCache, model_identity
-from evals.compare import Comparison, compare_runs
-from evals.decision import Decision
+from evals.analyse.compare import Comparison, compare_runs
+from evals.analyse.verdict import Verdict, decide
+from evals.data.golden import load_samples, samples_hash
+from evals.data.tasks import load_task
 from evals.errors import EvalsError
-from evals.golden import load_samples, samples_hash
-from evals.manifest import build_manifest, config_from_dict
-from evals.progress import RunProgress
-from evals.runner import RunOptions, require_providers, resume_run, run_task
-from evals.store import LatencyProfile, Store, load_run
-from evals.tasks import Task, load_task
-from evals.types import ModelConfig, Sample
-from evals.verdict import Verdict, decide
+from evals.run.cache import ResponseCache
+from evals.run.latency import profile_identity
+from evals.run.manifest import build_manifest, config_from_dict
+from evals.run.progress import RunProgress
+from evals.run.runner import RunOptions, require_providers, resume_run, run_task
+from evals.run.store import LatencyProfile, Store, load_run
+from evals.types import Decision, ModelConfig, Sample, Task
 
 ROLES = ("baseline", "candidate")
 # Manifest entries that must agree for a stored run to stand in for a new one.
@@ -64,11 +64,6 @@ def compare_stored(run_a: str, run_b: str, store: Store, *, force: bool = False,
     cmp = compare_runs(a, b, force=force, min_gap=decision.min_gap)
     profiles = {role: latency_profile(store, df) for role, df in (("baseline", a), ("candidate", b))}
     return cmp, decide(cmp, decision, profiles=profiles), source
-
-
-def profile_identity(config: ModelConfig) -> str:
-    """What a latency profile must share with a run to stand for it: spec, server, options, adapter content."""
-    return model_identity(str(config.spec), config)
 
 
 def latency_profile(store: Store, df: pd.DataFrame) -> LatencyProfile | None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from evals.analyse.stats import independent_discordance, mcnemar_sample_size
 from evals.errors import EvalsError
-from evals.stats import independent_discordance, mcnemar_sample_size
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class PowerPlan:
 
 def plan_power(rate: float, gap: float, discordance: float | None = None, power: float = 0.8,
                confidence: float = 0.95) -> PowerPlan:
-    """Paired examples for McNemar's test to detect `gap` over `rate` (Connor 1987; see evals.stats)."""
+    """Paired examples for McNemar's test to detect `gap` over `rate` (Connor 1987; see evals.analyse.stats)."""
     for name, value, ok in (("--rate", rate, 0 <= rate <= 1), ("--gap", gap, 0 < gap < 1),
                             ("--power", power, 0 < power < 1), ("--confidence", confidence, 0 < confidence < 1),
                             ("--discordance", discordance, discordance is None or 0 <= discordance <= 1)):

@@ -7,8 +7,8 @@ from typing import Any
 
 import pandas as pd
 
-from evals.aggregate import Classification, aggregate_run, judge_usage
-from evals.stats import format_rate, percentile, wilson_interval
+from evals.analyse.aggregate import Classification, aggregate_run, judge_usage
+from evals.analyse.stats import format_rate, percentile, wilson_interval
 from evals.types import decode_rate
 
 

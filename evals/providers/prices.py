@@ -12,7 +12,7 @@ from evals.types import ModelConfig, Price
 
 @cache
 def price_table() -> dict[str, dict[str, Price]]:
-    raw = yaml.safe_load(files("evals").joinpath("prices.yaml").read_text())
+    raw = yaml.safe_load(files("evals.providers").joinpath("prices.yaml").read_text())
     return {prov: {model: Price(r["input"], r["output"], r.get("cached_input"), r.get("cache_write"))
                    for model, r in models.items()} for prov, models in raw.items()}
 

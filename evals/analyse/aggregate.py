@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from evals.stats import mean, wilson_interval
+from evals.analyse.stats import mean, wilson_interval
 
 OTHER = "(other)"  # predictions outside the metric's declared labels
 

@@ -4,94 +4,34 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from evals._util import suggest
-from evals.decision import Decision
+from evals.data.yamlfile import YamlDoc
 from evals.errors import EvalsError
-from evals.types import ModelConfig, ModelSpec, Price
-from evals.yamlfile import YamlDoc, validated
+from evals.settings import validated
+from evals.types import (
+    MATCH_RATE,
+    TASK_FILE,
+    CheckSettings,
+    Decision,
+    FewShot,
+    MetricSpec,
+    ModelConfig,
+    ModelSpec,
+    Price,
+    PromptSpec,
+    Task,
+)
 
-TASK_FILE = "task.yaml"
 TOP_KEYS = {"name", "description", "dataset", "prompt", "models", "metrics", "pass", "decision", "check"}
 MODEL_KEYS = {f.name for f in fields(ModelConfig)}
 DATASET_KEYS = {"golden", "train", "id", "reference", "fields"}
 PROMPT_KEYS = {"system", "user", "few_shot"}
 CHECK_KEYS = {"model", "margin", "confidence", "power", "floors", "max_error_rate", "drift"}
 DRIFT_ACTIONS = ("warn", "fail", "ignore")
-MATCH_RATE = "match_rate"  # a floor on the match rate itself, beside floors on metric means
-
-
-@dataclass(frozen=True)
-class MetricSpec:
-    """A metric as written in task.yaml: registered name, the id its scores go under, factory kwargs."""
-
-    id: str
-    name: str
-    args: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class FewShot:
-    fields: dict[str, Any]
-    answer: str
-
-
-@dataclass(frozen=True)
-class PromptSpec:
-    system: str
-    user: str
-    few_shot: tuple[FewShot, ...] = ()
-
-
-@dataclass(frozen=True)
-class CheckSettings:
-    """task.yaml's `check:` block: how `evals check` judges a new run against the accepted baseline."""
-
-    model: str | None = None  # the model checked when --model is not given
-    margin: float = 0.05  # a drop in match rate up to this is tolerated; past it, a significant drop fails
-    confidence: float = 0.95  # 1 - alpha of the paired test (McNemar exact, two-sided)
-    power: float = 0.8  # for the examples that would settle a non-significant drop
-    floors: dict[str, float] = field(default_factory=dict)  # metric id (or match_rate) -> minimum mean
-    max_error_rate: float = 0.2  # more examples failing after retries than this: an error (exit 2), no verdict
-    drift: str = "warn"  # a changed provider model version: warn, fail or ignore
-
-    @property
-    def alpha(self) -> float:
-        return 1 - self.confidence
-
-
-@dataclass(frozen=True)
-class Task:
-    name: str
-    description: str
-    dir: Path
-    golden: str  # file name in dir, or a hub id
-    train: str | None
-    id_field: str
-    reference_field: str
-    input_fields: tuple[str, ...]
-    prompt: PromptSpec
-    models: tuple[ModelConfig, ...]
-    metrics: tuple[MetricSpec, ...]
-    pass_rule: dict[str, float]
-    decision: Decision
-    hash: str  # task.yaml plus every file its metrics name
-    check: CheckSettings = field(default_factory=CheckSettings)
-
-    @property
-    def path(self) -> Path:
-        return self.dir / TASK_FILE
-
-    def model_config(self, spec: str) -> ModelConfig:
-        """The task's settings for this spec, or defaults when the task does not list it."""
-        parsed = ModelSpec.parse(spec)
-        for m in self.models:
-            if m.spec == parsed:
-                return m
-        return ModelConfig(spec=parsed)
 
 
 def tasks_root() -> Path:
@@ -289,8 +229,8 @@ def load_task(name_or_path: str) -> Task:
 
 def _validate_plugins(doc: YamlDoc, task: Task) -> None:
     """Build every metric and compile the templates now, so mistakes surface before any model call."""
+    from evals.data.prompts import compile_prompt
     from evals.metrics import build_metric
-    from evals.prompts import compile_prompt
 
     for i, spec in enumerate(task.metrics):
         try:

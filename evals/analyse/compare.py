@@ -14,8 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from evals.errors import EvalsError
-from evals.stats import (
+from evals.analyse.stats import (
     bootstrap_mean_ci,
     mcnemar_exact,
     mcnemar_sample_size,
@@ -23,7 +22,8 @@ from evals.stats import (
     paired_bootstrap_ci,
     paired_diff_ci,
 )
-from evals.summary import RunSummary, summarize, with_timing_columns
+from evals.analyse.summary import RunSummary, summarize, with_timing_columns
+from evals.errors import EvalsError
 
 BOOTSTRAP = "BCa bootstrap"
 TANGO = "Tango score interval"

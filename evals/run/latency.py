@@ -14,19 +14,23 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from evals.decide import profile_identity
-from evals.hardware import hardware_of
-from evals.progress import RunProgress
-from evals.prompts import render_messages
+from evals.analyse.stats import percentile
+from evals.data.prompts import render_messages
 from evals.providers import close_provider, create_provider
-from evals.runner import BusyClock, RunOptions, complete_with_retries
-from evals.stats import percentile
-from evals.store import LatencyProfile, Store
-from evals.tasks import Task
-from evals.types import Completion, ModelConfig, Sample, decode_rate
+from evals.run.cache import model_identity
+from evals.run.hardware import hardware_of
+from evals.run.progress import RunProgress
+from evals.run.runner import BusyClock, RunOptions, complete_with_retries
+from evals.run.store import LatencyProfile, Store
+from evals.types import Completion, ModelConfig, Sample, Task, decode_rate
 
 DEFAULT_LEVELS = (1, 8, 32)
 DEFAULT_N = 16
+
+
+def profile_identity(config: ModelConfig) -> str:
+    """What a latency profile must share with a run to stand for it: spec, server, options, adapter content."""
+    return model_identity(str(config.spec), config)
 
 
 async def measure_level(task: Task, config: ModelConfig, samples: Sequence[Sample], concurrency: int, n: int,

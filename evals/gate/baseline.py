@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from evals.data.golden import samples_hash
+from evals.data.tasks import find_task_file, load_task
 from evals.errors import EvalsError
-from evals.golden import samples_hash
-from evals.store import BaselineRecord, RunRecord, Store
-from evals.tasks import Task, find_task_file, load_task
-from evals.types import ModelSpec, Sample
+from evals.run.store import BaselineRecord, RunRecord, Store
+from evals.types import ModelSpec, Sample, Task
 
 LATEST = "latest"
 

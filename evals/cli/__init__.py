@@ -1,0 +1,21 @@
+"""The `evals` command line: one module per command group, each parsing, calling the package, printing.
+
+Commands of other packages join through the `evals.commands` entry-point group: each names a function
+`register_commands(app, console, err_console)` (finetune's is one), so the core never imports them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+
+from evals.cli.app import app, console, err_console
+
+COMMANDS_GROUP = "evals.commands"
+
+for _module in ("runs", "decide", "importing", "check"):  # each registers its commands; this order is --help's
+    importlib.import_module(f"evals.cli.{_module}")
+for _entry in entry_points(group=COMMANDS_GROUP):
+    _entry.load()(app, console, err_console)
+
+__all__ = ["app"]

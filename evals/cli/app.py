@@ -1,0 +1,95 @@
+"""What every command module shares: the typer app (whose group turns a user mistake into one line and
+exit 2, for built-in and plugin commands alike), the consoles, the common options and small printers."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from typer.core import TyperGroup
+
+from evals.errors import EvalsError
+
+if TYPE_CHECKING:
+    from evals.run.progress import RunProgress
+    from evals.run.store import Store
+
+# Off a terminal (CI logs, pipes) tables get room instead of being squeezed to 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 200)
+err_console = Console(stderr=True, soft_wrap=True)
+
+
+class UserErrors(TyperGroup):
+    """Every command (sub-groups and plugins' included): a user mistake is printed as one line, exit 2."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except EvalsError as e:
+            err_console.print(f"[red]error:[/] {e}", markup=True, highlight=False)
+            raise typer.Exit(2) from None
+
+
+def command_group(**kwargs: Any) -> typer.Typer:
+    return typer.Typer(cls=UserErrors, no_args_is_help=True, **kwargs)
+
+
+app = command_group(add_completion=False, pretty_exceptions_enable=False, help="Eval-first quality benchmarking.")
+
+StoreOpt = Annotated[Path | None, typer.Option("--store", help="Run store (SQLite). Default: reports/evals.db")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+ConcurrencyOpt = Annotated[int | None, typer.Option(help="Requests in flight per model.", min=1)]
+TimeoutOpt = Annotated[float, typer.Option(help="Seconds per request.", min=0.1)]
+RetriesOpt = Annotated[int, typer.Option(help="Retries on 429/5xx/timeouts/connection errors.", min=0)]
+BudgetOpt = Annotated[float | None, typer.Option(help="Stop before spending more than this (USD).")]
+CacheOpt = Annotated[bool, typer.Option("--cache/--no-cache", help="Reuse identical earlier responses.")]
+CachePathOpt = Annotated[Path | None, typer.Option("--cache-path", help="Response cache file.")]
+ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress")]
+MarkdownOpt = Annotated[Path | None, typer.Option("--markdown", help="Also write the report as Markdown to FILE.",
+                                                  metavar="FILE")]
+HtmlOpt = Annotated[Path | None, typer.Option("--html", metavar="FILE",
+                                              help="Also write the report as one self-contained HTML file to FILE.")]
+ExamplesOpt = Annotated[int, typer.Option(help="Improved/regressed examples to show, each.", min=0)]
+JudgeOpt = Annotated[str | None, typer.Option(
+    "--judge", envvar="EVALS_JUDGE", metavar="SPEC",
+    help="Model spec for every judge metric of the task (default: each metric's `judge`).")]
+
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def warn(message: str) -> None:
+    err_console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
+
+
+def print_classifications(summaries: Any) -> None:
+    """Accuracy, macro-F1 and the confusion matrix of every label metric of these runs."""
+    from evals.report.terminal import classification_table
+
+    for s in summaries:
+        for metric_id, c in s.classification.items():
+            console.print(classification_table(metric_id, c, s.model if len(summaries) > 1 else ""))
+
+
+@contextlib.contextmanager
+def running(db: Store, *, enabled: bool) -> Iterator[RunProgress]:
+    """Progress bars for model runs; on Ctrl-C, say how to resume and exit 130."""
+    from evals.run.progress import RunProgress
+
+    try:
+        with RunProgress(err_console, enabled=enabled) as bars:
+            yield bars
+    except KeyboardInterrupt:
+        interrupted = [r.id for r in db.list_runs(limit=5) if r.status in ("interrupted", "running")]
+        err_console.print("[yellow]interrupted.[/] Finished examples are stored; resume with "
+                          + ", ".join(f"`evals run --resume {i}`" for i in interrupted))
+        raise typer.Exit(130) from None

@@ -1,0 +1,194 @@
+"""`evals compare`, `decide`, `power` and `latency`: from runs to a verdict, with its cost and latency."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from evals.cli.app import (
+    BudgetOpt,
+    CacheOpt,
+    CachePathOpt,
+    ConcurrencyOpt,
+    ExamplesOpt,
+    HtmlOpt,
+    JsonOpt,
+    MarkdownOpt,
+    ProgressOpt,
+    RetriesOpt,
+    StoreOpt,
+    TimeoutOpt,
+    app,
+    console,
+    err_console,
+    print_json,
+    running,
+)
+from evals.errors import EvalsError
+
+
+def _report_comparison(cmp: Any, verdict: Any, *, as_json: bool, markdown: Path | None, examples: int,
+                       note: str = "", html: Path | None = None) -> None:
+    """Print a comparison (tables or JSON) and optionally write it as Markdown and/or HTML."""
+    if markdown is not None:
+        from evals.report.markdown import write_markdown
+
+        write_markdown(markdown, cmp, verdict, examples)
+    if html is not None:
+        from evals.report.html import write_html
+
+        write_html(html, cmp, verdict, examples)
+    if as_json:
+        print_json({**cmp.as_dict(), "verdict": verdict.as_dict()})
+    else:
+        from evals.report.sections import comparison_sections
+        from evals.report.terminal import sections_renderable
+
+        console.print(sections_renderable(comparison_sections(cmp, verdict, examples)))
+    if note:
+        err_console.print(note, markup=False, highlight=False)
+    for written in (markdown, html):
+        if written is not None:
+            err_console.print(f"wrote {written}", markup=False, highlight=False)
+
+
+@app.command()
+def compare(
+    run_a: Annotated[str, typer.Argument(help="Baseline run id (e.g. the prompted API model).")],
+    run_b: Annotated[str, typer.Argument(help="Candidate run id (e.g. the fine-tune).")],
+    force: Annotated[bool, typer.Option("--force", help="Compare runs of different golden sets on their shared ids.")] = False,
+    examples: ExamplesOpt = 10,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+    markdown: MarkdownOpt = None,
+    html: HtmlOpt = None,
+) -> None:
+    """Pair two runs by example: rates with CIs, McNemar, paired CIs, cost, latency, power and a verdict."""
+    from evals.analyse.decide import compare_stored
+    from evals.run.store import Store
+
+    cmp, verdict, source = compare_stored(run_a, run_b, Store(store), force=force)
+    _report_comparison(cmp, verdict, as_json=as_json, markdown=markdown, html=html, examples=examples, note=source)
+
+
+@app.command()
+def power(
+    rate: Annotated[float, typer.Option(help="The baseline's match rate, e.g. 0.88.")],
+    gap: Annotated[float, typer.Option(help="The gain in match rate to detect, e.g. 0.05.")],
+    discordance: Annotated[float | None, typer.Option(
+        help="Share of examples where exactly one model matches (from a paired run). "
+             "Default: as if the models failed independently (an upper bound on examples needed).")] = None,
+    power_: Annotated[float, typer.Option("--power", help="Chance of detecting the gap if it is real.")] = 0.8,
+    confidence: Annotated[float, typer.Option(help="1 - two-sided alpha.")] = 0.95,
+    as_json: JsonOpt = False,
+) -> None:
+    """Golden examples needed to detect a gap in match rate between two models (paired, McNemar)."""
+    from evals.analyse.power import plan_power
+
+    plan = plan_power(rate, gap, discordance, power_, confidence)
+    if as_json:
+        print_json(plan.as_dict())
+        return
+    console.print(f"About {plan.n_pairs:,} paired golden examples detect a {gap * 100:g}-point gap over a "
+                  f"{rate:.0%} match rate with {power_:.0%} power at {confidence:.0%} confidence.",
+                  markup=False, highlight=False)
+    console.print("Assumptions:", markup=False)
+    for a in plan.assumptions:
+        console.print(f"  - {a}", markup=False, highlight=False)
+
+
+@app.command("decide")
+def decide_cmd(
+    task: Annotated[str, typer.Argument(help="Task name (golden_sets/<name>) or path.")],
+    baseline: Annotated[str | None, typer.Option(help="Baseline model spec (default: decision.baseline).")] = None,
+    candidate: Annotated[str | None, typer.Option(help="Candidate model spec (default: decision.candidate).")] = None,
+    concurrency: ConcurrencyOpt = None,
+    timeout: TimeoutOpt = 300.0,
+    retries: RetriesOpt = 6,
+    budget: BudgetOpt = None,
+    cache: CacheOpt = True,
+    cache_path: CachePathOpt = None,
+    progress: ProgressOpt = True,
+    examples: ExamplesOpt = 10,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+    markdown: MarkdownOpt = None,
+    html: HtmlOpt = None,
+) -> None:
+    """Run the task's baseline and candidate (only what the store lacks), then compare them."""
+    from evals.analyse.decide import compare_stored, plan_decision, record_decision, run_missing, with_errors
+    from evals.run.cache import ResponseCache
+    from evals.run.runner import RunOptions
+    from evals.run.store import Store
+
+    db = Store(store)
+    plan = plan_decision(task, db, baseline, candidate)
+    for role, run_id in plan.runs.items():
+        err_console.print(f"{role} {plan.configs[role].spec}: reusing stored run {run_id}", markup=False, highlight=False)
+    retry = with_errors(plan, db)
+    for run_id in retry:
+        err_console.print(f"run {run_id} has {db.get_run(run_id).n_errors} provider error(s): retrying those examples "
+                          "first", markup=False, highlight=False)
+    if plan.missing or retry:
+        options = RunOptions(concurrency=concurrency, timeout_s=timeout, max_retries=retries, budget_usd=budget)
+        with running(db, enabled=progress and not as_json) as bars:
+            asyncio.run(run_missing(plan, db, options, cache=ResponseCache(cache_path) if cache else None,
+                                    progress=bars))
+    cmp, verdict, _ = compare_stored(plan.runs["baseline"], plan.runs["candidate"], db, decision=plan.decision)
+    record_decision(db, plan.task, plan.runs, verdict)
+    _report_comparison(cmp, verdict, as_json=as_json, markdown=markdown, html=html, examples=examples,
+                       note=f"decision settings: {plan.task.path}")
+
+
+@app.command("latency")
+def latency_cmd(
+    task: Annotated[str, typer.Argument(help="Task name (golden_sets/<name>) or path: its prompts are sent.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Model spec to measure (its task.yaml settings apply).")],
+    concurrency: Annotated[str, typer.Option(help="Comma-separated requests in flight (local: batch sizes).")] = "1,8,32",
+    n: Annotated[int, typer.Option("-n", help="Requests per level (at least the level's concurrency).", min=1)] = 16,
+    base_url: Annotated[str | None, typer.Option(help="Server to measure, e.g. a vLLM server's http://host:8000/v1.")] = None,
+    hardware: Annotated[str | None, typer.Option(help="What the server runs on (e.g. '1x L4'), recorded with the profile.")] = None,
+    timeout: TimeoutOpt = 300.0,
+    retries: RetriesOpt = 6,
+    progress: ProgressOpt = True,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Measure a model's time to first token, latency and calls/hour at several concurrencies; `decide` uses it."""
+    import dataclasses
+
+    from evals.data.golden import load_samples
+    from evals.data.tasks import load_task
+    from evals.run.latency import measure_latency
+    from evals.run.runner import RunOptions
+    from evals.run.store import Store
+
+    try:
+        levels = sorted({int(c) for c in concurrency.split(",") if c.strip()})
+    except ValueError:
+        raise EvalsError(f"--concurrency takes numbers separated by commas, e.g. 1,8,32; got '{concurrency}'") from None
+    if not levels or levels[0] < 1:
+        raise EvalsError(f"--concurrency levels must be 1 or more, got '{concurrency}'")
+    loaded = load_task(task)
+    try:
+        config = loaded.model_config(model)
+    except ValueError as e:
+        raise EvalsError(str(e)) from None
+    if base_url:
+        config = dataclasses.replace(config, base_url=base_url)
+    samples = load_samples(loaded)
+    db = Store(store)
+    options = RunOptions(timeout_s=timeout, max_retries=retries)
+    with running(db, enabled=progress and not as_json) as bars:
+        profile = asyncio.run(measure_latency(loaded, config, samples, db, levels, n, options, bars, hardware))
+    if as_json:
+        print_json(dataclasses.asdict(profile))
+        return
+    from evals.report.terminal import latency_table
+
+    console.print(latency_table(profile))
+    err_console.print(f"stored as latency profile {profile.id}; `evals decide {loaded.name}` uses it for {config.spec}",
+                      markup=False, highlight=False)

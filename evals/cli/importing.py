@@ -1,0 +1,40 @@
+"""`evals import`: an OpenAI Evals or promptfoo golden set into a task folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from evals.cli.app import app, console, err_console
+
+
+@app.command("import")
+def import_cmd(
+    format_or_file: Annotated[str, typer.Argument(
+        metavar="[FORMAT] FILE", help="openai-evals or promptfoo, then the file; or just the file to detect the format.")],
+    file: Annotated[Path | None, typer.Argument(show_default=False, metavar="")] = None,
+    name: Annotated[str | None, typer.Option(help="Task name (default: the file name).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Task folder to write (default: golden_sets/NAME).")] = None,
+    eval_class: Annotated[str, typer.Option(
+        help="OpenAI Evals class from the registry YAML: match, includes or fuzzy_match.")] = "match",
+    prompt: Annotated[str | None, typer.Option(
+        help="promptfoo: the prompt template (text or a file), when the source has none or one evals cannot read.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing task folder.")] = False,
+) -> None:
+    """Convert an OpenAI Evals JSONL or a promptfoo tests CSV/YAML into a task folder."""
+    from evals.data.importers import import_file, write_task_folder
+    from evals.data.tasks import tasks_root
+
+    fmt, source = (format_or_file, file) if file is not None else (None, Path(format_or_file))
+    task = import_file(source, fmt, name=name, eval_class=eval_class, prompt=prompt)
+    folder = write_task_folder(task, out or tasks_root() / task.name, force=force)
+    console.print(f"wrote {folder}: {len(task.rows)} examples from {task.source_format}; metrics "
+                  + ", ".join(f"{m['id'] if 'id' in m else m['name']} ({m['name']})" for m in task.metrics)
+                  + f"; pass {task.pass_rule}", markup=False, highlight=False)
+    for note in task.notes:
+        err_console.print(f"note: {note}", markup=False, highlight=False)
+    for item in task.unsupported:
+        err_console.print(f"[yellow]not carried over:[/] {item}", highlight=False)
+    err_console.print(f"run it with: evals run {folder}", markup=False, highlight=False)

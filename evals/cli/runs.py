@@ -1,0 +1,166 @@
+"""`evals run`, `runs`, `show` and `metrics`: run a task's models and look at what the store holds."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+
+from evals.cli.app import (
+    BudgetOpt,
+    CacheOpt,
+    CachePathOpt,
+    ConcurrencyOpt,
+    JsonOpt,
+    JudgeOpt,
+    ProgressOpt,
+    RetriesOpt,
+    StoreOpt,
+    TimeoutOpt,
+    app,
+    console,
+    err_console,
+    print_classifications,
+    print_json,
+    running,
+    warn,
+)
+from evals.errors import EvalsError
+
+
+@app.command()
+def run(
+    task: Annotated[str | None, typer.Argument(help="Task name (golden_sets/<name>) or path.")] = None,
+    model: Annotated[list[str] | None, typer.Option("--model", "-m", help="Model spec; repeat for several.")] = None,
+    resume: Annotated[str | None, typer.Option("--resume", help="Finish an interrupted run.")] = None,
+    concurrency: ConcurrencyOpt = None,
+    timeout: TimeoutOpt = 300.0,
+    retries: RetriesOpt = 6,
+    budget: BudgetOpt = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N examples.", min=1)] = None,
+    cache: CacheOpt = True,
+    cache_path: CachePathOpt = None,
+    progress: ProgressOpt = True,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+    judge: JudgeOpt = None,
+) -> None:
+    """Run a task's golden set against its models (or --model), score and store every answer."""
+    from evals.analyse.summary import summarize
+    from evals.data.golden import load_samples
+    from evals.data.tasks import load_task
+    from evals.run.cache import ResponseCache
+    from evals.run.runner import DEFAULT_MODEL, RunOptions, open_providers, require_providers, resume_run, run_task
+    from evals.run.store import Store, load_run
+
+    if (task is None) == (resume is None):
+        raise EvalsError("give a task, or --resume RUN_ID (not both)")
+    options = RunOptions(concurrency=concurrency, timeout_s=timeout, max_retries=retries, budget_usd=budget)
+    db = Store(store)
+    response_cache = ResponseCache(cache_path) if cache else None
+    with running(db, enabled=progress and not as_json) as bars:
+        if resume is not None:
+            db.resolve(resume)
+            # a resumed run keeps the judge it started with (recorded in its manifest)
+            outcomes = [asyncio.run(resume_run(resume, db, options, cache=response_cache, progress=bars,
+                                               warn=warn))]
+        else:
+            loaded = load_task(task)
+            if judge:
+                from evals.metrics import with_judge
+
+                loaded = with_judge(loaded, judge)
+            samples = load_samples(loaded)[:limit]  # bad data fails here, before any model loads
+            configs = [loaded.model_config(m) for m in model] if model else list(loaded.models)
+            ready, skipped = open_providers(configs or [loaded.model_config(DEFAULT_MODEL)])
+            for s in skipped:
+                err_console.print(f"[yellow]skipped[/] {s.spec}: {s.reason}", highlight=False)
+            if not ready and not model:
+                err_console.print(f"no model of the task can run here; running the embedded default {DEFAULT_MODEL}")
+                ready = require_providers([loaded.model_config(DEFAULT_MODEL)])
+            if not ready:
+                raise EvalsError("none of the requested models can run here")
+            outcomes = asyncio.run(run_task(loaded, samples, ready, db, options, cache=response_cache,
+                                            progress=bars, warn=warn))
+    summaries = [summarize(load_run(o.run_id, db)) for o in outcomes]
+    if as_json:
+        print_json([s.as_dict() for s in summaries])
+    else:
+        from evals.report.terminal import summary_table
+
+        console.print(summary_table(summaries))
+        print_classifications(summaries)
+    for o in outcomes:
+        if o.status == "budget-stopped":
+            err_console.print(f"[yellow]budget reached[/]: run {o.run_id} stopped early; "
+                              f"continue with `evals run --resume {o.run_id} --budget <more>`")
+
+
+@app.command()
+def runs(
+    task: Annotated[str | None, typer.Option(help="Only runs of this task.")] = None,
+    limit: Annotated[int, typer.Option(help="Most recent N runs.")] = 20,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List stored runs, newest first."""
+    from dataclasses import asdict
+
+    from evals.report.terminal import runs_table
+    from evals.run.store import Store
+
+    records = Store(store).list_runs(task, limit)
+    if as_json:
+        print_json([{k: v for k, v in asdict(r).items() if k != "manifest"} for r in records])
+    else:
+        console.print(runs_table(records))
+
+
+@app.command()
+def show(
+    run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix is enough).")],
+    examples: Annotated[int, typer.Option(help="Examples to list, failures first.")] = 10,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show one run: summary, manifest and examples."""
+    from evals.analyse.summary import summarize
+    from evals.report.terminal import examples_table, summary_table
+    from evals.run.store import load_run
+
+    df = load_run(run_id, store)
+    summary = summarize(df)
+    if as_json:
+        print_json({"summary": summary.as_dict(), "manifest": df.attrs["manifest"],
+                     "examples": df.drop(columns=["scores"]).to_dict(orient="records")})
+        return
+    m = df.attrs["manifest"]
+    console.print(summary_table([summary], title=f"run {summary.run_id} - task {m['task']['name']}"))
+    console.print(f"golden {m['golden']['hash'][:12]} ({m['golden']['n']} examples), task {m['task']['hash'][:12]}, "
+                  f"params {m['params']}, git {(m['git'].get('commit') or '-')[:10]}", highlight=False)
+    if summary.calls_per_hour:
+        console.print(f"throughput {summary.calls_per_hour:,.0f} calls/hour ({summary.busy_s:,.1f} s busy) at "
+                      f"concurrency {summary.concurrency} on {summary.hardware}", markup=False, highlight=False)
+    print_classifications([summary])
+    console.print(examples_table(df, examples))
+
+
+@app.command("metrics")
+def metrics_cmd(as_json: JsonOpt = False) -> None:
+    """List every metric (built-in and plugins): what it measures and its arguments with defaults."""
+    from evals.metrics import describe_metrics
+    from evals.registry import plugin_errors
+
+    described = describe_metrics()
+    for entry_point, why in plugin_errors.items():
+        warn(f"plugin {entry_point} failed to load: {why}")
+    if as_json:
+        print_json(described)
+        return
+    from evals.report.terminal import metrics_list_table
+
+    console.print(metrics_list_table(described))
+    console.print("Use in task.yaml: metrics: [{name: NAME, id: OPTIONAL_ID, ARGUMENT: VALUE, ...}], or name a "
+                  "function in a file beside task.yaml: {name: my_metrics.py:my_metric}", markup=False,
+                  highlight=False)

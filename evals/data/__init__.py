@@ -1,0 +1,1 @@
+"""task.yaml and golden sets in: tasks, golden examples, prompts, YAML with line numbers, importers."""

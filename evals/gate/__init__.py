@@ -1,0 +1,1 @@
+"""Guarding quality over time: accepted baselines and `evals check` against them."""

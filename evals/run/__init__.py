@@ -1,0 +1,1 @@
+"""Running a task: the runner (cache, concurrency, retries, budget), the store, manifests, progress, latency."""
