@@ -126,3 +126,19 @@ def test_independent_discordance_is_an_upper_bound_assumption() -> None:
     assert psi == pytest.approx(0.234) and psi == pytest.approx(0.03 + 2 * 0.85 * 0.12)
     assert sample_size_for_rate(0.85, 0.03) == mcnemar_sample_size(0.03, 0.234)
     assert sample_size_for_rate(0.85, 0.03) > mcnemar_sample_size(0.03, 0.09)  # correlated models need fewer
+
+
+def test_closed_forms_equal_the_libraries_they_replace() -> None:
+    """Wilson intervals and exact McNemar p are computed without statsmodels (a fast start); they must agree."""
+    from statsmodels.stats.contingency_tables import mcnemar
+    from statsmodels.stats.proportion import proportion_confint
+
+    from evals.analyse.stats import mcnemar_exact, wilson_interval
+
+    for n in (1, 7, 50, 400):
+        for k in sorted({0, 1, n // 3, n // 2, n - 1, n}):
+            for confidence in (0.9, 0.95, 0.99):
+                expected = proportion_confint(k, n, alpha=1 - confidence, method="wilson")
+                assert wilson_interval(k, n, confidence) == pytest.approx(expected, abs=1e-12)
+    for b, c in ((0, 1), (1, 4), (3, 3), (10, 30), (120, 95)):
+        assert mcnemar_exact(b, c) == pytest.approx(mcnemar([[0, b], [c, 0]], exact=True).pvalue, rel=1e-12)

@@ -1,25 +1,36 @@
 """Statistics over runs: intervals for rates, summaries of per-example values, paired comparisons,
-power and sample size."""
+power and sample size. Closed forms need only numpy and the standard library; scipy is imported by the
+functions that resample or solve, so a run's summary starts fast."""
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
+from statistics import NormalDist
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.optimize import brentq
-from scipy.stats import bootstrap, norm
-from statsmodels.stats.contingency_tables import mcnemar
-from statsmodels.stats.proportion import proportion_confint
+
+_normal_ppf = NormalDist().inv_cdf  # the standard normal's quantile function (Wichura's AS241)
+
+
+def _wilson(successes, n, alpha: float):
+    """Wilson (1927) score interval, elementwise for arrays: (low, high)."""
+    z = _normal_ppf(1 - alpha / 2)
+    p = successes / n
+    denom = 1 + z * z / n
+    center = (p + z * z / (2 * n)) / denom
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return center - half, center + half
 
 
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     """Wilson score interval for a binomial rate (good at small n and near 0 or 1)."""
     if n == 0:
         return (0.0, 1.0)
-    low, high = proportion_confint(successes, n, alpha=1 - confidence, method="wilson")
-    return float(low), float(high)
+    low, high = _wilson(successes, n, 1 - confidence)
+    return max(0.0, float(low)), min(1.0, float(high))
 
 
 def format_rate(successes: int, n: int, confidence: float = 0.95) -> str:
@@ -48,9 +59,11 @@ def mcnemar_exact(b: int, c: int) -> float:
 
     b = baseline-only passes, c = candidate-only passes; concordant pairs carry no information.
     """
-    if b + c == 0:
+    n = b + c
+    if n == 0:
         return 1.0
-    return float(mcnemar([[0, b], [c, 0]], exact=True).pvalue)
+    tail = sum(math.comb(n, i) for i in range(min(b, c) + 1))  # P(X <= min) x 2^n, X ~ Binomial(n, 1/2)
+    return min(1.0, 2 * tail / 2**n)
 
 
 def paired_diff_ci(n11: ArrayLike, n10: ArrayLike, n01: ArrayLike, n00: ArrayLike,
@@ -86,7 +99,7 @@ def paired_diff_ci(n11: ArrayLike, n10: ArrayLike, n01: ArrayLike, n00: ArrayLik
 
 
 def _tango(n10, n01, n, confidence):
-    z = norm.ppf(1 - (1 - confidence) / 2)
+    z = _normal_ppf(1 - (1 - confidence) / 2)
 
     def score(d):  # decreasing in d; Tango's n12 is n01 here (B is his group 1), his n21 is n10
         a, b, c = 2 * n, -n01 - n10 + (2 * n - n01 + n10) * d, -n10 * d * (1 - d)
@@ -111,8 +124,8 @@ def _newcombe(n11, n10, n01, n00, n, confidence):
     alpha = 1 - confidence
     pass_b, pass_a = n11 + n01, n11 + n10  # Newcombe's group 1 is B here, so theta = p_B - p_A
     p1, p2 = pass_b / n, pass_a / n
-    l1, u1 = proportion_confint(pass_b, n, alpha=alpha, method="wilson")
-    l2, u2 = proportion_confint(pass_a, n, alpha=alpha, method="wilson")
+    l1, u1 = _wilson(pass_b, n, alpha)
+    l2, u2 = _wilson(pass_a, n, alpha)
     margins = pass_b * (n - pass_b) * pass_a * (n - pass_a)
     cross = n11 * n00 - n10 * n01
     cross = np.where(cross > 0, np.maximum(cross - n / 2, 0.0), cross)
@@ -139,6 +152,8 @@ def bootstrap_mean_ci(values: Sequence[float], n_resamples: int = 10_000, confid
         return m, float("nan"), float("nan")
     if np.ptp(x) <= 1e-12 * max(1.0, abs(m)):  # constant (up to rounding): nothing to resample
         return m, m, m
+    from scipy.stats import bootstrap
+
     for method in ("BCa", "percentile"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -167,7 +182,7 @@ def paired_bootstrap_ci(a: Sequence[float], b: Sequence[float], n_resamples: int
 
 
 def _z(power: float, alpha: float) -> tuple[float, float]:
-    return float(norm.ppf(1 - alpha / 2)), float(norm.ppf(power))
+    return _normal_ppf(1 - alpha / 2), _normal_ppf(power)
 
 
 def _discordance(gap: float, discordance: float) -> float:
@@ -204,6 +219,8 @@ def min_detectable_gap(n: int, discordance: float, power: float = 0.8, alpha: fl
     def shortfall(gap: float) -> float:
         psi = max(discordance, gap)
         return np.sqrt(n) * gap - za * np.sqrt(psi) - zb * np.sqrt(max(psi - gap**2, 0.0))
+
+    from scipy.optimize import brentq
 
     grid = np.linspace(1e-9, 1.0, 201)  # shortfall < 0 near 0: bracket the first crossing, then refine
     first = next((i for i, g in enumerate(grid) if shortfall(g) > 0), None)

@@ -47,12 +47,11 @@ def run(
     judge: JudgeOpt = None,
 ) -> None:
     """Run a task's golden set against its models (or --model), score and store every answer."""
-    from evals.analyse.summary import summarize
     from evals.data.golden import load_samples
     from evals.data.tasks import load_task
     from evals.run.cache import ResponseCache
     from evals.run.runner import DEFAULT_MODEL, RunOptions, open_providers, require_providers, resume_run, run_task
-    from evals.run.store import Store, load_run
+    from evals.run.store import Store
 
     if (task is None) == (resume is None):
         raise EvalsError("give a task, or --resume RUN_ID (not both)")
@@ -83,6 +82,9 @@ def run(
                 raise EvalsError("none of the requested models can run here")
             outcomes = asyncio.run(run_task(loaded, samples, ready, db, options, cache=response_cache,
                                             progress=bars, warn=warn))
+    from evals.analyse.summary import summarize  # pandas and the statistics: only once there is a run
+    from evals.run.store import load_run
+
     summaries = [summarize(load_run(o.run_id, db)) for o in outcomes]
     if as_json:
         print_json([s.as_dict() for s in summaries])

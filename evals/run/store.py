@@ -9,13 +9,14 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from evals._util import connect
 from evals.errors import EvalsError
 from evals.types import ExampleResult
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -342,6 +343,8 @@ class Store:
 
     def results_frame(self, run_id: str) -> pd.DataFrame:
         """One row per example; each metric's value as column `score.<id>`."""
+        import pandas as pd  # here, not at the top: a run starts without it
+
         run_id = self.resolve(run_id)
         df = pd.read_sql_query("SELECT * FROM results WHERE run_id = ? ORDER BY line, example_id",
                                self._db, params=(run_id,))

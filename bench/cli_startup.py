@@ -1,0 +1,93 @@
+"""The CLI as a whole process: `evals run` on N examples against a stand-in API, and a user error, timed.
+
+The stand-in server (tests/standin_server.py) runs in another process with a fixed latency per call;
+`evals run` is started as a user would start it (a new Python process, imports and all), so the wall
+time includes start-up, the run, the summary and exit.
+
+    .venv/bin/python bench/cli_startup.py --n 500 --latency 0.2 --concurrency 50 --repeat 3
+
+Prints the median wall time against the ideal (N / concurrency x latency) and their ratio, user+sys
+CPU of the run, and the median time of `evals run no-such-task` (a user error: exit 2).
+Targets: ratio <= 1.45 at 500 x c50 x 200 ms; a user error in under 0.5 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.standin_server import StandinProcess, fixed  # noqa: E402
+
+EVALS = [sys.executable, "-m", "evals"]
+
+
+def write_task(folder: Path, n: int) -> Path:
+    task = {
+        "name": "bench",
+        "dataset": {"golden": "golden.jsonl", "fields": ["question"]},
+        "prompt": {"system": "Answer with JSON.", "user": "{{ question }}"},
+        "metrics": [{"name": "json_valid"}, {"name": "set_f1", "id": "labels_f1", "field": "labels"}],
+        "pass": {"json_valid": 1, "labels_f1": 1},
+    }
+    (folder / "task.yaml").write_text(json.dumps(task))
+    rows = ({"id": f"ex{i:05d}", "question": f"question {i}", "reference": {"labels": [f"l{i % 3}"]}}
+            for i in range(n))
+    (folder / "golden.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
+def timed(cmd: list[str], env: dict[str, str], expect: int) -> tuple[float, float]:
+    """(wall seconds, user+sys CPU seconds of the child)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != expect:
+        raise SystemExit(f"{' '.join(cmd)} exited {done.returncode}:\n{done.stderr[-2000:]}")
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def main(args: argparse.Namespace) -> None:
+    ideal = args.n / args.concurrency * args.latency
+    with StandinProcess(fixed('{"labels": ["l0"]}'), latency=args.latency) as server, \
+            tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        task = write_task(tmp, args.n)
+        env = dict(os.environ, OPENAI_BASE_URL=server.base_url, EVALS_STORE=str(tmp / "evals.db"),
+                   EVALS_CACHE_DIR=str(tmp / "cache"))
+        env.pop("OPENAI_API_KEY", None)
+        run = [*EVALS, "run", str(task), "-m", "openai:gpt-4o-mini", "--concurrency", str(args.concurrency),
+               "--no-cache", "--no-progress"]
+        walls, cpus = [], []
+        for _ in range(args.repeat):
+            wall, cpu = timed(run, env, 0)
+            walls.append(wall)
+            cpus.append(cpu)
+        errors = [timed([*EVALS, "run", "no-such-task"], env, 2)[0] for _ in range(args.repeat)]
+    wall, cpu = statistics.median(walls), statistics.median(cpus)
+    print(f"evals run, whole process: n={args.n} concurrency={args.concurrency} latency={args.latency}s | "
+          f"wall {wall:.2f}s (median of {args.repeat}: {', '.join(f'{w:.2f}' for w in walls)})  ideal {ideal:.2f}s  "
+          f"ratio {wall / ideal:.2f} (target <= 1.45) | user+sys CPU {cpu:.2f}s")
+    print(f"user error (evals run no-such-task, exit 2): {statistics.median(errors):.2f}s median of {args.repeat} "
+          "(target < 0.5)")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=500)
+    parser.add_argument("--latency", type=float, default=0.2)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--repeat", type=int, default=3)
+    main(parser.parse_args())
