@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import re
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 
 def suggest(name: str, known: Iterable[str], *, style: str = "; did you mean '{}'?") -> str:
@@ -55,3 +57,30 @@ def connect(path: Path) -> sqlite3.Connection:
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
     return db
+
+
+SECRET_NAME = re.compile(r"api[_-]?key|^key$|_key$|secret|passw|(^|_)token$|^token|auth|credential|signature|^sig$",
+                         re.IGNORECASE)
+SECRET_VALUE = re.compile(r"^(sk-|sk_|pk-|Bearer |Basic |ghp_|xox[bap]-|AKIA)|^[A-Za-z0-9_\-]{32,}$")
+REDACTED = "***"
+
+
+def redact_secrets(value: Any, name: str = "") -> Any:
+    """`value` with anything that looks like a credential replaced by '***': values under names such as
+    api_key or token, key-shaped strings (sk-..., Bearer ..., 32+ random characters), a URL's user:password
+    and its secret-named query parameters. For manifests and logs; never changes a value in use."""
+    if isinstance(value, dict):
+        return {k: redact_secrets(v, str(k)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(redact_secrets(v, name) for v in value)
+    if not isinstance(value, str):
+        return value
+    if name and SECRET_NAME.search(name) or SECRET_VALUE.search(value):
+        return REDACTED
+    if "://" in value:
+        parts = urlsplit(value)
+        query = [(k, REDACTED if SECRET_NAME.search(k) or SECRET_VALUE.search(v) else v)
+                 for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+        return urlunsplit(parts._replace(netloc=urlsplit(public_url(value) or "").netloc,
+                                         query=urlencode(query, safe="*")))
+    return value

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +12,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Role = Literal["system", "user", "assistant"]
+BASE_URL_ENV = {"openai": "OPENAI_BASE_URL", "anthropic": "ANTHROPIC_BASE_URL"}  # what each SDK reads
 
 
 @dataclass(frozen=True)
@@ -178,6 +181,13 @@ class ModelConfig:
     def params(self) -> GenerateParams:
         return GenerateParams(temperature=self.temperature, max_tokens=self.max_tokens)
 
+    def with_server(self) -> ModelConfig:
+        """This model with the server it will reach: its base_url, else the SDK's environment variable
+        (OPENAI_BASE_URL, ANTHROPIC_BASE_URL), so that caching, manifests and run reuse all tell servers apart."""
+        env = BASE_URL_ENV.get(self.spec.provider)
+        url = self.base_url or (os.environ.get(env) if env else None) or None
+        return self if url == self.base_url else dataclasses.replace(self, base_url=url)
+
 
 @dataclass(frozen=True)
 class ExampleResult:
@@ -341,10 +351,11 @@ class Task:
     decision: Decision
     hash: str  # task.yaml plus every file its metrics name
     check: CheckSettings = field(default_factory=CheckSettings)
+    file: str = TASK_FILE  # the task file's name in dir (a task may be any .yaml file)
 
     @property
     def path(self) -> Path:
-        return self.dir / TASK_FILE
+        return self.dir / self.file
 
     def model_config(self, spec: str) -> ModelConfig:
         """The task's settings for this spec, or defaults when the task does not list it."""
@@ -352,4 +363,4 @@ class Task:
         for m in self.models:
             if m.spec == parsed:
                 return m
-        return ModelConfig(spec=parsed)
+        return ModelConfig(spec=parsed).with_server()

@@ -90,7 +90,7 @@ def _parse_model(doc: YamlDoc, raw: Any, i: int) -> ModelConfig:
         if key in raw and not isinstance(raw[key], kind):
             raise doc.error(f"expected {'true or false' if kind is bool else 'a number'}, got {raw[key]!r}",
                             "models", i, key)
-    return ModelConfig(spec=spec, price=price, **raw)
+    return ModelConfig(spec=spec, price=price, **raw).with_server()
 
 
 def _parse_metric(doc: YamlDoc, raw: Any, i: int) -> MetricSpec:
@@ -222,6 +222,7 @@ def load_task(name_or_path: str) -> Task:
         decision=validated(Decision, data.get("decision"), "decision", doc=doc),
         hash=_task_hash(doc, metrics),
         check=_parse_check(doc, data.get("check"), ids),
+        file=path.name,
     )
     _validate_plugins(doc, task)
     return task

@@ -10,7 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from evals._util import dir_hash, public_url
+from evals._util import dir_hash, redact_secrets
 from evals.metrics import metric_config
 from evals.types import ModelConfig, ModelSpec, Price, Task
 
@@ -43,7 +43,8 @@ def git_state(path: Path) -> dict[str, Any]:
 def config_to_dict(config: ModelConfig) -> dict[str, Any]:
     d = dataclasses.asdict(config)
     d["spec"] = str(config.spec)
-    d["base_url"] = public_url(config.base_url)
+    d["base_url"] = redact_secrets(config.base_url)
+    d["options"] = redact_secrets(config.options)
     return d
 
 

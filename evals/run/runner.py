@@ -7,6 +7,7 @@ stopped. A provider's final failure is recorded on the example as data; it never
 from __future__ import annotations
 
 import asyncio
+import json
 import dataclasses
 import random
 import time
@@ -24,7 +25,7 @@ from evals.providers import Provider, close_provider, create_provider
 from evals.providers.prices import price_for
 from evals.run.cache import ResponseCache, cache_key, model_identity
 from evals.run.hardware import hardware_of
-from evals.run.manifest import build_manifest, config_from_dict
+from evals.run.manifest import build_manifest, config_to_dict
 from evals.run.progress import RunProgress
 from evals.run.store import Store
 from evals.types import (
@@ -355,6 +356,19 @@ async def run_task(
             await close_provider(provider)
 
 
+def resumed_config(task: Task, recorded: dict, run_id: str) -> ModelConfig:
+    """The model as the task configures it now (the manifest holds no secrets to rebuild it from), provided
+    every setting the manifest recorded is unchanged: same model, server, params and options."""
+    config = task.model_config(recorded["spec"])
+    now = json.loads(json.dumps(config_to_dict(config), default=str))
+    changed = sorted(k for k, v in json.loads(json.dumps(recorded, default=str)).items() if now.get(k, v) != v)
+    if changed:
+        raise EvalsError(f"the settings of {config.spec} changed since run {run_id} started ({', '.join(changed)}: "
+                         f"now {', '.join(f'{k}={now.get(k)!r}' for k in changed)}); start a new run instead of "
+                         "resuming")
+    return config
+
+
 async def resume_run(
     run_id: str,
     store: Store,
@@ -378,7 +392,7 @@ async def resume_run(
         if samples_hash(samples) != manifest["golden"]["hash"]:
             raise EvalsError(f"the golden set of task '{task.name}' changed since run {record.id}; "
                              "start a new run instead of resuming")
-    config = config_from_dict(manifest["model"])
+    config = resumed_config(task, manifest["model"], record.id)
     provider = create_provider(config)
     budget = Budget(options.budget_usd)
     models = ModelCalls(task, options, budget, cache, {str(config.spec): provider})

@@ -1,0 +1,81 @@
+"""What a run is tied to: the server it reached (base_url or the SDK's environment variable), the task file
+it came from, and a manifest that names everything but never a secret."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from typer.testing import CliRunner
+
+from evals._util import redact_secrets
+from evals.cli import app
+from tests.conftest import answer_for, qa_rows
+from tests.standin_server import StandinServer, last_user_message
+
+SECRET = "sk-test-NEVER-STORE-0f9e8d7c6b5a4"
+
+
+def invoke(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def qa_answer(body) -> str:
+    return answer_for(int(last_user_message(body).split()[-1]))
+
+
+def test_the_server_from_the_environment_separates_cache_manifest_and_reuse(make_task, tmp_path, monkeypatch) -> None:
+    folder = make_task(rows=qa_rows(6), models=["openai:gpt-4o-mini"],
+                       decision={"baseline": "openai:gpt-4o-mini", "candidate": "fake:scripted"})
+    store = tmp_path / "s.db"
+    with StandinServer(qa_answer) as a, StandinServer(qa_answer) as b:
+        monkeypatch.setenv("OPENAI_BASE_URL", a.base_url)
+        first = invoke("run", folder, "--store", store, "--no-progress", "--json")
+        assert first.exit_code == 0, first.output
+        monkeypatch.setenv("OPENAI_BASE_URL", b.base_url)
+        second = invoke("run", folder, "--store", store, "--no-progress", "--json")  # response cache on
+        assert second.exit_code == 0, second.output
+        assert a.counts.completed == 6 and b.counts.completed == 6  # B's answers were not A's, from the cache
+        decided = invoke("decide", folder, "--store", store, "--no-progress", "--json")
+        assert decided.exit_code == 0, decided.output
+    runs = {r: json.loads(m) for r, m in sqlite3.connect(store).execute("SELECT id, manifest FROM runs")}
+    first_id, second_id = (json.loads(x.stdout)[0]["run_id"] for x in (first, second))
+    assert runs[first_id]["model"]["base_url"] == a.base_url and runs[second_id]["model"]["base_url"] == b.base_url
+    assert json.loads(decided.stdout)["a"]["summary"]["run_id"] == second_id  # the run against today's server
+    assert f"reusing stored run {second_id}" in decided.stderr
+
+
+def test_decide_names_the_task_file_it_read(make_task, tmp_path) -> None:
+    folder = make_task(models=[{"spec": "fake:base"}, {"spec": "fake:cand"}],
+                       decision={"baseline": "fake:base", "candidate": "fake:cand"})
+    other = folder / "other.yaml"
+    (folder / "task.yaml").rename(other)
+    result = invoke("decide", other, "--store", tmp_path / "s.db", "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert f"decision settings: {other.resolve()}" in result.stderr
+
+
+def test_manifests_hold_no_secret_and_resume_takes_them_from_the_task(make_task, tmp_path) -> None:
+    model = {"spec": "fake:scripted", "options": {"api_key": SECRET, "extra_headers": {"Authorization": f"Bearer {SECRET}"},
+                                                   "responses": ["{}"]}}
+    folder = make_task(models=[model])
+    store = tmp_path / "s.db"
+    ran = invoke("run", folder, "--store", store, "--no-progress", "--json")
+    assert ran.exit_code == 0, ran.output
+    run_id = json.loads(ran.stdout)[0]["run_id"]
+    assert SECRET not in store.read_bytes().decode("latin-1")
+    shown = invoke("show", run_id, "--store", store, "--json")
+    options = json.loads(shown.stdout)["manifest"]["model"]["options"]
+    assert options == {"api_key": "***", "extra_headers": {"Authorization": "***"}, "responses": ["{}"]}
+    assert invoke("run", "--resume", run_id, "--store", store, "--no-progress").exit_code == 0
+    changed = make_task(models=[{**model, "options": {**model["options"], "responses": ["[]"]}}])
+    assert changed == folder
+    refused = invoke("run", "--resume", run_id, "--store", store, "--no-progress")
+    assert refused.exit_code == 2 and "changed since run" in refused.stderr and "options" in refused.stderr
+
+
+def test_redaction_keeps_what_is_not_a_secret() -> None:
+    assert redact_secrets({"max_tokens_param": "max_tokens", "dtype": "float32", "token": "t0k",
+                           "url": "https://u:pw@host:8443/v1?api-key=abc&deployment=x"}) == {
+        "max_tokens_param": "max_tokens", "dtype": "float32", "token": "***",
+        "url": "https://host:8443/v1?api-key=***&deployment=x"}
