@@ -13,7 +13,7 @@ from evals.data.tasks import load_task
 from evals.errors import ProviderError
 from evals.providers.fake import FakeProvider
 from evals.run.cache import ResponseCache
-from evals.run.runner import Budget, RunOptions, execute_run, run_task
+from evals.run.runner import Budget, ModelCalls, RunOptions, execute_run, run_task
 from evals.run.store import Store, load_run
 from evals.types import ModelConfig, ModelSpec, Price
 from tests.conftest import answer_for
@@ -176,8 +176,7 @@ async def test_rerun_of_an_interrupted_run_calls_only_what_is_missing(make_task,
     first = FakeProvider(responses=_right_answers(8), max_concurrency=1, latency_s=0.005)  # cancelled midway
     with pytest.raises(asyncio.CancelledError):
         task_ = asyncio.ensure_future(execute_run(task=task, samples=samples, config=config, provider=first,
-                                                  store=store, run_id=run_id, options=FAST,
-                                                  budget=Budget()))
+                                                  store=store, run_id=run_id, models=ModelCalls(task, FAST, Budget())))
         while len(store.done_ids(run_id)) < 3:
             await asyncio.sleep(0.001)
         task_.cancel()
@@ -186,7 +185,7 @@ async def test_rerun_of_an_interrupted_run_calls_only_what_is_missing(make_task,
     done_before = store.done_ids(run_id)
     second = FakeProvider(responses=["{}"])
     await execute_run(task=task, samples=samples, config=config, provider=second, store=store, run_id=run_id,
-                      options=FAST, budget=Budget())
+                      models=ModelCalls(task, FAST, Budget()))
     assert len(second.history) == 8 - len(done_before)
     assert len(store.done_ids(run_id)) == 8
     assert store.get_run(run_id).status == "completed"

@@ -87,3 +87,4 @@ def test_show_prints_the_measured_throughput(tmp_path, make_task) -> None:
     assert summary["calls_per_hour"] > 0 and summary["concurrency"] == 8 and summary["hardware"].startswith("CPU: ")
     shown = runner.invoke(app, ["show", summary["run_id"], "--store", db])
     assert re.search(r"throughput [\d,]+ calls/hour \([\d.]+ s busy\) at concurrency 8 on CPU: ", shown.stdout)
+

@@ -162,12 +162,12 @@ class ModelCalls:
     def __init__(self, task: Task | None, options: RunOptions, budget: Budget, cache: ResponseCache | None = None,
                  shared: Mapping[str, Provider] | None = None):
         self._task = task
-        self._options = options
-        self._budget = budget
+        self.options = options
+        self.budget = budget
         self._cache = cache
         self._providers: dict[str, Provider | str] = dict(shared or {})  # spec -> provider, or why it can't run
         self._owned: list[Provider] = []
-        self._semaphores: dict[str, asyncio.Semaphore] = {}
+        self._lanes: dict[str, tuple[asyncio.Semaphore, str]] = {}  # spec -> (calls in flight, cache identity)
         self._lock = asyncio.Lock()
 
     def config(self, spec: str) -> ModelConfig:
@@ -195,27 +195,44 @@ class ModelCalls:
                     problems.append(f"metric '{metric_id}' needs {spec}, which {opened}")
         return problems
 
+    async def call(self, provider: Provider, config: ModelConfig, messages: Sequence[Message],
+                   params: GenerateParams, clock: BusyClock | None = None) -> Completion | None:
+        """The one model-call path, for a run's own calls and its judges' alike: the response cache, the
+        model's connections (or batch) in flight, the budget, timeout and retries, then the cache again.
+        None when the budget leaves no room for the call; `clock` times calls that reach the model."""
+        spec = str(config.spec)
+        if spec not in self._lanes:  # computed once per model: the identity hashes an adapter's files
+            self._lanes[spec] = (asyncio.Semaphore(self.options.concurrency or provider.max_concurrency),
+                                 model_identity(provider.id, config) if self._cache else "")
+        semaphore, identity = self._lanes[spec]
+        key = cache_key(identity, messages, params) if self._cache else ""
+        if self._cache and (hit := self._cache.get(key)) is not None:
+            return hit
+        async with semaphore:
+            estimate = _estimate_cost(config, messages, params)
+            if self.budget.exhausted or not self.budget.reserve(estimate):
+                return None
+            completion = None
+            if clock:
+                clock.start()
+            try:
+                completion = await complete_with_retries(provider, messages, params, self.options)
+            finally:
+                if clock:
+                    clock.stop(served=completion is not None and completion.error is None)
+            self.budget.settle(estimate, completion.cost_usd)
+        if self._cache:
+            self._cache.put(key, provider.id, completion)
+        return completion
+
     async def generate(self, spec: str, messages: Sequence[Message],
                        params: GenerateParams | None = None) -> Completion:
         provider = await self.open(spec)
         if isinstance(provider, str):
             return Completion(text="", error=f"{spec} {provider}")
         config = self.config(spec)
-        params = params or config.params
-        key = cache_key(model_identity(provider.id, config), messages, params) if self._cache else ""
-        if self._cache and (hit := self._cache.get(key)) is not None:
-            return hit
-        semaphore = self._semaphores.setdefault(
-            spec, asyncio.Semaphore(self._options.concurrency or provider.max_concurrency))
-        async with semaphore:
-            estimate = _estimate_cost(config, messages, params)
-            if self._budget.exhausted or not self._budget.reserve(estimate):
-                return Completion(text="", error="the run's budget is reached")
-            completion = await complete_with_retries(provider, messages, params, self._options)
-            self._budget.settle(estimate, completion.cost_usd)
-        if self._cache:
-            self._cache.put(key, provider.id, completion)
-        return completion
+        done = await self.call(provider, config, messages, params or config.params)
+        return done or Completion(text="", error="the run's budget is reached")
 
     async def aclose(self) -> None:
         for provider in self._owned:
@@ -231,45 +248,26 @@ async def execute_run(
     provider: Provider,
     store: Store,
     run_id: str,
-    options: RunOptions,
-    budget: Budget,
-    cache: ResponseCache | None = None,
+    models: ModelCalls,
     progress: RunProgress | None = None,
-    models: ModelCalls | None = None,
 ) -> RunOutcome:
-    """Run every sample not yet finished in `run_id`, writing each result as it completes.
-    `models` serves the metrics that call models (judges); by default one sharing this run's budget."""
+    """Run every sample not yet finished in `run_id`, writing each result as it completes. Every model
+    call, the run's own and its judges', goes through `models` (cache, concurrency, budget, retries)."""
     done = store.done_ids(run_id)
     todo = [s for s in samples if s.id not in done]
     metric_map = build_metrics(task)
-    own_models = models is None
-    if models is None:
-        models = ModelCalls(task, options, budget, cache, {str(config.spec): provider})
     params = config.params
-    identity = model_identity(provider.id, config) if cache else ""
+    options = models.options
     concurrency = options.concurrency or provider.max_concurrency
-    semaphore = asyncio.Semaphore(concurrency)
     clock = BusyClock()
     bar = progress.add(str(config.spec), total=len(samples), completed=len(samples) - len(todo)) if progress else None
     outcome = RunOutcome(run_id, str(config.spec), "completed")
 
     async def one(sample: Sample) -> None:
         messages = render_messages(task.prompt, sample.fields, config)
-        key = cache_key(identity, messages, params) if cache else ""
-        completion = cache.get(key) if cache else None
-        if completion is None:
-            async with semaphore:
-                estimate = _estimate_cost(config, messages, params)
-                if budget.exhausted or not budget.reserve(estimate):
-                    return
-                clock.start()
-                try:
-                    completion = await complete_with_retries(provider, messages, params, options)
-                finally:
-                    clock.stop(served=completion is not None and completion.error is None)
-                budget.settle(estimate, completion.cost_usd)
-            if cache:
-                cache.put(key, provider.id, completion)
+        completion = await models.call(provider, config, messages, params, clock)
+        if completion is None:  # the budget is reached: the example stays to do
+            return
         scores = {}
         if completion.error is None:
             ctx = ScoreContext(sample=sample, completion=completion, task=task, models=models)
@@ -290,9 +288,7 @@ async def execute_run(
         raise
     finally:
         store.add_busy_time(run_id, clock.busy_s, clock.served, concurrency, hardware_of(provider))
-        if own_models:
-            await models.aclose()
-    outcome.status = "budget-stopped" if budget.exhausted else "completed"
+    outcome.status = "budget-stopped" if models.budget.exhausted else "completed"
     store.set_status(run_id, outcome.status)
     return outcome
 
@@ -347,8 +343,7 @@ async def run_task(
             manifest = build_manifest(task, config, provider.id, golden_hash, len(samples))
             run_id = store.create_run(task.name, str(config.spec), len(samples), manifest)
             jobs.append(execute_run(task=task, samples=samples, config=config, provider=provider, store=store,
-                                    run_id=run_id, options=options, budget=budget, cache=cache, progress=progress,
-                                    models=models))
+                                    run_id=run_id, models=models, progress=progress))
         return list(await asyncio.gather(*jobs))
     finally:
         await models.aclose()
@@ -401,8 +396,7 @@ async def resume_run(
             if warn:
                 warn(f"{problem}; its scores will be errors")
         return await execute_run(task=task, samples=samples, config=config, provider=provider, store=store,
-                                 run_id=record.id, options=options, budget=budget, cache=cache, progress=progress,
-                                 models=models)
+                                 run_id=record.id, models=models, progress=progress)
     finally:
         await models.aclose()
         await close_provider(provider)

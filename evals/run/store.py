@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import secrets
+import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -191,7 +192,11 @@ class Store:
             have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
             for name, kind in columns.items():
                 if name not in have:
-                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+                    try:
+                        self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+                    except sqlite3.OperationalError as e:  # another process opening the store added it first
+                        if "duplicate column" not in str(e):
+                            raise
 
     def close(self) -> None:
         self._db.close()
