@@ -56,22 +56,24 @@ def test_decide_names_the_task_file_it_read(make_task, tmp_path) -> None:
 
 
 def test_manifests_hold_no_secret_and_resume_takes_them_from_the_task(make_task, tmp_path) -> None:
-    model = {"spec": "fake:scripted", "options": {"api_key": SECRET, "extra_headers": {"Authorization": f"Bearer {SECRET}"},
-                                                   "responses": ["{}"]}}
-    folder = make_task(models=[model])
     store = tmp_path / "s.db"
-    ran = invoke("run", folder, "--store", store, "--no-progress", "--json")
-    assert ran.exit_code == 0, ran.output
-    run_id = json.loads(ran.stdout)[0]["run_id"]
-    assert SECRET not in store.read_bytes().decode("latin-1")
-    shown = invoke("show", run_id, "--store", store, "--json")
-    options = json.loads(shown.stdout)["manifest"]["model"]["options"]
-    assert options == {"api_key": "***", "extra_headers": {"Authorization": "***"}, "responses": ["{}"]}
-    assert invoke("run", "--resume", run_id, "--store", store, "--no-progress").exit_code == 0
-    changed = make_task(models=[{**model, "options": {**model["options"], "responses": ["[]"]}}])
-    assert changed == folder
-    refused = invoke("run", "--resume", run_id, "--store", store, "--no-progress")
-    assert refused.exit_code == 2 and "changed since run" in refused.stderr and "options" in refused.stderr
+    with StandinServer(qa_answer) as server:
+        model = {"spec": "openai:gpt-4o-mini", "base_url": server.base_url,
+                 "options": {"headers": {"x-api-key": SECRET, "x-team": "evals"}}}
+        folder = make_task(rows=qa_rows(4), models=[model])
+        ran = invoke("run", folder, "--store", store, "--no-progress", "--json")
+        assert ran.exit_code == 0, ran.output
+        assert {r.headers.get("x-api-key") for r in server.requests} == {SECRET}  # the option is sent
+        run_id = json.loads(ran.stdout)[0]["run_id"]
+        assert SECRET not in store.read_bytes().decode("latin-1")
+        shown = invoke("show", run_id, "--store", store, "--json")
+        assert json.loads(shown.stdout)["manifest"]["model"]["options"] == {
+            "headers": {"x-api-key": "***", "x-team": "evals"}}
+        resumed = invoke("run", "--resume", run_id, "--store", store, "--no-progress")  # the key, from the task
+        assert resumed.exit_code == 0, resumed.output
+        make_task(rows=qa_rows(4), models=[{**model, "options": {"headers": {"x-team": "other"}}}])
+        refused = invoke("run", "--resume", run_id, "--store", store, "--no-progress")
+        assert refused.exit_code == 2 and "changed since run" in refused.stderr and "options" in refused.stderr
 
 
 def test_redaction_keeps_what_is_not_a_secret() -> None:

@@ -157,3 +157,19 @@ def test_jsonl_values_load_exactly_as_written(make_task) -> None:
             {"id": "b", "question": "q2", "reference": {"date": "2024-12-01", "due": "2025-01-01"}}]
     samples = load_samples(load_task(str(make_task(rows=rows, metrics=[{"name": "json_valid"}], **{"pass": {}}))))
     assert [s.reference for s in samples] == [r["reference"] for r in rows]
+
+
+@pytest.mark.parametrize(("model", "field", "message"), [
+    ({"spec": "openai:gpt-4o-mini", "options": {"max_token_param": "max_tokens"}}, "models.0.options.max_token_param",
+     "did you mean 'max_tokens_param'"),
+    ({"spec": "openai:gpt-4o-mini", "options": {"max_tokens_param": "tokens"}}, "models.0.options.max_tokens_param",
+     "'max_tokens' or 'max_completion_tokens'"),
+    ({"spec": "anthropic:claude-haiku-4-5", "options": {"headers": {"x-team": 7}}},
+     "models.0.options.headers.x-team", "valid string"),
+    ({"spec": "fake:x", "options": {"respones": ["{}"]}}, "models.0.options.respones", "did you mean 'responses'"),
+    ({"spec": "openal:gpt-4o-mini"}, "models.0.spec", "Did you mean 'openai'"),
+])
+def test_provider_options_are_validated_at_load(make_task, model, field, message) -> None:
+    from tests.conftest import assert_refused_at_load
+
+    assert_refused_at_load(make_task(models=[model]), field, message)

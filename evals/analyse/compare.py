@@ -148,14 +148,14 @@ def compare_runs(
     worth acting on; it sets the power computation.
     """
     hash_a, hash_b = _golden_hash(a), _golden_hash(b)
-    if hash_a != hash_b and not force:
-        raise EvalsError(
-            f"runs {_run_id(a)} and {_run_id(b)} used different golden sets "
-            f"(hash {str(hash_a)[:12]} vs {str(hash_b)[:12]}), so their examples cannot be trusted to pair; "
-            "re-run both on the same golden set, or force the comparison of the example ids they share"
-        )
     ids_a, ids_b = [str(i) for i in a["example_id"]], [str(i) for i in b["example_id"]]
     set_a, set_b = set(ids_a), set(ids_b)
+    if hash_a != hash_b and not force:
+        raise EvalsError(
+            f"runs {_run_id(a)} and {_run_id(b)} used different golden sets (hash {str(hash_a)[:12]} vs "
+            f"{str(hash_b)[:12]}; {len(set_a - set_b)} example(s) only in the first, {len(set_b - set_a)} only in "
+            "the second), so their examples cannot be trusted to pair. Re-run both on the same golden set, or "
+            "pass --force to compare the example ids they share")
     shared = [i for i in ids_a if i in set_b]
     if not shared:
         raise EvalsError(f"runs {_run_id(a)} and {_run_id(b)} have no example id in common")

@@ -53,14 +53,6 @@ def compare_stored(run_a: str, run_b: str, store: Store, *, force: bool = False,
     source = ""
     if decision is None:
         decision, source = decision_for_run(a)
-    hash_a, hash_b = (((df.attrs.get("manifest") or {}).get("golden") or {}).get("hash") for df in (a, b))
-    if hash_a != hash_b and not force:
-        ids_a, ids_b = set(a["example_id"].astype(str)), set(b["example_id"].astype(str))
-        raise EvalsError(
-            f"runs {a.attrs['run']['id']} and {b.attrs['run']['id']} used different golden sets "
-            f"(hash {str(hash_a)[:12]} vs {str(hash_b)[:12]}; {len(ids_a - ids_b)} example(s) only in the first, "
-            f"{len(ids_b - ids_a)} only in the second). Re-run both on the same golden set, or pass --force "
-            "to compare the example ids they share")
     cmp = compare_runs(a, b, force=force, min_gap=decision.min_gap)
     profiles = {role: latency_profile(store, df) for role, df in (("baseline", a), ("candidate", b))}
     return cmp, decide(cmp, decision, profiles=profiles), source

@@ -18,7 +18,9 @@ from typer.core import TyperGroup
 from evals.errors import EvalsError
 
 if TYPE_CHECKING:
+    from evals.run.cache import ResponseCache
     from evals.run.progress import RunProgress
+    from evals.run.runner import RunOptions
     from evals.run.store import Store
 
 # Off a terminal (CI logs, pipes) tables get room instead of being squeezed to 80 columns.
@@ -93,3 +95,13 @@ def running(db: Store, *, enabled: bool) -> Iterator[RunProgress]:
         err_console.print("[yellow]interrupted.[/] Finished examples are stored; resume with "
                           + ", ".join(f"`evals run --resume {i}`" for i in interrupted))
         raise typer.Exit(130) from None
+
+
+def run_setup(concurrency: int | None, timeout: float, retries: int, budget: float | None, cache: bool,
+              cache_path: Path | None) -> tuple[RunOptions, ResponseCache | None]:
+    """The run flags that every command calling models shares, as the runner's options and response cache."""
+    from evals.run.cache import ResponseCache
+    from evals.run.runner import RunOptions
+
+    options = RunOptions(concurrency=concurrency, timeout_s=timeout, max_retries=retries, budget_usd=budget)
+    return options, ResponseCache(cache_path) if cache else None

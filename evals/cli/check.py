@@ -24,6 +24,7 @@ from evals.cli.app import (
     console,
     err_console,
     print_json,
+    run_setup,
     running,
 )
 
@@ -150,8 +151,6 @@ def check(
     that would settle it; names the regressed examples and any change of the provider's model version.
     """
     from evals.gate.check import plan_check, run_check
-    from evals.run.cache import ResponseCache
-    from evals.run.runner import RunOptions
     from evals.run.store import Store
 
     db = Store(store)
@@ -159,9 +158,9 @@ def check(
     err_console.print(f"checking {plan.config.spec} on {len(plan.samples)} examples of {plan.task.name} against "
                       f"{plan.baseline.source}" + ("" if cache else "; response cache off"), markup=False,
                       highlight=False)
-    options = RunOptions(concurrency=concurrency, timeout_s=timeout, max_retries=retries, budget_usd=budget)
+    options, response_cache = run_setup(concurrency, timeout, retries, budget, cache, cache_path)
     with running(db, enabled=progress and not as_json) as bars:
-        outcome = asyncio.run(run_check(plan, db, options, cache=ResponseCache(cache_path) if cache else None,
+        outcome = asyncio.run(run_check(plan, db, options, cache=response_cache,
                                         progress=bars))
     if junit is not None:
         from evals.report.junit import write_junit

@@ -25,6 +25,7 @@ from evals.cli.app import (
     console,
     err_console,
     print_json,
+    run_setup,
     running,
 )
 from evals.errors import EvalsError
@@ -120,8 +121,6 @@ def decide_cmd(
 ) -> None:
     """Run the task's baseline and candidate (only what the store lacks), then compare them."""
     from evals.analyse.decide import compare_stored, plan_decision, record_decision, run_missing, with_errors
-    from evals.run.cache import ResponseCache
-    from evals.run.runner import RunOptions
     from evals.run.store import Store
 
     db = Store(store)
@@ -133,10 +132,9 @@ def decide_cmd(
         err_console.print(f"run {run_id} has {db.get_run(run_id).n_errors} provider error(s): retrying those examples "
                           "first", markup=False, highlight=False)
     if plan.missing or retry:
-        options = RunOptions(concurrency=concurrency, timeout_s=timeout, max_retries=retries, budget_usd=budget)
+        options, response_cache = run_setup(concurrency, timeout, retries, budget, cache, cache_path)
         with running(db, enabled=progress and not as_json) as bars:
-            asyncio.run(run_missing(plan, db, options, cache=ResponseCache(cache_path) if cache else None,
-                                    progress=bars))
+            asyncio.run(run_missing(plan, db, options, cache=response_cache, progress=bars))
     cmp, verdict, _ = compare_stored(plan.runs["baseline"], plan.runs["candidate"], db, decision=plan.decision)
     record_decision(db, plan.task, plan.runs, verdict)
     _report_comparison(cmp, verdict, as_json=as_json, markdown=markdown, html=html, examples=examples,

@@ -23,6 +23,7 @@ from evals.cli.app import (
     err_console,
     print_classifications,
     print_json,
+    run_setup,
     running,
     warn,
 )
@@ -49,15 +50,13 @@ def run(
     """Run a task's golden set against its models (or --model), score and store every answer."""
     from evals.data.golden import load_samples
     from evals.data.tasks import load_task
-    from evals.run.cache import ResponseCache
-    from evals.run.runner import DEFAULT_MODEL, RunOptions, open_providers, require_providers, resume_run, run_task
+    from evals.run.runner import DEFAULT_MODEL, open_providers, require_providers, resume_run, run_task
     from evals.run.store import Store
 
     if (task is None) == (resume is None):
         raise EvalsError("give a task, or --resume RUN_ID (not both)")
-    options = RunOptions(concurrency=concurrency, timeout_s=timeout, max_retries=retries, budget_usd=budget)
+    options, response_cache = run_setup(concurrency, timeout, retries, budget, cache, cache_path)
     db = Store(store)
-    response_cache = ResponseCache(cache_path) if cache else None
     with running(db, enabled=progress and not as_json) as bars:
         if resume is not None:
             db.resolve(resume)

@@ -90,7 +90,20 @@ def _parse_model(doc: YamlDoc, raw: Any, i: int) -> ModelConfig:
         if key in raw and not isinstance(raw[key], kind):
             raise doc.error(f"expected {'true or false' if kind is bool else 'a number'}, got {raw[key]!r}",
                             "models", i, key)
+    _check_options(doc, spec, raw.get("options"), i)
     return ModelConfig(spec=spec, price=price, **raw).with_server()
+
+
+def _check_options(doc: YamlDoc, spec: ModelSpec, options: Any, i: int) -> None:
+    """The provider exists and takes these options (a misspelt option is an error, not silently ignored)."""
+    from evals.providers import options_model
+
+    try:
+        model = options_model(spec.provider)
+    except EvalsError as e:
+        raise doc.error(e.message, "models", i, "spec") from None
+    if model is not None:
+        validated(model, options, "models", i, "options", doc=doc)
 
 
 def _parse_metric(doc: YamlDoc, raw: Any, i: int) -> MetricSpec:

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from evals.registry import Registry
 from evals.types import Completion, GenerateParams, Message, ModelConfig
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 BUILTIN_MODULES = ("openai", "anthropic", "local", "fake")
 
@@ -31,7 +35,35 @@ def _load_builtins() -> None:
 
 
 providers: Registry[Callable[[ModelConfig], Provider]] = Registry("provider", _load_builtins)
-register_provider = providers.register
+
+
+class NoOptions(BaseModel):
+    """A provider that takes no `options:`."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class HttpOptions(NoOptions):
+    """What every HTTP API provider takes."""
+
+    headers: dict[str, str] = Field({}, description="Extra HTTP headers sent with every request (a gateway's "
+                                                    "key, a team tag); credentials are redacted from manifests.")
+
+
+def register_provider(name: str, *, options: type[BaseModel] = NoOptions) -> Callable[[F], F]:
+    """Register a provider factory under `name`, with the pydantic model of its task.yaml `options:`, which
+    is validated (file, line, field) when the task loads."""
+
+    def decorator(factory: F) -> F:
+        factory.options_model = options  # type: ignore[attr-defined]
+        return providers.register(name)(factory)
+
+    return decorator
+
+
+def options_model(provider: str) -> type[BaseModel] | None:
+    """The options model of a provider (None for a plugin registered without one: its options go unchecked)."""
+    return getattr(providers.get(provider), "options_model", None)
 
 
 def create_provider(config: ModelConfig) -> Provider:

@@ -120,7 +120,7 @@ def open_client(config: ModelConfig, sdk_name: str, client_class: str, key_env: 
     except ImportError:
         raise MissingCredentials(f"the {sdk_name} package is not installed: pip install {sdk_name}") from None
     client = getattr(sdk, client_class)(api_key=key or PLACEHOLDER_KEY, base_url=base_url, max_retries=0,
-                                        timeout=SDK_TIMEOUT_S)
+                                        timeout=SDK_TIMEOUT_S, default_headers=config.options.get("headers"))
     return sdk, client, key, base_url
 
 

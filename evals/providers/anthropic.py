@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from evals.providers import register_provider
+from evals.providers import HttpOptions, register_provider
 from evals.providers._http import Reply, SDKProvider, open_client, to_provider_error
 from evals.types import Completion, GenerateParams, Message, ModelConfig
 
@@ -82,7 +82,7 @@ def _count(reply: Reply, usage: Any) -> None:
     reply.output_tokens = usage.output_tokens
 
 
-@register_provider("anthropic")
+@register_provider("anthropic", options=HttpOptions)
 def anthropic_provider(config: ModelConfig) -> AnthropicProvider:
     sdk, client, key, _ = open_client(config, "anthropic", "AsyncAnthropic", "ANTHROPIC_API_KEY",
                                       "ANTHROPIC_BASE_URL", "Anthropic")

@@ -12,7 +12,9 @@ import itertools
 from collections import deque
 from collections.abc import Iterable, Sequence
 
-from evals.providers import register_provider
+from pydantic import Field
+
+from evals.providers import NoOptions, register_provider
 from evals.providers.prices import price_for
 from evals.types import Completion, GenerateParams, Message, ModelConfig, ModelSpec
 
@@ -67,7 +69,12 @@ class FakeProvider:
         )
 
 
-@register_provider("fake")
+class FakeOptions(NoOptions):
+    responses: list[str] = Field(["{}"], description="Answers, cycled (models other than echo).")
+    latency_s: float = Field(0.0, ge=0, description="Seconds each answer takes.")
+
+
+@register_provider("fake", options=FakeOptions)
 def fake_provider(config: ModelConfig) -> FakeProvider:
     opts = config.options
     return FakeProvider(

@@ -23,11 +23,13 @@ understands. `options: {max_tokens_param: max_tokens | max_completion_tokens}` o
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from pydantic import Field
+
 from evals.errors import EvalsError
-from evals.providers import register_provider
+from evals.providers import HttpOptions, register_provider
 from evals.providers._http import Reply, SDKProvider, open_client, to_provider_error
 from evals.types import Completion, GenerateParams, Message, ModelConfig
 
@@ -105,7 +107,13 @@ def _token_param(config: ModelConfig, base_url: str | None) -> str:
     return "max_completion_tokens" if official else "max_tokens"
 
 
-@register_provider("openai")
+class OpenAIOptions(HttpOptions):
+    max_tokens_param: Literal["max_tokens", "max_completion_tokens"] | None = Field(
+        None, description="The request's output-length parameter; default: max_completion_tokens for "
+                          "api.openai.com, max_tokens for a custom base_url.")
+
+
+@register_provider("openai", options=OpenAIOptions)
 def openai_provider(config: ModelConfig) -> OpenAIProvider:
     sdk, client, key, base_url = open_client(config, "openai", "AsyncOpenAI", "OPENAI_API_KEY", "OPENAI_BASE_URL",
                                              "OpenAI")

@@ -7,8 +7,8 @@ stopped. A provider's final failure is recorded on the example as data; it never
 from __future__ import annotations
 
 import asyncio
-import json
 import dataclasses
+import json
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
