@@ -94,11 +94,10 @@ class Power:
 
     min_gap: float
     power: float
-    alpha: float
+    alpha: float  # two-sided, 1 - the comparison's confidence
     discordance: float  # observed share of discordant pairs
-    n_pairs: int
     n_needed: int  # pairs for McNemar to detect min_gap (Connor 1987); discordance floored at min_gap
-    min_detectable_gap: float | None  # at the current n_pairs
+    min_detectable_gap: float | None  # at the current number of pairs
 
 
 @dataclass(frozen=True)
@@ -106,7 +105,6 @@ class Comparison:
     a: Side
     b: Side
     golden_hashes_differ: bool  # only possible with force=True
-    n_pairs: int
     missing_in_a: tuple[str, ...]  # example ids only run B has
     missing_in_b: tuple[str, ...]  # example ids only run A has
     counts: PairedCounts
@@ -120,9 +118,14 @@ class Comparison:
     confidence: float
     seed: int
 
+    @property
+    def n_pairs(self) -> int:
+        return self.counts.n
+
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON types only: NaN becomes None, tuples become lists."""
         d = json_types(asdict(self))
+        d["n_pairs"] = self.n_pairs
         for side in ("a", "b"):
             d[side].pop("values", None)
         d["counts"].update(n=self.counts.n, discordant=self.counts.discordant)
@@ -138,14 +141,13 @@ def compare_runs(
     seed: int = 0,
     confidence: float = 0.95,
     power: float = 0.8,
-    alpha: float = 0.05,
     n_resamples: int = 10_000,
 ) -> Comparison:
     """Compare baseline run `a` with candidate run `b` (frames from `load_run`), paired by example id.
 
     Refuses runs over different golden sets (by the manifest's golden hash) unless `force`, in which
     case the shared example ids are compared. `min_gap` is the smallest difference in match rate
-    worth acting on; it sets the power computation.
+    worth acting on; it sets the power computation, at two-sided alpha = 1 - `confidence`.
     """
     hash_a, hash_b = _golden_hash(a), _golden_hash(b)
     ids_a, ids_b = [str(i) for i in a["example_id"]], [str(i) for i in b["example_id"]]
@@ -185,7 +187,6 @@ def compare_runs(
         a=_side(a, hash_a, confidence, seed, n_resamples),
         b=_side(b, hash_b, confidence, seed, n_resamples),
         golden_hashes_differ=hash_a != hash_b,
-        n_pairs=n,
         missing_in_a=tuple(i for i in ids_b if i not in set_a),
         missing_in_b=tuple(i for i in ids_a if i not in set_b),
         counts=counts,
@@ -197,11 +198,10 @@ def compare_runs(
         power=Power(
             min_gap=min_gap,
             power=power,
-            alpha=alpha,
+            alpha=1 - confidence,
             discordance=discordance,
-            n_pairs=n,
-            n_needed=mcnemar_sample_size(min_gap, discordance, power, alpha),
-            min_detectable_gap=min_detectable_gap(n, discordance, power, alpha),
+            n_needed=mcnemar_sample_size(min_gap, discordance, power, 1 - confidence),
+            min_detectable_gap=min_detectable_gap(n, discordance, power, 1 - confidence),
         ),
         min_gap=min_gap,
         confidence=confidence,

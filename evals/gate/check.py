@@ -121,7 +121,7 @@ def evaluate(baseline_df: pd.DataFrame, current_df: pd.DataFrame, settings: Chec
              baseline_source: str = "") -> CheckOutcome:
     """The check's outcome from the baseline run and the new run (frames from `load_run`)."""
     cmp = compare_runs(baseline_df, current_df, min_gap=max(settings.margin, 0.01), confidence=settings.confidence,
-                       power=settings.power, alpha=settings.alpha)
+                       power=settings.power)
     run, base_run = current_df.attrs["run"], baseline_df.attrs["run"]
     n = cmp.counts.n
     gates = [_error_gate(current_df, run, settings)]

@@ -109,7 +109,7 @@ def _scores(scores: dict[str, float | None]) -> str:
 
 def power_section(cmp: Comparison) -> Section:
     p = cmp.power
-    lines = [f"Observed discordance {p.discordance:.0%} of {p.n_pairs} pairs.",
+    lines = [f"Observed discordance {p.discordance:.0%} of {cmp.n_pairs} pairs.",
              (f"Detecting a {p.min_gap * 100:g}-point gap with {p.power:.0%} power (two-sided alpha {p.alpha:g}) "
               f"takes about {p.n_needed:,} paired examples.")]
     lines.append("The current examples detect gaps of about "
