@@ -2,7 +2,8 @@
 
 Built-ins register with the same decorator third parties use. A name that is not found triggers
 loading of the `evals.plugins` entry points once, then fails with the known names and a
-"did you mean".
+"did you mean". A name belongs to one factory: a plugin cannot shadow a built-in (or another plugin);
+while plugins load, such a refusal is recorded in `plugin_errors` like any other failure to load.
 """
 
 from __future__ import annotations
@@ -35,6 +36,23 @@ def load_plugins() -> None:
             plugin_errors[f"{ep.name} = {ep.value}"] = f"{type(e).__name__}: {e}"
 
 
+def _origin(factory: Any) -> str:
+    """Where a factory is defined: module.qualname."""
+    module = getattr(factory, "__module__", None) or "?"
+    return f"{module}.{getattr(factory, '__qualname__', None) or type(factory).__qualname__}"
+
+
+def _same(a: Any, b: Any) -> bool:
+    """The same factory, or the same definition (its module imported again)."""
+    return a is b or _origin(a) == _origin(b)
+
+
+def _builtin(factory: Any) -> bool:
+    """Defined inside evals (a regular package: no plugin's module can be named evals.*)."""
+    module = getattr(factory, "__module__", None) or ""
+    return module == "evals" or module.startswith("evals.")
+
+
 class Registry(Generic[F]):
     def __init__(self, kind: str, builtins: Callable[[], None]):
         self.kind = kind
@@ -43,7 +61,17 @@ class Registry(Generic[F]):
         self._builtins_loaded = False
 
     def register(self, name: str) -> Callable[[F], F]:
+        """A decorator registering a factory under `name`. A name is taken once: a different factory for
+        it (a plugin reusing a built-in's name) is refused with an EvalsError naming both; registering the
+        same factory again (its module imported twice) is harmless."""
+
         def decorator(factory: F) -> F:
+            if not _builtin(factory):
+                self._ensure_builtins()  # the built-ins claim their names before anyone else can
+            existing = self._factories.get(name)
+            if existing is not None and not _same(existing, factory):
+                raise EvalsError(f"{self.kind} '{name}' is already registered by {_origin(existing)}; "
+                                 f"{_origin(factory)} cannot register it too: give it another name")
             self._factories[name] = factory
             return factory
 

@@ -226,3 +226,36 @@ def test_literal_text_renders_unchanged() -> None:
 
     for text in ("plain", "{{ x }} and {% if %}", "tricky {% endraw %} inside {{ y }}"):
         assert _render(literal(text), {}) == text
+
+
+@pytest.mark.parametrize("payload", [
+    "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+    "{{ cycler.__init__.__globals__.os.popen('touch PWNED').read() }}",
+    "{{ answer.__class__.__mro__ }}",
+])
+def test_promptfoo_assertion_values_render_sandboxed_and_a_hostile_one_is_refused(tmp_path: Path, monkeypatch,
+                                                                                  payload: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "promptfooconfig.yaml"
+    path.write_text(yaml.safe_dump({"prompts": ["{{question}}"], "tests": [
+        {"vars": {"question": "hi", "answer": "hello"}, "assert": [{"type": "equals", "value": "{{ answer }}"}]},
+        {"description": "hostile", "vars": {"question": "yo", "answer": "hey"},
+         "assert": [{"type": "equals", "value": payload}]},
+    ]}))
+    with pytest.raises(EvalsError) as e:
+        import_file(path)
+    message = str(e.value)
+    assert "promptfooconfig.yaml:" in message and "hostile" in message and "unsafe" in message
+    assert "<class" not in message  # nothing was rendered
+    cli = invoke("import", path, "--out", tmp_path / "out")
+    assert cli.exit_code == 2 and "Traceback" not in cli.output and "unsafe" in cli.output
+    assert not (tmp_path / "PWNED").exists() and not (tmp_path / "out").exists()
+
+
+def test_promptfoo_assertion_values_still_render_the_test_vars(tmp_path: Path) -> None:
+    path = tmp_path / "promptfooconfig.yaml"
+    path.write_text(yaml.safe_dump({"prompts": ["{{question}}"], "tests": [
+        {"vars": {"question": "hi", "answer": "hello"}, "assert": [{"type": "equals", "value": "{{ answer|upper }}"}]},
+        {"vars": {"question": "yo", "answer": "hey"}, "assert": [{"type": "equals", "value": "{{ answer }}!"}]},
+    ]}))
+    assert [r["reference"] for r in import_file(path).rows] == ["HELLO", "hey!"]

@@ -299,3 +299,39 @@ async def test_a_resumed_run_keeps_the_judge_it_started_with(make_task, tmp_path
     [redone] = resumed.results
     assert redone.sample.id == "ex002"
     assert redone.scores["quality"].error.startswith("judge fake:verdicts: malformed verdict")
+
+
+# --- rubric files --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("metric", ["rubric_judge", "pairwise_judge"])
+def test_a_misspelt_rubric_file_is_refused_at_load_naming_it_and_the_closest_file(make_task, tmp_path,
+                                                                                  metric) -> None:
+    from tests.conftest import assert_refused_at_load
+
+    folder = make_task(metrics=[{"name": metric, "id": "quality", "rubric": "rubrik.md"}], **{"pass": {}})
+    (folder / "rubric.md").write_text(RUBRIC + "\n")
+    assert_refused_at_load(folder, "metrics.0.name", "rubric file 'rubrik.md' not found")
+    with pytest.raises(Exception) as e:
+        load_task(str(folder))
+    assert "did you mean 'rubric.md'?" in str(e.value)
+
+    (folder / "task.yaml").write_text((folder / "task.yaml").read_text().replace("rubrik.md", "rubric.md"))
+    from evals.metrics import build_metrics
+
+    built = build_metrics(load_task(str(folder)))["quality"]  # the right name reads the file
+    assert (built.rubric if metric == "rubric_judge" else built.criteria) == RUBRIC
+
+
+@pytest.mark.parametrize("rubric", ["rubrics/quality.txt", "quality.yaml", "criteria.json", "/no/such/rubric.md"])
+def test_a_rubric_that_names_a_missing_file_is_an_error_not_the_rubric_text(rubric) -> None:
+    from evals.errors import EvalsError
+
+    with pytest.raises(EvalsError, match="rubric file .* not found"):
+        metrics.create("rubric_judge", rubric=rubric)
+
+
+@pytest.mark.parametrize("rubric", [RUBRIC, "correctness", "Pass if polite.", "5 = right/complete, 1 = wrong",
+                                    "Line one.\nrubric.md is not a file name here."])
+def test_inline_rubric_text_stays_text(rubric) -> None:
+    assert metrics.create("rubric_judge", rubric=rubric).rubric == rubric.strip()

@@ -222,3 +222,32 @@ def test_embedded_model_runs_the_resume_task_from_the_cli(tmp_path) -> None:
     df = load_run(runs[0].id, db)
     assert (df["output_tokens"] > 0).all() and df["output"].str.len().gt(0).all()
     assert set(df.columns) >= {"score.json_valid", "score.issue_f1", "score.score_within_1"}
+
+
+async def test_local_generation_warns_nothing_about_past_key_values(tiny_dir) -> None:
+    """transformers renamed the cache keyword to `cache`; the old name's FutureWarning (or its logged
+    twin) must not reach the user on every local run, through the decoder or the provider."""
+    import logging
+    import warnings
+
+    model, tokenizer = load_model(resolve_source(str(tiny_dir)), None, "float32")
+    logged: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: logged.append(record.getMessage())
+    logger = logging.getLogger("transformers")
+    logger.addHandler(handler)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            decoder = BatchDecoder(model, [tokenizer.eos_token_id], tokenizer.pad_token_id, tokenizer.decode)
+            prompts = _prompts(tokenizer, ["q", "the quick brown fox"])
+            decoder.generate(prompts, GenerateParams(max_tokens=4))
+            decoder.generate(prompts[::-1], GenerateParams(max_tokens=4))  # through the cached shared prefix
+            provider = create_provider(ModelConfig(spec=ModelSpec("local", str(tiny_dir)),
+                                                   options={"dtype": "float32"}))
+            completion = await provider.generate([Message("user", "hello")], GenerateParams(max_tokens=4))
+    finally:
+        logger.removeHandler(handler)
+    assert len(decoder._prefix) >= 16 and completion.error is None
+    assert [str(w.message) for w in caught if "past_key_values" in str(w.message)] == []
+    assert [m for m in logged if "past_key_values" in m] == []

@@ -185,3 +185,95 @@ def test_a_plugin_installed_in_a_fresh_virtualenv_registers_through_its_entry_po
     typo = subprocess.run([python, "-m", "evals", "run", str(folder), "--no-progress"], env=env,
                           capture_output=True, text=True, check=False)
     assert typo.returncode == 2 and "Did you mean 'shouting'?" in typo.stderr
+
+
+# --- a plugin cannot take a name that is already registered -----------------------------------------------
+
+
+@pytest.mark.parametrize(("kind", "name", "module"), [("metric", "exact_match", "evals.metrics.text"),
+                                                      ("provider", "openai", "evals.providers.openai")])
+def test_a_second_factory_for_a_registered_name_is_refused_naming_both(kind, name, module) -> None:
+    from evals.metrics import metrics
+    from evals.providers import providers
+
+    registry = metrics if kind == "metric" else providers
+    builtin = registry.get(name)
+
+    def impostor(*args, **kwargs):
+        raise AssertionError("never called")
+
+    with pytest.raises(EvalsError) as e:
+        registry.register(name)(impostor)
+    message = str(e.value)
+    assert f"{kind} '{name}' is already registered" in message
+    assert f"{module}." in message and f"{__name__}.{impostor.__qualname__}" in message
+    assert registry.get(name) is builtin
+    assert registry.register(name)(builtin) is builtin  # the same factory again (a module imported twice): fine
+    assert registry.get(name) is builtin
+
+
+SHADOWING_PROVIDER = '''
+from evals.providers import register_provider
+
+
+@register_provider("fake")
+def fake(config):
+    """A provider that would answer for every fake:... model."""
+'''
+
+SHADOWING_METRIC = '''
+from evals.metrics import register_metric
+
+
+@register_metric("exact_match")
+def exact_match():
+    """Always 1."""
+    return lambda ctx: 1.0
+'''
+
+
+@pytest.mark.parametrize("order", ["metrics", "providers"])
+def test_a_plugin_that_shadows_a_builtin_provider_is_refused_whichever_registry_loads_first(tmp_path, order) -> None:
+    """In a fresh process, with the plugin loaded by the first registry asked (before the other one has
+    loaded its built-ins): the built-ins keep their names and the plugin's failure is recorded."""
+    code = textwrap.dedent(f'''
+        import json, sys
+        from importlib.metadata import EntryPoint
+        import evals.registry as registry
+        sys.path.insert(0, {str(tmp_path)!r})
+        registry.entry_points = lambda group: [EntryPoint("shadow", "shadow_plugin", group)]
+        from evals.metrics import metrics
+        from evals.providers import providers
+        (metrics if {order!r} == "metrics" else providers).names()
+        print(json.dumps({{"exact_match": metrics.get("exact_match").__module__,
+                           "fake": providers.get("fake").__module__, "errors": registry.plugin_errors}}))
+    ''')
+    (tmp_path / "shadow_plugin.py").write_text(SHADOWING_PROVIDER + SHADOWING_METRIC)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["exact_match"] == "evals.metrics.text" and out["fake"] == "evals.providers.fake"
+    assert list(out["errors"]) == ["shadow = shadow_plugin"]
+    why = out["errors"]["shadow = shadow_plugin"]
+    assert "provider 'fake' is already registered by evals.providers.fake.fake_provider" in why
+    assert "shadow_plugin.fake" in why
+
+
+def test_evals_metrics_reports_a_plugin_that_shadows_a_builtin_metric(tmp_path, monkeypatch) -> None:
+    from importlib.metadata import EntryPoint
+
+    from evals import registry
+
+    (tmp_path / "shadow_metric_plugin.py").write_text(SHADOWING_METRIC)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(registry, "entry_points",
+                        lambda group: [EntryPoint("shadow", "shadow_metric_plugin", group)])
+    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    monkeypatch.setattr(registry, "plugin_errors", {})
+    result = CliRunner().invoke(app, ["metrics", "--json"])
+    assert result.exit_code == 0
+    assert {m["name"]: m["module"] for m in json.loads(result.stdout)}["exact_match"] == "evals.metrics.text"
+    assert "plugin shadow = shadow_metric_plugin failed to load" in result.stderr
+    assert "metric 'exact_match' is already registered by evals.metrics.text.exact_match" in result.stderr
+    assert "shadow_metric_plugin.exact_match" in result.stderr

@@ -173,3 +173,11 @@ def test_provider_options_are_validated_at_load(make_task, model, field, message
     from tests.conftest import assert_refused_at_load
 
     assert_refused_at_load(make_task(models=[model]), field, message)
+
+
+def test_local_dtype_option_is_checked(make_task) -> None:
+    from tests.conftest import assert_refused_at_load
+
+    assert load_task(str(make_task(models=[{"spec": "local:smollm2", "options": {"dtype": "bfloat16"}}])))
+    assert_refused_at_load(make_task(models=[{"spec": "local:smollm2", "options": {"dtype": "fp8"}}]),
+                           "models.0.options.dtype", "'auto', 'float32', 'bfloat16' or 'float16'")

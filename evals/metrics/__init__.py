@@ -20,6 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from evals._util import suggest
 from evals.errors import EvalsError
 from evals.registry import Registry
 from evals.types import ModelSpec, Score, ScoreContext, Usage
@@ -55,6 +56,21 @@ def file_arg(base: Path, value: Any) -> Path | None:
         return path if path.is_file() else None
     except OSError:
         return None
+
+
+class MissingFile(EvalsError):
+    """A metric argument names a file that is not there; build_metric says where it looked and what is close."""
+
+    def __init__(self, name: str, what: str = "file"):
+        super().__init__(f"{what} '{name}' not found")
+        self.name, self.what = name, what
+
+    def beside(self, base: Path) -> EvalsError:
+        target = base / self.name
+        files = [p.name for p in target.parent.iterdir() if p.is_file()] if target.parent.is_dir() else []
+        close = suggest(target.name, files, style="{}")
+        hint = f"; did you mean '{(Path(self.name).parent / close).as_posix()}'?" if close else ""
+        return EvalsError(f"{self.what} '{self.name}' not found beside task.yaml ({base}){hint}")
 
 
 def _import_file(path: Path) -> Any:
@@ -121,6 +137,13 @@ def _resolve_paths(args: Mapping[str, Any], base: Path) -> dict[str, Any]:
 
 
 def build_metric(spec: MetricSpec, task: Task) -> Metric:
+    try:
+        return _build(spec, task)
+    except MissingFile as e:
+        raise e.beside(task.dir) from None
+
+
+def _build(spec: MetricSpec, task: Task) -> Metric:
     if ":" not in spec.name:
         return metrics.create(spec.name, **_resolve_paths(spec.args, task.dir))
     factory = factory_for(spec, task.dir)

