@@ -7,9 +7,9 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 Role = Literal["system", "user", "assistant"]
 BASE_URL_ENV = {"openai": "OPENAI_BASE_URL", "anthropic": "ANTHROPIC_BASE_URL"}  # what each SDK reads
@@ -293,6 +293,7 @@ def _spec(value: Any) -> Any:
 
 TASK_FILE = "task.yaml"
 MATCH_RATE = "match_rate"  # a floor on the match rate itself, beside floors on metric means
+DRIFT_ACTIONS = ("warn", "fail", "ignore")
 
 
 @dataclass(frozen=True)
@@ -317,17 +318,51 @@ class PromptSpec:
     few_shot: tuple[FewShot, ...] = ()
 
 
-@dataclass(frozen=True)
-class CheckSettings:
+def _in(low: float, high: float, *, closed_low: bool = False, closed_high: bool = False) -> Any:
+    """A float validator for a range, saying the range as an interval: (0, 1), [0, 1), [0, 1]."""
+
+    def check(value: float) -> float:
+        above = value >= low if closed_low else value > low
+        below = value <= high if closed_high else value < high
+        if not (above and below):
+            span = f"{'[' if closed_low else '('}{low:g}, {high:g}{']' if closed_high else ')'}"
+            raise ValueError(f"expected a number in {span}, got {value!r}")
+        return float(value)
+
+    return AfterValidator(check)
+
+
+Fraction = Annotated[float, _in(0, 1)]
+
+
+def _floor(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"a floor must be a number, got {value!r}")
+    return float(value)
+
+
+class CheckSettings(_Settings):
     """task.yaml's `check:` block: how `evals check` judges a new run against the accepted baseline."""
 
-    model: str | None = None  # the model checked when --model is not given
-    margin: float = 0.05  # a drop in match rate up to this is tolerated; past it, a significant drop fails
-    confidence: float = 0.95  # 1 - alpha of the paired test (McNemar exact, two-sided)
-    power: float = 0.8  # for the examples that would settle a non-significant drop
-    floors: dict[str, float] = field(default_factory=dict)  # metric id (or match_rate) -> minimum mean
-    max_error_rate: float = 0.2  # more examples failing after retries than this: an error (exit 2), no verdict
-    drift: str = "warn"  # a changed provider model version: warn, fail or ignore
+    model: str | None = Field(None, description="The model checked when --model is not given.")
+    margin: Annotated[float, _in(0, 1, closed_low=True)] = Field(
+        0.05, description="A drop in match rate up to this is tolerated; past it, a significant drop fails.")
+    confidence: Fraction = Field(0.95, description="1 - alpha of the paired test (McNemar exact, two-sided).")
+    power: Fraction = Field(0.8, description="For the examples that would settle a non-significant drop.")
+    floors: dict[str, Annotated[Any, AfterValidator(_floor)]] = Field(
+        {}, description="Metric id (or match_rate) -> lowest acceptable mean.")
+    max_error_rate: Annotated[float, _in(0, 1, closed_low=True, closed_high=True)] = Field(
+        0.2, description="More examples failing after retries than this: an error (exit 2), no verdict.")
+    drift: str = Field("warn", description="A changed provider model version: warn, fail or ignore.")
+
+    _model = field_validator("model", mode="before")(lambda cls, v: _spec(v))
+
+    @field_validator("drift")
+    @classmethod
+    def _drift(cls, drift: str) -> str:
+        if drift not in DRIFT_ACTIONS:
+            raise ValueError(f"expected one of {', '.join(DRIFT_ACTIONS)}, got {drift!r}")
+        return drift
 
     @property
     def alpha(self) -> float:

@@ -30,8 +30,6 @@ TOP_KEYS = {"name", "description", "dataset", "prompt", "models", "metrics", "pa
 MODEL_KEYS = {f.name for f in fields(ModelConfig)}
 DATASET_KEYS = {"golden", "train", "id", "reference", "fields"}
 PROMPT_KEYS = {"system", "user", "few_shot"}
-CHECK_KEYS = {"model", "margin", "confidence", "power", "floors", "max_error_rate", "drift"}
-DRIFT_ACTIONS = ("warn", "fail", "ignore")
 
 
 def tasks_root() -> Path:
@@ -131,53 +129,14 @@ def _parse_prompt(doc: YamlDoc, raw: Any) -> PromptSpec:
     )
 
 
-def _fraction(doc: YamlDoc, value: Any, *where: str, low_open: bool = True, high_open: bool = True) -> float:
-    """A number in (0, 1) (bounds closed where asked), else an error naming the field."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if ok:
-        ok = (value > 0 if low_open else value >= 0) and (value < 1 if high_open else value <= 1)
-    if not ok:
-        span = f"{'(' if low_open else '['}0, 1{')' if high_open else ']'}"
-        raise doc.error(f"expected a number in {span}, got {value!r}", *where)
-    return float(value)
-
-
 def _parse_check(doc: YamlDoc, raw: Any, metric_ids: list[str]) -> CheckSettings:
-    if raw is None:
-        return CheckSettings()
-    raw = _check_keys(doc, raw, CHECK_KEYS, "check")
-    model = raw.get("model")
-    if model is not None:
-        try:
-            model = str(ModelSpec.parse(_require_str(doc, model, "check", "model")))
-        except ValueError as e:
-            raise doc.error(str(e), "check", "model") from None
-    floors = raw.get("floors") or {}
-    if not isinstance(floors, dict):
-        raise doc.error("expected a mapping of metric id (or match_rate) to its lowest acceptable mean",
-                        "check", "floors")
-    for metric_id, floor in floors.items():
-        if metric_id != MATCH_RATE and metric_id not in metric_ids:
-            allowed = [*metric_ids, MATCH_RATE]
+    settings = validated(CheckSettings, raw, "check", doc=doc)
+    allowed = [*metric_ids, MATCH_RATE]
+    for metric_id in settings.floors:
+        if metric_id not in allowed:
             raise doc.error(f"'{metric_id}' is not a metric id of this task (nor {MATCH_RATE})"
-                            f"{suggest(metric_id, allowed)}",
-                            "check", "floors", metric_id)
-        if isinstance(floor, bool) or not isinstance(floor, (int, float)):
-            raise doc.error(f"a floor must be a number, got {floor!r}", "check", "floors", metric_id)
-    drift = raw.get("drift", "warn")
-    if drift not in DRIFT_ACTIONS:
-        raise doc.error(f"expected one of {', '.join(DRIFT_ACTIONS)}, got {drift!r}", "check", "drift")
-    defaults = CheckSettings()
-    return CheckSettings(
-        model=model,
-        margin=_fraction(doc, raw.get("margin", defaults.margin), "check", "margin", low_open=False),
-        confidence=_fraction(doc, raw.get("confidence", defaults.confidence), "check", "confidence"),
-        power=_fraction(doc, raw.get("power", defaults.power), "check", "power"),
-        floors={str(k): float(v) for k, v in floors.items()},
-        max_error_rate=_fraction(doc, raw.get("max_error_rate", defaults.max_error_rate), "check", "max_error_rate",
-                                 low_open=False, high_open=False),
-        drift=drift,
-    )
+                            f"{suggest(metric_id, allowed)}", "check", "floors", metric_id)
+    return settings
 
 
 def _task_hash(doc: YamlDoc, metrics: tuple[MetricSpec, ...]) -> str:
