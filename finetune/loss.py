@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from evals.providers.local_decode import cache_keyword
 from finetune.data import Example
 
 
@@ -64,11 +65,11 @@ def batch_loss(model, batch: Sequence[Example], pad_id: int) -> BatchLoss:
     cache = None
     if n_shared:
         prefix = torch.tensor([batch[0].prompt[:n_shared]], device=device)
-        cache = core(input_ids=prefix, use_cache=True).past_key_values
+        cache = getattr(core(input_ids=prefix, use_cache=True), cache_keyword(core))
         cache.batch_repeat_interleave(len(batch))
     positions = torch.arange(n_shared, n_shared + width, device=device).expand(len(batch), -1)
     hidden = core(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions,
-                  past_key_values=cache, use_cache=cache is not None).last_hidden_state
+                  **{cache_keyword(core): cache}, use_cache=cache is not None).last_hidden_state
     picked = hidden[torch.tensor(where_rows, device=device), torch.tensor(where_cols, device=device)]
     logits = head(picked).float()
     total = F.cross_entropy(logits, torch.tensor(targets, device=device), reduction="sum")

@@ -16,6 +16,7 @@ import asyncio
 import functools
 import importlib.util
 import threading
+import warnings
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -103,7 +104,8 @@ def pick_dtype(name: str = "auto"):
 
 @contextmanager
 def quiet_transformers() -> Iterator[None]:
-    """No warnings or progress bars from transformers while loading (its GGUF reader calls tqdm itself)."""
+    """No warnings or progress bars from transformers while loading (its GGUF reader calls tqdm itself), nor
+    the deprecation peft triggers in it when an adapter is attached (`is_gradient_checkpointing`)."""
     from transformers import modeling_gguf_pytorch_utils as gguf_utils
     from transformers.utils import logging as hf_logging
 
@@ -112,7 +114,9 @@ def quiet_transformers() -> Iterator[None]:
     bar = gguf_utils.tqdm
     gguf_utils.tqdm = functools.partial(bar, disable=True)
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            yield
     finally:
         gguf_utils.tqdm = bar
 
@@ -145,7 +149,8 @@ def load_model(source: ModelSource, adapter: str | None = None, dtype_name: str 
         if adapter:
             from peft import PeftModel
 
-            model = PeftModel.from_pretrained(model, adapter).merge_and_unload().eval()
+            with quiet_transformers():
+                model = PeftModel.from_pretrained(model, adapter).merge_and_unload().eval()
     except (OSError, ValueError) as e:
         raise EvalsError(f"could not load model '{source}'{f' with adapter {adapter}' if adapter else ''}: "
                          f"{type(e).__name__}: {e}") from None

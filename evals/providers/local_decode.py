@@ -119,7 +119,7 @@ class BatchDecoder:
         self._prefix: tuple[int, ...] = ()
         self._prefix_kv: list[tuple[torch.Tensor, torch.Tensor]] = []
         self._last_prompt: Sequence[int] = ()
-        self._cache_name = _cache_keyword(model)
+        self._cache_name = cache_keyword(model)
 
     def _shared_prefix(self, prompts: Sequence[Sequence[int]]) -> int:
         """Length of the cached prefix to use for these prompts, refreshing the cache when it pays."""
@@ -210,7 +210,7 @@ class BatchDecoder:
         return out.logits[:, -1, :].float()
 
 
-def _cache_keyword(model) -> str:
+def cache_keyword(model) -> str:
     """The name the model's forward takes (and returns) its key/value cache under: `cache` in newer
     transformers, whose old name `past_key_values` still works but warns on every call; else that old name."""
     try:
