@@ -77,7 +77,7 @@ def paired_diff_ci(n11: ArrayLike, n10: ArrayLike, n01: ArrayLike, n00: ArrayLik
     (n01 - n10 - n d) / sqrt(n (2 q(d) + d (1 - d))) = -+z with q(d) the restricted ML estimate of
     P(A pass, B fail). Tango T (1998), Stat Med 17:891-908; Fagerland, Lydersen & Laake (2014),
     Stat Med 33:2850-2875. Chosen over Newcombe because at n = 50 with ~10% discordant pairs its
-    coverage is close to 95% where Newcombe's is ~98% (simulated in tests/test_stats.py).
+    coverage is close to 95% where Newcombe's is ~98% (simulated in tests/analyse/test_stats.py).
 
     method="newcombe": Newcombe's method 10, the hybrid score (square-and-add of the two Wilson
     intervals) with the phi correction (numerator n11 n00 - n10 n01 shrunk by n/2 towards 0 when

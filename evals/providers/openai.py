@@ -7,7 +7,7 @@ The request goes through the SDK's documented low-level `client.post("/chat/comp
 typed `ChatCompletion` response, not `chat.completions.create`: `create` first walks the request through
 its TypedDict transform (for plain-text chat messages an identity), which measured ~0.5-1 ms of CPU per
 call, the largest single cost of the harness (bench/api_throughput.py). Auth, base URL, headers, error
-classes and response parsing are the SDK's either way; tests/test_providers_api.py checks that the body
+classes and response parsing are the SDK's either way; tests/providers/test_providers_api.py checks that the body
 on the wire equals what `create` sends.
 
 Streamed (`stream`): the same post with `stream: true, stream_options: {include_usage: true}`, read as the

@@ -18,7 +18,7 @@ from evals.data.tasks import load_task
 from evals.errors import EvalsError
 from evals.types import FewShot, PromptSpec
 
-FIXTURES = Path(__file__).parent / "fixtures" / "importers"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "importers"
 
 
 def invoke(*args: object):

@@ -20,7 +20,7 @@ from evals.types import GenerateParams, Message, ModelConfig, ModelSpec
 from tests.conftest import QA_TASK, qa_rows
 
 pytest.importorskip("peft")
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))
 from finetune.checkpoint import Progress  # noqa: E402
 from finetune.config import FinetuneConfig, load_config  # noqa: E402
 from finetune.data import Example, length_grouped_batches  # noqa: E402
@@ -221,7 +221,7 @@ def test_length_grouped_batches_cover_every_example_once_with_little_padding() -
 
 
 def test_shipped_recipes_load() -> None:
-    recipes = sorted((Path(__file__).parents[1] / "finetune").glob("*.yaml"))
+    recipes = sorted((Path(__file__).parents[2] / "finetune").glob("*.yaml"))
     assert recipes
     for path in recipes:
         assert load_config(path) != FinetuneConfig(), path  # each changes something

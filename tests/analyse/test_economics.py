@@ -10,7 +10,7 @@ from evals.analyse.compare import compare_runs
 from evals.analyse.verdict import JUSTIFIED, NEITHER, decide
 from evals.errors import EvalsError
 from evals.run.store import LatencyProfile
-from tests.test_compare import run_frame
+from tests.analyse.test_compare import run_frame
 
 GPT4O = "openai:gpt-4o"  # $2.50 input, $1.25 cached input, $10.00 output per million tokens
 HAIKU = "anthropic:claude-haiku-4-5"  # $1.00 input, $0.10 cache read, $1.25 cache write, $5.00 output

@@ -141,6 +141,6 @@ def test_the_readme_settings_table_is_the_fields_own_documentation() -> None:
 
     from evals.settings import settings_table
 
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
     for name, default, description in settings_table():
         assert f"| `{name}` | {default} | {description} |" in readme, name

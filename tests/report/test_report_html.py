@@ -16,7 +16,7 @@ from evals.report.html import comparison_html, render_html
 from evals.report.sections import Section, comparison_sections
 from evals.run.store import Store
 from tests.conftest import qa_rows
-from tests.test_cli_compare import DECIDE_MODELS, SEED_DECISION, invoke, store_run
+from tests.cli.test_cli_compare import DECIDE_MODELS, SEED_DECISION, invoke, store_run
 
 PAYLOAD = "<script>alert(1)</script> <img src=x onerror=alert(1)>\nline two & \"quotes\""
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt; &lt;img src=x onerror=alert(1)&gt;"
@@ -25,7 +25,7 @@ ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt; &lt;img src=x onerror=alert(1)&
 @pytest.fixture
 def seed_report(make_task, tmp_path, monkeypatch) -> tuple[Path, Path, str, str]:
     """The seed story (44/50 vs 47/50), the baseline's answer to ex044 being PAYLOAD; the HTML written by the CLI."""
-    monkeypatch.setattr("tests.test_cli_compare.HOSTILE", PAYLOAD)
+    monkeypatch.setattr("tests.cli.test_cli_compare.HOSTILE", PAYLOAD)
     folder = make_task(rows=qa_rows(50), decision=SEED_DECISION)
     store = tmp_path / "s.db"
     a = [True] * 43 + [True] + [False] * 4 + [False] * 2

@@ -15,7 +15,7 @@ from evals.cli import app
 from evals.run.store import Store, load_run
 from tests.conftest import qa_rows
 from tests.standin_server import StandinServer
-from tests.test_providers_api import qa_answer
+from tests.providers.test_providers_api import qa_answer
 
 N = 24
 
@@ -37,7 +37,7 @@ def test_killed_run_resumes_without_losing_or_repaying_examples(make_task, tmp_p
         model = {"spec": "openai:gpt-4o-mini", "base_url": server.base_url, "concurrency": 2}
         folder = make_task(rows=qa_rows(N), models=[model])
         db = tmp_path / "runs.db"
-        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
         proc = subprocess.Popen([sys.executable, "-m", "evals", "run", str(folder), "--store", str(db),
                                  "--no-progress", "--no-cache"], env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)

@@ -16,7 +16,7 @@ from evals.data.tasks import load_task
 from evals.run.store import SCHEMA, Store
 from tests.conftest import answer_for, assert_refused_at_load, qa_rows
 from tests.standin_server import Fault, StandinServer, last_user_message
-from tests.test_cli_compare import invoke
+from tests.cli.test_cli_compare import invoke
 
 HOSTILE = "<script>alert(1)</script>\x00\x1b[31m & ]]>"
 

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli_compare import seed_runs  # noqa: F401  (the seed-story fixture: 44/50 vs 47/50)
+from tests.cli.test_cli_compare import seed_runs  # noqa: F401  (the seed-story fixture: 44/50 vs 47/50)
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "compare.ipynb"
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "compare.ipynb"
 
 
 def test_compare_notebook_reproduces_the_headline_numbers(seed_runs, monkeypatch) -> None:  # noqa: F811

@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent / "golden_sets"
+ROOT = Path(__file__).resolve().parents[2] / "golden_sets"
 GENERATED = {"invoice-extraction": "document", "release-notes": "commits"}  # task -> its input field
 
 
