@@ -133,10 +133,9 @@ def newest_matching_run(store: Store, task: Task, config: ModelConfig, samples: 
                         golden_hash: str) -> str | None:
     """The newest completed run of `config` on this golden set that a new run would reproduce."""
     wanted = _experiment(build_manifest(task, config, "", golden_hash, len(samples)))
-    for record in store.list_runs(task.name, limit=1_000_000):
+    for record in store.list_runs(task.name, None, model=str(config.spec), completed=True):
         m = record.manifest
-        if (record.status == "completed" and record.model == str(config.spec)
-                and (m.get("golden") or {}).get("hash") == golden_hash and _experiment(m) == wanted):
+        if (m.get("golden") or {}).get("hash") == golden_hash and _experiment(m) == wanted:
             return record.id
     return None
 

@@ -41,6 +41,11 @@ def format_rate(successes: int, n: int, confidence: float = 0.95) -> str:
     return f"{successes}/{n} ({successes / n:.0%}, {confidence:.0%} CI {low * 100:.0f}-{high * 100:.0f}%)"
 
 
+def format_points(x: float | None) -> str:
+    """A difference in rates as signed percentage points: 0.062 -> '+6.2'; None -> 'n/a'."""
+    return "n/a" if x is None else f"{x * 100:+.1f}"
+
+
 def mean(values: Sequence[float | None]) -> float | None:
     """Mean of the values that exist (None for none)."""
     present = [v for v in values if v is not None and not np.isnan(v)]

@@ -23,7 +23,7 @@ from evals.analyse.economics import (
     run_latency,
     side_config,
 )
-from evals.analyse.stats import mcnemar_sample_size
+from evals.analyse.stats import format_points, mcnemar_sample_size
 from evals.errors import EvalsError
 from evals.run.hardware import on_cpu
 from evals.settings import validated
@@ -89,10 +89,10 @@ def decide(cmp: Comparison, decision: Mapping[str, Any] | Decision | None = None
         f"On the {c.n} examples both ran, the candidate matched {c.b_only} that the baseline missed and "
         f"missed {c.a_only} that the baseline matched ({c.both_pass} both matched, {c.both_fail} both missed); "
         f"McNemar exact p = {cmp.mcnemar_p:.3g}.",
-        f"The candidate's advantage in match rate is {_points(diff.estimate)} points, {conf:.0%} CI "
-        f"{_points(diff.low)} to {_points(diff.high)}; the minimum gap worth acting on is {gap * 100:g} points.",
+        f"The candidate's advantage in match rate is {format_points(diff.estimate)} points, {conf:.0%} CI "
+        f"{format_points(diff.low)} to {format_points(diff.high)}; the minimum gap worth acting on is {gap * 100:g} points.",
     ]
-    interval = f"{_points(diff.estimate)} points ({conf:.0%} CI {_points(diff.low)} to {_points(diff.high)})"
+    interval = f"{format_points(diff.estimate)} points ({conf:.0%} CI {format_points(diff.low)} to {format_points(diff.high)})"
     call, more = quality_call(diff.low, diff.high, gap), None
     if call == "below":
         reasons.append(f"The whole interval lies below {gap * 100:g} points" + (
@@ -326,6 +326,3 @@ def _check_order(cmp: Comparison, d: Decision) -> list[str]:
     return [f"decision.{role} names {named}, but the run compared is {run}." for role, named, run in
             (("baseline", d.baseline, runs[0]), ("candidate", d.candidate, runs[1])) if named and named != run]
 
-
-def _points(x: float | None) -> str:
-    return "n/a" if x is None else f"{x * 100:+.1f}"

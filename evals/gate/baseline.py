@@ -51,7 +51,7 @@ def set_baseline(store: Store, task: str, run: str, *, model: str | None = None,
         if model is None and loaded is not None:
             model = loaded.check.model
         if model is None:
-            models = sorted({r.model for r in store.list_runs(name, limit=1_000_000) if r.status == "completed"})
+            models = sorted({r.model for r in store.list_runs(name, None, completed=True)})
             if len(models) != 1:
                 raise EvalsError(f"`latest` needs --model: task '{name}' has completed runs of "
                                  f"{', '.join(models) or 'no model'}")
@@ -74,9 +74,8 @@ def set_baseline(store: Store, task: str, run: str, *, model: str | None = None,
 
 def newest_completed_run(store: Store, task: str, model: str, *, golden_hash: str | None = None,
                          exclude: Sequence[str] = ()) -> RunRecord | None:
-    for record in store.list_runs(task, limit=1_000_000):
-        if (record.status == "completed" and record.model == model and record.id not in exclude
-                and (golden_hash is None or (record.manifest.get("golden") or {}).get("hash") == golden_hash)):
+    for record in store.list_runs(task, None, model=model, completed=True):
+        if record.id not in exclude and golden_hash in (None, (record.manifest.get("golden") or {}).get("hash")):
             return record
     return None
 
@@ -129,7 +128,7 @@ def resolve_baseline(store: Store, task: Task, samples: Sequence[Sample], *, mod
 
 
 def _recent(store: Store, task: str, model: str, n: int = 5) -> list[str]:
-    return [r.id for r in store.list_runs(task, limit=1_000_000) if r.model == model and r.status == "completed"][:n]
+    return [r.id for r in store.list_runs(task, n, model=model, completed=True)]
 
 
 def paired_samples(samples: Sequence[Sample], baseline: RunRecord) -> list[Sample]:

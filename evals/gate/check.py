@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from evals.analyse.compare import Comparison, Estimate, ExampleDiff, compare_runs, json_types
-from evals.analyse.stats import mcnemar_sample_size
+from evals.analyse.stats import format_points, mcnemar_sample_size
 from evals.data.golden import load_samples
 from evals.data.tasks import load_task
 from evals.gate.baseline import ResolvedBaseline, paired_samples, resolve_baseline
@@ -149,16 +149,13 @@ def evaluate(baseline_df: pd.DataFrame, current_df: pd.DataFrame, settings: Chec
     )
 
 
-def _points(x: float | None) -> str:
-    return "n/a" if x is None else f"{x * 100:+.1f}"
-
 
 def _match_gate(cmp: Comparison, s: CheckSettings) -> tuple[Gate, int | None]:
     c, d = cmp.counts, cmp.match_diff
     drop = -(d.estimate or 0.0)
     significant = drop > 0 and cmp.mcnemar_p < s.alpha
     facts = (f"{c.both_pass + c.a_only}/{c.n} -> {c.both_pass + c.b_only}/{c.n} matched "
-             f"({_points(d.estimate)} points, {s.confidence:.0%} CI {_points(d.low)} to {_points(d.high)}); "
+             f"({format_points(d.estimate)} points, {s.confidence:.0%} CI {format_points(d.low)} to {format_points(d.high)}); "
              f"{c.a_only} regressed, {c.b_only} improved; McNemar exact p = {cmp.mcnemar_p:.3g}")
     margin = f"{s.margin * 100:g}"
     if drop > s.margin and significant:

@@ -16,8 +16,8 @@ import asyncio
 import functools
 import importlib.util
 import threading
-import warnings
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from evals.analyse.stats import format_points
+
 if TYPE_CHECKING:
     from evals.analyse.compare import Comparison, Estimate, ExampleDiff
     from evals.analyse.verdict import Verdict
@@ -35,10 +37,7 @@ def _ci(e: Estimate, fmt: str = ".2f") -> str:
 
 
 def _points(e: Estimate) -> str:
-    def p(x: float | None) -> str:
-        return "n/a" if x is None else f"{x * 100:+.1f}"
-
-    return f"{p(e.estimate)} points ({p(e.low)} to {p(e.high)})"
+    return f"{format_points(e.estimate)} points ({format_points(e.low)} to {format_points(e.high)})"
 
 
 def _money(x: float | None) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import json
 import random
 import time
@@ -185,10 +186,15 @@ class ModelCalls:
                     self._providers[spec] = f"cannot run here: {e}"
             return self._providers[spec]
 
-    async def unavailable(self, metric_map: Mapping[str, Metric]) -> list[str]:
-        """One line per model a metric needs that cannot run here (opened now, before any example)."""
+    @functools.cached_property
+    def metrics(self) -> dict[str, Metric]:
+        """The task's metrics, built once for every run these calls serve."""
+        return build_metrics(self._task) if self._task else {}
+
+    async def unavailable(self, metric_map: Mapping[str, Metric] | None = None) -> list[str]:
+        """One line per model a metric (by default, of the task) needs that cannot run here, opened now."""
         problems = []
-        for metric_id, metric in metric_map.items():
+        for metric_id, metric in (self.metrics if metric_map is None else metric_map).items():
             for spec in getattr(metric, "models", ()):
                 opened = await self.open(spec)
                 if isinstance(opened, str):
@@ -255,7 +261,7 @@ async def execute_run(
     call, the run's own and its judges', goes through `models` (cache, concurrency, budget, retries)."""
     done = store.done_ids(run_id)
     todo = [s for s in samples if s.id not in done]
-    metric_map = build_metrics(task)
+    metric_map = models.metrics
     params = config.params
     options = models.options
     concurrency = options.concurrency or provider.max_concurrency
@@ -335,7 +341,7 @@ async def run_task(
     budget = Budget(options.budget_usd)
     models = ModelCalls(task, options, budget, cache, {str(c.spec): p for c, p in providers})
     try:
-        for problem in await models.unavailable(build_metrics(task)):
+        for problem in await models.unavailable():
             if warn:
                 warn(f"{problem}; its scores will be errors (choose a judge with --judge SPEC or $EVALS_JUDGE)")
         jobs = []
@@ -392,7 +398,7 @@ async def resume_run(
     budget = Budget(options.budget_usd)
     models = ModelCalls(task, options, budget, cache, {str(config.spec): provider})
     try:
-        for problem in await models.unavailable(build_metrics(task)):
+        for problem in await models.unavailable():
             if warn:
                 warn(f"{problem}; its scores will be errors")
         return await execute_run(task=task, samples=samples, config=config, provider=provider, store=store,

@@ -260,11 +260,18 @@ class Store:
         row = self._db.execute(self._RUN_QUERY + " WHERE r.id = ? GROUP BY r.id", (self.resolve(run_id),)).fetchone()
         return self._record(row)
 
-    def list_runs(self, task: str | None = None, limit: int = 50) -> list[RunRecord]:
-        where, args = (" WHERE r.task = ?", (task,)) if task else ("", ())
+    def list_runs(self, task: str | None = None, limit: int | None = 50, *, model: str | None = None,
+                  completed: bool = False) -> list[RunRecord]:
+        """Runs newest first, of a task and model if given, only completed ones if asked; all with limit=None."""
+        where, args = [], []
+        for clause, value in (("r.task = ?", task), ("r.model = ?", model), ("r.status = ?", "completed" if completed
+                                                                             else None)):
+            if value is not None:
+                where.append(clause)
+                args.append(value)
         rows = self._db.execute(
-            self._RUN_QUERY + where + " GROUP BY r.id ORDER BY r.created_at DESC, r.rowid DESC LIMIT ?",
-            (*args, limit),
+            self._RUN_QUERY + (" WHERE " + " AND ".join(where) if where else "")
+            + " GROUP BY r.id ORDER BY r.created_at DESC, r.rowid DESC LIMIT ?", (*args, -1 if limit is None else limit),
         ).fetchall()
         return [self._record(row) for row in rows]
 
