@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from evals._util import suggest
 from evals.errors import EvalsError
@@ -33,6 +33,17 @@ BUILTIN_MODULES = ("text", "structure", "sets", "overlap", "semantic", "judges")
 
 class Metric(Protocol):
     async def __call__(self, ctx: ScoreContext) -> Score: ...
+
+
+@runtime_checkable
+class CallsModels(Protocol):
+    """A metric that calls models (a judge) names them, so the runner can open them before the first example."""
+
+    models: tuple[str, ...]
+
+
+def models_called(metric: Metric) -> tuple[str, ...]:
+    return tuple(metric.models) if isinstance(metric, CallsModels) else ()
 
 
 def _load_builtins() -> None:

@@ -21,7 +21,7 @@ from evals.data.golden import load_samples, samples_hash
 from evals.data.prompts import render_messages
 from evals.data.tasks import load_task
 from evals.errors import EvalsError, MissingCredentials, ProviderError
-from evals.metrics import Metric, build_metrics, passes, score_all
+from evals.metrics import Metric, build_metrics, models_called, passes, score_all
 from evals.providers import Provider, close_provider, create_provider
 from evals.providers.prices import price_for
 from evals.run.cache import ResponseCache, cache_key, model_identity
@@ -195,7 +195,7 @@ class ModelCalls:
         """One line per model a metric (by default, of the task) needs that cannot run here, opened now."""
         problems = []
         for metric_id, metric in (self.metrics if metric_map is None else metric_map).items():
-            for spec in getattr(metric, "models", ()):
+            for spec in models_called(metric):
                 opened = await self.open(spec)
                 if isinstance(opened, str):
                     problems.append(f"metric '{metric_id}' needs {spec}, which {opened}")
