@@ -50,21 +50,22 @@ def run(
     """Run a task's golden set against its models (or --model), score and store every answer."""
     from evals.data.golden import load_samples
     from evals.data.tasks import load_task
-    from evals.run.runner import DEFAULT_MODEL, open_providers, require_providers, resume_run, run_task
     from evals.run.store import Store
 
     if (task is None) == (resume is None):
         raise EvalsError("give a task, or --resume RUN_ID (not both)")
+    loaded = load_task(task) if task is not None else None  # a mistake in it is reported before anything loads
+    from evals.run.runner import DEFAULT_MODEL, open_providers, require_providers, resume_run, run_task
+
     options, response_cache = run_setup(concurrency, timeout, retries, budget, cache, cache_path)
     db = Store(store)
     with running(db, enabled=progress and not as_json) as bars:
-        if resume is not None:
+        if loaded is None:
             db.resolve(resume)
             # a resumed run keeps the judge it started with (recorded in its manifest)
             outcomes = [asyncio.run(resume_run(resume, db, options, cache=response_cache, progress=bars,
                                                warn=warn))]
         else:
-            loaded = load_task(task)
             if judge:
                 from evals.metrics import with_judge
 
