@@ -6,6 +6,7 @@ import asyncio
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from evals.cli.app import (
     BudgetOpt,
@@ -95,8 +96,7 @@ def run(
         print_classifications(summaries)
     for o in outcomes:
         if o.status == "budget-stopped":
-            err_console.print(f"[yellow]budget reached[/]: run {o.run_id} stopped early; "
-                              f"continue with `evals run --resume {o.run_id} --budget <more>`")
+            err_console.print("[yellow]budget reached[/]: " + escape(o.budget_note()), highlight=False)
 
 
 @app.command()

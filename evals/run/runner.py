@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 import functools
 import json
+import math
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -57,23 +58,37 @@ class RunOptions:
 
 @dataclass
 class Budget:
-    """Stops starting calls whose worst-case cost would take spending past the limit."""
+    """Spending never passes the limit: each call (a run's or a judge's) reserves its worst case before it
+    starts. A call that does not fit beside those in flight waits for them to settle, so fewer calls run at
+    once near the end; a call is refused only when the money spent plus its own worst case would pass the
+    limit, and then the run is `exhausted` (budget-stopped) with that call's example left to do."""
 
     limit_usd: float | None = None
     spent_usd: float = 0.0
     reserved_usd: float = 0.0
     exhausted: bool = False
+    _settled: asyncio.Condition = field(default_factory=asyncio.Condition, repr=False)
 
-    def reserve(self, estimate: float) -> bool:
-        if self.limit_usd is not None and self.spent_usd + self.reserved_usd + estimate > self.limit_usd:
-            self.exhausted = True
-            return False
-        self.reserved_usd += estimate
-        return True
+    async def reserve(self, estimate: float) -> bool:
+        async with self._settled:
+            if self.limit_usd is not None:
+                while self.spent_usd + self.reserved_usd + estimate > self.limit_usd:
+                    if self.spent_usd + estimate > self.limit_usd:  # it would not fit even alone
+                        self.exhausted = True
+                        return False
+                    await self._settled.wait()  # calls in flight release what they reserved beyond their cost
+            self.reserved_usd += estimate
+            return True
 
-    def settle(self, estimate: float, actual: float) -> None:
-        self.reserved_usd -= estimate
-        self.spent_usd += actual
+    async def settle(self, estimate: float, actual: float) -> None:
+        async with self._settled:
+            self.reserved_usd = max(0.0, self.reserved_usd - estimate)
+            self.spent_usd += actual
+            self._settled.notify_all()
+
+    @property
+    def left_usd(self) -> float | None:
+        return None if self.limit_usd is None else max(0.0, self.limit_usd - self.spent_usd)
 
 
 class BusyClock:
@@ -103,10 +118,48 @@ class RunOutcome:
     model: str
     status: str  # completed, budget-stopped, interrupted
     results: list[ExampleResult] = field(default_factory=list)
+    left: int = 0  # examples still to do (budget-stopped)
+    budget: Budget | None = None  # the budget it shared
+
+    def budget_note(self) -> str:
+        """For a budget-stopped run: what was spent, what is left, and what the rest would cost."""
+        b = self.budget
+        paid = [r.completion.cost_usd for r in self.results if r.completion.error is None and not r.completion.cached]
+        rest = sum(paid) / len(paid) * self.left if paid else None
+        note = (f"run {self.run_id} stopped with {self.left} example(s) to do: spent ${b.spent_usd:.6f} of the "
+                f"${b.limit_usd:g} budget (${b.left_usd:.6f} left, less than one more call's worst case)")
+        if rest is not None:
+            note += (f"; the rest would cost about ${rest:.6f} at the mean of the {len(paid)} answered call(s), so "
+                     f"continue with `evals run --resume {self.run_id} --budget {_round_up(rest * 1.2 + b.left_usd)}`")
+        else:
+            note += f"; continue with `evals run --resume {self.run_id} --budget <more>`"
+        return note
 
 
-def _estimate_cost(config: ModelConfig, messages: Sequence[Message], params: GenerateParams) -> float:
-    """An upper-bound guess: about 3 characters per input token, and every output token used."""
+def _round_up(usd: float) -> str:
+    """A budget to suggest: the amount rounded up to two significant digits."""
+    if usd <= 0:
+        return "0.01"
+    digits = max(0, 1 - int(math.floor(math.log10(usd))))
+    return f"{math.ceil(usd * 10**digits) / 10**digits:.{digits}f}"
+
+
+def check_budget(task: Task, samples: Sequence[Sample], configs: Sequence[ModelConfig], limit: float | None) -> None:
+    """Refuse, before any call, a budget smaller than the worst case of the cheapest single call."""
+    if limit is None or not samples:
+        return
+    worst = [(estimate_cost(c, render_messages(task.prompt, s.fields, c), c.params), c)
+             for c in configs for s in samples[:200]]
+    cheapest, config = min(worst, key=lambda w: w[0])
+    if cheapest > limit:
+        raise EvalsError(f"--budget ${limit:g} is less than the worst case of a single call (${cheapest:.6f} for "
+                         f"{config.spec} with every one of its {config.max_tokens} max_tokens used): no call could "
+                         "start. Raise the budget, or lower the model's max_tokens in task.yaml")
+
+
+def estimate_cost(config: ModelConfig, messages: Sequence[Message], params: GenerateParams) -> float:
+    """A call's worst case: about 3 characters per input token (more tokens than text usually has), and
+    every one of max_tokens output tokens used."""
     input_tokens = sum(len(m.content) for m in messages) // 3 + 4 * len(messages) + 8
     return price_for(config).cost(input_tokens, params.max_tokens)
 
@@ -215,8 +268,8 @@ class ModelCalls:
         if self._cache and (hit := self._cache.get(key)) is not None:
             return hit
         async with semaphore:
-            estimate = _estimate_cost(config, messages, params)
-            if self.budget.exhausted or not self.budget.reserve(estimate):
+            estimate = estimate_cost(config, messages, params)
+            if not await self.budget.reserve(estimate):
                 return None
             completion = None
             if clock:
@@ -226,7 +279,7 @@ class ModelCalls:
             finally:
                 if clock:
                     clock.stop(served=completion is not None and completion.error is None)
-            self.budget.settle(estimate, completion.cost_usd)
+                await self.budget.settle(estimate, completion.cost_usd if completion else 0.0)
         if self._cache:
             self._cache.put(key, provider.id, completion)
         return completion
@@ -295,6 +348,7 @@ async def execute_run(
     finally:
         store.add_busy_time(run_id, clock.busy_s, clock.served, concurrency, hardware_of(provider))
     outcome.status = "budget-stopped" if models.budget.exhausted else "completed"
+    outcome.left, outcome.budget = len(todo) - len(outcome.results), models.budget
     store.set_status(run_id, outcome.status)
     return outcome
 
@@ -338,6 +392,7 @@ async def run_task(
     """One new run per model, all models in parallel, sharing one budget and the judges' providers.
     A judge that cannot run here is reported through `warn` before any call; its scores become errors."""
     golden_hash = samples_hash(samples)
+    check_budget(task, samples, [c for c, _ in providers], options.budget_usd)
     budget = Budget(options.budget_usd)
     models = ModelCalls(task, options, budget, cache, {str(c.spec): p for c, p in providers})
     try:
@@ -394,6 +449,7 @@ async def resume_run(
             raise EvalsError(f"the golden set of task '{task.name}' changed since run {record.id}; "
                              "start a new run instead of resuming")
     config = resumed_config(task, manifest["model"], record.id)
+    check_budget(task, [s for s in samples if s.id not in store.done_ids(record.id)], [config], options.budget_usd)
     provider = create_provider(config)
     budget = Budget(options.budget_usd)
     models = ModelCalls(task, options, budget, cache, {str(config.spec): provider})
