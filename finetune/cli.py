@@ -38,10 +38,14 @@ def finetune_cmd(
                                                 help="Train even if golden inputs appear in the training data.")] = False,
     export_openai: Annotated[Path | None, typer.Option("--export-openai", metavar="FILE",
                                                        help="Only write the training chats as OpenAI fine-tuning JSONL.")] = None,
+    progress: Annotated[str | None, typer.Option(
+        "--progress", envvar="EVALS_PROGRESS", metavar="bar|plain|none",
+        help="bar: a live bar (default on a terminal); plain: timestamped lines (default in logs and pipes).")] = None,
 ) -> None:
     """Train a LoRA adapter on the task's train.jsonl, with the prompt the task uses at evaluation time."""
     console, err_console = _consoles["out"], _consoles["err"]
     from evals.data.tasks import load_task
+    from evals.run.progress import progress_mode
     from finetune.config import load_config
     from finetune.trainer import TrainingInterrupted, adapter_dir, train
 
@@ -57,7 +61,7 @@ def finetune_cmd(
     err_console.print(f"fine-tuning {settings.base} on {loaded.name}/{loaded.train} -> {out}", highlight=False)
     try:
         manifest = train(loaded, settings, out, resume=resume, force=force, allow_overlap=allow_overlap,
-                         console=err_console)
+                         console=err_console, progress_mode=progress_mode(progress, err_console))
     except TrainingInterrupted as e:
         err_console.print(f"[yellow]{e}[/]", highlight=False)
         raise typer.Exit(130) from None

@@ -1,10 +1,13 @@
-"""Rich progress for training: step, loss, best validation loss, tokens/s and ETA."""
+"""Progress for training: step, epoch, loss, best validation loss, tokens/s and ETA; a live bar on a
+terminal, or timestamped plain lines (about every 10% of the steps or 30 s, and at each validation) in
+logs and pipes, as evals.run.progress does for runs."""
 
 from __future__ import annotations
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from evals.run.progress import Pacer, clock, plain_line
 from finetune.checkpoint import Progress as TrainingState
 
 
@@ -12,9 +15,15 @@ class TrainingProgress:
     """One bar over optimiser steps. `console=None` uses the default console; output is off when it is
     not a terminal unless forced."""
 
-    def __init__(self, console: Console | None, total_steps: int, state: TrainingState):
+    def __init__(self, console: Console | None, total_steps: int, state: TrainingState, mode: str = "bar",
+                 epochs: int = 1):
         self._state = state
         self._loss: float | None = None
+        self._console = console or Console(stderr=True)
+        self._mode, self._epochs = mode, epochs
+        self._pacer = Pacer(total_steps, state.step)
+        self._initial = state.step
+        self._val = "-"
         self._bar = Progress(
             TextColumn("[bold]training"),
             BarColumn(),
@@ -26,7 +35,8 @@ class TrainingProgress:
             TimeElapsedColumn(),
             TextColumn("eta"),
             TimeRemainingColumn(),
-            console=console,
+            console=self._console,
+            disable=mode != "bar",
         )
         self._task = self._bar.add_task("training", total=total_steps, completed=state.step,
                                         loss="-", val="-", speed="-")
@@ -44,9 +54,23 @@ class TrainingProgress:
         s = self._state
         speed = s.tokens / s.train_seconds if s.train_seconds else 0.0
         self._bar.update(self._task, completed=s.step, loss=f"{self._loss:.3f}", speed=f"{speed:,.0f}")
+        self._pacer.done = s.step
+        if self._mode == "plain" and self._pacer.due():
+            self._line(f"{speed:,.0f} tok/s")
 
     def validated(self) -> None:
         v = self._state.validations[-1]["val_loss"]
         best = self._state.best_val_loss
         text = "-" if v is None else f"{v:.3f}" + ("" if v == best else f" (best {best:.3f})")
         self._bar.update(self._task, val=text)
+        self._val = text
+        if self._mode == "plain":
+            self._line("validated")
+
+    def _line(self, tail: str) -> None:
+        s, p = self._state, self._pacer
+        _, eta = p.rate_and_eta(self._initial)
+        loss = "-" if self._loss is None else f"{self._loss:.3f}"
+        plain_line(self._console, f"training: step {s.step}/{p.total} ({s.step / p.total:.0%}) epoch "
+                                  f"{min(s.epoch + 1, self._epochs)}/{self._epochs} loss {loss} val {self._val} "
+                                  f"{tail} eta {clock(eta)}")

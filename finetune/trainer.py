@@ -205,6 +205,7 @@ def train(
     force: bool = False,
     allow_overlap: bool = False,
     console=None,
+    progress_mode: str = "bar",
     on_step: Callable[[Progress], None] | None = None,
 ) -> dict[str, Any]:
     """Train, keep the best adapter in `out`, and return its manifest (also written to out/manifest.json)."""
@@ -255,7 +256,8 @@ def train(
             progress.since_best += 1
         checkpoint()
 
-    with TrainingProgress(console, total_steps, progress) as bar, _StopRequest() as stop:
+    with TrainingProgress(console, total_steps, progress, progress_mode, config.epochs) as bar, \
+            _StopRequest() as stop:
         if not resume:  # the untrained model's loss: the yardstick, and the best until something beats it
             validate()
             bar.validated()

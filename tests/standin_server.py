@@ -326,18 +326,20 @@ class StandinServer(_Addresses):
         streamed = body.get("stream") is True
         if fault is not None and not (fault.mid_stream and streamed):
             return await self._fault(fault, kind, headers, writer)
+        def completed() -> None:  # counted before the answer's last bytes go out: a client may read the
+            counts.completed += 1  # counts as soon as it has its answer, before this task runs again
+            counts.completed_by_prompt[prompt] += 1
+
         if streamed:
-            if not await self._stream(writer, kind, body, self.answer(body), fault):
+            if not await self._stream(writer, kind, body, self.answer(body), fault, completed):
                 return fault is not None and fault.status is not None  # open after an error event, not a drop
-        else:
-            if self.latency:
-                await asyncio.sleep(self.latency)
-            text = self.answer(body)
-            reply = self._openai_reply(body, text) if kind == "openai" else self._anthropic_reply(body, text)
-            await self._send(writer, 200, reply)
-        counts.completed += 1
-        counts.completed_by_prompt[prompt] += 1
-        return True
+            return True
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        text = self.answer(body)
+        reply = self._openai_reply(body, text) if kind == "openai" else self._anthropic_reply(body, text)
+        completed()
+        return await self._send(writer, 200, reply)
 
     async def _fault(self, fault: Fault, kind: str, headers: dict[str, str],
                      writer: asyncio.StreamWriter) -> bool:
@@ -422,7 +424,7 @@ class StandinServer(_Addresses):
         return head, words, tail
 
     async def _stream(self, writer: asyncio.StreamWriter, kind: str, body: dict[str, Any], text: str,
-                      fault: Fault | None) -> bool:
+                      fault: Fault | None, completed: Callable[[], None]) -> bool:
         """Stream one answer (chunked, so the connection stays open); False when a mid-stream `fault` cut
         it short, after the first word (or the head, for an empty answer)."""
         head, words, tail = (self._openai_events if kind == "openai" else self._anthropic_events)(body, text)
@@ -443,6 +445,7 @@ class StandinServer(_Addresses):
                                     _sse({"type": "error", "error": error}, "error")) + b"0\r\n\r\n")
             await writer.drain()
             return False
+        completed()
         writer.write(b"".join(_chunk(e) for e in tail) + b"0\r\n\r\n")
         await writer.drain()
         return True

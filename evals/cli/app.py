@@ -53,7 +53,11 @@ RetriesOpt = Annotated[int, typer.Option(help="Retries on 429/5xx/timeouts/conne
 BudgetOpt = Annotated[float | None, typer.Option(help="Stop before spending more than this (USD).")]
 CacheOpt = Annotated[bool, typer.Option("--cache/--no-cache", help="Reuse identical earlier responses.")]
 CachePathOpt = Annotated[Path | None, typer.Option("--cache-path", help="Response cache file.")]
-ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress")]
+ProgressOpt = Annotated[str | None, typer.Option(
+    "--progress", envvar="EVALS_PROGRESS", metavar="bar|plain|none",
+    help="bar: live bars (default on a terminal); plain: a timestamped line about every 10% or 30 s "
+         "(default elsewhere: CI logs, pipes); none: only the result.")]
+NoProgressOpt = Annotated[bool, typer.Option("--no-progress", help="The same as --progress none.")]
 MarkdownOpt = Annotated[Path | None, typer.Option("--markdown", help="Also write the report as Markdown to FILE.",
                                                   metavar="FILE")]
 HtmlOpt = Annotated[Path | None, typer.Option("--html", metavar="FILE",
@@ -82,13 +86,20 @@ def print_classifications(summaries: Any) -> None:
             console.print(classification_table(metric_id, c, s.model if len(summaries) > 1 else ""))
 
 
+def progress_mode(progress: str | None, no_progress: bool, *, quiet: bool = False) -> str:
+    """bar, plain or none, from the flags (`quiet`: JSON output, where progress is off unless asked for)."""
+    from evals.run.progress import progress_mode as mode
+
+    return "none" if no_progress else mode(progress, err_console, quiet=quiet)
+
+
 @contextlib.contextmanager
-def running(db: Store, *, enabled: bool) -> Iterator[RunProgress]:
-    """Progress bars for model runs; on Ctrl-C, say how to resume and exit 130."""
+def running(db: Store, *, mode: str) -> Iterator[RunProgress]:
+    """Progress for model runs (bar, plain or none); on Ctrl-C, say how to resume and exit 130."""
     from evals.run.progress import RunProgress
 
     try:
-        with RunProgress(err_console, enabled=enabled) as bars:
+        with RunProgress(err_console, mode=mode) as bars:
             yield bars
     except KeyboardInterrupt:
         interrupted = [r.id for r in db.list_runs(limit=5) if r.status in ("interrupted", "running")]

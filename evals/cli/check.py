@@ -15,6 +15,7 @@ from evals.cli.app import (
     ConcurrencyOpt,
     ExamplesOpt,
     JsonOpt,
+    NoProgressOpt,
     ProgressOpt,
     RetriesOpt,
     StoreOpt,
@@ -24,6 +25,7 @@ from evals.cli.app import (
     console,
     err_console,
     print_json,
+    progress_mode,
     run_setup,
     running,
 )
@@ -137,7 +139,8 @@ def check(
     budget: BudgetOpt = None,
     cache: CacheOpt = False,
     cache_path: CachePathOpt = None,
-    progress: ProgressOpt = True,
+    progress: ProgressOpt = None,
+    no_progress: NoProgressOpt = False,
     examples: ExamplesOpt = 10,
     store: StoreOpt = None,
     as_json: JsonOpt = False,
@@ -159,7 +162,7 @@ def check(
                       f"{plan.baseline.source}" + ("" if cache else "; response cache off"), markup=False,
                       highlight=False)
     options, response_cache = run_setup(concurrency, timeout, retries, budget, cache, cache_path)
-    with running(db, enabled=progress and not as_json) as bars:
+    with running(db, mode=progress_mode(progress, no_progress, quiet=as_json)) as bars:
         outcome = asyncio.run(run_check(plan, db, options, cache=response_cache,
                                         progress=bars))
     if junit is not None:

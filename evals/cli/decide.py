@@ -17,6 +17,7 @@ from evals.cli.app import (
     HtmlOpt,
     JsonOpt,
     MarkdownOpt,
+    NoProgressOpt,
     ProgressOpt,
     RetriesOpt,
     StoreOpt,
@@ -25,6 +26,7 @@ from evals.cli.app import (
     console,
     err_console,
     print_json,
+    progress_mode,
     run_setup,
     running,
 )
@@ -112,7 +114,8 @@ def decide_cmd(
     budget: BudgetOpt = None,
     cache: CacheOpt = True,
     cache_path: CachePathOpt = None,
-    progress: ProgressOpt = True,
+    progress: ProgressOpt = None,
+    no_progress: NoProgressOpt = False,
     examples: ExamplesOpt = 10,
     store: StoreOpt = None,
     as_json: JsonOpt = False,
@@ -133,7 +136,7 @@ def decide_cmd(
                           "first", markup=False, highlight=False)
     if plan.missing or retry:
         options, response_cache = run_setup(concurrency, timeout, retries, budget, cache, cache_path)
-        with running(db, enabled=progress and not as_json) as bars:
+        with running(db, mode=progress_mode(progress, no_progress, quiet=as_json)) as bars:
             asyncio.run(run_missing(plan, db, options, cache=response_cache, progress=bars))
     cmp, verdict, _ = compare_stored(plan.runs["baseline"], plan.runs["candidate"], db, decision=plan.decision)
     record_decision(db, plan.task, plan.runs, verdict)
@@ -151,7 +154,8 @@ def latency_cmd(
     hardware: Annotated[str | None, typer.Option(help="What the server runs on (e.g. '1x L4'), recorded with the profile.")] = None,
     timeout: TimeoutOpt = 300.0,
     retries: RetriesOpt = 6,
-    progress: ProgressOpt = True,
+    progress: ProgressOpt = None,
+    no_progress: NoProgressOpt = False,
     store: StoreOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -180,7 +184,7 @@ def latency_cmd(
     samples = load_samples(loaded)
     db = Store(store)
     options = RunOptions(timeout_s=timeout, max_retries=retries)
-    with running(db, enabled=progress and not as_json) as bars:
+    with running(db, mode=progress_mode(progress, no_progress, quiet=as_json)) as bars:
         profile = asyncio.run(measure_latency(loaded, config, samples, db, levels, n, options, bars, hardware))
     if as_json:
         print_json(dataclasses.asdict(profile))

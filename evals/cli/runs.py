@@ -15,6 +15,7 @@ from evals.cli.app import (
     ConcurrencyOpt,
     JsonOpt,
     JudgeOpt,
+    NoProgressOpt,
     ProgressOpt,
     RetriesOpt,
     StoreOpt,
@@ -24,6 +25,7 @@ from evals.cli.app import (
     err_console,
     print_classifications,
     print_json,
+    progress_mode,
     run_setup,
     running,
     warn,
@@ -43,7 +45,8 @@ def run(
     limit: Annotated[int | None, typer.Option(help="Only the first N examples.", min=1)] = None,
     cache: CacheOpt = True,
     cache_path: CachePathOpt = None,
-    progress: ProgressOpt = True,
+    progress: ProgressOpt = None,
+    no_progress: NoProgressOpt = False,
     store: StoreOpt = None,
     as_json: JsonOpt = False,
     judge: JudgeOpt = None,
@@ -60,7 +63,7 @@ def run(
 
     options, response_cache = run_setup(concurrency, timeout, retries, budget, cache, cache_path)
     db = Store(store)
-    with running(db, enabled=progress and not as_json) as bars:
+    with running(db, mode=progress_mode(progress, no_progress, quiet=as_json)) as bars:
         if loaded is None:
             db.resolve(resume)
             # a resumed run keeps the judge it started with (recorded in its manifest)

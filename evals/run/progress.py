@@ -1,6 +1,17 @@
-"""Rich progress for long jobs: counts, ETA, errors and, for API runs, cost so far."""
+"""Progress for long jobs: counts, ETA, errors and, for API runs, cost so far.
+
+Three modes (`--progress`, or EVALS_PROGRESS): `bar`, rich's live bars (the default on a terminal);
+`plain`, one timestamped line per bar at about every 10% of the work or every 30 seconds, whichever
+comes first, and at the end (the default when stderr is not a terminal: CI logs, pipes, nohup); and
+`none`, nothing but the command's own result.
+"""
 
 from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from rich.console import Console
 from rich.progress import (
@@ -13,11 +24,77 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+MODES = ("bar", "plain", "none")
+ENV = "EVALS_PROGRESS"
+EVERY_FRACTION = 0.1
+EVERY_S = 30.0
+
+
+def progress_mode(chosen: str | None, console: Console, *, quiet: bool = False) -> str:
+    """The mode to use: the one chosen (flag or EVALS_PROGRESS), else none when `quiet` (JSON output),
+    else bar on a terminal and plain elsewhere."""
+    from evals.errors import EvalsError
+
+    chosen = chosen or os.environ.get(ENV) or None
+    if chosen is not None and chosen not in MODES:
+        raise EvalsError(f"--progress must be one of {', '.join(MODES)}, got '{chosen}'", field="progress")
+    return chosen or ("none" if quiet else "bar" if console.is_terminal else "plain")
+
+
+def clock(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+@dataclass
+class Pacer:
+    """When a plain line is due: the work crossed another tenth, 30 seconds passed, or it is done."""
+
+    total: int
+    done: int = 0
+    start: float = field(default_factory=time.monotonic)
+    last_at: float = field(default_factory=time.monotonic)
+    last_tenth: int = -1
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        tenth = int(self.done / self.total / EVERY_FRACTION) if self.total else 10
+        if self.done >= self.total or tenth > self.last_tenth or now - self.last_at >= EVERY_S:
+            self.last_at, self.last_tenth = now, tenth
+            return True
+        return False
+
+    def rate_and_eta(self, since: int = 0) -> tuple[float | None, float | None]:
+        """Items per second this session (from `since` done at the start) and the seconds left at that rate."""
+        elapsed = time.monotonic() - self.start
+        rate = (self.done - since) / elapsed if elapsed > 0 and self.done > since else None
+        return rate, (self.total - self.done) / rate if rate else None
+
+
+def plain_line(console: Console, text: str) -> None:
+    """One timestamped line, no control characters (markup and highlighting off)."""
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    console.print(f"{stamp} {text}", markup=False, highlight=False, soft_wrap=True)
+
+
+@dataclass
+class _Line:
+    label: str
+    pacer: Pacer
+    initial: int
+    errors: int = 0
+    cost: float = 0.0
+
 
 class RunProgress:
-    """One bar per model run. Use as a context manager; `enabled=False` makes it silent."""
+    """One bar (or plain line) per model run. Use as a context manager."""
 
-    def __init__(self, console: Console | None = None, enabled: bool = True):
+    def __init__(self, console: Console | None = None, mode: str = "bar"):
+        self._console = console or Console(stderr=True)
+        self._mode = mode
+        self._lines: dict[int, _Line] = {}
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -27,8 +104,8 @@ class RunProgress:
             TimeElapsedColumn(),
             TextColumn("eta"),
             TimeRemainingColumn(),
-            console=console,
-            disable=not enabled,
+            console=self._console,
+            disable=mode != "bar",
         )
 
     def __enter__(self) -> RunProgress:
@@ -39,11 +116,34 @@ class RunProgress:
         self._progress.stop()
 
     def add(self, label: str, total: int, completed: int = 0) -> TaskID:
-        return self._progress.add_task(label, total=total, completed=completed, errors=0, cost=0.0)
+        bar = self._progress.add_task(label, total=total, completed=completed, errors=0, cost=0.0)
+        if self._mode == "plain":
+            line = self._lines[bar] = _Line(label, Pacer(total, completed), completed)
+            line.pacer.due()  # the start counts as the first line
+            self._print(line, started=True)
+        return bar
 
     def advance(self, bar: TaskID, *, cost: float = 0.0, error: bool = False) -> None:
+        line = self._lines.get(bar)
+        if line is not None:
+            line.pacer.done += 1
+            line.errors += int(error)
+            line.cost += cost
+            if line.pacer.due():
+                self._print(line)
+            return
         fields = self._progress.tasks[self._index(bar)].fields
         self._progress.update(bar, advance=1, cost=fields["cost"] + cost, errors=fields["errors"] + int(error))
 
+    def _print(self, line: _Line, started: bool = False) -> None:
+        p = line.pacer
+        rate, eta = p.rate_and_eta(line.initial)
+        pct = f" ({p.done / p.total:.0%})" if p.total else ""
+        text = f"{line.label}: {p.done}/{p.total}{pct} errors {line.errors} cost ${line.cost:.4f}"
+        if not started:
+            text += f" {rate:.1f}/s eta {clock(eta)}" if rate else " eta -"
+        plain_line(self._console, text + (" (started)" if started else ""))
+
     def _index(self, bar: TaskID) -> int:
         return next(i for i, t in enumerate(self._progress.tasks) if t.id == bar)
+

@@ -5,6 +5,7 @@ complete."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -283,3 +284,20 @@ def test_resume_without_a_checkpoint_and_a_non_local_base_are_user_errors(task_d
     assert result.exit_code == 2 and "nothing to resume" in result.output
     result = CliRunner().invoke(app, ["finetune", str(task_dir), "--base", "openai:gpt-4o-mini"])
     assert result.exit_code == 2 and "must be a local model" in result.output
+
+
+def test_finetune_in_a_pipe_prints_plain_progress_lines_while_it_trains(tiny_dir, task_dir, tmp_path) -> None:
+    from tests.run.test_progress import env_for, stream
+
+    args = ["finetune", str(task_dir), "--base", f"local:{tiny_dir}", "--epochs", "3", "--batch-size", "2",
+            "--target-modules", "q_proj,v_proj", "--name", "piped"]
+    code, lines, ended = stream(args, tmp_path, env_for(tmp_path))
+    assert code == 0, "".join(t for _, t in lines)
+    steps = [(at, t) for at, t in lines if re.search(r"Z training: step \d+/\d+ ", t)]
+    assert len(steps) >= 5, "".join(t for _, t in lines)
+    done = [int(re.search(r"step (\d+)/", t)[1]) for _, t in steps]
+    assert done == sorted(done) and done[-1] == int(re.search(r"step \d+/(\d+)", steps[-1][1])[1])
+    assert ended - steps[0][0] > 0.3  # the first lines came while training went on
+    assert any(" tok/s eta " in t for _, t in steps) and any(" validated eta " in t for _, t in steps)
+    assert all(re.search(r"epoch \d/3 loss (\S+) val ", t) for _, t in steps)
+    assert not any("\x1b" in t or "\r" in t for _, t in lines)

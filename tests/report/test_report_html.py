@@ -15,8 +15,8 @@ from evals.analyse.decide import compare_stored
 from evals.report.html import comparison_html, render_html
 from evals.report.sections import Section, comparison_sections
 from evals.run.store import Store
-from tests.conftest import qa_rows
 from tests.cli.test_cli_compare import DECIDE_MODELS, SEED_DECISION, invoke, store_run
+from tests.conftest import qa_rows
 
 PAYLOAD = "<script>alert(1)</script> <img src=x onerror=alert(1)>\nline two & \"quotes\""
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt; &lt;img src=x onerror=alert(1)&gt;"

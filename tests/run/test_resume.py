@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 from evals.cli import app
 from evals.run.store import Store, load_run
 from tests.conftest import qa_rows
-from tests.standin_server import StandinServer
 from tests.providers.test_providers_api import qa_answer
+from tests.standin_server import StandinServer
 
 N = 24
 
