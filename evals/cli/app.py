@@ -19,8 +19,8 @@ from evals.errors import EvalsError
 
 if TYPE_CHECKING:
     from evals.run.cache import ResponseCache
+    from evals.run.calls import RunOptions
     from evals.run.progress import RunProgress
-    from evals.run.runner import RunOptions
     from evals.run.store import Store
 
 # Off a terminal (CI logs, pipes) tables get room instead of being squeezed to 80 columns.
@@ -49,7 +49,9 @@ StoreOpt = Annotated[Path | None, typer.Option("--store", help="Run store (SQLit
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 ConcurrencyOpt = Annotated[int | None, typer.Option(help="Requests in flight per model.", min=1)]
 TimeoutOpt = Annotated[float, typer.Option(help="Seconds per request.", min=0.1)]
-RetriesOpt = Annotated[int, typer.Option(help="Retries on 429/5xx/timeouts/connection errors.", min=0)]
+RetriesOpt = Annotated[int, typer.Option(help="Retries of a call on 429/5xx/timeouts/connection errors.", min=0)]
+RetryForOpt = Annotated[float, typer.Option("--retry-for", metavar="SECONDS", min=0,
+                                            help="Stop retrying a call after this long, whatever the count.")]
 BudgetOpt = Annotated[float | None, typer.Option(help="Stop before spending more than this (USD).")]
 CacheOpt = Annotated[bool, typer.Option("--cache/--no-cache", help="Reuse identical earlier responses.")]
 CachePathOpt = Annotated[Path | None, typer.Option("--cache-path", help="Response cache file.")]
@@ -109,10 +111,11 @@ def running(db: Store, *, mode: str) -> Iterator[RunProgress]:
 
 
 def run_setup(concurrency: int | None, timeout: float, retries: int, budget: float | None, cache: bool,
-              cache_path: Path | None) -> tuple[RunOptions, ResponseCache | None]:
+              cache_path: Path | None, retry_for: float = 600.0) -> tuple[RunOptions, ResponseCache | None]:
     """The run flags that every command calling models shares, as the runner's options and response cache."""
     from evals.run.cache import ResponseCache
-    from evals.run.runner import RunOptions
+    from evals.run.calls import RunOptions
 
-    options = RunOptions(concurrency=concurrency, timeout_s=timeout, max_retries=retries, budget_usd=budget)
+    options = RunOptions(concurrency=concurrency, timeout_s=timeout, max_retries=retries, budget_usd=budget,
+                         retry_for_s=retry_for)
     return options, ResponseCache(cache_path) if cache else None

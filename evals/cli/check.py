@@ -18,6 +18,7 @@ from evals.cli.app import (
     NoProgressOpt,
     ProgressOpt,
     RetriesOpt,
+    RetryForOpt,
     StoreOpt,
     TimeoutOpt,
     app,
@@ -135,7 +136,8 @@ def check(
              "Default: the baseline set with `evals baseline set`.")] = None,
     concurrency: ConcurrencyOpt = None,
     timeout: TimeoutOpt = 300.0,
-    retries: RetriesOpt = 6,
+    retries: RetriesOpt = 16,
+    retry_for: RetryForOpt = 600.0,
     budget: BudgetOpt = None,
     cache: CacheOpt = False,
     cache_path: CachePathOpt = None,
@@ -161,7 +163,7 @@ def check(
     err_console.print(f"checking {plan.config.spec} on {len(plan.samples)} examples of {plan.task.name} against "
                       f"{plan.baseline.source}" + ("" if cache else "; response cache off"), markup=False,
                       highlight=False)
-    options, response_cache = run_setup(concurrency, timeout, retries, budget, cache, cache_path)
+    options, response_cache = run_setup(concurrency, timeout, retries, budget, cache, cache_path, retry_for)
     with running(db, mode=progress_mode(progress, no_progress, quiet=as_json)) as bars:
         outcome = asyncio.run(run_check(plan, db, options, cache=response_cache,
                                         progress=bars))

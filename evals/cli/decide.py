@@ -20,6 +20,7 @@ from evals.cli.app import (
     NoProgressOpt,
     ProgressOpt,
     RetriesOpt,
+    RetryForOpt,
     StoreOpt,
     TimeoutOpt,
     app,
@@ -110,7 +111,8 @@ def decide_cmd(
     candidate: Annotated[str | None, typer.Option(help="Candidate model spec (default: decision.candidate).")] = None,
     concurrency: ConcurrencyOpt = None,
     timeout: TimeoutOpt = 300.0,
-    retries: RetriesOpt = 6,
+    retries: RetriesOpt = 16,
+    retry_for: RetryForOpt = 600.0,
     budget: BudgetOpt = None,
     cache: CacheOpt = True,
     cache_path: CachePathOpt = None,
@@ -135,7 +137,7 @@ def decide_cmd(
         err_console.print(f"run {run_id} has {db.get_run(run_id).n_errors} provider error(s): retrying those examples "
                           "first", markup=False, highlight=False)
     if plan.missing or retry:
-        options, response_cache = run_setup(concurrency, timeout, retries, budget, cache, cache_path)
+        options, response_cache = run_setup(concurrency, timeout, retries, budget, cache, cache_path, retry_for)
         with running(db, mode=progress_mode(progress, no_progress, quiet=as_json)) as bars:
             asyncio.run(run_missing(plan, db, options, cache=response_cache, progress=bars))
     cmp, verdict, _ = compare_stored(plan.runs["baseline"], plan.runs["candidate"], db, decision=plan.decision)
@@ -153,7 +155,8 @@ def latency_cmd(
     base_url: Annotated[str | None, typer.Option(help="Server to measure, e.g. a vLLM server's http://host:8000/v1.")] = None,
     hardware: Annotated[str | None, typer.Option(help="What the server runs on (e.g. '1x L4'), recorded with the profile.")] = None,
     timeout: TimeoutOpt = 300.0,
-    retries: RetriesOpt = 6,
+    retries: RetriesOpt = 16,
+    retry_for: RetryForOpt = 600.0,
     progress: ProgressOpt = None,
     no_progress: NoProgressOpt = False,
     store: StoreOpt = None,
@@ -164,8 +167,8 @@ def latency_cmd(
 
     from evals.data.golden import load_samples
     from evals.data.tasks import load_task
+    from evals.run.calls import RunOptions
     from evals.run.latency import measure_latency
-    from evals.run.runner import RunOptions
     from evals.run.store import Store
 
     try:
@@ -183,7 +186,7 @@ def latency_cmd(
         config = dataclasses.replace(config, base_url=base_url)
     samples = load_samples(loaded)
     db = Store(store)
-    options = RunOptions(timeout_s=timeout, max_retries=retries)
+    options = RunOptions(timeout_s=timeout, max_retries=retries, retry_for_s=retry_for)
     with running(db, mode=progress_mode(progress, no_progress, quiet=as_json)) as bars:
         profile = asyncio.run(measure_latency(loaded, config, samples, db, levels, n, options, bars, hardware))
     if as_json:

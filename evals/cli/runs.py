@@ -18,6 +18,7 @@ from evals.cli.app import (
     NoProgressOpt,
     ProgressOpt,
     RetriesOpt,
+    RetryForOpt,
     StoreOpt,
     TimeoutOpt,
     app,
@@ -40,7 +41,8 @@ def run(
     resume: Annotated[str | None, typer.Option("--resume", help="Finish an interrupted run.")] = None,
     concurrency: ConcurrencyOpt = None,
     timeout: TimeoutOpt = 300.0,
-    retries: RetriesOpt = 6,
+    retries: RetriesOpt = 16,
+    retry_for: RetryForOpt = 600.0,
     budget: BudgetOpt = None,
     limit: Annotated[int | None, typer.Option(help="Only the first N examples.", min=1)] = None,
     cache: CacheOpt = True,
@@ -61,7 +63,7 @@ def run(
     loaded = load_task(task) if task is not None else None  # a mistake in it is reported before anything loads
     from evals.run.runner import DEFAULT_MODEL, open_providers, require_providers, resume_run, run_task
 
-    options, response_cache = run_setup(concurrency, timeout, retries, budget, cache, cache_path)
+    options, response_cache = run_setup(concurrency, timeout, retries, budget, cache, cache_path, retry_for)
     db = Store(store)
     with running(db, mode=progress_mode(progress, no_progress, quiet=as_json)) as bars:
         if loaded is None:

@@ -28,8 +28,9 @@ from evals.data.golden import load_samples
 from evals.data.tasks import load_task
 from evals.gate.baseline import ResolvedBaseline, paired_samples, resolve_baseline
 from evals.run.cache import ResponseCache
+from evals.run.calls import RunOptions
 from evals.run.progress import RunProgress
-from evals.run.runner import RunOptions, require_providers, run_task
+from evals.run.runner import require_providers, run_task
 from evals.run.store import Store, load_run
 from evals.types import MATCH_RATE, CheckSettings, ModelConfig, Sample, Task
 

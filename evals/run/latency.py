@@ -18,9 +18,10 @@ from evals.analyse.stats import percentile
 from evals.data.prompts import render_messages
 from evals.providers import close_provider, create_provider
 from evals.run.cache import model_identity
+from evals.run.calls import RunOptions, complete_with_retries
 from evals.run.hardware import hardware_of
 from evals.run.progress import RunProgress
-from evals.run.runner import BusyClock, RunOptions, complete_with_retries
+from evals.run.runner import BusyClock
 from evals.run.store import LatencyProfile, Store
 from evals.types import Completion, ModelConfig, Sample, Task, decode_rate
 

@@ -135,6 +135,13 @@ class RunProgress:
         fields = self._progress.tasks[self._index(bar)].fields
         self._progress.update(bar, advance=1, cost=fields["cost"] + cost, errors=fields["errors"] + int(error))
 
+    def note(self, text: str) -> None:
+        """An event worth a line of its own (a provider paused by its circuit breaker, say)."""
+        if self._mode == "plain":
+            plain_line(self._console, text)
+        elif self._mode == "bar":
+            self._progress.console.print(text, markup=False, highlight=False)
+
     def _print(self, line: _Line, started: bool = False) -> None:
         p = line.pacer
         rate, eta = p.rate_and_eta(line.initial)

@@ -11,21 +11,19 @@ import dataclasses
 import functools
 import json
 import math
-import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
-
 from evals.data.golden import load_samples, samples_hash
 from evals.data.prompts import render_messages
 from evals.data.tasks import load_task
-from evals.errors import EvalsError, MissingCredentials, ProviderError
+from evals.errors import EvalsError, MissingCredentials
 from evals.metrics import Metric, build_metrics, models_called, passes, score_all
 from evals.providers import Provider, close_provider, create_provider
 from evals.providers.prices import price_for
 from evals.run.cache import ResponseCache, cache_key, model_identity
+from evals.run.calls import Breaker, RunOptions, complete_with_retries
 from evals.run.hardware import hardware_of
 from evals.run.manifest import build_manifest, config_to_dict
 from evals.run.progress import RunProgress
@@ -44,16 +42,6 @@ from evals.types import (
 )
 
 DEFAULT_MODEL = "local:smollm2"
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    concurrency: int | None = None  # None: the provider's own max_concurrency
-    timeout_s: float = 300.0
-    max_retries: int = 6
-    backoff_s: float = 1.0  # first retry waits about this long, doubling up to max_backoff_s
-    max_backoff_s: float = 60.0
-    budget_usd: float | None = None
 
 
 @dataclass
@@ -164,50 +152,6 @@ def estimate_cost(config: ModelConfig, messages: Sequence[Message], params: Gene
     return price_for(config).cost(input_tokens, params.max_tokens)
 
 
-def _retryable(e: BaseException) -> bool:
-    return isinstance(e, ProviderError) and e.retryable
-
-
-def _backoff(options: RunOptions):
-    """Exponential backoff with jitter, never shorter than the server's retry-after."""
-
-    def wait(state: RetryCallState) -> float:
-        ceiling = min(options.max_backoff_s, options.backoff_s * 2 ** (state.attempt_number - 1))
-        delay = ceiling / 2 + random.uniform(0, ceiling / 2)
-        error = state.outcome.exception() if state.outcome else None
-        retry_after = getattr(error, "retry_after", None)
-        return max(delay, retry_after or 0.0)
-
-    return wait
-
-
-async def complete_with_retries(
-    provider: Provider, messages: Sequence[Message], params: GenerateParams, options: RunOptions
-) -> Completion:
-    """One model call with timeout and retries; a final failure comes back as Completion.error."""
-
-    async def attempt() -> Completion:
-        try:
-            return await asyncio.wait_for(provider.generate(messages, params), options.timeout_s)
-        except TimeoutError:
-            raise ProviderError(f"timed out after {options.timeout_s:g}s", retryable=True) from None
-
-    start = time.perf_counter()
-    retrying = AsyncRetrying(
-        retry=retry_if_exception(_retryable),
-        stop=stop_after_attempt(options.max_retries + 1),
-        wait=_backoff(options),
-        reraise=True,
-    )
-    try:
-        return await retrying(attempt)
-    except ProviderError as e:
-        error = str(e)
-    except Exception as e:  # a provider bug: recorded on the example, the run goes on
-        error = f"{type(e).__name__}: {e}"
-    return Completion(text="", error=error, latency_s=time.perf_counter() - start)
-
-
 class ModelCalls:
     """The models that metrics call (judges), through the same machinery as the run's own calls: each
     provider opened once (reusing the run's own when the spec is the same), the response cache, timeout and
@@ -221,7 +165,8 @@ class ModelCalls:
         self._cache = cache
         self._providers: dict[str, Provider | str] = dict(shared or {})  # spec -> provider, or why it can't run
         self._owned: list[Provider] = []
-        self._lanes: dict[str, tuple[asyncio.Semaphore, str]] = {}  # spec -> (calls in flight, cache identity)
+        self._lanes: dict[str, tuple[asyncio.Semaphore, str, Breaker]] = {}  # spec -> calls in flight, cache
+        self.notices: dict[str, Callable[[str], None]] = {}  # spec -> where its breaker's pauses are said
         self._lock = asyncio.Lock()
 
     def config(self, spec: str) -> ModelConfig:
@@ -262,8 +207,9 @@ class ModelCalls:
         spec = str(config.spec)
         if spec not in self._lanes:  # computed once per model: the identity hashes an adapter's files
             self._lanes[spec] = (asyncio.Semaphore(self.options.concurrency or provider.max_concurrency),
-                                 model_identity(provider.id, config) if self._cache else "")
-        semaphore, identity = self._lanes[spec]
+                                 model_identity(provider.id, config) if self._cache else "",
+                                 Breaker(spec, notice=lambda text: self.notices.get(spec, lambda _: None)(text)))
+        semaphore, identity, breaker = self._lanes[spec]
         key = cache_key(identity, messages, params) if self._cache else ""
         if self._cache and (hit := self._cache.get(key)) is not None:
             return hit
@@ -275,7 +221,7 @@ class ModelCalls:
             if clock:
                 clock.start()
             try:
-                completion = await complete_with_retries(provider, messages, params, self.options)
+                completion = await complete_with_retries(provider, messages, params, self.options, breaker)
             finally:
                 if clock:
                     clock.stop(served=completion is not None and completion.error is None)
@@ -320,6 +266,8 @@ async def execute_run(
     concurrency = options.concurrency or provider.max_concurrency
     clock = BusyClock()
     bar = progress.add(str(config.spec), total=len(samples), completed=len(samples) - len(todo)) if progress else None
+    if progress is not None and bar is not None:
+        models.notices[str(config.spec)] = lambda text: progress.note(text)
     outcome = RunOutcome(run_id, str(config.spec), "completed")
 
     async def one(sample: Sample) -> None:
