@@ -39,6 +39,7 @@ import asyncio
 import itertools
 import json
 import multiprocessing
+import random
 import re
 import threading
 import time
@@ -198,6 +199,9 @@ class StandinServer(_Addresses):
         self.openai_model = openai_model
         self.anthropic_model = anthropic_model
         self.record = record
+        self.fault_rate = 0.0  # share of API requests answered by a random fault (`flaky()`)
+        self._random = random.Random(0)
+        self.down_until = 0.0  # time.monotonic() before which every API request gets a 503 (`outage()`)
         self.counts = Counts()
         self.requests: list[Recorded] = []
         self._faults: deque[Fault] = deque()
@@ -209,6 +213,14 @@ class StandinServer(_Addresses):
         self.port = 0
 
     # ---- the test-facing surface -------------------------------------------------------------
+
+    def flaky(self, rate: float, seed: int = 0) -> None:
+        """From now on, answer this share of API requests with a random fault: 429, 500, 503 or a drop."""
+        self.fault_rate, self._random = rate, random.Random(seed)
+
+    def outage(self, seconds: float) -> None:
+        """Fail every API request with a 503 for the next `seconds`, then recover."""
+        self.down_until = time.monotonic() + seconds
 
     def inject(self, *faults: Fault) -> None:
         """Serve these faults, in order, to the next API requests."""
@@ -323,6 +335,10 @@ class StandinServer(_Addresses):
         if self.record:
             self.requests.append(Recorded(path, headers, body))
         fault = self._faults.popleft() if self._faults else None
+        if fault is None and time.monotonic() < self.down_until:
+            fault = Fault(503, message="outage")
+        elif fault is None and self.fault_rate and self._random.random() < self.fault_rate:
+            fault = self._random.choice((Fault.rate_limit("0.01"), Fault(500), Fault(503), Fault.drop()))
         streamed = body.get("stream") is True
         if fault is not None and not (fault.mid_stream and streamed):
             return await self._fault(fault, kind, headers, writer)
@@ -505,6 +521,14 @@ class StandinProcess(_Addresses):
     def stats(self) -> dict[str, Any]:
         with urllib.request.urlopen(self.url + "/_stats", timeout=10) as r:
             return json.loads(r.read())
+
+    def flaky(self, rate: float, seed: int = 0) -> None:
+        """From now on, answer this share of API requests with a random fault: 429, 500, 503 or a drop."""
+        self.fault_rate, self._random = rate, random.Random(seed)
+
+    def outage(self, seconds: float) -> None:
+        """Fail every API request with a 503 for the next `seconds`, then recover."""
+        self.down_until = time.monotonic() + seconds
 
     def inject(self, *faults: Fault) -> None:
         data = json.dumps([asdict(f) for f in faults]).encode()
