@@ -3,6 +3,7 @@ exit 2, for built-in and plugin commands alike), the consoles, the common option
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import sys
@@ -97,17 +98,39 @@ def progress_mode(progress: str | None, no_progress: bool, *, quiet: bool = Fals
 
 @contextlib.contextmanager
 def running(db: Store, *, mode: str) -> Iterator[RunProgress]:
-    """Progress for model runs (bar, plain or none); on Ctrl-C, say how to resume and exit 130."""
+    """Progress for model runs (bar, plain or none). On SIGINT or SIGTERM (see evals.run.stop): say what
+    is stored and how to resume, and exit 130 or 143."""
+    import signal
+
     from evals.run.progress import RunProgress
+    from evals.run.stop import STOP
 
     try:
         with RunProgress(err_console, mode=mode) as bars:
             yield bars
-    except KeyboardInterrupt:
-        interrupted = [r.id for r in db.list_runs(limit=5) if r.status in ("interrupted", "running")]
-        err_console.print("[yellow]interrupted.[/] Finished examples are stored; resume with "
-                          + ", ".join(f"`evals run --resume {i}`" for i in interrupted))
-        raise typer.Exit(130) from None
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        STOP.signal = STOP.signal or signal.SIGINT
+    except EvalsError:
+        if STOP.signal is None:
+            raise  # a real mistake; otherwise only the consequence of stopping (a run stopped early)
+    if STOP.signal is None:
+        return
+    runs = [r for r in db.list_runs(limit=20) if r.status in ("interrupted", "running")]
+    for r in runs:
+        if r.status == "running":  # cancelled before it could say so itself
+            db.set_status(r.id, "interrupted")
+    name = signal.Signals(STOP.signal).name
+    err_console.print(f"[yellow]interrupted by {name}.[/] " + "; ".join(
+        f"run {r.id}: {r.n_done}/{r.n_samples} results stored, resume with `evals run --resume {r.id}`"
+        for r in runs), highlight=False)
+    raise typer.Exit(128 + STOP.signal)
+
+
+def run_async(work: Any) -> Any:
+    """Run the model calls of a command, stopping cleanly on SIGINT or SIGTERM."""
+    from evals.run.stop import interruptible
+
+    return asyncio.run(interruptible(work))
 
 
 def run_setup(concurrency: int | None, timeout: float, retries: int, budget: float | None, cache: bool,

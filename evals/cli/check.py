@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Annotated
 
@@ -27,6 +26,7 @@ from evals.cli.app import (
     err_console,
     print_json,
     progress_mode,
+    run_async,
     run_setup,
     running,
 )
@@ -165,7 +165,7 @@ def check(
                       highlight=False)
     options, response_cache = run_setup(concurrency, timeout, retries, budget, cache, cache_path, retry_for)
     with running(db, mode=progress_mode(progress, no_progress, quiet=as_json)) as bars:
-        outcome = asyncio.run(run_check(plan, db, options, cache=response_cache,
+        outcome = run_async(run_check(plan, db, options, cache=response_cache,
                                         progress=bars))
     if junit is not None:
         from evals.report.junit import write_junit

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,6 +27,7 @@ from evals.cli.app import (
     err_console,
     print_json,
     progress_mode,
+    run_async,
     run_setup,
     running,
 )
@@ -139,7 +139,7 @@ def decide_cmd(
     if plan.missing or retry:
         options, response_cache = run_setup(concurrency, timeout, retries, budget, cache, cache_path, retry_for)
         with running(db, mode=progress_mode(progress, no_progress, quiet=as_json)) as bars:
-            asyncio.run(run_missing(plan, db, options, cache=response_cache, progress=bars))
+            run_async(run_missing(plan, db, options, cache=response_cache, progress=bars))
     cmp, verdict, _ = compare_stored(plan.runs["baseline"], plan.runs["candidate"], db, decision=plan.decision)
     record_decision(db, plan.task, plan.runs, verdict)
     _report_comparison(cmp, verdict, as_json=as_json, markdown=markdown, html=html, examples=examples,
@@ -188,7 +188,7 @@ def latency_cmd(
     db = Store(store)
     options = RunOptions(timeout_s=timeout, max_retries=retries, retry_for_s=retry_for)
     with running(db, mode=progress_mode(progress, no_progress, quiet=as_json)) as bars:
-        profile = asyncio.run(measure_latency(loaded, config, samples, db, levels, n, options, bars, hardware))
+        profile = run_async(measure_latency(loaded, config, samples, db, levels, n, options, bars, hardware))
     if as_json:
         print_json(dataclasses.asdict(profile))
         return

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 import typer
@@ -27,6 +26,7 @@ from evals.cli.app import (
     print_classifications,
     print_json,
     progress_mode,
+    run_async,
     run_setup,
     running,
     warn,
@@ -69,7 +69,7 @@ def run(
         if loaded is None:
             db.resolve(resume)
             # a resumed run keeps the judge it started with (recorded in its manifest)
-            outcomes = [asyncio.run(resume_run(resume, db, options, cache=response_cache, progress=bars,
+            outcomes = [run_async(resume_run(resume, db, options, cache=response_cache, progress=bars,
                                                warn=warn))]
         else:
             if judge:
@@ -86,7 +86,7 @@ def run(
                 ready = require_providers([loaded.model_config(DEFAULT_MODEL)])
             if not ready:
                 raise EvalsError("none of the requested models can run here")
-            outcomes = asyncio.run(run_task(loaded, samples, ready, db, options, cache=response_cache,
+            outcomes = run_async(run_task(loaded, samples, ready, db, options, cache=response_cache,
                                             progress=bars, warn=warn))
     from evals.analyse.summary import summarize  # pandas and the statistics: only once there is a run
     from evals.run.store import load_run

@@ -27,6 +27,7 @@ from evals.run.calls import Breaker, RunOptions, complete_with_retries
 from evals.run.hardware import hardware_of
 from evals.run.manifest import build_manifest, config_to_dict
 from evals.run.progress import RunProgress
+from evals.run.stop import stopping
 from evals.run.store import Store
 from evals.types import (
     Completion,
@@ -214,6 +215,8 @@ class ModelCalls:
         if self._cache and (hit := self._cache.get(key)) is not None:
             return hit
         async with semaphore:
+            if stopping():  # a signal asked the run to stop: no new call starts
+                return None
             estimate = estimate_cost(config, messages, params)
             if not await self.budget.reserve(estimate):
                 return None
@@ -295,7 +298,7 @@ async def execute_run(
         raise
     finally:
         store.add_busy_time(run_id, clock.busy_s, clock.served, concurrency, hardware_of(provider))
-    outcome.status = "budget-stopped" if models.budget.exhausted else "completed"
+    outcome.status = "interrupted" if stopping() else "budget-stopped" if models.budget.exhausted else "completed"
     outcome.left, outcome.budget = len(todo) - len(outcome.results), models.budget
     store.set_status(run_id, outcome.status)
     return outcome
