@@ -50,13 +50,55 @@ def write_atomic(path: str | Path, text: str) -> None:
     tmp.replace(path)
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """A SQLite database shared by concurrent writers: autocommit, WAL, one connection across threads."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    return db
+LOCK_TIMEOUT_S = 30.0  # how long a write waits for another process's lock before it fails
+
+
+class Database:
+    """A SQLite database shared by concurrent writers (autocommit, WAL, one connection across threads)
+    whose failures (disk full, read-only, locked past LOCK_TIMEOUT_S, unopenable) are StorageErrors naming it."""
+
+    def __init__(self, path: Path, what: str):
+        self.path, self.what = path, what
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=LOCK_TIMEOUT_S)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+        except (OSError, sqlite3.Error) as e:
+            raise self.failure("open", e) from None
+
+    def failure(self, doing: str, e: Exception) -> Exception:
+        from evals.errors import StorageError
+
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        return StorageError(f"could not {doing} the {self.what}: {reason}", file=self.path)
+
+    def execute(self, sql: str, args: Any = ()) -> sqlite3.Cursor:
+        try:
+            return self._db.execute(sql, args)
+        except sqlite3.OperationalError as e:
+            if "duplicate column" in str(e):  # a schema change another process made first: not a fault
+                raise
+            raise self.failure("write" if sql.lstrip()[:6].upper() in WRITES else "read", e) from None
+        except sqlite3.DatabaseError as e:
+            raise self.failure("read", e) from None
+
+    def executescript(self, sql: str) -> None:
+        try:
+            self._db.executescript(sql)
+        except sqlite3.Error as e:
+            raise self.failure("write", e) from None
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The raw connection, for readers such as pandas."""
+        return self._db
+
+    def close(self) -> None:
+        self._db.close()
+
+
+WRITES = {"INSERT", "UPDATE", "DELETE", "CREATE", "ALTER", "REPLAC"}
 
 
 SECRET_NAME = re.compile(r"api[_-]?key|^key$|_key$|secret|passw|(^|_)token$|^token|auth|credential|signature|^sig$",

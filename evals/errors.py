@@ -31,6 +31,10 @@ class EvalsError(Exception):
         return f"{where}: {self.message}" if where else self.message
 
 
+class StorageError(EvalsError):
+    """The run store or the response cache could not be read or written: disk full, read-only, locked."""
+
+
 class MissingCredentials(EvalsError):
     """A provider cannot run here (no API key, optional package or LoRA adapter missing); the run skips it."""
 

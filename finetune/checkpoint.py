@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evals.errors import EvalsError
+from evals.errors import EvalsError, StorageError
 
 STATE_FILE = "state.pt"
 
@@ -75,9 +75,23 @@ def save_state(out: Path, *, model, optimizer, scheduler, progress: Progress, fi
         "rng": {"torch": torch.get_rng_state(), "python": random.getstate(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
     }
-    tmp = folder / (STATE_FILE + ".part")
-    torch.save(state, tmp)
-    tmp.replace(folder / STATE_FILE)
+    save_atomically(state, folder / STATE_FILE)
+
+
+def save_atomically(obj: Any, path: Path) -> None:
+    """torch.save to a temporary file renamed into place: a full disk (or any failure while writing) leaves
+    the previous file intact and ends with a StorageError saying so, not a traceback."""
+    import torch
+
+    tmp = path.with_name(path.name + ".part")
+    try:
+        torch.save(obj, tmp)
+    except (OSError, RuntimeError) as e:  # torch reports a failed write as either
+        tmp.unlink(missing_ok=True)
+        kept = "the previous checkpoint is intact" if path.exists() else "no checkpoint was written yet"
+        raise StorageError(f"could not save the training checkpoint ({e}); {kept}. Free space, then continue "
+                           "with `evals finetune ... --resume`", file=path) from None
+    tmp.replace(path)
 
 
 def load_state(out: Path, *, model, optimizer, scheduler, fingerprint: dict[str, Any]) -> Progress:

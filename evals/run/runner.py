@@ -14,11 +14,12 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from evals.data.golden import load_samples, samples_hash
 from evals.data.prompts import render_messages
 from evals.data.tasks import load_task
-from evals.errors import EvalsError, MissingCredentials
+from evals.errors import EvalsError, MissingCredentials, StorageError
 from evals.metrics import Metric, build_metrics, models_called, passes, score_all
 from evals.providers import Provider, close_provider, create_provider
 from evals.providers.prices import price_for
@@ -168,6 +169,7 @@ class ModelCalls:
         self._owned: list[Provider] = []
         self._lanes: dict[str, tuple[asyncio.Semaphore, str, Breaker]] = {}  # spec -> calls in flight, cache
         self.notices: dict[str, Callable[[str], None]] = {}  # spec -> where its breaker's pauses are said
+        self.halted: StorageError | None = None  # the store failed: no new call starts
         self._lock = asyncio.Lock()
 
     def config(self, spec: str) -> ModelConfig:
@@ -215,7 +217,7 @@ class ModelCalls:
         if self._cache and (hit := self._cache.get(key)) is not None:
             return hit
         async with semaphore:
-            if stopping():  # a signal asked the run to stop: no new call starts
+            if stopping() or self.halted:  # a signal asked the run to stop, or the store failed: no new call
                 return None
             estimate = estimate_cost(config, messages, params)
             if not await self.budget.reserve(estimate):
@@ -272,36 +274,74 @@ async def execute_run(
     if progress is not None and bar is not None:
         models.notices[str(config.spec)] = lambda text: progress.note(text)
     outcome = RunOutcome(run_id, str(config.spec), "completed")
+    unsaved: list[ExampleResult] = []  # answered (and paid for) but not written: the store failed
 
     async def one(sample: Sample) -> None:
         messages = render_messages(task.prompt, sample.fields, config)
         completion = await models.call(provider, config, messages, params, clock)
-        if completion is None:  # the budget is reached: the example stays to do
+        if completion is None:  # the budget is reached, a signal or the store stopped the run: still to do
             return
         scores = {}
         if completion.error is None:
             ctx = ScoreContext(sample=sample, completion=completion, task=task, models=models)
             scores = await score_all(metric_map, ctx)
         result = ExampleResult(sample, completion, scores, passes(scores, task.pass_rule) if scores else False)
-        store.add_result(run_id, result)
+        try:
+            store.add_result(run_id, result)
+        except StorageError as e:  # no new call starts; the calls in flight finish and are kept here
+            models.halted = models.halted or e
+            unsaved.append(result)
+            return
         outcome.results.append(result)
         if progress and bar is not None:
             judged = sum(s.usage.spent_usd for s in scores.values() if s.usage)
             progress.advance(bar, cost=(0.0 if completion.cached else completion.cost_usd) + judged,
                              error=completion.error is not None)
 
-    store.set_status(run_id, "running")
+    try:
+        store.set_status(run_id, "running")
+    except StorageError as e:
+        raise _storage_failure(store, run_id, e, []) from None
     try:
         await asyncio.gather(*(one(s) for s in todo))
     except BaseException:
-        store.set_status(run_id, "interrupted")
+        _quietly(store.set_status, run_id, "interrupted")
         raise
     finally:
-        store.add_busy_time(run_id, clock.busy_s, clock.served, concurrency, hardware_of(provider))
+        _quietly(store.add_busy_time, run_id, clock.busy_s, clock.served, concurrency, hardware_of(provider))
+    if models.halted is not None:
+        raise _storage_failure(store, run_id, models.halted, unsaved)
     outcome.status = "interrupted" if stopping() else "budget-stopped" if models.budget.exhausted else "completed"
     outcome.left, outcome.budget = len(todo) - len(outcome.results), models.budget
     store.set_status(run_id, outcome.status)
     return outcome
+
+
+def _quietly(write: Callable[..., Any], *args: Any) -> None:
+    """A bookkeeping write that may fail when the store already has (the failure is reported once)."""
+    try:
+        write(*args)
+    except StorageError:
+        pass
+
+
+def _storage_failure(store: Store, run_id: str, failure: StorageError, unsaved: list[ExampleResult]) -> StorageError:
+    """The store failed mid-run: write what is still in memory if it can now, then say in one line what is
+    safe, what is lost and how to resume."""
+    lost = 0
+    for result in unsaved:
+        try:
+            store.add_result(run_id, result)
+        except StorageError:
+            lost += 1
+    _quietly(store.set_status, run_id, "interrupted")
+    try:
+        safe = f"{len(store.done_ids(run_id))} result(s) of run {run_id} are safely stored"
+    except StorageError:
+        safe = f"the results of run {run_id} written before it are safe"
+    paid = f"; {lost} answer(s) already paid for could not be written and are lost" if lost else ""
+    return StorageError(f"{failure.message}. {safe}{paid}; once it is fixed, resume with "
+                        f"`evals run --resume {run_id}`", file=failure.file)
 
 
 @dataclass(frozen=True)
@@ -353,7 +393,10 @@ async def run_task(
         jobs = []
         for config, provider in providers:
             manifest = build_manifest(task, config, provider.id, golden_hash, len(samples))
-            run_id = store.create_run(task.name, str(config.spec), len(samples), manifest)
+            try:
+                run_id = store.create_run(task.name, str(config.spec), len(samples), manifest)
+            except StorageError as e:
+                raise StorageError(f"{e.message}. No run was started and no model was called", file=e.file) from None
             jobs.append(execute_run(task=task, samples=samples, config=config, provider=provider, store=store,
                                     run_id=run_id, models=models, progress=progress))
         return list(await asyncio.gather(*jobs))

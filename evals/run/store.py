@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evals._util import connect
+from evals._util import Database
 from evals.errors import EvalsError
 from evals.types import ExampleResult
 
@@ -186,7 +186,7 @@ class CheckRecord:
 class Store:
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path else default_store_path()
-        self._db = connect(self.path)
+        self._db = Database(self.path, "run store")
         self._db.executescript(SCHEMA)
         for table, columns in ADDED_COLUMNS.items():
             have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
@@ -359,7 +359,7 @@ class Store:
 
         run_id = self.resolve(run_id)
         df = pd.read_sql_query("SELECT * FROM results WHERE run_id = ? ORDER BY line, example_id",
-                               self._db, params=(run_id,))
+                               self._db.connection, params=(run_id,))
         df["passed"] = df["passed"].astype(bool)
         df["cached"] = df["cached"].astype(bool)
         for col in ("queue_s", "cached_input_tokens", "cache_write_tokens"):  # NULL in rows from older versions

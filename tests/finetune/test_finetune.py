@@ -301,3 +301,24 @@ def test_finetune_in_a_pipe_prints_plain_progress_lines_while_it_trains(tiny_dir
     assert any(" tok/s eta " in t for _, t in steps) and any(" validated eta " in t for _, t in steps)
     assert all(re.search(r"epoch \d/3 loss (\S+) val ", t) for _, t in steps)
     assert not any("\x1b" in t or "\r" in t for _, t in lines)
+
+
+def test_a_full_disk_while_checkpointing_keeps_the_previous_checkpoint(tmp_path, monkeypatch) -> None:
+    import torch
+
+    from evals.errors import StorageError
+    from finetune.checkpoint import save_atomically
+
+    path = tmp_path / "state.pt"
+    save_atomically({"step": 1}, path)
+
+    def full(obj, f):
+        open(f, "wb").write(b"half a checkpoint")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(StorageError, match="the previous checkpoint is intact") as e:
+        save_atomically({"step": 2}, path)
+    assert "No space left on device" in str(e.value) and "--resume" in str(e.value)
+    monkeypatch.undo()
+    assert torch.load(path) == {"step": 1} and not (tmp_path / "state.pt.part").exists()
