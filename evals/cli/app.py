@@ -119,11 +119,11 @@ def running(db: Store, *, mode: str) -> Iterator[RunProgress]:
     for r in runs:
         if r.status == "running":  # cancelled before it could say so itself
             db.set_status(r.id, "interrupted")
-    name = signal.Signals(STOP.signal).name
-    err_console.print(f"[yellow]interrupted by {name}.[/] " + "; ".join(
+    received, STOP.signal = STOP.signal, None  # handled: a later run in this process starts afresh
+    err_console.print(f"[yellow]interrupted by {signal.Signals(received).name}.[/] " + "; ".join(
         f"run {r.id}: {r.n_done}/{r.n_samples} results stored, resume with `evals run --resume {r.id}`"
         for r in runs), highlight=False)
-    raise typer.Exit(128 + STOP.signal)
+    raise typer.Exit(128 + received)
 
 
 def run_async(work: Any) -> Any:
