@@ -101,8 +101,8 @@ class Database:
 WRITES = {"INSERT", "UPDATE", "DELETE", "CREATE", "ALTER", "REPLAC"}
 
 
-SECRET_NAME = re.compile(r"api[_-]?key|^key$|_key$|secret|passw|(^|_)token$|^token|auth|credential|signature|^sig$",
-                         re.IGNORECASE)
+SECRET_NAME = re.compile(r"(^|[-_])key$|[-_]?key[-_]|secret|passw|(^|[-_])token$|^token[-_]|(^|[-_])auth"
+                         r"(orization)?$|^x-auth|credential|signature|^sig$|cookie", re.IGNORECASE)
 SECRET_VALUE = re.compile(r"^(sk-|sk_|pk-|Bearer |Basic |ghp_|xox[bap]-|AKIA)|^[A-Za-z0-9_\-]{32,}$")
 REDACTED = "***"
 

@@ -231,10 +231,13 @@ class SelfHosted(_Settings):
         None, gt=0, description="Retrain (and pay training again) every N months; replaces amortize_months.")
     models: tuple[str, ...] = Field((), description="Other model specs to cost as self-hosted, e.g. an openai: "
                                                     "spec whose base_url is your vLLM server.")
+    trained: tuple[str, ...] = Field((), description="Self-hosted specs without a +lora: adapter that are "
+                                                     "fine-tunes all the same (a LoRA served by vLLM): charged the "
+                                                     "training cost too.")
     hardware: str | None = Field(None, description="What production serves on (e.g. '1x L4 24GB'); printed beside "
                                                    "a given calls_per_hour.")
 
-    @field_validator("models", mode="before")
+    @field_validator("models", "trained", mode="before")
     @classmethod
     def _specs(cls, value: Any) -> Any:
         if isinstance(value, list):

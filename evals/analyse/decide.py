@@ -8,7 +8,6 @@ and pass rule. Anything else would compare a different experiment.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -24,9 +23,9 @@ from evals.errors import EvalsError
 from evals.run.cache import ResponseCache
 from evals.run.calls import RunOptions
 from evals.run.latency import profile_identity
-from evals.run.manifest import build_manifest, config_from_dict
+from evals.run.manifest import build_manifest, changed_settings, config_from_dict
 from evals.run.progress import RunProgress
-from evals.run.runner import require_providers, resume_run, run_task
+from evals.run.runner import Budget, require_providers, resume_run, run_task
 from evals.run.store import LatencyProfile, Store, load_run
 from evals.types import Decision, ModelConfig, Sample, Task
 
@@ -136,14 +135,13 @@ def newest_matching_run(store: Store, task: Task, config: ModelConfig, samples: 
     wanted = _experiment(build_manifest(task, config, "", golden_hash, len(samples)))
     for record in store.list_runs(task.name, None, model=str(config.spec), completed=True):
         m = record.manifest
-        if (m.get("golden") or {}).get("hash") == golden_hash and _experiment(m) == wanted:
+        if (m.get("golden") or {}).get("hash") == golden_hash and not changed_settings(_experiment(m), wanted):
             return record.id
     return None
 
 
 def _experiment(manifest: dict[str, Any]) -> dict[str, Any]:
-    # JSON round trip: stored manifests hold lists where a fresh one holds tuples
-    return json.loads(json.dumps({k: manifest.get(k) for k in SAME_EXPERIMENT}, sort_keys=True, default=str))
+    return {k: manifest.get(k) for k in SAME_EXPERIMENT}
 
 
 def with_errors(plan: DecisionPlan, store: Store) -> list[str]:
@@ -155,12 +153,14 @@ async def run_missing(plan: DecisionPlan, store: Store, options: RunOptions, *,
                       cache: ResponseCache | None = None, progress: RunProgress | None = None) -> dict[str, str]:
     """Retry the errored examples of reused runs, then run the roles the store lacks (in parallel, through
     the runner); every role's run id after."""
+    budget = Budget(options.budget_usd)  # one --budget for the retries and the new runs together
     for run_id in with_errors(plan, store):
-        await resume_run(run_id, store, options, cache=cache, progress=progress)
+        await resume_run(run_id, store, options, cache=cache, progress=progress, budget=budget)
     roles = plan.missing
     if roles:
         providers = require_providers([plan.configs[r] for r in roles])
-        outcomes = await run_task(plan.task, plan.samples, providers, store, options, cache=cache, progress=progress)
+        outcomes = await run_task(plan.task, plan.samples, providers, store, options, cache=cache, progress=progress,
+                                  budget=budget)
         for role, outcome in zip(roles, outcomes, strict=True):
             if outcome.status != "completed":
                 raise EvalsError(f"the {role} run {outcome.run_id} stopped early ({outcome.status}); finish it "

@@ -109,17 +109,17 @@ def running(db: Store, *, mode: str) -> Iterator[RunProgress]:
         with RunProgress(err_console, mode=mode) as bars:
             yield bars
     except (KeyboardInterrupt, asyncio.CancelledError):
-        STOP.signal = STOP.signal or signal.SIGINT
+        STOP.received = STOP.received or STOP.signal or signal.SIGINT
     except EvalsError:
-        if STOP.signal is None:
+        if STOP.received is None:
             raise  # a real mistake; otherwise only the consequence of stopping (a run stopped early)
-    if STOP.signal is None:
+    if STOP.received is None:
         return
-    runs = [r for r in db.list_runs(limit=20) if r.status in ("interrupted", "running")]
+    runs = [db.get_run(run_id) for run_id in dict.fromkeys(STOP.runs)]  # this command's runs, no one else's
     for r in runs:
         if r.status == "running":  # cancelled before it could say so itself
             db.set_status(r.id, "interrupted")
-    received, STOP.signal = STOP.signal, None  # handled: a later run in this process starts afresh
+    received, STOP.received = STOP.received, None  # handled
     err_console.print(f"[yellow]interrupted by {signal.Signals(received).name}.[/] " + "; ".join(
         f"run {r.id}: {r.n_done}/{r.n_samples} results stored, resume with `evals run --resume {r.id}`"
         for r in runs), highlight=False)

@@ -77,7 +77,10 @@ def run(
 
                 loaded = with_judge(loaded, judge)
             samples = load_samples(loaded)[:limit]  # bad data fails here, before any model loads
-            configs = [loaded.model_config(m) for m in model] if model else list(loaded.models)
+            try:
+                configs = [loaded.model_config(m) for m in model] if model else list(loaded.models)
+            except ValueError as e:
+                raise EvalsError(str(e), field="--model") from None
             ready, skipped = open_providers(configs or [loaded.model_config(DEFAULT_MODEL)])
             for s in skipped:
                 err_console.print(f"[yellow]skipped[/] {s.spec}: {s.reason}", highlight=False)

@@ -88,7 +88,8 @@ def _parse_model(doc: YamlDoc, raw: Any, i: int) -> ModelConfig:
         if key in raw and not isinstance(raw[key], kind):
             raise doc.error(f"expected {'true or false' if kind is bool else 'a number'}, got {raw[key]!r}",
                             "models", i, key)
-    _check_options(doc, spec, raw.get("options"), i)
+    raw["options"] = raw.get("options") or {}  # `options:` with nothing under it is no options
+    _check_options(doc, spec, raw["options"], i)
     return ModelConfig(spec=spec, price=price, **raw).with_server()
 
 

@@ -50,9 +50,9 @@ class HttpOptions(NoOptions):
                                                     "key, a team tag); credentials are redacted from manifests.")
 
 
-def register_provider(name: str, *, options: type[BaseModel] = NoOptions) -> Callable[[F], F]:
+def register_provider(name: str, *, options: type[BaseModel] | None = None) -> Callable[[F], F]:
     """Register a provider factory under `name`, with the pydantic model of its task.yaml `options:`, which
-    is validated (file, line, field) when the task loads."""
+    is validated (file, line, field) when the task loads; without one (a plugin's), options go unchecked."""
 
     def decorator(factory: F) -> F:
         factory.options_model = options  # type: ignore[attr-defined]

@@ -15,6 +15,8 @@ Streamed (`stream`): `messages.create(stream=True)`, read event by event; the fi
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,9 +28,8 @@ from evals.types import Completion, GenerateParams, Message, ModelConfig
 class AnthropicProvider(SDKProvider):
     def __init__(self, config: ModelConfig, client: Any, sdk: Any, key: str | None):
         super().__init__(config, client, sdk, key)
-        import httpx2  # the SDK's HTTP client, whose errors its stream lets through unwrapped
-
-        self._failures = (sdk.APIError, httpx2.RequestError)
+        http = importlib.import_module("httpx2" if importlib.util.find_spec("httpx2") else "httpx")
+        self._failures = (sdk.APIError, http.RequestError)  # the SDK's HTTP client: its stream lets these through
 
     async def generate(self, messages: Sequence[Message], params: GenerateParams) -> Completion:
         system = "\n\n".join(m.content for m in messages if m.role == "system")

@@ -7,7 +7,7 @@ with `+lora:ADAPTER_DIR`. Requests that arrive together are decoded as one batch
 is timed on its own: `queue_s` waiting for its batch to start, then from that start `ttft_s` to its
 first token and `latency_s` to its row finishing (not to the end of the whole batch).
 Options (task.yaml `options:`): `dtype`: auto (bfloat16 where the hardware does it natively, else
-float32), float32 or bfloat16.
+float32), float32, bfloat16 or float16.
 """
 
 from __future__ import annotations

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
+import json
 from collections.abc import Sequence
 from typing import Any
 
+from evals._util import dir_hash, redact_secrets
 from evals.analyse.stats import percentile
 from evals.data.prompts import render_messages
 from evals.providers import close_provider, create_provider
-from evals.run.cache import model_identity
 from evals.run.calls import RunOptions, complete_with_retries
 from evals.run.hardware import hardware_of
 from evals.run.progress import RunProgress
@@ -30,8 +32,11 @@ DEFAULT_N = 16
 
 
 def profile_identity(config: ModelConfig) -> str:
-    """What a latency profile must share with a run to stand for it: spec, server, options, adapter content."""
-    return model_identity(str(config.spec), config)
+    """What a latency profile must share with a run to stand for it: spec, server, options, adapter content,
+    as a hash of their redacted form (the same whether built from task.yaml or from a run's manifest)."""
+    parts = [str(config.spec), redact_secrets(config.base_url), redact_secrets(config.options),
+             dir_hash(config.spec.adapter) if config.spec.adapter else None]
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
 async def measure_level(task: Task, config: ModelConfig, samples: Sequence[Sample], concurrency: int, n: int,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import platform
 import subprocess
 from datetime import datetime, timezone
@@ -46,6 +47,24 @@ def config_to_dict(config: ModelConfig) -> dict[str, Any]:
     d["base_url"] = redact_secrets(config.base_url)
     d["options"] = redact_secrets(config.options)
     return d
+
+
+def plain(value: Any) -> Any:
+    """JSON types only (a stored manifest holds lists where a fresh one holds tuples)."""
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+
+def changed_settings(recorded: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """The keys whose recorded value differs from today's. A key a newer version added (so missing from
+    the record) is no change; values are compared as redacted, as manifests hold them."""
+    recorded, now = plain(redact_secrets(recorded)), plain(redact_secrets(now))
+
+    def same(old: Any, new: Any) -> bool:
+        if isinstance(old, dict) and isinstance(new, dict):
+            return all(same(v, new.get(k, v)) for k, v in old.items())
+        return old == new
+
+    return sorted(k for k, v in recorded.items() if not same(v, now.get(k, v)))
 
 
 def config_from_dict(d: dict[str, Any]) -> ModelConfig:

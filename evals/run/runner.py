@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-import json
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -26,9 +25,9 @@ from evals.providers.prices import price_for
 from evals.run.cache import ResponseCache, cache_key, model_identity
 from evals.run.calls import Breaker, RunOptions, complete_with_retries
 from evals.run.hardware import hardware_of
-from evals.run.manifest import build_manifest, config_to_dict
+from evals.run.manifest import build_manifest, changed_settings, config_to_dict, plain
 from evals.run.progress import RunProgress
-from evals.run.stop import stopping
+from evals.run.stop import STOP, stopping
 from evals.run.store import Store
 from evals.types import (
     Completion,
@@ -114,7 +113,8 @@ class RunOutcome:
     def budget_note(self) -> str:
         """For a budget-stopped run: what was spent, what is left, and what the rest would cost."""
         b = self.budget
-        paid = [r.completion.cost_usd for r in self.results if r.completion.error is None and not r.completion.cached]
+        paid = [r.completion.cost_usd + sum(s.usage.spent_usd for s in r.scores.values() if s.usage)
+                for r in self.results if r.completion.error is None and not r.completion.cached]
         rest = sum(paid) / len(paid) * self.left if paid else None
         note = (f"run {self.run_id} stopped with {self.left} example(s) to do: spent ${b.spent_usd:.6f} of the "
                 f"${b.limit_usd:g} budget (${b.left_usd:.6f} left, less than one more call's worst case)")
@@ -145,6 +145,9 @@ def check_budget(task: Task, samples: Sequence[Sample], configs: Sequence[ModelC
         raise EvalsError(f"--budget ${limit:g} is less than the worst case of a single call (${cheapest:.6f} for "
                          f"{config.spec} with every one of its {config.max_tokens} max_tokens used): no call could "
                          "start. Raise the budget, or lower the model's max_tokens in task.yaml")
+
+
+REFUSED = "not called: the run's budget is reached, or the run is stopping"
 
 
 def estimate_cost(config: ModelConfig, messages: Sequence[Message], params: GenerateParams) -> float:
@@ -232,7 +235,11 @@ class ModelCalls:
                     clock.stop(served=completion is not None and completion.error is None)
                 await self.budget.settle(estimate, completion.cost_usd if completion else 0.0)
         if self._cache:
-            self._cache.put(key, provider.id, completion)
+            try:
+                self._cache.put(key, provider.id, completion)
+            except StorageError as e:  # the cache only saves money later: this run goes on without it
+                self._cache = None
+                self.notices.get(spec, lambda _: None)(f"{e}; the response cache is off for the rest of the run")
         return completion
 
     async def generate(self, spec: str, messages: Sequence[Message],
@@ -242,7 +249,7 @@ class ModelCalls:
             return Completion(text="", error=f"{spec} {provider}")
         config = self.config(spec)
         done = await self.call(provider, config, messages, params or config.params)
-        return done or Completion(text="", error="the run's budget is reached")
+        return done or Completion(text="", error=REFUSED)
 
     async def aclose(self) -> None:
         for provider in self._owned:
@@ -263,6 +270,7 @@ async def execute_run(
 ) -> RunOutcome:
     """Run every sample not yet finished in `run_id`, writing each result as it completes. Every model
     call, the run's own and its judges', goes through `models` (cache, concurrency, budget, retries)."""
+    STOP.runs.append(run_id)
     done = store.done_ids(run_id)
     todo = [s for s in samples if s.id not in done]
     metric_map = models.metrics
@@ -285,6 +293,8 @@ async def execute_run(
         if completion.error is None:
             ctx = ScoreContext(sample=sample, completion=completion, task=task, models=models)
             scores = await score_all(metric_map, ctx)
+            if any(REFUSED in (s.error or "") for s in scores.values()):  # a judge was not called: still to do
+                return
         result = ExampleResult(sample, completion, scores, passes(scores, task.pass_rule) if scores else False)
         try:
             store.add_result(run_id, result)
@@ -311,8 +321,9 @@ async def execute_run(
         _quietly(store.add_busy_time, run_id, clock.busy_s, clock.served, concurrency, hardware_of(provider))
     if models.halted is not None:
         raise _storage_failure(store, run_id, models.halted, unsaved)
-    outcome.status = "interrupted" if stopping() else "budget-stopped" if models.budget.exhausted else "completed"
     outcome.left, outcome.budget = len(todo) - len(outcome.results), models.budget
+    outcome.status = ("completed" if not outcome.left else "interrupted" if stopping() else
+                      "budget-stopped" if models.budget.exhausted else "completed")
     store.set_status(run_id, outcome.status)
     return outcome
 
@@ -379,12 +390,13 @@ async def run_task(
     cache: ResponseCache | None = None,
     progress: RunProgress | None = None,
     warn: Callable[[str], None] | None = None,
+    budget: Budget | None = None,
 ) -> list[RunOutcome]:
     """One new run per model, all models in parallel, sharing one budget and the judges' providers.
     A judge that cannot run here is reported through `warn` before any call; its scores become errors."""
     golden_hash = samples_hash(samples)
-    check_budget(task, samples, [c for c, _ in providers], options.budget_usd)
-    budget = Budget(options.budget_usd)
+    budget = budget or Budget(options.budget_usd)
+    check_budget(task, samples, [c for c, _ in providers], budget.left_usd)
     models = ModelCalls(task, options, budget, cache, {str(c.spec): p for c, p in providers})
     try:
         for problem in await models.unavailable():
@@ -410,8 +422,8 @@ def resumed_config(task: Task, recorded: dict, run_id: str) -> ModelConfig:
     """The model as the task configures it now (the manifest holds no secrets to rebuild it from), provided
     every setting the manifest recorded is unchanged: same model, server, params and options."""
     config = task.model_config(recorded["spec"])
-    now = json.loads(json.dumps(config_to_dict(config), default=str))
-    changed = sorted(k for k, v in json.loads(json.dumps(recorded, default=str)).items() if now.get(k, v) != v)
+    now = plain(config_to_dict(config))
+    changed = changed_settings(recorded, now)
     if changed:
         raise EvalsError(f"the settings of {config.spec} changed since run {run_id} started ({', '.join(changed)}: "
                          f"now {', '.join(f'{k}={now.get(k)!r}' for k in changed)}); start a new run instead of "
@@ -427,6 +439,7 @@ async def resume_run(
     cache: ResponseCache | None = None,
     progress: RunProgress | None = None,
     warn: Callable[[str], None] | None = None,
+    budget: Budget | None = None,
 ) -> RunOutcome:
     """Finish an interrupted run: only examples without a stored result (or with an error) are called."""
     record = store.get_run(run_id)
@@ -443,9 +456,9 @@ async def resume_run(
             raise EvalsError(f"the golden set of task '{task.name}' changed since run {record.id}; "
                              "start a new run instead of resuming")
     config = resumed_config(task, manifest["model"], record.id)
-    check_budget(task, [s for s in samples if s.id not in store.done_ids(record.id)], [config], options.budget_usd)
+    budget = budget or Budget(options.budget_usd)
+    check_budget(task, [s for s in samples if s.id not in store.done_ids(record.id)], [config], budget.left_usd)
     provider = create_provider(config)
-    budget = Budget(options.budget_usd)
     models = ModelCalls(task, options, budget, cache, {str(config.spec): provider})
     try:
         for problem in await models.unavailable():

@@ -15,7 +15,9 @@ T = TypeVar("T")
 
 
 class _Stop:
-    signal: int | None = None  # the signal that asked for the stop, process-wide like the signals themselves
+    signal: int | None = None  # the signal stopping the work now, process-wide like the signals themselves
+    received: int | None = None  # the signal that stopped the last work, for its command to report
+    runs: list[str] = []  # the runs that work touched (only those are marked interrupted and reported)
 
 
 STOP = _Stop()
@@ -29,14 +31,15 @@ async def interruptible(work: Awaitable[T], grace_s: float = GRACE_S) -> T:
     """Await `work`; on SIGINT or SIGTERM let it wind down (see the module) and cancel it after `grace_s`."""
     loop = asyncio.get_running_loop()
     task = asyncio.ensure_future(work)
-    STOP.signal = None
+    STOP.signal, STOP.received, STOP.runs = None, None, []
+    timers: list[asyncio.TimerHandle] = []
 
     def on_signal(sig: int) -> None:
         if STOP.signal is not None:  # asked twice: stop now
             task.cancel()
             return
         STOP.signal = sig
-        loop.call_later(grace_s, task.cancel)
+        timers.append(loop.call_later(grace_s, task.cancel))
 
     for sig in SIGNALS:
         loop.add_signal_handler(sig, on_signal, sig)
@@ -45,3 +48,6 @@ async def interruptible(work: Awaitable[T], grace_s: float = GRACE_S) -> T:
     finally:
         for sig in SIGNALS:
             loop.remove_signal_handler(sig)
+        for timer in timers:
+            timer.cancel()
+        STOP.received, STOP.signal = STOP.signal, None  # later work in this process starts afresh

@@ -63,3 +63,34 @@ def test_a_budget_smaller_than_one_call_is_refused_before_any_call(triage) -> No
     result = invoke("run", folder, "--store", store, "--no-cache", "--no-progress", "--budget", 0.000001)
     assert result.exit_code == 2 and "less than the worst case of a single call" in result.stderr
     assert "max_tokens" in result.stderr and server.counts.received == 0
+
+
+async def test_judges_refused_by_the_budget_leave_their_example_to_do_and_a_finished_model_is_completed(
+        make_task, tmp_path) -> None:
+    """A judge call the budget cannot fit is no score: its example stays to do (a resume scores it), and a
+    free model that answered everything is `completed` even though the shared budget ran out."""
+    from evals.data.golden import load_samples
+    from evals.data.tasks import load_task
+    from evals.providers import create_provider
+    from evals.run.calls import RunOptions
+    from evals.run.runner import run_task
+    from evals.run.store import Store, load_run
+
+    rubric = {"name": "rubric_judge", "id": "quality", "rubric": "Is it right?", "judge": "fake:judge"}
+    judge = {"spec": "fake:judge", "max_tokens": 50, "price": {"input_per_mtok": 1000, "output_per_mtok": 1000},
+             "options": {"responses": ['{"reasoning": "ok", "score": 5}']}}
+    paid = {"spec": "fake:paid", "max_tokens": 20, "price": {"input_per_mtok": 100, "output_per_mtok": 100},
+            "options": {"responses": ["{}"]}}
+    task = load_task(str(make_task(rows=qa_rows(20), models=[{"spec": "fake:free"}, paid, judge],
+                                   metrics=[rubric], **{"pass": {"quality": 0.5}})))
+    configs = [task.model_config("fake:free"), task.model_config("fake:paid")]
+    providers = [(c, create_provider(c)) for c in configs]
+    store = Store(tmp_path / "s.db")
+    outcomes = await run_task(task, load_samples(task), providers, store, RunOptions(budget_usd=0.5))
+    for outcome in outcomes:
+        df = load_run(outcome.run_id, store)
+        errors = [s["quality"]["error"] for s in df["scores"] if s["quality"]["error"]]
+        assert not errors, errors  # no example stored with a judge that was never called
+        assert outcome.left == 20 - len(df)
+    assert {o.status for o in outcomes} <= {"completed", "budget-stopped"} and any(o.left for o in outcomes)
+    assert all(o.status == ("budget-stopped" if o.left else "completed") for o in outcomes)

@@ -81,3 +81,34 @@ def test_redaction_keeps_what_is_not_a_secret() -> None:
                            "url": "https://u:pw@host:8443/v1?api-key=abc&deployment=x"}) == {
         "max_tokens_param": "max_tokens", "dtype": "float32", "token": "***",
         "url": "https://host:8443/v1?api-key=***&deployment=x"}
+
+
+def test_runs_recorded_before_a_setting_existed_still_resume_and_are_reused() -> None:
+    from evals.run.manifest import changed_settings
+
+    old = {"spec": "openai:gpt-4o-mini", "price": {"input_per_mtok": 0.15, "output_per_mtok": 0.6},
+           "options": {"headers": {"x-api-key": SECRET}}, "max_tokens": 512}
+    now = {"spec": "openai:gpt-4o-mini", "price": {"input_per_mtok": 0.15, "output_per_mtok": 0.6,
+                                                   "cached_input_per_mtok": None, "batch_discount": 0.5},
+           "options": {"headers": {"x-api-key": "***"}}, "max_tokens": 512, "stream": False}
+    assert changed_settings(old, now) == []  # new fields and a secret recorded before redaction are no change
+    assert changed_settings({**old, "max_tokens": 100}, now) == ["max_tokens"]
+
+
+def test_small_mistakes_and_a_plugin_provider_without_an_options_model(make_task, tmp_path) -> None:
+    from evals.data.tasks import load_task
+    from evals.providers import providers, register_provider
+
+    assert load_task(str(make_task(models=[{"spec": "fake:x", "options": None}]))).models[0].options == {}
+    bad = invoke("run", make_task(), "-m", "gpt-4o", "--store", tmp_path / "s.db")
+    assert bad.exit_code == 2 and "field '--model'" in bad.stderr and "Traceback" not in bad.output
+
+    @register_provider("plugin-test")
+    def plugin(config):  # a third-party provider that declares no options model: its options go unchecked
+        raise AssertionError("not built")
+
+    try:
+        loaded = load_task(str(make_task(models=[{"spec": "plugin-test:m", "options": {"endpoint": "x"}}])))
+        assert loaded.models[0].options == {"endpoint": "x"}
+    finally:
+        providers._factories.pop("plugin-test", None)
