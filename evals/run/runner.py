@@ -56,6 +56,7 @@ class Budget:
     spent_usd: float = 0.0
     reserved_usd: float = 0.0
     exhausted: bool = False
+    in_flight: int = 0  # reservations not yet settled
     _settled: asyncio.Condition = field(default_factory=asyncio.Condition, repr=False)
 
     async def reserve(self, estimate: float) -> bool:
@@ -65,13 +66,17 @@ class Budget:
                     if self.spent_usd + estimate > self.limit_usd:  # it would not fit even alone
                         self.exhausted = True
                         return False
+                    if not self.in_flight:  # nothing to wait for (what is reserved is rounding left over)
+                        break
                     await self._settled.wait()  # calls in flight release what they reserved beyond their cost
             self.reserved_usd += estimate
+            self.in_flight += 1
             return True
 
     async def settle(self, estimate: float, actual: float) -> None:
         async with self._settled:
-            self.reserved_usd = max(0.0, self.reserved_usd - estimate)
+            self.in_flight -= 1
+            self.reserved_usd = max(0.0, self.reserved_usd - estimate) if self.in_flight else 0.0
             self.spent_usd += actual
             self._settled.notify_all()
 
