@@ -14,7 +14,6 @@ Targets: ratio <= 1.45 at 500 x c50 x 200 ms; a user error in under 0.5 s.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import statistics
@@ -27,24 +26,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.api_throughput import write_task  # noqa: E402  (the same synthetic task)
 from tests.standin_server import StandinProcess, fixed  # noqa: E402
 
 EVALS = [sys.executable, "-m", "evals"]
-
-
-def write_task(folder: Path, n: int) -> Path:
-    task = {
-        "name": "bench",
-        "dataset": {"golden": "golden.jsonl", "fields": ["question"]},
-        "prompt": {"system": "Answer with JSON.", "user": "{{ question }}"},
-        "metrics": [{"name": "json_valid"}, {"name": "set_f1", "id": "labels_f1", "field": "labels"}],
-        "pass": {"json_valid": 1, "labels_f1": 1},
-    }
-    (folder / "task.yaml").write_text(json.dumps(task))
-    rows = ({"id": f"ex{i:05d}", "question": f"question {i}", "reference": {"labels": [f"l{i % 3}"]}}
-            for i in range(n))
-    (folder / "golden.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return folder
 
 
 def timed(cmd: list[str], env: dict[str, str], expect: int) -> tuple[float, float]:
