@@ -416,7 +416,11 @@ async def run_task(
                 raise StorageError(f"{e.message}. No run was started and no model was called", file=e.file) from None
             jobs.append(execute_run(task=task, samples=samples, config=config, provider=provider, store=store,
                                     run_id=run_id, models=models, progress=progress))
-        return list(await asyncio.gather(*jobs))
+        done = await asyncio.gather(*jobs, return_exceptions=True)  # every model's run winds down first
+        for failed in done:
+            if isinstance(failed, BaseException):
+                raise failed  # the first failure (a storage fault stops every run alike)
+        return list(done)
     finally:
         await models.aclose()
         for _, provider in providers:

@@ -57,3 +57,23 @@ def test_a_cache_that_cannot_be_opened_is_one_line_with_the_way_out(make_task, t
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert f"{blocker / 'responses.db'}: could not open the response cache" in result.stderr
     assert "--no-cache" in result.stderr
+
+
+def test_a_full_disk_with_two_models_is_still_one_line(make_task, tmp_path, monkeypatch) -> None:
+    models = [{"spec": f"fake:m{i}", "concurrency": 2, "options": {"responses": ["{}"], "latency_s": 0.01}}
+              for i in range(2)]
+    folder = make_task(rows=qa_rows(N), models=models)
+    real = Store.add_result
+    count = []
+
+    def filling_up(self, run_id, result):
+        count.append(1)
+        if len(count) > 10:
+            raise self._db.failure("write", sqlite3.OperationalError("database or disk is full"))
+        real(self, run_id, result)
+
+    monkeypatch.setattr(Store, "add_result", filling_up)
+    result = invoke("run", folder, "--store", tmp_path / "s.db", "--progress", "none")
+    assert result.exit_code == 2, result.output
+    assert len([ln for ln in result.stderr.splitlines() if ln.strip()]) == 1, result.stderr
+    assert "never retrieved" not in result.output and "Traceback" not in result.output
