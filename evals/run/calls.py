@@ -59,6 +59,8 @@ class Breaker:
 
 @dataclass(frozen=True)
 class RunOptions:
+    """How a command calls models: concurrency, per-attempt timeout, retries, backoff and the budget."""
+
     concurrency: int | None = None  # None: the provider's own max_concurrency
     timeout_s: float = 300.0
     max_retries: int = 16
@@ -66,7 +68,6 @@ class RunOptions:
     backoff_s: float = 1.0  # first retry waits about this long, doubling up to max_backoff_s
     max_backoff_s: float = 60.0
     budget_usd: float | None = None
-
 
 
 def _retryable(e: BaseException) -> bool:
