@@ -15,9 +15,10 @@ T = TypeVar("T")
 
 
 class _Stop:
-    signal: int | None = None  # the signal stopping the work now, process-wide like the signals themselves
-    received: int | None = None  # the signal that stopped the last work, for its command to report
-    runs: list[str] = []  # the runs that work touched (only those are marked interrupted and reported)
+    def __init__(self) -> None:
+        self.signal: int | None = None  # the signal stopping the work now, process-wide like signals themselves
+        self.received: int | None = None  # the signal that stopped the last work, for its command to report
+        self.runs: list[str] = []  # the runs that work touched (only those are marked interrupted and reported)
 
 
 STOP = _Stop()
