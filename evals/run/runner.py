@@ -7,11 +7,12 @@ stopped. A provider's final failure is recorded on the example as data; it never
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -163,9 +164,9 @@ def estimate_cost(config: ModelConfig, messages: Sequence[Message], params: Gene
 
 
 class ModelCalls:
-    """The models that metrics call (judges), through the same machinery as the run's own calls: each
-    provider opened once (reusing the run's own when the spec is the same), the response cache, timeout and
-    retries, and the run's budget. A model that cannot run here, or fails, answers with Completion.error."""
+    """Every model call of a set of runs, their own and their judges': each provider opened once (a judge
+    reuses a run's provider when the spec is the same), the response cache, concurrency, the shared budget,
+    timeout, retries and circuit breaker. A judge that cannot run here, or fails, answers with Completion.error."""
 
     def __init__(self, task: Task | None, options: RunOptions, budget: Budget, cache: ResponseCache | None = None,
                  shared: Mapping[str, Provider] | None = None):
@@ -219,7 +220,7 @@ class ModelCalls:
         if spec not in self._lanes:  # computed once per model: the identity hashes an adapter's files
             self._lanes[spec] = (asyncio.Semaphore(self.options.concurrency or provider.max_concurrency),
                                  model_identity(provider.id, config) if self._cache else "",
-                                 Breaker(spec, notice=lambda text: self.notices.get(spec, lambda _: None)(text)))
+                                 Breaker(spec, notice=lambda text: self._say(spec, text)))
         semaphore, identity, breaker = self._lanes[spec]
         key = cache_key(identity, messages, params) if self._cache else ""
         if self._cache and (hit := self._cache.get(key)) is not None:
@@ -244,8 +245,13 @@ class ModelCalls:
                 self._cache.put(key, provider.id, completion)
             except StorageError as e:  # the cache only saves money later: this run goes on without it
                 self._cache = None
-                self.notices.get(spec, lambda _: None)(f"{e}; the response cache is off for the rest of the run")
+                self._say(spec, f"{e}; the response cache is off for the rest of the run")
         return completion
+
+    def _say(self, spec: str, text: str) -> None:
+        """An event of `spec`'s calls, to the progress of its run (if it has one)."""
+        if (notice := self.notices.get(spec)) is not None:
+            notice(text)
 
     async def generate(self, spec: str, messages: Sequence[Message],
                        params: GenerateParams | None = None) -> Completion:
@@ -285,7 +291,7 @@ async def execute_run(
     clock = BusyClock()
     bar = progress.add(str(config.spec), total=len(samples), completed=len(samples) - len(todo)) if progress else None
     if progress is not None and bar is not None:
-        models.notices[str(config.spec)] = lambda text: progress.note(text)
+        models.notices[str(config.spec)] = progress.note
     outcome = RunOutcome(run_id, str(config.spec), "completed")
     unsaved: list[ExampleResult] = []  # answered (and paid for) but not written: the store failed
 
@@ -327,8 +333,7 @@ async def execute_run(
     if models.halted is not None:
         raise _storage_failure(store, run_id, models.halted, unsaved)
     outcome.left, outcome.budget = len(todo) - len(outcome.results), models.budget
-    outcome.status = ("completed" if not outcome.left else "interrupted" if stopping() else
-                      "budget-stopped" if models.budget.exhausted else "completed")
+    outcome.status = "completed" if not outcome.left else "interrupted" if stopping() else "budget-stopped"
     store.set_status(run_id, outcome.status)
     return outcome
 
@@ -400,13 +405,8 @@ async def run_task(
     """One new run per model, all models in parallel, sharing one budget and the judges' providers.
     A judge that cannot run here is reported through `warn` before any call; its scores become errors."""
     golden_hash = samples_hash(samples)
-    budget = budget or Budget(options.budget_usd)
-    check_budget(task, samples, [c for c, _ in providers], budget.left_usd)
-    models = ModelCalls(task, options, budget, cache, {str(c.spec): p for c, p in providers})
-    try:
-        for problem in await models.unavailable():
-            if warn:
-                warn(f"{problem}; its scores will be errors (choose a judge with --judge SPEC or $EVALS_JUDGE)")
+    async with _shared_calls(task, samples, providers, options, cache, budget, warn,
+                             " (choose a judge with --judge SPEC or $EVALS_JUDGE)") as models:
         jobs = []
         for config, provider in providers:
             manifest = build_manifest(task, config, provider.id, golden_hash, len(samples))
@@ -417,10 +417,26 @@ async def run_task(
             jobs.append(execute_run(task=task, samples=samples, config=config, provider=provider, store=store,
                                     run_id=run_id, models=models, progress=progress))
         done = await asyncio.gather(*jobs, return_exceptions=True)  # every model's run winds down first
-        for failed in done:
-            if isinstance(failed, BaseException):
-                raise failed  # the first failure (a storage fault stops every run alike)
-        return list(done)
+    for failed in done:
+        if isinstance(failed, BaseException):
+            raise failed  # the first failure (a storage fault stops every run alike)
+    return list(done)
+
+
+@contextlib.asynccontextmanager
+async def _shared_calls(task: Task, samples: Sequence[Sample], providers: Sequence[tuple[ModelConfig, Provider]],
+                        options: RunOptions, cache: ResponseCache | None, budget: Budget | None,
+                        warn: Callable[[str], None] | None, hint: str = "") -> AsyncIterator[ModelCalls]:
+    """The calls a set of runs shares: a budget that fits at least one call (checked before any), the judges
+    opened (one that cannot run here is said through `warn`), and every provider closed at the end."""
+    budget = budget or Budget(options.budget_usd)
+    check_budget(task, samples, [c for c, _ in providers], budget.left_usd)
+    models = ModelCalls(task, options, budget, cache, {str(c.spec): p for c, p in providers})
+    try:
+        for problem in await models.unavailable():
+            if warn:
+                warn(f"{problem}; its scores will be errors{hint}")
+        yield models
     finally:
         await models.aclose()
         for _, provider in providers:
@@ -465,16 +481,8 @@ async def resume_run(
             raise EvalsError(f"the golden set of task '{task.name}' changed since run {record.id}; "
                              "start a new run instead of resuming")
     config = resumed_config(task, manifest["model"], record.id)
-    budget = budget or Budget(options.budget_usd)
-    check_budget(task, [s for s in samples if s.id not in store.done_ids(record.id)], [config], budget.left_usd)
     provider = create_provider(config)
-    models = ModelCalls(task, options, budget, cache, {str(config.spec): provider})
-    try:
-        for problem in await models.unavailable():
-            if warn:
-                warn(f"{problem}; its scores will be errors")
+    todo = [s for s in samples if s.id not in store.done_ids(record.id)]
+    async with _shared_calls(task, todo, [(config, provider)], options, cache, budget, warn) as models:
         return await execute_run(task=task, samples=samples, config=config, provider=provider, store=store,
                                  run_id=record.id, models=models, progress=progress)
-    finally:
-        await models.aclose()
-        await close_provider(provider)
