@@ -22,7 +22,6 @@ class TrainingProgress:
         self._console = console or Console(stderr=True)
         self._mode, self._epochs = mode, epochs
         self._pacer = Pacer(total_steps, state.step)
-        self._initial = state.step
         self._val = "-"
         self._bar = Progress(
             TextColumn("[bold]training"),
@@ -69,7 +68,7 @@ class TrainingProgress:
 
     def _line(self, tail: str) -> None:
         s, p = self._state, self._pacer
-        _, eta = p.rate_and_eta(self._initial)
+        _, eta = p.rate_and_eta()
         loss = "-" if self._loss is None else f"{self._loss:.3f}"
         plain_line(self._console, f"training: step {s.step}/{p.total} ({s.step / p.total:.0%}) epoch "
                                   f"{min(s.epoch + 1, self._epochs)}/{self._epochs} loss {loss} val {self._val} "

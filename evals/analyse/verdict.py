@@ -307,7 +307,7 @@ def _assumptions(cmp: Comparison, d: Decision, costs: CostProjection | None,
         given = d.self_hosted.model_fields_set
         out.append("Self-hosting inputs: " + "; ".join(
             f"{name} {getattr(d.self_hosted, name)!r} ({'given' if name in given else 'default'})"
-            for name in type(d.self_hosted).model_fields if name not in ("models", "hardware")) + ".")
+            for name in type(d.self_hosted).model_fields if name not in ("models", "trained", "hardware")) + ".")
         for role in hosted:
             lat = latency[role]
             if d.self_hosted.calls_per_hour is None and lat.calls_per_hour and on_cpu(lat.hardware):

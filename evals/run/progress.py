@@ -57,6 +57,10 @@ class Pacer:
     start: float = field(default_factory=time.monotonic)
     last_at: float = field(default_factory=time.monotonic)
     last_tenth: int = -1
+    initial: int = field(init=False)  # done when this session started (a resumed run's earlier work)
+
+    def __post_init__(self) -> None:
+        self.initial = self.done
 
     def due(self) -> bool:
         now = time.monotonic()
@@ -66,10 +70,10 @@ class Pacer:
             return True
         return False
 
-    def rate_and_eta(self, since: int = 0) -> tuple[float | None, float | None]:
-        """Items per second this session (from `since` done at the start) and the seconds left at that rate."""
+    def rate_and_eta(self) -> tuple[float | None, float | None]:
+        """Items per second this session and the seconds left at that rate."""
         elapsed = time.monotonic() - self.start
-        rate = (self.done - since) / elapsed if elapsed > 0 and self.done > since else None
+        rate = (self.done - self.initial) / elapsed if elapsed > 0 and self.done > self.initial else None
         return rate, (self.total - self.done) / rate if rate else None
 
 
@@ -83,7 +87,6 @@ def plain_line(console: Console, text: str) -> None:
 class _Line:
     label: str
     pacer: Pacer
-    initial: int
     errors: int = 0
     cost: float = 0.0
 
@@ -118,7 +121,7 @@ class RunProgress:
     def add(self, label: str, total: int, completed: int = 0) -> TaskID:
         bar = self._progress.add_task(label, total=total, completed=completed, errors=0, cost=0.0)
         if self._mode == "plain":
-            line = self._lines[bar] = _Line(label, Pacer(total, completed), completed)
+            line = self._lines[bar] = _Line(label, Pacer(total, completed))
             line.pacer.due()  # the start counts as the first line
             self._print(line, started=True)
         return bar
@@ -144,7 +147,7 @@ class RunProgress:
 
     def _print(self, line: _Line, started: bool = False) -> None:
         p = line.pacer
-        rate, eta = p.rate_and_eta(line.initial)
+        rate, eta = p.rate_and_eta()
         pct = f" ({p.done / p.total:.0%})" if p.total else ""
         text = f"{line.label}: {p.done}/{p.total}{pct} errors {line.errors} cost ${line.cost:.4f}"
         if not started:
