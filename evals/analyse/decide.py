@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from evals.analyse.compare import Comparison, compare_runs
-from evals.analyse.verdict import Verdict, decide
+from evals.analyse.verdict import ROLES, Verdict, decide
 from evals.data.golden import load_samples, samples_hash
 from evals.data.tasks import load_task
 from evals.errors import EvalsError
@@ -29,7 +29,6 @@ from evals.run.runner import Budget, require_providers, resume_run, run_task
 from evals.run.store import LatencyProfile, Store, load_run
 from evals.types import Decision, ModelConfig, Sample, Task
 
-ROLES = ("baseline", "candidate")
 # Manifest entries that must agree for a stored run to stand in for a new one.
 SAME_EXPERIMENT = ("model", "prompt", "params", "metrics", "pass")
 

@@ -107,7 +107,7 @@ def decide(cmp: Comparison, decision: Mapping[str, Any] | Decision | None = None
         headline = (f"The candidate's advantage, {interval}, straddles the {gap * 100:g}-point minimum; about "
                     f"{more:,} more paired examples settle it.")
 
-    roles = dict(zip(ROLES, (cmp.a, cmp.b)))
+    roles = by_role(cmp)
     latency, profile_notes = {}, []
     for role, side in roles.items():
         profile = (profiles or {}).get(role)
@@ -153,9 +153,14 @@ def decide(cmp: Comparison, decision: Mapping[str, Any] | Decision | None = None
                    latency, excluded, today.isoformat(), revisit.isoformat())
 
 
+def by_role(cmp: Comparison) -> dict[str, Any]:
+    """{"baseline": run A's side, "candidate": run B's side}."""
+    return dict(zip(ROLES, (cmp.a, cmp.b)))
+
+
 def check_error_rates(cmp: Comparison, d: Decision) -> None:
     """Refuse a comparison in which a side's provider failed too often: its errors would count as misses."""
-    for role, side in zip(ROLES, (cmp.a, cmp.b)):
+    for role, side in by_role(cmp).items():
         s = side.summary
         rate = s.errors / s.n if s.n else 0.0
         if rate > d.max_error_rate:
@@ -301,7 +306,7 @@ def _assumptions(cmp: Comparison, d: Decision, costs: CostProjection | None,
                 f"A month is {HOURS_PER_MONTH} hours; volumes are calls per month."]
         if costs.break_even_tokens_per_day is not None:
             out.append("Break-even in tokens/day uses the API side's mean tokens per call.")
-    hosted = {role: side for role, side in zip(ROLES, (cmp.a, cmp.b))
+    hosted = {role: side for role, side in by_role(cmp).items()
               if is_self_hosted(side_config(side), d.self_hosted)}
     if d.self_hosted is not None and hosted:
         given = d.self_hosted.model_fields_set
