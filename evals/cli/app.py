@@ -71,7 +71,6 @@ JudgeOpt = Annotated[str | None, typer.Option(
     help="Model spec for every judge metric of the task (default: each metric's `judge`).")]
 
 
-
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
