@@ -9,6 +9,7 @@ comes first, and at the end (the default when stderr is not a terminal: CI logs,
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -113,10 +114,24 @@ class RunProgress:
 
     def __enter__(self) -> RunProgress:
         self._progress.start()
+        if self._mode == "plain":  # work that advances in big steps (a local batch) still shows it is alive
+            self._quiet = threading.Event()
+            threading.Thread(target=self._heartbeat, name="progress-heartbeat", daemon=True).start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self._mode == "plain":
+            self._quiet.set()
         self._progress.stop()
+
+    def _heartbeat(self) -> None:
+        """Every EVERY_S without a line, a line for each unfinished run, though nothing advanced."""
+        while not self._quiet.wait(min(1.0, EVERY_S)):
+            for line in list(self._lines.values()):
+                p = line.pacer
+                if p.done < p.total and time.monotonic() - p.last_at >= EVERY_S:
+                    p.last_at = time.monotonic()
+                    self._print(line)
 
     def add(self, label: str, total: int, completed: int = 0) -> TaskID:
         bar = self._progress.add_task(label, total=total, completed=completed, errors=0, cost=0.0)

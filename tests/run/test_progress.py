@@ -68,3 +68,21 @@ def test_progress_none_and_the_environment_variable(tmp_path) -> None:
     assert code == 0 and not any(LINE.match(t) for _, t in lines)
     code, lines, _ = stream(["run", str(task), "--progress", "sometimes"], tmp_path, env_for(tmp_path))
     assert code == 2 and any("--progress must be one of bar, plain, none" in t for _, t in lines)
+
+
+def test_a_plain_line_comes_every_interval_even_when_nothing_advances(monkeypatch) -> None:
+    """A local batch answers all at once after minutes: the log still shows the run is alive meanwhile."""
+    import io
+
+    from rich.console import Console
+
+    from evals.run import progress as progress_module
+
+    monkeypatch.setattr(progress_module, "EVERY_S", 0.2)
+    out = io.StringIO()
+    with progress_module.RunProgress(Console(file=out, width=200), mode="plain") as bars:
+        bars.add("local:smollm2", total=50)
+        time.sleep(0.9)
+    lines = [ln for ln in out.getvalue().splitlines() if LINE.match(ln)]
+    assert lines[0].endswith("(started)") and len(lines) >= 3
+    assert all(" 0/50 (0%) " in ln for ln in lines)
