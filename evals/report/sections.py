@@ -158,8 +158,8 @@ def economics_section(cmp: Comparison, verdict: Verdict) -> Section:
         if key in verdict.excluded:
             hosting += " (excluded)"
         s.rows.append([role, side.summary.model, hosting, f"${model.per_call_usd:.6f}" if model else "-",
-                       _money(monthly), _pair(lat.p50_s, lat.p95_s) if lat else "-",
-                       _pair(lat.ttft_p50_s, lat.ttft_p95_s) if lat else "-",
+                       _money(monthly), p50_p95(lat.p50_s, lat.p95_s) if lat else "-",
+                       p50_p95(lat.ttft_p50_s, lat.ttft_p95_s) if lat else "-",
                        "-" if not lat or lat.tokens_per_s is None else f"{lat.tokens_per_s:,.0f}",
                        "-" if not lat or not lat.calls_per_hour else f"{lat.calls_per_hour:,.0f}",
                        lat.where if lat else "-"])
@@ -177,8 +177,9 @@ def details_section(verdict: Verdict) -> Section:
                                                            "Assumptions": verdict.assumptions})
 
 
-def _pair(p50: float | None, p95: float | None) -> str:
-    return "-" if p50 is None else f"{p50:.2f} / {p95:.2f} s"
+def p50_p95(p50: float | None, p95: float | None) -> str:
+    """Two latencies as one cell: '0.91/1.09s', or '-' when not measured."""
+    return "-" if p50 is None else f"{p50:.2f}/{p95:.2f}s"
 
 
 def comparison_title(cmp: Comparison) -> str:

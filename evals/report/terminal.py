@@ -12,6 +12,7 @@ from rich.text import Text
 
 from evals.analyse.aggregate import Classification
 from evals.analyse.summary import RunSummary
+from evals.report.sections import p50_p95
 from evals.run.store import LatencyProfile, RunRecord
 
 if TYPE_CHECKING:
@@ -46,16 +47,18 @@ def summary_table(summaries: Sequence[RunSummary], title: str = "") -> Table:
 
 def latency_table(profile: LatencyProfile) -> Table:
     """`evals latency`: one row per concurrency level."""
-    table = Table(title=Text(f"{profile.model} on {profile.hardware} ({profile.created_at})"))
-    for header in ("concurrency", "requests", "errors", "TTFT p50", "TTFT p95", "latency p50", "latency p95",
-                   "output tokens/s", "queue p50", "calls/hour", "cost"):
+    cost = sum(lv["cost_usd"] for lv in profile.levels)
+    table = Table(title=Text(f"{profile.model} on {profile.hardware} ({profile.created_at})"),
+                  caption=Text(f"conc: requests in flight (local: batch size); per request, p50/p95; queue: median "
+                               f"wait in the model's own queue; tok/s: output tokens a second; cost ${cost:.4f}"))
+    for header in ("conc", "n", "err", "TTFT p50/p95", "latency p50/p95", "tok/s", "queue", "calls/h"):
         table.add_column(header, justify="right")
     for lv in profile.levels:
-        table.add_row(str(lv["concurrency"]), str(lv["n"]), str(lv["errors"]), _seconds(lv["ttft_p50_s"]),
-                      _seconds(lv["ttft_p95_s"]), _seconds(lv["latency_p50_s"]), _seconds(lv["latency_p95_s"]),
+        table.add_row(str(lv["concurrency"]), str(lv["n"]), str(lv["errors"]),
+                      p50_p95(lv["ttft_p50_s"], lv["ttft_p95_s"]), p50_p95(lv["latency_p50_s"], lv["latency_p95_s"]),
                       "-" if lv["tokens_per_s"] is None else f"{lv['tokens_per_s']:,.0f}",
                       _seconds(lv["queue_p50_s"]),
-                      "-" if lv["calls_per_hour"] is None else f"{lv['calls_per_hour']:,.0f}", f"${lv['cost_usd']:.4f}")
+                      "-" if lv["calls_per_hour"] is None else f"{lv['calls_per_hour']:,.0f}")
     return table
 
 

@@ -42,6 +42,11 @@ def progress_mode(chosen: str | None, console: Console, *, quiet: bool = False) 
     return chosen or ("none" if quiet else "bar" if console.is_terminal else "plain")
 
 
+def per_time(rate: float) -> str:
+    """A rate a person reads at a glance: '12.4/s', or '1.8/min' when slower than one a second."""
+    return f"{rate:.1f}/s" if rate >= 1 else f"{rate * 60:.1f}/min"
+
+
 def clock(seconds: float | None) -> str:
     if seconds is None:
         return "-"
@@ -166,7 +171,7 @@ class RunProgress:
         pct = f" ({p.done / p.total:.0%})" if p.total else ""
         text = f"{line.label}: {p.done}/{p.total}{pct} errors {line.errors} cost ${line.cost:.4f}"
         if not started:
-            text += f" {rate:.1f}/s eta {clock(eta)}" if rate else " eta -"
+            text += f" {per_time(rate)} eta {clock(eta)}" if rate else " eta -"
         plain_line(self._console, text + (" (started)" if started else ""))
 
     def _index(self, bar: TaskID) -> int:

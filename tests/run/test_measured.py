@@ -75,7 +75,7 @@ def test_latency_profile_is_stored_and_decide_costs_from_it(tiny_dir, make_task,
         assert 0 < lv["ttft_p50_s"] <= lv["latency_p50_s"] <= lv["latency_p95_s"]
     assert profile["hardware"].startswith("CPU: ")
     table = invoke("latency", folder, "-m", local, "--concurrency", "2", "-n", "2", "--store", store, "--no-progress")
-    assert table.exit_code == 0 and "calls/hour" in table.stdout and "stored as latency profile 2" in table.stderr
+    assert table.exit_code == 0 and "calls/h" in table.stdout and "stored as latency profile 2" in table.stderr
 
     decided = invoke("decide", folder, "--store", store, "--no-progress", "--json")
     assert decided.exit_code == 0, decided.output
