@@ -29,6 +29,7 @@ class Sample:
     fields: dict[str, Any]
     reference: Any
     line: int = 0  # 1-based line (or row) in the source file, for error messages
+    checks: tuple[Check, ...] = ()  # the example's own assertions about its answer (see evals.metrics.checks)
 
 
 @dataclass(frozen=True)
@@ -296,6 +297,8 @@ def _spec(value: Any) -> Any:
 
 TASK_FILE = "task.yaml"
 MATCH_RATE = "match_rate"  # a floor on the match rate itself, beside floors on metric means
+CHECKS = "checks"  # the score of an example's own checks: the weighted share that passed
+CHECK_PREFIX = "check."  # each of an example's checks is scored as check.<type or id>
 DRIFT_ACTIONS = ("warn", "fail", "ignore")
 
 
@@ -306,6 +309,24 @@ class MetricSpec:
     id: str
     name: str
     args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One assertion a golden line makes about its own answer: a metric (seeing `reference` in place of the
+    example's when `has_reference`), passed when its value reaches `threshold`, or stays below it if `negate`."""
+
+    id: str  # the score id, "check.<type>" ("#2" for a second of the same type on one example)
+    metric: MetricSpec
+    label: str  # how the check reads in explanations: "icontains 'Dónde está'"
+    reference: Any = None
+    has_reference: bool = False
+    negate: bool = False
+    threshold: float = 1.0
+    weight: float = 1.0
+
+    def passed(self, value: float) -> bool:
+        return value < self.threshold if self.negate else value >= self.threshold
 
 
 @dataclass(frozen=True)
@@ -390,6 +411,8 @@ class Task:
     hash: str  # task.yaml plus every file its metrics name
     check: CheckSettings = field(default_factory=CheckSettings)
     file: str = TASK_FILE  # the task file's name in dir (a task may be any .yaml file)
+    checks_field: str | None = None  # the golden-line field holding each example's own checks
+    judge: str | None = None  # --judge: the judge model of every judge metric and check
 
     @property
     def path(self) -> Path:

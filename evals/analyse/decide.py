@@ -20,12 +20,13 @@ from evals.analyse.verdict import ROLES, Verdict, decide
 from evals.data.golden import load_samples, samples_hash
 from evals.data.tasks import load_task
 from evals.errors import EvalsError
+from evals.run.budget import Budget
 from evals.run.cache import ResponseCache
 from evals.run.calls import RunOptions
 from evals.run.latency import profile_identity
 from evals.run.manifest import build_manifest, changed_settings, config_from_dict
 from evals.run.progress import RunProgress
-from evals.run.runner import Budget, require_providers, resume_run, run_task
+from evals.run.runner import require_providers, resume_run, run_task
 from evals.run.store import LatencyProfile, Store, load_run
 from evals.types import Decision, ModelConfig, Sample, Task
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -70,7 +71,7 @@ def load_samples(task: Task, split: str = "golden") -> list[Sample]:
     if not source:
         raise EvalsError(f"task '{task.name}' has no {split} set", file=task.path, field=f"dataset.{split}")
     rows, lines, where = _read_rows(source, task.dir)
-    samples, seen = [], {}
+    samples, seen, built = [], {}, {}
     for row, line in zip(rows, lines):
         for name in (task.id_field, task.reference_field, *task.input_fields):
             if row.get(name) is None or row.get(name) == "":
@@ -80,8 +81,18 @@ def load_samples(task: Task, split: str = "golden") -> list[Sample]:
             raise EvalsError(f"duplicate id '{sample_id}' (first on line {seen[sample_id]})",
                              file=where, line=line, field=task.id_field)
         seen[sample_id] = line
-        fields = {k: v for k, v in row.items() if k not in (task.id_field, task.reference_field)}
-        samples.append(Sample(id=sample_id, fields=fields, reference=row[task.reference_field], line=line))
+        checks = ()
+        if task.checks_field and split == "golden":
+            from evals.metrics.checks import parse_checks
+
+            checks = parse_checks(row.get(task.checks_field), task, file=where, line=line, built=built)
+            if not checks and not task.metrics:
+                raise EvalsError("no checks, and the task has no metrics: nothing would score this example",
+                                 file=where, line=line, field=task.checks_field)
+        skip = (task.id_field, task.reference_field, task.checks_field)
+        fields = {k: v for k, v in row.items() if k not in skip}
+        samples.append(Sample(id=sample_id, fields=fields, reference=row[task.reference_field], line=line,
+                              checks=checks))
     if not samples:
         raise EvalsError("the golden set is empty", file=where)
     return samples
@@ -92,6 +103,8 @@ def samples_hash(samples: list[Sample]) -> str:
     h = hashlib.sha256()
     for s in sorted(samples, key=lambda s: s.id):
         record = {"id": s.id, "fields": s.fields, "reference": s.reference}
+        if s.checks:
+            record["checks"] = [dataclasses.asdict(c) for c in s.checks]
         h.update(json.dumps(record, sort_keys=True, default=str).encode())
         h.update(b"\n")
     return h.hexdigest()

@@ -13,6 +13,7 @@ from evals.data.yamlfile import YamlDoc
 from evals.errors import EvalsError
 from evals.settings import validated
 from evals.types import (
+    CHECKS,
     MATCH_RATE,
     TASK_FILE,
     CheckSettings,
@@ -28,7 +29,7 @@ from evals.types import (
 
 TOP_KEYS = {"name", "description", "dataset", "prompt", "models", "metrics", "pass", "decision", "check"}
 MODEL_KEYS = {f.name for f in fields(ModelConfig)}
-DATASET_KEYS = {"golden", "train", "id", "reference", "fields"}
+DATASET_KEYS = {"golden", "train", "id", "reference", "fields", "checks"}
 PROMPT_KEYS = {"system", "user", "few_shot"}
 
 
@@ -165,11 +166,19 @@ def load_task(name_or_path: str) -> Task:
         raise doc.error("expected a list of field names", "dataset", "fields")
     models = tuple(_parse_model(doc, m, i) for i, m in enumerate(data.get("models") or []))
     metrics = tuple(_parse_metric(doc, m, i) for i, m in enumerate(data.get("metrics") or []))
-    if not metrics:
-        raise doc.error("a task needs at least one metric", "metrics")
+    checks_field = dataset.get("checks")
+    if checks_field is not None:
+        checks_field = _require_str(doc, checks_field, "dataset", "checks")
+    if not metrics and not checks_field:
+        raise doc.error("a task needs at least one metric (or per-example checks: dataset.checks)", "metrics")
     ids = [m.id for m in metrics]
     if len(set(ids)) != len(ids):
         raise doc.error(f"metric ids must be unique (got {ids}); give repeats an 'id'", "metrics")
+    if CHECKS in ids:
+        raise doc.error(f"'{CHECKS}' is the score of an example's own checks; give this metric another id",
+                        "metrics", ids.index(CHECKS), "id")
+    if checks_field:
+        ids.append(CHECKS)
     pass_rule = data.get("pass") or {}
     if not isinstance(pass_rule, dict):
         raise doc.error("expected a mapping of metric id to threshold", "pass")
@@ -196,6 +205,7 @@ def load_task(name_or_path: str) -> Task:
         hash=_task_hash(doc, metrics),
         check=_parse_check(doc, data.get("check"), ids),
         file=path.name,
+        checks_field=checks_field,
     )
     _validate_plugins(doc, task)
     return task

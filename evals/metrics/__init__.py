@@ -142,6 +142,14 @@ def _config_signature(spec: MetricSpec, base: Path) -> inspect.Signature:
     return sig
 
 
+def metric_arguments(spec: MetricSpec, base: Path) -> list[str] | None:
+    """The arguments the metric takes (None: any, it takes **kwargs); an unknown metric name raises."""
+    params = _config_signature(spec, base).parameters.values()
+    if any(p.kind == p.VAR_KEYWORD for p in params):
+        return None
+    return [p.name for p in params if p.kind != p.VAR_POSITIONAL]
+
+
 def _resolve_paths(args: Mapping[str, Any], base: Path) -> dict[str, Any]:
     """String arguments naming a file beside task.yaml become absolute paths."""
     return {k: str(path) if (path := file_arg(base, v)) else v for k, v in args.items()}
@@ -187,12 +195,15 @@ def with_judge(task: Task, judge: str) -> Task:
         ModelSpec.parse(judge)
     except ValueError as e:
         raise EvalsError(f"--judge: {e}") from None
-    specs = tuple(
-        dataclasses.replace(m, args={**m.args, "judge": judge})
-        if "judge" in _config_signature(m, task.dir).parameters else m
-        for m in task.metrics
-    )
-    return dataclasses.replace(task, metrics=specs)
+    specs = tuple(judged_by(m, task.dir, judge) for m in task.metrics)
+    return dataclasses.replace(task, metrics=specs, judge=judge)
+
+
+def judged_by(spec: MetricSpec, base: Path, judge: str | None) -> MetricSpec:
+    """The metric with `judge` as its judge model, if it takes one (and a judge is given)."""
+    if judge is None or "judge" not in _config_signature(spec, base).parameters:
+        return spec
+    return dataclasses.replace(spec, args={**spec.args, "judge": judge})
 
 
 def describe_metrics() -> list[dict[str, Any]]:
@@ -240,21 +251,23 @@ class _Metered:
         return completion
 
 
+async def score_one(metric: Metric, ctx: ScoreContext) -> Score:
+    """One metric on one example; a metric that raises is recorded as an error, not raised.
+    What the metric's model calls used is recorded on its Score."""
+    meter = _Metered(ctx.models) if ctx.models is not None else None
+    try:
+        result = metric(dataclasses.replace(ctx, models=meter) if meter else ctx)
+        score = as_score(await result if inspect.isawaitable(result) else result)
+    except Exception as e:  # a broken metric must not end the run
+        score = Score(value=None, error=f"{type(e).__name__}: {e}")
+    if meter is not None and meter.usage.calls:
+        score = dataclasses.replace(score, usage=meter.usage)
+    return score
+
+
 async def score_all(metric_map: Mapping[str, Metric], ctx: ScoreContext) -> dict[str, Score]:
-    """Run every metric on one example; a metric that raises is recorded as an error, not raised.
-    What a metric's model calls used is recorded on its Score."""
-    scores: dict[str, Score] = {}
-    for metric_id, metric in metric_map.items():
-        meter = _Metered(ctx.models) if ctx.models is not None else None
-        try:
-            result = metric(dataclasses.replace(ctx, models=meter) if meter else ctx)
-            score = as_score(await result if inspect.isawaitable(result) else result)
-        except Exception as e:  # a broken metric must not end the run
-            score = Score(value=None, error=f"{type(e).__name__}: {e}")
-        if meter is not None and meter.usage.calls:
-            score = dataclasses.replace(score, usage=meter.usage)
-        scores[metric_id] = score
-    return scores
+    """Every metric on one example, by metric id."""
+    return {metric_id: await score_one(metric, ctx) for metric_id, metric in metric_map.items()}
 
 
 def passes(scores: Mapping[str, Score], rule: Mapping[str, float]) -> bool:

@@ -7,10 +7,12 @@ markup from the data.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from evals.analyse.stats import format_points
+from evals.types import CHECK_PREFIX, CHECKS
 
 if TYPE_CHECKING:
     from evals.analyse.compare import Comparison, Estimate, ExampleDiff
@@ -49,8 +51,22 @@ def truncate(text: str | None, limit: int = OUTPUT_CHARS) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+def headline_metrics(metric_ids: Iterable[str]) -> list[str]:
+    """The metrics shown as columns. An example's own checks show as `checks`, the weighted share passed;
+    each single check is listed per example (`evals show`, the viewer, --json)."""
+    return sorted(m for m in set(metric_ids) if not m.startswith(CHECK_PREFIX))
+
+
+def failed_because(scores: Mapping[str, Mapping[str, Any]], limit: int = 300) -> str:
+    """Why an example missed: the explanations of its scores below 1 (its failed checks, through `checks`)."""
+    reasons = [f"{m}: {s.get('error') or s.get('explanation')}" for m, s in scores.items()
+               if (s.get("value") is None or s["value"] < 1) and (s.get("error") or s.get("explanation"))
+               and not (m.startswith(CHECK_PREFIX) and CHECKS in scores)]
+    return truncate("; ".join(reasons), limit)
+
+
 def runs_section(cmp: Comparison) -> Section:
-    metrics = sorted({m for side in (cmp.a, cmp.b) for m in side.metrics})
+    metrics = headline_metrics(m for side in (cmp.a, cmp.b) for m in side.metrics)
     s = Section("Runs", headers=["role", "model", "run", "matches (Wilson CI)",
                                  *(f"{m} mean ({cmp.confidence:.0%} CI)" for m in metrics),
                                  "errors", "cost / 1,000 calls", "latency p50", "latency p95"])

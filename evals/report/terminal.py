@@ -12,7 +12,7 @@ from rich.text import Text
 
 from evals.analyse.aggregate import Classification
 from evals.analyse.summary import RunSummary
-from evals.report.sections import p50_p95
+from evals.report.sections import failed_because, headline_metrics, p50_p95
 from evals.run.store import LatencyProfile, RunRecord
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ def _seconds(value: float | None) -> str:
 
 
 def summary_table(summaries: Sequence[RunSummary], title: str = "") -> Table:
-    metric_ids = sorted({m for s in summaries for m in s.metrics})
+    metric_ids = headline_metrics(m for s in summaries for m in s.metrics)
     table = Table(title=title or None, show_lines=False)
     for header in ("model", "run", "matches", *metric_ids, "errors", "tokens in/out", "cost", "p50", "p95", "TTFT p50",
                    "calls/h"):
@@ -109,9 +109,12 @@ def examples_table(df: pd.DataFrame, limit: int) -> Table:
         scores = ", ".join(
             f"{c.removeprefix('score.')}={row[c]:.2f}" for c in score_cols if pd.notna(row[c])
         )
+        if not row["passed"] and (why := failed_because(row["scores"])):
+            scores += "\n" + why
         answer = row["error"] if pd.notna(row["error"]) else (row["output"] or "")
         # model output is data: Text() keeps rich from reading markup in it
-        table.add_row(Text(str(row["example_id"])), "yes" if row["passed"] else "no", scores, Text(answer[:400]))
+        table.add_row(Text(str(row["example_id"])), "yes" if row["passed"] else "no", Text(scores),
+                      Text(answer[:400]))
     return table
 
 

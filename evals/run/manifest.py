@@ -92,6 +92,8 @@ def build_manifest(task: Task, config: ModelConfig, provider_id: str, golden_has
         "metrics": [{"id": m.id, "name": m.name, "args": m.args, "config": metric_config(m, task.dir)}
                     for m in task.metrics],
         "pass": task.pass_rule,
+        # each example's own checks are in the golden set (and its hash); where they are, and their judge
+        **({"checks": {"field": task.checks_field, "judge": task.judge}} if task.checks_field else {}),
         "versions": package_versions(),
         "git": git_state(task.dir),
     }

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
-import math
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,8 +20,9 @@ from evals.data.prompts import render_messages
 from evals.data.tasks import load_task
 from evals.errors import EvalsError, MissingCredentials, StorageError
 from evals.metrics import Metric, build_metrics, models_called, passes, score_all
+from evals.metrics.checks import CheckScorer, pass_rule_for
 from evals.providers import Provider, close_provider, create_provider
-from evals.providers.prices import price_for
+from evals.run.budget import Budget, check_budget, estimate_cost, round_up
 from evals.run.cache import ResponseCache, cache_key, model_identity
 from evals.run.calls import Breaker, RunOptions, complete_with_retries
 from evals.run.hardware import hardware_of
@@ -39,51 +39,12 @@ from evals.types import (
     ModelConfig,
     ModelSpec,
     Sample,
+    Score,
     ScoreContext,
     Task,
 )
 
 DEFAULT_MODEL = "local:smollm2"
-
-
-@dataclass
-class Budget:
-    """Spending never passes the limit: each call (a run's or a judge's) reserves its worst case before it
-    starts. A call that does not fit beside those in flight waits for them to settle, so fewer calls run at
-    once near the end; a call is refused only when the money spent plus its own worst case would pass the
-    limit, and then the run is `exhausted` (budget-stopped) with that call's example left to do."""
-
-    limit_usd: float | None = None
-    spent_usd: float = 0.0
-    reserved_usd: float = 0.0
-    exhausted: bool = False
-    in_flight: int = 0  # reservations not yet settled
-    _settled: asyncio.Condition = field(default_factory=asyncio.Condition, repr=False)
-
-    async def reserve(self, estimate: float) -> bool:
-        async with self._settled:
-            if self.limit_usd is not None:
-                while self.spent_usd + self.reserved_usd + estimate > self.limit_usd:
-                    if self.spent_usd + estimate > self.limit_usd:  # it would not fit even alone
-                        self.exhausted = True
-                        return False
-                    if not self.in_flight:  # nothing to wait for (what is reserved is rounding left over)
-                        break
-                    await self._settled.wait()  # calls in flight release what they reserved beyond their cost
-            self.reserved_usd += estimate
-            self.in_flight += 1
-            return True
-
-    async def settle(self, estimate: float, actual: float) -> None:
-        async with self._settled:
-            self.in_flight -= 1
-            self.reserved_usd = max(0.0, self.reserved_usd - estimate) if self.in_flight else 0.0
-            self.spent_usd += actual
-            self._settled.notify_all()
-
-    @property
-    def left_usd(self) -> float | None:
-        return None if self.limit_usd is None else max(0.0, self.limit_usd - self.spent_usd)
 
 
 class BusyClock:
@@ -126,41 +87,13 @@ class RunOutcome:
                 f"${b.limit_usd:g} budget (${b.left_usd:.6f} left, less than one more call's worst case)")
         if rest is not None:
             note += (f"; the rest would cost about ${rest:.6f} at the mean of the {len(paid)} answered call(s), so "
-                     f"continue with `evals run --resume {self.run_id} --budget {_round_up(rest * 1.2 + b.left_usd)}`")
+                     f"continue with `evals run --resume {self.run_id} --budget {round_up(rest * 1.2 + b.left_usd)}`")
         else:
             note += f"; continue with `evals run --resume {self.run_id} --budget <more>`"
         return note
 
 
-def _round_up(usd: float) -> str:
-    """A budget to suggest: the amount rounded up to two significant digits."""
-    if usd <= 0:
-        return "0.01"
-    digits = max(0, 1 - int(math.floor(math.log10(usd))))
-    return f"{math.ceil(usd * 10**digits) / 10**digits:.{digits}f}"
-
-
-def check_budget(task: Task, samples: Sequence[Sample], configs: Sequence[ModelConfig], limit: float | None) -> None:
-    """Refuse, before any call, a budget smaller than the worst case of the cheapest single call."""
-    if limit is None or not samples:
-        return
-    worst = [(estimate_cost(c, render_messages(task.prompt, s.fields, c), c.params), c)
-             for c in configs for s in samples[:200]]
-    cheapest, config = min(worst, key=lambda w: w[0])
-    if cheapest > limit:
-        raise EvalsError(f"--budget ${limit:g} is less than the worst case of a single call (${cheapest:.6f} for "
-                         f"{config.spec} with every one of its {config.max_tokens} max_tokens used): no call could "
-                         "start. Raise the budget, or lower the model's max_tokens in task.yaml")
-
-
 REFUSED = "not called: the run's budget is reached, or the run is stopping"
-
-
-def estimate_cost(config: ModelConfig, messages: Sequence[Message], params: GenerateParams) -> float:
-    """A call's worst case: about 3 characters per input token (more tokens than text usually has), and
-    every one of max_tokens output tokens used."""
-    input_tokens = sum(len(m.content) for m in messages) // 3 + 4 * len(messages) + 8
-    return price_for(config).cost(input_tokens, params.max_tokens)
 
 
 class ModelCalls:
@@ -200,6 +133,19 @@ class ModelCalls:
     def metrics(self) -> dict[str, Metric]:
         """The task's metrics, built once for every run these calls serve."""
         return build_metrics(self._task) if self._task else {}
+
+    @functools.cached_property
+    def checks(self) -> CheckScorer | None:
+        """The scorer of examples' own checks, sharing each check metric between the runs these calls serve."""
+        return CheckScorer(self._task) if self._task and self._task.checks_field else None
+
+    async def score(self, sample: Sample, completion: Completion) -> dict[str, Score]:
+        """The task's metrics and the example's own checks on one answer."""
+        ctx = ScoreContext(sample=sample, completion=completion, task=self._task, models=self)
+        scores = await score_all(self.metrics, ctx)
+        if sample.checks and self.checks is not None:
+            scores |= await self.checks.score(sample.checks, ctx)
+        return scores
 
     async def unavailable(self, metric_map: Mapping[str, Metric] | None = None) -> list[str]:
         """One line per model a metric (by default, of the task) needs that cannot run here, opened now."""
@@ -284,7 +230,6 @@ async def execute_run(
     STOP.runs.append(run_id)
     done = store.done_ids(run_id)
     todo = [s for s in samples if s.id not in done]
-    metric_map = models.metrics
     params = config.params
     options = models.options
     concurrency = options.concurrency or provider.max_concurrency
@@ -302,11 +247,11 @@ async def execute_run(
             return
         scores = {}
         if completion.error is None:
-            ctx = ScoreContext(sample=sample, completion=completion, task=task, models=models)
-            scores = await score_all(metric_map, ctx)
+            scores = await models.score(sample, completion)
             if any(REFUSED in (s.error or "") for s in scores.values()):  # a judge was not called: still to do
                 return
-        result = ExampleResult(sample, completion, scores, passes(scores, task.pass_rule) if scores else False)
+        result = ExampleResult(sample, completion, scores, passes(scores, pass_rule_for(task, sample)) if scores
+                               else False)
         try:
             store.add_result(run_id, result)
         except StorageError as e:  # no new call starts; the calls in flight finish and are kept here
@@ -433,7 +378,8 @@ async def _shared_calls(task: Task, samples: Sequence[Sample], providers: Sequen
     check_budget(task, samples, [c for c, _ in providers], budget.left_usd)
     models = ModelCalls(task, options, budget, cache, {str(c.spec): p for c, p in providers})
     try:
-        for problem in await models.unavailable():
+        checked = models.checks.metrics(samples) if models.checks else {}
+        for problem in await models.unavailable({**models.metrics, **checked}):
             if warn:
                 warn(f"{problem}; its scores will be errors{hint}")
         yield models
@@ -472,7 +418,8 @@ async def resume_run(
     task = load_task(manifest["task"]["path"])
     # score with the metrics the run started with (a --judge override included), not today's task.yaml
     recorded = tuple(MetricSpec(m["id"], m["name"], m.get("args") or {}) for m in manifest.get("metrics") or [])
-    task = dataclasses.replace(task, metrics=recorded or task.metrics)
+    task = dataclasses.replace(task, metrics=recorded or task.metrics,
+                               judge=(manifest.get("checks") or {}).get("judge", task.judge))
     samples = load_samples(task)
     if samples_hash(samples) != manifest["golden"]["hash"]:
         # A run with `--limit` hashed only its first N examples.

@@ -19,8 +19,9 @@ from evals.errors import ProviderError
 from evals.metrics import metrics, score_all
 from evals.providers import create_provider
 from evals.providers.fake import FakeProvider
+from evals.run.budget import Budget
 from evals.run.cache import ResponseCache
-from evals.run.runner import Budget, ModelCalls, RunOptions, run_task
+from evals.run.runner import ModelCalls, RunOptions, run_task
 from evals.run.store import Store, load_run
 from evals.types import Completion, GenerateParams, Message, Sample, ScoreContext
 from tests.standin_server import StandinServer, last_user_message

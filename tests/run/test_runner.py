@@ -12,8 +12,9 @@ from evals.data.golden import load_samples
 from evals.data.tasks import load_task
 from evals.errors import ProviderError
 from evals.providers.fake import FakeProvider
+from evals.run.budget import Budget
 from evals.run.cache import ResponseCache
-from evals.run.runner import Budget, ModelCalls, RunOptions, execute_run, run_task
+from evals.run.runner import ModelCalls, RunOptions, execute_run, run_task
 from evals.run.store import Store, load_run
 from evals.types import ModelConfig, ModelSpec, Price
 from tests.conftest import answer_for

@@ -1,0 +1,264 @@
+"""Per-example checks: assertions a golden line makes about its own answer, beside the task's metrics.
+
+A check is written as promptfoo writes an assertion, `{"type": "icontains", "value": "Dónde está"}`
+(`not-` in front negates it), or as any registered or file metric with its arguments,
+`{"metric": "json_schema", "schema": {...}}` (`not: true` negates it). Either may add `id` (the score
+goes under `check.<id>`, else `check.<type>`), `threshold` (the value that passes; default 1, `similar`
+0.75) and `weight`. Each check is scored through the metric registry and stored as its own 0/1 score;
+`checks` is the weighted share that passed, and the pass rule requires all of them unless task.yaml's
+`pass:` gives `checks` a lower threshold.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from evals._util import suggest
+from evals.errors import EvalsError
+from evals.metrics import Metric, build_metric, judged_by, metric_arguments, score_one
+from evals.types import CHECK_PREFIX, CHECKS, Check, MetricSpec, Sample, Score, ScoreContext, Task
+
+# type: (metric, fixed arguments, where the check's value goes: a metric argument, or None for the reference)
+TYPES: dict[str, tuple[str, dict[str, Any], str | None]] = {
+    "equals": ("exact_match", {"ignore_case": False}, None),
+    "contains": ("includes", {"ignore_case": False}, "text"),
+    "icontains": ("includes", {"ignore_case": True}, "text"),
+    "contains-all": ("includes", {"ignore_case": False}, "text"),
+    "icontains-all": ("includes", {"ignore_case": True}, "text"),
+    "contains-any": ("includes", {"ignore_case": False}, None),  # a list as the reference: any one counts
+    "icontains-any": ("includes", {"ignore_case": True}, None),
+    "starts-with": ("regex", {}, "pattern"),
+    "regex": ("regex", {}, "pattern"),
+    "is-json": ("json_valid", {}, "schema"),
+    "contains-json": ("json_valid", {}, "schema"),
+    "similar": ("embedding_similarity", {}, None),
+    "llm-rubric": ("rubric_judge", {"scale": "pass_fail"}, "rubric"),
+}
+OPTIONAL_VALUE = ("is-json", "contains-json")
+LISTS = ("contains-all", "icontains-all", "contains-any", "icontains-any")
+FIELD_TYPES = ("equals", "contains", "icontains", "contains-all", "icontains-all", "contains-any",
+               "icontains-any", "starts-with", "regex", "similar")  # their metrics read a JSON `field`
+DEFAULT_THRESHOLD = {"similar": 0.75}
+UNSUPPORTED = "unsupported"  # an assertion an importer could not carry: it never passes, and says why
+COMMON_KEYS = {"id", "threshold", "weight"}
+TYPE_KEYS = COMMON_KEYS | {"type", "value", "field"}
+UNSUPPORTED_KEYS = COMMON_KEYS | {"type", "value", "was"}
+
+
+class _Bad(Exception):
+    def __init__(self, message: str, key: str | None = None):
+        super().__init__(message)
+        self.message, self.key = message, key
+
+
+def parse_checks(raw: Any, task: Task, *, file: str, line: int, built: dict[str, None] | None = None) -> tuple[Check, ...]:
+    """The checks of one golden line, each validated (its metric built once per distinct configuration,
+    remembered in `built`); a mistake names the file, line and field, e.g. `checks.1.value`."""
+    name = task.checks_field or "checks"
+    if raw is None or raw == []:
+        return ()
+    if not isinstance(raw, list):
+        raise EvalsError("expected a list of checks", file=file, line=line, field=name)
+    checks: list[Check] = []
+    seen: dict[str, int] = {}
+    built = {} if built is None else built
+    for i, item in enumerate(raw):
+        try:
+            check = _parse_one(item)
+            key = json.dumps([check.metric.name, check.metric.args], sort_keys=True, default=str)
+            if check.metric.name != UNSUPPORTED and key not in built:
+                try:
+                    if "metric" in item:
+                        _check_arguments(check.metric, task, item)
+                    build_metric(check.metric, task)
+                except EvalsError as e:
+                    raise _Bad(e.message, "metric" if "metric" in item else "value") from None
+                built[key] = None
+        except _Bad as e:
+            raise EvalsError(e.message, file=file, line=line,
+                             field=f"{name}.{i}" + (f".{e.key}" if e.key else "")) from None
+        seen[check.id] = seen.get(check.id, 0) + 1
+        if seen[check.id] > 1:
+            check = dataclasses.replace(check, id=f"{check.id}#{seen[check.id]}")
+        checks.append(check)
+    return tuple(checks)
+
+
+def _check_arguments(spec: MetricSpec, task: Task, item: Mapping[str, Any]) -> None:
+    """A metric-form check names only arguments its metric takes (a misspelt one points at its key)."""
+    takes = metric_arguments(spec, task.dir)
+    for key in spec.args if takes is not None else ():
+        if key not in takes:
+            allowed = [*takes, *sorted(COMMON_KEYS | {"metric", "not", "reference"})]
+            raise _Bad(f"metric '{spec.name}' has no argument '{key}'{suggest(key, allowed)} It takes: "
+                       f"{', '.join(takes) or 'no arguments'}; a check also takes: id, threshold, weight, not, "
+                       "reference", key)
+
+
+def _number(item: Mapping[str, Any], key: str, default: float) -> float:
+    value = item.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _Bad(f"expected a number, got {value!r}", key)
+    if key == "weight" and value <= 0:
+        raise _Bad("a weight must be above 0", key)
+    return float(value)
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return repr(text if len(text) <= 60 else text[:57] + "...")
+
+
+def _parse_one(item: Any) -> Check:
+    if not isinstance(item, dict):
+        raise _Bad("expected a mapping: {type: ASSERTION, value: ...} or {metric: NAME, ARGUMENT: ...}")
+    if ("type" in item) == ("metric" in item):
+        raise _Bad("a check needs either 'type' (an assertion such as icontains) or 'metric' (a metric name)")
+    return _parse_type(item) if "type" in item else _parse_metric(item)
+
+
+def _check_keys(item: Mapping[str, Any], allowed: set[str]) -> None:
+    for key in item:
+        if key not in allowed:
+            raise _Bad(f"unknown key '{key}'{suggest(key, allowed)} Allowed: {', '.join(sorted(allowed))}", key)
+
+
+def _parse_type(item: Mapping[str, Any]) -> Check:
+    written = item["type"]
+    if not isinstance(written, str):
+        raise _Bad(f"expected a check type, got {written!r}", "type")
+    negate, base = written.startswith("not-"), written.removeprefix("not-")
+    if base == UNSUPPORTED:
+        _check_keys(item, UNSUPPORTED_KEYS)
+        was = str(item.get("was") or "an assertion")
+        return Check(id=f"{CHECK_PREFIX}{item.get('id') or was}", metric=MetricSpec(UNSUPPORTED, UNSUPPORTED),
+                     label=f"{was} {_short(item.get('value', ''))} (not carried over: evals cannot run it)")
+    if base not in TYPES:
+        known = [*TYPES, *(f"not-{t}" for t in TYPES)]
+        raise _Bad(f"unknown check type '{written}'{suggest(written, known)} Types: {', '.join(TYPES)} "
+                   "(each also as not-TYPE), or {metric: NAME, ...} for any metric", "type")
+    _check_keys(item, TYPE_KEYS if base in FIELD_TYPES else TYPE_KEYS - {"field"})
+    metric, fixed, destination = TYPES[base]
+    value = item.get("value")
+    if value is None or value == "" or value == []:
+        if base not in OPTIONAL_VALUE:
+            raise _Bad(f"a '{written}' check needs a value", "value")
+        value = None
+    if base in LISTS:
+        value = [v.strip() for v in value.split(",")] if isinstance(value, str) else value
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise _Bad("expected a list of strings (or one string of comma-separated ones)", "value")
+    elif base in ("contains", "icontains", "starts-with", "regex", "llm-rubric") and not isinstance(value, str):
+        raise _Bad(f"expected a string, got {value!r}", "value")
+    if base == "starts-with":
+        value = "^" + re.escape(value)
+    if base in OPTIONAL_VALUE and isinstance(value, str) and value.lstrip().startswith("{"):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as e:
+            raise _Bad(f"the schema is not JSON: {e.msg}", "value") from None
+    args = dict(fixed)
+    if item.get("field") is not None:
+        args["field"] = str(item["field"])
+    if destination is not None and value is not None:
+        args[destination] = value
+    return Check(
+        id=f"{CHECK_PREFIX}{item.get('id') or written}",
+        metric=MetricSpec(id=str(item.get("id") or written), name=metric, args=args),
+        label=written + (f" {_short(item['value'])}" if item.get("value") not in (None, "", []) else ""),
+        reference=value, has_reference=destination is None and value is not None,
+        negate=negate, threshold=_number(item, "threshold", DEFAULT_THRESHOLD.get(base, 1.0)),
+        weight=_number(item, "weight", 1.0),
+    )
+
+
+def _parse_metric(item: Mapping[str, Any]) -> Check:
+    name = item["metric"]
+    if not isinstance(name, str) or not name.strip():
+        raise _Bad(f"expected a metric name, got {name!r}", "metric")
+    negate = item.get("not", False)
+    if not isinstance(negate, bool):
+        raise _Bad(f"expected true or false, got {negate!r}", "not")
+    args = {k: v for k, v in item.items() if k not in COMMON_KEYS | {"metric", "not", "reference"}}
+    short = name.rpartition(":")[2]
+    return Check(
+        id=f"{CHECK_PREFIX}{item.get('id') or short}",
+        metric=MetricSpec(id=str(item.get("id") or short), name=name, args=args),
+        label=("not " if negate else "") + short + "".join(f" {k}={_short(v)}" for k, v in args.items()),
+        reference=item.get("reference"), has_reference="reference" in item, negate=negate,
+        threshold=_number(item, "threshold", 1.0), weight=_number(item, "weight", 1.0),
+    )
+
+
+def pass_rule_for(task: Task, sample: Sample) -> dict[str, float]:
+    """The task's pass rule for this example: all its checks must pass (or `pass: {checks: T}` of them)
+    when it has checks; the rule's `checks` entry is moot for an example without any."""
+    rule = {k: v for k, v in task.pass_rule.items() if k != CHECKS}
+    if sample.checks:
+        rule[CHECKS] = task.pass_rule.get(CHECKS, 1.0)
+    return rule
+
+
+class CheckScorer:
+    """Scores examples' checks for one task, building each distinct metric configuration once (so an
+    embedding model or a judge is shared by every example that uses it)."""
+
+    def __init__(self, task: Task):
+        self._task = task
+        self._metrics: dict[str, Metric] = {}
+
+    def metric(self, check: Check) -> Metric:
+        spec = judged_by(check.metric, self._task.dir, self._task.judge)
+        key = json.dumps([spec.name, spec.args], sort_keys=True, default=str)
+        if key not in self._metrics:
+            self._metrics[key] = build_metric(spec, self._task)
+        return self._metrics[key]
+
+    def metrics(self, samples: Iterable[Sample]) -> dict[str, Metric]:
+        """Every distinct check metric these samples use, by a readable id (to open judges up front)."""
+        return {f"{c.id} ({c.metric.name})": self.metric(c) for s in samples for c in s.checks
+                if c.metric.name != UNSUPPORTED}
+
+    async def score(self, checks: Iterable[Check], ctx: ScoreContext) -> dict[str, Score]:
+        """Each check's 0/1 score (its metric's own value in details) and `checks`, the weighted share passed."""
+        scores: dict[str, Score] = {}
+        total = passed = 0.0
+        failed: list[str] = []
+        for check in checks:
+            score = await self._score(check, ctx)
+            scores[check.id] = score
+            total += check.weight
+            if score.value == 1.0:
+                passed += check.weight
+            else:
+                failed.append(check.label)
+        n = len(scores)
+        summary = f"{n - len(failed)}/{n} checks passed" + (f"; failed: {'; '.join(failed)}" if failed else "")
+        scores[CHECKS] = Score(passed / total, explanation=summary,
+                               details={"failed": [i for i, s in scores.items() if s.value != 1.0]})
+        return scores
+
+    async def _score(self, check: Check, ctx: ScoreContext) -> Score:
+        if check.metric.name == UNSUPPORTED:
+            return Score(None, error=f"{check.label}; rewrite it as an evals check (see README: per-example checks)")
+        if check.has_reference:
+            ctx = dataclasses.replace(ctx, sample=dataclasses.replace(ctx.sample, reference=check.reference))
+        inner = await score_one(self.metric(check), ctx)
+        details = {"metric": check.metric.name, "value": inner.value, "threshold": check.threshold,
+                   "negated": check.negate, "weight": check.weight, **inner.details}
+        if inner.value is None:
+            return dataclasses.replace(inner, details=details, explanation=f"{check.label}: {inner.explanation}")
+        ok = check.passed(inner.value)
+        if ok:
+            why = "passed"
+        elif check.negate:
+            why = f"{check.label} failed: the answer matches what it must not" + (
+                f" ({inner.value:.2f} >= {check.threshold:g})" if inner.value not in (0.0, 1.0) else "")
+        else:
+            why = f"{check.label} failed: " + (inner.explanation or f"{inner.value:.2f} < {check.threshold:g}")
+        return Score(float(ok), explanation=why, details=details, usage=inner.usage)
+
