@@ -324,6 +324,7 @@ class Check:
     negate: bool = False
     threshold: float = 1.0
     weight: float = 1.0
+    field: str | None = None  # the metric sees this JSON field of the answer as the answer
 
     def passed(self, value: float) -> bool:
         return value < self.threshold if self.negate else value >= self.threshold

@@ -30,9 +30,12 @@ def import_cmd(
     fmt, source = (format_or_file, file) if file is not None else (None, Path(format_or_file))
     task = import_file(source, fmt, name=name, eval_class=eval_class, prompt=prompt)
     folder = write_task_folder(task, out or tasks_root() / task.name, force=force)
-    console.print(f"wrote {folder}: {len(task.rows)} examples from {task.source_format}; metrics "
-                  + ", ".join(f"{m['id'] if 'id' in m else m['name']} ({m['name']})" for m in task.metrics)
-                  + f"; pass {task.pass_rule}", markup=False, highlight=False)
+    metrics = ", ".join(f"{m['id'] if 'id' in m else m['name']} ({m['name']})" for m in task.metrics) or "none"
+    checked = [r for r in task.rows if r.get(task.checks_field)] if task.checks_field else []
+    checks = (f"; per-example checks on {len(checked)} of them (`{task.checks_field}` in golden.jsonl, "
+              f"{sum(len(r[task.checks_field]) for r in checked)} in all)") if checked else ""
+    console.print(f"wrote {folder}: {len(task.rows)} examples from {task.source_format}{checks}; task metrics "
+                  f"{metrics}; pass {task.pass_rule or ('every check' if checked else {})}", markup=False, highlight=False)
     for note in task.notes:
         err_console.print(f"note: {note}", markup=False, highlight=False)
     for item in task.unsupported:

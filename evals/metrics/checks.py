@@ -4,7 +4,8 @@ A check is written as promptfoo writes an assertion, `{"type": "icontains", "val
 (`not-` in front negates it), or as any registered or file metric with its arguments,
 `{"metric": "json_schema", "schema": {...}}` (`not: true` negates it). Either may add `id` (the score
 goes under `check.<id>`, else `check.<type>`), `threshold` (the value that passes; default 1, `similar`
-0.75) and `weight`. Each check is scored through the metric registry and stored as its own 0/1 score;
+0.75) and `weight`; a type check may add `field`, a dotted path into the JSON answer that it looks at
+instead of the whole answer. Each check is scored through the metric registry and stored as its own 0/1 score;
 `checks` is the weighted share that passed, and the pass rule requires all of them unless task.yaml's
 `pass:` gives `checks` a lower threshold.
 """
@@ -20,6 +21,7 @@ from typing import Any
 from evals._util import suggest
 from evals.errors import EvalsError
 from evals.metrics import Metric, build_metric, judged_by, metric_arguments, score_one
+from evals.metrics.structure import NoAnswer, answer_value, as_text
 from evals.types import CHECK_PREFIX, CHECKS, Check, MetricSpec, Sample, Score, ScoreContext, Task
 
 # type: (metric, fixed arguments, where the check's value goes: a metric argument, or None for the reference)
@@ -40,8 +42,6 @@ TYPES: dict[str, tuple[str, dict[str, Any], str | None]] = {
 }
 OPTIONAL_VALUE = ("is-json", "contains-json")
 LISTS = ("contains-all", "icontains-all", "contains-any", "icontains-any")
-FIELD_TYPES = ("equals", "contains", "icontains", "contains-all", "icontains-all", "contains-any",
-               "icontains-any", "starts-with", "regex", "similar")  # their metrics read a JSON `field`
 DEFAULT_THRESHOLD = {"similar": 0.75}
 UNSUPPORTED = "unsupported"  # an assertion an importer could not carry: it never passes, and says why
 COMMON_KEYS = {"id", "threshold", "weight"}
@@ -141,7 +141,7 @@ def _parse_type(item: Mapping[str, Any]) -> Check:
         known = [*TYPES, *(f"not-{t}" for t in TYPES)]
         raise _Bad(f"unknown check type '{written}'{suggest(written, known)} Types: {', '.join(TYPES)} "
                    "(each also as not-TYPE), or {metric: NAME, ...} for any metric", "type")
-    _check_keys(item, TYPE_KEYS if base in FIELD_TYPES else TYPE_KEYS - {"field"})
+    _check_keys(item, TYPE_KEYS)
     metric, fixed, destination = TYPES[base]
     value = item.get("value")
     if value is None or value == "" or value == []:
@@ -162,8 +162,6 @@ def _parse_type(item: Mapping[str, Any]) -> Check:
         except json.JSONDecodeError as e:
             raise _Bad(f"the schema is not JSON: {e.msg}", "value") from None
     args = dict(fixed)
-    if item.get("field") is not None:
-        args["field"] = str(item["field"])
     if destination is not None and value is not None:
         args[destination] = value
     return Check(
@@ -172,8 +170,15 @@ def _parse_type(item: Mapping[str, Any]) -> Check:
         label=written + (f" {_short(item['value'])}" if item.get("value") not in (None, "", []) else ""),
         reference=value, has_reference=destination is None and value is not None,
         negate=negate, threshold=_number(item, "threshold", DEFAULT_THRESHOLD.get(base, 1.0)),
-        weight=_number(item, "weight", 1.0),
+        weight=_number(item, "weight", 1.0), field=_field(item),
     )
+
+
+def _field(item: Mapping[str, Any]) -> str | None:
+    value = item.get("field")
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise _Bad(f"expected a dotted path into the JSON answer, such as order.status; got {value!r}", "field")
+    return value
 
 
 def _parse_metric(item: Mapping[str, Any]) -> Check:
@@ -247,6 +252,12 @@ class CheckScorer:
             return Score(None, error=f"{check.label}; rewrite it as an evals check (see README: per-example checks)")
         if check.has_reference:
             ctx = dataclasses.replace(ctx, sample=dataclasses.replace(ctx.sample, reference=check.reference))
+        if check.field:  # like promptfoo's transform: the check looks at that field of the answer only
+            try:
+                text = as_text(answer_value(ctx, check.field))
+            except NoAnswer as e:
+                return Score(0.0, explanation=f"{check.label} failed: {e}")
+            ctx = dataclasses.replace(ctx, completion=dataclasses.replace(ctx.completion, text=text))
         inner = await score_one(self.metric(check), ctx)
         details = {"metric": check.metric.name, "value": inner.value, "threshold": check.threshold,
                    "negated": check.negate, "weight": check.weight, **inner.details}

@@ -129,8 +129,14 @@ def test_promptfoo_csv_maps_expected_values_and_reports_the_rest() -> None:
     assert imported.pass_rule == {"equals": 1.0}
     assert imported.user == "question: {{ question }}\ncontext: {{ context }}"
     assert imported.fields == ["question"]  # `context` is empty on one row, so it is not required
-    unsupported = " ".join(imported.unsupported)
-    assert "`icontains-any` is in 2 of 3 tests" in unsupported and "`javascript`" in unsupported
+    # assertions not in every test are checks on their own examples; javascript one flags its example
+    assert [r["assert"] for r in imported.rows] == [
+        [{"type": "icontains-any", "value": ["four"]}], [{"type": "icontains-any", "value": ["paris", "île"]}],
+        [{"type": "unsupported", "was": "javascript", "value": "output.length < 10"}]]
+    assert imported.checks_field == "assert"
+    assert imported.unsupported == ["`javascript` in test promptfoo_tests.csv:4 ('greeting'): evals cannot run it; "
+                                    "the example carries an `unsupported` check, so it never passes until that "
+                                    "check is rewritten."]
 
 
 def test_promptfoo_config_uses_first_prompt_default_test_and_expands_list_vars() -> None:
@@ -144,8 +150,10 @@ def test_promptfoo_config_uses_first_prompt_default_test_and_expands_list_vars()
                                    "rubric": "The answer is only a translation, without commentary."}
     assert by_id["similar"]["name"] == "embedding_similarity"
     assert imported.pass_rule == {"llm_rubric": 1.0, "similar": 0.85}  # the strictest of 0.85 and the 0.75 default
-    unsupported = " ".join(imported.unsupported)
-    assert "`icontains` is in 1 of 3 tests" in unsupported and "`not-contains`" in unsupported
+    assert [r["assert"] for r in imported.rows] == [[{"type": "icontains", "value": "bonjour"}],
+                                                    [{"type": "not-contains", "value": "Hello"}],
+                                                    [{"type": "not-contains", "value": "Hello"}]]
+    assert imported.unsupported == []
     assert any("compares 2 prompts" in n for n in imported.notes)
 
 

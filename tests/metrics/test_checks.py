@@ -192,3 +192,16 @@ def test_show_names_the_failed_check(tmp_path: Path) -> None:
     header = next(line for line in shown.output.splitlines() if "matches" in line)
     assert "checks" in header and "check.icontains" not in header  # one column for the checks in the summary
     assert "check.icontains=0.00" in shown.output  # each check in the example's scores
+
+
+async def test_a_field_check_looks_at_that_field_and_fails_when_it_is_missing(tmp_path: Path) -> None:
+    folder = folder_with(tmp_path, [
+        row(1, {"type": "equals", "value": "shipped", "field": "order.status"}),
+        row(2, {"type": "not-contains", "value": "lost", "field": "order.status"}),
+        row(3, {"type": "not-contains", "value": "lost", "field": "order.status"}),
+        row(4, {"type": "is-json", "field": "order"}),
+    ])
+    df = await run_answers(folder, ['{"order": {"status": "shipped"}}', '{"order": {"status": "lost"}}',
+                                    "not json", '{"order": {"status": "x"}}'], tmp_path)
+    assert df["passed"].tolist() == [True, False, False, True]
+    assert "not JSON" in df["scores"][2]["check.not-contains"]["explanation"]  # a negation does not pass on no answer

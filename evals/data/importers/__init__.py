@@ -41,6 +41,7 @@ class ImportedTask:
     few_shot: list[dict[str, Any]] = field(default_factory=list)  # task.yaml few_shot entries
     metrics: list[dict[str, Any]] = field(default_factory=list)  # task.yaml metric entries
     pass_rule: dict[str, float] = field(default_factory=dict)
+    checks_field: str | None = None  # the golden-line field of per-example checks, if any row has some
     notes: list[str] = field(default_factory=list)  # how the source was mapped, approximations
     unsupported: list[str] = field(default_factory=list)  # what could not be carried over, and why
     description: str = ""
@@ -124,7 +125,8 @@ def task_yaml(task: ImportedTask) -> str:
     doc = {
         "name": task.name,
         "description": task.description or f"Imported from {task.source.name} ({task.source_format}).",
-        "dataset": {"golden": "golden.jsonl", "id": "id", "reference": "reference", "fields": task.fields},
+        "dataset": {"golden": "golden.jsonl", "id": "id", "reference": "reference", "fields": task.fields,
+                    **({"checks": task.checks_field} if task.checks_field else {})},
         "prompt": prompt,
         "models": DEFAULT_MODELS,
         "metrics": task.metrics,

@@ -3,10 +3,7 @@
 Reads a tests CSV (variable columns plus `__expected`, `__expected1`… assertion columns written as
 `type:value`, `type(threshold):value` or a bare expected value), a YAML list of tests, or a whole
 promptfooconfig.yaml (`prompts`, `tests`, `defaultTest`; `tests` may point at CSV/YAML files with
-`file://`). Assertions are per test in promptfoo but metrics are per task in evals, so an assertion
-type becomes a metric only when every test has it: a value shared by all tests becomes the metric's
-argument (a rubric, a regex, a required substring), a value that differs per test becomes the example's
-reference. Everything else is listed as not carried over.
+`file://`). How assertions map onto task metrics and per-example checks: promptfoo_mapping.py.
 """
 
 from __future__ import annotations
@@ -15,19 +12,25 @@ import csv
 import itertools
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from evals.data.importers import ImportedTask, example_ids
+from evals.data.importers.promptfoo_mapping import (
+    CHECKS_FIELD,
+    SUPPORTED,
+    Assertion,
+    Case,
+    map_assertions,
+    transform_of,
+)
 from evals.data.yamlfile import YamlDoc
 from evals.errors import EvalsError
 
-# Assertion types evals can score. The others that promptfoo knows are recognised (so that
-# "javascript: …" is reported, not taken as an expected value) and reported as not carried over.
-SUPPORTED = ("equals", "contains", "icontains", "contains-any", "icontains-any", "regex", "starts-with",
-             "is-json", "contains-json", "similar", "llm-rubric")
-OTHER_TYPES = ("contains-all", "icontains-all", "javascript", "python", "webhook", "levenshtein", "rouge-n", "bleu",
+# Assertion types promptfoo knows that evals cannot run: recognised (so that "javascript: …" is reported,
+# not taken as an expected value), then carried as `unsupported` checks.
+OTHER_TYPES = ("javascript", "python", "webhook", "levenshtein", "rouge-n", "bleu",
                "meteor", "latency", "cost", "perplexity", "perplexity-score", "is-sql", "contains-sql", "is-xml",
                "contains-xml", "is-html", "contains-html", "is-valid-openai-tools-call",
                "is-valid-openai-function-call", "model-graded-closedqa", "model-graded-factuality", "factuality",
@@ -35,26 +38,7 @@ OTHER_TYPES = ("contains-all", "icontains-all", "javascript", "python", "webhook
                "moderation", "g-eval", "select-best", "human", "finish-reason", "is-refusal", "word-count", "guardrails")
 _TYPE_RE = re.compile(r"^(not-)?(%s)(?:\((\d+(?:\.\d+)?)\))?(?::([\s\S]*))?$"
                       % "|".join(re.escape(t) for t in sorted(SUPPORTED + OTHER_TYPES, key=len, reverse=True)))
-REFERENCE_PRIORITY = ("equals", "similar", "contains-any", "icontains-any", "contains", "icontains", "llm-rubric")
 SIMILAR_DEFAULT = {"csv": 0.8, "yaml": 0.75}  # promptfoo's defaults: its CSV parser, its `similar` assertion
-NO_REFERENCE = "(no expected output)"
-GENERIC_RUBRIC = "The answer satisfies the requirement given as the reference."
-
-
-@dataclass
-class Assertion:
-    type: str
-    value: Any = None
-    threshold: float | None = None
-
-
-@dataclass
-class Case:
-    vars: dict[str, Any]
-    asserts: list[Assertion]
-    where: str  # "tests.csv:4" or "promptfooconfig.yaml:12", for notes
-    description: str | None = None
-    extras: list[str] = field(default_factory=list)  # settings that were ignored
 
 
 # --- Reading ----------------------------------------------------------------------------------------
@@ -112,9 +96,15 @@ def _yaml_assertion(doc: YamlDoc, raw: Any, *where: str | int) -> Assertion:
     threshold = raw.get("threshold")
     if threshold is not None and not isinstance(threshold, (int, float)):
         raise doc.error(f"threshold must be a number, got {threshold!r}", *where, "threshold")
-    if raw["type"] == "similar" and threshold is None:
+    if raw["type"].removeprefix("not-") == "similar" and threshold is None:
         threshold = SIMILAR_DEFAULT["yaml"]
-    return Assertion(raw["type"], raw.get("value"), threshold)
+    weight = raw.get("weight", 1)
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight <= 0:
+        raise doc.error(f"weight must be a number above 0, got {weight!r}", *where, "weight")
+    where_text = f"{doc.path.name}:{doc.line(*where)}"
+    metric = raw.get("metric")
+    return Assertion(raw["type"], raw.get("value"), threshold, float(weight),
+                     transform_of(raw.get("transform"), where_text), str(metric) if metric else None)
 
 
 def _yaml_case(doc: YamlDoc, raw: Any, default: dict[str, Any], *where: str | int) -> Case:
@@ -132,7 +122,15 @@ def _yaml_case(doc: YamlDoc, raw: Any, default: dict[str, Any], *where: str | in
     asserts += [_yaml_assertion(doc, a, "defaultTest", "assert", j) for j, a in enumerate(default.get("assert") or [])]
     line = doc.line(*where)
     case = Case(vars_, asserts, f"{doc.path.name}:{line}", raw.get("description"))
-    case.extras = [k for k in ("threshold", "options", "provider", "providers") if k in raw]
+    options = {**(default.get("options") or {}), **(raw.get("options") or {})}
+    transform = transform_of(options.pop("transform", None), case.where)
+    if transform is not None:  # a test's transform applies to each of its assertions without its own
+        case.asserts = [a if a.transform is not None else replace(a, transform=transform) for a in asserts]
+    threshold = raw.get("threshold", default.get("threshold"))
+    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
+        raise doc.error(f"threshold must be a number, got {threshold!r}", *where, "threshold")
+    case.threshold = None if threshold is None else float(threshold)
+    case.extras = [k for k in ("provider", "providers") if k in raw] + [f"options.{k}" for k in options]
     return case
 
 
@@ -141,8 +139,7 @@ def _expand_list_vars(case: Case) -> list[Case]:
     lists = {k: v for k, v in case.vars.items() if isinstance(v, list)}
     if not lists:
         return [case]
-    return [Case({**case.vars, **dict(zip(lists, combo))}, case.asserts, case.where, case.description, case.extras)
-            for combo in itertools.product(*lists.values())]
+    return [replace(case, vars={**case.vars, **dict(zip(lists, combo))}) for combo in itertools.product(*lists.values())]
 
 
 def read_yaml_cases(path: Path) -> tuple[list[Case], dict[str, Any], YamlDoc]:
@@ -248,7 +245,7 @@ def _check_template(template: str, names: set[str], where: str) -> None:
         raise EvalsError(f"{where}: the prompt uses {', '.join(missing)}, which no test defines")
 
 
-# --- Mapping assertions to metrics ----------------------------------------------------------------------
+# --- Assertion values -------------------------------------------------------------------------------------
 def _render_value(value: Any, case: Case) -> Any:
     """promptfoo renders assertion values with the test's vars (`value: "{{answer}}"`)."""
     if not isinstance(value, str) or "{{" not in value:
@@ -265,98 +262,9 @@ def _render_value(value: Any, case: Case) -> Any:
         raise EvalsError(f"{test}: assertion value {value!r}: {e}") from None
 
 
-def _same(values: list[Any]) -> bool:
-    return len({json.dumps(v, sort_keys=True) for v in values}) == 1
-
-
-def map_assertions(cases: list[Case], notes: list[str], unsupported: list[str]) -> tuple[list[Any], list[dict], dict]:
-    """(references, metric entries, pass rule) for the cases' assertions."""
-    n = len(cases)
-    by_type: dict[str, list[list[Assertion]]] = {}
-    for i, case in enumerate(cases):
-        for a in case.asserts:  # copies: expanded list-var tests share their assertion objects
-            rendered = Assertion(a.type, _render_value(a.value, case), a.threshold)
-            by_type.setdefault(a.type, [[] for _ in range(n)])[i].append(rendered)
-    metrics, pass_rule, candidates = [], {}, {}
-
-    def add(metric: dict[str, Any]) -> None:
-        metrics.append(metric)
-        pass_rule[metric["id"]] = 1.0
-
-    for type_, per_case in by_type.items():
-        count, having = sum(map(len, per_case)), sum(1 for x in per_case if x)
-        if type_ not in SUPPORTED:
-            reason = "negated assertions have no metric" if type_.startswith("not-") else "no matching metric"
-            unsupported.append(f"`{type_}`: {count} assertion(s) in {having} test(s); {reason} in evals.")
-            continue
-        if having < n:
-            unsupported.append(f"`{type_}` is in {having} of {n} tests; evals scores every example with the "
-                               "same metrics, so it was left out.")
-            continue
-        if any(len(x) > 1 for x in per_case):
-            unsupported.append(f"`{type_}`: some tests have several; only the first of each test is kept.")
-        firsts = [x[0] for x in per_case]
-        values, constant = [a.value for a in firsts], _same([a.value for a in firsts])
-        thresholds = [a.threshold for a in firsts if a.threshold is not None]
-        if type_ in ("is-json", "contains-json"):
-            if not constant:
-                unsupported.append(f"`{type_}`: the JSON schema differs between tests; left out.")
-                continue
-            schema = json.loads(values[0]) if isinstance(values[0], str) and values[0].strip() else values[0]
-            add({"name": "json_valid", "id": type_.replace("-", "_"), **({"schema": schema} if schema else {})})
-            if type_ == "contains-json":
-                notes.append("`contains-json` -> `json_valid`: the whole answer (or one ``` fence) must be JSON, "
-                             "not just contain it.")
-        elif type_ in ("regex", "starts-with"):
-            if not constant:
-                unsupported.append(f"`{type_}`: the pattern differs between tests, and a regex metric has one "
-                                   "pattern per task; left out.")
-                continue
-            pattern = values[0] if type_ == "regex" else "^" + re.escape(str(values[0]))
-            add({"name": "regex", "id": type_.replace("-", "_"), "pattern": pattern})
-        elif type_ in ("contains", "icontains") and constant:
-            add({"name": "includes", "id": type_, "text": str(values[0]), "ignore_case": type_ == "icontains"})
-        elif type_ == "llm-rubric" and constant:
-            add({"name": "rubric_judge", "id": "llm_rubric", "rubric": str(values[0]), "scale": "pass_fail"})
-        else:
-            candidates[type_] = (values, thresholds)
-    references = _choose_references(candidates, n, metrics, pass_rule, notes, unsupported)
-    return references, metrics, pass_rule
-
-
-def _choose_references(candidates: dict[str, tuple[list[Any], list[float]]], n: int, metrics: list[dict],
-                       pass_rule: dict[str, float], notes: list[str], unsupported: list[str]) -> list[Any]:
-    """The per-test values become references: the highest-priority type's, and any type agreeing with it."""
-    if not candidates:
-        notes.append(f"No assertion carries an expected output, so every reference is '{NO_REFERENCE}'.")
-        return [NO_REFERENCE] * n
-    chosen = min(candidates, key=REFERENCE_PRIORITY.index)
-    references = candidates[chosen][0]
-    for type_ in sorted(candidates, key=REFERENCE_PRIORITY.index):
-        values, thresholds = candidates[type_]
-        differing = sum(json.dumps(v) != json.dumps(r) for v, r in zip(values, references))
-        if differing:
-            unsupported.append(f"`{type_}`: its value differs from the `{chosen}` value (the example's reference) "
-                               f"in {differing} test(s); left out.")
-            continue
-        metric_id = type_.replace("-", "_")
-        if type_ == "equals":
-            metrics.append({"name": "exact_match", "id": metric_id, "ignore_case": False})
-            notes.append("`equals` -> `exact_match` with case kept; whitespace runs are normalised.")
-        elif type_ == "similar":
-            metrics.append({"name": "embedding_similarity", "id": metric_id})
-            if len(set(thresholds)) > 1:
-                notes.append(f"`similar` thresholds differ between tests; the strictest, {max(thresholds)}, is used.")
-        elif type_ in ("contains", "icontains", "contains-any", "icontains-any"):
-            metrics.append({"name": "includes", "id": metric_id, "ignore_case": type_.startswith("i")})
-            if type_.endswith("-any"):
-                notes.append(f"`{type_}` -> `includes` with the list of strings as the reference: any one counts.")
-        else:  # llm-rubric that differs per test: the rubric is the reference
-            metrics.append({"name": "rubric_judge", "id": metric_id, "rubric": GENERIC_RUBRIC, "scale": "pass_fail"})
-            notes.append("`llm-rubric` differs per test: each test's rubric is its reference, judged with a "
-                         "task-wide rubric that points at it.")
-        pass_rule[metric_id] = max(thresholds) if type_ == "similar" else 1.0
-    return references
+def _rendered(cases: list[Case]) -> list[Case]:
+    """The cases with their assertion values rendered (copies: expanded list-var tests share assertions)."""
+    return [replace(c, asserts=[replace(a, value=_render_value(a.value, c)) for a in c.asserts]) for c in cases]
 
 
 # --- Entry point ----------------------------------------------------------------------------------------
@@ -393,16 +301,16 @@ def read_promptfoo(path: Path, name: str, prompt: str | None = None) -> Imported
         templates = ("", user)
     system, user = templates
     _check_template(system + "\n" + user, set(var_names), f"{path}: prompt")
-    references, metrics, pass_rule = map_assertions(cases, notes, unsupported)
-    if not metrics:
-        raise EvalsError("no assertion could be carried over, so the task would have no metric: "
-                         + " ".join(unsupported), file=path)
+    mapped = map_assertions(_rendered(cases), notes, unsupported)
+    if not mapped.metrics and not mapped.has_checks:
+        raise EvalsError("the tests have no assertions, so the task would have nothing to score", file=path)
     ignored = sorted({e for c in cases for e in c.extras})
     if ignored:
         unsupported.append("Ignored test settings: " + ", ".join(f"`{e}`" for e in ignored) + ".")
     described = any(c.description for c in cases)
     rows = []
-    for case, reference, example_id in zip(cases, references, example_ids(name, len(cases))):
+    for case, reference, checks, example_id in zip(cases, mapped.references, mapped.checks,
+                                                    example_ids(name, len(cases))):
         values = {renames.get(k, k): v for k, v in case.vars.items()}
         row: dict[str, Any] = {"id": example_id}
         for key in var_names:  # the same keys on every line keeps the JSONL loader's schema stable
@@ -412,11 +320,13 @@ def read_promptfoo(path: Path, name: str, prompt: str | None = None) -> Imported
         if described:
             row["description"] = str(case.description or "")
         row["reference"] = reference
+        if mapped.has_checks:
+            row[CHECKS_FIELD] = checks
         rows.append(row)
     fields = [v for v in var_names if all(r[v] for r in rows)]
     return ImportedTask(
         name=name, source=path, source_format=kind, rows=rows, fields=fields, user=user,
-        system=system, metrics=metrics,
-        pass_rule=pass_rule, notes=notes, unsupported=unsupported,
+        system=system, metrics=mapped.metrics, checks_field=CHECKS_FIELD if mapped.has_checks else None,
+        pass_rule=mapped.pass_rule, notes=notes, unsupported=unsupported,
         description=str(config.get("description") or f"Imported from the promptfoo tests in {path.name}."),
     )

@@ -1,0 +1,132 @@
+"""promptfoo suites whose tests assert different things import as per-example checks, and run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from evals.cli import app
+from evals.data.golden import load_samples
+from evals.data.importers import import_file
+from evals.data.importers.promptfoo_mapping import json_field
+from evals.data.tasks import load_task
+from evals.run.store import Store
+from tests.standin_server import StandinServer, last_user_message
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "importers"
+
+
+def invoke(*args: object):
+    return CliRunner().invoke(app, [str(a) for a in args], terminal_width=200)
+
+
+def test_promptfoo_getting_started_runs_each_example_against_its_own_check(tmp_path: Path, monkeypatch) -> None:
+    out = tmp_path / "translate"
+    imported = invoke("import", "promptfoo", FIXTURES / "promptfoo_getting_started.yaml", "--out", out)
+    assert imported.exit_code == 0, imported.output
+    task = load_task(str(out))
+    samples = load_samples(task)
+    assert [[c.label for c in s.checks] for s in samples] == [["contains 'Bonjour le monde'"],
+                                                             ["icontains 'Dónde está la biblioteca'"]]
+    # a scripted stand-in model: right in French, wrong (no accents) in Spanish
+    answers = {"French": "Bonjour le monde", "Spanish": "Donde esta la biblioteca?"}
+
+    def answer(body: dict) -> str:
+        return next(text for language, text in answers.items() if language in last_user_message(body))
+
+    store = tmp_path / "runs.db"
+    with StandinServer(answer) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        run = invoke("run", out, "-m", "openai:gpt-4o-mini", "--store", store, "--no-cache", "--json",
+                     "--no-progress")
+    assert run.exit_code == 0, run.output
+    [summary] = json.loads(run.stdout)
+    assert (summary["n"], summary["matches"]) == (2, 1)
+    run_id = Store(store).list_runs()[0].id
+    shown = invoke("show", run_id, "--store", store)
+    assert "failed: icontains 'Dónde está la biblioteca'" in shown.output
+
+
+def test_a_mixed_suite_carries_every_expressible_check_and_flags_the_javascript_one(tmp_path: Path) -> None:
+    imported = import_file(FIXTURES / "promptfoo_mixed.yaml", name="support")
+    # defaultTest's regex is in every test with one value: a task metric; its negation cannot be, so it is a check
+    assert imported.metrics == [{"name": "regex", "id": "regex", "pattern": r"\S"}]
+    assert [r["assert"] for r in imported.rows] == [
+        [{"type": "icontains", "value": "refund"}, {"type": "not-icontains", "value": "competitor", "weight": 2.0},
+         {"type": "not-contains", "value": "As an AI"}],
+        [{"type": "is-json", "value": {"type": "object", "required": ["order_id", "status"]}},
+         {"type": "contains-any", "value": ["shipped", "delivered", "pending"], "field": "status"},
+         {"type": "not-contains", "value": "As an AI"}],
+        [{"type": "similar", "value": "Hello! How can I help you today?", "threshold": 0.6},
+         {"type": "unsupported", "was": "javascript", "value": "output.length < 200"},
+         {"type": "not-contains", "value": "As an AI"}],
+    ]
+    assert len(imported.unsupported) == 1 and "`javascript` in test promptfoo_mixed.yaml:30 ('greeting')" in \
+        imported.unsupported[0]
+    out = tmp_path / "support"
+    assert invoke("import", FIXTURES / "promptfoo_mixed.yaml", "--out", out).exit_code == 0
+    samples = load_samples(load_task(str(out)))  # every check validates, schema and transform included
+    assert [c.id for c in samples[1].checks] == ["check.is-json", "check.contains-any", "check.not-contains"]
+    assert samples[1].checks[1].field == "status" and samples[1].checks[1].reference == ["shipped", "delivered", "pending"]
+    readme = (out / "README.md").read_text()
+    assert "`javascript` in test promptfoo_mixed.yaml:30" in readme and "never passes" in readme
+
+
+async def test_the_mixed_suite_scores_right_and_wrong_answers(tmp_path: Path, monkeypatch) -> None:
+    from evals.metrics import semantic
+    from evals.providers.fake import FakeProvider
+    from evals.run.runner import RunOptions, run_task
+    from evals.run.store import load_run
+    from evals.types import Score
+
+    async def similarity(self, ctx):  # the embedding model is not what this test is about
+        return Score(0.9 if "help" in ctx.completion.text else 0.1)
+
+    monkeypatch.setattr(semantic.EmbeddingSimilarity, "__call__", similarity)
+    out = tmp_path / "support"
+    assert invoke("import", FIXTURES / "promptfoo_mixed.yaml", "--out", out).exit_code == 0
+    task = load_task(str(out))
+    samples = load_samples(task)
+    fake = FakeProvider(max_concurrency=1)
+    fake.enqueue("Sure, your refund is on its way.", '{"order_id": 17, "status": "shipped"}', "Hello! Happy to help.",
+                 "As an AI, I cannot refund; try a competitor.", '{"order_id": 17, "status": "lost"}', "Go away.")
+    store = Store(tmp_path / "s.db")
+    runs = [await run_task(task, samples, [(task.models[0], fake)], store, RunOptions(timeout_s=5)) for _ in (1, 2)]
+    good, bad = (load_run(r[0].run_id, store) for r in runs)
+    # the greeting's javascript check cannot run, so that example never passes, even on a good answer
+    assert good["passed"].tolist() == [True, True, False]
+    assert good["score.checks"].tolist() == [1.0, 1.0, pytest.approx(2 / 3)]
+    assert bad["passed"].tolist() == [False, False, False]
+    assert bad["score.checks"].tolist() == [pytest.approx(1 / 4), pytest.approx(2 / 3), pytest.approx(1 / 3)]
+    refund = bad["scores"][0]["checks"]["explanation"]
+    assert refund == ("1/3 checks passed; failed: not-icontains 'competitor'; not-contains 'As an AI'")
+
+
+@pytest.mark.parametrize(("transform", "field"), [
+    ("JSON.parse(output).status", "status"),
+    ("JSON.parse(output)['order'].status", "order.status"),
+    ('return JSON.parse(output)["a"]["b"];', "a.b"),
+    ("JSON.parse(output)", ""),
+    ("output.trim()", None),
+    ("JSON.parse(output).items.map(i => i.name)", None),
+])
+def test_only_simple_transforms_become_fields(transform: str, field: str | None) -> None:
+    assert json_field(transform) == field
+
+
+def test_a_transform_evals_cannot_express_flags_its_example(tmp_path: Path) -> None:
+    path = tmp_path / "promptfooconfig.yaml"
+    path.write_text("prompts: ['{{q}}']\ntests:\n"
+                    "  - vars: {q: a}\n    options: {transform: 'output.toUpperCase()'}\n"
+                    "    assert: [{type: contains, value: A}]\n"
+                    "  - vars: {q: b}\n    threshold: 0.5\n"
+                    "    assert: [{type: contains, value: b, weight: 3}, {type: contains, value: c}]\n")
+    imported = import_file(path)
+    assert imported.rows[0]["assert"] == [{"type": "unsupported", "was": "contains with transform "
+                                           "'output.toUpperCase()'", "value": "A"}]
+    assert imported.rows[1]["assert"] == [{"type": "contains", "value": "b", "weight": 3.0},
+                                          {"type": "contains", "value": "c"}]
+    assert imported.pass_rule == {"checks": 0.5}  # the test-level threshold: a weighted share of the checks
