@@ -205,3 +205,15 @@ async def test_a_field_check_looks_at_that_field_and_fails_when_it_is_missing(tm
                                     "not json", '{"order": {"status": "x"}}'], tmp_path)
     assert df["passed"].tolist() == [True, False, False, True]
     assert "not JSON" in df["scores"][2]["check.not-contains"]["explanation"]  # a negation does not pass on no answer
+
+
+def test_the_readme_example_line_loads(tmp_path: Path) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme[readme.index("### Per-example checks"):]
+    line = json.loads(section[section.index("```json") + 7:section.index("```", section.index("```json") + 7)])
+    folder = folder_with(tmp_path, [line], **{"dataset": {**CHECKED["dataset"], "fields": ["text"]},
+                                               "prompt": {"user": "{{ text }}"}})
+    (folder / "my_metrics.py").write_text("def mentions(ctx, *, word='refund'):\n    return word in ctx.completion.text\n")
+    [sample] = load_samples(load_task(str(folder)))
+    assert [c.id for c in sample.checks] == ["check.icontains", "check.not-contains", "check.similar",
+                                             "check.contains-any", "check.json_schema", "check.no_refund"]
