@@ -177,6 +177,7 @@ class ModelConfig:
     concurrency: int | None = None  # API: connections; local: batch size
     stream: bool = False  # API: stream the answer, timing the first token (off by default: README, Cost and latency)
     options: dict[str, Any] = field(default_factory=dict)  # provider-specific extras
+    repeats: int | None = None  # attempts per example for this model (None: the task's `repeats`)
 
     @property
     def params(self) -> GenerateParams:
@@ -198,6 +199,7 @@ class ExampleResult:
     completion: Completion
     scores: dict[str, Score]
     passed: bool
+    attempt: int = 1  # which of the example's repeated attempts (1..K)
 
 
 # ---- a task as task.yaml states it (loaded and validated by evals.data.tasks) -------------------------
@@ -413,11 +415,16 @@ class Task:
     check: CheckSettings = field(default_factory=CheckSettings)
     file: str = TASK_FILE  # the task file's name in dir (a task may be any .yaml file)
     checks_field: str | None = None  # the golden-line field holding each example's own checks
+    repeats: int = 1  # attempts per example (task.yaml `repeats:`; a model's own `repeats`, --repeats override it)
     judge: str | None = None  # --judge: the judge model of every judge metric and check
 
     @property
     def path(self) -> Path:
         return self.dir / self.file
+
+    def repeats_for(self, config: ModelConfig, override: int | None = None) -> int:
+        """How many times each example is asked of this model: --repeats, else the model's, else the task's."""
+        return override or config.repeats or self.repeats
 
     def model_config(self, spec: str) -> ModelConfig:
         """The task's settings for this spec, or defaults when the task does not list it."""

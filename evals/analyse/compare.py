@@ -14,6 +14,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from evals.analyse.repeats import (
+    CLUSTERED,
+    PAIRED_T,
+    RepeatPower,
+    attempts,
+    by_example,
+    paired_fraction_diff,
+    paired_t_p,
+    repeat_power,
+)
 from evals.analyse.stats import (
     bootstrap_mean_ci,
     mcnemar_exact,
@@ -27,6 +37,7 @@ from evals.errors import EvalsError
 
 BOOTSTRAP = "BCa bootstrap"
 TANGO = "Tango score interval"
+MCNEMAR = "McNemar exact"
 
 
 @dataclass(frozen=True)
@@ -86,6 +97,8 @@ class ExampleDiff:
     error_b: str | None
     scores_a: dict[str, float | None]
     scores_b: dict[str, float | None]
+    pass_a: float | None = None  # with repeats: the share of each run's attempts that passed
+    pass_b: float | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +111,7 @@ class Power:
     discordance: float  # observed share of discordant pairs
     n_needed: int  # pairs for McNemar to detect min_gap (Connor 1987); discordance floored at min_gap
     min_detectable_gap: float | None  # at the current number of pairs
+    repeats: RepeatPower | None = None  # with repeated attempts: examples needed at K, at 1, however many
 
 
 @dataclass(frozen=True)
@@ -108,7 +122,7 @@ class Comparison:
     missing_in_a: tuple[str, ...]  # example ids only run B has
     missing_in_b: tuple[str, ...]  # example ids only run A has
     counts: PairedCounts
-    mcnemar_p: float  # exact, two-sided
+    mcnemar_p: float  # two-sided p of `test`: McNemar's exact test (a paired t-test with repeats)
     match_diff: Estimate  # p_B - p_A over the pairs
     metric_diffs: dict[str, Estimate]  # mean of B - A per metric, over pairs both answered
     improved: tuple[ExampleDiff, ...]  # B matched, A did not
@@ -117,6 +131,7 @@ class Comparison:
     min_gap: float
     confidence: float
     seed: int
+    test: str = "McNemar exact"
 
     @property
     def n_pairs(self) -> int:
@@ -150,7 +165,10 @@ def compare_runs(
     worth acting on; it sets the power computation, at two-sided alpha = 1 - `confidence`.
     """
     hash_a, hash_b = _golden_hash(a), _golden_hash(b)
-    ids_a, ids_b = [str(i) for i in a["example_id"]], [str(i) for i in b["example_id"]]
+    ka, kb = attempts(a), attempts(b)
+    repeated = max(ka, kb) > 1
+    ea, eb = by_example(a), by_example(b)  # with repeats, one row per example (its pass fraction)
+    ids_a, ids_b = [str(i) for i in ea["example_id"]], [str(i) for i in eb["example_id"]]
     set_a, set_b = set(ids_a), set(ids_b)
     if hash_a != hash_b and not force:
         raise EvalsError(
@@ -161,18 +179,29 @@ def compare_runs(
     shared = [i for i in ids_a if i in set_b]
     if not shared:
         raise EvalsError(f"runs {_run_id(a)} and {_run_id(b)} have no example id in common")
-    pa, pb = _indexed(a).loc[shared], _indexed(b).loc[shared]
+    pa, pb = _indexed(ea).loc[shared], _indexed(eb).loc[shared]
 
-    pass_a, pass_b = pa["passed"].to_numpy(bool), pb["passed"].to_numpy(bool)
-    counts = PairedCounts(
-        both_pass=int(np.sum(pass_a & pass_b)),
-        a_only=int(np.sum(pass_a & ~pass_b)),
-        b_only=int(np.sum(~pass_a & pass_b)),
-        both_fail=int(np.sum(~pass_a & ~pass_b)),
-    )
+    if repeated:  # each example's share of passing attempts; the example is the unit
+        fa, fb = pa["passed"].to_numpy(float), pb["passed"].to_numpy(float)
+        better, worse, same = fb > fa, fb < fa, fb == fa
+        counts = PairedCounts(both_pass=int(np.sum(same & (fa >= 0.5))), a_only=int(worse.sum()),
+                              b_only=int(better.sum()), both_fail=int(np.sum(same & (fa < 0.5))))
+        match_diff = _estimate(paired_fraction_diff(fa, fb, confidence), len(fa), CLUSTERED)
+        test, p_value = PAIRED_T, paired_t_p(fa, fb)
+        improved, regressed = _diffs(pa, pb, better, fb - fa), _diffs(pa, pb, worse, fa - fb)
+    else:
+        pass_a, pass_b = pa["passed"].to_numpy(bool), pb["passed"].to_numpy(bool)
+        counts = PairedCounts(
+            both_pass=int(np.sum(pass_a & pass_b)),
+            a_only=int(np.sum(pass_a & ~pass_b)),
+            b_only=int(np.sum(~pass_a & pass_b)),
+            both_fail=int(np.sum(~pass_a & ~pass_b)),
+        )
+        low, high = paired_diff_ci(counts.both_pass, counts.a_only, counts.b_only, counts.both_fail, confidence)
+        match_diff = Estimate((counts.b_only - counts.a_only) / counts.n, low, high, counts.n, TANGO)
+        test, p_value = MCNEMAR, mcnemar_exact(counts.a_only, counts.b_only)
+        improved, regressed = _diffs(pa, pb, ~pass_a & pass_b), _diffs(pa, pb, pass_a & ~pass_b)
     n = counts.n
-    low, high = paired_diff_ci(counts.both_pass, counts.a_only, counts.b_only, counts.both_fail, confidence)
-    match_diff = Estimate((counts.b_only - counts.a_only) / n, low, high, n, TANGO)
 
     scores_a, scores_b = _answered_scores(pa), _answered_scores(pb)
     metric_diffs = {}
@@ -183,6 +212,7 @@ def compare_runs(
         metric_diffs[metric] = _estimate(est, int(both.sum()), "paired " + BOOTSTRAP)
 
     discordance = counts.discordant / n
+    planned = repeat_power(fa, fb, ka, kb, min_gap, power, 1 - confidence) if repeated else None
     return Comparison(
         a=_side(a, hash_a, confidence, seed, n_resamples),
         b=_side(b, hash_b, confidence, seed, n_resamples),
@@ -190,19 +220,22 @@ def compare_runs(
         missing_in_a=tuple(i for i in ids_b if i not in set_a),
         missing_in_b=tuple(i for i in ids_a if i not in set_b),
         counts=counts,
-        mcnemar_p=mcnemar_exact(counts.a_only, counts.b_only),
+        mcnemar_p=p_value,
         match_diff=match_diff,
         metric_diffs=metric_diffs,
-        improved=_diffs(pa, pb, ~pass_a & pass_b),
-        regressed=_diffs(pa, pb, pass_a & ~pass_b),
+        improved=improved,
+        regressed=regressed,
         power=Power(
             min_gap=min_gap,
             power=power,
             alpha=1 - confidence,
             discordance=discordance,
-            n_needed=mcnemar_sample_size(min_gap, discordance, power, 1 - confidence),
-            min_detectable_gap=min_detectable_gap(n, discordance, power, 1 - confidence),
+            n_needed=planned.n_needed if planned else mcnemar_sample_size(min_gap, discordance, power, 1 - confidence),
+            min_detectable_gap=planned.min_detectable_gap if planned else min_detectable_gap(
+                n, discordance, power, 1 - confidence),
+            repeats=planned,
         ),
+        test=test,
         min_gap=min_gap,
         confidence=confidence,
         seed=seed,
@@ -239,7 +272,7 @@ def _estimate(values: tuple[float, float, float], n: int, method: str) -> Estima
 
 def _side(df: pd.DataFrame, golden_hash: str | None, confidence: float, seed: int, n_resamples: int) -> Side:
     df = with_timing_columns(df)
-    scores = _answered_scores(df)
+    scores = _answered_scores(by_example(df))  # with repeats, each example's mean: the example is the unit
     metrics = {
         m: _estimate(bootstrap_mean_ci(scores[m].to_numpy(float), n_resamples, confidence, seed),
                      int(scores[m].notna().sum()), BOOTSTRAP)
@@ -266,10 +299,15 @@ def _side(df: pd.DataFrame, golden_hash: str | None, confidence: float, seed: in
     )
 
 
-def _diffs(pa: pd.DataFrame, pb: pd.DataFrame, mask: np.ndarray) -> tuple[ExampleDiff, ...]:
+def _diffs(pa: pd.DataFrame, pb: pd.DataFrame, mask: np.ndarray,
+           change: np.ndarray | None = None) -> tuple[ExampleDiff, ...]:
+    """The examples under `mask`, largest `change` first (with repeats: the change in pass fraction)."""
     sa, sb = _answered_scores(pa), _answered_scores(pb)
     out = []
-    for i in np.flatnonzero(mask):
+    chosen = np.flatnonzero(mask)
+    if change is not None:
+        chosen = chosen[np.argsort(-change[chosen], kind="stable")]
+    for i in chosen:
         ra, rb = pa.iloc[i], pb.iloc[i]
         out.append(ExampleDiff(
             example_id=str(pa.index[i]),
@@ -279,6 +317,8 @@ def _diffs(pa: pd.DataFrame, pb: pd.DataFrame, mask: np.ndarray) -> tuple[Exampl
             error_b=_text(rb.get("error")),
             scores_a={m: _num(v) for m, v in sa.iloc[i].items()},
             scores_b={m: _num(v) for m, v in sb.iloc[i].items()},
+            pass_a=_num(ra["passed"]) if change is not None else None,
+            pass_b=_num(rb["passed"]) if change is not None else None,
         ))
     return tuple(out)
 

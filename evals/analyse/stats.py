@@ -186,7 +186,7 @@ def paired_bootstrap_ci(a: Sequence[float], b: Sequence[float], n_resamples: int
 # --- power and sample size (paired binary outcomes) --------------------------------------------
 
 
-def _z(power: float, alpha: float) -> tuple[float, float]:
+def z_scores(power: float, alpha: float) -> tuple[float, float]:
     return _normal_ppf(1 - alpha / 2), _normal_ppf(power)
 
 
@@ -206,7 +206,7 @@ def mcnemar_sample_size(gap: float, discordance: float, power: float = 0.8, alph
     design, Biometrics 43:207-211.
     """
     psi = _discordance(gap, discordance)
-    za, zb = _z(power, alpha)
+    za, zb = z_scores(power, alpha)
     n = (za * np.sqrt(psi) + zb * np.sqrt(psi - gap**2)) ** 2 / gap**2
     return int(np.ceil(n - 1e-9))
 
@@ -219,7 +219,7 @@ def min_detectable_gap(n: int, discordance: float, power: float = 0.8, alpha: fl
     """
     if n <= 0:
         return None
-    za, zb = _z(power, alpha)
+    za, zb = z_scores(power, alpha)
 
     def shortfall(gap: float) -> float:
         psi = max(discordance, gap)

@@ -1,13 +1,16 @@
-"""Per-run summary: matches with a Wilson interval, metric aggregates, errors, tokens, cost, latency."""
+"""Per-run summary: matches with a Wilson interval (clustered by example when repeated), metric aggregates,
+errors, tokens, cost, latency."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from evals.analyse.aggregate import Classification, aggregate_run, judge_usage
+from evals.analyse.repeats import attempts, clustered_rate_ci, repeat_stats, repeats_text
 from evals.analyse.stats import format_rate, percentile, wilson_interval
 from evals.types import decode_rate
 
@@ -18,9 +21,9 @@ class RunSummary:
     model: str
     status: str
     n: int  # examples in the golden set (or the run's --limit)
-    done: int  # examples with a stored result
-    matches: int
-    match_rate: float
+    done: int  # attempts with a stored result (one per example unless repeated)
+    matches: int  # matching attempts
+    match_rate: float  # with repeats, the mean over examples of each one's share of passing attempts
     match_ci: tuple[float, float]
     matches_text: str
     metrics: dict[str, float | None]  # mean over examples that produced an answer
@@ -48,6 +51,10 @@ class RunSummary:
     judge_output_tokens: int = 0
     judge_cost_usd: float = 0.0
     judge_spent_usd: float = 0.0
+    repeats: int = 1  # attempts asked of each example
+    pass_at_k: int | None = None  # with repeats: examples where at least one attempt passed
+    pass_all_k: int | None = None  # pass^k: examples where every attempt passed
+    flaky: tuple[str, ...] = ()  # examples that passed some attempts and failed others
 
     @property
     def total_cost_usd(self) -> float:
@@ -73,6 +80,13 @@ def summarize(df: pd.DataFrame) -> RunSummary:
     run = df.attrs["run"]
     n = int(run["n_samples"])
     matches = int(df["passed"].sum()) if len(df) else 0
+    repeated = repeat_stats(df, n) if attempts(df) > 1 else None
+    if repeated:
+        match_rate, match_ci = float(np.mean(repeated.fractions)), clustered_rate_ci(repeated.fractions, repeated.k)
+        matches_text = repeats_text(repeated, n)
+    else:
+        match_rate, match_ci, matches_text = (matches / n if n else 0.0), wilson_interval(matches, n), \
+            format_rate(matches, n)
     ok = df[df["error"].isna()] if len(df) else df
     aggregates = aggregate_run(df)
     judged = judge_usage(df)
@@ -92,9 +106,9 @@ def summarize(df: pd.DataFrame) -> RunSummary:
         n=n,
         done=len(df),
         matches=matches,
-        match_rate=matches / n if n else 0.0,
-        match_ci=wilson_interval(matches, n),
-        matches_text=format_rate(matches, n),
+        match_rate=match_rate,
+        match_ci=match_ci,
+        matches_text=matches_text,
         metrics={m: a.mean for m, a in aggregates.items()},
         errors=int(df["error"].notna().sum()) if len(df) else 0,
         input_tokens=int(df["input_tokens"].sum()) if len(df) else 0,
@@ -120,4 +134,8 @@ def summarize(df: pd.DataFrame) -> RunSummary:
         judge_output_tokens=int(judged["output_tokens"]),
         judge_cost_usd=float(judged["cost_usd"]),
         judge_spent_usd=float(judged["spent_usd"]),
+        repeats=repeated.k if repeated else 1,
+        pass_at_k=repeated.pass_at_k if repeated else None,
+        pass_all_k=repeated.pass_all_k if repeated else None,
+        flaky=repeated.flaky if repeated else (),
     )

@@ -86,9 +86,12 @@ def decide(cmp: Comparison, decision: Mapping[str, Any] | Decision | None = None
     gap, conf = d.min_gap, cmp.confidence
     reasons = [
         f"Matches: baseline {a.model} {a.matches_text}; candidate {b.model} {b.matches_text}.",
-        f"On the {c.n} examples both ran, the candidate matched {c.b_only} that the baseline missed and "
-        f"missed {c.a_only} that the baseline matched ({c.both_pass} both matched, {c.both_fail} both missed); "
-        f"McNemar exact p = {cmp.mcnemar_p:.3g}.",
+        (f"On the {c.n} examples both ran, the candidate passed more of its attempts than the baseline on "
+         f"{c.b_only} and fewer on {c.a_only} ({c.both_pass + c.both_fail} the same); {cmp.test} p = "
+         f"{cmp.mcnemar_p:.3g}." if cmp.power.repeats else
+         f"On the {c.n} examples both ran, the candidate matched {c.b_only} that the baseline missed and "
+         f"missed {c.a_only} that the baseline matched ({c.both_pass} both matched, {c.both_fail} both missed); "
+         f"{cmp.test} p = {cmp.mcnemar_p:.3g}."),
         f"The candidate's advantage in match rate is {format_points(diff.estimate)} points, {conf:.0%} CI "
         f"{format_points(diff.low)} to {format_points(diff.high)}; the minimum gap worth acting on is {gap * 100:g} points.",
     ]

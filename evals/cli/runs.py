@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated
 
 import typer
@@ -52,6 +53,9 @@ def run(
     store: StoreOpt = None,
     as_json: JsonOpt = False,
     judge: JudgeOpt = None,
+    repeats: Annotated[int | None, typer.Option(
+        help="Ask every example K times (default: the task's `repeats`); statistics then take the example as "
+             "the unit.", min=1)] = None,
 ) -> None:
     """Run a task's golden set against its models (or --model), score and store every answer."""
     from evals.data.golden import load_samples
@@ -60,10 +64,13 @@ def run(
 
     if (task is None) == (resume is None):
         raise EvalsError("give a task, or --resume RUN_ID (not both)")
+    if resume is not None and repeats is not None:
+        raise EvalsError("a resumed run keeps the repeats it started with; leave out --repeats", field="--repeats")
     loaded = load_task(task) if task is not None else None  # a mistake in it is reported before anything loads
     from evals.run.runner import DEFAULT_MODEL, open_providers, require_providers, resume_run, run_task
 
     options, response_cache = run_setup(concurrency, timeout, retries, budget, cache, cache_path, retry_for)
+    options = dataclasses.replace(options, repeats=repeats)
     db = Store(store)
     with running(db, mode=progress_mode(progress, no_progress, quiet=as_json)) as bars:
         if loaded is None:

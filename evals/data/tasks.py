@@ -27,7 +27,7 @@ from evals.types import (
     Task,
 )
 
-TOP_KEYS = {"name", "description", "dataset", "prompt", "models", "metrics", "pass", "decision", "check"}
+TOP_KEYS = {"name", "description", "dataset", "prompt", "models", "metrics", "pass", "decision", "check", "repeats"}
 MODEL_KEYS = {f.name for f in fields(ModelConfig)}
 DATASET_KEYS = {"golden", "train", "id", "reference", "fields", "checks"}
 PROMPT_KEYS = {"system", "user", "few_shot"}
@@ -89,9 +89,17 @@ def _parse_model(doc: YamlDoc, raw: Any, i: int) -> ModelConfig:
         if key in raw and not isinstance(raw[key], kind):
             raise doc.error(f"expected {'true or false' if kind is bool else 'a number'}, got {raw[key]!r}",
                             "models", i, key)
+    if "repeats" in raw:
+        raw["repeats"] = _repeats(doc, raw["repeats"], "models", i, "repeats")
     raw["options"] = raw.get("options") or {}  # `options:` with nothing under it is no options
     _check_options(doc, spec, raw["options"], i)
     return ModelConfig(spec=spec, price=price, **raw).with_server()
+
+
+def _repeats(doc: YamlDoc, value: Any, *where: str | int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise doc.error(f"expected a whole number of attempts per example, 1 or more; got {value!r}", *where)
+    return value
 
 
 def _check_options(doc: YamlDoc, spec: ModelSpec, options: Any, i: int) -> None:
@@ -206,6 +214,7 @@ def load_task(name_or_path: str) -> Task:
         check=_parse_check(doc, data.get("check"), ids),
         file=path.name,
         checks_field=checks_field,
+        repeats=_repeats(doc, data.get("repeats", 1), "repeats"),
     )
     _validate_plugins(doc, task)
     return task

@@ -157,7 +157,7 @@ def _match_gate(cmp: Comparison, s: CheckSettings) -> tuple[Gate, int | None]:
     significant = drop > 0 and cmp.mcnemar_p < s.alpha
     facts = (f"{c.both_pass + c.a_only}/{c.n} -> {c.both_pass + c.b_only}/{c.n} matched "
              f"({format_points(d.estimate)} points, {s.confidence:.0%} CI {format_points(d.low)} to {format_points(d.high)}); "
-             f"{c.a_only} regressed, {c.b_only} improved; McNemar exact p = {cmp.mcnemar_p:.3g}")
+             f"{c.a_only} regressed, {c.b_only} improved; {cmp.test} p = {cmp.mcnemar_p:.3g}")
     margin = f"{s.margin * 100:g}"
     if drop > s.margin and significant:
         return Gate("match rate", "fail", f"a {drop * 100:.1f}-point drop, past the {margin}-point margin and "

@@ -157,7 +157,7 @@ def _paired_counts(cmp: Comparison) -> Figure:
     ax.bar_label(bars, labels=[str(v) for v in values])
     ax.set_ylabel("paired examples")
     ax.set_ylim(0, max(values + (1,)) * 1.18)
-    ax.set_title(f"McNemar exact p = {cmp.mcnemar_p:.3g}", fontsize=10)
+    ax.set_title(f"{cmp.test} p = {cmp.mcnemar_p:.3g}", fontsize=10)
     alt = "Paired outcome counts: " + ", ".join(f"{n} {v}" for n, v in zip(names, values, strict=True)) + "."
     return Figure("Paired outcomes", "Paired outcomes", _png(fig), alt)
 

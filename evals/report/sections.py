@@ -88,10 +88,14 @@ def runs_section(cmp: Comparison) -> Section:
 
 def paired_section(cmp: Comparison) -> Section:
     c = cmp.counts
-    s = Section("Paired outcomes (B - A)", headers=["both matched", "A only", "B only", "both missed"],
+    repeated = cmp.power.repeats is not None
+    headers = (["same, mostly matched", "A passed more attempts", "B passed more attempts", "same, mostly missed"]
+               if repeated else ["both matched", "A only", "B only", "both missed"])
+    s = Section("Paired outcomes (B - A)", headers=headers,
                 rows=[[str(c.both_pass), str(c.a_only), str(c.b_only), str(c.both_fail)]])
     s.lines += [
-        f"McNemar exact p = {cmp.mcnemar_p:.3g} ({c.discordant} discordant of {c.n} pairs).",
+        f"{cmp.test} p = {cmp.mcnemar_p:.3g} ({c.discordant} " + (f"of {c.n} examples differ)." if repeated
+                                                                 else f"discordant of {c.n} pairs)."),
         f"Match-rate difference B - A: {_points(cmp.match_diff)}, {cmp.confidence:.0%} CI by {cmp.match_diff.method}.",
     ]
     for metric, e in cmp.metric_diffs.items():
@@ -130,6 +134,11 @@ def power_section(cmp: Comparison) -> Section:
     lines.append("The current examples detect gaps of about "
                  f"{p.min_detectable_gap * 100:.1f} points or more." if p.min_detectable_gap is not None
                  else "The current examples are too few to detect any gap.")
+    if (r := p.repeats) is not None:
+        lines.append(f"With {r.k} attempts per example, {r.within_share:.0%} of the per-example variance of B - A is "
+                     f"attempt-to-attempt noise: {r.n_one_attempt:,} examples would be needed at 1 attempt, "
+                     f"{r.n_needed:,} at {r.k}, and no number of attempts brings it below {r.n_unlimited:,} (the "
+                     "spread between examples). More examples help; more attempts only shrink the noise.")
     return Section("Power", lines=lines)
 
 

@@ -31,7 +31,7 @@ def summary_table(summaries: Sequence[RunSummary], title: str = "") -> Table:
         table.add_column(header, justify="left" if header in ("model", "run", "matches") else "right")
     for s in summaries:
         metric_cells = [("-" if s.metrics.get(m) is None else f"{s.metrics[m]:.2f}") for m in metric_ids]
-        status = "" if s.status == "completed" else f" [yellow]({s.status}, {s.done}/{s.n})[/]"
+        status = "" if s.status == "completed" else f" [yellow]({s.status}, {s.done}/{s.n * s.repeats})[/]"
         errors = str(s.errors) + "".join(f"\n{m}: {k}" for m, k in s.metric_errors.items())
         tokens, cost = f"{s.input_tokens:,}/{s.output_tokens:,}", f"${s.cost_usd:.4f}"
         if s.judge_calls:

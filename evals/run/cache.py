@@ -26,13 +26,16 @@ def model_identity(provider_id: str, config: ModelConfig) -> str:
     return json.dumps(parts, sort_keys=True, default=str)
 
 
-def cache_key(model: str, messages: Sequence[Message], params: GenerateParams) -> str:
-    """`model` is `model_identity(...)` (or any string naming the model exactly)."""
-    payload = {
+def cache_key(model: str, messages: Sequence[Message], params: GenerateParams, attempt: int = 1) -> str:
+    """`model` is `model_identity(...)` (or any string naming the model exactly). Each repeated attempt
+    of an example has its own entry; the first keeps the key of an unrepeated call."""
+    payload: dict[str, object] = {
         "provider": model,
         "messages": [[m.role, m.content] for m in messages],
         "params": params.as_dict(),
     }
+    if attempt > 1:
+        payload["attempt"] = attempt
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 

@@ -68,6 +68,7 @@ class RunOptions:
     backoff_s: float = 1.0  # first retry waits about this long, doubling up to max_backoff_s
     max_backoff_s: float = 60.0
     budget_usd: float | None = None
+    repeats: int | None = None  # --repeats: attempts per example for every model (None: as the task says)
 
 
 def _retryable(e: BaseException) -> bool:

@@ -158,17 +158,17 @@ class ModelCalls:
         return problems
 
     async def call(self, provider: Provider, config: ModelConfig, messages: Sequence[Message],
-                   params: GenerateParams, clock: BusyClock | None = None) -> Completion | None:
-        """The one model-call path, for a run's own calls and its judges' alike: the response cache, the
-        model's connections (or batch) in flight, the budget, timeout and retries, then the cache again.
-        None when the budget leaves no room for the call; `clock` times calls that reach the model."""
+                   params: GenerateParams, clock: BusyClock | None = None, attempt: int = 1) -> Completion | None:
+        """The one model-call path, for a run's own calls and its judges' alike: the response cache (an entry
+        per attempt), the model's connections (or batch) in flight, the budget, timeout and retries, then the
+        cache again. None when the budget leaves no room for the call; `clock` times calls that reach the model."""
         spec = str(config.spec)
         if spec not in self._lanes:  # computed once per model: the identity hashes an adapter's files
             self._lanes[spec] = (asyncio.Semaphore(self.options.concurrency or provider.max_concurrency),
                                  model_identity(provider.id, config) if self._cache else "",
                                  Breaker(spec, notice=lambda text: self._say(spec, text)))
         semaphore, identity, breaker = self._lanes[spec]
-        key = cache_key(identity, messages, params) if self._cache else ""
+        key = cache_key(identity, messages, params, attempt) if self._cache else ""
         if self._cache and (hit := self._cache.get(key)) is not None:
             return hit
         async with semaphore:
@@ -224,25 +224,29 @@ async def execute_run(
     run_id: str,
     models: ModelCalls,
     progress: RunProgress | None = None,
+    repeats: int = 1,
 ) -> RunOutcome:
-    """Run every sample not yet finished in `run_id`, writing each result as it completes. Every model
-    call, the run's own and its judges', goes through `models` (cache, concurrency, budget, retries)."""
+    """Ask every sample `repeats` times, each attempt not yet finished in `run_id`, writing each result as it
+    completes. Every model call, the run's own and its judges', goes through `models` (cache, concurrency,
+    budget, retries)."""
     STOP.runs.append(run_id)
-    done = store.done_ids(run_id)
-    todo = [s for s in samples if s.id not in done]
-    params = config.params
+    done = store.done(run_id)
+    # attempt by attempt, so a run stopped early has whole passes over the golden set
+    todo = [(s, a) for a in range(1, repeats + 1) for s in samples if (s.id, a) not in done]
     options = models.options
     concurrency = options.concurrency or provider.max_concurrency
     clock = BusyClock()
-    bar = progress.add(str(config.spec), total=len(samples), completed=len(samples) - len(todo)) if progress else None
+    total = len(samples) * repeats
+    bar = progress.add(str(config.spec), total=total, completed=total - len(todo)) if progress else None
     if progress is not None and bar is not None:
         models.notices[str(config.spec)] = progress.note
     outcome = RunOutcome(run_id, str(config.spec), "completed")
     unsaved: list[ExampleResult] = []  # answered (and paid for) but not written: the store failed
 
-    async def one(sample: Sample) -> None:
+    async def one(sample: Sample, attempt: int) -> None:
         messages = render_messages(task.prompt, sample.fields, config)
-        completion = await models.call(provider, config, messages, params, clock)
+        completion = await models.call(provider, config, messages, attempt_params(config.params, attempt), clock,
+                                       attempt)
         if completion is None:  # the budget is reached, a signal or the store stopped the run: still to do
             return
         scores = {}
@@ -251,7 +255,7 @@ async def execute_run(
             if any(REFUSED in (s.error or "") for s in scores.values()):  # a judge was not called: still to do
                 return
         result = ExampleResult(sample, completion, scores, passes(scores, pass_rule_for(task, sample)) if scores
-                               else False)
+                               else False, attempt)
         try:
             store.add_result(run_id, result)
         except StorageError as e:  # no new call starts; the calls in flight finish and are kept here
@@ -269,7 +273,7 @@ async def execute_run(
     except StorageError as e:
         raise _storage_failure(store, run_id, e, []) from None
     try:
-        await asyncio.gather(*(one(s) for s in todo))
+        await asyncio.gather(*(one(s, a) for s, a in todo))
     except BaseException:
         _quietly(store.set_status, run_id, "interrupted")
         raise
@@ -281,6 +285,11 @@ async def execute_run(
     outcome.status = "completed" if not outcome.left else "interrupted" if stopping() else "budget-stopped"
     store.set_status(run_id, outcome.status)
     return outcome
+
+
+def attempt_params(params: GenerateParams, attempt: int) -> GenerateParams:
+    """The first attempt as configured; each later one with its own seed, for providers that take one."""
+    return params if attempt == 1 else dataclasses.replace(params, seed=(params.seed or 0) + attempt - 1)
 
 
 def _quietly(write: Callable[..., Any], *args: Any) -> None:
@@ -302,7 +311,7 @@ def _storage_failure(store: Store, run_id: str, failure: StorageError, unsaved: 
             lost += 1
     _quietly(store.set_status, run_id, "interrupted")
     try:
-        safe = f"{len(store.done_ids(run_id))} result(s) of run {run_id} are safely stored"
+        safe = f"{len(store.done(run_id))} result(s) of run {run_id} are safely stored"
     except StorageError:
         safe = f"the results of run {run_id} written before it are safe"
     paid = f"; {lost} answer(s) already paid for could not be written and are lost" if lost else ""
@@ -354,13 +363,14 @@ async def run_task(
                              " (choose a judge with --judge SPEC or $EVALS_JUDGE)") as models:
         jobs = []
         for config, provider in providers:
-            manifest = build_manifest(task, config, provider.id, golden_hash, len(samples))
+            repeats = task.repeats_for(config, options.repeats)
+            manifest = build_manifest(task, config, provider.id, golden_hash, len(samples)) | {"repeats": repeats}
             try:
                 run_id = store.create_run(task.name, str(config.spec), len(samples), manifest)
             except StorageError as e:
                 raise StorageError(f"{e.message}. No run was started and no model was called", file=e.file) from None
             jobs.append(execute_run(task=task, samples=samples, config=config, provider=provider, store=store,
-                                    run_id=run_id, models=models, progress=progress))
+                                    run_id=run_id, models=models, progress=progress, repeats=repeats))
         done = await asyncio.gather(*jobs, return_exceptions=True)  # every model's run winds down first
     for failed in done:
         if isinstance(failed, BaseException):
@@ -429,7 +439,9 @@ async def resume_run(
                              "start a new run instead of resuming")
     config = resumed_config(task, manifest["model"], record.id)
     provider = create_provider(config)
-    todo = [s for s in samples if s.id not in store.done_ids(record.id)]
+    repeats = int(manifest.get("repeats", 1))
+    done = store.done(record.id)
+    todo = [s for s in samples if any((s.id, a) not in done for a in range(1, repeats + 1))]
     async with _shared_calls(task, todo, [(config, provider)], options, cache, budget, warn) as models:
         return await execute_run(task=task, samples=samples, config=config, provider=provider, store=store,
-                                 run_id=record.id, models=models, progress=progress)
+                                 run_id=record.id, models=models, progress=progress, repeats=repeats)

@@ -48,7 +48,12 @@ CREATE TABLE IF NOT EXISTS results (
     model_version TEXT,
     finish_reason TEXT,
     completed_at TEXT NOT NULL,
-    PRIMARY KEY (run_id, example_id)
+    ttft_s REAL,
+    queue_s REAL,
+    cached_input_tokens INTEGER,
+    cache_write_tokens INTEGER,
+    attempt INTEGER NOT NULL DEFAULT 1,
+    PRIMARY KEY (run_id, example_id, attempt)
 );
 -- Added with `evals baseline` and `evals check`; IF NOT EXISTS makes older stores gain them on open.
 CREATE TABLE IF NOT EXISTS baselines (
@@ -102,7 +107,8 @@ ADDED_COLUMNS = {
 }
 RESULT_COLUMNS = ("run_id", "example_id", "line", "input", "reference", "output", "error", "passed", "scores",
                   "input_tokens", "output_tokens", "latency_s", "cost_usd", "cached", "model_version",
-                  "finish_reason", "completed_at", "ttft_s", "queue_s", "cached_input_tokens", "cache_write_tokens")
+                  "finish_reason", "completed_at", "ttft_s", "queue_s", "cached_input_tokens", "cache_write_tokens",
+                  "attempt")
 _INSERT_RESULT = (f"INSERT OR REPLACE INTO results ({', '.join(RESULT_COLUMNS)})"
                   f" VALUES ({', '.join('?' * len(RESULT_COLUMNS))})")
 
@@ -197,6 +203,27 @@ class Store:
                     except sqlite3.OperationalError as e:  # another process opening the store added it first
                         if "duplicate column" not in str(e):
                             raise
+        self._add_attempts()
+
+    def _add_attempts(self) -> None:
+        """A store from before repeats keys results by (run, example): rebuilt, in one transaction, keyed by
+        (run, example, attempt), each old result its example's attempt 1."""
+        if "attempt" in {row[1] for row in self._db.execute("PRAGMA table_info(results)")}:
+            return
+        table = SCHEMA[SCHEMA.index("CREATE TABLE IF NOT EXISTS results"):]
+        table = table[:table.index(");") + 2].replace("IF NOT EXISTS results", "results_with_attempts")
+        old = ", ".join(RESULT_COLUMNS[:-1])
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            if "attempt" not in {row[1] for row in self._db.execute("PRAGMA table_info(results)")}:
+                self._db.execute(table)
+                self._db.execute(f"INSERT INTO results_with_attempts ({old}, attempt) SELECT {old}, 1 FROM results")
+                self._db.execute("DROP TABLE results")
+                self._db.execute("ALTER TABLE results_with_attempts RENAME TO results")
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.connection.rollback()
+            raise
 
     def close(self) -> None:
         self._db.close()
@@ -222,7 +249,7 @@ class Store:
             c.text, c.error, int(r.passed), json.dumps(scores, default=str),
             c.input_tokens, c.output_tokens, c.latency_s, c.cost_usd, int(c.cached),
             c.model_version, c.finish_reason, _now(), c.ttft_s, c.queue_s, c.cached_input_tokens,
-            c.cache_write_tokens,
+            c.cache_write_tokens, r.attempt,
         ))
 
     def add_busy_time(self, run_id: str, busy_s: float, served_calls: int, concurrency: int, hardware: str) -> None:
@@ -231,10 +258,10 @@ class Store:
             "UPDATE runs SET busy_s = COALESCE(busy_s, 0) + ?, served_calls = COALESCE(served_calls, 0) + ?,"
             " concurrency = ?, hardware = ? WHERE id = ?", (busy_s, served_calls, concurrency, hardware, run_id))
 
-    def done_ids(self, run_id: str) -> set[str]:
-        """Examples finished without error (a resume skips these)."""
-        rows = self._db.execute("SELECT example_id FROM results WHERE run_id = ? AND error IS NULL", (run_id,))
-        return {r[0] for r in rows}
+    def done(self, run_id: str) -> set[tuple[str, int]]:
+        """(example id, attempt) of the attempts finished without error (a resume skips these)."""
+        rows = self._db.execute("SELECT example_id, attempt FROM results WHERE run_id = ? AND error IS NULL", (run_id,))
+        return {(r[0], r[1]) for r in rows}
 
     def resolve(self, run_id: str) -> str:
         """A full run id from a unique prefix."""
@@ -358,7 +385,7 @@ class Store:
         import pandas as pd  # here, not at the top: a run starts without it
 
         run_id = self.resolve(run_id)
-        df = pd.read_sql_query("SELECT * FROM results WHERE run_id = ? ORDER BY line, example_id",
+        df = pd.read_sql_query("SELECT * FROM results WHERE run_id = ? ORDER BY attempt, line, example_id",
                                self._db.connection, params=(run_id,))
         df["passed"] = df["passed"].astype(bool)
         df["cached"] = df["cached"].astype(bool)

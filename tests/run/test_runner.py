@@ -178,15 +178,15 @@ async def test_rerun_of_an_interrupted_run_calls_only_what_is_missing(make_task,
     with pytest.raises(asyncio.CancelledError):
         task_ = asyncio.ensure_future(execute_run(task=task, samples=samples, config=config, provider=first,
                                                   store=store, run_id=run_id, models=ModelCalls(task, FAST, Budget())))
-        while len(store.done_ids(run_id)) < 3:
+        while len(store.done(run_id)) < 3:
             await asyncio.sleep(0.001)
         task_.cancel()
         await task_
     assert store.get_run(run_id).status == "interrupted"
-    done_before = store.done_ids(run_id)
+    done_before = store.done(run_id)
     second = FakeProvider(responses=["{}"])
     await execute_run(task=task, samples=samples, config=config, provider=second, store=store, run_id=run_id,
                       models=ModelCalls(task, FAST, Budget()))
     assert len(second.history) == 8 - len(done_before)
-    assert len(store.done_ids(run_id)) == 8
+    assert len(store.done(run_id)) == 8
     assert store.get_run(run_id).status == "completed"

@@ -38,7 +38,7 @@ def test_round_trip(tmp_path) -> None:
     assert df.attrs["manifest"]["golden"]["hash"] == "abc"
     record = store.get_run(run_id)
     assert (record.status, record.n_done, record.n_errors) == ("completed", 2, 1)
-    assert store.done_ids(run_id) == {"a"}  # the failed example is run again on resume
+    assert store.done(run_id) == {("a", 1)}  # the failed example is run again on resume
 
 
 def test_cli_lists_and_shows_runs(tmp_path, make_task) -> None:
@@ -57,13 +57,20 @@ def test_cli_lists_and_shows_runs(tmp_path, make_task) -> None:
     assert missing.exit_code == 2 and "no run 'zzzz'" in missing.output
 
 
-def test_an_older_store_gains_the_timing_columns_and_keeps_its_rows(tmp_path) -> None:
-    from evals.run.store import SCHEMA
+FIRST_RELEASE = """
+CREATE TABLE runs (id TEXT PRIMARY KEY, task TEXT NOT NULL, model TEXT NOT NULL, status TEXT NOT NULL,
+    n_samples INTEGER NOT NULL, created_at TEXT NOT NULL, finished_at TEXT, manifest TEXT NOT NULL);
+CREATE TABLE results (run_id TEXT NOT NULL REFERENCES runs(id), example_id TEXT NOT NULL, line INTEGER,
+    input TEXT, reference TEXT, output TEXT, error TEXT, passed INTEGER NOT NULL, scores TEXT NOT NULL,
+    input_tokens INTEGER, output_tokens INTEGER, latency_s REAL, cost_usd REAL, cached INTEGER,
+    model_version TEXT, finish_reason TEXT, completed_at TEXT NOT NULL, PRIMARY KEY (run_id, example_id));
+"""
 
+
+def test_an_older_store_gains_the_timing_columns_and_attempts_and_keeps_its_rows(tmp_path) -> None:
     path = tmp_path / "old.db"
-    old = SCHEMA.split("-- Added with")[0]  # runs and results as the first release wrote them
     with sqlite3.connect(path) as db:
-        db.executescript(old)
+        db.executescript(FIRST_RELEASE)
         db.execute("INSERT INTO runs VALUES ('r1', 'qa', 'fake:x', 'completed', 1, '2026-01-01', NULL, "
                    "'{\"golden\": {\"hash\": \"h\", \"n\": 1}}')")
         db.execute("INSERT INTO results VALUES ('r1', 'a', 1, '{}', 'null', 'out', NULL, 1, '{}', 10, 2, 0.5, 0.0, 0,"
@@ -77,6 +84,11 @@ def test_an_older_store_gains_the_timing_columns_and_keeps_its_rows(tmp_path) ->
     record = store.get_run("r1")
     assert (record.busy_s, record.served_calls, record.concurrency) == (4.0, 2, 4)
     assert summarize(load_run("r1", store)).calls_per_hour == pytest.approx(2 / 4 * 3600)
+    # rebuilt keyed by attempt: the old row is attempt 1, and a second attempt of the same example fits beside it
+    assert store.done("r1") == {("a", 1)}
+    sample = Sample("a", {}, None)
+    store.add_result("r1", ExampleResult(sample, Completion(text="again"), {}, False, attempt=2))
+    assert store.done("r1") == {("a", 1), ("a", 2)} and Store(path).done("r1") == {("a", 1), ("a", 2)}
 
 
 def test_show_prints_the_measured_throughput(tmp_path, make_task) -> None:
