@@ -120,7 +120,7 @@ def route(cmp: Comparison, strong: pd.DataFrame, cheap: pd.DataFrame, signal: Ma
                       percentile(latencies.tolist(), 50), percentile(latencies.tolist(), 95))
 
     everything_strong = replace(option(f"everything on {cmp.a.summary.model}", np.zeros(n, bool), None, False),
-                                non_inferior=True)  # the reference itself
+                                non_inferior=True, vs_strong=Estimate(0.0, 0.0, 0.0, n, "the reference itself"))
     everything_cheap = option(f"everything on {cmp.b.summary.model}", np.ones(n, bool), None, True)
     cuts = [fallback_at] if fallback_at is not None else sorted(set(values[~np.isnan(values)]), reverse=True)
     options = []
@@ -194,7 +194,7 @@ def _costs(models: Mapping[str, CostModel | None], routed: float, calls_cheap: b
 def _recommend(best: Option | None, options: list[Option], strong: Option, d: Decision, confidence: float,
                n: int) -> tuple[str, str, int | None, list[str]]:
     """(label, headline, more examples needed, reasons)."""
-    rule = (f"non-inferior means the {confidence:.0%} CI of (blended - strong) match rate lies above "
+    rule = (f"Non-inferior means the {confidence:.0%} CI of (blended - strong) match rate lies above "
             f"-{d.min_gap * 100:g} points (decision.min_gap)")
     reasons = [f"Everything on the strong model: {strong.matches}/{n} matches ({strong.match_rate:.0%}).", rule + "."]
     if best is not None:
@@ -204,9 +204,9 @@ def _recommend(best: Option | None, options: list[Option], strong: Option, d: De
                    f", ${best.cost_per_call_usd:.6f} per call against ${strong.cost_per_call_usd:.6f}"
                    if best.cost_per_call_usd is not None and strong.cost_per_call_usd is not None else
                    " (costs unknown: the threshold keeping the most calls on the cheap model is chosen)")
-        headline = (f"{best.label}: {best.matches}/{n} matches, {format_points(diff.estimate)} points against the "
-                    f"strong model ({confidence:.0%} CI {format_points(diff.low)} to {format_points(diff.high)})"
-                    f"{cheaper}.")
+        headline = (f"Keeping {best.kept}/{n} calls on the cheap model gives {best.matches}/{n} matches against "
+                    f"{strong.matches}/{n} on the strong model alone: {format_points(diff.estimate)} points "
+                    f"({confidence:.0%} CI {format_points(diff.low)} to {format_points(diff.high)}){cheaper}.")
         reasons.append(f"Of the {sum(o.non_inferior and o.kept > 0 for o in options)} non-inferior threshold(s), "
                        "this one costs least.")
         if best.monthly_usd is not None and strong.monthly_usd is not None and best.monthly_usd >= strong.monthly_usd:

@@ -89,8 +89,8 @@ def frontier_figure(r: Routing):  # noqa: ANN201 - an html.Figure
     x = [o.share_cheap * 100 for o in options]
     base = r.strong.match_rate * 100
     ax = fig.add_subplot()
-    ax.fill_between(x, [base + (o.vs_strong.low or 0) * 100 for o in options],
-                    [base + (o.vs_strong.high or 0) * 100 for o in options], color=COLORS[0], alpha=0.2,
+    ax.fill_between(x, [max(0.0, base + (o.vs_strong.low or 0) * 100) for o in options],
+                    [min(100.0, base + (o.vs_strong.high or 0) * 100) for o in options], color=COLORS[0], alpha=0.2,
                     label=f"{r.confidence:.0%} CI (strong + paired difference)")
     ax.plot(x, [o.match_rate * 100 for o in options], "o-", color=COLORS[0], label="blended match rate")
     ax.axhline(base - r.min_gap * 100, color="#c44e52", linestyle="--", linewidth=1,
