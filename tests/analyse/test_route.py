@@ -28,6 +28,7 @@ model alone: the cheapest non-inferior threshold, so it is the recommendation.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -48,10 +49,11 @@ LOGPROBS = [-0.1, -0.2, -0.3, -0.4, -0.5, -0.6, -0.7, -0.8, -0.9, -1.0]
 CHEAP = [True, True, True, True, False, True, False, False, True, False]
 STRONG = [True] * 8 + [False, False]
 DECISION = {"min_gap": 0.3, "volume": 100_000}
+QA_METRICS = [{"name": "json_valid"}, {"name": "set_f1", "id": "labels_f1", "field": "labels"}]
 
 
 def hand_built_run(folder: Path, store: Store, model: str, price: Price, passes: list[bool],
-                   logprobs: list[float | None] | None = None) -> str:
+                   logprobs: list[float | None] | None = None, extra: Callable[[int], dict] | None = None) -> str:
     """A stored run with exactly these outcomes (a match answers the labels, a miss answers 'not json')."""
     task = load_task(str(folder))
     samples = load_samples(task)
@@ -62,7 +64,7 @@ def hand_built_run(folder: Path, store: Store, model: str, price: Price, passes:
         text = answer_for(i) if ok else "not json"
         completion = Completion(text=text, input_tokens=1000, output_tokens=100, latency_s=0.1 * (i + 1),
                                 cost_usd=price.cost(1000, 100), mean_logprob=logprobs[i] if logprobs else None)
-        scores = {"json_valid": Score(float(ok)), "labels_f1": Score(float(ok))}
+        scores = {"json_valid": Score(float(ok)), "labels_f1": Score(float(ok)), **(extra(i) if extra else {})}
         store.add_result(run_id, ExampleResult(sample, completion, scores, ok))
     store.set_status(run_id, "completed")
     return run_id
@@ -134,8 +136,7 @@ def test_a_metric_that_hides_its_reference_read_is_still_refused(make_task, tmp_
         "    except Exception:\n"
         "        return 0.5\n")
     folder = make_task(rows=qa_rows(10), decision=DECISION,
-                       metrics=[{"name": "json_valid"}, {"name": "set_f1", "id": "labels_f1", "field": "labels"},
-                                {"name": "peek.py:peek", "id": "peek"}])
+                       metrics=[*QA_METRICS, {"name": "peek.py:peek", "id": "peek"}])
     task = load_task(str(folder))
     store = Store(tmp_path / "peek.db")
     run = hand_built_run(folder, store, "cheap", Price(0.1, 0.4), CHEAP, LOGPROBS)
@@ -157,3 +158,20 @@ def test_a_run_without_log_probabilities_is_refused(runs) -> None:
     task, _, strong, store = runs
     with pytest.raises(EvalsError, match="has no token log-probabilities"):
         route_stored(task, strong, strong, store, "logprob")
+
+
+def test_a_judge_that_sees_only_the_answer_routes_on_its_stored_score(make_task, tmp_path) -> None:
+    """answer_judge builds its prompt without the reference, so its stored score is the signal (no call made);
+    rubric_judge shows the judge the reference, so it is refused."""
+    judges = [{"name": "answer_judge", "id": "blind", "rubric": "Is the answer a JSON object of labels?"},
+              {"name": "rubric_judge", "id": "sighted", "rubric": "Does the answer match the reference?"}]
+    folder = make_task(rows=qa_rows(10), decision=DECISION, metrics=[*QA_METRICS, *judges])
+    task = load_task(str(folder))
+    store = Store(tmp_path / "judged.db")
+    run = hand_built_run(folder, store, "cheap", Price(0.1, 0.4), CHEAP, LOGPROBS,
+                         extra=lambda i: {"blind": Score(0.25 * (i % 5)), "sighted": Score(1.0)})
+    samples, df = {s.id: s for s in load_samples(task)}, load_run(run, store)
+    assert list(signal_values(parse_signal("blind", task), task, samples, df).values()) == [
+        0.25 * (i % 5) for i in range(10)]
+    with pytest.raises(EvalsError, match="metric 'sighted' \\(rubric_judge\\) reads the reference"):
+        signal_values(parse_signal("sighted", task), task, samples, df)
