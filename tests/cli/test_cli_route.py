@@ -137,3 +137,25 @@ def test_local_log_probabilities_route_the_tiny_model(make_task, tmp_path) -> No
     stored = load_run(r["cheap_run"], tmp_path / "t.db")["mean_logprob"]
     assert stored.notna().all() and (stored < 0).all()  # one real mean log-probability per answer
     assert sorted({t["threshold"] for t in r["thresholds"]}, reverse=True) == sorted(set(stored), reverse=True)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_openai_records_the_mean_log_probability_only_when_asked(server, stream) -> None:
+    import asyncio
+
+    from evals.providers import close_provider, create_provider
+    from evals.types import GenerateParams, Message, ModelConfig, ModelSpec
+
+    async def ask(options: dict) -> float | None:
+        config = ModelConfig(spec=ModelSpec("openai", "cheap"), base_url=server.base_url, stream=stream,
+                             options=options)
+        provider = create_provider(config)
+        try:
+            done = await provider.generate([Message("user", "question 2")], GenerateParams(max_tokens=50))
+        finally:
+            await close_provider(provider)
+        assert done.error is None and done.text == "not json"
+        return done.mean_logprob
+
+    assert asyncio.run(ask({"logprobs": True})) == pytest.approx(-2.0)
+    assert asyncio.run(ask({})) is None and "logprobs" not in server.requests[-1].body
