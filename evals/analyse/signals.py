@@ -41,7 +41,7 @@ class NeedsReference(BaseException):
 class WithoutReference(Sample):
     """A golden example as production sees it: its id and input fields. Anything else raises NeedsReference."""
 
-    def __init__(self, sample: Sample):  # noqa: D107 - a frozen dataclass's fields, set once
+    def __init__(self, sample: Sample):
         for name in ("id", "fields", "line"):
             object.__setattr__(self, name, getattr(sample, name))
 
@@ -84,9 +84,9 @@ def parse_signal(name: str, task: Task, recorded: list[dict[str, Any]] | None = 
     found = next((m for m in specs if m.id == metric_id), None)
     if found is None:
         known = [LOGPROB, *(m.id for m in specs), *(FALLBACK + m.id for m in specs)]
-        hint = suggest(name, known)
-        raise EvalsError(f"--signal '{name}' is neither logprob nor a metric of task '{task.name}'"
-                         f"{hint}; choose one of: {', '.join(known)}")
+        hint = suggest(name, known, style=" (did you mean '{}'?)")
+        raise EvalsError(f"--signal '{name}' is neither logprob nor a metric of task '{task.name}'{hint}; the "
+                         f"signals it has: {', '.join(known)} (a metric that reads the reference is refused)")
     if name.startswith(FALLBACK):
         return Signal(name, found, float(task.pass_rule.get(metric_id, 1.0)))
     return Signal(name, found)

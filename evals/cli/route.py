@@ -104,7 +104,7 @@ def route_cmd(
     _report(routing, as_json=as_json, markdown=markdown, html=html)
 
 
-def _report(routing, *, as_json: bool, markdown: Path | None, html: Path | None) -> None:  # noqa: ANN001
+def _report(routing, *, as_json: bool, markdown: Path | None, html: Path | None) -> None:
     from evals.report.routing import routing_sections, write_routing_html, write_routing_markdown
 
     if markdown is not None:

@@ -77,7 +77,7 @@ def write_routing_html(path: Path, r: Routing) -> None:
     write_atomic(path, render_html(routing_sections(r), routing_title(r), [frontier_figure(r)]))
 
 
-def frontier_figure(r: Routing):  # noqa: ANN201 - an html.Figure
+def frontier_figure(r: Routing):
     from evals.report.html import COLORS, Figure, _new_figure, _png, _short
 
     title = "Share kept on the cheap model vs blended match rate"

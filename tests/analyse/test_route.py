@@ -105,7 +105,7 @@ def test_the_hand_computed_routing(runs) -> None:
 
 
 def test_no_safe_threshold_says_how_many_examples_would_settle_it(runs, make_task) -> None:
-    task, cheap, strong, store = runs
+    _, cheap, strong, store = runs
     strict = load_task(str(make_task(rows=qa_rows(10), decision={**DECISION, "min_gap": 0.1})))
     r = route_stored(strict, cheap, strong, store, "logprob")
     assert r.recommended is None and r.label == NO_SAFE

@@ -3,17 +3,15 @@ equals the one a plain forward pass over prompt + answer gives (rows stopping at
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from evals.providers.local import chat_token_ids, load_model, resolve_source  # noqa: E402
-from evals.providers.local_decode import BatchDecoder  # noqa: E402
-from evals.types import GenerateParams, Message  # noqa: E402
-from tests.tiny_model import build_tiny_model  # noqa: E402
+from evals.providers.local import chat_token_ids, load_model, resolve_source
+from evals.providers.local_decode import BatchDecoder
+from evals.types import GenerateParams, Message
+from tests.tiny_model import build_tiny_model
 
 SYSTEM = "You review resumes. Reply with one JSON object and nothing else."
 
