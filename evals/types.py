@@ -67,6 +67,7 @@ class Completion:
     queue_s: float = 0.0  # waited in the provider's own queue before service began (local batches)
     cached_input_tokens: int = 0  # of input_tokens, read from the provider's prompt cache
     cache_write_tokens: int = 0  # of input_tokens, written to the provider's prompt cache (Anthropic)
+    mean_logprob: float | None = None  # mean log-probability of the answer's tokens (local; openai if asked)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ following whitespace) per event: the first after `first_token_delay`, each next 
 (`latency` does not apply). Usage counts words; `cached_prompt_tokens` (and, for Anthropic,
 `cache_write_tokens`) of the prompt are reported as prompt-cache reads (and writes), each API its own
 way: OpenAI's `prompt_tokens` includes `prompt_tokens_details.cached_tokens`, Anthropic's
-`input_tokens` excludes `cache_read_input_tokens` and `cache_creation_input_tokens`.
+`input_tokens` excludes `cache_read_input_tokens` and `cache_creation_input_tokens`. An OpenAI request with
+`"logprobs": true` gets `logprobs.content`, one entry per word, each with `token_logprob(body)` (default -0.25).
 
 Faults queued with `inject()` are served in order, one per API request: an HTTP error (429 with
 retry-after, 500, 503, 529, 401 echoing the key as some servers do, 400) or a dropped connection (the
@@ -53,6 +54,10 @@ from typing import Any, Self
 OPENAI_MODEL = "gpt-4o-mini-2024-07-18"
 ANTHROPIC_MODEL = "claude-haiku-4-5-20251001"
 Answer = Callable[[dict[str, Any]], str]
+
+
+def steady_logprob(body: dict[str, Any]) -> float:
+    return -0.25
 
 
 @dataclass(frozen=True)
@@ -189,8 +194,10 @@ class StandinServer(_Addresses):
         openai_model: str = OPENAI_MODEL,
         anthropic_model: str = ANTHROPIC_MODEL,
         record: bool = True,
+        token_logprob: Callable[[dict[str, Any]], float] = steady_logprob,
     ):
         self.answer = answer
+        self.token_logprob = token_logprob  # each answer token's log-probability, for requests asking for them
         self.latency = latency  # before a reply that is not streamed
         self.first_token_delay = first_token_delay  # streamed: before the first word
         self.token_delay = token_delay  # streamed: between words
@@ -393,9 +400,15 @@ class StandinServer(_Addresses):
             "id": f"chatcmpl-{next(self._ids)}", "object": "chat.completion", "created": int(time.time()),
             "model": self.openai_model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                         "finish_reason": "stop"}],
+                         "finish_reason": "stop", "logprobs": self._logprobs(body, text)}],
             "usage": self._openai_usage(body, text),
         }
+
+    def _logprobs(self, body: dict[str, Any], text: str) -> dict[str, Any] | None:
+        if body.get("logprobs") is not True:
+            return None
+        value = self.token_logprob(body)
+        return {"content": [{"token": t, "logprob": value, "bytes": None, "top_logprobs": []} for t in _tokens(text)]}
 
     def _anthropic_reply(self, body: dict[str, Any], text: str) -> dict[str, Any]:
         return {
@@ -415,7 +428,10 @@ class StandinServer(_Addresses):
             base["usage"] = None  # as the API does: null on every chunk but the last
 
         def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
-            return _sse({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+            piece = {"index": 0, "delta": delta, "finish_reason": finish}
+            if delta.get("content"):
+                piece["logprobs"] = self._logprobs(body, delta["content"])
+            return _sse({**base, "choices": [piece]})
 
         tail = [chunk({}, "stop")]
         if with_usage:

@@ -8,6 +8,7 @@ and pass rule. Anything else would compare a different experiment.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -55,7 +56,17 @@ def compare_stored(run_a: str, run_b: str, store: Store, *, force: bool = False,
         decision, source = decision_for_run(a)
     cmp = compare_runs(a, b, force=force, min_gap=decision.min_gap)
     profiles = {role: latency_profile(store, df) for role, df in (("baseline", a), ("candidate", b))}
-    return cmp, decide(cmp, decision, profiles=profiles), source
+    verdict = decide(cmp, decision, profiles=profiles)
+    hybrid = next((r for r in store.routes(a.attrs["run"]["id"], b.attrs["run"]["id"]) if r.get("beats_both")), None)
+    if hybrid is not None:
+        verdict = dataclasses.replace(verdict, reasons=[*verdict.reasons, hybrid_line(hybrid)])
+    return cmp, verdict, source
+
+
+def hybrid_line(routing: dict[str, Any]) -> str:
+    """The verdict's line on a stored `evals route` result that beats both single-model options."""
+    return (f"A hybrid beats both options (`evals route --signal {routing['signal']}`): {routing['headline']} "
+            "The cheap model alone is not non-inferior; the strong model alone costs more.")
 
 
 def latency_profile(store: Store, df: pd.DataFrame) -> LatencyProfile | None:

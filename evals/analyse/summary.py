@@ -66,7 +66,8 @@ class RunSummary:
 
 
 # Result columns newer than the first stores, with the value an older row (or a frame built by hand) means.
-TIMING_DEFAULTS = {"ttft_s": float("nan"), "queue_s": 0.0, "cached_input_tokens": 0, "cache_write_tokens": 0}
+TIMING_DEFAULTS = {"ttft_s": float("nan"), "queue_s": 0.0, "cached_input_tokens": 0, "cache_write_tokens": 0,
+                   "mean_logprob": float("nan")}
 
 
 def with_timing_columns(df: pd.DataFrame) -> pd.DataFrame:

@@ -123,8 +123,9 @@ async def _ask(ctx: ScoreContext, judge: str, prompt: str, max_tokens: int, sche
 
 
 class RubricJudge:
-    def __init__(self, rubric: str, judge: str, scale: str, max_tokens: int):
+    def __init__(self, rubric: str, judge: str, scale: str, max_tokens: int, with_reference: bool = True):
         self.rubric = _read_rubric(rubric)
+        self.with_reference = with_reference  # False: the judge sees only the input and the answer
         self.judge = _check_judge(judge)
         self.range = _parse_scale(scale)
         self.max_tokens = max_tokens
@@ -140,12 +141,14 @@ class RubricJudge:
     def prompt(self, ctx: ScoreContext) -> str:
         how = ("Decide whether the answer passes the rubric" if self.range is None
                else f"Score the answer from {self.range[0]} (worst) to {self.range[1]} (best) by the rubric")
+        reference, hint = "", ""
+        if self.with_reference:
+            reference = f"<reference_answer>\n{as_text(ctx.sample.reference)}\n</reference_answer>\n\n"
+            hint = "; the reference answer shows what a good answer contains"
         return (f"Grade an answer by this rubric.\n\n<rubric>\n{self.rubric}\n</rubric>\n\n"
-                f"<input>\n{_input_text(ctx)}\n</input>\n\n"
-                f"<reference_answer>\n{as_text(ctx.sample.reference)}\n</reference_answer>\n\n"
+                f"<input>\n{_input_text(ctx)}\n</input>\n\n{reference}"
                 f"<answer>\n{ctx.completion.text}\n</answer>\n\n"
-                f"{how}; the reference answer shows what a good answer contains. "
-                f"Reason first, then give the score. Reply with JSON only: {self.reply}")
+                f"{how}{hint}. Reason first, then give the score. Reply with JSON only: {self.reply}")
 
     async def __call__(self, ctx: ScoreContext) -> Score:
         verdict, failed = await _ask(ctx, self.judge, self.prompt(ctx), self.max_tokens, self.schema)
@@ -167,6 +170,13 @@ def rubric_judge(rubric: str, judge: str = DEFAULT_JUDGE, scale: str = "1-5", ma
     `rubric` is text or a file beside task.yaml. The verdict is validated JSON; its reasoning is the explanation
     and the raw score is in details. A malformed verdict or a failed judge call is an error, never a crash."""
     return RubricJudge(rubric, judge, scale, max_tokens)
+
+
+@register_metric("answer_judge")
+def answer_judge(rubric: str, judge: str = DEFAULT_JUDGE, scale: str = "1-5", max_tokens: int = 512) -> RubricJudge:
+    """rubric_judge without the reference: the judge sees only the input and the answer, as production would.
+    So its score can route traffic (`evals route --signal`); otherwise the same scales, verdicts and errors."""
+    return RubricJudge(rubric, judge, scale, max_tokens, with_reference=False)
 
 
 class PairwiseJudge:

@@ -58,6 +58,7 @@ class Reply:
     cache_write_tokens: int = 0
     model: str | None = None
     finish_reason: str | None = None
+    logprobs: list[float] = field(default_factory=list)  # the answer's token log-probabilities, where asked for
 
     def add(self, text: str | None) -> None:
         if text:
@@ -101,6 +102,7 @@ class SDKProvider:
             ttft_s=ttft,
             cached_input_tokens=reply.cached_input_tokens,
             cache_write_tokens=reply.cache_write_tokens,
+            mean_logprob=sum(reply.logprobs) / len(reply.logprobs) if reply.logprobs else None,
         )
 
     async def aclose(self) -> None:

@@ -5,7 +5,8 @@ Specs: `local:smollm2` (the embedded default, SmolLM2-135M-Instruct shipped as a
 with `+lora:ADAPTER_DIR`. Requests that arrive together are decoded as one batch of up to
 `max_concurrency` (task.yaml `concurrency`, default 64); see local_decode.py for how. Each completion
 is timed on its own: `queue_s` waiting for its batch to start, then from that start `ttft_s` to its
-first token and `latency_s` to its row finishing (not to the end of the whole batch).
+first token and `latency_s` to its row finishing (not to the end of the whole batch). Every completion
+carries `mean_logprob`, the mean log-probability of its tokens (the model's confidence, a routing signal).
 Options (task.yaml `options:`): `dtype`: auto (bfloat16 where the hardware does it natively, else
 float32), float32, bfloat16 or float16.
 """
@@ -261,7 +262,7 @@ class LocalProvider:
             r.future.set_result(Completion(
                 text=text, input_tokens=len(r.ids), output_tokens=len(g.token_ids),
                 latency_s=g.finished_s, ttft_s=g.first_token_s, queue_s=started - r.queued_at,
-                model_version=self.model_version, finish_reason=g.finish_reason,
+                model_version=self.model_version, finish_reason=g.finish_reason, mean_logprob=g.mean_logprob,
             ))
 
 

@@ -40,6 +40,12 @@ class Generated:
     finish_reason: str  # "stop" or "length"
     first_token_s: float = 0.0  # seconds from the batch's start to this row's first token (end of prefill)
     finished_s: float = 0.0  # seconds from the batch's start to this row's last step
+    logprob_sum: float = 0.0  # of the kept tokens, under the model's own (untempered) distribution
+
+    @property
+    def mean_logprob(self) -> float | None:
+        """The model's confidence in its answer: mean log-probability per answer token (None for no token)."""
+        return self.logprob_sum / len(self.token_ids) if self.token_ids else None
 
 
 def shared_prefix_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **_):
@@ -168,6 +174,7 @@ class BatchDecoder:
 
         generator = torch.Generator(device=device).manual_seed(params.seed) if params.seed is not None else None
         outputs: list[list[int]] = [[] for _ in range(batch)]
+        logprobs = [0.0] * batch
         reasons = ["length"] * batch
         now = time.perf_counter() - start
         first = [now] * batch  # stays at the end of prefill only when max_tokens is 0
@@ -176,15 +183,17 @@ class BatchDecoder:
         live = torch.ones(batch, dtype=torch.bool)
         for t in range(params.max_tokens):
             tokens = _pick(logits, params, generator)
+            chosen = torch.log_softmax(logits, dim=-1).gather(1, tokens[:, None]).squeeze(1)
             picked, eos = tokens.tolist(), torch.isin(tokens, self.eos_ids).tolist()  # waits for the step
             now = time.perf_counter() - start
             if t == 0:
                 first = [now] * batch
-            for r, tok, stop in zip(rows.tolist(), picked, eos):
+            for r, tok, stop, lp in zip(rows.tolist(), picked, eos, chosen.tolist()):
                 if not live[r]:
                     continue
                 if not stop:
                     outputs[r].append(tok)
+                    logprobs[r] += lp
                     stop = bool(params.stop) and any(s in self.decode(outputs[r][-16:]) for s in params.stop)
                 if stop:
                     live[r], reasons[r], finished[r] = False, "stop", now
@@ -201,8 +210,8 @@ class BatchDecoder:
             logits = self._step(tokens[:, None], valid[:, None, None, :], next_pos[:, None], cache)
             next_pos = next_pos + 1
         _shared.kv = None
-        return [Generated(out, reason, first_token_s=f, finished_s=now if end is None else end)
-                for out, reason, f, end in zip(outputs, reasons, first, finished)]
+        return [Generated(out, reason, first_token_s=f, finished_s=now if end is None else end, logprob_sum=lp)
+                for out, reason, f, end, lp in zip(outputs, reasons, first, finished, logprobs)]
 
     def _step(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache) -> torch.Tensor:
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1,

@@ -18,6 +18,9 @@ the usage. Prompt-cache reads come from `usage.prompt_tokens_details.cached_toke
 Output length: api.openai.com gets `max_completion_tokens` (`max_tokens` is deprecated there and
 rejected by reasoning models); a custom base URL gets `max_tokens`, which every compatible server
 understands. `options: {max_tokens_param: max_tokens | max_completion_tokens}` overrides the choice.
+
+`options: {logprobs: true}` asks for the answer's token log-probabilities; their mean is recorded as the
+completion's `mean_logprob` (`evals route --signal logprob` sets it itself).
 """
 
 from __future__ import annotations
@@ -56,6 +59,8 @@ class OpenAIProvider(SDKProvider):
             request["stop"] = list(params.stop)
         if params.seed is not None:
             request["seed"] = params.seed
+        if self._config.options.get("logprobs"):
+            request["logprobs"] = True
         reply = Reply(self.stream)
         if reply.streamed:
             request["stream"], request["stream_options"] = True, {"include_usage": True}
@@ -71,6 +76,7 @@ class OpenAIProvider(SDKProvider):
                         if chunk.choices:
                             choice = chunk.choices[0]
                             reply.add(choice.delta.content)
+                            _logprobs(reply, choice)
                             reply.finish_reason = choice.finish_reason or reply.finish_reason
                         if chunk.usage is not None:  # the last chunk's
                             _count(reply, chunk.usage)
@@ -79,6 +85,7 @@ class OpenAIProvider(SDKProvider):
                 if response.choices:
                     choice = response.choices[0]
                     reply.add(choice.message.content)
+                    _logprobs(reply, choice)
                     reply.finish_reason = choice.finish_reason
                 if response.usage is not None:
                     _count(reply, response.usage)
@@ -96,6 +103,12 @@ def _count(reply: Reply, usage: Any) -> None:
     reply.cached_input_tokens = (details.cached_tokens or 0) if details is not None else 0
 
 
+def _logprobs(reply: Reply, choice: Any) -> None:
+    """The answer's token log-probabilities, where asked for (`options: {logprobs: true}`)."""
+    content = choice.logprobs.content if choice.logprobs is not None else None
+    reply.logprobs.extend(t.logprob for t in content or ())
+
+
 def _token_param(config: ModelConfig, base_url: str | None) -> str:
     chosen = config.options.get("max_tokens_param")
     if chosen is not None:
@@ -111,6 +124,8 @@ class OpenAIOptions(HttpOptions):
     max_tokens_param: Literal["max_tokens", "max_completion_tokens"] | None = Field(
         None, description="The request's output-length parameter; default: max_completion_tokens for "
                           "api.openai.com, max_tokens for a custom base_url.")
+    logprobs: bool = Field(False, description="Ask for the answer's token log-probabilities (recorded as its "
+                                              "mean_logprob, the confidence signal of `evals route`).")
 
 
 @register_provider("openai", options=OpenAIOptions)

@@ -52,6 +52,7 @@ CREATE TABLE IF NOT EXISTS results (
     queue_s REAL,
     cached_input_tokens INTEGER,
     cache_write_tokens INTEGER,
+    mean_logprob REAL,
     attempt INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (run_id, example_id, attempt)
 );
@@ -98,17 +99,27 @@ CREATE TABLE IF NOT EXISTS decisions (
     revisit_on TEXT NOT NULL,
     verdict TEXT NOT NULL
 );
+-- `evals route`: each routing result of a cheap and a strong run; `decide` mentions a hybrid that beats both.
+CREATE TABLE IF NOT EXISTS routes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    task TEXT NOT NULL,
+    cheap_run_id TEXT NOT NULL,
+    strong_run_id TEXT NOT NULL,
+    signal TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    routing TEXT NOT NULL
+);
 """
 # Columns added after the first release: an older store gains them (NULL in its old rows) when opened.
 ADDED_COLUMNS = {
     "runs": {"busy_s": "REAL", "served_calls": "INTEGER", "concurrency": "INTEGER", "hardware": "TEXT"},
     "results": {"ttft_s": "REAL", "queue_s": "REAL", "cached_input_tokens": "INTEGER",
-                "cache_write_tokens": "INTEGER"},
+                "cache_write_tokens": "INTEGER", "mean_logprob": "REAL"},
 }
 RESULT_COLUMNS = ("run_id", "example_id", "line", "input", "reference", "output", "error", "passed", "scores",
                   "input_tokens", "output_tokens", "latency_s", "cost_usd", "cached", "model_version",
                   "finish_reason", "completed_at", "ttft_s", "queue_s", "cached_input_tokens", "cache_write_tokens",
-                  "attempt")
+                  "mean_logprob", "attempt")
 _INSERT_RESULT = (f"INSERT OR REPLACE INTO results ({', '.join(RESULT_COLUMNS)})"
                   f" VALUES ({', '.join('?' * len(RESULT_COLUMNS))})")
 
@@ -212,7 +223,7 @@ class Store:
             return
         table = SCHEMA[SCHEMA.index("CREATE TABLE IF NOT EXISTS results"):]
         table = table[:table.index(");") + 2].replace("IF NOT EXISTS results", "results_with_attempts")
-        old = ", ".join(RESULT_COLUMNS[:-1])
+        old = ", ".join(c for c in RESULT_COLUMNS if c != "attempt")
         self._db.execute("BEGIN IMMEDIATE")
         try:
             if "attempt" not in {row[1] for row in self._db.execute("PRAGMA table_info(results)")}:
@@ -249,7 +260,7 @@ class Store:
             c.text, c.error, int(r.passed), json.dumps(scores, default=str),
             c.input_tokens, c.output_tokens, c.latency_s, c.cost_usd, int(c.cached),
             c.model_version, c.finish_reason, _now(), c.ttft_s, c.queue_s, c.cached_input_tokens,
-            c.cache_write_tokens, r.attempt,
+            c.cache_write_tokens, c.mean_logprob, r.attempt,
         ))
 
     def add_busy_time(self, run_id: str, busy_s: float, served_calls: int, concurrency: int, hardware: str) -> None:
@@ -338,6 +349,18 @@ class Store:
             " WHERE task = ? ORDER BY id DESC LIMIT 1", (task,)).fetchone()
         return DecisionRecord(*row) if row else None
 
+    def add_route(self, task: str, cheap_run_id: str, strong_run_id: str, signal: str, routing: dict[str, Any]) -> None:
+        self._db.execute(
+            "INSERT INTO routes (task, cheap_run_id, strong_run_id, signal, created_at, routing) VALUES (?,?,?,?,?,?)",
+            (task, cheap_run_id, strong_run_id, signal, _now(), json.dumps(routing, sort_keys=True, default=str)))
+
+    def routes(self, run_a: str, run_b: str) -> list[dict[str, Any]]:
+        """Every stored routing result between these two runs (either one the cheap side), newest first."""
+        rows = self._db.execute(
+            "SELECT routing FROM routes WHERE (cheap_run_id = ? AND strong_run_id = ?) OR (cheap_run_id = ? AND "
+            "strong_run_id = ?) ORDER BY id DESC", (run_a, run_b, run_b, run_a)).fetchall()
+        return [json.loads(row[0]) for row in rows]
+
     # ---- baselines and checks -----------------------------------------------------------------
 
     def set_baseline(self, task: str, model: str, run_id: str, note: str | None = None) -> BaselineRecord:
@@ -391,7 +414,8 @@ class Store:
         df["cached"] = df["cached"].astype(bool)
         for col in ("queue_s", "cached_input_tokens", "cache_write_tokens"):  # NULL in rows from older versions
             df[col] = pd.to_numeric(df[col]).fillna(0)
-        df["ttft_s"] = pd.to_numeric(df["ttft_s"])
+        for col in ("ttft_s", "mean_logprob"):  # NULL where not measured
+            df[col] = pd.to_numeric(df[col])
         scores = df["scores"].map(json.loads)
         for metric_id in sorted({k for s in scores for k in s}):
             df[f"score.{metric_id}"] = scores.map(lambda s: (s.get(metric_id) or {}).get("value"))
