@@ -22,9 +22,11 @@ import pandas as pd
 from evals.analyse.compare import TANGO, Comparison, Estimate, compare_runs, json_types
 from evals.analyse.decide import latency_profile
 from evals.analyse.economics import CostModel, Latency, cost_model, profile_latency, run_latency
+from evals.analyse.repeats import attempts
 from evals.analyse.signals import parse_signal, signal_values
 from evals.analyse.stats import format_points, mcnemar_sample_size, paired_diff_ci, percentile
 from evals.data.golden import load_samples
+from evals.errors import EvalsError
 from evals.run.store import Store, load_run
 from evals.types import Decision, Task
 
@@ -94,6 +96,10 @@ def route(cmp: Comparison, strong: pd.DataFrame, cheap: pd.DataFrame, signal: Ma
           fallback_at: float | None = None) -> Routing:
     """Every threshold of `signal` (example id -> value from the cheap answer) over the runs of `cmp`
     (A = the strong run, B = the cheap run, from compare_runs), with the recommendation."""
+    for df in (strong, cheap):
+        if attempts(df) > 1:
+            raise EvalsError(f"run {df.attrs.get('run', {}).get('id', '?')} asked each example {attempts(df)} times; "
+                             "routing pairs one answer per example, so route between runs made without repeats")
     ids = [i for i in strong["example_id"].astype(str) if i in set(cheap["example_id"].astype(str))]
     s, c = _by_id(strong).loc[ids], _by_id(cheap).loc[ids]
     pass_s, pass_c = s["passed"].to_numpy(bool), c["passed"].to_numpy(bool)

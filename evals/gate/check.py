@@ -17,13 +17,15 @@ Status: error > fail > warn > pass; exit codes 2, 1, 0, 0.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pandas as pd
 
 from evals.analyse.compare import Comparison, Estimate, ExampleDiff, compare_runs, json_types
-from evals.analyse.stats import format_points, mcnemar_sample_size
+from evals.analyse.repeats import attempts, by_example, repeat_stats, within_variance
+from evals.analyse.stats import format_points, mcnemar_sample_size, z_scores
 from evals.data.golden import load_samples
 from evals.data.tasks import load_task
 from evals.gate.baseline import ResolvedBaseline, paired_samples, resolve_baseline
@@ -55,7 +57,7 @@ class ExampleOutcome:
     """One example of the checked run, beside the baseline's verdict on it."""
 
     example_id: str
-    status: str  # pass, improved, regressed, known-miss (missed in both), error, new
+    status: str  # pass, improved, regressed, flaky (changed, but flaky in the baseline), known-miss, error, new
     passed: bool
     baseline_passed: bool | None
     output: str | None
@@ -90,7 +92,7 @@ class CheckOutcome:
     baseline_metrics: dict[str, Estimate]
     match_diff: Estimate  # current - baseline, Tango CI
     mcnemar_p: float
-    regressed: tuple[ExampleDiff, ...]
+    regressed: tuple[ExampleDiff, ...]  # matched in the baseline, not now (flaky baseline examples apart)
     improved: tuple[ExampleDiff, ...]
     examples: list[ExampleOutcome]
     drift: Drift
@@ -98,6 +100,8 @@ class CheckOutcome:
     n_to_settle: int | None = None  # paired examples to settle a non-significant drop
     check_id: int | None = None
     notes: list[str] = field(default_factory=list)
+    flaky: tuple[ExampleDiff, ...] = ()  # would be regressions, but passed only some attempts in the baseline
+    noise_floor: float | None = None  # the match rate's run-to-run spread (95%), from a repeated baseline
 
     @property
     def exit_code(self) -> int:
@@ -125,8 +129,10 @@ def evaluate(baseline_df: pd.DataFrame, current_df: pd.DataFrame, settings: Chec
                        power=settings.power)
     run, base_run = current_df.attrs["run"], baseline_df.attrs["run"]
     n = cmp.counts.n
+    flaky_ids = set(cmp.a.summary.flaky)
+    noise = noise_floor(baseline_df, attempts(current_df), settings.confidence)
     gates = [_error_gate(current_df, run, settings)]
-    match_gate, n_to_settle = _match_gate(cmp, settings)
+    match_gate, n_to_settle = _match_gate(cmp, settings, noise, sum(d.example_id in flaky_ids for d in cmp.regressed))
     gates.append(match_gate)
     gates += _floor_gates(cmp, settings)
     drift = Drift(_versions(baseline_df), _versions(current_df))
@@ -141,8 +147,9 @@ def evaluate(baseline_df: pd.DataFrame, current_df: pd.DataFrame, settings: Chec
         baseline=Estimate(b.match_rate, *b.match_ci, b.n, "Wilson"),
         metrics=cmp.b.metrics, baseline_metrics=cmp.a.metrics,
         match_diff=cmp.match_diff, mcnemar_p=cmp.mcnemar_p,
-        regressed=cmp.regressed, improved=cmp.improved,
-        examples=_examples(baseline_df, current_df),
+        regressed=tuple(d for d in cmp.regressed if d.example_id not in flaky_ids), improved=cmp.improved,
+        flaky=tuple(d for d in cmp.regressed if d.example_id in flaky_ids), noise_floor=noise,
+        examples=_examples(by_example(baseline_df), by_example(current_df), flaky_ids),
         drift=drift, changes=_changes(baseline_df.attrs.get("manifest") or {}, current_df.attrs.get("manifest") or {}),
         n_to_settle=n_to_settle,
         notes=([f"The baseline ran {b.model}; this check ran {c.model}."] if b.model != c.model else [])
@@ -151,13 +158,28 @@ def evaluate(baseline_df: pd.DataFrame, current_df: pd.DataFrame, settings: Chec
 
 
 
-def _match_gate(cmp: Comparison, s: CheckSettings) -> tuple[Gate, int | None]:
+def noise_floor(baseline_df: pd.DataFrame, current_attempts: int, confidence: float) -> float | None:
+    """How far two runs of the baseline's model differ in match rate by chance alone (the half-width of their
+    difference's interval): from its attempt-to-attempt variance, so only a repeated baseline has one."""
+    k = attempts(baseline_df)
+    if k < 2:
+        return None
+    fractions = repeat_stats(baseline_df, int(baseline_df.attrs["run"]["n_samples"])).fractions
+    z = z_scores(0.5, 1 - confidence)[0]
+    return z * math.sqrt(within_variance(fractions, k) / len(fractions) * (1 / k + 1 / current_attempts))
+
+
+def _match_gate(cmp: Comparison, s: CheckSettings, noise: float | None = None,
+                flaky: int = 0) -> tuple[Gate, int | None]:
     c, d = cmp.counts, cmp.match_diff
     drop = -(d.estimate or 0.0)
     significant = drop > 0 and cmp.mcnemar_p < s.alpha
     facts = (f"{c.both_pass + c.a_only}/{c.n} -> {c.both_pass + c.b_only}/{c.n} matched "
              f"({format_points(d.estimate)} points, {s.confidence:.0%} CI {format_points(d.low)} to {format_points(d.high)}); "
-             f"{c.a_only} regressed, {c.b_only} improved; {cmp.test} p = {cmp.mcnemar_p:.3g}")
+             f"{c.a_only - flaky} regressed" + (f" (and {flaky} flaky in the baseline)" if flaky else "")
+             + f", {c.b_only} improved; {cmp.test} p = {cmp.mcnemar_p:.3g}")
+    if noise is not None:
+        facts += f"; the baseline's run-to-run noise floor is {noise * 100:.1f} points"
     margin = f"{s.margin * 100:g}"
     if drop > s.margin and significant:
         return Gate("match rate", "fail", f"a {drop * 100:.1f}-point drop, past the {margin}-point margin and "
@@ -247,18 +269,21 @@ def _changes(base: dict[str, Any], now: dict[str, Any]) -> list[str]:
     return out
 
 
-def _examples(baseline_df: pd.DataFrame, current_df: pd.DataFrame) -> list[ExampleOutcome]:
-    base = {str(r.example_id): bool(r.passed) for r in baseline_df.itertuples()}
+def _examples(baseline_df: pd.DataFrame, current_df: pd.DataFrame, flaky: set[str]) -> list[ExampleOutcome]:
+    """Per example (one row each; with repeats, a pass means most attempts passed)."""
+    base = {str(r.example_id): bool(r.passed >= 0.5) for r in baseline_df.itertuples()}
     score_cols = [c for c in current_df.columns if c.startswith("score.")]
     out = []
     for _, row in current_df.iterrows():
-        eid, passed = str(row["example_id"]), bool(row["passed"])
+        eid, passed = str(row["example_id"]), bool(row["passed"] >= 0.5)
         before = base.get(eid)
         error = row["error"] if isinstance(row["error"], str) else None
         if error:
             status = "error"
         elif before is None:
             status = "new"
+        elif eid in flaky and before != passed:
+            status = "flaky"
         else:
             status = {(True, True): "pass", (True, False): "regressed", (False, True): "improved",
                       (False, False): "known-miss"}[(before, passed)]

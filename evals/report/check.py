@@ -65,6 +65,12 @@ def check_sections(outcome: CheckOutcome, examples: int = 10) -> list[Section]:
     regressed = examples_section("Regressed: matched in the baseline, not now", o.regressed, examples, CHECK_HEADERS)
     improved = Section(f"Improved: matched now, not in the baseline ({len(o.improved)})",
                        lines=[", ".join(d.example_id for d in o.improved) or "None."])
+    if o.flaky or o.noise_floor is not None:
+        improved.lines.append(
+            (f"Flaky, not counted as regressions ({len(o.flaky)}): {', '.join(d.example_id for d in o.flaky)}; they "
+             "passed only some of the baseline's attempts. " if o.flaky else "")
+            + (f"Noise floor: two runs of the baseline's model differ by up to {o.noise_floor * 100:.1f} points "
+               f"({o.settings.confidence:.0%}) by chance alone." if o.noise_floor is not None else ""))
     changes = Section("Changes since the baseline", lines=[
         *([g.message[0].upper() + g.message[1:] + "." for g in o.gates
            if g.name == "provider model version" and o.drift.changed]),
