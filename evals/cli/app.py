@@ -120,7 +120,7 @@ def running(db: Store, *, mode: str) -> Iterator[RunProgress]:
             db.set_status(r.id, "interrupted")
     received, STOP.received = STOP.received, None  # handled
     err_console.print(f"[yellow]interrupted by {signal.Signals(received).name}.[/] " + "; ".join(
-        f"run {r.id}: {r.n_done}/{r.n_samples} results stored, resume with `evals run --resume {r.id}`"
+        f"run {r.id}: {r.n_done}/{r.n_attempts} results stored, resume with `evals run --resume {r.id}`"
         for r in runs), highlight=False)
     raise typer.Exit(128 + received)
 

@@ -159,6 +159,9 @@ def show(
     if summary.calls_per_hour:
         console.print(f"throughput {summary.calls_per_hour:,.0f} calls/hour ({summary.busy_s:,.1f} s busy) at "
                       f"concurrency {summary.concurrency} on {summary.hardware}", markup=False, highlight=False)
+    if summary.flaky:
+        console.print(f"flaky (passed some of their {summary.repeats} attempts, failed others): "
+                      + ", ".join(summary.flaky), markup=False, highlight=False)
     print_classifications([summary])
     console.print(examples_table(df, examples))
 

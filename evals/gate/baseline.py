@@ -65,7 +65,7 @@ def set_baseline(store: Store, task: str, run: str, *, model: str | None = None,
     if record.task != name:
         raise EvalsError(f"run {record.id} is a run of task '{record.task}', not '{name}'")
     if record.status != "completed":
-        raise EvalsError(f"run {record.id} is {record.status} ({record.n_done}/{record.n_samples} examples): "
+        raise EvalsError(f"run {record.id} is {record.status} ({record.n_done}/{record.n_attempts} results): "
                          f"only a completed run can be a baseline; finish it with `evals run --resume {record.id}`")
     if model is not None and normalize_spec(model) != record.model:
         raise EvalsError(f"run {record.id} ran {record.model}, not {model}")

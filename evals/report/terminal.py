@@ -94,7 +94,7 @@ def runs_table(records: Sequence[RunRecord]) -> Table:
     for header in ("run", "task", "model", "status", "done", "errors", "created"):
         table.add_column(header)
     for r in records:
-        table.add_row(r.id, r.task, r.model, r.status, f"{r.n_done}/{r.n_samples}", str(r.n_errors), r.created_at)
+        table.add_row(r.id, r.task, r.model, r.status, f"{r.n_done}/{r.n_attempts}", str(r.n_errors), r.created_at)
     return table
 
 
@@ -113,7 +113,8 @@ def examples_table(df: pd.DataFrame, limit: int) -> Table:
             scores += "\n" + why
         answer = row["error"] if pd.notna(row["error"]) else (row["output"] or "")
         # model output is data: Text() keeps rich from reading markup in it
-        table.add_row(Text(str(row["example_id"])), "yes" if row["passed"] else "no", Text(scores),
+        attempt = f" #{int(row['attempt'])}" if "attempt" in row and df["attempt"].max() > 1 else ""
+        table.add_row(Text(f"{row['example_id']}{attempt}"), "yes" if row["passed"] else "no", Text(scores),
                       Text(answer[:400]))
     return table
 

@@ -149,6 +149,11 @@ class RunRecord:
     concurrency: int | None = None  # requests in flight (local: batch size)
     hardware: str | None = None  # where the model ran: this machine's CPU or GPU, or the remote server
 
+    @property
+    def n_attempts(self) -> int:
+        """Results the run is to store: each example times its repeats (n_done counts these)."""
+        return self.n_samples * int(self.manifest.get("repeats") or 1)
+
 
 @dataclass(frozen=True)
 class LatencyProfile:

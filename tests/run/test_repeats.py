@@ -59,6 +59,9 @@ def test_repeats_give_pass_at_k_pass_all_k_and_the_flaky_examples(make_task, tmp
     assert summary["matches_text"].startswith("11/18 attempts (61%, 95% CI ") and \
         "pass@3 5/6, pass^3 2/6, 3 flaky" in summary["matches_text"]
     assert json.loads(again.stdout)[0]["matches"] == 11
+    shown = invoke("show", summary["run_id"], "--store", store)
+    assert "flaky (passed some of their 3 attempts, failed others): ex001, ex003, ex004" in shown.output
+    assert "ex002 #1" in shown.output  # each attempt its own row
     df = load_run(summary["run_id"], store)
     assert sorted(df["attempt"].unique()) == [1, 2, 3] and len(df) == 18
     per_example = by_example(df).set_index("example_id")["passed"]
