@@ -30,6 +30,7 @@ class Sample:
     reference: Any
     line: int = 0  # 1-based line (or row) in the source file, for error messages
     checks: tuple[Check, ...] = ()  # the example's own assertions about its answer (see evals.metrics.checks)
+    human: Any = None  # a person's label of the answer, on the judge's scale (task.yaml dataset.human)
 
 
 @dataclass(frozen=True)
@@ -416,6 +417,7 @@ class Task:
     check: CheckSettings = field(default_factory=CheckSettings)
     file: str = TASK_FILE  # the task file's name in dir (a task may be any .yaml file)
     checks_field: str | None = None  # the golden-line field holding each example's own checks
+    human_field: str | None = None  # the golden-line field holding people's labels, for judge agreement
     repeats: int = 1  # attempts per example (task.yaml `repeats:`; a model's own `repeats`, --repeats override it)
     judge: str | None = None  # --judge: the judge model of every judge metric and check
 

@@ -57,10 +57,40 @@ def compare_stored(run_a: str, run_b: str, store: Store, *, force: bool = False,
     cmp = compare_runs(a, b, force=force, min_gap=decision.min_gap)
     profiles = {role: latency_profile(store, df) for role, df in (("baseline", a), ("candidate", b))}
     verdict = decide(cmp, decision, profiles=profiles)
+    warnings = [w for df in (a, b) for w in judge_warnings(df)]
+    if warnings:
+        verdict = dataclasses.replace(verdict, reasons=[*verdict.reasons, *(
+            f"Warning: {w}, and it decides matches: read its verdicts with care (`evals judge-agreement`)."
+            for w in warnings)])
     hybrid = next((r for r in store.routes(a.attrs["run"]["id"], b.attrs["run"]["id"]) if r.get("beats_both")), None)
     if hybrid is not None:
         verdict = dataclasses.replace(verdict, reasons=[*verdict.reasons, hybrid_line(hybrid)])
     return cmp, verdict, source
+
+
+def judge_warnings(df: pd.DataFrame) -> list[str]:
+    """Judge metrics in the run's pass rule that agree poorly with people (the task's labels) or with themselves."""
+    from evals.analyse.judge_agreement import _scale, agreement, judge_metrics, labels_for
+
+    manifest = df.attrs.get("manifest") or {}
+    judged = {m: c for m, c in judge_metrics(manifest).items() if m in (manifest.get("pass") or {})}
+    if not judged:
+        return []
+    try:
+        task = load_task(str(manifest["task"]["path"]))
+        samples = load_samples(task) if task.human_field else []
+    except (EvalsError, KeyError):
+        samples, task = [], None
+    out = []
+    for metric, config in judged.items():
+        try:
+            labels = labels_for(samples, metric, _scale(config), where=task.golden, field_name=task.human_field) \
+                if samples else {}
+        except EvalsError:  # labels off the judge's scale: `evals judge-agreement` says where
+            labels = {}
+        found = agreement(df, labels, metric, config, require_labels=False)
+        out += [f"{w} in run {df.attrs['run']['id']}" for w in found.warnings]
+    return out
 
 
 def hybrid_line(routing: dict[str, Any]) -> str:

@@ -89,10 +89,10 @@ def load_samples(task: Task, split: str = "golden") -> list[Sample]:
             if not checks and not task.metrics:
                 raise EvalsError("no checks, and the task has no metrics: nothing would score this example",
                                  file=where, line=line, field=task.checks_field)
-        skip = (task.id_field, task.reference_field, task.checks_field)
-        fields = {k: v for k, v in row.items() if k not in skip}
+        skip = (task.id_field, task.reference_field, task.checks_field, task.human_field)
+        fields = {k: v for k, v in row.items() if k not in skip}  # people's labels never reach the prompt
         samples.append(Sample(id=sample_id, fields=fields, reference=row[task.reference_field], line=line,
-                              checks=checks))
+                              checks=checks, human=row.get(task.human_field) if task.human_field else None))
     if not samples:
         raise EvalsError("the golden set is empty", file=where)
     return samples

@@ -27,9 +27,10 @@ from evals.types import (
     Task,
 )
 
-TOP_KEYS = {"name", "description", "dataset", "prompt", "models", "metrics", "pass", "decision", "check", "repeats"}
+TOP_KEYS = {"name", "description", "dataset", "prompt", "models", "metrics", "pass", "decision", "check", "repeats",
+            "judge_repeats"}
 MODEL_KEYS = {f.name for f in fields(ModelConfig)}
-DATASET_KEYS = {"golden", "train", "id", "reference", "fields", "checks"}
+DATASET_KEYS = {"golden", "train", "id", "reference", "fields", "checks", "human"}
 PROMPT_KEYS = {"system", "user", "few_shot"}
 
 
@@ -100,6 +101,21 @@ def _repeats(doc: YamlDoc, value: Any, *where: str | int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise doc.error(f"expected a whole number of attempts per example, 1 or more; got {value!r}", *where)
     return value
+
+
+def _judge_repeats(doc: YamlDoc, metrics: tuple[MetricSpec, ...], k: int) -> tuple[MetricSpec, ...]:
+    """`judge_repeats: K`: every judge metric that takes `repeats` and sets none asks its judge K times."""
+    from evals.metrics import metric_arguments
+
+    out = []
+    for i, m in enumerate(metrics):
+        try:
+            takes = metric_arguments(m, doc.path.parent) or []
+        except EvalsError as e:
+            raise doc.error(e.message, "metrics", i, "name") from None
+        judged = "judge" in takes and "repeats" in takes and "repeats" not in m.args
+        out.append(MetricSpec(m.id, m.name, {**m.args, "repeats": k}) if judged else m)
+    return tuple(out)
 
 
 def _check_options(doc: YamlDoc, spec: ModelSpec, options: Any, i: int) -> None:
@@ -174,6 +190,8 @@ def load_task(name_or_path: str) -> Task:
         raise doc.error("expected a list of field names", "dataset", "fields")
     models = tuple(_parse_model(doc, m, i) for i, m in enumerate(data.get("models") or []))
     metrics = tuple(_parse_metric(doc, m, i) for i, m in enumerate(data.get("metrics") or []))
+    if "judge_repeats" in data:
+        metrics = _judge_repeats(doc, metrics, _repeats(doc, data["judge_repeats"], "judge_repeats"))
     checks_field = dataset.get("checks")
     if checks_field is not None:
         checks_field = _require_str(doc, checks_field, "dataset", "checks")
@@ -214,6 +232,7 @@ def load_task(name_or_path: str) -> Task:
         check=_parse_check(doc, data.get("check"), ids),
         file=path.name,
         checks_field=checks_field,
+        human_field=_require_str(doc, dataset["human"], "dataset", "human") if "human" in dataset else None,
         repeats=_repeats(doc, data.get("repeats", 1), "repeats"),
     )
     _validate_plugins(doc, task)

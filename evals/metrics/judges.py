@@ -106,13 +106,15 @@ def _check_judge(judge: str) -> str:
     return judge
 
 
-async def _ask(ctx: ScoreContext, judge: str, prompt: str, max_tokens: int, schema: dict[str, Any]
-               ) -> tuple[dict[str, Any] | None, Score | None]:
-    """(verdict, None), or (None, an error Score saying why there is no verdict)."""
+async def _ask(ctx: ScoreContext, judge: str, prompt: str, max_tokens: int, schema: dict[str, Any],
+               repeat: int = 0) -> tuple[dict[str, Any] | None, Score | None]:
+    """(verdict, None), or (None, an error Score saying why there is no verdict). A judge's repeats after the
+    first carry their own seed, so each is its own call (and cache entry)."""
     if ctx.models is None:
         return None, Score(None, error="judges need a model caller: run them through `evals run`")
     messages = [Message("system", SYSTEM), Message("user", prompt)]
-    completion = await ctx.models.generate(judge, messages, GenerateParams(temperature=0.0, max_tokens=max_tokens))
+    params = GenerateParams(temperature=0.0, max_tokens=max_tokens, seed=repeat or None)
+    completion = await ctx.models.generate(judge, messages, params)
     if completion.error is not None:
         return None, Score(None, error=f"judge {judge}: {completion.error}")
     try:
@@ -123,7 +125,11 @@ async def _ask(ctx: ScoreContext, judge: str, prompt: str, max_tokens: int, sche
 
 
 class RubricJudge:
-    def __init__(self, rubric: str, judge: str, scale: str, max_tokens: int, with_reference: bool = True):
+    def __init__(self, rubric: str, judge: str, scale: str, max_tokens: int, with_reference: bool = True,
+                 repeats: int = 1):
+        if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1:
+            raise ValueError(f"repeats must be a whole number, 1 or more; got {repeats!r}")
+        self.repeats = repeats
         self.rubric = _read_rubric(rubric)
         self.with_reference = with_reference  # False: the judge sees only the input and the answer
         self.judge = _check_judge(judge)
@@ -150,33 +156,45 @@ class RubricJudge:
                 f"<answer>\n{ctx.completion.text}\n</answer>\n\n"
                 f"{how}{hint}. Reason first, then give the score. Reply with JSON only: {self.reply}")
 
-    async def __call__(self, ctx: ScoreContext) -> Score:
-        verdict, failed = await _ask(ctx, self.judge, self.prompt(ctx), self.max_tokens, self.schema)
-        if failed is not None:
-            return failed
-        raw = verdict["score"]
+    def value(self, raw: Any) -> float:
         if self.range is None:
-            value = float(raw == "pass")
-        else:
-            low, high = self.range
-            value = (raw - low) / (high - low)
-        details = {"score": raw, "reasoning": verdict["reasoning"], "judge": self.judge}
-        return Score(value, explanation=verdict["reasoning"], details=details)
+            return float(raw == "pass")
+        low, high = self.range
+        return (raw - low) / (high - low)
+
+    async def __call__(self, ctx: ScoreContext) -> Score:
+        """The verdict; with `repeats`, the judge asked that many times and its scores averaged (each raw score
+        in details['scores'], for its self-consistency)."""
+        verdicts = []
+        for repeat in range(self.repeats):
+            verdict, failed = await _ask(ctx, self.judge, self.prompt(ctx), self.max_tokens, self.schema, repeat)
+            if failed is not None:
+                return failed
+            verdicts.append(verdict)
+        raws = [v["score"] for v in verdicts]
+        details = {"score": raws[0], "reasoning": verdicts[0]["reasoning"], "judge": self.judge}
+        if self.repeats > 1:
+            details["scores"] = raws
+        value = sum(self.value(r) for r in raws) / len(raws)
+        return Score(value, explanation=verdicts[0]["reasoning"], details=details)
 
 
 @register_metric("rubric_judge")
-def rubric_judge(rubric: str, judge: str = DEFAULT_JUDGE, scale: str = "1-5", max_tokens: int = 512) -> RubricJudge:
+def rubric_judge(rubric: str, judge: str = DEFAULT_JUDGE, scale: str = "1-5", max_tokens: int = 512,
+                 repeats: int = 1) -> RubricJudge:
     """An LLM judge scores the answer against a written rubric and the reference: 1-5 (as (s-1)/4) or pass_fail.
     `rubric` is text or a file beside task.yaml. The verdict is validated JSON; its reasoning is the explanation
-    and the raw score is in details. A malformed verdict or a failed judge call is an error, never a crash."""
-    return RubricJudge(rubric, judge, scale, max_tokens)
+    and the raw score is in details. A malformed verdict or a failed judge call is an error, never a crash.
+    `repeats`: ask the judge that many times and average (its self-consistency: `evals judge-agreement`)."""
+    return RubricJudge(rubric, judge, scale, max_tokens, repeats=repeats)
 
 
 @register_metric("answer_judge")
-def answer_judge(rubric: str, judge: str = DEFAULT_JUDGE, scale: str = "1-5", max_tokens: int = 512) -> RubricJudge:
+def answer_judge(rubric: str, judge: str = DEFAULT_JUDGE, scale: str = "1-5", max_tokens: int = 512,
+                 repeats: int = 1) -> RubricJudge:
     """rubric_judge without the reference: the judge sees only the input and the answer, as production would.
     So its score can route traffic (`evals route --signal`); otherwise the same scales, verdicts and errors."""
-    return RubricJudge(rubric, judge, scale, max_tokens, with_reference=False)
+    return RubricJudge(rubric, judge, scale, max_tokens, with_reference=False, repeats=repeats)
 
 
 class PairwiseJudge:

@@ -16,6 +16,7 @@ from evals.report.sections import failed_because, headline_metrics, p50_p95
 from evals.run.store import LatencyProfile, RunRecord
 
 if TYPE_CHECKING:
+    from evals.analyse.judge_agreement import JudgeAgreement
     from evals.report.sections import Section
 
 
@@ -137,3 +138,35 @@ def sections_renderable(sections: Sequence[Section]) -> Group:
             parts += [Text(f"  - {item}") for item in items]
         parts.append(Text(""))
     return Group(*parts)
+
+
+def judge_agreement_tables(run_id: str, results: Sequence[JudgeAgreement]) -> list[Any]:
+    """`evals judge-agreement`: per judge metric, agreement and kappa with CIs, self-consistency, the confusion
+    matrix (rows people, columns the judge) and the worst disagreements."""
+    summary = Table(title=Text(f"judges of run {run_id} against people"))
+    for header in ("judge metric", "scale", "labelled", "same verdict (95% CI)", "kappa (95% CI)",
+                   "self-consistency", "warning"):
+        summary.add_column(header)
+    out: list[Any] = [summary]
+    for r in results:
+        low, high = r.agree_ci
+        kappa = "-" if r.kappa is None else (f"{r.kappa:.2f} ({r.kappa_ci[0]:.2f} to {r.kappa_ci[1]:.2f})"
+                                             + (" weighted" if r.weighted else ""))
+        alpha = "-" if r.self_consistency is None else f"alpha {r.self_consistency:.2f} over {r.repeats} repeats"
+        summary.add_row(r.metric, r.scale, str(r.n), f"{r.agree}/{r.n} ({r.agree / r.n:.0%}, {low:.0%}-{high:.0%})",
+                        kappa, alpha, Text("; ".join(r.warnings) or "-"))
+        confusion = Table(title=Text(f"{r.metric}: people (rows) x judge (columns)"))
+        confusion.add_column("people \\ judge")
+        for label in r.labels:
+            confusion.add_column(str(label), justify="right")
+        for label, row in zip(r.labels, r.confusion, strict=True):
+            confusion.add_row(str(label), *(str(v) for v in row))
+        out.append(confusion)
+        if r.disagreements:
+            worst = Table(title=Text(f"{r.metric}: where they disagree most"))
+            for header in ("example", "people", "judge", "judge's reasoning"):
+                worst.add_column(header, overflow="fold")
+            for d in r.disagreements:
+                worst.add_row(Text(d["example_id"]), str(d["human"]), str(d["judge"]), Text(d["reasoning"][:300]))
+            out.append(worst)
+    return out

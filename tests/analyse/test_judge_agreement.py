@@ -1,0 +1,113 @@
+"""`evals judge-agreement`: a rubric judge against people's labels (kappa, confusion, disagreements) and against
+itself across repeats, through `evals run` with the judge behind the stand-in HTTP API."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from evals.analyse.judge_agreement import krippendorff_alpha
+from evals.cli import app
+from tests.standin_server import StandinServer, last_user_message
+
+PEOPLE = [5, 4, 2, 1, 3, 5, 2, 4]
+JUDGE = [5, 4, 3, 1, 3, 4, 1, 4]  # its first verdict on each example
+AGAIN = [5, 4, 2, 1, 3, 5, 1, 4]  # its second (seed 1): examples 2 and 5 change by one point
+
+
+def judge(body: dict) -> str:
+    i = int(re.search(r"<answer>\nquestion (\d+)\n</answer>", last_user_message(body))[1])
+    score = (JUDGE if body.get("seed") is None else AGAIN)[i]
+    return json.dumps({"reasoning": f"graded {i}", "score": score})
+
+
+def task_folder(tmp_path: Path, people: list) -> Path:
+    folder = tmp_path / "judged"
+    folder.mkdir(exist_ok=True)
+    (folder / "task.yaml").write_text(yaml.safe_dump({
+        "name": "judged", "dataset": {"golden": "golden.jsonl", "fields": ["q"], "human": "people"},
+        "prompt": {"user": "{{ q }}"}, "models": ["fake:echo"], "judge_repeats": 2,
+        "metrics": [{"name": "rubric_judge", "id": "quality", "rubric": "Be good.", "judge": "openai:gpt-4o-mini"}],
+    }))
+    (folder / "golden.jsonl").write_text("".join(
+        json.dumps({"id": f"e{i}", "q": f"question {i}", "reference": "x", "people": p}) + "\n"
+        for i, p in enumerate(people)))
+    return folder
+
+
+def quadratic_kappa(confusion: np.ndarray) -> float:
+    """Cohen's weighted kappa by its definition: 1 - sum(w * observed) / sum(w * expected), w = (i - j)^2."""
+    k = len(confusion)
+    w = np.array([[(i - j) ** 2 for j in range(k)] for i in range(k)], float)
+    observed = confusion / confusion.sum()
+    expected = np.outer(observed.sum(1), observed.sum(0))
+    return 1 - (w * observed).sum() / (w * expected).sum()
+
+
+def test_judge_agreement_with_people_and_with_itself(tmp_path: Path, monkeypatch) -> None:
+    folder, store = task_folder(tmp_path, PEOPLE), tmp_path / "runs.db"
+    with StandinServer(judge) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        ran = CliRunner().invoke(app, ["run", str(folder), "--store", str(store), "--no-progress", "--no-cache"])
+        assert ran.exit_code == 0, ran.output
+        assert server.counts.received == 16  # two verdicts per example
+    out = CliRunner().invoke(app, ["judge-agreement", str(folder), "--store", str(store), "--json"])
+    assert out.exit_code == 0, out.output
+    [r] = json.loads(out.stdout)["judges"]
+    # the judge's label is its two verdicts averaged, rounded: e2 (3, 2) -> 3 and e5 (4, 5) -> 5
+    assert (r["metric"], r["n"], r["agree"], r["weighted"]) == ("quality", 8, 6, True)
+    confusion = [[1, 0, 0, 0, 0], [1, 0, 1, 0, 0], [0, 0, 1, 0, 0], [0, 0, 0, 2, 0], [0, 0, 0, 0, 2]]
+    assert r["labels"] == [1, 2, 3, 4, 5] and r["confusion"] == confusion
+    assert r["kappa"] == pytest.approx(quadratic_kappa(np.array(confusion)))
+    assert r["kappa_ci"][0] < r["kappa"] < r["kappa_ci"][1]
+    assert [(d["example_id"], d["human"], d["judge"]) for d in r["disagreements"]] == [("e2", 2, 3), ("e6", 2, 1)]
+    units = [[a, b] for a, b in zip(JUDGE, AGAIN)]
+    assert r["self_consistency"] == pytest.approx(krippendorff_alpha(units, numeric=True)) and r["repeats"] == 2
+    table = CliRunner().invoke(app, ["judge-agreement", str(folder), "--store", str(store)], terminal_width=200)
+    assert "6/8 (75%" in table.output and "alpha" in table.output and "where they disagree most" in table.output
+
+
+def test_krippendorff_alpha_by_hand() -> None:
+    # values 1, 2, 3, 3: observed (1-2)^2 * 2 / 4 = 0.5; expected 22 / 12 (every ordered pair of the four)
+    assert krippendorff_alpha([[1, 2], [3, 3]], numeric=True) == pytest.approx(1 - 0.5 / (22 / 12))
+    assert krippendorff_alpha([[1, 1], [2, 2]], numeric=True) == 1.0
+    # nominal: units (pass, fail), (pass, pass): observed 2/4, expected 2*3/(4*3) = 0.5 -> alpha 0
+    assert krippendorff_alpha([["pass", "fail"], ["pass", "pass"]], numeric=False) == pytest.approx(1 - 0.5 / 0.5)
+
+
+def test_labels_outside_the_judges_scale_name_file_line_and_field(tmp_path: Path, monkeypatch) -> None:
+    folder, store = task_folder(tmp_path, [5, 7, 2]), tmp_path / "runs.db"
+    with StandinServer(judge) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        assert CliRunner().invoke(app, ["run", str(folder), "--store", str(store), "--no-cache"]).exit_code == 0
+    out = CliRunner().invoke(app, ["judge-agreement", str(folder), "--store", str(store)])
+    assert out.exit_code == 2
+    assert "golden.jsonl:2 field 'people'" in out.output and "whole number from 1 to 5, not 7" in out.output
+    (folder / "task.yaml").write_text((folder / "task.yaml").read_text().replace("  human: people\n", ""))
+    missing = CliRunner().invoke(app, ["judge-agreement", str(folder), "--store", str(store)])
+    assert missing.exit_code == 2 and "dataset.human" in missing.output
+
+
+def test_the_verdict_warns_when_a_judge_that_decides_matches_disagrees_with_people(tmp_path: Path,
+                                                                                   monkeypatch) -> None:
+    from evals.run.store import Store
+
+    # people say the opposite of the judge's first verdict on every example
+    folder, store = task_folder(tmp_path, [6 - j for j in JUDGE]), tmp_path / "runs.db"
+    (folder / "task.yaml").write_text((folder / "task.yaml").read_text() + "pass: {quality: 0.5}\n")
+    with StandinServer(judge) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        for _ in range(2):
+            assert CliRunner().invoke(app, ["run", str(folder), "--store", str(store), "--no-progress"]).exit_code == 0
+    a, b = (r.id for r in reversed(Store(store).list_runs()))
+    out = CliRunner().invoke(app, ["compare", a, b, "--store", str(store), "--json"])
+    assert out.exit_code == 0, out.output
+    reasons = " ".join(json.loads(out.stdout)["verdict"]["reasons"])
+    assert "Warning: judge metric 'quality' agrees with people only at kappa" in reasons
+    assert f"in run {a}" in reasons and "it decides matches" in reasons
