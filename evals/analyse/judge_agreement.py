@@ -25,7 +25,7 @@ JUDGE_METRICS = ("rubric_judge", "answer_judge")  # metrics whose value is a jud
 LOW_KAPPA = 0.6  # below: at best "moderate" agreement (Landis and Koch 1977)
 LOW_ALPHA = 0.667  # below: too inconsistent to draw even tentative conclusions (Krippendorff 2004)
 PASS, FAIL = "pass", "fail"
-PASS_WORDS = {True: PASS, False: FAIL, "pass": PASS, "fail": FAIL, "right": PASS, "wrong": FAIL, 1: PASS, 0: FAIL}
+PASS_WORDS = {True: PASS, False: FAIL, "pass": PASS, "fail": FAIL, "right": PASS, "wrong": FAIL}  # 1/0 == True/False
 
 
 @dataclass(frozen=True)

@@ -269,7 +269,7 @@ def test_cli_judge_override_runs_through_the_sdk_cached_and_counted(make_task, t
     [quality_spec] = [m for m in df.attrs["manifest"]["metrics"] if m["id"] == "quality"]
     assert quality_spec["args"]["judge"] == "openai:gpt-4o-mini"  # the override is recorded
     assert quality_spec["config"] == {"rubric": RUBRIC, "judge": "openai:gpt-4o-mini", "scale": "1-5",
-                                      "max_tokens": 512}
+                                      "max_tokens": 512, "repeats": 1}
 
 
 def test_cli_warns_once_when_the_judge_cannot_run_and_records_errors(make_task, tmp_path) -> None:
