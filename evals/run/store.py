@@ -93,7 +93,20 @@ CREATE TABLE IF NOT EXISTS decisions (
     revisit_on TEXT NOT NULL,
     verdict TEXT NOT NULL
 );
+-- `evals view`: a reviewer's verdict on an example's answer; model results are never changed.
+CREATE TABLE IF NOT EXISTS human_labels (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    example_id TEXT NOT NULL,
+    attempt INTEGER,
+    label TEXT NOT NULL CHECK (label IN ('right', 'wrong')),
+    comment TEXT,
+    labelled_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS labels_by_example ON human_labels (run_id, example_id, id);
 """
+# Tables a store must have to be read without upgrading it (human_labels comes with the first label).
+REQUIRED_TABLES = ("runs", "results", "baselines", "checks", "latency_profiles", "decisions")
 # Columns added after the first release: an older store gains them (NULL in its old rows) when opened.
 ADDED_COLUMNS = {
     "runs": {"busy_s": "REAL", "served_calls": "INTEGER", "concurrency": "INTEGER", "hardware": "TEXT"},
@@ -183,13 +196,30 @@ class CheckRecord:
     outcome: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class HumanLabel:
+    """A reviewer's verdict on one example's answer (the newest per example is the current one)."""
+
+    id: int
+    run_id: str
+    example_id: str
+    attempt: int | None
+    label: str  # right, wrong
+    comment: str | None
+    labelled_at: str
+
+
 class Store:
-    def __init__(self, path: str | Path | None = None):
+    def __init__(self, path: str | Path | None = None, *, readonly: bool = False):
+        """`readonly`: read an existing store as it is, never writing or upgrading it (an older one is refused)."""
         self.path = Path(path) if path else default_store_path()
-        self._db = Database(self.path, "run store")
+        self._db = Database(self.path, "run store", readonly=readonly)
+        if readonly:
+            self._require_current_schema()
+            return
         self._db.executescript(SCHEMA)
         for table, columns in ADDED_COLUMNS.items():
-            have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            have = self._columns(table)
             for name, kind in columns.items():
                 if name not in have:
                     try:
@@ -197,6 +227,29 @@ class Store:
                     except sqlite3.OperationalError as e:  # another process opening the store added it first
                         if "duplicate column" not in str(e):
                             raise
+
+    def _columns(self, table: str) -> set[str]:
+        return {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+
+    def _require_current_schema(self) -> None:
+        tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not {"runs", "results"} <= tables:
+            raise EvalsError("not an evals run store (it has no runs table)", file=self.path)
+        missing = [t for t in REQUIRED_TABLES if t not in tables] + [
+            f"{table}.{c}" for table, columns in ADDED_COLUMNS.items() for c in columns if c not in self._columns(table)]
+        if missing:
+            raise EvalsError(f"written by an older evals version (it lacks {', '.join(missing)}); upgrade it once "
+                             f"with `evals runs --store {self.path}` (or a copy of it), then open it again",
+                             file=self.path)
+
+    def has_table(self, name: str) -> bool:
+        return self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                                (name,)).fetchone() is not None
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The raw connection, for read queries (the viewer's)."""
+        return self._db.connection
 
     def close(self) -> None:
         self._db.close()
@@ -353,12 +406,43 @@ class Store:
             f" WHERE {where} ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
         return [CheckRecord(*row[:7], outcome=json.loads(row[7])) for row in reversed(rows)]
 
-    def results_frame(self, run_id: str) -> pd.DataFrame:
-        """One row per example; each metric's value as column `score.<id>`."""
+    # ---- human labels ------------------------------------------------------------------------------
+
+    def add_label(self, run_id: str, example_id: str, label: str, comment: str | None = None,
+                  attempt: int | None = None) -> HumanLabel:
+        if label not in ("right", "wrong"):
+            raise EvalsError(f"a label is 'right' or 'wrong', not '{label}'", field="label")
+        cur = self._db.execute(
+            "INSERT INTO human_labels (run_id, example_id, attempt, label, comment, labelled_at) VALUES (?,?,?,?,?,?)",
+            (run_id, example_id, attempt, label, comment or None, _now()))
+        return self._labels("WHERE id = ?", (cur.lastrowid,))[0]
+
+    def labels(self, run_id: str | None = None, example_id: str | None = None) -> list[HumanLabel]:
+        """The current label of every labelled example (of a run, of one example), oldest first."""
+        if not self.has_table("human_labels"):  # a store no one has labelled yet, opened read-only
+            return []
+        where, args = ["id IN (SELECT MAX(id) FROM human_labels GROUP BY run_id, example_id, attempt)"], []
+        for clause, value in (("run_id = ?", run_id), ("example_id = ?", example_id)):
+            if value is not None:
+                where.append(clause)
+                args.append(value)
+        return self._labels("WHERE " + " AND ".join(where) + " ORDER BY id", tuple(args))
+
+    def _labels(self, clause: str, args: tuple[Any, ...]) -> list[HumanLabel]:
+        rows = self._db.execute("SELECT id, run_id, example_id, attempt, label, comment, labelled_at FROM human_labels "
+                                + clause, args)
+        return [HumanLabel(*row) for row in rows]
+
+    TEXT_COLUMNS = ("input", "reference", "output")
+
+    def results_frame(self, run_id: str, *, texts: bool = True) -> pd.DataFrame:
+        """One row per example; each metric's value as column `score.<id>`. `texts=False` leaves out the input,
+        reference and output (all a summary needs, read in a fraction of the time)."""
         import pandas as pd  # here, not at the top: a run starts without it
 
         run_id = self.resolve(run_id)
-        df = pd.read_sql_query("SELECT * FROM results WHERE run_id = ? ORDER BY line, example_id",
+        columns = "*" if texts else ", ".join(c for c in self._columns("results") if c not in self.TEXT_COLUMNS)
+        df = pd.read_sql_query(f"SELECT {columns} FROM results WHERE run_id = ? ORDER BY line, example_id",
                                self._db.connection, params=(run_id,))
         df["passed"] = df["passed"].astype(bool)
         df["cached"] = df["cached"].astype(bool)
@@ -369,15 +453,15 @@ class Store:
         for metric_id in sorted({k for s in scores for k in s}):
             df[f"score.{metric_id}"] = scores.map(lambda s: (s.get(metric_id) or {}).get("value"))
         df["scores"] = scores
-        for col in ("input", "reference"):
+        for col in ("input", "reference") if texts else ():
             df[col] = df[col].map(json.loads)
         return df
 
 
-def load_run(run_id: str, store: str | Path | Store | None = None) -> pd.DataFrame:
+def load_run(run_id: str, store: str | Path | Store | None = None, *, texts: bool = True) -> pd.DataFrame:
     """A stored run as a pandas DataFrame; the run's manifest and record are in `df.attrs`."""
     s = store if isinstance(store, Store) else Store(store)
-    df = s.results_frame(run_id)
+    df = s.results_frame(run_id, texts=texts)
     record = s.get_run(run_id)
     df.attrs["run"] = dataclasses.asdict(record)
     df.attrs["manifest"] = record.manifest
