@@ -26,7 +26,7 @@ class Agreement:
 
 def agreement(rows: Sequence[Mapping[str, Any]], labels: Mapping[str, str],
               pass_rule: Mapping[str, float]) -> list[Agreement]:
-    """`rows`: each labelled example's `example_id`, `passed` and `scores` ({metric: {"value": ...}});
+    """`rows`: each labelled example's `example_id`, `passed` and `scores` ({metric id: value});
     `labels`: example id -> 'right' or 'wrong'. One line for the match verdict, one per pass-rule metric."""
     from sklearn.metrics import cohen_kappa_score
 
@@ -37,7 +37,7 @@ def agreement(rows: Sequence[Mapping[str, Any]], labels: Mapping[str, str],
             continue
         verdicts[MATCH].append((human == "right", bool(row["passed"])))
         for metric, threshold in pass_rule.items():
-            value = ((row.get("scores") or {}).get(metric) or {}).get("value")
+            value = (row.get("scores") or {}).get(metric)
             if value is not None:
                 verdicts.setdefault(metric, []).append((human == "right", value >= threshold))
     out = []

@@ -172,15 +172,15 @@ def neighbours(store: Store, run_id: str, example_id: str) -> tuple[str | None, 
 
 
 def outputs(store: Store, run_id: str, example_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """Output, error and scores of these examples of a run (their first attempt)."""
+    """Output, error, match and metric values of these examples of a run (their first attempt)."""
     found: dict[str, dict[str, Any]] = {}
     for start in range(0, len(example_ids), 500):
         chunk = example_ids[start:start + 500]
         rows = store.connection.execute(
-            f"SELECT example_id, output, error, scores FROM results WHERE run_id = ? AND example_id IN"
+            f"SELECT example_id, output, error, passed, scores FROM results WHERE run_id = ? AND example_id IN"
             f" ({', '.join('?' * len(chunk))})", (run_id, *chunk))
-        for eid, output, error, scores in rows:
-            found.setdefault(str(eid), {"output": output, "error": error, "scores": {
+        for eid, output, error, passed, scores in rows:
+            found.setdefault(str(eid), {"output": output, "error": error, "passed": bool(passed), "scores": {
                 k: (v or {}).get("value") for k, v in json.loads(scores).items()}})
     return found
 
