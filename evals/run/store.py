@@ -449,12 +449,13 @@ class Store:
         for col in ("queue_s", "cached_input_tokens", "cache_write_tokens"):  # NULL in rows from older versions
             df[col] = pd.to_numeric(df[col]).fillna(0)
         df["ttft_s"] = pd.to_numeric(df["ttft_s"])
-        scores = df["scores"].map(json.loads)
-        for metric_id in sorted({k for s in scores for k in s}):
-            df[f"score.{metric_id}"] = scores.map(lambda s: (s.get(metric_id) or {}).get("value"))
-        df["scores"] = scores
+        scores = [json.loads(s) for s in df["scores"]]  # lists, not Series.map: a third of the time
+        columns = {f"score.{m}": [(s.get(m) or {}).get("value") for s in scores]
+                   for m in sorted({k for s in scores for k in s})}
+        df = df.assign(scores=pd.Series(scores, index=df.index, dtype=object),
+                       **{k: pd.Series(v, index=df.index) for k, v in columns.items()})
         for col in ("input", "reference") if texts else ():
-            df[col] = df[col].map(json.loads)
+            df[col] = [json.loads(v) for v in df[col]]
         return df
 
 
