@@ -34,7 +34,7 @@ from evals.view import pages
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; base-uri 'none'; "
        "frame-ancestors 'none'")
 SECURITY_HEADERS = [(b"content-security-policy", CSP.encode()), (b"x-content-type-options", b"nosniff"),
-                    (b"referrer-policy", b"no-referrer"), (b"x-frame-options", b"DENY"),
+                    (b"referrer-policy", b"same-origin"), (b"x-frame-options", b"DENY"),
                     (b"cache-control", b"no-store")]
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -134,6 +134,8 @@ def create_app(store: str | Path, *, allowed_hosts: Sequence[str] = LOOPBACK, to
                                                (record.id, example_id)).fetchone():
             raise pages.NotFound(f"run {record.id} has no example '{example_id}'")
         attempt = str(form.get("attempt", "")).strip()
+        if attempt and not attempt.isdigit():
+            raise EvalsError(f"attempt is a number, not '{attempt}'", field="attempt")
         viewer.writer().add_label(record.id, example_id, str(form.get("label", "")),
                                   str(form.get("comment", "")).strip() or None, int(attempt) if attempt else None)
         return RedirectResponse(path("runs", record.id, "examples", example_id) + "#review", status_code=303)
@@ -168,8 +170,8 @@ def create_app(store: str | Path, *, allowed_hosts: Sequence[str] = LOOPBACK, to
 
 def refuse_cross_site(request: Request, token: str, expected: str) -> None:
     """A write from another site (its Origin is not this server) or without this session's token: 403."""
-    origin = request.headers.get("origin")
-    if origin and origin != "null" and urlsplit(origin).netloc != request.headers.get("host", ""):
+    origin = request.headers.get("origin")  # browsers send it with every POST ('null' from sandboxes, files)
+    if origin and urlsplit(origin).netloc != request.headers.get("host", ""):
         raise HTTPException(403, f"refused: a write from another site ({origin})")
     if not secrets.compare_digest(token.encode(), expected.encode()):
         raise HTTPException(403, "refused: this form has no valid session token (reload the page and try again)")

@@ -43,6 +43,15 @@ def pages(seed_store) -> list[str]:
             f"/compare/{a}/{b}?outcome=both-missed", "/checks", "/checks/qa"]
 
 
+def copy_store(source: Path, target: Path) -> Path:
+    """A consistent copy (SQLite's backup: the WAL's pages included)."""
+    src, dst = sqlite3.connect(source), sqlite3.connect(target)
+    src.backup(dst)
+    src.close()
+    dst.close()
+    return target
+
+
 def results_digest(store: Path) -> str:
     db = sqlite3.connect(store)
     rows = db.execute("SELECT * FROM results ORDER BY run_id, example_id").fetchall()
@@ -162,6 +171,7 @@ def test_labels_need_the_token_and_never_change_results(client, seed_store) -> N
     refused = client.post("/label", data=form, headers={"origin": "http://evil.example"})
     assert refused.status_code == 403 and "another site" in refused.text
     assert client.post("/label", data=form).status_code == 403  # same site, but no token
+    assert client.post("/label", data={**form, "token": TOKEN}, headers={"origin": "null"}).status_code == 403
     assert client.post("/label", data={**form, "token": "guess"}).status_code == 403
     assert not Store(store, readonly=True).labels(a)
     saved = client.post("/label", data={**form, "token": TOKEN}, follow_redirects=False)
@@ -179,10 +189,7 @@ def test_labels_need_the_token_and_never_change_results(client, seed_store) -> N
 
 
 def test_the_store_is_only_read(seed_store, tmp_path) -> None:
-    import shutil
-
-    copy = tmp_path / "copy.db"
-    shutil.copy(seed_store["store"], copy)
+    copy = copy_store(seed_store["store"], tmp_path / "copy.db")
     writer = Store(copy)  # an `evals run` writing while the viewer reads
     sqlite3.connect(copy).execute("DROP TABLE human_labels")  # as in a store from before the viewer
     schema = sqlite3.connect(copy).execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall()
@@ -201,10 +208,7 @@ def test_a_host_it_does_not_serve_is_refused(seed_store) -> None:
 
 
 def test_attempts_are_shown_when_results_have_them(seed_store, tmp_path) -> None:
-    import shutil
-
-    copy = tmp_path / "attempts.db"
-    shutil.copy(seed_store["store"], copy)
+    copy = copy_store(seed_store["store"], tmp_path / "attempts.db")
     db = sqlite3.connect(copy)
     db.execute("ALTER TABLE results ADD COLUMN attempt INTEGER")
     db.execute("UPDATE results SET attempt = 3")
