@@ -55,17 +55,39 @@ LOCK_TIMEOUT_S = 30.0  # how long a write waits for another process's lock befor
 
 class Database:
     """A SQLite database shared by concurrent writers (autocommit, WAL, one connection across threads)
-    whose failures (disk full, read-only, locked past LOCK_TIMEOUT_S, unopenable) are StorageErrors naming it."""
+    whose failures (disk full, read-only, locked past LOCK_TIMEOUT_S, unopenable) are StorageErrors naming it.
 
-    def __init__(self, path: Path, what: str):
+    `readonly` opens an existing file for reading only: it never writes, never changes the journal mode
+    and takes no lock a writer waits for (a file in a folder it cannot write is read as immutable)."""
+
+    def __init__(self, path: Path, what: str, *, readonly: bool = False):
         self.path, self.what = path, what
         try:
+            if readonly:
+                self._db = self._open_readonly(path)
+                return
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=LOCK_TIMEOUT_S)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
         except (OSError, sqlite3.Error) as e:
             raise self.failure("open", e) from None
+
+    @staticmethod
+    def _open_readonly(path: Path) -> sqlite3.Connection:
+        from urllib.parse import quote
+
+        if not path.is_file():
+            raise FileNotFoundError(2, "no such file", str(path))
+        uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+        db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=LOCK_TIMEOUT_S)
+        try:
+            db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError:  # a WAL file whose folder cannot be written: no one else writes it either
+            db.close()
+            db = sqlite3.connect(uri + "&immutable=1", uri=True, isolation_level=None, check_same_thread=False)
+            db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        return db
 
     def failure(self, doing: str, e: Exception) -> Exception:
         from evals.errors import StorageError

@@ -46,14 +46,21 @@ def _environment() -> Environment:
                        trim_blocks=True, lstrip_blocks=True)
 
 
-def render_html(sections: Sequence[Section], title: str, figures: Sequence[Figure] = ()) -> str:
-    """Sections (and figures, each shown under the first section whose title starts with its `section`)."""
+def place_figures(sections: Sequence[Section], figures: Sequence[Figure]
+                  ) -> tuple[list[tuple[Section, list[Figure]]], list[Figure]]:
+    """Each section with the figures shown under it (a figure goes under the first section whose title starts
+    with its `section`), and the figures that belong under none."""
     placed: dict[int, list[Figure]] = {}
     rest: list[Figure] = []
     for fig in figures:
         at = next((i for i, s in enumerate(sections) if s.title.startswith(fig.section)), None)
         (rest if at is None else placed.setdefault(at, [])).append(fig)
-    items = [(s, placed.get(i, [])) for i, s in enumerate(sections)]
+    return [(s, placed.get(i, [])) for i, s in enumerate(sections)], rest
+
+
+def render_html(sections: Sequence[Section], title: str, figures: Sequence[Figure] = ()) -> str:
+    """Sections and their figures (see `place_figures`) as one page."""
+    items, rest = place_figures(sections, figures)
     return _environment().get_template(TEMPLATE).render(title=title, items=items, rest=rest)
 
 

@@ -7,7 +7,7 @@ markup from the data.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +16,7 @@ from evals.types import CHECK_PREFIX, CHECKS
 
 if TYPE_CHECKING:
     from evals.analyse.compare import Comparison, Estimate, ExampleDiff
+    from evals.analyse.summary import RunSummary
     from evals.analyse.verdict import Verdict
 
 OUTPUT_CHARS = 200  # model output shown per example
@@ -63,6 +64,28 @@ def failed_because(scores: Mapping[str, Mapping[str, Any]], limit: int = 300) ->
                if (s.get("value") is None or s["value"] < 1) and (s.get("error") or s.get("explanation"))
                and not (m.startswith(CHECK_PREFIX) and CHECKS in scores)]
     return truncate("; ".join(reasons), limit)
+
+
+def summary_section(summaries: Sequence[RunSummary], title: str = "Summary") -> Section:
+    """Runs' summaries in the columns of `evals show` and `evals run` (judge tokens and cost on their own line)."""
+    metric_ids = headline_metrics(m for s in summaries for m in s.metrics)
+    sec = Section(title, headers=["model", "run", "matches", *metric_ids, "errors", "tokens in/out", "cost", "p50",
+                                  "p95", "TTFT p50", "calls/h"])
+    for s in summaries:
+        status = "" if s.status == "completed" else f" ({s.status}, {s.done}/{s.n * s.repeats})"
+        errors = str(s.errors) + "".join(f"\n{m}: {k}" for m, k in s.metric_errors.items())
+        tokens, cost = f"{s.input_tokens:,}/{s.output_tokens:,}", f"${s.cost_usd:.4f}"
+        if s.judge_calls:
+            tokens += f"\n+ judge {s.judge_input_tokens:,}/{s.judge_output_tokens:,}"
+            cost += f"\n+ judge ${s.judge_cost_usd:.4f}"
+        sec.rows.append([s.model, s.run_id, s.matches_text + status, *(_num(s.metrics.get(m)) for m in metric_ids),
+                         errors, tokens, cost, seconds(s.latency_p50_s), seconds(s.latency_p95_s),
+                         seconds(s.ttft_p50_s), "-" if s.calls_per_hour is None else f"{s.calls_per_hour:,.0f}"])
+    return sec
+
+
+def seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}s"
 
 
 def runs_section(cmp: Comparison) -> Section:

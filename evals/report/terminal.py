@@ -12,7 +12,7 @@ from rich.text import Text
 
 from evals.analyse.aggregate import Classification
 from evals.analyse.summary import RunSummary
-from evals.report.sections import failed_because, headline_metrics, p50_p95
+from evals.report.sections import failed_because, p50_p95, seconds, summary_section
 from evals.run.store import LatencyProfile, RunRecord
 
 if TYPE_CHECKING:
@@ -20,29 +20,17 @@ if TYPE_CHECKING:
     from evals.report.sections import Section
 
 
-def _seconds(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}s"
-
-
 def summary_table(summaries: Sequence[RunSummary], title: str = "") -> Table:
-    metric_ids = headline_metrics(m for s in summaries for m in s.metrics)
+    """The runs' summaries (see `summary_section`), every cell as plain Text; a run not completed in yellow."""
+    section = summary_section(summaries)
     table = Table(title=title or None, show_lines=False)
-    for header in ("model", "run", "matches", *metric_ids, "errors", "tokens in/out", "cost", "p50", "p95", "TTFT p50",
-                   "calls/h"):
+    for header in section.headers:
         table.add_column(header, justify="left" if header in ("model", "run", "matches") else "right")
-    for s in summaries:
-        metric_cells = [("-" if s.metrics.get(m) is None else f"{s.metrics[m]:.2f}") for m in metric_ids]
-        status = "" if s.status == "completed" else f" [yellow]({s.status}, {s.done}/{s.n * s.repeats})[/]"
-        errors = str(s.errors) + "".join(f"\n{m}: {k}" for m, k in s.metric_errors.items())
-        tokens, cost = f"{s.input_tokens:,}/{s.output_tokens:,}", f"${s.cost_usd:.4f}"
-        if s.judge_calls:
-            tokens += f"\n+ judge {s.judge_input_tokens:,}/{s.judge_output_tokens:,}"
-            cost += f"\n+ judge ${s.judge_cost_usd:.4f}"
-        table.add_row(
-            Text(s.model), s.run_id, s.matches_text + status, *metric_cells, Text(errors), tokens, cost,
-            _seconds(s.latency_p50_s), _seconds(s.latency_p95_s), _seconds(s.ttft_p50_s),
-            "-" if s.calls_per_hour is None else f"{s.calls_per_hour:,.0f}",
-        )
+    for s, row in zip(summaries, section.rows, strict=True):
+        cells = [Text(c) for c in row]
+        if s.status != "completed":
+            cells[2].stylize("yellow", len(s.matches_text))
+        table.add_row(*cells)
     return table
 
 
@@ -58,7 +46,7 @@ def latency_table(profile: LatencyProfile) -> Table:
         table.add_row(str(lv["concurrency"]), str(lv["n"]), str(lv["errors"]),
                       p50_p95(lv["ttft_p50_s"], lv["ttft_p95_s"]), p50_p95(lv["latency_p50_s"], lv["latency_p95_s"]),
                       "-" if lv["tokens_per_s"] is None else f"{lv['tokens_per_s']:,.0f}",
-                      _seconds(lv["queue_p50_s"]),
+                      seconds(lv["queue_p50_s"]),
                       "-" if lv["calls_per_hour"] is None else f"{lv['calls_per_hour']:,.0f}")
     return table
 

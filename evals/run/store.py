@@ -14,115 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from evals._util import Database
 from evals.errors import EvalsError
+from evals.run import schema
 from evals.types import ExampleResult
 
 if TYPE_CHECKING:
     import pandas as pd
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    id TEXT PRIMARY KEY,
-    task TEXT NOT NULL,
-    model TEXT NOT NULL,
-    status TEXT NOT NULL,
-    n_samples INTEGER NOT NULL,
-    created_at TEXT NOT NULL,
-    finished_at TEXT,
-    manifest TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS results (
-    run_id TEXT NOT NULL REFERENCES runs(id),
-    example_id TEXT NOT NULL,
-    line INTEGER,
-    input TEXT,
-    reference TEXT,
-    output TEXT,
-    error TEXT,
-    passed INTEGER NOT NULL,
-    scores TEXT NOT NULL,
-    input_tokens INTEGER,
-    output_tokens INTEGER,
-    latency_s REAL,
-    cost_usd REAL,
-    cached INTEGER,
-    model_version TEXT,
-    finish_reason TEXT,
-    completed_at TEXT NOT NULL,
-    ttft_s REAL,
-    queue_s REAL,
-    cached_input_tokens INTEGER,
-    cache_write_tokens INTEGER,
-    mean_logprob REAL,
-    attempt INTEGER NOT NULL DEFAULT 1,
-    PRIMARY KEY (run_id, example_id, attempt)
-);
--- Added with `evals baseline` and `evals check`; IF NOT EXISTS makes older stores gain them on open.
-CREATE TABLE IF NOT EXISTS baselines (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    task TEXT NOT NULL,
-    model TEXT NOT NULL,
-    run_id TEXT NOT NULL REFERENCES runs(id),
-    set_at TEXT NOT NULL,
-    note TEXT
-);
-CREATE INDEX IF NOT EXISTS baselines_by_task_model ON baselines (task, model, id);
-CREATE TABLE IF NOT EXISTS checks (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    task TEXT NOT NULL,
-    model TEXT NOT NULL,
-    run_id TEXT REFERENCES runs(id),
-    baseline_run_id TEXT,
-    created_at TEXT NOT NULL,
-    status TEXT NOT NULL,
-    outcome TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS checks_by_task ON checks (task, model, id);
--- `evals latency`: a model measured at several concurrencies; `decide` costs self-hosting from the newest.
-CREATE TABLE IF NOT EXISTS latency_profiles (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    task TEXT NOT NULL,
-    model TEXT NOT NULL,
-    identity TEXT NOT NULL,
-    hardware TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    levels TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS profiles_by_model ON latency_profiles (task, model, id);
--- `evals decide`: each verdict with its date and when it is due to be revisited.
-CREATE TABLE IF NOT EXISTS decisions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    task TEXT NOT NULL,
-    baseline_run_id TEXT NOT NULL,
-    candidate_run_id TEXT NOT NULL,
-    label TEXT NOT NULL,
-    decided_on TEXT NOT NULL,
-    revisit_on TEXT NOT NULL,
-    verdict TEXT NOT NULL
-);
--- `evals route`: each routing result of a cheap and a strong run; `decide` mentions a hybrid that beats both.
-CREATE TABLE IF NOT EXISTS routes (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    task TEXT NOT NULL,
-    cheap_run_id TEXT NOT NULL,
-    strong_run_id TEXT NOT NULL,
-    signal TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    routing TEXT NOT NULL
-);
-"""
-# Columns added after the first release: an older store gains them (NULL in its old rows) when opened.
-ADDED_COLUMNS = {
-    "runs": {"busy_s": "REAL", "served_calls": "INTEGER", "concurrency": "INTEGER", "hardware": "TEXT"},
-    "results": {"ttft_s": "REAL", "queue_s": "REAL", "cached_input_tokens": "INTEGER",
-                "cache_write_tokens": "INTEGER", "mean_logprob": "REAL"},
-}
-RESULT_COLUMNS = ("run_id", "example_id", "line", "input", "reference", "output", "error", "passed", "scores",
-                  "input_tokens", "output_tokens", "latency_s", "cost_usd", "cached", "model_version",
-                  "finish_reason", "completed_at", "ttft_s", "queue_s", "cached_input_tokens", "cache_write_tokens",
-                  "mean_logprob", "attempt")
-_INSERT_RESULT = (f"INSERT OR REPLACE INTO results ({', '.join(RESULT_COLUMNS)})"
-                  f" VALUES ({', '.join('?' * len(RESULT_COLUMNS))})")
-
 
 def default_store_path() -> Path:
     return Path(os.environ.get("EVALS_STORE", "reports/evals.db"))
@@ -205,41 +101,37 @@ class CheckRecord:
     outcome: dict[str, Any]
 
 
-class Store:
-    def __init__(self, path: str | Path | None = None):
-        self.path = Path(path) if path else default_store_path()
-        self._db = Database(self.path, "run store")
-        self._db.executescript(SCHEMA)
-        for table, columns in ADDED_COLUMNS.items():
-            have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
-            for name, kind in columns.items():
-                if name not in have:
-                    try:
-                        self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
-                    except sqlite3.OperationalError as e:  # another process opening the store added it first
-                        if "duplicate column" not in str(e):
-                            raise
-        self._add_attempts()
+@dataclass(frozen=True)
+class HumanLabel:
+    """A reviewer's verdict on one example's answer (the newest per example is the current one)."""
 
-    def _add_attempts(self) -> None:
-        """A store from before repeats keys results by (run, example): rebuilt, in one transaction, keyed by
-        (run, example, attempt), each old result its example's attempt 1."""
-        if "attempt" in {row[1] for row in self._db.execute("PRAGMA table_info(results)")}:
+    id: int
+    run_id: str
+    example_id: str
+    attempt: int | None
+    label: str  # right, wrong
+    comment: str | None
+    labelled_at: str
+
+
+class Store:
+    def __init__(self, path: str | Path | None = None, *, readonly: bool = False):
+        """`readonly`: read an existing store as it is, never writing or upgrading it (an older one is refused)."""
+        self.path = Path(path) if path else default_store_path()
+        self._db = Database(self.path, "run store", readonly=readonly)
+        if readonly:
+            schema.require_current(self._db)
             return
-        table = SCHEMA[SCHEMA.index("CREATE TABLE IF NOT EXISTS results"):]
-        table = table[:table.index(");") + 2].replace("IF NOT EXISTS results", "results_with_attempts")
-        old = ", ".join(c for c in RESULT_COLUMNS if c != "attempt")
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            if "attempt" not in {row[1] for row in self._db.execute("PRAGMA table_info(results)")}:
-                self._db.execute(table)
-                self._db.execute(f"INSERT INTO results_with_attempts ({old}, attempt) SELECT {old}, 1 FROM results")
-                self._db.execute("DROP TABLE results")
-                self._db.execute("ALTER TABLE results_with_attempts RENAME TO results")
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.connection.rollback()
-            raise
+        schema.upgrade(self._db)
+
+    def has_table(self, name: str) -> bool:
+        return self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                                (name,)).fetchone() is not None
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The raw connection, for read queries (the viewer's)."""
+        return self._db.connection
 
     def close(self) -> None:
         self._db.close()
@@ -259,7 +151,7 @@ class Store:
     def add_result(self, run_id: str, r: ExampleResult) -> None:
         c = r.completion
         scores = {k: dataclasses.asdict(v) for k, v in r.scores.items()}
-        self._db.execute(_INSERT_RESULT, (
+        self._db.execute(schema.INSERT_RESULT, (
             run_id, r.sample.id, r.sample.line,
             json.dumps(r.sample.fields, default=str), json.dumps(r.sample.reference, default=str),
             c.text, c.error, int(r.passed), json.dumps(scores, default=str),
@@ -408,12 +300,44 @@ class Store:
             f" WHERE {where} ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
         return [CheckRecord(*row[:7], outcome=json.loads(row[7])) for row in reversed(rows)]
 
-    def results_frame(self, run_id: str) -> pd.DataFrame:
-        """One row per example; each metric's value as column `score.<id>`."""
+    # ---- human labels ------------------------------------------------------------------------------
+
+    def add_label(self, run_id: str, example_id: str, label: str, comment: str | None = None,
+                  attempt: int | None = None) -> HumanLabel:
+        if label not in ("right", "wrong"):
+            raise EvalsError(f"a label is 'right' or 'wrong', not '{label}'", field="label")
+        cur = self._db.execute(
+            "INSERT INTO human_labels (run_id, example_id, attempt, label, comment, labelled_at) VALUES (?,?,?,?,?,?)",
+            (run_id, example_id, attempt, label, comment or None, _now()))
+        return self._labels("WHERE id = ?", (cur.lastrowid,))[0]
+
+    def labels(self, run_id: str | None = None, example_id: str | None = None) -> list[HumanLabel]:
+        """The current label of every labelled example (of a run, of one example), oldest first."""
+        if not self.has_table("human_labels"):  # a store no one has labelled yet, opened read-only
+            return []
+        where, args = ["id IN (SELECT MAX(id) FROM human_labels GROUP BY run_id, example_id, attempt)"], []
+        for clause, value in (("run_id = ?", run_id), ("example_id = ?", example_id)):
+            if value is not None:
+                where.append(clause)
+                args.append(value)
+        return self._labels("WHERE " + " AND ".join(where) + " ORDER BY id", tuple(args))
+
+    def _labels(self, clause: str, args: tuple[Any, ...]) -> list[HumanLabel]:
+        rows = self._db.execute("SELECT id, run_id, example_id, attempt, label, comment, labelled_at FROM human_labels "
+                                + clause, args)
+        return [HumanLabel(*row) for row in rows]
+
+    TEXT_COLUMNS = ("input", "reference", "output")
+
+    def results_frame(self, run_id: str, *, texts: bool = True) -> pd.DataFrame:
+        """One row per example; each metric's value as column `score.<id>`. `texts=False` leaves out the input,
+        reference and output (all a summary needs, read in a fraction of the time)."""
         import pandas as pd  # here, not at the top: a run starts without it
 
         run_id = self.resolve(run_id)
-        df = pd.read_sql_query("SELECT * FROM results WHERE run_id = ? ORDER BY attempt, line, example_id",
+        columns = "*" if texts else ", ".join(c for c in schema.columns(self._db, "results")
+                                              if c not in self.TEXT_COLUMNS)
+        df = pd.read_sql_query(f"SELECT {columns} FROM results WHERE run_id = ? ORDER BY attempt, line, example_id",
                                self._db.connection, params=(run_id,))
         df["passed"] = df["passed"].astype(bool)
         df["cached"] = df["cached"].astype(bool)
@@ -421,19 +345,20 @@ class Store:
             df[col] = pd.to_numeric(df[col]).fillna(0)
         for col in ("ttft_s", "mean_logprob"):  # NULL where not measured
             df[col] = pd.to_numeric(df[col])
-        scores = df["scores"].map(json.loads)
-        for metric_id in sorted({k for s in scores for k in s}):
-            df[f"score.{metric_id}"] = scores.map(lambda s: (s.get(metric_id) or {}).get("value"))
-        df["scores"] = scores
-        for col in ("input", "reference"):
-            df[col] = df[col].map(json.loads)
+        scores = [json.loads(s) for s in df["scores"]]  # lists, not Series.map: a third of the time
+        columns = {f"score.{m}": [(s.get(m) or {}).get("value") for s in scores]
+                   for m in sorted({k for s in scores for k in s})}
+        df = df.assign(scores=pd.Series(scores, index=df.index, dtype=object),
+                       **{k: pd.Series(v, index=df.index) for k, v in columns.items()})
+        for col in ("input", "reference") if texts else ():
+            df[col] = [json.loads(v) for v in df[col]]
         return df
 
 
-def load_run(run_id: str, store: str | Path | Store | None = None) -> pd.DataFrame:
+def load_run(run_id: str, store: str | Path | Store | None = None, *, texts: bool = True) -> pd.DataFrame:
     """A stored run as a pandas DataFrame; the run's manifest and record are in `df.attrs`."""
     s = store if isinstance(store, Store) else Store(store)
-    df = s.results_frame(run_id)
+    df = s.results_frame(run_id, texts=texts)
     record = s.get_run(run_id)
     df.attrs["run"] = dataclasses.asdict(record)
     df.attrs["manifest"] = record.manifest

@@ -13,7 +13,8 @@ from junitparser import Error, Failure, JUnitXml
 
 from evals.analyse.stats import mcnemar_sample_size
 from evals.data.tasks import load_task
-from evals.run.store import SCHEMA, Store
+from evals.run.schema import SCHEMA
+from evals.run.store import Store
 from tests.cli.test_cli_compare import invoke
 from tests.conftest import answer_for, assert_refused_at_load, qa_rows
 from tests.standin_server import Fault, StandinServer, last_user_message

@@ -1,0 +1,179 @@
+"""The run store's tables, and how a store written by an older version is brought up to date when opened."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from evals._util import Database
+from evals.errors import EvalsError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    task TEXT NOT NULL,
+    model TEXT NOT NULL,
+    status TEXT NOT NULL,
+    n_samples INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    finished_at TEXT,
+    manifest TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS results (
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    example_id TEXT NOT NULL,
+    line INTEGER,
+    input TEXT,
+    reference TEXT,
+    output TEXT,
+    error TEXT,
+    passed INTEGER NOT NULL,
+    scores TEXT NOT NULL,
+    input_tokens INTEGER,
+    output_tokens INTEGER,
+    latency_s REAL,
+    cost_usd REAL,
+    cached INTEGER,
+    model_version TEXT,
+    finish_reason TEXT,
+    completed_at TEXT NOT NULL,
+    ttft_s REAL,
+    queue_s REAL,
+    cached_input_tokens INTEGER,
+    cache_write_tokens INTEGER,
+    mean_logprob REAL,
+    attempt INTEGER NOT NULL DEFAULT 1,
+    PRIMARY KEY (run_id, example_id, attempt)
+);
+-- Added with `evals baseline` and `evals check`; IF NOT EXISTS makes older stores gain them on open.
+CREATE TABLE IF NOT EXISTS baselines (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    task TEXT NOT NULL,
+    model TEXT NOT NULL,
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    set_at TEXT NOT NULL,
+    note TEXT
+);
+CREATE INDEX IF NOT EXISTS baselines_by_task_model ON baselines (task, model, id);
+CREATE TABLE IF NOT EXISTS checks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    task TEXT NOT NULL,
+    model TEXT NOT NULL,
+    run_id TEXT REFERENCES runs(id),
+    baseline_run_id TEXT,
+    created_at TEXT NOT NULL,
+    status TEXT NOT NULL,
+    outcome TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS checks_by_task ON checks (task, model, id);
+-- `evals latency`: a model measured at several concurrencies; `decide` costs self-hosting from the newest.
+CREATE TABLE IF NOT EXISTS latency_profiles (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    task TEXT NOT NULL,
+    model TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    hardware TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    levels TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS profiles_by_model ON latency_profiles (task, model, id);
+-- `evals decide`: each verdict with its date and when it is due to be revisited.
+CREATE TABLE IF NOT EXISTS decisions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    task TEXT NOT NULL,
+    baseline_run_id TEXT NOT NULL,
+    candidate_run_id TEXT NOT NULL,
+    label TEXT NOT NULL,
+    decided_on TEXT NOT NULL,
+    revisit_on TEXT NOT NULL,
+    verdict TEXT NOT NULL
+);
+-- `evals route`: each routing result of a cheap and a strong run; `decide` mentions a hybrid that beats both.
+CREATE TABLE IF NOT EXISTS routes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    task TEXT NOT NULL,
+    cheap_run_id TEXT NOT NULL,
+    strong_run_id TEXT NOT NULL,
+    signal TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    routing TEXT NOT NULL
+);
+-- `evals view`: a reviewer's verdict on an example's answer; model results are never changed.
+CREATE TABLE IF NOT EXISTS human_labels (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    example_id TEXT NOT NULL,
+    attempt INTEGER,
+    label TEXT NOT NULL CHECK (label IN ('right', 'wrong')),
+    comment TEXT,
+    labelled_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS labels_by_example ON human_labels (run_id, example_id, id);
+"""
+# Tables a store must have to be read without upgrading it (human_labels comes with the first label).
+REQUIRED_TABLES = ("runs", "results", "baselines", "checks", "latency_profiles", "decisions", "routes")
+# Columns added after the first release: an older store gains them (NULL in its old rows) when opened.
+ADDED_COLUMNS = {
+    "runs": {"busy_s": "REAL", "served_calls": "INTEGER", "concurrency": "INTEGER", "hardware": "TEXT"},
+    "results": {"ttft_s": "REAL", "queue_s": "REAL", "cached_input_tokens": "INTEGER",
+                "cache_write_tokens": "INTEGER", "mean_logprob": "REAL"},
+}
+RESULT_COLUMNS = ("run_id", "example_id", "line", "input", "reference", "output", "error", "passed", "scores",
+                  "input_tokens", "output_tokens", "latency_s", "cost_usd", "cached", "model_version",
+                  "finish_reason", "completed_at", "ttft_s", "queue_s", "cached_input_tokens", "cache_write_tokens",
+                  "mean_logprob", "attempt")
+INSERT_RESULT = (f"INSERT OR REPLACE INTO results ({', '.join(RESULT_COLUMNS)})"
+                  f" VALUES ({', '.join('?' * len(RESULT_COLUMNS))})")
+
+
+def columns(db: Database, table: str) -> set[str]:
+    return {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+
+
+def upgrade(db: Database) -> None:
+    """Create what is missing: tables, columns added since the first release, results keyed by attempt."""
+    db.executescript(SCHEMA)
+    for table, added in ADDED_COLUMNS.items():
+        have = columns(db, table)
+        for name, kind in added.items():
+            if name not in have:
+                try:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+                except sqlite3.OperationalError as e:  # another process opening the store added it first
+                    if "duplicate column" not in str(e):
+                        raise
+    _add_attempts(db)
+
+
+def _add_attempts(db: Database) -> None:
+    """A store from before repeats keys results by (run, example): rebuilt, in one transaction, keyed by
+    (run, example, attempt), each old result its example's attempt 1."""
+    if "attempt" in columns(db, "results"):
+        return
+    table = SCHEMA[SCHEMA.index("CREATE TABLE IF NOT EXISTS results"):]
+    table = table[:table.index(");") + 2].replace("IF NOT EXISTS results", "results_with_attempts")
+    old = ", ".join(c for c in RESULT_COLUMNS if c != "attempt")
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if "attempt" not in columns(db, "results"):  # not rebuilt meanwhile by another process
+            db.execute(table)
+            db.execute(f"INSERT INTO results_with_attempts ({old}, attempt) SELECT {old}, 1 FROM results")
+            db.execute("DROP TABLE results")
+            db.execute("ALTER TABLE results_with_attempts RENAME TO results")
+        db.execute("COMMIT")
+    except BaseException:
+        db.connection.rollback()
+        raise
+
+
+def require_current(db: Database) -> None:
+    """A store opened read-only must already be current: it is never upgraded then."""
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if not {"runs", "results"} <= tables:
+        raise EvalsError("not an evals run store (it has no runs table)", file=db.path)
+    missing = [t for t in REQUIRED_TABLES if t not in tables] + [
+        f"{table}.{c}" for table, added in ADDED_COLUMNS.items() for c in added if c not in columns(db, table)]
+    if "attempt" not in columns(db, "results"):  # added by rebuilding the table (see _add_attempts)
+        missing.append("results.attempt")
+    if missing:
+        raise EvalsError(f"written by an older evals version (it lacks {', '.join(missing)}); upgrade it once "
+                         f"with `evals runs --store {db.path}` (or a copy of it), then open it again", file=db.path)

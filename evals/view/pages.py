@@ -1,0 +1,224 @@
+"""The viewer's pages: each gathers what it shows from the store (read-only) and renders one template.
+
+The numbers are those of `evals show`, `evals compare` and `evals history`, computed by the same code
+(summarize, compare_stored, the report sections and figures) and memoised per run state."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evals.errors import EvalsError
+from evals.run.store import Store
+from evals.view import queries
+from evals.view.present import Memo, diff_pieces, pretty, prompt_messages
+
+OUTCOMES = {"changed": "improved and regressed", "regressed": "regressed (A matched, B did not)",
+            "improved": "improved (B matched, A did not)", "both-missed": "both missed"}
+
+
+class NotFound(EvalsError):
+    """A run, example or task the store does not hold (a 404 page)."""
+
+
+@dataclass
+class Viewer:
+    """The store the pages read (read-only), the writer labels go through, and the memoised numbers."""
+
+    path: Path
+    token: str  # the per-session secret every write must carry
+    store: Store = field(init=False)
+    memo: Memo = field(default_factory=Memo)
+    _writer: Store | None = None
+
+    def __post_init__(self) -> None:
+        if not self.path.is_file():
+            raise EvalsError(f"no run store at {self.path}: run a task first (`evals run TASK`), or name one with "
+                             "--store (a CI artifact's evals.db, say)")
+        self.store = Store(self.path, readonly=True)
+        import evals.analyse.summary  # noqa: F401  (pandas, now rather than in the first page's time)
+
+    def writer(self) -> Store:
+        """The store opened for writing, only when a reviewer first saves a label."""
+        if self._writer is None:
+            self._writer = Store(self.path)
+        return self._writer
+
+    def run(self, run_id: str) -> Any:
+        try:
+            return self.store.get_run(run_id)
+        except EvalsError as e:
+            raise NotFound(str(e)) from None
+
+    def summary(self, run_id: str) -> Any:
+        from evals.analyse.summary import summarize
+        from evals.run.store import load_run
+
+        return self.memo.get(("summary", run_id, queries.run_state(self.store, run_id)),
+                             lambda: summarize(load_run(run_id, self.store, texts=False)))
+
+
+def runs_page(v: Viewer, params: dict[str, str]) -> dict[str, Any]:
+    sort = params.get("sort", "created") if params.get("sort") in queries.RUN_SORTS else "created"
+    descending = params.get("order", "desc") != "asc"
+    rows = queries.list_runs(v.store, task=params.get("task", ""), model=params.get("model", ""),
+                             status=params.get("status", ""), sort=sort, descending=descending)
+    return {"title": "Runs", "runs": rows, "choices": queries.distinct_values(v.store), "params": params,
+            "sort": sort, "descending": descending, "sorts": list(queries.RUN_SORTS)}
+
+
+def example_filter(params: dict[str, str]) -> queries.ExampleFilter:
+    below = params.get("below", "").strip()
+    try:
+        value = float(below) if below else None
+    except ValueError:
+        raise EvalsError(f"'below' takes a number, got '{below}'", field="below") from None
+    return queries.ExampleFilter(failures=bool(params.get("failures")), errors=bool(params.get("errors")),
+                                 metric=params.get("metric", ""), below=value, search=params.get("q", "").strip())
+
+
+def run_page(v: Viewer, run_id: str, params: dict[str, str]) -> dict[str, Any]:
+    from evals.report.sections import summary_section
+
+    record = v.run(run_id)
+    summary = v.summary(record.id)
+    flt = example_filter(params)
+    page = queries.examples_page(v.store, record.id, flt, _int(params.get("page"), 1))
+    labels = {lab.example_id: lab for lab in v.store.labels(record.id)}
+    throughput = (f"throughput {summary.calls_per_hour:,.0f} calls/hour ({summary.busy_s:,.1f} s busy) at "
+                  f"concurrency {summary.concurrency} on {summary.hardware}" if summary.calls_per_hour else "")
+    return {"title": f"Run {record.id}", "run": record, "summary": summary_section([summary]),
+            "throughput": throughput, "metrics": sorted(summary.metrics), "page": page, "filter": flt,
+            "params": params, "labels": labels, "agreement": _agreement(v, record, labels),
+            "manifest": json.dumps(record.manifest, indent=2, sort_keys=True, default=str)}
+
+
+def _agreement(v: Viewer, record: Any, labels: dict[str, Any]) -> list[Any]:
+    from evals.analyse.agreement import agreement
+
+    if not labels:
+        return []
+    found = queries.outputs(v.store, record.id, list(labels))
+    return agreement([{"example_id": eid, **o} for eid, o in found.items()],
+                     {eid: lab.label for eid, lab in labels.items()}, record.manifest.get("pass") or {})
+
+
+def example_page(v: Viewer, run_id: str, example_id: str) -> dict[str, Any]:
+    record = v.run(run_id)
+    attempts = queries.example_attempts(v.store, record.id, example_id)
+    if not attempts:
+        raise NotFound(f"run {record.id} has no example '{example_id}'")
+    first = attempts[0]
+    messages, prompt_note = prompt_messages(record.manifest, first["input"] or {})
+    shown = []
+    for row in attempts:
+        text, is_json = pretty(row["output"])
+        scores = [{"id": k, **(s or {}), "details_text": pretty((s or {}).get("details") or None)[0],
+                   "reasoning": _reasoning(s or {})} for k, s in (row["scores"] or {}).items()]
+        shown.append({"row": row, "output": text, "output_is_json": is_json, "scores": scores})
+    before, after = queries.neighbours(v.store, record.id, example_id)
+    return {"title": f"Example {example_id} of run {record.id}", "run": record, "example_id": example_id,
+            "attempts": shown, "several": len(attempts) > 1, "messages": messages, "prompt_note": prompt_note,
+            "fields": pretty(first["input"])[0], "reference": pretty(first["reference"])[0],
+            "labels": v.store.labels(record.id, example_id), "before": before, "after": after}
+
+
+def _reasoning(score: dict[str, Any]) -> list[str]:
+    """A judge's reasoning from a score's details (one string, or one per order asked)."""
+    found = (score.get("details") or {}).get("reasoning")
+    return [str(r) for r in found] if isinstance(found, list) else [str(found)] if found else []
+
+
+def compare_page(v: Viewer, run_a: str, run_b: str, params: dict[str, str]) -> dict[str, Any]:
+    from evals.report.html import place_figures
+
+    a, b = v.run(run_a), v.run(run_b)
+    key = ("compare", a.id, b.id, queries.run_state(v.store, a.id), queries.run_state(v.store, b.id))
+    cmp, verdict, source, sections, figures = v.memo.get(key, lambda: _comparison(v, a.id, b.id))
+    outcome = params.get("outcome", "changed") if params.get("outcome") in OUTCOMES else "changed"
+    rows = _outcome_rows(v, cmp, a.id, b.id, outcome)
+    page_size = queries.PAGE_SIZE
+    pages = max(1, -(-len(rows) // page_size))
+    page = min(max(1, _int(params.get("page"), 1)), pages)
+    items, rest = place_figures(sections, figures)
+    return {"title": f"{a.model} (A) vs {b.model} (B)", "a": a, "b": b, "items": items, "rest": rest,
+            "source": source, "outcome": outcome, "outcomes": OUTCOMES, "rows": rows[(page - 1) * page_size:
+                                                                                   page * page_size],
+            "total": len(rows), "page": page, "pages": pages, "params": params,
+            "counts": {"changed": len(cmp.improved) + len(cmp.regressed), "regressed": len(cmp.regressed),
+                       "improved": len(cmp.improved), "both-missed": cmp.counts.both_fail}}
+
+
+def _comparison(v: Viewer, run_a: str, run_b: str) -> tuple[Any, ...]:
+    from evals.analyse.decide import compare_stored
+    from evals.report.html import comparison_figures
+    from evals.report.sections import comparison_sections
+
+    cmp, verdict, source = compare_stored(run_a, run_b, v.store)
+    sections = [s for s in comparison_sections(cmp, verdict, 0) if not s.title.startswith(("Improved", "Regressed"))]
+    return cmp, verdict, source, sections, comparison_figures(cmp, verdict)
+
+
+def _outcome_rows(v: Viewer, cmp: Any, run_a: str, run_b: str, outcome: str) -> list[dict[str, Any]]:
+    def side(output: str | None, error: str | None) -> str:
+        return f"error: {error}" if error else output or ""
+
+    rows = []
+    for name, diffs in (("regressed", cmp.regressed), ("improved", cmp.improved)):
+        if outcome in (name, "changed"):
+            for d in diffs:
+                left, right = diff_pieces(side(d.output_a, d.error_a), side(d.output_b, d.error_b))
+                rows.append({"id": d.example_id, "outcome": name, "a": left, "b": right,
+                             "scores_a": d.scores_a, "scores_b": d.scores_b})
+    if outcome == "both-missed":
+        ids = queries.both_missed(v.store, run_a, run_b)
+        found_a, found_b = queries.outputs(v.store, run_a, ids), queries.outputs(v.store, run_b, ids)
+        for eid in ids:
+            oa, ob = found_a.get(eid, {}), found_b.get(eid, {})
+            left, right = diff_pieces(side(oa.get("output"), oa.get("error")), side(ob.get("output"), ob.get("error")))
+            rows.append({"id": eid, "outcome": "both missed", "a": left, "b": right,
+                         "scores_a": oa.get("scores", {}), "scores_b": ob.get("scores", {})})
+    return rows
+
+
+def checks_index(v: Viewer) -> dict[str, Any]:
+    tasks = [r[0] for r in v.store.connection.execute(
+        "SELECT task FROM checks UNION SELECT task FROM baselines ORDER BY 1")]
+    return {"title": "Checks", "tasks": tasks}
+
+
+def checks_page(v: Viewer, task: str) -> dict[str, Any]:
+    from evals.report.check import history_section, history_title, trend_figure
+    from evals.report.html import place_figures
+
+    records = v.store.checks(task)
+    baselines = v.store.baselines(task, current_only=False)
+    current = {b.id for b in v.store.baselines(task)}
+    key = ("trend", task, records[-1].id if records else None)
+    figure = v.memo.get(key, lambda: trend_figure(records))
+    items, rest = place_figures([history_section(records)], [figure])
+    return {"title": history_title(task, None), "task": task, "items": items, "rest": rest,
+            "checks": list(reversed(records)), "baselines": baselines, "current": current}
+
+
+def labels_jsonl(v: Viewer, run_id: str | None) -> str:
+    """Every current human label (of one run, if given) as JSON lines, with the run's task and model."""
+    runs: dict[str, Any] = {}
+    lines = []
+    for lab in v.store.labels(v.run(run_id).id if run_id else None):
+        if lab.run_id not in runs:
+            runs[lab.run_id] = v.store.get_run(lab.run_id)
+        r = runs[lab.run_id]
+        lines.append(json.dumps({"run_id": lab.run_id, "task": r.task, "model": r.model, "example_id": lab.example_id,
+                                 "attempt": lab.attempt, "label": lab.label, "comment": lab.comment,
+                                 "labelled_at": lab.labelled_at}, ensure_ascii=False))
+    return "".join(line + "\n" for line in lines)
+
+
+def _int(value: str | None, default: int) -> int:
+    try:
+        return int(value) if value else default
+    except ValueError:
+        return default

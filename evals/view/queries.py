@@ -1,0 +1,201 @@
+"""The viewer's reads of the store, in SQL over its read-only connection: the runs list, a page of examples
+with filters, one example's attempts, the examples two runs both missed. Paging reads only the rows shown."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from evals.analyse.stats import format_rate
+from evals.run.store import Store
+
+PAGE_SIZE = 50
+PREVIEW_CHARS = 160
+RUN_SORTS = {"created": "r.created_at", "task": "r.task", "model": "r.model", "status": "r.status",
+             "matches": "1.0 * matches / MAX(r.n_samples * repeats, 1)", "cost": "cost", "errors": "errors"}
+
+
+@dataclass(frozen=True)
+class RunRow:
+    id: str
+    task: str
+    model: str
+    status: str
+    n_samples: int
+    done: int
+    matches: int
+    errors: int
+    cost_usd: float
+    created_at: str
+    repeats: int = 1
+
+    @property
+    def matches_text(self) -> str:
+        """As `evals show` prints it: successes over the run's examples with the Wilson interval; with repeats,
+        passing attempts (their interval, clustered by example, is on the run's page)."""
+        if self.repeats > 1:
+            total = self.n_samples * self.repeats
+            return f"{self.matches}/{total} attempts ({self.matches / max(total, 1):.0%})"
+        return format_rate(self.matches, self.n_samples)
+
+
+def list_runs(store: Store, *, task: str = "", model: str = "", status: str = "", sort: str = "created",
+              descending: bool = True) -> list[RunRow]:
+    where, args = [], []
+    for column, value in (("r.task", task), ("r.model", model), ("r.status", status)):
+        if value:
+            where.append(f"{column} = ?")
+            args.append(value)
+    order = RUN_SORTS.get(sort, RUN_SORTS["created"])
+    rows = store.connection.execute(
+        "SELECT r.id, r.task, r.model, r.status, r.n_samples, COUNT(x.example_id),"
+        " COALESCE(SUM(x.passed), 0) AS matches, COALESCE(SUM(x.error IS NOT NULL), 0) AS errors,"
+        " COALESCE(SUM(x.cost_usd), 0.0) AS cost, r.created_at,"
+        " COALESCE(json_extract(r.manifest, '$.repeats'), 1) AS repeats"
+        " FROM runs r LEFT JOIN results x ON x.run_id = r.id" + (" WHERE " + " AND ".join(where) if where else "")
+        + f" GROUP BY r.id ORDER BY {order} {'DESC' if descending else 'ASC'}, r.rowid DESC", args).fetchall()
+    return [RunRow(*row) for row in rows]
+
+
+def distinct_values(store: Store) -> dict[str, list[str]]:
+    """Every task, model and status in the store (the runs list's filter choices)."""
+    return {column: [r[0] for r in store.connection.execute(f"SELECT DISTINCT {column} FROM runs ORDER BY 1")]
+            for column in ("task", "model", "status")}
+
+
+def run_state(store: Store, run_id: str) -> tuple[Any, ...]:
+    """Changes whenever the run gains a result or a status: what a cached summary of it is keyed by."""
+    return store.connection.execute(
+        "SELECT r.status, r.finished_at, COUNT(x.example_id), MAX(x.completed_at) FROM runs r"
+        " LEFT JOIN results x ON x.run_id = r.id WHERE r.id = ? GROUP BY r.id", (run_id,)).fetchone()
+
+
+def repeated(store: Store, run_id: str) -> bool:
+    """Whether the run asked each example several times (its manifest's `repeats`)."""
+    row = store.connection.execute("SELECT COALESCE(json_extract(manifest, '$.repeats'), 1) FROM runs WHERE id = ?",
+                                   (run_id,)).fetchone()
+    return bool(row) and int(row[0]) > 1
+
+
+@dataclass(frozen=True)
+class ExampleFilter:
+    failures: bool = False
+    errors: bool = False
+    metric: str = ""  # with `below`: this metric's value under it
+    below: float | None = None
+    search: str = ""  # in the input or the output
+
+    def sql(self) -> tuple[str, list[Any]]:
+        where, args = [], []
+        if self.failures:
+            where.append("passed = 0")
+        if self.errors:
+            where.append("error IS NOT NULL")
+        if self.metric and self.below is not None:
+            where.append("CAST(json_extract(scores, ?) AS REAL) < ?")
+            args += [f'$."{self.metric}".value', self.below]
+        if self.search:
+            like = "%" + _like_escape(self.search) + "%"
+            as_json = "%" + _like_escape(json.dumps(self.search)[1:-1]) + "%"  # inputs are stored as JSON text
+            where.append("(input LIKE ? ESCAPE '\\' OR input LIKE ? ESCAPE '\\' OR output LIKE ? ESCAPE '\\'"
+                         " OR example_id LIKE ? ESCAPE '\\')")
+            args += [like, as_json, like, like]
+        return "".join(f" AND {w}" for w in where), args
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+@dataclass(frozen=True)
+class ExampleRow:
+    example_id: str
+    attempt: int | None
+    line: int | None
+    passed: bool
+    error: str | None
+    preview: str
+    scores: dict[str, float | None]
+    latency_s: float | None
+    cost_usd: float | None
+
+
+@dataclass(frozen=True)
+class ExamplePage:
+    rows: list[ExampleRow]
+    total: int  # examples the filter keeps
+    page: int
+    pages: int
+    metrics: list[str] = field(default_factory=list)
+
+
+def examples_page(store: Store, run_id: str, flt: ExampleFilter, page: int = 1,
+                  page_size: int = PAGE_SIZE) -> ExamplePage:
+    where, args = flt.sql()
+    db = store.connection
+    total = db.execute(f"SELECT COUNT(*) FROM results WHERE run_id = ?{where}", (run_id, *args)).fetchone()[0]
+    pages = max(1, -(-total // page_size))
+    page = min(max(1, page), pages)
+    attempt = "attempt" if repeated(store, run_id) else "NULL"
+    rows = db.execute(
+        f"SELECT example_id, {attempt}, line, passed, error, substr(COALESCE(error, output, ''), 1, ?), scores,"
+        f" latency_s, cost_usd FROM results WHERE run_id = ?{where}"
+        f" ORDER BY line, example_id{', attempt' if attempt != 'NULL' else ''} LIMIT ? OFFSET ?",
+        (PREVIEW_CHARS + 1, run_id, *args, page_size, (page - 1) * page_size)).fetchall()
+    out = []
+    for eid, att, line, passed, error, preview, scores, latency, cost in rows:
+        values = {k: (v or {}).get("value") for k, v in json.loads(scores).items()}
+        preview = preview if len(preview) <= PREVIEW_CHARS else preview[:PREVIEW_CHARS] + "..."
+        out.append(ExampleRow(str(eid), att, line, bool(passed), error, preview, values, latency, cost))
+    metrics = sorted({m for r in out for m in r.scores})
+    return ExamplePage(out, total, page, pages, metrics)
+
+
+def example_attempts(store: Store, run_id: str, example_id: str) -> list[dict[str, Any]]:
+    """Every stored row of one example (one per attempt), input, reference and scores decoded."""
+    cur = store.connection.execute("SELECT * FROM results WHERE run_id = ? AND example_id = ? ORDER BY attempt",
+                                   (run_id, example_id))
+    names = [d[0] for d in cur.description]
+    rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    for row in rows:
+        for key in ("input", "reference", "scores"):
+            row[key] = json.loads(row[key]) if row.get(key) is not None else None
+    return rows
+
+
+def neighbours(store: Store, run_id: str, example_id: str) -> tuple[str | None, str | None]:
+    """The examples before and after this one, in the run's order (line, id)."""
+    db = store.connection
+    line = db.execute("SELECT line FROM results WHERE run_id = ? AND example_id = ?", (run_id, example_id)).fetchone()
+    if line is None:
+        return None, None
+    key = (line[0] if line[0] is not None else -1, example_id)
+    before = db.execute("SELECT example_id FROM results WHERE run_id = ? AND (COALESCE(line, -1), example_id) < (?, ?)"
+                        " ORDER BY COALESCE(line, -1) DESC, example_id DESC LIMIT 1", (run_id, *key)).fetchone()
+    after = db.execute("SELECT example_id FROM results WHERE run_id = ? AND (COALESCE(line, -1), example_id) > (?, ?)"
+                       " ORDER BY COALESCE(line, -1), example_id LIMIT 1", (run_id, *key)).fetchone()
+    return (before[0] if before else None), (after[0] if after else None)
+
+
+def outputs(store: Store, run_id: str, example_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Output, error, match and metric values of these examples of a run (their first attempt)."""
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(example_ids), 500):
+        chunk = example_ids[start:start + 500]
+        rows = store.connection.execute(
+            f"SELECT example_id, output, error, passed, scores FROM results WHERE run_id = ? AND example_id IN"
+            f" ({', '.join('?' * len(chunk))})", (run_id, *chunk))
+        for eid, output, error, passed, scores in rows:
+            found.setdefault(str(eid), {"output": output, "error": error, "passed": bool(passed), "scores": {
+                k: (v or {}).get("value") for k, v in json.loads(scores).items()}})
+    return found
+
+
+def both_missed(store: Store, run_a: str, run_b: str) -> list[str]:
+    """Example ids neither run matched, in run A's order."""
+    rows = store.connection.execute(
+        "SELECT a.example_id FROM results a JOIN results b ON b.example_id = a.example_id AND b.run_id = ?"
+        " WHERE a.run_id = ? AND a.passed = 0 AND b.passed = 0 GROUP BY a.example_id"
+        " ORDER BY MIN(a.line), a.example_id", (run_b, run_a))
+    return [str(r[0]) for r in rows]

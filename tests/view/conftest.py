@@ -1,0 +1,54 @@
+"""A store the viewer tests share: the seed story (baseline 44/50, candidate 47/50) stored by the real runner,
+hostile markup as the answers to ex044 (baseline) and ex043 (the candidate's one regression), and a check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import QA_TASK, qa_rows
+
+PAYLOAD = ('<script>alert(1)</script> <img src=x onerror=alert(1)> <a href="javascript:alert(1)">click</a>'
+           '\n& "quotes"')
+
+
+def write_task(folder: Path, n: int = 50) -> Path:
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    spec = {**QA_TASK, "decision": {"min_gap": 0.05, "volume": 100_000}}
+    (folder / "task.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    (folder / "golden.jsonl").write_text("".join(json.dumps(r) + "\n" for r in qa_rows(n)))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def seed_store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """{'store': path, 'a': baseline run id, 'b': candidate run id, 'task': folder, 'check': check id}."""
+    import tests.cli.test_cli_compare as compare_tests
+    from evals.gate.check import evaluate, history_point
+    from evals.run.store import Store, load_run
+
+    root = tmp_path_factory.mktemp("view")
+    folder, store = write_task(root / "task"), root / "evals.db"
+    a = [True] * 43 + [True] + [False] * 4 + [False] * 2
+    b = [True] * 43 + [False] + [True] * 4 + [False] * 2
+    saved, compare_tests.HOSTILE = compare_tests.HOSTILE, PAYLOAD
+    try:
+        run_a = compare_tests.store_run(folder, store, "base", a, hostile_at=44)
+        run_b = compare_tests.store_run(folder, store, "cand", b, hostile_at=43)
+    finally:
+        compare_tests.HOSTILE = saved
+    db = Store(store)
+    db.set_baseline("qa", "fake:base", run_a, note="accepted")
+    from evals.data.tasks import load_task
+
+    outcome = evaluate(load_run(run_a, db), load_run(run_b, db), load_task(str(folder)).check,
+                       baseline_source=f"baseline {run_a}")
+    check_id = db.add_check(outcome.task, outcome.model, outcome.run_id, outcome.baseline_run_id, outcome.status,
+                            {**outcome.as_dict(), "point": history_point(outcome)})
+    db.close()
+    return {"store": store, "a": run_a, "b": run_b, "task": folder, "check": check_id}
