@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["load_run", "load_task"]
+__all__ = ["by_example", "load_run", "load_task"]
 
 
 def __getattr__(name: str) -> Any:  # lazy, so `evals --help` starts without pandas or datasets
@@ -13,6 +13,10 @@ def __getattr__(name: str) -> Any:  # lazy, so `evals --help` starts without pan
         from evals.run.store import load_run
 
         return load_run
+    if name == "by_example":  # a repeated run's frame with one row per example (its pass fraction)
+        from evals.analyse.repeats import by_example
+
+        return by_example
     if name == "load_task":
         from evals.data.tasks import load_task
 

@@ -95,3 +95,9 @@ def test_power_with_repeats_separates_noise_within_examples_from_the_spread_betw
     one = repeat_power(xa[:, 0].astype(float), xb[:, 0].astype(float), 1, 1, gap=0.05)
     assert plan.n_one_attempt == pytest.approx(one.n_needed, rel=0.05)  # the K = 1 projection is what K = 1 needs
     assert 0 < plan.within_share < 1
+
+
+def test_the_public_api_offers_by_example() -> None:
+    import evals
+
+    assert evals.by_example is by_example
