@@ -150,7 +150,8 @@ def repeat_power(fa: np.ndarray, fb: np.ndarray, ka: int, kb: int, gap: float, p
 
     return RepeatPower(
         k=k, n_needed=needed(between + wa / ka + wb / kb), n_one_attempt=needed(between + wa + wb),
-        n_unlimited=needed(between), within_share=(wa / ka + wb / kb) / total if total > 0 else 0.0,
+        n_unlimited=needed(between),
+        within_share=(wa / ka + wb / kb) / (between + wa / ka + wb / kb) if between + wa + wb > 0 else 0.0,
         min_detectable_gap=(za + zb) * math.sqrt(total / n) if n > 1 and total > 0 else None,
     )
 

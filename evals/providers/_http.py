@@ -122,7 +122,8 @@ def open_client(config: ModelConfig, sdk_name: str, client_class: str, key_env: 
     except ImportError:
         raise MissingCredentials(f"the {sdk_name} package is not installed: pip install {sdk_name}") from None
     client = getattr(sdk, client_class)(api_key=key or PLACEHOLDER_KEY, base_url=base_url, max_retries=0,
-                                        timeout=SDK_TIMEOUT_S, default_headers=config.options.get("headers"))
+                                        timeout=SDK_TIMEOUT_S, default_headers=config.options.get("headers"),
+                                        http_client=sdk.DefaultAioHttpClient(timeout=SDK_TIMEOUT_S))
     return sdk, client, key, base_url
 
 
@@ -174,8 +175,15 @@ def to_provider_error(e: Exception, sdk: ModuleType, *, secret: str | None) -> P
     if not isinstance(e, sdk.APIError):  # the connection failed while anthropic's stream was read
         return ProviderError(f"APIConnectionError: connection lost mid-stream ({type(e).__name__})", retryable=True)
     if isinstance(e, sdk.APIConnectionError):  # includes APITimeoutError and dropped connections
-        cause = f" ({type(e.__cause__).__name__})" if e.__cause__ else ""
-        return ProviderError(redact(f"{type(e).__name__}: {e.message}{cause}", secret), retryable=True)
+        root = e
+        while root.__cause__ or root.__context__:
+            root = root.__cause__ or root.__context__
+        if isinstance(e, sdk.APITimeoutError) and not isinstance(root, TimeoutError):
+            # the aiohttp transport reports every failed connection (a server that hung up, say) as a timeout
+            message = f"APIConnectionError: connection failed ({type(root).__name__}: {root})"
+        else:
+            message = f"{type(e).__name__}: {e.message}" + (f" ({type(e.__cause__).__name__})" if e.__cause__ else "")
+        return ProviderError(redact(message[:MAX_MESSAGE], secret), retryable=True)
     if isinstance(e, sdk.APIStatusError) and not 200 <= e.status_code < 300:
         status = e.status_code
         headers = e.response.headers

@@ -134,9 +134,14 @@ def examples_section(title: str, diffs: tuple[ExampleDiff, ...], limit: int,
                      headers: tuple[str, str, str, str] = EXAMPLE_HEADERS) -> Section:
     s = Section(f"{title} ({len(diffs)})", headers=["example", *headers])
     for d in diffs[:limit]:
+        passed = [] if d.pass_a is None else [f"passed {d.pass_a:.0%} of attempts", f"passed {d.pass_b:.0%} of attempts"]
         s.rows.append([d.example_id,
-                       truncate(f"error: {d.error_a}" if d.error_a else d.output_a), _scores(d.scores_a),
-                       truncate(f"error: {d.error_b}" if d.error_b else d.output_b), _scores(d.scores_b)])
+                       truncate(f"error: {d.error_a}" if d.error_a else d.output_a),
+                       "; ".join([*passed[:1], _scores(d.scores_a)]),
+                       truncate(f"error: {d.error_b}" if d.error_b else d.output_b),
+                       "; ".join([*passed[1:], _scores(d.scores_b)])])
+    if diffs and diffs[0].pass_a is not None:
+        s.lines.append("With repeats: the first attempt's answers, and each side's share of passing attempts.")
     if len(diffs) > limit:
         s.lines.append(f"{len(diffs) - limit} more not shown (see --json).")
     if not diffs:
