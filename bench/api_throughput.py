@@ -84,10 +84,10 @@ async def one_run(args: argparse.Namespace, server: StandinProcess, tmp: Path, i
     [outcome] = await run_task(task, samples, [(config, provider)], store, options, cache=None, progress=None)
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     after = server.stats()
-    errors = sum(r.completion.error is not None for r in outcome.results)
+    errors = outcome.errors
     served = after["completed"] - before["completed"]
-    if len(outcome.results) != n or errors or served != n:
-        raise SystemExit(f"run incomplete: {len(outcome.results)} results, {errors} errors, {served} served")
+    if outcome.done != n or errors or served != n:
+        raise SystemExit(f"run incomplete: {outcome.done} results, {errors} errors, {served} served")
     store.close()
     return {"wall": wall, "cpu": cpu, "server_cpu": after["cpu_s"] - before["cpu_s"]}
 

@@ -27,7 +27,7 @@ from evals.data.golden import load_samples  # noqa: E402
 from evals.data.tasks import load_task  # noqa: E402
 from evals.providers import create_provider  # noqa: E402
 from evals.run.runner import RunOptions, run_task  # noqa: E402
-from evals.run.store import Store  # noqa: E402
+from evals.run.store import Store, load_run  # noqa: E402
 from evals.types import ModelConfig, ModelSpec  # noqa: E402
 
 
@@ -39,10 +39,10 @@ async def measure(task, samples, spec: str, batch: int | None, max_tokens: int, 
     start = time.perf_counter()
     [outcome] = await run_task(task, samples, [(config, provider)], store, RunOptions(timeout_s=3600))
     seconds = time.perf_counter() - start
-    errors = [r.completion.error for r in outcome.results if r.completion.error]
-    if errors:
-        raise SystemExit(f"generation failed: {errors[0]}")
-    return seconds, sum(r.completion.output_tokens for r in outcome.results)
+    df = load_run(outcome.run_id, store)
+    if outcome.errors:
+        raise SystemExit(f"generation failed: {df['error'].dropna().iloc[0]}")
+    return seconds, int(df["output_tokens"].sum())
 
 
 def cover_letter_task(task):

@@ -96,6 +96,11 @@ class Score:
     details: dict[str, Any] = field(default_factory=dict)
     usage: Usage | None = None  # set by the runner when the metric called models (a judge)
 
+    def as_dict(self) -> dict[str, Any]:
+        """As the store keeps it (dataclasses.asdict's result, without its deep copy: one is written per call)."""
+        return {"value": self.value, "explanation": self.explanation, "error": self.error, "details": self.details,
+                "usage": dataclasses.asdict(self.usage) if self.usage is not None else None}
+
 
 class ModelCaller(Protocol):
     """Calls a model from inside a metric (a judge) through the runner: cached, retried, budgeted, counted.

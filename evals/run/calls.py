@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, stop_after_delay
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, stop_after_delay
 
 from evals.errors import ProviderError
 from evals.providers import Provider
@@ -75,17 +75,11 @@ def _retryable(e: BaseException) -> bool:
     return isinstance(e, ProviderError) and e.retryable
 
 
-def _backoff(options: RunOptions):
-    """Exponential backoff with jitter, never shorter than the server's retry-after."""
-
-    def wait(state: RetryCallState) -> float:
-        ceiling = min(options.max_backoff_s, options.backoff_s * 2 ** (state.attempt_number - 1))
-        delay = ceiling / 2 + random.uniform(0, ceiling / 2)
-        error = state.outcome.exception() if state.outcome else None
-        retry_after = getattr(error, "retry_after", None)
-        return max(delay, retry_after or 0.0)
-
-    return wait
+def _delay(options: RunOptions, failed: int, error: BaseException | None) -> float:
+    """Exponential backoff with jitter after the `failed`-th failed attempt, never shorter than the server's
+    retry-after."""
+    ceiling = min(options.max_backoff_s, options.backoff_s * 2 ** (failed - 1))
+    return max(ceiling / 2 + random.uniform(0, ceiling / 2), getattr(error, "retry_after", None) or 0.0)
 
 
 async def complete_with_retries(
@@ -114,13 +108,21 @@ async def complete_with_retries(
         return done
 
     start = time.perf_counter()
-    retrying = AsyncRetrying(
-        retry=retry_if_exception(_retryable),
-        stop=stop_after_attempt(options.max_retries + 1) | stop_after_delay(options.retry_for_s),
-        wait=_backoff(options),
-        reraise=True,
-    )
     try:
+        try:
+            return await attempt()  # most calls succeed at once: the retry machinery only for those that fail
+        except ProviderError as e:
+            if not e.retryable or options.max_retries == 0 or time.perf_counter() - start >= options.retry_for_s:
+                raise
+            await asyncio.sleep(_delay(options, 1, e))
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(_retryable),
+            stop=stop_after_attempt(options.max_retries) | stop_after_delay(
+                max(0.0, options.retry_for_s - (time.perf_counter() - start))),
+            wait=lambda state: _delay(options, state.attempt_number + 1,
+                                      state.outcome.exception() if state.outcome else None),
+            reraise=True,
+        )
         return await retrying(attempt)
     except ProviderError as e:
         error = str(e)

@@ -12,7 +12,7 @@ import dataclasses
 import functools
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from evals.data.golden import load_samples, samples_hash
@@ -73,20 +73,29 @@ class RunOutcome:
     run_id: str
     model: str
     status: str  # completed, budget-stopped, interrupted
-    results: list[ExampleResult] = field(default_factory=list)
+    done: int = 0  # results this session stored (counts only: a run of 100,000 examples holds none of them)
+    errors: int = 0  # of them, calls that failed after retries
+    paid: int = 0  # answered calls that were paid for (not cache hits)
+    paid_usd: float = 0.0  # what they cost, their judges' calls included
     left: int = 0  # examples still to do (budget-stopped)
     budget: Budget | None = None  # the budget it shared
+
+    def count(self, result: ExampleResult) -> None:
+        self.done += 1
+        self.errors += result.completion.error is not None
+        if result.completion.error is None and not result.completion.cached:
+            self.paid += 1
+            self.paid_usd += result.completion.cost_usd + sum(s.usage.spent_usd for s in result.scores.values()
+                                                              if s.usage)
 
     def budget_note(self) -> str:
         """For a budget-stopped run: what was spent, what is left, and what the rest would cost."""
         b = self.budget
-        paid = [r.completion.cost_usd + sum(s.usage.spent_usd for s in r.scores.values() if s.usage)
-                for r in self.results if r.completion.error is None and not r.completion.cached]
-        rest = sum(paid) / len(paid) * self.left if paid else None
+        rest = self.paid_usd / self.paid * self.left if self.paid else None
         note = (f"run {self.run_id} stopped with {self.left} example(s) to do: spent ${b.spent_usd:.6f} of the "
                 f"${b.limit_usd:g} budget (${b.left_usd:.6f} left, less than one more call's worst case)")
         if rest is not None:
-            note += (f"; the rest would cost about ${rest:.6f} at the mean of the {len(paid)} answered call(s), so "
+            note += (f"; the rest would cost about ${rest:.6f} at the mean of the {self.paid} answered call(s), so "
                      f"continue with `evals run --resume {self.run_id} --budget {round_up(rest * 1.2 + b.left_usd)}`")
         else:
             note += f"; continue with `evals run --resume {self.run_id} --budget <more>`"
@@ -262,7 +271,7 @@ async def execute_run(
             models.halted = models.halted or e
             unsaved.append(result)
             return
-        outcome.results.append(result)
+        outcome.count(result)
         if progress and bar is not None:
             judged = sum(s.usage.spent_usd for s in scores.values() if s.usage)
             progress.advance(bar, cost=(0.0 if completion.cached else completion.cost_usd) + judged,
@@ -281,7 +290,7 @@ async def execute_run(
         _quietly(store.add_busy_time, run_id, clock.busy_s, clock.served, concurrency, hardware_of(provider))
     if models.halted is not None:
         raise _storage_failure(store, run_id, models.halted, unsaved)
-    outcome.left, outcome.budget = len(todo) - len(outcome.results), models.budget
+    outcome.left, outcome.budget = len(todo) - outcome.done, models.budget
     outcome.status = "completed" if not outcome.left else "interrupted" if stopping() else "budget-stopped"
     store.set_status(run_id, outcome.status)
     return outcome

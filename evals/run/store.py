@@ -150,7 +150,7 @@ class Store:
 
     def add_result(self, run_id: str, r: ExampleResult) -> None:
         c = r.completion
-        scores = {k: dataclasses.asdict(v) for k, v in r.scores.items()}
+        scores = {k: v.as_dict() for k, v in r.scores.items()}
         self._db.execute(schema.INSERT_RESULT, (
             run_id, r.sample.id, r.sample.line,
             json.dumps(r.sample.fields, default=str), json.dumps(r.sample.reference, default=str),

@@ -54,8 +54,9 @@ async def test_retryable_failures_are_retried_until_success(make_task, tmp_path)
                  answer_for(1), answer_for(2))
     [outcome] = await run_task(task, samples, [(task.models[0], fake)], Store(tmp_path / "s.db"), FAST)
     assert len(fake.history) == 5
-    assert all(r.completion.error is None for r in outcome.results)
-    assert sorted(r.sample.id for r in outcome.results) == [s.id for s in samples]
+    df = load_run(outcome.run_id, Store(tmp_path / "s.db"))
+    assert (outcome.done, outcome.errors) == (3, 0) and df["error"].isna().all()
+    assert sorted(df["example_id"]) == [s.id for s in samples]
 
 
 async def test_final_failure_is_recorded_on_the_example_not_raised(make_task, tmp_path) -> None:
@@ -85,7 +86,8 @@ async def test_timeouts_are_retried_then_recorded(make_task, tmp_path) -> None:
     options = RunOptions(backoff_s=0.001, timeout_s=0.05, max_retries=2)
     [outcome] = await run_task(task, samples, [(task.models[0], fake)], Store(tmp_path / "s.db"), options)
     assert len(fake.history) == 6  # 2 examples x (1 try + 2 retries)
-    assert all("timed out after 0.05s" in r.completion.error for r in outcome.results)
+    errors = load_run(outcome.run_id, Store(tmp_path / "s.db"))["error"].tolist()
+    assert outcome.errors == 2 and all("timed out after 0.05s" in e for e in errors)
 
 
 async def test_concurrency_is_bounded(make_task, tmp_path) -> None:
