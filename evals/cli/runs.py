@@ -101,7 +101,7 @@ def run(
     from evals.analyse.summary import summarize  # pandas and the statistics: only once there is a run
     from evals.run.store import load_run
 
-    summaries = [summarize(load_run(o.run_id, db)) for o in outcomes]
+    summaries = [summarize(load_run(o.run_id, db, texts=False)) for o in outcomes]
     if as_json:
         print_json([s.as_dict() for s in summaries])
     else:
@@ -143,10 +143,11 @@ def show(
 ) -> None:
     """Show one run: summary, manifest and examples."""
     from evals.analyse.summary import summarize
-    from evals.report.terminal import examples_table, summary_table
-    from evals.run.store import load_run
+    from evals.report.terminal import examples_table, examples_to_show, summary_table
+    from evals.run.store import Store, load_run
 
-    df = load_run(run_id, store)
+    db = Store(store)
+    df = load_run(run_id, db, texts=as_json)  # the terminal shows a few answers: only theirs are read
     summary = summarize(df)
     if as_json:
         print_json({"summary": summary.as_dict(), "manifest": df.attrs["manifest"],
@@ -163,7 +164,10 @@ def show(
         console.print(f"flaky (passed some of their {summary.repeats} attempts, failed others): "
                       + ", ".join(summary.flaky), markup=False, highlight=False)
     print_classifications([summary])
-    console.print(examples_table(df, examples))
+    shown = examples_to_show(df, examples)
+    answers = db.outputs(summary.run_id, zip(shown["example_id"], shown["attempt"]))
+    shown = shown.assign(output=[answers.get(k) for k in zip(shown["example_id"], shown["attempt"])])
+    console.print(examples_table(shown, examples))
 
 
 @app.command("metrics")

@@ -87,12 +87,17 @@ def runs_table(records: Sequence[RunRecord]) -> Table:
     return table
 
 
+def examples_to_show(df: pd.DataFrame, limit: int) -> pd.DataFrame:
+    """The first `limit` examples, failures first."""
+    return df.sort_values("passed", kind="stable").head(limit)
+
+
 def examples_table(df: pd.DataFrame, limit: int) -> Table:
     """The first `limit` examples, failures first: id, verdict, scores, answer (as plain text)."""
     table = Table(show_lines=True)
     for header in ("example", "match", "scores", "answer / error"):
         table.add_column(header, overflow="fold")
-    ordered = df.sort_values("passed", kind="stable").head(limit)
+    ordered = examples_to_show(df, limit)
     score_cols = [c for c in df.columns if c.startswith("score.")]
     for _, row in ordered.iterrows():
         scores = ", ".join(

@@ -281,8 +281,14 @@ async def execute_run(
         store.set_status(run_id, "running")
     except StorageError as e:
         raise _storage_failure(store, run_id, e, []) from None
+    queue = iter(todo)
+
+    async def worker() -> None:  # as many as can be in flight, each taking the next attempt: no task per example
+        for sample, attempt in queue:
+            await one(sample, attempt)
+
     try:
-        await asyncio.gather(*(one(s, a) for s, a in todo))
+        await asyncio.gather(*(worker() for _ in range(min(concurrency, len(todo)))))
     except BaseException:
         _quietly(store.set_status, run_id, "interrupted")
         raise

@@ -7,6 +7,7 @@ import json
 import os
 import secrets
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -328,6 +329,17 @@ class Store:
         return [HumanLabel(*row) for row in rows]
 
     TEXT_COLUMNS = ("input", "reference", "output")
+
+    def outputs(self, run_id: str, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], str | None]:
+        """The answers of these (example id, attempt) results only: what a page of examples shows."""
+        keys, out = list(keys), {}
+        for i in range(0, len(keys), 400):
+            chunk = keys[i:i + 400]
+            rows = self._db.execute(
+                "SELECT example_id, attempt, output FROM results WHERE run_id = ? AND (example_id, attempt) IN "
+                f"(VALUES {', '.join('(?, ?)' for _ in chunk)})", (run_id, *(v for k in chunk for v in k)))
+            out.update({(e, a): o for e, a, o in rows})
+        return out
 
     def results_frame(self, run_id: str, *, texts: bool = True) -> pd.DataFrame:
         """One row per example; each metric's value as column `score.<id>`. `texts=False` leaves out the input,
