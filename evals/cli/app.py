@@ -66,9 +66,24 @@ MarkdownOpt = Annotated[Path | None, typer.Option("--markdown", help="Also write
 HtmlOpt = Annotated[Path | None, typer.Option("--html", metavar="FILE",
                                               help="Also write the report as one self-contained HTML file to FILE.")]
 ExamplesOpt = Annotated[int, typer.Option(help="Improved/regressed examples to show, each.", min=0)]
+BatchOpt = Annotated[bool, typer.Option(
+    "--batch", help="Send the API models' calls through their Batch API: half the price, answers within 24 h "
+                    "(openai, anthropic; the same as batch: true in task.yaml).")]
 JudgeOpt = Annotated[str | None, typer.Option(
     "--judge", envvar="EVALS_JUDGE", metavar="SPEC",
     help="Model spec for every judge metric of the task (default: each metric's `judge`).")]
+
+
+def batched(configs: Any) -> list[Any]:
+    """These models with batch on; a provider without a Batch API is refused before anything is called."""
+    import dataclasses
+
+    from evals.providers import has_batch_api, no_batch_api
+
+    for config in configs:
+        if not has_batch_api(config.spec.provider):
+            raise EvalsError(f"{config.spec}: {no_batch_api(config.spec.provider)}", field="--batch")
+    return [dataclasses.replace(c, batch=True) for c in configs]
 
 
 def print_json(data: Any) -> None:

@@ -20,7 +20,9 @@ from evals.cli.app import (
     RetryForOpt,
     StoreOpt,
     TimeoutOpt,
+    BatchOpt,
     app,
+    batched,
     console,
     err_console,
     print_classifications,
@@ -52,6 +54,7 @@ def run(
     store: StoreOpt = None,
     as_json: JsonOpt = False,
     judge: JudgeOpt = None,
+    batch: BatchOpt = False,
 ) -> None:
     """Run a task's golden set against its models (or --model), score and store every answer."""
     from evals.data.golden import load_samples
@@ -60,6 +63,8 @@ def run(
 
     if (task is None) == (resume is None):
         raise EvalsError("give a task, or --resume RUN_ID (not both)")
+    if batch and resume:
+        raise EvalsError("--resume continues a run as it started (batched or not); drop --batch")
     loaded = load_task(task) if task is not None else None  # a mistake in it is reported before anything loads
     from evals.run.runner import DEFAULT_MODEL, open_providers, require_providers, resume_run, run_task
 
@@ -81,6 +86,8 @@ def run(
                 configs = [loaded.model_config(m) for m in model] if model else list(loaded.models)
             except ValueError as e:
                 raise EvalsError(str(e), field="--model") from None
+            if batch:
+                configs = batched(configs)
             ready, skipped = open_providers(configs or [loaded.model_config(DEFAULT_MODEL)])
             for s in skipped:
                 err_console.print(f"[yellow]skipped[/] {s.spec}: {s.reason}", highlight=False)

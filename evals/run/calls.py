@@ -92,15 +92,17 @@ async def complete_with_retries(
     breaker: Breaker | None = None,
 ) -> Completion:
     """One model call with timeout and retries (bounded by count and by time); a final failure comes back as
-    Completion.error. With a `breaker`, every attempt waits while the provider's breaker is open."""
+    Completion.error. With a `breaker`, every attempt waits while the provider's breaker is open. A provider
+    whose answers come late by design (a batch's, within its 24 h window) sets its own `timeout_s` (None: none)."""
+    timeout_s = getattr(provider, "timeout_s", options.timeout_s)
 
     async def attempt() -> Completion:
         if breaker:
             await breaker.wait()
         try:
-            done = await asyncio.wait_for(provider.generate(messages, params), options.timeout_s)
+            done = await asyncio.wait_for(provider.generate(messages, params), timeout_s)
         except TimeoutError:
-            e = ProviderError(f"timed out after {options.timeout_s:g}s", retryable=True)
+            e = ProviderError(f"timed out after {timeout_s:g}s", retryable=True)
             if breaker:
                 breaker.record(False)
             raise e from None

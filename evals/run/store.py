@@ -9,6 +9,7 @@ import secrets
 import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,8 @@ from evals.types import ExampleResult
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from evals.providers.batch import BatchItem
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -93,6 +96,27 @@ CREATE TABLE IF NOT EXISTS decisions (
     revisit_on TEXT NOT NULL,
     verdict TEXT NOT NULL
 );
+-- Batch API runs (evals.providers.batch): each batch the moment it is created, its items, and each item's
+-- result the moment it is fetched, so a killed run resumes by polling the same batches.
+CREATE TABLE IF NOT EXISTS batches (
+    id TEXT PRIMARY KEY,
+    provider TEXT NOT NULL,
+    status TEXT NOT NULL,
+    n_items INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    ended_at TEXT
+);
+CREATE TABLE IF NOT EXISTS batch_items (
+    batch_id TEXT NOT NULL REFERENCES batches(id),
+    custom_id TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    example_id TEXT NOT NULL,
+    request_key TEXT NOT NULL,
+    result TEXT,
+    error TEXT,
+    PRIMARY KEY (batch_id, custom_id)
+);
+CREATE INDEX IF NOT EXISTS batch_items_by_run ON batch_items (run_id, request_key);
 """
 # Columns added after the first release: an older store gains them (NULL in its old rows) when opened.
 ADDED_COLUMNS = {
@@ -274,6 +298,42 @@ class Store:
             + " GROUP BY r.id ORDER BY r.created_at DESC, r.rowid DESC LIMIT ?", (*args, -1 if limit is None else limit),
         ).fetchall()
         return [self._record(row) for row in rows]
+
+    # ---- batches (the BatchLedger of evals.providers.batch) ------------------------------------
+
+    def add_batch(self, batch_id: str, provider: str, items: Sequence[BatchItem]) -> None:
+        """A batch just created, with every item, in one transaction."""
+        with self._db.transaction():
+            self._db.execute("INSERT INTO batches (id, provider, status, n_items, created_at) VALUES (?,?,?,?,?)",
+                             (batch_id, provider, "submitted", len(items), _now()))
+            self._db.executemany(
+                "INSERT INTO batch_items (batch_id, custom_id, run_id, example_id, request_key) VALUES (?,?,?,?,?)",
+                [(batch_id, i.custom_id, i.run_id, i.example_id, i.request_key) for i in items])
+
+    def end_batch(self, batch_id: str, status: str, results: Mapping[str, tuple[str | None, str | None]]) -> None:
+        """A batch's results (custom_id -> completion JSON or error) and its final status, in one transaction."""
+        with self._db.transaction():
+            self._db.executemany("UPDATE batch_items SET result = ?, error = ? WHERE batch_id = ? AND custom_id = ?",
+                                 [(r, e, batch_id, cid) for cid, (r, e) in results.items()])
+            self._db.execute("UPDATE batches SET status = ?, ended_at = ? WHERE id = ?", (status, _now(), batch_id))
+
+    def open_batch_items(self, provider: str, run_id: str) -> list[BatchItem]:
+        """The run's items that can still serve it: those of batches not yet ended, and those answered."""
+        from evals.providers.batch import BatchItem
+        rows = self._db.execute(
+            "SELECT i.batch_id, i.custom_id, i.run_id, i.example_id, i.request_key, i.result FROM batch_items i"
+            " JOIN batches b ON b.id = i.batch_id WHERE b.provider = ? AND i.run_id = ?"
+            " AND (b.status = 'submitted' OR i.result IS NOT NULL) ORDER BY b.created_at, i.rowid",
+            (provider, run_id))
+        return [BatchItem(*row) for row in rows]
+
+    def batches_of(self, run_id: str) -> list[dict[str, Any]]:
+        """The batches that served a run: id, provider, status, items, when created and ended."""
+        rows = self._db.execute(
+            "SELECT b.id, b.provider, b.status, COUNT(*), b.created_at, b.ended_at FROM batches b"
+            " JOIN batch_items i ON i.batch_id = b.id WHERE i.run_id = ? GROUP BY b.id ORDER BY b.created_at, b.id",
+            (run_id,))
+        return [dict(zip(("id", "provider", "status", "items", "created_at", "ended_at"), row)) for row in rows]
 
     # ---- latency profiles and decisions --------------------------------------------------------
 
