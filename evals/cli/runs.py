@@ -105,9 +105,11 @@ def run(
     if as_json:
         print_json([s.as_dict() for s in summaries])
     else:
-        from evals.report.terminal import summary_table
+        from evals.report.terminal import cost_notes, summary_table
 
         console.print(summary_table(summaries))
+        for note in cost_notes(summaries):
+            console.print(note, markup=False, highlight=False)
         print_classifications(summaries)
     for o in outcomes:
         if o.status == "budget-stopped":
@@ -143,10 +145,11 @@ def show(
 ) -> None:
     """Show one run: summary, manifest and examples."""
     from evals.analyse.summary import summarize
-    from evals.report.terminal import examples_table, summary_table
-    from evals.run.store import load_run
+    from evals.report.terminal import cost_notes, examples_table, summary_table
+    from evals.run.store import Store, load_run
 
-    df = load_run(run_id, store)
+    db = Store(store)
+    df = load_run(run_id, db)
     summary = summarize(df)
     if as_json:
         print_json({"summary": summary.as_dict(), "manifest": df.attrs["manifest"],
@@ -159,6 +162,11 @@ def show(
     if summary.calls_per_hour:
         console.print(f"throughput {summary.calls_per_hour:,.0f} calls/hour ({summary.busy_s:,.1f} s busy) at "
                       f"concurrency {summary.concurrency} on {summary.hardware}", markup=False, highlight=False)
+    for note in cost_notes([summary]):
+        console.print(note, markup=False, highlight=False)
+    if batches := db.batches_of(summary.run_id):
+        console.print("batches: " + ", ".join(f"{b['id']} ({b['provider']}, {b['items']} requests, {b['status']})"
+                                              for b in batches), markup=False, highlight=False)
     print_classifications([summary])
     console.print(examples_table(df, examples))
 

@@ -33,7 +33,7 @@ def summary_table(summaries: Sequence[RunSummary], title: str = "") -> Table:
         metric_cells = [("-" if s.metrics.get(m) is None else f"{s.metrics[m]:.2f}") for m in metric_ids]
         status = "" if s.status == "completed" else f" [yellow]({s.status}, {s.done}/{s.n})[/]"
         errors = str(s.errors) + "".join(f"\n{m}: {k}" for m, k in s.metric_errors.items())
-        tokens, cost = f"{s.input_tokens:,}/{s.output_tokens:,}", f"${s.cost_usd:.4f}"
+        tokens, cost = f"{s.input_tokens:,}/{s.output_tokens:,}", f"${s.cost_usd:.4f}" + (" batch" if s.batched else "")
         if s.judge_calls:
             tokens += f"\n+ judge {s.judge_input_tokens:,}/{s.judge_output_tokens:,}"
             cost += f"\n+ judge ${s.judge_cost_usd:.4f}"
@@ -43,6 +43,23 @@ def summary_table(summaries: Sequence[RunSummary], title: str = "") -> Table:
             "-" if s.calls_per_hour is None else f"{s.calls_per_hour:,.0f}",
         )
     return table
+
+
+def cost_notes(summaries: Sequence[RunSummary]) -> list[str]:
+    """One line per run that was batched or read its prompt cache: what that did to its cost."""
+    notes = []
+    for s in summaries:
+        said = []
+        if s.batched:
+            said.append("calls went through the Batch API, so every cost is at batch prices (half price)")
+        if s.cached_input_tokens or s.cache_write_tokens:
+            verb = "saved" if s.cache_saved_usd >= 0 else "cost"
+            said.append(f"the prompt cache {verb} ${abs(s.cache_saved_usd):.4f}: {s.cached_input_tokens:,} of "
+                        f"{s.input_tokens:,} input tokens read from it, {s.cache_write_tokens:,} written to it "
+                        "(against paying them all as fresh input)")
+        if said:
+            notes.append(f"{s.model} (run {s.run_id}): " + "; ".join(said))
+    return notes
 
 
 def latency_table(profile: LatencyProfile) -> Table:
