@@ -109,7 +109,7 @@ def run(
 
         console.print(summary_table(summaries))
         for note in cost_notes(summaries):
-            console.print(note, markup=False, highlight=False)
+            console.print(note, markup=False, highlight=False, soft_wrap=True)
         print_classifications(summaries)
     for o in outcomes:
         if o.status == "budget-stopped":
@@ -163,7 +163,7 @@ def show(
         console.print(f"throughput {summary.calls_per_hour:,.0f} calls/hour ({summary.busy_s:,.1f} s busy) at "
                       f"concurrency {summary.concurrency} on {summary.hardware}", markup=False, highlight=False)
     for note in cost_notes([summary]):
-        console.print(note, markup=False, highlight=False)
+        console.print(note, markup=False, highlight=False, soft_wrap=True)
     if batches := db.batches_of(summary.run_id):
         console.print("batches: " + ", ".join(f"{b['id']} ({b['provider']}, {b['items']} requests, {b['status']})"
                                               for b in batches), markup=False, highlight=False)

@@ -32,13 +32,14 @@ from urllib.parse import urlsplit
 
 from pydantic import Field
 
-from evals.errors import EvalsError
+from evals.errors import EvalsError, ProviderError
 from evals.providers import HttpOptions, register_provider
 from evals.providers._http import Reply, SDKProvider, item_error, open_client, to_provider_error
 from evals.providers.batch import BatchStatus, Outcome
 from evals.types import Completion, GenerateParams, Message, ModelConfig
 
 TOKEN_PARAMS = ("max_tokens", "max_completion_tokens")
+UNFINISHED = ("batch_expired", "batch_cancelled")  # a batch item's error codes for requests never processed
 
 
 class OpenAIProvider(SDKProvider):
@@ -174,6 +175,8 @@ class OpenAIBatches:
             _read(reply, self._p._response_type.model_validate(response["body"]))
             return self._p._completion(reply, batch=True)
         error = row.get("error") or (response.get("body") or {}).get("error") or {}
+        if error.get("code") in UNFINISHED:  # not processed before the batch ended: it goes again
+            return ProviderError(f"{error['code']}: {error.get('message') or 'not processed'}", retryable=True)
         return item_error(status, error, self._p._key)
 
 

@@ -53,8 +53,8 @@ def cost_notes(summaries: Sequence[RunSummary]) -> list[str]:
         if s.batched:
             said.append("calls went through the Batch API, so every cost is at batch prices (half price)")
         if s.cached_input_tokens or s.cache_write_tokens:
-            verb = "saved" if s.cache_saved_usd >= 0 else "cost"
-            said.append(f"the prompt cache {verb} ${abs(s.cache_saved_usd):.4f}: {s.cached_input_tokens:,} of "
+            verb, usd = "saved" if s.cache_saved_usd >= 0 else "cost", abs(s.cache_saved_usd)
+            said.append(f"the prompt cache {verb} ${usd:.{4 if usd >= 0.01 else 6}f}: {s.cached_input_tokens:,} of "
                         f"{s.input_tokens:,} input tokens read from it, {s.cache_write_tokens:,} written to it "
                         "(against paying them all as fresh input)")
         if said:
