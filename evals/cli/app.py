@@ -75,15 +75,18 @@ JudgeOpt = Annotated[str | None, typer.Option(
 
 
 def batched(configs: Any) -> list[Any]:
-    """These models with batch on; a provider without a Batch API is refused before anything is called."""
+    """These models with batch on where their provider has a Batch API; the others are named and run as
+    usual. When none has one, the command is refused before anything is called."""
     import dataclasses
 
     from evals.providers import has_batch_api, no_batch_api
 
-    for config in configs:
-        if not has_batch_api(config.spec.provider):
-            raise EvalsError(f"{config.spec}: {no_batch_api(config.spec.provider)}", field="--batch")
-    return [dataclasses.replace(c, batch=True) for c in configs]
+    without = [c for c in configs if not has_batch_api(c.spec.provider)]
+    if len(without) == len(configs):
+        raise EvalsError("; ".join(f"{c.spec}: {no_batch_api(c.spec.provider)}" for c in without), field="--batch")
+    for c in without:
+        warn(f"{c.spec}: the {c.spec.provider} provider has no Batch API; it runs without --batch")
+    return [c if c in without else dataclasses.replace(c, batch=True) for c in configs]
 
 
 def print_json(data: Any) -> None:

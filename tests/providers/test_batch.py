@@ -176,13 +176,15 @@ def test_without_cache_prompt_nothing_is_marked(make_task) -> None:
 def test_a_batched_run_is_recorded_and_shown(make_task) -> None:
     with StandinServer(qa_answer) as server:
         folder = make_task(rows=qa_rows(4), models=[{"spec": "openai:gpt-4o-mini", "base_url": server.base_url,
-                                                     "options": {"batch_poll_s": 0.05}}])
+                                                     "options": {"batch_poll_s": 0.05}}, "fake:scripted"])
         result = CliRunner().invoke(app, ["run", str(folder), "--batch", "--no-cache", "--progress", "plain"])
         assert result.exit_code == 0, result.stderr
+        # a model without a Batch API beside one with it: named, and run as usual
+        assert "fake:scripted: the fake provider has no Batch API; it runs without --batch" in result.stderr
         assert "batch batch_" in result.stderr and "submitted with 4 request(s)" in result.stderr
         assert "4 done, 0 failed" in result.stderr and "at batch prices" in result.stderr
         assert "$0.0000 batch" in result.stdout and "every cost is at batch prices" in result.stdout
-        [record] = Store().list_runs()
-        assert record.manifest["model"]["batch"] is True
+        batched, plain = sorted(Store().list_runs(), key=lambda r: r.model, reverse=True)
+        assert batched.manifest["model"]["batch"] is True and plain.manifest["model"]["batch"] is False
         items = sqlite3.connect(Store().path).execute("SELECT custom_id, example_id FROM batch_items").fetchall()
         assert sorted(items) == [(f"ex{i:03d}-1", f"ex{i:03d}") for i in range(4)]
