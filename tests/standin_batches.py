@@ -17,6 +17,7 @@ from __future__ import annotations
 import email
 import itertools
 import json
+import secrets
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -120,7 +121,7 @@ class Batches:
 
     def _create(self, api: str, items: list[tuple[str, dict[str, Any]]]) -> Batch:
         prefix = "batch_" if api == "openai" else "msgbatch_"
-        batch = Batch(f"{prefix}{next(self._ids):04d}", api, time.time(), items, expires=self.expire > 0)
+        batch = Batch(prefix + secrets.token_hex(8), api, time.time(), items, expires=self.expire > 0)
         self.expire -= batch.expires
         self.batches[batch.id] = batch
         self.counts.created += 1

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import itertools
 import json
 import re
 import time
@@ -250,19 +251,18 @@ class BatchingProvider:
     async def _poll(self, batch_id: str) -> None:
         watch = self._watches.setdefault(batch_id, _Watch())
         try:
-            while True:
+            for polls in itertools.count():
+                await asyncio.sleep(min(self.poll_s, 2.0**polls))  # 1 s, 2 s, 4 s ... then every poll_s
                 try:
                     status = await self._api.poll(batch_id)
                 except ProviderError as e:
                     if not e.retryable:
                         raise
-                    await asyncio.sleep(self.poll_s)  # a poll that failed is tried again at the next one
-                    continue
+                    continue  # a poll that failed is tried again at the next one
                 watch.status = status
-                self._say(self._progress())
                 if status.state != "running":
                     break
-                await asyncio.sleep(self.poll_s)
+                self._say(self._progress())
             outcomes = await self._api.results(status) if status.state != "failed" else {}
         except Exception as e:  # the batch cannot be followed: its callers fail with why
             for future in watch.waiting.values():

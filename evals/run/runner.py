@@ -184,10 +184,14 @@ class ModelCalls:
                 clock.start()
             try:
                 completion = await complete_with_retries(provider, messages, params, self.options, breaker)
+            except StorageError as e:  # the provider could not keep its state (a batch's ids): no new call starts
+                self.halted = self.halted or e
             finally:
                 if clock:
                     clock.stop(served=completion is not None and completion.error is None)
                 await self.budget.settle(estimate, completion.cost_usd if completion else 0.0)
+        if completion is None:
+            return None
         if self._cache:
             try:
                 self._cache.put(key, provider.id, completion)

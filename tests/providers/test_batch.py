@@ -188,3 +188,18 @@ def test_a_batched_run_is_recorded_and_shown(make_task) -> None:
         assert batched.manifest["model"]["batch"] is True and plain.manifest["model"]["batch"] is False
         items = sqlite3.connect(Store().path).execute("SELECT custom_id, example_id FROM batch_items").fetchall()
         assert sorted(items) == [(f"ex{i:03d}-1", f"ex{i:03d}") for i in range(4)]
+
+
+def test_a_store_that_cannot_keep_a_batch_stops_the_run_with_one_message(make_task, monkeypatch) -> None:
+    from evals.errors import StorageError
+
+    def full(*args: Any) -> None:
+        raise StorageError("could not write the run store: database or disk is full", file="evals.db")
+
+    with StandinServer(qa_answer) as server:
+        task, samples = batched_task(make_task, server, "openai", 5)
+        store = Store()
+        monkeypatch.setattr(store, "add_batch", full)
+        with pytest.raises(StorageError, match=r"disk is full\. 0 result\(s\) of run \w+ are safely stored; once it "
+                                               r"is fixed, resume with `evals run --resume \w+`"):
+            run(task, samples, store)
