@@ -304,9 +304,10 @@ class BatchingProvider:
             self._notice(text)
 
     async def aclose(self) -> None:
-        for task in [*self._pollers.values(), *([self._flusher] if self._flusher else [])]:
+        tasks = [*self._pollers.values(), *([self._flusher] if self._flusher else [])]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._pollers.values(), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         await close_provider(self.inner)
 
 

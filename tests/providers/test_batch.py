@@ -203,3 +203,17 @@ def test_a_store_that_cannot_keep_a_batch_stops_the_run_with_one_message(make_ta
         with pytest.raises(StorageError, match=r"disk is full\. 0 result\(s\) of run \w+ are safely stored; once it "
                                                r"is fixed, resume with `evals run --resume \w+`"):
             run(task, samples, store)
+
+
+def test_a_nightly_check_runs_batched_and_gates_as_usual(make_task) -> None:
+    with StandinServer(qa_answer) as server:
+        model = {"spec": "openai:gpt-4o-mini", "base_url": server.base_url, "options": {"batch_poll_s": 0.05}}
+        folder = make_task(rows=qa_rows(6), models=[model], check={"model": "openai:gpt-4o-mini"})
+        cli = CliRunner()
+        assert cli.invoke(app, ["run", str(folder), "--no-cache", "--progress", "none"]).exit_code == 0
+        assert cli.invoke(app, ["baseline", "set", str(folder), "latest", "-m", "openai:gpt-4o-mini"]).exit_code == 0
+        result = cli.invoke(app, ["check", str(folder), "--batch", "--progress", "none"])
+        assert result.exit_code == 0, result.stderr
+        assert "check PASS" in result.stderr and server.stats()["batches"]["created"] == 1
+        checked = Store().list_runs()[0]
+        assert checked.manifest["model"]["batch"] is True and checked.n_done == 6
