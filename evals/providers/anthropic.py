@@ -126,6 +126,8 @@ class AnthropicBatches:
     async def poll(self, batch_id: str) -> BatchStatus:
         try:
             b = await self._batches.retrieve(batch_id)
+        except self._sdk.NotFoundError:  # deleted, or another key's: what it held goes again
+            return BatchStatus("lost", 0, detail="unknown to the provider")
         except self._sdk.APIError as e:
             raise to_provider_error(e, self._sdk, secret=self._p._key) from None
         c = b.request_counts
@@ -137,6 +139,8 @@ class AnthropicBatches:
 
     async def results(self, status: BatchStatus) -> dict[str, Outcome]:
         outcomes: dict[str, Outcome] = {}
+        if status.raw is None:  # a batch the provider does not know
+            return outcomes
         try:
             async for row in await self._batches.results(status.raw.id):
                 result = row.result

@@ -141,6 +141,8 @@ class OpenAIBatches:
     async def poll(self, batch_id: str) -> BatchStatus:
         try:
             b = await self._client.batches.retrieve(batch_id)
+        except self._sdk.NotFoundError:  # deleted, or another key's: what it held goes again
+            return BatchStatus("lost", 0, detail="unknown to the provider")
         except self._sdk.APIError as e:
             raise to_provider_error(e, self._sdk, secret=self._p._key) from None
         counts = b.request_counts
@@ -154,6 +156,8 @@ class OpenAIBatches:
 
     async def results(self, status: BatchStatus) -> dict[str, Outcome]:
         outcomes: dict[str, Outcome] = {}
+        if status.raw is None:  # a batch the provider does not know
+            return outcomes
         for file_id in (status.raw.output_file_id, status.raw.error_file_id):
             if not file_id:
                 continue

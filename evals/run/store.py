@@ -323,7 +323,7 @@ class Store:
         rows = self._db.execute(
             "SELECT i.batch_id, i.custom_id, i.run_id, i.example_id, i.request_key, i.result FROM batch_items i"
             " JOIN batches b ON b.id = i.batch_id WHERE b.provider = ? AND i.run_id = ?"
-            " AND (b.status = 'submitted' OR i.result IS NOT NULL) ORDER BY b.created_at, i.rowid",
+            " AND (b.status = 'submitted' OR i.result IS NOT NULL) ORDER BY b.rowid, i.rowid",
             (provider, run_id))
         return [BatchItem(*row) for row in rows]
 
@@ -331,7 +331,7 @@ class Store:
         """The batches that served a run: id, provider, status, items, when created and ended."""
         rows = self._db.execute(
             "SELECT b.id, b.provider, b.status, COUNT(*), b.created_at, b.ended_at FROM batches b"
-            " JOIN batch_items i ON i.batch_id = b.id WHERE i.run_id = ? GROUP BY b.id ORDER BY b.created_at, b.id",
+            " JOIN batch_items i ON i.batch_id = b.id WHERE i.run_id = ? GROUP BY b.id ORDER BY b.rowid",
             (run_id,))
         return [dict(zip(("id", "provider", "status", "items", "created_at", "ended_at"), row)) for row in rows]
 

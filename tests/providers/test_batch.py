@@ -217,3 +217,29 @@ def test_a_nightly_check_runs_batched_and_gates_as_usual(make_task) -> None:
         assert "check PASS" in result.stderr and server.stats()["batches"]["created"] == 1
         checked = Store().list_runs()[0]
         assert checked.manifest["model"]["batch"] is True and checked.n_done == 6
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_stored_batch_the_provider_no_longer_knows_is_resubmitted(make_task, provider) -> None:
+    from evals.providers.batch import BatchItem, request_key
+    from evals.types import CALL_FOR, CallFor, Message
+
+    with StandinServer(qa_answer) as server:
+        task, samples = batched_task(make_task, server, provider, 1)
+        store, config = Store(), task.models[0]
+        messages = [Message("system", "Answer with JSON."), Message("user", "question 0")]
+
+        async def resumed() -> str:
+            batching = create_provider(config)
+            await batching.prepare(store)
+            key = request_key(batching._api.request(messages, config.params))
+            store.add_batch("batch_deleted", batching.id, [BatchItem("", "ex000-1", "run1", "ex000", key)])
+            CALL_FOR.set(CallFor("run1", "ex000"))
+            try:
+                return (await batching.generate(messages, config.params)).text
+            finally:
+                await batching.aclose()
+
+        assert asyncio.run(resumed()) == '{"labels": ["l0"]}'
+        assert server.stats()["batches"]["created"] == 1  # the unknown batch's item, submitted anew
+        assert [b["status"] for b in store.batches_of("run1")] == ["lost", "ended"]
