@@ -35,6 +35,7 @@ class Batch:
     items: list[tuple[str, dict[str, Any]]]  # (custom_id, request body)
     expires: bool = False
     cancelled: bool = False
+    metadata: dict[str, str] | None = None  # OpenAI's
     results: list[dict[str, Any]] | None = None  # once ended: one line per item, the API's format
     output_file: str | None = None
     error_file: str | None = None
@@ -91,7 +92,9 @@ class Batches:
                 items = [(line["custom_id"], line["body"]) for line in lines]
             else:
                 items = [(r["custom_id"], r["params"]) for r in body["requests"]]
-            return 200, self._view(self._create(api, items), base)
+            batch = self._create(api, items)
+            batch.metadata = body.get("metadata")
+            return 200, self._view(batch, base)
         if method == "GET" and not rest:
             return 200, {"object": "list", "data": [self._view(b, base) for b in self.batches.values() if b.api == api],
                          "has_more": False, "first_id": None, "last_id": None}
@@ -193,6 +196,7 @@ class Batches:
                   "cancelled" if batch.cancelled else "completed")
         return {"id": batch.id, "object": "batch", "endpoint": "/v1/chat/completions", "completion_window": "24h",
                 "input_file_id": "file-input", "status": status, "created_at": int(batch.created),
+                "metadata": batch.metadata,
                 "output_file_id": batch.output_file, "error_file_id": batch.error_file, "errors": None,
                 "request_counts": {"total": n, "completed": kinds["succeeded"],
                                    "failed": n - kinds["succeeded"] if ended else 0}}

@@ -117,11 +117,15 @@ class AnthropicBatches:
     async def probe(self) -> None:
         await self._p.probe_batches(lambda: self._batches.list(limit=1), "/v1/messages/batches")
 
-    async def submit(self, lines: list[dict[str, Any]]) -> str:
+    async def submit(self, lines: list[dict[str, Any]], token: str) -> str:
         try:
             return (await self._batches.create(requests=lines)).id
         except self._sdk.APIError as e:
             raise to_provider_error(e, self._sdk, secret=self._p._key) from None
+
+    async def find(self, token: str) -> str | None:
+        """Message Batches carry no metadata: a batch whose create call a kill interrupted is not found."""
+        return None
 
     async def poll(self, batch_id: str) -> BatchStatus:
         try:

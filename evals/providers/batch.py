@@ -6,9 +6,10 @@ is full) into one batch of its provider's Batch API (`BatchAPI`: OpenAI Files + 
 Message Batches), polls it every `poll_s`, and answers each caller once its result is in, priced at the
 batch rate. A call's latency is its batch's turnaround: created to results fetched.
 
-Crash safety, through the run store (`BatchLedger`): a batch's id and its items (custom_id, run,
-example, request key) are written the moment the batch is created, before its first poll, and its
-results the moment they are fetched. A run killed meanwhile is resumed with `evals run --resume`: each
+Crash safety, through the run store (`BatchLedger`): a batch's items (custom_id, run, example, request
+key) are written under a submission token before the create call (OpenAI's batch carries the token in
+its metadata, so a run killed mid-call finds it again), its id the moment it is created, before its
+first poll, and its results the moment they are fetched. A run killed meanwhile is resumed with `evals run --resume`: each
 example's request finds its item (same run, same request) and waits for that batch, or takes its stored
 result, so nothing submitted is submitted (or paid for) again. Items a batch left unfinished (expired,
 cancelled) or failed with a retryable error go again in the next batch, up to RESUBMITS times.
@@ -22,6 +23,7 @@ import hashlib
 import itertools
 import json
 import re
+import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +37,7 @@ GATHER_S = 0.5  # a batch is submitted once no new request arrived for this long
 POLL_S = 30.0  # default seconds between polls of a batch (task.yaml `options: {batch_poll_s: ...}`)
 NOTE_EVERY_S = 30.0  # a batch's progress is said when its counts change, at most this often
 RESUBMITS = 3  # times an unfinished or retryably failed item goes again, in a later batch
+SUBMITTING = "evals-submission-"  # a batch's id in the store until the API has answered its create call
 CUSTOM_ID = re.compile(r"[^A-Za-z0-9_-]")  # what Anthropic allows in a custom_id (OpenAI allows more)
 
 Outcome = Completion | ProviderError  # one item's result: an answer, or why there is none
@@ -63,7 +66,8 @@ class BatchAPI(Protocol):
     def request(self, messages: Sequence[Message], params: GenerateParams) -> dict[str, Any]: ...
     def line(self, custom_id: str, request: dict[str, Any]) -> dict[str, Any]: ...
     async def probe(self) -> None: ...  # raises EvalsError when the server has no batch endpoints
-    async def submit(self, lines: list[dict[str, Any]]) -> str: ...  # the batch id
+    async def submit(self, lines: list[dict[str, Any]], token: str) -> str: ...  # the batch id
+    async def find(self, token: str) -> str | None: ...  # the id of the batch submitted under token, if known
     async def poll(self, batch_id: str) -> BatchStatus: ...
     async def results(self, status: BatchStatus) -> dict[str, Outcome]: ...  # custom_id -> outcome
 
@@ -83,7 +87,8 @@ class BatchItem:
 class BatchLedger(Protocol):
     """What a BatchingProvider keeps in the run store (evals.run.store.Store implements it)."""
 
-    def add_batch(self, batch_id: str, provider: str, items: Sequence[BatchItem]) -> None: ...
+    def add_batch(self, batch_id: str, provider: str, items: Sequence[BatchItem], status: str = ...) -> None: ...
+    def batch_created(self, token: str, batch_id: str) -> None: ...
     def end_batch(self, batch_id: str, status: str, results: Mapping[str, tuple[str | None, str | None]]) -> None: ...
     def open_batch_items(self, provider: str, run_id: str) -> list[BatchItem]: ...
 
@@ -219,10 +224,19 @@ class BatchingProvider:
             used.add(custom_id)
             items.append(BatchItem("", custom_id, p.call.run_id, p.call.example_id, p.key))
             lines.append(self._api.line(custom_id, p.request))
+        token = SUBMITTING + secrets.token_hex(8)
         try:
-            batch_id = await self._api.submit(lines)
-            if self._ledger is not None:  # before anything else: a kill from now on resumes this batch
-                self._ledger.add_batch(batch_id, self.id, [dataclasses.replace(i, batch_id=batch_id) for i in items])
+            if self._ledger is not None:  # before the create call: a kill from now on finds the batch again
+                self._ledger.add_batch(token, self.id, [dataclasses.replace(i, batch_id=token) for i in items],
+                                       status="submitting")
+            try:
+                batch_id = await self._api.submit(lines, token)
+            except BaseException:
+                if self._ledger is not None:
+                    self._ledger.end_batch(token, "failed", {})  # not created: its items go again
+                raise
+            if self._ledger is not None:
+                self._ledger.batch_created(token, batch_id)
         except Exception as e:  # refused, or the store failed: these callers fail (the runner retries them)
             for p in group:
                 if not p.future.done():
@@ -251,7 +265,15 @@ class BatchingProvider:
     async def _poll(self, batch_id: str) -> None:
         watch = self._watches.setdefault(batch_id, _Watch())
         try:
+            if batch_id.startswith(SUBMITTING):  # the run was killed while submitting it: was it created?
+                found = await self._api.find(batch_id)
+                if found is not None and self._ledger is not None:
+                    self._ledger.batch_created(batch_id, found)
+                batch_id = found or batch_id
             for polls in itertools.count():
+                if batch_id.startswith(SUBMITTING):
+                    status = BatchStatus("lost", 0, detail="never created: the run was killed submitting it")
+                    break
                 await asyncio.sleep(min(self.poll_s, 2.0**polls))  # 1 s, 2 s, 4 s ... then every poll_s
                 try:
                     status = await self._api.poll(batch_id)
@@ -264,11 +286,11 @@ class BatchingProvider:
                     break
                 self._say(self._progress())
             outcomes = await self._api.results(status) if status.state != "failed" else {}
-        except Exception as e:  # the batch cannot be followed: its callers fail with why
+        except Exception as e:  # the batch cannot be followed: its callers fail with why, now and later
+            watch.outcomes, watch.status = {}, BatchStatus("failed", 0, detail=f"could not be followed: {e}")
             for future in watch.waiting.values():
                 if not future.done():
                     future.set_exception(e)
-            del self._pollers[batch_id]
             return
         fetched = time.time()
         took = fetched - status.created_at if status.created_at else time.monotonic() - self._started
@@ -321,4 +343,4 @@ def _unfinished(batch_id: str, status: BatchStatus | None) -> ProviderError:
     if status is not None and status.state == "failed":
         return ProviderError(f"batch {batch_id} failed: {status.detail}", retryable=False)
     why = status.detail if status is not None else "ended"
-    return ProviderError(f"batch {batch_id} {why} before this request was processed", retryable=True)
+    return ProviderError(f"batch {batch_id} ended ({why}) before this request was processed", retryable=True)

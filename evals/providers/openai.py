@@ -39,7 +39,8 @@ from evals.providers.batch import BatchStatus, Outcome
 from evals.types import Completion, GenerateParams, Message, ModelConfig
 
 TOKEN_PARAMS = ("max_tokens", "max_completion_tokens")
-UNFINISHED = ("batch_expired", "batch_cancelled")  # a batch item's error codes for requests never processed
+UNFINISHED = ("batch_expired", "batch_cancelled")
+TOKEN_KEY = "evals_submission"  # the batch's metadata key for the token it was submitted under  # a batch item's error codes for requests never processed
 
 
 class OpenAIProvider(SDKProvider):
@@ -127,16 +128,24 @@ class OpenAIBatches:
     async def probe(self) -> None:
         await self._p.probe_batches(lambda: self._client.batches.list(limit=1), "/batches")
 
-    async def submit(self, lines: list[dict[str, Any]]) -> str:
+    async def submit(self, lines: list[dict[str, Any]], token: str) -> str:
         data = "".join(json.dumps(line) + "\n" for line in lines).encode()
         try:
             file = await self._client.files.create(file=("evals-batch.jsonl", data, "application/jsonl"),
                                                    purpose="batch")
             batch = await self._client.batches.create(input_file_id=file.id, endpoint="/v1/chat/completions",
-                                                      completion_window="24h")
+                                                      completion_window="24h", metadata={TOKEN_KEY: token})
         except self._sdk.APIError as e:
             raise to_provider_error(e, self._sdk, secret=self._p._key) from None
         return batch.id
+
+    async def find(self, token: str) -> str | None:
+        """The batch created under this submission token, among the newest 100."""
+        try:
+            page = await self._client.batches.list(limit=100)
+        except self._sdk.APIError as e:
+            raise to_provider_error(e, self._sdk, secret=self._p._key) from None
+        return next((b.id for b in page.data if (b.metadata or {}).get(TOKEN_KEY) == token), None)
 
     async def poll(self, batch_id: str) -> BatchStatus:
         try:

@@ -301,11 +301,12 @@ class Store:
 
     # ---- batches (the BatchLedger of evals.providers.batch) ------------------------------------
 
-    def add_batch(self, batch_id: str, provider: str, items: Sequence[BatchItem]) -> None:
-        """A batch just created, with every item, in one transaction."""
+    def add_batch(self, batch_id: str, provider: str, items: Sequence[BatchItem], status: str = "submitted") -> None:
+        """A batch about to be submitted (status submitting, under its submission token) or just created, with
+        every item, in one transaction."""
         with self._db.transaction():
             self._db.execute("INSERT INTO batches (id, provider, status, n_items, created_at) VALUES (?,?,?,?,?)",
-                             (batch_id, provider, "submitted", len(items), _now()))
+                             (batch_id, provider, status, len(items), _now()))
             self._db.executemany(
                 "INSERT INTO batch_items (batch_id, custom_id, run_id, example_id, request_key) VALUES (?,?,?,?,?)",
                 [(batch_id, i.custom_id, i.run_id, i.example_id, i.request_key) for i in items])
@@ -317,13 +318,20 @@ class Store:
                                  [(r, e, batch_id, cid) for cid, (r, e) in results.items()])
             self._db.execute("UPDATE batches SET status = ?, ended_at = ? WHERE id = ?", (status, _now(), batch_id))
 
+    def batch_created(self, token: str, batch_id: str) -> None:
+        """The batch submitted under `token` was created as `batch_id`."""
+        with self._db.transaction():
+            self._db.execute("UPDATE batches SET id = ?, status = 'submitted' WHERE id = ?", (batch_id, token))
+            self._db.execute("UPDATE batch_items SET batch_id = ? WHERE batch_id = ?", (batch_id, token))
+
     def open_batch_items(self, provider: str, run_id: str) -> list[BatchItem]:
-        """The run's items that can still serve it: those of batches not yet ended, and those answered."""
+        """The run's items that can still serve it: those of batches not yet ended (or being submitted when the
+        run was killed), and those answered."""
         from evals.providers.batch import BatchItem
         rows = self._db.execute(
             "SELECT i.batch_id, i.custom_id, i.run_id, i.example_id, i.request_key, i.result FROM batch_items i"
             " JOIN batches b ON b.id = i.batch_id WHERE b.provider = ? AND i.run_id = ?"
-            " AND (b.status = 'submitted' OR i.result IS NOT NULL) ORDER BY b.rowid, i.rowid",
+            " AND (b.status IN ('submitting', 'submitted') OR i.result IS NOT NULL) ORDER BY b.rowid, i.rowid",
             (provider, run_id))
         return [BatchItem(*row) for row in rows]
 

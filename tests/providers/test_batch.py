@@ -193,7 +193,7 @@ def test_a_batched_run_is_recorded_and_shown(make_task) -> None:
 def test_a_store_that_cannot_keep_a_batch_stops_the_run_with_one_message(make_task, monkeypatch) -> None:
     from evals.errors import StorageError
 
-    def full(*args: Any) -> None:
+    def full(*args: Any, **kwargs: Any) -> None:
         raise StorageError("could not write the run store: database or disk is full", file="evals.db")
 
     with StandinServer(qa_answer) as server:
@@ -243,3 +243,22 @@ def test_a_stored_batch_the_provider_no_longer_knows_is_resubmitted(make_task, p
         assert asyncio.run(resumed()) == '{"labels": ["l0"]}'
         assert server.stats()["batches"]["created"] == 1  # the unknown batch's item, submitted anew
         assert [b["status"] for b in store.batches_of("run1")] == ["lost", "ended"]
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_run_killed_while_submitting_finds_its_openai_batch_by_its_token(make_task, monkeypatch, provider) -> None:
+    """The one window a kill could otherwise cost money: the batch created, its id not yet stored."""
+    with StandinServer(qa_answer, batch_delay=0.5) as server:
+        task, samples = batched_task(make_task, server, provider, 4)
+        store = Store()
+        monkeypatch.setattr(store, "batch_created", lambda token, batch_id: (_ for _ in ()).throw(KeyboardInterrupt))
+        with pytest.raises(KeyboardInterrupt):  # the process "dies" right after the API created the batch
+            run(task, samples, store)
+        [run_id] = [r.id for r in store.list_runs()]
+        from evals.run.runner import resume_run
+
+        outcome = asyncio.run(resume_run(run_id, Store(store.path), FAST))  # a new process, the same store
+        assert outcome.status == "completed" and all(r.passed for r in outcome.results)
+        created = server.stats()["batches"]["created"]
+        # OpenAI's batch carries the token in its metadata: found and polled. Anthropic's cannot: sent again.
+        assert created == {"openai": 1, "anthropic": 2}[provider]
