@@ -8,6 +8,7 @@ import typer
 from rich.markup import escape
 
 from evals.cli.app import (
+    BatchOpt,
     BudgetOpt,
     CacheOpt,
     CachePathOpt,
@@ -20,7 +21,6 @@ from evals.cli.app import (
     RetryForOpt,
     StoreOpt,
     TimeoutOpt,
-    BatchOpt,
     app,
     batched,
     console,

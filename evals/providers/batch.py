@@ -144,7 +144,6 @@ class BatchingProvider:
         self._started = time.monotonic()
         self._last_note = 0.0
         self.spent_usd = 0.0  # what the results fetched so far cost, at batch prices
-        self.batches: list[str] = []  # ids of the batches this process submitted
 
     async def prepare(self, ledger: BatchLedger | None, notice: Callable[[str], None] | None = None) -> None:
         """Before the first call: keep batches in `ledger` (the run store) and check the server has a Batch API."""
@@ -242,7 +241,6 @@ class BatchingProvider:
                 if not p.future.done():
                     p.future.set_exception(e)
             return
-        self.batches.append(batch_id)
         watch = self._watches.setdefault(batch_id, _Watch())
         for item, p in zip(items, group, strict=True):
             watch.waiting[item.custom_id] = p.future

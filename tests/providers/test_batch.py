@@ -225,7 +225,7 @@ def test_a_stored_batch_the_provider_no_longer_knows_is_resubmitted(make_task, p
     from evals.types import CALL_FOR, CallFor, Message
 
     with StandinServer(qa_answer) as server:
-        task, samples = batched_task(make_task, server, provider, 1)
+        task, _ = batched_task(make_task, server, provider, 1)
         store, config = Store(), task.models[0]
         messages = [Message("system", "Answer with JSON."), Message("user", "question 0")]
 
