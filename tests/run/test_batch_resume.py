@@ -20,8 +20,9 @@ N = 50
 
 
 def stored_batches(db) -> list[tuple[str, int]]:
+    """The batches the store knows were created (a row is written as `submitting` before the create call)."""
     try:
-        return sqlite3.connect(db).execute("SELECT id, n_items FROM batches").fetchall()
+        return sqlite3.connect(db).execute("SELECT id, n_items FROM batches WHERE status = 'submitted'").fetchall()
     except sqlite3.Error:
         return []
 
