@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import re
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -105,6 +106,23 @@ class Database:
         except sqlite3.DatabaseError as e:
             raise self.failure("read", e) from None
 
+    def executemany(self, sql: str, rows: Iterable[Any]) -> None:
+        try:
+            self._db.executemany(sql, rows)
+        except sqlite3.Error as e:
+            raise self.failure("write", e) from None
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """The writes inside happen all together or not at all."""
+        self.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.rollback()
+            raise
+        self.execute("COMMIT")
+
     def executescript(self, sql: str) -> None:
         try:
             self._db.executescript(sql)
@@ -120,7 +138,7 @@ class Database:
         self._db.close()
 
 
-WRITES = {"INSERT", "UPDATE", "DELETE", "CREATE", "ALTER", "REPLAC"}
+WRITES = {"INSERT", "UPDATE", "DELETE", "CREATE", "ALTER", "REPLAC", "BEGIN ", "COMMIT"}
 
 
 SECRET_NAME = re.compile(r"(^|[-_])key$|[-_]?key[-_]|secret|passw|(^|[-_])token$|^token[-_]|(^|[-_])auth"

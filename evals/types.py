@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol
@@ -69,6 +70,19 @@ class Completion:
     cached_input_tokens: int = 0  # of input_tokens, read from the provider's prompt cache
     cache_write_tokens: int = 0  # of input_tokens, written to the provider's prompt cache (Anthropic)
     mean_logprob: float | None = None  # mean log-probability of the answer's tokens (local; openai if asked)
+
+
+@dataclass(frozen=True)
+class CallFor:
+    """What a model call is for: an example of a run. The runner sets it (CALL_FOR) around each example's
+    calls; a provider may label its requests with it (a batch's custom_id) and keep them per run."""
+
+    run_id: str
+    example_id: str
+    attempt: int = 1
+
+
+CALL_FOR: ContextVar[CallFor | None] = ContextVar("CALL_FOR", default=None)
 
 
 @dataclass(frozen=True)
@@ -183,6 +197,7 @@ class ModelConfig:
     price: Price | None = None  # overrides the built-in price table
     concurrency: int | None = None  # API: connections; local: batch size
     stream: bool = False  # API: stream the answer, timing the first token (off by default: README, Cost and latency)
+    batch: bool = False  # API: send the calls through the provider's Batch API (half price, answers within 24 h)
     options: dict[str, Any] = field(default_factory=dict)  # provider-specific extras
     repeats: int | None = None  # attempts per example for this model (None: the task's `repeats`)
 

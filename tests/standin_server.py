@@ -5,6 +5,8 @@ asyncio to serve hundreds of concurrent connections from one thread at little CP
 
     POST /v1/chat/completions   OpenAI chat completions
     POST /v1/messages           Anthropic messages
+    /v1/files, /v1/batches      OpenAI's Batch API, and /v1/messages/batches Anthropic's (tests/standin_batches.py:
+                                a delay before a batch ends, items that fail once, batches that expire)
     GET  /_stats                counters as JSON (for a server in another process)
     POST /_faults               a JSON list of faults to inject (for a server in another process)
 
@@ -18,6 +20,8 @@ following whitespace) per event: the first after `first_token_delay`, each next 
 way: OpenAI's `prompt_tokens` includes `prompt_tokens_details.cached_tokens`, Anthropic's
 `input_tokens` excludes `cache_read_input_tokens` and `cache_creation_input_tokens`. An OpenAI request with
 `"logprobs": true` gets `logprobs.content`, one entry per word, each with `token_logprob(body)` (default -0.25).
+An Anthropic request with `cache_control` on a block is cached as the API does it: the prefix up to that
+block (in words) is written to the cache the first time it is seen and read from it after that.
 
 Faults queued with `inject()` are served in order, one per API request: an HTTP error (429 with
 retry-after, 500, 503, 529, 401 echoing the key as some servers do, 400) or a dropped connection (the
@@ -50,6 +54,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from http import HTTPStatus
 from typing import Any, Self
+
+from tests.standin_batches import Batches
 
 OPENAI_MODEL = "gpt-4o-mini-2024-07-18"
 ANTHROPIC_MODEL = "claude-haiku-4-5-20251001"
@@ -133,6 +139,16 @@ def _words(body: dict[str, Any]) -> int:
     return sum(len(t.split()) for t in texts)
 
 
+def _cache_prefix(body: dict[str, Any]) -> str | None:
+    """The text an Anthropic request marks for the prompt cache: everything up to its last cache_control."""
+    blocks = body.get("system") if isinstance(body.get("system"), list) else [{"text": body.get("system") or ""}]
+    for m in body.get("messages") or []:
+        content = m.get("content")
+        blocks = [*blocks, *(content if isinstance(content, list) else [{"text": content or ""}])]
+    marked = [i for i, b in enumerate(blocks) if isinstance(b, dict) and b.get("cache_control")]
+    return " ".join(str(b.get("text", "")) for b in blocks[: marked[-1] + 1]) if marked else None
+
+
 def _tokens(text: str) -> list[str]:
     """The streamed pieces: each word with its following whitespace (leading whitespace joins the first)."""
     return re.findall(r"\s*\S+\s*", text) or ([text] if text else [])
@@ -195,6 +211,10 @@ class StandinServer(_Addresses):
         anthropic_model: str = ANTHROPIC_MODEL,
         record: bool = True,
         token_logprob: Callable[[dict[str, Any]], float] = steady_logprob,
+        batch_delay: float = 0.0,
+        batch_fail_once: frozenset[str] = frozenset(),
+        batch_expire: int = 0,
+        batches: bool = True,
     ):
         self.answer = answer
         self.token_logprob = token_logprob  # each answer token's log-probability, for requests asking for them
@@ -210,6 +230,9 @@ class StandinServer(_Addresses):
         self._random = random.Random(0)
         self.down_until = 0.0  # time.monotonic() before which every API request gets a 503 (`outage()`)
         self.counts = Counts()
+        self.batches = Batches(self._batch_reply, last_user_message, delay=batch_delay, fail_once=batch_fail_once,
+                               expire=batch_expire, enabled=batches)
+        self._cached_prefixes: set[str] = set()
         self.requests: list[Recorded] = []
         self._faults: deque[Fault] = deque()
         self._ids = itertools.count(1)
@@ -242,7 +265,7 @@ class StandinServer(_Addresses):
         return {"received": c.received, "completed": c.completed, "pending_faults": len(self._faults),
                 "cpu_s": time.process_time(),  # the serving process's CPU (all of it, in thread mode)
                 "received_by_prompt": dict(c.received_by_prompt),
-                "completed_by_prompt": dict(c.completed_by_prompt)}
+                "completed_by_prompt": dict(c.completed_by_prompt), "batches": self.batches.stats()}
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -331,6 +354,8 @@ class StandinServer(_Addresses):
         if method == "POST" and path == "/_faults":
             self.inject(*(Fault(**f) for f in json.loads(raw or b"[]")))
             return await self._send(writer, 200, {"pending_faults": len(self._faults)})
+        if (routed := self.batches.route(method, path, headers, raw, self.url)) is not None:
+            return await self._send(writer, *routed)
         kind = {"/v1/chat/completions": "openai", "/v1/messages": "anthropic"}.get(path)
         if method != "POST" or kind is None:
             return await self._send(writer, 404, {"error": {"message": f"no route {method} {path}"}})
@@ -388,10 +413,18 @@ class StandinServer(_Addresses):
                 "total_tokens": prompt_tokens + completion_tokens,
                 "prompt_tokens_details": {"cached_tokens": min(self.cached_prompt_tokens, prompt_tokens)}}
 
+    def _batch_reply(self, api: str, body: dict[str, Any]) -> dict[str, Any]:
+        text = self.answer(body)
+        return self._openai_reply(body, text) if api == "openai" else self._anthropic_reply(body, text)
+
     def _anthropic_usage(self, body: dict[str, Any]) -> dict[str, int]:
         total = _words(body)
         read = min(self.cached_prompt_tokens, total)
         write = min(self.cache_write_tokens, total - read)
+        if (prefix := _cache_prefix(body)) is not None:
+            cached = len(prefix.split())
+            read, write = (cached, 0) if prefix in self._cached_prefixes else (0, cached)
+            self._cached_prefixes.add(prefix)
         return {"input_tokens": total - read - write, "cache_creation_input_tokens": write,
                 "cache_read_input_tokens": read}
 
@@ -485,8 +518,9 @@ class StandinServer(_Addresses):
     @staticmethod
     async def _send(writer: asyncio.StreamWriter, status: int, payload: Any,
                     extra: dict[str, str] | None = None) -> bool:
-        data = json.dumps(payload).encode()
-        head = [f"HTTP/1.1 {status} {_reason(status)}", "content-type: application/json",
+        raw = isinstance(payload, bytes)  # a file's content (a batch's results)
+        data = payload if raw else json.dumps(payload).encode()
+        head = [f"HTTP/1.1 {status} {_reason(status)}", f"content-type: application/{'octet-stream' if raw else 'json'}",
                 f"content-length: {len(data)}"]
         head += [f"{k}: {v}" for k, v in (extra or {}).items()]
         writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + data)
@@ -526,10 +560,13 @@ class StandinProcess(_Addresses):
 
     def __init__(self, answer: Answer = echo, *, latency: float = 0.0, first_token_delay: float = 0.0,
                  token_delay: float = 0.0, cached_prompt_tokens: int = 0, cache_write_tokens: int = 0,
-                 record: bool = False):
+                 record: bool = False, batch_delay: float = 0.0, batch_fail_once: frozenset[str] = frozenset(),
+                 batch_expire: int = 0):
         self._args = (answer, {"latency": latency, "first_token_delay": first_token_delay,
                                "token_delay": token_delay, "cached_prompt_tokens": cached_prompt_tokens,
-                               "cache_write_tokens": cache_write_tokens, "record": record})
+                               "cache_write_tokens": cache_write_tokens, "record": record,
+                               "batch_delay": batch_delay, "batch_fail_once": batch_fail_once,
+                               "batch_expire": batch_expire})
         self._proc: multiprocessing.process.BaseProcess | None = None
         self._conn: Any = None
         self.port = 0

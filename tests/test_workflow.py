@@ -65,7 +65,17 @@ def test_actionlint_really_lints(tmp_path) -> None:
 def test_runs_nightly_and_on_demand(workflow) -> None:
     triggers = workflow["on"]
     assert triggers["schedule"][0]["cron"] and "workflow_dispatch" in triggers
-    assert set(triggers["workflow_dispatch"]["inputs"]) == {"task", "model", "baseline", "accept"}
+    assert set(triggers["workflow_dispatch"]["inputs"]) == {"task", "model", "baseline", "accept", "batch"}
+
+
+def test_batch_on_demand_or_by_repository_variable_batches_the_run_and_the_check(workflow) -> None:
+    job = workflow["jobs"]["check"]
+    assert job["env"]["BATCH"] == "${{ (inputs.batch || vars.EVALS_BATCH == 'true') && 'true' || '' }}"
+    assert "360" in str(job["timeout-minutes"])  # a batch may take hours: the hosted job's longest
+    runs = [s.get("run", "") for s in steps(workflow)]
+    for command in ("evals run", "evals check"):
+        step = next(r for r in runs if f".venv/bin/{command}" in r)
+        assert 'if [ -n "$BATCH" ]; then' in step and "+=(--batch)" in step
 
 
 def test_keys_come_from_secrets_and_setup_matches_developers(workflow) -> None:

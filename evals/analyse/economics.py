@@ -146,7 +146,8 @@ def api_cost(config: ModelConfig, side: Side, batch: bool) -> tuple[CostModel | 
     basis = (f"{model} API: {tokens}) and {tout:,.0f} output tokens per call, the means recorded in run "
              f"{side.summary.run_id}, at {rates} per million tokens")
     if batch:
-        basis += f", less the Batch API discount of {price.batch_discount:.0%} (decision.api_batch)"
+        why = "the run was batched" if config.batch else "decision.api_batch"
+        basis += f", less the Batch API discount of {price.batch_discount:.0%} ({why})"
     basis += f" = ${per_call:.6f} per call"
     return CostModel(model, "api", per_call, tokens_per_call=tin + tout, basis=basis), ""
 
@@ -189,7 +190,7 @@ def cost_model(side: Side, d: Decision, latency: Latency) -> tuple[CostModel | N
     config = side_config(side)
     if is_self_hosted(config, d.self_hosted):
         return self_hosted_cost(config, side, d.self_hosted, latency)
-    return api_cost(config, side, d.api_batch)
+    return api_cost(config, side, d.api_batch or config.batch)
 
 
 def break_even_volume(x: CostModel, y: CostModel) -> float | None:

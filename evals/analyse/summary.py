@@ -55,6 +55,8 @@ class RunSummary:
     pass_at_k: int | None = None  # with repeats: examples where at least one attempt passed
     pass_all_k: int | None = None  # pass^k: examples where every attempt passed
     flaky: tuple[str, ...] = ()  # examples that passed some attempts and failed others
+    batched: bool = False  # its calls went through the Batch API: costs are at batch prices
+    cache_saved_usd: float = 0.0  # what the prompt cache's reads and writes saved against uncached input (< 0: cost)
 
     @property
     def total_cost_usd(self) -> float:
@@ -73,6 +75,26 @@ TIMING_DEFAULTS = {"ttft_s": float("nan"), "queue_s": 0.0, "cached_input_tokens"
 def with_timing_columns(df: pd.DataFrame) -> pd.DataFrame:
     missing = {k: v for k, v in TIMING_DEFAULTS.items() if k not in df.columns}
     return df.assign(**missing) if missing else df
+
+
+def cache_saving(df: pd.DataFrame, model: dict[str, Any] | None) -> tuple[bool, float]:
+    """Whether the run was batched, and what its prompt-cache reads and writes saved against paying every
+    input token as fresh input, at the model's rates (batch rates for a batched run)."""
+    from evals.providers.prices import price_for
+    from evals.run.manifest import config_from_dict
+
+    try:
+        config = config_from_dict(model or {})
+    except (KeyError, TypeError, ValueError):
+        return False, 0.0
+    answered = df[df["error"].isna()] if len(df) else df
+    if not len(answered) or not (answered["cached_input_tokens"].any() or answered["cache_write_tokens"].any()):
+        return config.batch, 0.0
+    price = price_for(config)
+    tokens_in, tokens_out = answered["input_tokens"].sum(), answered["output_tokens"].sum()
+    cached, written = answered["cached_input_tokens"].sum(), answered["cache_write_tokens"].sum()
+    return config.batch, (price.cost(tokens_in, tokens_out, batch=config.batch)
+                          - price.cost(tokens_in, tokens_out, cached, written, batch=config.batch))
 
 
 def summarize(df: pd.DataFrame) -> RunSummary:
@@ -100,6 +122,7 @@ def summarize(df: pd.DataFrame) -> RunSummary:
                          zip(timed["output_tokens"], timed["latency_s"], timed["ttft_s"])) if r is not None] \
         if len(timed) else []
     busy, served = run.get("busy_s"), run.get("served_calls")
+    batched, saved = cache_saving(df, (df.attrs.get("manifest") or {}).get("model"))
     return RunSummary(
         run_id=run["id"],
         model=run["model"],
@@ -139,4 +162,6 @@ def summarize(df: pd.DataFrame) -> RunSummary:
         pass_at_k=repeated.pass_at_k if repeated else None,
         pass_all_k=repeated.pass_all_k if repeated else None,
         flaky=repeated.flaky if repeated else (),
+        batched=batched,
+        cache_saved_usd=float(saved),
     )

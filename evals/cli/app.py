@@ -66,9 +66,27 @@ MarkdownOpt = Annotated[Path | None, typer.Option("--markdown", help="Also write
 HtmlOpt = Annotated[Path | None, typer.Option("--html", metavar="FILE",
                                               help="Also write the report as one self-contained HTML file to FILE.")]
 ExamplesOpt = Annotated[int, typer.Option(help="Improved/regressed examples to show, each.", min=0)]
+BatchOpt = Annotated[bool, typer.Option(
+    "--batch", help="Send the API models' calls through their Batch API: half the price, answers within 24 h "
+                    "(openai, anthropic; the same as batch: true in task.yaml).")]
 JudgeOpt = Annotated[str | None, typer.Option(
     "--judge", envvar="EVALS_JUDGE", metavar="SPEC",
     help="Model spec for every judge metric of the task (default: each metric's `judge`).")]
+
+
+def batched(configs: Any) -> list[Any]:
+    """These models with batch on where their provider has a Batch API; the others are named and run as
+    usual. When none has one, the command is refused before anything is called."""
+    import dataclasses
+
+    from evals.providers import has_batch_api, no_batch_api
+
+    without = [c for c in configs if not has_batch_api(c.spec.provider)]
+    if len(without) == len(configs):
+        raise EvalsError("; ".join(f"{c.spec}: {no_batch_api(c.spec.provider)}" for c in without), field="--batch")
+    for c in without:
+        warn(f"{c.spec}: the {c.spec.provider} provider has no Batch API; it runs without --batch")
+    return [c if c in without else dataclasses.replace(c, batch=True) for c in configs]
 
 
 def print_json(data: Any) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from evals.cli.app import (
+    BatchOpt,
     BudgetOpt,
     CacheOpt,
     CachePathOpt,
@@ -21,6 +23,7 @@ from evals.cli.app import (
     StoreOpt,
     TimeoutOpt,
     app,
+    batched,
     command_group,
     console,
     err_console,
@@ -148,6 +151,7 @@ def check(
     as_json: JsonOpt = False,
     junit: Annotated[Path | None, typer.Option(metavar="FILE", help="Also write JUnit XML to FILE.")] = None,
     html: Annotated[Path | None, typer.Option(metavar="FILE", help="Also write an HTML report with the trend.")] = None,
+    batch: BatchOpt = False,
 ) -> None:
     """Run the task's model again (no cache) and gate it against its baseline: exit 0 pass/warn, 1 regression, 2 error.
 
@@ -160,6 +164,8 @@ def check(
 
     db = Store(store)
     plan = plan_check(task, db, model=model, baseline=baseline)
+    if batch:
+        plan = dataclasses.replace(plan, config=batched([plan.config])[0])
     err_console.print(f"checking {plan.config.spec} on {len(plan.samples)} examples of {plan.task.name} against "
                       f"{plan.baseline.source}" + ("" if cache else "; response cache off"), markup=False,
                       highlight=False)

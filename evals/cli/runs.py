@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from evals.cli.app import (
+    BatchOpt,
     BudgetOpt,
     CacheOpt,
     CachePathOpt,
@@ -22,6 +23,7 @@ from evals.cli.app import (
     StoreOpt,
     TimeoutOpt,
     app,
+    batched,
     console,
     err_console,
     print_classifications,
@@ -56,6 +58,7 @@ def run(
     repeats: Annotated[int | None, typer.Option(
         help="Ask every example K times (default: the task's `repeats`); statistics then take the example as "
              "the unit.", min=1)] = None,
+    batch: BatchOpt = False,
 ) -> None:
     """Run a task's golden set against its models (or --model), score and store every answer."""
     from evals.data.golden import load_samples
@@ -66,6 +69,8 @@ def run(
         raise EvalsError("give a task, or --resume RUN_ID (not both)")
     if resume is not None and repeats is not None:
         raise EvalsError("a resumed run keeps the repeats it started with; leave out --repeats", field="--repeats")
+    if batch and resume:
+        raise EvalsError("--resume continues a run as it started (batched or not); drop --batch")
     loaded = load_task(task) if task is not None else None  # a mistake in it is reported before anything loads
     from evals.run.runner import DEFAULT_MODEL, open_providers, require_providers, resume_run, run_task
 
@@ -88,6 +93,8 @@ def run(
                 configs = [loaded.model_config(m) for m in model] if model else list(loaded.models)
             except ValueError as e:
                 raise EvalsError(str(e), field="--model") from None
+            if batch:
+                configs = batched(configs)
             ready, skipped = open_providers(configs or [loaded.model_config(DEFAULT_MODEL)])
             for s in skipped:
                 err_console.print(f"[yellow]skipped[/] {s.spec}: {s.reason}", highlight=False)
@@ -105,9 +112,11 @@ def run(
     if as_json:
         print_json([s.as_dict() for s in summaries])
     else:
-        from evals.report.terminal import summary_table
+        from evals.report.terminal import cost_notes, summary_table
 
         console.print(summary_table(summaries))
+        for note in cost_notes(summaries):
+            console.print(note, markup=False, highlight=False, soft_wrap=True)
         print_classifications(summaries)
     for o in outcomes:
         if o.status == "budget-stopped":
@@ -143,7 +152,7 @@ def show(
 ) -> None:
     """Show one run: summary, manifest and examples."""
     from evals.analyse.summary import summarize
-    from evals.report.terminal import examples_table, examples_to_show, summary_table
+    from evals.report.terminal import cost_notes, examples_table, examples_to_show, summary_table
     from evals.run.store import Store, load_run
 
     db = Store(store)
@@ -163,6 +172,11 @@ def show(
     if summary.flaky:
         console.print(f"flaky (passed some of their {summary.repeats} attempts, failed others): "
                       + ", ".join(summary.flaky), markup=False, highlight=False)
+    for note in cost_notes([summary]):
+        console.print(note, markup=False, highlight=False, soft_wrap=True)
+    if batches := db.batches_of(summary.run_id):
+        console.print("batches: " + ", ".join(f"{b['id']} ({b['provider']}, {b['items']} requests, {b['status']})"
+                                              for b in batches), markup=False, highlight=False)
     print_classifications([summary])
     shown = examples_to_show(df, examples)
     answers = db.outputs(summary.run_id, zip(shown["example_id"], shown["attempt"]))

@@ -86,7 +86,7 @@ def _parse_model(doc: YamlDoc, raw: Any, i: int) -> ModelConfig:
             raise doc.error("price takes input_per_mtok and output_per_mtok, optionally cached_input_per_mtok, "
                             "cache_write_per_mtok and batch_discount (USD per million tokens)", "models", i, "price")
     for key, kind in (("temperature", (int, float)), ("max_tokens", int), ("concurrency", int), ("few_shot", bool),
-                      ("stream", bool)):
+                      ("stream", bool), ("batch", bool)):
         if key in raw and not isinstance(raw[key], kind):
             raise doc.error(f"expected {'true or false' if kind is bool else 'a number'}, got {raw[key]!r}",
                             "models", i, key)
@@ -94,6 +94,11 @@ def _parse_model(doc: YamlDoc, raw: Any, i: int) -> ModelConfig:
         raw["repeats"] = _repeats(doc, raw["repeats"], "models", i, "repeats")
     raw["options"] = raw.get("options") or {}  # `options:` with nothing under it is no options
     _check_options(doc, spec, raw["options"], i)
+    if raw.get("batch"):
+        from evals.providers import has_batch_api, no_batch_api
+
+        if not has_batch_api(spec.provider):
+            raise doc.error(no_batch_api(spec.provider), "models", i, "batch")
     return ModelConfig(spec=spec, price=price, **raw).with_server()
 
 

@@ -22,7 +22,8 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import urlsplit
 
-from evals.errors import MissingCredentials, ProviderError
+from evals._util import public_url
+from evals.errors import EvalsError, MissingCredentials, ProviderError
 from evals.providers.prices import price_for
 from evals.types import Completion, ModelConfig
 
@@ -76,6 +77,7 @@ class SDKProvider:
         self.id = f"{config.spec.provider}:{config.spec.model}"
         self.max_concurrency = config.concurrency or DEFAULT_CONCURRENCY
         self.stream = config.stream
+        self.batch_poll_s = config.options.get("batch_poll_s")
         url = urlsplit(str(client.base_url))
         self.hardware = f"remote: {url.hostname}" + (f":{url.port}" if url.port else "")  # its servers, unseen
         self._config = config
@@ -84,8 +86,9 @@ class SDKProvider:
         self._sdk = sdk
         self._key = key
 
-    def _completion(self, reply: Reply) -> Completion:
-        """The finished reply, its latency up to now; a streamed one with no text has its first token last."""
+    def _completion(self, reply: Reply, *, batch: bool = False) -> Completion:
+        """The finished reply, its latency up to now, priced at batch rates for a batch's result; a streamed
+        one with no text has its first token last."""
         end = time.perf_counter()
         ttft = None
         if reply.streamed:
@@ -96,7 +99,7 @@ class SDKProvider:
             output_tokens=reply.output_tokens,
             latency_s=end - reply.start,
             cost_usd=self._price.cost(reply.input_tokens, reply.output_tokens, reply.cached_input_tokens,
-                                      reply.cache_write_tokens),
+                                      reply.cache_write_tokens, batch=batch),
             model_version=reply.model,
             finish_reason=reply.finish_reason,
             ttft_s=ttft,
@@ -107,6 +110,26 @@ class SDKProvider:
 
     async def aclose(self) -> None:
         await self._client.close()
+
+    async def probe_batches(self, call: Any, path: str) -> None:
+        """Refuse, before any call, a server that has no Batch API (a compatible server without the endpoints)."""
+        try:
+            await call()
+        except self._sdk.APIStatusError as e:
+            if e.status_code in (404, 405):
+                raise EvalsError(f"{self.id} at {public_url(str(self._client.base_url))} has no Batch API (it answered "
+                                 f"HTTP {e.status_code} to GET {path}); run it without --batch / batch: true") from None
+        except self._sdk.APIError:
+            pass  # anything else (a key refused, say) shows on the calls themselves
+
+
+def item_error(status: int | None, error: Any, secret: str | None) -> ProviderError:
+    """A batch item's own failure (the status its request would have had, and the API's error object)."""
+    error = _error(error)
+    kind, message = error.get("type") or error.get("code"), error.get("message") or "no message"
+    retryable = (status in RETRYABLE_STATUS or status >= 500) if status else kind in RETRYABLE_STREAM_ERRORS
+    text = f"batch item failed: {f'HTTP {status} ' if status else ''}{kind or 'error'}: {message}"[:MAX_MESSAGE]
+    return ProviderError(redact(text, secret), retryable=retryable)
 
 
 def open_client(config: ModelConfig, sdk_name: str, client_class: str, key_env: str, url_env: str,

@@ -11,6 +11,9 @@ no seed, so those are not sent; they stay in the cache key and the manifest as c
 Streamed (`stream`): `messages.create(stream=True)`, read event by event; the first text delta times
 `ttft_s`, usage comes from `message_start` and the running totals of `message_delta`. The API's
 `input_tokens` excludes prompt-cache reads and writes; Completion.input_tokens adds them back.
+`options: {cache_prompt: true}` marks the shared prefix for the prompt cache (see `request`).
+
+Batch (`batch: true`, evals.providers.batch): the same bodies through Message Batches.
 """
 
 from __future__ import annotations
@@ -20,9 +23,15 @@ import importlib.util
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import Field
+
+from evals.errors import ProviderError
 from evals.providers import HttpOptions, register_provider
-from evals.providers._http import Reply, SDKProvider, open_client, to_provider_error
+from evals.providers._http import Reply, SDKProvider, item_error, open_client, to_provider_error
+from evals.providers.batch import BatchStatus, Outcome
 from evals.types import Completion, GenerateParams, Message, ModelConfig
+
+EPHEMERAL = {"type": "ephemeral"}  # Anthropic's prompt cache (5 minutes, refreshed by each read)
 
 
 class AnthropicProvider(SDKProvider):
@@ -30,18 +39,30 @@ class AnthropicProvider(SDKProvider):
         super().__init__(config, client, sdk, key)
         http = importlib.import_module("httpx2" if importlib.util.find_spec("httpx2") else "httpx")
         self._failures = (sdk.APIError, http.RequestError)  # the SDK's HTTP client: its stream lets these through
+        self._cache_prompt = bool(config.options.get("cache_prompt"))
 
-    async def generate(self, messages: Sequence[Message], params: GenerateParams) -> Completion:
+    def request(self, messages: Sequence[Message], params: GenerateParams) -> dict[str, Any]:
+        """The Messages API body, as `generate` and a batch send it. With `cache_prompt`, one cache_control
+        breakpoint ends the prefix every example shares: the last few-shot turn (which caches the system
+        prompt with it), else the system prompt; the example's own message is never marked."""
         system = "\n\n".join(m.content for m in messages if m.role == "system")
-        request: dict[str, Any] = {
-            "model": self._config.spec.model,
-            "max_tokens": params.max_tokens,
-            "messages": [{"role": m.role, "content": m.content} for m in messages if m.role != "system"],
-        }
+        turns: list[dict[str, Any]] = [{"role": m.role, "content": m.content} for m in messages if m.role != "system"]
+        request: dict[str, Any] = {"model": self._config.spec.model, "max_tokens": params.max_tokens,
+                                   "messages": turns}
         if system:
             request["system"] = system
+        if self._cache_prompt:
+            if len(turns) > 1:
+                shared = turns[-2]
+                turns[-2] = {**shared, "content": [{"type": "text", "text": shared["content"], "cache_control": EPHEMERAL}]}
+            elif system:
+                request["system"] = [{"type": "text", "text": system, "cache_control": EPHEMERAL}]
         if params.stop:
             request["stop_sequences"] = list(params.stop)
+        return request
+
+    async def generate(self, messages: Sequence[Message], params: GenerateParams) -> Completion:
+        request = self.request(messages, params)
         reply = Reply(self.stream)
         try:
             if reply.streamed:
@@ -58,15 +79,87 @@ class AnthropicProvider(SDKProvider):
                             reply.finish_reason = event.delta.stop_reason
                             _count(reply, event.usage)
             else:
-                response = await self._client.messages.create(**request)
-                for block in response.content:
-                    if block.type == "text":
-                        reply.add(block.text)
-                reply.model, reply.finish_reason = response.model, response.stop_reason
-                _count(reply, response.usage)
+                _read(reply, await self._client.messages.create(**request))
         except self._failures as e:  # every SDK failure, mid-stream too; anything else is a bug
             raise to_provider_error(e, self._sdk, secret=self._key) from None
         return self._completion(reply)
+
+    def batch_api(self) -> AnthropicBatches:
+        return AnthropicBatches(self)
+
+
+def _read(reply: Reply, message: Any) -> None:
+    """A whole Message into the reply."""
+    for block in message.content:
+        if block.type == "text":
+            reply.add(block.text)
+    reply.model, reply.finish_reason = message.model, message.stop_reason
+    _count(reply, message.usage)
+
+
+class AnthropicBatches:
+    """Anthropic's Message Batches: each request as `{custom_id, params}`, polled until processing has
+    ended, its results read back (JSONL) by custom_id."""
+
+    max_items = 100_000
+    max_bytes = 240 * 2**20  # the API takes batches up to 256 MB
+
+    def __init__(self, provider: AnthropicProvider):
+        self._p = provider
+        self._batches, self._sdk = provider._client.messages.batches, provider._sdk
+
+    def request(self, messages: Sequence[Message], params: GenerateParams) -> dict[str, Any]:
+        return self._p.request(messages, params)
+
+    def line(self, custom_id: str, request: dict[str, Any]) -> dict[str, Any]:
+        return {"custom_id": custom_id, "params": request}
+
+    async def probe(self) -> None:
+        await self._p.probe_batches(lambda: self._batches.list(limit=1), "/v1/messages/batches")
+
+    async def submit(self, lines: list[dict[str, Any]], token: str) -> str:
+        try:
+            return (await self._batches.create(requests=lines)).id
+        except self._sdk.APIError as e:
+            raise to_provider_error(e, self._sdk, secret=self._p._key) from None
+
+    async def find(self, token: str) -> str | None:
+        """Message Batches carry no metadata: a batch whose create call a kill interrupted is not found."""
+        return None
+
+    async def poll(self, batch_id: str) -> BatchStatus:
+        try:
+            b = await self._batches.retrieve(batch_id)
+        except self._sdk.NotFoundError:  # deleted, or another key's: what it held goes again
+            return BatchStatus("lost", 0, detail="unknown to the provider")
+        except self._sdk.APIError as e:
+            raise to_provider_error(e, self._sdk, secret=self._p._key) from None
+        c = b.request_counts
+        total = c.processing + c.succeeded + c.errored + c.canceled + c.expired
+        unfinished = ", ".join(f"{n} {what}" for n, what in ((c.expired, "expired"), (c.canceled, "cancelled")) if n)
+        return BatchStatus("running" if b.processing_status != "ended" else "lost" if unfinished else "ended",
+                           total, c.succeeded, c.errored, unfinished or b.processing_status,
+                           b.created_at.timestamp(), b)
+
+    async def results(self, status: BatchStatus) -> dict[str, Outcome]:
+        outcomes: dict[str, Outcome] = {}
+        if status.raw is None:  # a batch the provider does not know
+            return outcomes
+        try:
+            async for row in await self._batches.results(status.raw.id):
+                result = row.result
+                if result.type == "succeeded":
+                    reply = Reply(False)
+                    _read(reply, result.message)
+                    outcomes[row.custom_id] = self._p._completion(reply, batch=True)
+                elif result.type == "errored":
+                    outcomes[row.custom_id] = item_error(None, result.error.error.model_dump(), self._p._key)
+                else:  # expired or canceled: not processed, so it goes again
+                    outcomes[row.custom_id] = ProviderError(
+                        f"batch {status.raw.id}: {result.type} before this request was processed", retryable=True)
+        except self._sdk.APIError as e:
+            raise to_provider_error(e, self._sdk, secret=self._p._key) from None
+        return outcomes
 
 
 def _count(reply: Reply, usage: Any) -> None:
@@ -83,7 +176,12 @@ def _count(reply: Reply, usage: Any) -> None:
     reply.output_tokens = usage.output_tokens
 
 
-@register_provider("anthropic", options=HttpOptions)
+class AnthropicOptions(HttpOptions):
+    cache_prompt: bool = Field(False, description="Mark the prefix every example shares (system prompt and "
+                                                  "few-shot turns) for Anthropic's prompt cache (cache_control).")
+
+
+@register_provider("anthropic", options=AnthropicOptions, batch=True)
 def anthropic_provider(config: ModelConfig) -> AnthropicProvider:
     sdk, client, key, _ = open_client(config, "anthropic", "AsyncAnthropic", "ANTHROPIC_API_KEY",
                                       "ANTHROPIC_BASE_URL", "Anthropic")

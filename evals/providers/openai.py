@@ -21,10 +21,13 @@ understands. `options: {max_tokens_param: max_tokens | max_completion_tokens}` o
 
 `options: {logprobs: true}` asks for the answer's token log-probabilities; their mean is recorded as the
 completion's `mean_logprob` (`evals route --signal logprob` sets it itself).
+Batch (`batch: true`, evals.providers.batch): the same bodies as JSONL lines through the Files and Batches
+APIs; the API caches long shared prompt prefixes by itself, and `cached_tokens` is priced as above.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -33,10 +36,13 @@ from pydantic import Field
 
 from evals.errors import EvalsError, ProviderError
 from evals.providers import HttpOptions, register_provider
-from evals.providers._http import Reply, SDKProvider, open_client, to_provider_error
+from evals.providers._http import Reply, SDKProvider, item_error, open_client, to_provider_error
+from evals.providers.batch import BatchStatus, Outcome
 from evals.types import Completion, GenerateParams, Message, ModelConfig
 
 TOKEN_PARAMS = ("max_tokens", "max_completion_tokens")
+UNFINISHED = ("batch_expired", "batch_cancelled")  # a batch item's error codes for requests never processed
+TOKEN_KEY = "evals_submission"  # the batch's metadata key for the token it was submitted under
 
 
 class OpenAIProvider(SDKProvider):
@@ -46,7 +52,8 @@ class OpenAIProvider(SDKProvider):
         self._response_type = sdk.types.chat.ChatCompletion
         self._stream_type = sdk.AsyncStream[sdk.types.chat.ChatCompletionChunk]
 
-    async def generate(self, messages: Sequence[Message], params: GenerateParams) -> Completion:
+    def request(self, messages: Sequence[Message], params: GenerateParams) -> dict[str, Any]:
+        """The chat-completions body (without streaming), as `generate` and a batch send it."""
         request: dict[str, Any] = {
             "model": self._config.spec.model,
             "messages": [{"role": m.role, "content": m.content} for m in messages],
@@ -61,6 +68,10 @@ class OpenAIProvider(SDKProvider):
             request["seed"] = params.seed
         if self._config.options.get("logprobs"):
             request["logprobs"] = True
+        return request
+
+    async def generate(self, messages: Sequence[Message], params: GenerateParams) -> Completion:
+        request = self.request(messages, params)
         reply = Reply(self.stream)
         if reply.streamed:
             request["stream"], request["stream_options"] = True, {"include_usage": True}
@@ -87,9 +98,98 @@ class OpenAIProvider(SDKProvider):
             raise to_provider_error(e, self._sdk, secret=self._key) from None
         return self._completion(reply)
 
+    def batch_api(self) -> OpenAIBatches:
+        return OpenAIBatches(self)
+
+
+class OpenAIBatches:
+    """OpenAI's Batch API: the requests as a JSONL file (Files API, purpose batch), one batch of
+    /v1/chat/completions over it (24 h window), its output and error files read back by custom_id."""
+
+    max_items = 50_000
+    max_bytes = 190 * 2**20  # the API takes input files up to 200 MB
+
+    def __init__(self, provider: OpenAIProvider):
+        self._p = provider
+        self._client, self._sdk = provider._client, provider._sdk
+
+    def request(self, messages: Sequence[Message], params: GenerateParams) -> dict[str, Any]:
+        return self._p.request(messages, params)
+
+    def line(self, custom_id: str, request: dict[str, Any]) -> dict[str, Any]:
+        return {"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions", "body": request}
+
+    async def probe(self) -> None:
+        await self._p.probe_batches(lambda: self._client.batches.list(limit=1), "/batches")
+
+    async def submit(self, lines: list[dict[str, Any]], token: str) -> str:
+        data = "".join(json.dumps(line) + "\n" for line in lines).encode()
+        try:
+            file = await self._client.files.create(file=("evals-batch.jsonl", data, "application/jsonl"),
+                                                   purpose="batch")
+            batch = await self._client.batches.create(input_file_id=file.id, endpoint="/v1/chat/completions",
+                                                      completion_window="24h", metadata={TOKEN_KEY: token})
+        except self._sdk.APIError as e:
+            raise to_provider_error(e, self._sdk, secret=self._p._key) from None
+        return batch.id
+
+    async def find(self, token: str) -> str | None:
+        """The batch created under this submission token, among the newest 100."""
+        try:
+            page = await self._client.batches.list(limit=100)
+        except self._sdk.APIError as e:
+            raise to_provider_error(e, self._sdk, secret=self._p._key) from None
+        return next((b.id for b in page.data if (b.metadata or {}).get(TOKEN_KEY) == token), None)
+
+    async def poll(self, batch_id: str) -> BatchStatus:
+        try:
+            b = await self._client.batches.retrieve(batch_id)
+        except self._sdk.NotFoundError:  # deleted, or another key's: what it held goes again
+            return BatchStatus("lost", 0, detail="unknown to the provider")
+        except self._sdk.APIError as e:
+            raise to_provider_error(e, self._sdk, secret=self._p._key) from None
+        counts = b.request_counts
+        state = {"completed": "ended", "expired": "lost", "cancelled": "lost", "failed": "failed"}.get(b.status,
+                                                                                                       "running")
+        detail = b.status
+        if b.status == "failed" and b.errors and b.errors.data:
+            detail = "; ".join(f"{e.code}: {e.message}" for e in b.errors.data)[:500]
+        return BatchStatus(state, counts.total if counts else 0, counts.completed if counts else 0,
+                           counts.failed if counts else 0, detail, float(b.created_at), b)
+
+    async def results(self, status: BatchStatus) -> dict[str, Outcome]:
+        outcomes: dict[str, Outcome] = {}
+        if status.raw is None:  # a batch the provider does not know
+            return outcomes
+        for file_id in (status.raw.output_file_id, status.raw.error_file_id):
+            if not file_id:
+                continue
+            try:
+                content = await self._client.files.content(file_id)
+            except self._sdk.APIError as e:
+                raise to_provider_error(e, self._sdk, secret=self._p._key) from None
+            for text in content.text.splitlines():
+                if text.strip():
+                    row = json.loads(text)
+                    outcomes[row["custom_id"]] = self._outcome(row)
+        return outcomes
+
+    def _outcome(self, row: dict[str, Any]) -> Outcome:
+        response = row.get("response") or {}
+        status = response.get("status_code")
+        if status == 200 and not row.get("error"):
+            reply = Reply(False)
+            _read(reply, response["body"])
+            return self._p._completion(reply, batch=True)
+        error = row.get("error") or (response.get("body") or {}).get("error") or {}
+        if error.get("code") in UNFINISHED:  # not processed before the batch ended: it goes again
+            return ProviderError(f"{error['code']}: {error.get('message') or 'not processed'}", retryable=True)
+        return item_error(status, error, self._p._key)
+
 
 def _read(reply: Reply, response: Any) -> None:
-    """An unstreamed chat completion, as the JSON the API sent (checked: a malformed one is not retried)."""
+    """An unstreamed chat completion (a call's or a batch item's), as the JSON the API sent; a malformed one is
+    not retried."""
     try:
         if response.get("choices"):
             choice = response["choices"][0]
@@ -138,7 +238,7 @@ class OpenAIOptions(HttpOptions):
                                               "mean_logprob, the confidence signal of `evals route`).")
 
 
-@register_provider("openai", options=OpenAIOptions)
+@register_provider("openai", options=OpenAIOptions, batch=True)
 def openai_provider(config: ModelConfig) -> OpenAIProvider:
     sdk, client, key, base_url = open_client(config, "openai", "AsyncOpenAI", "OPENAI_API_KEY", "OPENAI_BASE_URL",
                                              "OpenAI")

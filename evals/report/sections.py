@@ -74,7 +74,7 @@ def summary_section(summaries: Sequence[RunSummary], title: str = "Summary") -> 
     for s in summaries:
         status = "" if s.status == "completed" else f" ({s.status}, {s.done}/{s.n * s.repeats})"
         errors = str(s.errors) + "".join(f"\n{m}: {k}" for m, k in s.metric_errors.items())
-        tokens, cost = f"{s.input_tokens:,}/{s.output_tokens:,}", f"${s.cost_usd:.4f}"
+        tokens, cost = f"{s.input_tokens:,}/{s.output_tokens:,}", f"${s.cost_usd:.4f}" + (" batch" if s.batched else "")
         if s.judge_calls:
             tokens += f"\n+ judge {s.judge_input_tokens:,}/{s.judge_output_tokens:,}"
             cost += f"\n+ judge ${s.judge_cost_usd:.4f}"

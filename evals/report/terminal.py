@@ -34,6 +34,23 @@ def summary_table(summaries: Sequence[RunSummary], title: str = "") -> Table:
     return table
 
 
+def cost_notes(summaries: Sequence[RunSummary]) -> list[str]:
+    """One line per run that was batched or read its prompt cache: what that did to its cost."""
+    notes = []
+    for s in summaries:
+        said = []
+        if s.batched:
+            said.append("calls went through the Batch API, so every cost is at batch prices (half price)")
+        if s.cached_input_tokens or s.cache_write_tokens:
+            verb, usd = "saved" if s.cache_saved_usd >= 0 else "cost", abs(s.cache_saved_usd)
+            said.append(f"the prompt cache {verb} ${usd:.{4 if usd >= 0.01 else 6}f}: {s.cached_input_tokens:,} of "
+                        f"{s.input_tokens:,} input tokens read from it, {s.cache_write_tokens:,} written to it "
+                        "(against paying them all as fresh input)")
+        if said:
+            notes.append(f"{s.model} (run {s.run_id}): " + "; ".join(said))
+    return notes
+
+
 def latency_table(profile: LatencyProfile) -> Table:
     """`evals latency`: one row per concurrency level."""
     cost = sum(lv["cost_usd"] for lv in profile.levels)

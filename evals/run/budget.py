@@ -77,6 +77,6 @@ def check_budget(task: Task, samples: Sequence[Sample], configs: Sequence[ModelC
 
 def estimate_cost(config: ModelConfig, messages: Sequence[Message], params: GenerateParams) -> float:
     """A call's worst case: about 3 characters per input token (more tokens than text usually has), and
-    every one of max_tokens output tokens used."""
+    every one of max_tokens output tokens used; at batch rates for a batched model."""
     input_tokens = sum(len(m.content) for m in messages) // 3 + 4 * len(messages) + 8
-    return price_for(config).cost(input_tokens, params.max_tokens)
+    return price_for(config).cost(input_tokens, params.max_tokens, batch=config.batch)

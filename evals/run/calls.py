@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, stop_after_delay
 
-from evals.errors import ProviderError
+from evals.errors import ProviderError, StorageError
 from evals.providers import Provider
 from evals.types import Completion, GenerateParams, Message
 
@@ -87,15 +87,17 @@ async def complete_with_retries(
     breaker: Breaker | None = None,
 ) -> Completion:
     """One model call with timeout and retries (bounded by count and by time); a final failure comes back as
-    Completion.error. With a `breaker`, every attempt waits while the provider's breaker is open."""
+    Completion.error. With a `breaker`, every attempt waits while the provider's breaker is open. A provider
+    whose answers come late by design (a batch's, within its 24 h window) sets its own `timeout_s` (None: none)."""
+    timeout_s = getattr(provider, "timeout_s", options.timeout_s)
 
     async def attempt() -> Completion:
         if breaker:
             await breaker.wait()
         try:
-            done = await asyncio.wait_for(provider.generate(messages, params), options.timeout_s)
+            done = await asyncio.wait_for(provider.generate(messages, params), timeout_s)
         except TimeoutError:
-            e = ProviderError(f"timed out after {options.timeout_s:g}s", retryable=True)
+            e = ProviderError(f"timed out after {timeout_s:g}s", retryable=True)
             if breaker:
                 breaker.record(False)
             raise e from None
@@ -126,6 +128,8 @@ async def complete_with_retries(
         return await retrying(attempt)
     except ProviderError as e:
         error = str(e)
+    except StorageError:  # the run store failed (a batch's ids could not be kept): the run stops, as it would
+        raise
     except Exception as e:  # a provider bug: recorded on the example, the run goes on
         error = f"{type(e).__name__}: {e}"
     return Completion(text="", error=error, latency_s=time.perf_counter() - start)

@@ -42,7 +42,7 @@ def profile_identity(config: ModelConfig) -> str:
 async def measure_level(task: Task, config: ModelConfig, samples: Sequence[Sample], concurrency: int, n: int,
                         options: RunOptions, progress: RunProgress | None = None) -> tuple[dict[str, Any], str]:
     """One concurrency level: its figures, and the hardware it ran on."""
-    config = dataclasses.replace(config, concurrency=concurrency, stream=True)
+    config = dataclasses.replace(config, concurrency=concurrency, stream=True, batch=False)  # one request's time
     provider = create_provider(config)
     count = max(n, concurrency)
     chats = [render_messages(task.prompt, samples[i % len(samples)].fields, config) for i in range(count)]

@@ -21,7 +21,7 @@ from evals.data.tasks import load_task
 from evals.errors import EvalsError, MissingCredentials, StorageError
 from evals.metrics import Metric, build_metrics, models_called, passes, score_all
 from evals.metrics.checks import CheckScorer, pass_rule_for
-from evals.providers import Provider, close_provider, create_provider
+from evals.providers import Provider, close_provider, create_provider, prepare_provider
 from evals.run.budget import Budget, check_budget, estimate_cost, round_up
 from evals.run.cache import ResponseCache, cache_key, model_identity
 from evals.run.calls import Breaker, RunOptions, complete_with_retries
@@ -31,6 +31,8 @@ from evals.run.progress import RunProgress
 from evals.run.stop import STOP, stopping
 from evals.run.store import Store
 from evals.types import (
+    CALL_FOR,
+    CallFor,
     Completion,
     ExampleResult,
     GenerateParams,
@@ -175,7 +177,7 @@ class ModelCalls:
         if spec not in self._lanes:  # computed once per model: the identity hashes an adapter's files
             self._lanes[spec] = (asyncio.Semaphore(self.options.concurrency or provider.max_concurrency),
                                  model_identity(provider.id, config) if self._cache else "",
-                                 Breaker(spec, notice=lambda text: self._say(spec, text)))
+                                 Breaker(spec, notice=lambda text: self.say(spec, text)))
         semaphore, identity, breaker = self._lanes[spec]
         key = cache_key(identity, messages, params, attempt) if self._cache else ""
         if self._cache and (hit := self._cache.get(key)) is not None:
@@ -191,19 +193,23 @@ class ModelCalls:
                 clock.start()
             try:
                 completion = await complete_with_retries(provider, messages, params, self.options, breaker)
+            except StorageError as e:  # the provider could not keep its state (a batch's ids): no new call starts
+                self.halted = self.halted or e
             finally:
                 if clock:
                     clock.stop(served=completion is not None and completion.error is None)
                 await self.budget.settle(estimate, completion.cost_usd if completion else 0.0)
+        if completion is None:
+            return None
         if self._cache:
             try:
                 self._cache.put(key, provider.id, completion)
             except StorageError as e:  # the cache only saves money later: this run goes on without it
                 self._cache = None
-                self._say(spec, f"{e}; the response cache is off for the rest of the run")
+                self.say(spec, f"{e}; the response cache is off for the rest of the run")
         return completion
 
-    def _say(self, spec: str, text: str) -> None:
+    def say(self, spec: str, text: str) -> None:
         """An event of `spec`'s calls, to the progress of its run (if it has one)."""
         if (notice := self.notices.get(spec)) is not None:
             notice(text)
@@ -253,6 +259,7 @@ async def execute_run(
     unsaved: list[ExampleResult] = []  # answered (and paid for) but not written: the store failed
 
     async def one(sample: Sample, attempt: int) -> None:
+        CALL_FOR.set(CallFor(run_id, sample.id, attempt))  # whom this attempt's calls serve (a batch's custom_id)
         messages = render_messages(task.prompt, sample.fields, config)
         completion = await models.call(provider, config, messages, attempt_params(config.params, attempt), clock,
                                        attempt)
@@ -374,7 +381,7 @@ async def run_task(
     """One new run per model, all models in parallel, sharing one budget and the judges' providers.
     A judge that cannot run here is reported through `warn` before any call; its scores become errors."""
     golden_hash = samples_hash(samples)
-    async with _shared_calls(task, samples, providers, options, cache, budget, warn,
+    async with _shared_calls(task, samples, providers, store, options, cache, budget, warn,
                              " (choose a judge with --judge SPEC or $EVALS_JUDGE)") as models:
         jobs = []
         for config, provider in providers:
@@ -395,14 +402,17 @@ async def run_task(
 
 @contextlib.asynccontextmanager
 async def _shared_calls(task: Task, samples: Sequence[Sample], providers: Sequence[tuple[ModelConfig, Provider]],
-                        options: RunOptions, cache: ResponseCache | None, budget: Budget | None,
+                        store: Store, options: RunOptions, cache: ResponseCache | None, budget: Budget | None,
                         warn: Callable[[str], None] | None, hint: str = "") -> AsyncIterator[ModelCalls]:
-    """The calls a set of runs shares: a budget that fits at least one call (checked before any), the judges
-    opened (one that cannot run here is said through `warn`), and every provider closed at the end."""
+    """The calls a set of runs shares: a budget that fits at least one call (checked before any), each provider
+    prepared (a batch provider keeps its batches in the store, or refuses a server without a Batch API), the
+    judges opened (one that cannot run here is said through `warn`), and every provider closed at the end."""
     budget = budget or Budget(options.budget_usd)
     check_budget(task, samples, [c for c, _ in providers], budget.left_usd)
     models = ModelCalls(task, options, budget, cache, {str(c.spec): p for c, p in providers})
     try:
+        for config, provider in providers:
+            await prepare_provider(provider, store, functools.partial(models.say, str(config.spec)))
         checked = models.checks.metrics(samples) if models.checks else {}
         for problem in await models.unavailable({**models.metrics, **checked}):
             if warn:
@@ -417,7 +427,8 @@ async def _shared_calls(task: Task, samples: Sequence[Sample], providers: Sequen
 def resumed_config(task: Task, recorded: dict, run_id: str) -> ModelConfig:
     """The model as the task configures it now (the manifest holds no secrets to rebuild it from), provided
     every setting the manifest recorded is unchanged: same model, server, params and options."""
-    config = task.model_config(recorded["spec"])
+    # batching is how the run was asked for (--batch), not a setting of the task: it resumes as it started
+    config = dataclasses.replace(task.model_config(recorded["spec"]), batch=bool(recorded.get("batch")))
     now = plain(config_to_dict(config))
     changed = changed_settings(recorded, now)
     if changed:
@@ -457,6 +468,6 @@ async def resume_run(
     repeats = int(manifest.get("repeats", 1))
     done = store.done(record.id)
     todo = [s for s in samples if any((s.id, a) not in done for a in range(1, repeats + 1))]
-    async with _shared_calls(task, todo, [(config, provider)], options, cache, budget, warn) as models:
+    async with _shared_calls(task, todo, [(config, provider)], store, options, cache, budget, warn) as models:
         return await execute_run(task=task, samples=samples, config=config, provider=provider, store=store,
                                  run_id=record.id, models=models, progress=progress, repeats=repeats)

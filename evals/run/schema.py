@@ -108,9 +108,31 @@ CREATE TABLE IF NOT EXISTS human_labels (
     labelled_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS labels_by_example ON human_labels (run_id, example_id, id);
+-- Batch API runs (evals.providers.batch): each batch the moment it is created, its items, and each item's
+-- result the moment it is fetched, so a killed run resumes by polling the same batches.
+CREATE TABLE IF NOT EXISTS batches (
+    id TEXT PRIMARY KEY,
+    provider TEXT NOT NULL,
+    status TEXT NOT NULL,
+    n_items INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    ended_at TEXT
+);
+CREATE TABLE IF NOT EXISTS batch_items (
+    batch_id TEXT NOT NULL REFERENCES batches(id),
+    custom_id TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    example_id TEXT NOT NULL,
+    request_key TEXT NOT NULL,
+    result TEXT,
+    error TEXT,
+    PRIMARY KEY (batch_id, custom_id)
+);
+CREATE INDEX IF NOT EXISTS batch_items_by_run ON batch_items (run_id, request_key);
 """
 # Tables a store must have to be read without upgrading it (human_labels comes with the first label).
-REQUIRED_TABLES = ("runs", "results", "baselines", "checks", "latency_profiles", "decisions", "routes")
+REQUIRED_TABLES = ("runs", "results", "baselines", "checks", "latency_profiles", "decisions", "routes", "batches",
+                   "batch_items")
 # Columns added after the first release: an older store gains them (NULL in its old rows) when opened.
 ADDED_COLUMNS = {
     "runs": {"busy_s": "REAL", "served_calls": "INTEGER", "concurrency": "INTEGER", "hardware": "TEXT"},

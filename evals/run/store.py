@@ -7,7 +7,7 @@ import json
 import os
 import secrets
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +20,8 @@ from evals.types import ExampleResult
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from evals.providers.batch import BatchItem
 
 def default_store_path() -> Path:
     return Path(os.environ.get("EVALS_STORE", "reports/evals.db"))
@@ -210,6 +212,50 @@ class Store:
             + " GROUP BY r.id ORDER BY r.created_at DESC, r.rowid DESC LIMIT ?", (*args, -1 if limit is None else limit),
         ).fetchall()
         return [self._record(row) for row in rows]
+
+    # ---- batches (the BatchLedger of evals.providers.batch) ------------------------------------
+
+    def add_batch(self, batch_id: str, provider: str, items: Sequence[BatchItem], status: str = "submitted") -> None:
+        """A batch about to be submitted (status submitting, under its submission token) or just created, with
+        every item, in one transaction."""
+        with self._db.transaction():
+            self._db.execute("INSERT INTO batches (id, provider, status, n_items, created_at) VALUES (?,?,?,?,?)",
+                             (batch_id, provider, status, len(items), _now()))
+            self._db.executemany(
+                "INSERT INTO batch_items (batch_id, custom_id, run_id, example_id, request_key) VALUES (?,?,?,?,?)",
+                [(batch_id, i.custom_id, i.run_id, i.example_id, i.request_key) for i in items])
+
+    def end_batch(self, batch_id: str, status: str, results: Mapping[str, tuple[str | None, str | None]]) -> None:
+        """A batch's results (custom_id -> completion JSON or error) and its final status, in one transaction."""
+        with self._db.transaction():
+            self._db.executemany("UPDATE batch_items SET result = ?, error = ? WHERE batch_id = ? AND custom_id = ?",
+                                 [(r, e, batch_id, cid) for cid, (r, e) in results.items()])
+            self._db.execute("UPDATE batches SET status = ?, ended_at = ? WHERE id = ?", (status, _now(), batch_id))
+
+    def batch_created(self, token: str, batch_id: str) -> None:
+        """The batch submitted under `token` was created as `batch_id`."""
+        with self._db.transaction():
+            self._db.execute("UPDATE batches SET id = ?, status = 'submitted' WHERE id = ?", (batch_id, token))
+            self._db.execute("UPDATE batch_items SET batch_id = ? WHERE batch_id = ?", (batch_id, token))
+
+    def open_batch_items(self, provider: str, run_id: str) -> list[BatchItem]:
+        """The run's items that can still serve it: those of batches not yet ended (or being submitted when the
+        run was killed), and those answered."""
+        from evals.providers.batch import BatchItem
+        rows = self._db.execute(
+            "SELECT i.batch_id, i.custom_id, i.run_id, i.example_id, i.request_key, i.result FROM batch_items i"
+            " JOIN batches b ON b.id = i.batch_id WHERE b.provider = ? AND i.run_id = ?"
+            " AND (b.status IN ('submitting', 'submitted') OR i.result IS NOT NULL) ORDER BY b.rowid, i.rowid",
+            (provider, run_id))
+        return [BatchItem(*row) for row in rows]
+
+    def batches_of(self, run_id: str) -> list[dict[str, Any]]:
+        """The batches that served a run: id, provider, status, items, when created and ended."""
+        rows = self._db.execute(
+            "SELECT b.id, b.provider, b.status, COUNT(*), b.created_at, b.ended_at FROM batches b"
+            " JOIN batch_items i ON i.batch_id = b.id WHERE i.run_id = ? GROUP BY b.id ORDER BY b.rowid",
+            (run_id,))
+        return [dict(zip(("id", "provider", "status", "items", "created_at", "ended_at"), row)) for row in rows]
 
     # ---- latency profiles and decisions --------------------------------------------------------
 

@@ -46,6 +46,14 @@ def test_api_with_cached_input_at_list_and_batch_prices() -> None:
     assert batch.monthly_usd(100_000) == pytest.approx(306.25) and "Batch API discount of 50%" in batch.basis
 
 
+def test_a_batched_run_is_priced_at_batch_rates_without_api_batch() -> None:
+    a, b = frames()
+    a.attrs["manifest"]["model"]["batch"] = True  # the run went through the Batch API (--batch / batch: true)
+    verdict = decide(compare_runs(a, b), {"volume": 100_000, "self_hosted": SELF_HOSTED})
+    assert verdict.costs.baseline.per_call_usd == pytest.approx(0.0030625)  # half of the $0.006125 above
+    assert "Batch API discount of 50% (the run was batched)" in verdict.costs.baseline.basis
+
+
 def test_anthropic_cache_reads_and_writes_have_their_own_rates() -> None:
     # 2,000 input = 400 fresh x $1.00 + 1,500 read x $0.10 + 100 written x $1.25; 300 output x $5.00
     #   = 400 + 150 + 125 + 1,500 = $2,175 / 1e6 a call
