@@ -95,7 +95,8 @@ async def complete_with_retries(
         if breaker:
             await breaker.wait()
         try:
-            done = await asyncio.wait_for(provider.generate(messages, params), timeout_s)
+            async with asyncio.timeout(timeout_s):  # unlike wait_for, no task of its own per call
+                done = await provider.generate(messages, params)
         except TimeoutError:
             e = ProviderError(f"timed out after {timeout_s:g}s", retryable=True)
             if breaker:
