@@ -70,7 +70,7 @@ def compare_stored(run_a: str, run_b: str, store: Store, *, force: bool = False,
 
 def judge_warnings(df: pd.DataFrame) -> list[str]:
     """Judge metrics in the run's pass rule that agree poorly with people (the task's labels) or with themselves."""
-    from evals.analyse.judge_agreement import _scale, agreement, judge_metrics, labels_for
+    from evals.analyse.judge_agreement import agreement, judge_metrics, judge_scale, labels_for
 
     manifest = df.attrs.get("manifest") or {}
     judged = {m: c for m, c in judge_metrics(manifest).items() if m in (manifest.get("pass") or {})}
@@ -84,7 +84,7 @@ def judge_warnings(df: pd.DataFrame) -> list[str]:
     out = []
     for metric, config in judged.items():
         try:
-            labels = labels_for(samples, metric, _scale(config), where=task.golden, field_name=task.human_field) \
+            labels = labels_for(samples, metric, judge_scale(config), where=task.golden, field_name=task.human_field) \
                 if samples else {}
         except EvalsError:  # labels off the judge's scale: `evals judge-agreement` says where
             labels = {}

@@ -65,7 +65,8 @@ def judge_metrics(manifest: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
             if m.get("name") in JUDGE_METRICS}
 
 
-def _scale(config: Mapping[str, Any]) -> tuple[int, int] | None:
+def judge_scale(config: Mapping[str, Any]) -> tuple[int, int] | None:
+    """A judge metric's scale from its configuration: (low, high), or None for pass_fail."""
     scale = str(config.get("scale", "1-5"))
     if scale == "pass_fail":
         return None
@@ -142,7 +143,7 @@ def agreement(df: pd.DataFrame, labels: Mapping[str, Any], metric: str, config: 
     without `require_labels`, no labelled example leaves only the judge's self-consistency."""
     from statsmodels.stats.inter_rater import cohens_kappa
 
-    scale = _scale(config)
+    scale = judge_scale(config)
     first = df.sort_values("attempt", kind="stable").drop_duplicates("example_id") if "attempt" in df else df
     pairs, repeats = [], []
     for row in first.itertuples():

@@ -20,7 +20,7 @@ def judge_agreement(
 ) -> None:
     """How well the task's LLM judges agree with people (kappa, confusion, worst disagreements) and with
     themselves across repeats."""
-    from evals.analyse.judge_agreement import _scale, agreement, judge_metrics, labels_for
+    from evals.analyse.judge_agreement import JUDGE_METRICS, agreement, judge_metrics, judge_scale, labels_for
     from evals.data.golden import load_samples
     from evals.data.tasks import load_task
     from evals.run.store import Store, load_run
@@ -34,14 +34,15 @@ def judge_agreement(
     if run is None:
         found = [r for r in db.list_runs(loaded.name, limit=None, completed=True) if judge_metrics(r.manifest)]
         if not found:
-            raise EvalsError(f"no completed run of task '{loaded.name}' has a judge metric ({', '.join(('rubric_judge', 'answer_judge'))}) in {db.path}")
+            raise EvalsError(f"no completed run of task '{loaded.name}' in {db.path} has a judge metric "
+                             f"({', '.join(JUDGE_METRICS)}): run the task first, or name one with --run")
         run = found[0].id
     df = load_run(run, db)
     judged = judge_metrics(df.attrs["manifest"])
     if not judged:
-        raise EvalsError(f"run {run} has no judge metric (rubric_judge, answer_judge)")
+        raise EvalsError(f"run {run} has no judge metric ({', '.join(JUDGE_METRICS)})")
     where = str(loaded.dir / loaded.golden)
-    results = [agreement(df, labels_for(samples, m, _scale(c), where=where, field_name=loaded.human_field), m, c)
+    results = [agreement(df, labels_for(samples, m, judge_scale(c), where=where, field_name=loaded.human_field), m, c)
                for m, c in judged.items()]
     if as_json:
         print_json({"run_id": df.attrs["run"]["id"], "judges": [r.as_dict() for r in results]})
