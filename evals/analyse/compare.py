@@ -28,6 +28,7 @@ from evals.analyse.stats import (
     bootstrap_mean_ci,
     mcnemar_exact,
     mcnemar_sample_size,
+    mean_ci_method,
     min_detectable_gap,
     paired_bootstrap_ci,
     paired_diff_ci,
@@ -35,7 +36,6 @@ from evals.analyse.stats import (
 from evals.analyse.summary import RunSummary, summarize, with_timing_columns
 from evals.errors import EvalsError
 
-BOOTSTRAP = "BCa bootstrap"
 TANGO = "Tango score interval"
 MCNEMAR = "McNemar exact"
 
@@ -209,7 +209,7 @@ def compare_runs(
         x, y = scores_a[metric].to_numpy(float), scores_b[metric].to_numpy(float)
         both = ~np.isnan(x) & ~np.isnan(y)
         est = paired_bootstrap_ci(x[both], y[both], n_resamples, confidence, seed)
-        metric_diffs[metric] = _estimate(est, int(both.sum()), "paired " + BOOTSTRAP)
+        metric_diffs[metric] = _estimate(est, int(both.sum()), "paired " + mean_ci_method(int(both.sum())))
 
     discordance = counts.discordant / n
     planned = repeat_power(fa, fb, ka, kb, min_gap, power, 1 - confidence) if repeated else None
@@ -275,7 +275,7 @@ def _side(df: pd.DataFrame, golden_hash: str | None, confidence: float, seed: in
     scores = _answered_scores(by_example(df))  # with repeats, each example's mean: the example is the unit
     metrics = {
         m: _estimate(bootstrap_mean_ci(scores[m].to_numpy(float), n_resamples, confidence, seed),
-                     int(scores[m].notna().sum()), BOOTSTRAP)
+                     int(scores[m].notna().sum()), mean_ci_method(int(scores[m].notna().sum())))
         for m in scores.columns
     }
     ok = df[df["error"].isna()] if len(df) else df

@@ -25,6 +25,7 @@ from evals.analyse.economics import CostModel, Latency, cost_model, profile_late
 from evals.analyse.repeats import attempts
 from evals.analyse.signals import parse_signal, signal_values
 from evals.analyse.stats import format_points, mcnemar_sample_size, paired_diff_ci, percentile
+from evals.analyse.verdict import pairing_notes
 from evals.data.golden import load_samples
 from evals.errors import EvalsError
 from evals.run.store import Store, load_run
@@ -149,11 +150,7 @@ def route(cmp: Comparison, strong: pd.DataFrame, cheap: pd.DataFrame, signal: Ma
                        "model, and so does every threshold here.")
     if cmp.a.summary.errors:
         reasons.append(f"The strong model failed on {cmp.a.summary.errors} example(s); they count as misses.")
-    missing = len(cmp.missing_in_a) + len(cmp.missing_in_b)
-    if missing:
-        reasons.append(f"{missing} example(s) ran on one side only and are left out.")
-    if cmp.golden_hashes_differ:
-        reasons.append("The runs used different golden sets (forced: only the example ids they share).")
+    reasons += pairing_notes(cmp)
     return Routing(signal_name, signal_description, cmp.b.summary.model, cmp.a.summary.model, cmp.b.summary.run_id,
                    cmp.a.summary.run_id, n, unscored, d.min_gap, cmp.confidence, d.volume, everything_strong,
                    everything_cheap, tuple(options), recommended, more, label, headline, reasons,

@@ -263,10 +263,14 @@ def _latency_text(lat: Latency) -> str:
 
 
 def _data_notes(cmp: Comparison) -> list[str]:
+    notes = [f"The {name} failed on {side.errors} example(s); they count as misses."
+             for side, name in ((cmp.a.summary, "baseline"), (cmp.b.summary, "candidate")) if side.errors]
+    return notes + pairing_notes(cmp)
+
+
+def pairing_notes(cmp: Comparison) -> list[str]:
+    """What the pairing of two runs left out: examples on one side only, and a forced pairing."""
     notes = []
-    for side, name in ((cmp.a.summary, "baseline"), (cmp.b.summary, "candidate")):
-        if side.errors:
-            notes.append(f"The {name} failed on {side.errors} example(s); they count as misses.")
     missing = len(cmp.missing_in_a) + len(cmp.missing_in_b)
     if missing:
         notes.append(f"{missing} example(s) ran on one side only and are left out of the pairing.")

@@ -101,3 +101,16 @@ def test_the_public_api_offers_by_example() -> None:
     import evals
 
     assert evals.by_example is by_example
+
+
+def test_past_5000_values_the_mean_interval_is_the_t_interval_and_agrees_with_the_bootstrap() -> None:
+    from scipy.stats import bootstrap
+
+    from evals.analyse.stats import BOOTSTRAP_MAX_N, bootstrap_mean_ci, mean_ci_method
+
+    x = np.random.default_rng(3).beta(2, 5, BOOTSTRAP_MAX_N + 1000)  # skewed, as metric values often are
+    m, low, high = bootstrap_mean_ci(x)
+    bca = bootstrap((x,), np.mean, n_resamples=10_000, method="percentile", rng=np.random.default_rng(0)).confidence_interval
+    assert m == pytest.approx(x.mean())
+    assert low == pytest.approx(bca.low, abs=0.03 * (high - low)) and high == pytest.approx(bca.high, abs=0.03 * (high - low))
+    assert mean_ci_method(len(x)) == "t interval (n > 5,000)" and mean_ci_method(50) == "BCa bootstrap"
