@@ -67,8 +67,11 @@ def mcnemar_exact(b: int, c: int) -> float:
     n = b + c
     if n == 0:
         return 1.0
-    tail = sum(math.comb(n, i) for i in range(min(b, c) + 1))  # P(X <= min) x 2^n, X ~ Binomial(n, 1/2)
-    return min(1.0, 2 * tail / 2**n)
+    if n <= 1000:  # exact integers: P(X <= min) x 2^n, X ~ Binomial(n, 1/2)
+        return min(1.0, 2 * sum(math.comb(n, i) for i in range(min(b, c) + 1)) / 2**n)
+    from scipy.stats import binom  # the same tail in floating point: the big integers grow as 2^n
+
+    return min(1.0, 2 * float(binom.cdf(min(b, c), n, 0.5)))
 
 
 def paired_diff_ci(n11: ArrayLike, n10: ArrayLike, n01: ArrayLike, n00: ArrayLike,
