@@ -72,7 +72,7 @@ class FinetuneConfig(BaseModel):
                             "the update are the batch's. auto: the largest that fits memory_limit_gb")
     gradient_checkpointing: Annotated[bool | Literal["auto"], _auto_or(bool, "true or false")] = Field(
         "auto", description="keep only each layer's input and recompute the layer in backward: far less memory, "
-                            "about a quarter slower. auto: on only when needed to fit memory_limit_gb")
+                            "one more forward pass of compute. auto: on only when needed to fit memory_limit_gb")
     memory_limit_gb: Annotated[float, _bounds(0.5)] = Field(
         4.0, description="peak memory (GB) the auto settings aim under; less when less is free")
     max_length: Annotated[int, _bounds(16)] = Field(

@@ -100,7 +100,7 @@ def test_the_plan_is_the_fastest_setting_under_the_limit() -> None:
 
 
 def test_longer_rows_need_more_memory() -> None:
-    longer = Rows(longest=1400, prefix=1050, answer=120)
+    longer = Rows(longest=1400, prefix=270, answer=200)
     for option in candidates(8, None, None):
         assert estimate_peak(PROFILE, longer, *option) > estimate_peak(PROFILE, ROWS, *option)
 
