@@ -30,10 +30,18 @@ def finetune_cmd(
     epochs: Annotated[int | None, typer.Option(help="Passes over the training data.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Examples per forward pass.")] = None,
     grad_accum: Annotated[int | None, typer.Option(help="Forward passes per optimiser step.")] = None,
+    micro_batch: Annotated[str | None, typer.Option(
+        "--micro-batch", metavar="N|auto", help="Rows per forward/backward pass (same loss and update). Default: auto.")] = None,
+    checkpointing: Annotated[bool | None, typer.Option(
+        "--gradient-checkpointing/--no-gradient-checkpointing",
+        help="Recompute layers in backward to save memory. Default: auto (only when needed).")] = None,
+    memory_limit: Annotated[float | None, typer.Option(
+        "--memory-limit", metavar="GB", help="Peak memory the auto settings aim under. Default: 4.")] = None,
     max_length: Annotated[int | None, typer.Option(help="Longest prompt + answer in tokens.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for split, order, dropout and init.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted fine-tune from its checkpoint.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing adapter or checkpoint of this name.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing adapter or checkpoint of this name; "
+                                                        "train even if the memory estimate exceeds what is free.")] = False,
     allow_overlap: Annotated[bool, typer.Option("--allow-overlap",
                                                 help="Train even if golden inputs appear in the training data.")] = False,
     export_openai: Annotated[Path | None, typer.Option("--export-openai", metavar="FILE",
@@ -52,7 +60,9 @@ def finetune_cmd(
     loaded = load_task(task)
     settings = load_config(config).replace(
         base=base, rank=rank, alpha=alpha, dropout=dropout, learning_rate=lr, epochs=epochs, batch_size=batch_size,
-        grad_accum=grad_accum, max_length=max_length, seed=seed,
+        grad_accum=grad_accum, max_length=max_length, seed=seed, memory_limit_gb=memory_limit,
+        micro_batch=int(micro_batch) if micro_batch and micro_batch.isdigit() else micro_batch,
+        gradient_checkpointing=checkpointing,
         target_modules=[m.strip() for m in target_modules.split(",") if m.strip()] if target_modules else None)
     if export_openai is not None:
         _export(loaded, export_openai, allow_overlap=allow_overlap, console=console)
@@ -91,6 +101,11 @@ def _print_summary(manifest: dict, console) -> None:
                   f"{' (stopped early)' if manifest['stopped_early'] else ''}; "
                   f"{manifest['tokens']:,} tokens in {manifest['wall_seconds'] / 60:.1f} min, "
                   f"{manifest['tokens_per_s']:,} tokens/s", highlight=False)
+    memory, hw = manifest["memory"], manifest["hardware"]
+    console.print(f"peak memory {memory['peak_rss_bytes'] / 1e9:.1f} GB (estimated {memory['estimate'] / 1e9:.1f} GB; "
+                  f"micro-batches of {memory['micro_batch']}, gradient checkpointing "
+                  f"{'on' if memory['checkpointing'] else 'off'}) on {hw['device']}: {hw['cpu']}, "
+                  f"{hw['threads']} threads, native bf16 {'yes' if hw['cpu_bf16'] else 'no'}, {hw['dtype']}", highlight=False)
     console.print(f"use it as: [bold]{manifest['model_spec']}[/]  (e.g. evals run {manifest['task']['name']} "
                   f"--model {manifest['model_spec']})", highlight=False)
 

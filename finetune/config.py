@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, ValidationInfo, field_validator
 
 from evals.data.yamlfile import YamlDoc
 from evals.errors import EvalsError
@@ -27,6 +27,16 @@ def _bounds(low: float | None = None, high: float | None = None) -> Any:
     return AfterValidator(check)
 
 
+def _auto_or(kind: type, what: str) -> Any:
+    """`auto`, or a value of `kind` (an int at least 1, or a bool)."""
+    def check(value: Any) -> Any:
+        if value == "auto" or (type(value) is kind and (kind is bool or value >= 1)):
+            return value
+        raise ValueError(f"expected auto or {what}, got {value!r}")
+
+    return PlainValidator(check)
+
+
 def _modules(value: list[str]) -> list[str]:
     if not value or not all(value):
         raise ValueError("expected a non-empty list of module names")
@@ -34,6 +44,7 @@ def _modules(value: list[str]) -> list[str]:
 
 
 AtLeastOne = Annotated[int, _bounds(1)]
+MEMORY_SETTINGS = ("micro_batch", "gradient_checkpointing", "memory_limit_gb")
 NonNegative = Annotated[float, _bounds(0.0)]
 
 
@@ -56,6 +67,14 @@ class FinetuneConfig(BaseModel):
     batch_size: AtLeastOne = Field(8, description="examples per forward pass, grouped by length so little is padding")
     grad_accum: AtLeastOne = Field(1, description="forward passes per optimiser step (effective batch = batch_size x "
                                                   "grad_accum)")
+    micro_batch: Annotated[int | Literal["auto"], _auto_or(int, "a whole number of at least 1")] = Field(
+        "auto", description="rows per forward and backward pass; gradients add up over the batch, so the loss and "
+                            "the update are the batch's. auto: the largest that fits memory_limit_gb")
+    gradient_checkpointing: Annotated[bool | Literal["auto"], _auto_or(bool, "true or false")] = Field(
+        "auto", description="keep only each layer's input and recompute the layer in backward: far less memory, "
+                            "one more forward pass of compute. auto: on only when needed to fit memory_limit_gb")
+    memory_limit_gb: Annotated[float, _bounds(0.5)] = Field(
+        4.0, description="peak memory (GB) the auto settings aim under; less when less is free")
     max_length: Annotated[int, _bounds(16)] = Field(
         2048, description="longest prompt + answer in tokens; longer examples are skipped and counted")
     val_fraction: Annotated[float, _bounds(0.0, 0.5)] = Field(
@@ -67,8 +86,21 @@ class FinetuneConfig(BaseModel):
     dtype: Literal["auto", "float32", "bfloat16"] = Field(
         "auto", description="auto (bfloat16 where the hardware does it natively, else float32), float32 or bfloat16")
 
+    @field_validator("micro_batch")
+    @classmethod
+    def _within_the_batch(cls, value: int | str, info: ValidationInfo) -> int | str:
+        batch = info.data.get("batch_size")
+        if value != "auto" and batch is not None and value > batch:
+            raise ValueError(f"must be at most batch_size ({batch}), got {value}")
+        return value
+
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(self.model_dump(), sort_keys=True))
+
+    def math_dict(self) -> dict[str, Any]:
+        """The settings that shape the trained weights (those of memory use left out): a checkpoint made with
+        other memory settings resumes, on a machine with less memory too."""
+        return {k: v for k, v in self.to_dict().items() if k not in MEMORY_SETTINGS}
 
     def replace(self, **overrides: Any) -> FinetuneConfig:
         """A copy with the given (non-None) settings changed and checked (a flag's mistake names the setting)."""

@@ -12,6 +12,7 @@ from evals.run.manifest import git_state, package_versions
 from evals.types import Task
 from finetune.checkpoint import Progress
 from finetune.config import FinetuneConfig
+from finetune.memory import MemoryPlan, peak_rss_bytes
 
 
 def weights_hash(source) -> str | None:
@@ -27,8 +28,11 @@ def weights_hash(source) -> str | None:
 
 
 def build_manifest(task: Task, config: FinetuneConfig, source, out: Path, data, progress: Progress, *,
-                   device: str, dtype: str, total_steps: int) -> dict[str, Any]:
+                   device: str, dtype: str, total_steps: int, memory: MemoryPlan) -> dict[str, Any]:
     import torch
+
+    from evals.providers.local import cpu_has_bf16
+    from evals.run.hardware import cpu_name
 
     return {
         "kind": "evals-finetune",
@@ -49,7 +53,9 @@ def build_manifest(task: Task, config: FinetuneConfig, source, out: Path, data, 
         "config": config.to_dict(),
         "packages": package_versions(),
         "git": git_state(Path.cwd()),
-        "hardware": {"device": device, "dtype": dtype, "threads": torch.get_num_threads()},
+        "hardware": {"device": device, "dtype": dtype, "threads": torch.get_num_threads(), "cpu": cpu_name(),
+                     "cpu_bf16": cpu_has_bf16()},
+        "memory": {**memory.to_dict(), "peak_rss_bytes": peak_rss_bytes()},
         "epochs": progress.epochs,
         "validations": progress.validations,
         "best": {"step": progress.best_step, "val_loss": progress.best_val_loss},

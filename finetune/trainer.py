@@ -23,7 +23,8 @@ from evals.types import ModelConfig, ModelSpec, Task
 from finetune.checkpoint import Progress, checkpoint_dir, load_state, publish, save_best, save_state
 from finetune.config import FinetuneConfig
 from finetune.data import Example, check_overlap, length_grouped_batches, load_train, split, tokenize, training_chats
-from finetune.loss import batch_loss
+from finetune.loss import accumulate_gradients, batch_loss, shared_prefix_len
+from finetune.memory import MemoryPlan
 
 ADAPTERS_ROOT = Path("finetune/adapters")
 MANIFEST_FILE = "manifest.json"
@@ -137,22 +138,40 @@ def mean_loss(model, examples: Sequence[Example], pad_id: int, batch_size: int) 
     return total / max(count, 1)
 
 
-def _optimiser_step(model, rows: list[list[Example]], pad_id: int, params, optimizer, scheduler) -> tuple[float, int]:
-    """Forward and backward over the step's batches (loss normalised over all their answer tokens), then
-    one clipped AdamW update. Returns (summed loss, answer tokens)."""
+def _optimiser_step(model, rows: list[list[Example]], pad_id: int, params, optimizer, scheduler,
+                    micro_batch: int) -> tuple[float, int]:
+    """Forward and backward over the step's batches, `micro_batch` rows at a time (loss normalised over all
+    their answer tokens), then one clipped AdamW update. Returns (summed loss, answer tokens)."""
     import torch
 
     answer_tokens = sum(len(e.answer) for b in rows for e in b)
     loss_sum = 0.0
     for b in rows:
-        r = batch_loss(model, b, pad_id)
-        (r.total / answer_tokens).backward()
-        loss_sum += r.total.item()
+        loss_sum += accumulate_gradients(model, b, pad_id, micro_batch=micro_batch, divisor=answer_tokens).total
     torch.nn.utils.clip_grad_norm_(params, 1.0)
     optimizer.step()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     return loss_sum, answer_tokens
+
+
+def plan_memory_use(model, data: TrainingData, config: FinetuneConfig, *, force: bool) -> MemoryPlan:
+    """Measure the model, choose the micro-batch and checkpointing (unless set), and refuse an estimated peak
+    beyond the memory free unless `force`. Checkpointing is switched on here when chosen."""
+    from finetune.loss import enable_checkpointing
+    from finetune.memory import GB, Rows, free_bytes, measure_profile, plan_memory, too_big_message
+
+    profile = measure_profile(model)
+    examples = data.train + data.val
+    rows = Rows.of(examples, shared_prefix_len(examples))
+    plan = plan_memory(profile, rows, batch_size=config.batch_size, limit=round(config.memory_limit_gb * GB),
+                       free=free_bytes(), micro_batch=None if config.micro_batch == "auto" else config.micro_batch,
+                       checkpointing=None if config.gradient_checkpointing == "auto" else config.gradient_checkpointing)
+    if plan.estimate > profile.resident + plan.free and not force:
+        raise EvalsError(too_big_message(plan, profile, rows))
+    if plan.checkpointing:
+        enable_checkpointing(model)
+    return plan
 
 
 def _check_output(out: Path, *, resume: bool, force: bool) -> None:
@@ -223,6 +242,9 @@ def train(
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     device, dtype = _set_up_torch(config)
     model = _lora_model(source, config, dtype)
+    plan = plan_memory_use(model, data, config, force=force)
+    if console is not None:
+        console.print(plan.describe(), highlight=False)
     if not resume:  # everything is checked: only now is an older adapter of this name replaced
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
@@ -232,7 +254,7 @@ def train(
     steps_per_epoch = math.ceil(batches_per_epoch / config.grad_accum)
     total_steps = steps_per_epoch * config.epochs
     scheduler = get_cosine_schedule_with_warmup(optimizer, round(total_steps * config.warmup_ratio), total_steps)
-    fingerprint = {"config": config.to_dict(), "train_hash": data.train_hash, "base": str(source)}
+    fingerprint = {"config": config.math_dict(), "train_hash": data.train_hash, "base": str(source)}
     progress = (load_state(out, model=model, optimizer=optimizer, scheduler=scheduler, fingerprint=fingerprint)
                 if resume else Progress())
     validate_at = validation_steps(steps_per_epoch, config.evals_per_epoch)
@@ -247,7 +269,7 @@ def train(
                    fingerprint=fingerprint)
 
     def validate() -> None:
-        loss = mean_loss(model, data.val, pad_id, config.batch_size * 2) if data.val else None
+        loss = mean_loss(model, data.val, pad_id, plan.micro_batch * 2) if data.val else None
         progress.validations.append({"step": progress.step, "epoch": progress.epoch, "val_loss": loss})
         if loss is None or progress.best_val_loss is None or loss < progress.best_val_loss:
             save_best(out, model)  # no validation slice: the latest adapter counts as the best
@@ -267,7 +289,8 @@ def train(
                 while progress.batch < len(batches):
                     rows = [[data.train[i] for i in b] for b in batches[progress.batch:progress.batch + config.grad_accum]]
                     t0 = time.perf_counter()
-                    loss_sum, answer_tokens = _optimiser_step(model, rows, pad_id, params, optimizer, scheduler)
+                    loss_sum, answer_tokens = _optimiser_step(model, rows, pad_id, params, optimizer, scheduler,
+                                                               plan.micro_batch)
                     progress.record_step(batches=len(rows), tokens=sum(len(e) for b in rows for e in b),
                                          loss_sum=loss_sum, answer_tokens=answer_tokens,
                                          seconds=time.perf_counter() - t0)
@@ -295,7 +318,7 @@ def train(
     from finetune.manifest import build_manifest
 
     manifest = build_manifest(task, config, source, out, data, progress, device=device,
-                              dtype=str(dtype).removeprefix("torch."), total_steps=total_steps)
+                              dtype=str(dtype).removeprefix("torch."), total_steps=total_steps, memory=plan)
     publish(out)
     (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return manifest
