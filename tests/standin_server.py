@@ -5,6 +5,8 @@ asyncio to serve hundreds of concurrent connections from one thread at little CP
 
     POST /v1/chat/completions   OpenAI chat completions
     POST /v1/messages           Anthropic messages
+    /v1/files, /v1/fine_tuning  OpenAI's fine-tuning jobs (tests/standin_finetunes.py: `server.finetunes`, a
+                                job that succeeds after a few polls, or fails)
     GET  /_stats                counters as JSON (for a server in another process)
     POST /_faults               a JSON list of faults to inject (for a server in another process)
 
@@ -50,6 +52,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from http import HTTPStatus
 from typing import Any, Self
+
+from tests.standin_finetunes import FineTunes
 
 OPENAI_MODEL = "gpt-4o-mini-2024-07-18"
 ANTHROPIC_MODEL = "claude-haiku-4-5-20251001"
@@ -210,6 +214,7 @@ class StandinServer(_Addresses):
         self._random = random.Random(0)
         self.down_until = 0.0  # time.monotonic() before which every API request gets a 503 (`outage()`)
         self.counts = Counts()
+        self.finetunes = FineTunes()
         self.requests: list[Recorded] = []
         self._faults: deque[Fault] = deque()
         self._ids = itertools.count(1)
@@ -331,6 +336,8 @@ class StandinServer(_Addresses):
         if method == "POST" and path == "/_faults":
             self.inject(*(Fault(**f) for f in json.loads(raw or b"[]")))
             return await self._send(writer, 200, {"pending_faults": len(self._faults)})
+        if (routed := self.finetunes.route(method, path, headers, raw)) is not None:
+            return await self._send(writer, *routed)
         kind = {"/v1/chat/completions": "openai", "/v1/messages": "anthropic"}.get(path)
         if method != "POST" or kind is None:
             return await self._send(writer, 404, {"error": {"message": f"no route {method} {path}"}})

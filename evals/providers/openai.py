@@ -21,6 +21,9 @@ understands. `options: {max_tokens_param: max_tokens | max_completion_tokens}` o
 
 `options: {logprobs: true}` asks for the answer's token log-probabilities; their mean is recorded as the
 completion's `mean_logprob` (`evals route --signal logprob` sets it itself).
+
+`openai:ft@NAME` calls the hosted fine-tune NAME's model (finetune/hosted/NAME/manifest.json, written by
+`evals finetune TASK --on openai`), at that model's own prices; until it exists the model is skipped.
 """
 
 from __future__ import annotations
@@ -34,21 +37,26 @@ from pydantic import Field
 from evals.errors import EvalsError, ProviderError
 from evals.providers import HttpOptions, register_provider
 from evals.providers._http import Reply, SDKProvider, open_client, to_provider_error
+from evals.providers.finetuned import resolved_model
+from evals.providers.prices import price_for
 from evals.types import Completion, GenerateParams, Message, ModelConfig
 
 TOKEN_PARAMS = ("max_tokens", "max_completion_tokens")
 
 
 class OpenAIProvider(SDKProvider):
-    def __init__(self, config: ModelConfig, client: Any, sdk: Any, key: str | None, token_param: str):
+    def __init__(self, config: ModelConfig, client: Any, sdk: Any, key: str | None, token_param: str, model: str):
         super().__init__(config, client, sdk, key)
+        self._model = model  # the name sent: a hosted fine-tune's own for `ft@NAME`
+        if model != config.spec.model:
+            self.id, self._price = f"openai:{model}", price_for(config, model)
         self._token_param = token_param
         self._response_type = sdk.types.chat.ChatCompletion
         self._stream_type = sdk.AsyncStream[sdk.types.chat.ChatCompletionChunk]
 
     async def generate(self, messages: Sequence[Message], params: GenerateParams) -> Completion:
         request: dict[str, Any] = {
-            "model": self._config.spec.model,
+            "model": self._model,
             "messages": [{"role": m.role, "content": m.content} for m in messages],
             "temperature": params.temperature,
             self._token_param: params.max_tokens,
@@ -140,6 +148,7 @@ class OpenAIOptions(HttpOptions):
 
 @register_provider("openai", options=OpenAIOptions)
 def openai_provider(config: ModelConfig) -> OpenAIProvider:
+    model = resolved_model(config.spec)  # before the client: a fine-tune not trained yet is skipped
     sdk, client, key, base_url = open_client(config, "openai", "AsyncOpenAI", "OPENAI_API_KEY", "OPENAI_BASE_URL",
                                              "OpenAI")
-    return OpenAIProvider(config, client, sdk, key, _token_param(config, base_url))
+    return OpenAIProvider(config, client, sdk, key, _token_param(config, base_url), model)
