@@ -206,22 +206,20 @@ class HostedFineTune:
 
     async def follow(self, job_id: str, progress: Any, on_poll: Callable[[Any], None] | None = None) -> Any:
         """Poll until the job ends, showing its status, steps, losses and messages; the finished job."""
-        seen = {m["id"] for m in self.manifest.get("events_seen", [])}
         jobs = self._client.fine_tuning.jobs
         while True:
             job = await self.api("report on the fine-tuning job", lambda: jobs.retrieve(job_id))
             events = await self.api("list the job's events", lambda: jobs.list_events(job_id, limit=100))
-            for event in reversed(events.data):  # oldest first
-                if event.id in seen:
-                    continue
-                seen.add(event.id)
+            ids = [e.id for e in events.data]  # newest first
+            last = self.manifest.get("last_event")
+            for event in reversed(events.data[:ids.index(last)] if last in ids else events.data):
                 if event.type == "metrics" and isinstance(event.data, dict):
                     metric = {k: event.data.get(k) for k in ("step", "total_steps", "train_loss", "valid_loss")}
                     self.manifest.setdefault("metrics", []).append(metric)
                     progress.metrics(metric)
                 else:
                     progress.note(f"job {job_id}: {event.message}")
-            self.manifest["events_seen"] = [{"id": i} for i in sorted(seen)]
+            self.manifest["last_event"] = ids[0] if ids else last
             self.manifest["job"].update(status=job.status, finished_at=job.finished_at,
                                         error=job.error.model_dump() if job.error else None,
                                         hyperparameters=job.hyperparameters.model_dump())

@@ -43,7 +43,7 @@ def hosted_cmd(task: str, *, on: str, base: str | None, config: Path | None, nam
     spent = cost.get("training_cost_usd")
     console.print(f"fine-tuned model {manifest['fine_tuned_model']} (job {manifest['job']['id']}): "
                   f"{manifest['trained_tokens']:,} trained tokens, training "
-                  + (f"${spent:,.2f} ({cost['basis']})" if spent is not None else f"cost unknown ({cost.get('basis')})"),
+                  + (f"${spent:,.4f} ({cost['basis']})" if spent is not None else f"cost unknown ({cost.get('basis')})"),
                   highlight=False, markup=False)
     last = (manifest.get("metrics") or [{}])[-1]
     if last:
