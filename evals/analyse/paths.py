@@ -130,7 +130,7 @@ def choose_path(pairs: Sequence[tuple[str, Comparison, Verdict]], d: Decision) -
         if open_:
             label = INCONCLUSIVE.format(n=f"{min(open_):,}")
             headline = (f"No candidate's whole interval lies above the {gap * 100:g}-point minimum, and "
-                        f"{len(open_)} straddle it; about {min(open_):,} more paired examples settle the closest.")
+                        f"{len(open_)} straddle{'s' if len(open_) == 1 else ''} it; about {min(open_):,} more paired examples settle the closest.")
         else:
             label = SHIP_BASELINE.format(model=baseline)
             headline = f"No candidate clears the {gap * 100:g}-point gap over {baseline}."
