@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.standin_server import StandinServer, last_user_message  # noqa: E402
+from tests.standin_server import StandinServer, last_user_message
 
 TASK = ROOT / "golden_sets" / "resume-feedback"
 

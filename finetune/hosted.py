@@ -18,7 +18,7 @@ import json
 import re
 import secrets
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -102,7 +102,7 @@ def _jsonl(chats: Sequence[list[Message]]) -> bytes:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 class HostedFineTune:

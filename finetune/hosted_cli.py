@@ -21,10 +21,10 @@ def hosted_cmd(task: str, *, on: str, base: str | None, config: Path | None, nam
 
     console, err_console = consoles["out"], consoles["err"]
     if on not in PROVIDERS:
-        raise EvalsError(f"--on must be one of {', '.join(PROVIDERS)}, got '{on}'", field="on")
+        raise EvalsError(f"--on must be one of {', '.join(PROVIDERS)}, got '{on}'")
     given = [flag for flag, value in lora_only.items() if value is not None]
     if given:
-        raise EvalsError(f"{', '.join(given)}: LoRA settings, not OpenAI's; a hosted fine-tune takes --base, --epochs, "
+        raise EvalsError(f"{', '.join(given)}: LoRA setting(s), not OpenAI's; a hosted fine-tune takes --base, --epochs, "
                          "--batch-size, --seed, and learning_rate_multiplier or suffix in --config")
     loaded = load_task(task)
     settings = load_hosted_config(config).replace(base=base, epochs=epochs, batch_size=batch_size, seed=seed)

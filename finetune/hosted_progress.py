@@ -4,7 +4,7 @@ change and event, and about every 10% of the steps or 30 s) in logs and pipes, a
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -41,7 +41,7 @@ class HostedProgress:
         )
         self._task = self._bar.add_task("fine-tuning", total=None, status="-", loss="-", val="-")
 
-    def __enter__(self) -> HostedProgress:
+    def __enter__(self) -> Self:
         self._bar.start()
         return self
 

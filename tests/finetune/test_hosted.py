@@ -12,10 +12,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-import finetune.hosted as hosted
 from evals.cli import app
 from evals.data.tasks import load_task
 from evals.errors import EvalsError
+from finetune import hosted
 from finetune.hosted import HostedConfig, check_base, run_hosted
 from tests.conftest import QA_TASK, answer_for, qa_rows
 from tests.standin_server import StandinServer, last_user_message
@@ -180,7 +180,7 @@ def test_a_base_openai_cannot_fine_tune_is_refused(server, task_dir, tmp_path) -
     result = finetune(task_dir, "--config", config_file(tmp_path), "--base", "gpt-5-mini")
     assert result.exit_code == 2 and "gpt-5-mini is not available for fine-tuning" in result.stderr
     assert manifest()["job"] is None and server.finetunes.counts.jobs_created == 0
-    assert "--rank: LoRA settings" in finetune(task_dir, "--rank", "4").stderr
+    assert "--rank: LoRA setting(s)" in finetune(task_dir, "--rank", "4").stderr
 
 
 def test_a_training_file_the_api_rejects_names_the_line_and_the_example(server, tmp_path) -> None:
