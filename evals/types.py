@@ -281,7 +281,9 @@ class Decision(_Settings):
     """task.yaml's `decision:` settings."""
 
     baseline: str | None = Field(None, description="The prompted model (spec), e.g. openai:gpt-4o-mini.")
-    candidate: str | None = Field(None, description="The alternative (spec), e.g. a local LoRA fine-tune.")
+    candidate: str | tuple[str, ...] | None = Field(
+        None, description="The alternative (spec), e.g. a local LoRA fine-tune; or a list of them (say a hosted and "
+                          "a local fine-tune), each paired with the baseline in one report with one cost table.")
     min_gap: float = Field(0.05, gt=0, lt=1, description="Smallest gain in match rate worth acting on (0.05: 5 "
                                                          "points).")
     volume: float | None = Field(None, gt=0, description="Calls per month; costs are projected at 1x, 10x, 100x.")
@@ -306,7 +308,18 @@ class Decision(_Settings):
     @field_validator("baseline", "candidate", mode="before")
     @classmethod
     def _model_spec(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            if not value:
+                raise ValueError("expected a model spec or a non-empty list of them")
+            specs = tuple(_spec(v) for v in value)
+            return specs[0] if len(specs) == 1 else specs
         return _spec(value) if isinstance(value, str) else value
+
+    @property
+    def candidates(self) -> tuple[str, ...]:
+        """Every candidate named, in order (one or several)."""
+        c = self.candidate
+        return () if c is None else (c,) if isinstance(c, str) else c
 
 
 def _spec(value: Any) -> Any:

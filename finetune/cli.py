@@ -19,6 +19,9 @@ def register_commands(app: typer.Typer, console: Console, err_console: Console) 
 
 def finetune_cmd(
     task: Annotated[str, typer.Argument(help="Task name (golden_sets/<name>) or path; trains on its train.jsonl.")],
+    on: Annotated[str, typer.Option("--on", metavar="local|openai", help=(
+        "local: a LoRA adapter trained here; openai: a hosted fine-tune through OpenAI's fine-tuning API, "
+        "used as openai:ft@NAME (--base then names OpenAI's base, default gpt-4o-mini-2024-07-18)."))] = "local",
     base: Annotated[str | None, typer.Option(help="Base model spec. Default: local:smollm2.")] = None,
     config: Annotated[Path | None, typer.Option("--config", help="Settings YAML (e.g. finetune/thorough.yaml).")] = None,
     name: Annotated[str | None, typer.Option(help="Adapter name: output in finetune/adapters/NAME. Default: the task.")] = None,
@@ -52,6 +55,14 @@ def finetune_cmd(
 ) -> None:
     """Train a LoRA adapter on the task's train.jsonl, with the prompt the task uses at evaluation time."""
     console, err_console = _consoles["out"], _consoles["err"]
+    if on != "local":  # the hosted path: finetune/hosted.py
+        from finetune.hosted_cli import hosted_cmd
+
+        lora_only = {"--rank": rank, "--alpha": alpha, "--dropout": dropout, "--target-modules": target_modules,
+                     "--lr": lr, "--grad-accum": grad_accum, "--max-length": max_length, "--export-openai": export_openai}
+        return hosted_cmd(task, on=on, base=base, config=config, name=name, epochs=epochs, batch_size=batch_size,
+                          seed=seed, resume=resume, force=force, allow_overlap=allow_overlap, progress=progress,
+                          lora_only=lora_only, consoles=_consoles)
     from evals.data.tasks import load_task
     from evals.run.progress import progress_mode
     from finetune.config import load_config

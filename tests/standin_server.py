@@ -7,6 +7,8 @@ asyncio to serve hundreds of concurrent connections from one thread at little CP
     POST /v1/messages           Anthropic messages
     /v1/files, /v1/batches      OpenAI's Batch API, and /v1/messages/batches Anthropic's (tests/standin_batches.py:
                                 a delay before a batch ends, items that fail once, batches that expire)
+    /v1/files, /v1/fine_tuning  OpenAI's fine-tuning jobs (tests/standin_finetunes.py: `server.finetunes`, a
+                                job that succeeds after a few polls, or fails)
     GET  /_stats                counters as JSON (for a server in another process)
     POST /_faults               a JSON list of faults to inject (for a server in another process)
 
@@ -56,6 +58,7 @@ from http import HTTPStatus
 from typing import Any, Self
 
 from tests.standin_batches import Batches
+from tests.standin_finetunes import FineTunes
 
 OPENAI_MODEL = "gpt-4o-mini-2024-07-18"
 ANTHROPIC_MODEL = "claude-haiku-4-5-20251001"
@@ -233,6 +236,7 @@ class StandinServer(_Addresses):
         self.batches = Batches(self._batch_reply, last_user_message, delay=batch_delay, fail_once=batch_fail_once,
                                expire=batch_expire, enabled=batches)
         self._cached_prefixes: set[str] = set()
+        self.finetunes = FineTunes()
         self.requests: list[Recorded] = []
         self._faults: deque[Fault] = deque()
         self._ids = itertools.count(1)
@@ -354,7 +358,10 @@ class StandinServer(_Addresses):
         if method == "POST" and path == "/_faults":
             self.inject(*(Fault(**f) for f in json.loads(raw or b"[]")))
             return await self._send(writer, 200, {"pending_faults": len(self._faults)})
-        if (routed := self.batches.route(method, path, headers, raw, self.url)) is not None:
+        # fine-tuning first: it claims only its own uploads (purpose fine-tune) and file ids; the rest is batches'
+        routed = self.finetunes.route(method, path, headers, raw) or self.batches.route(method, path, headers, raw,
+                                                                                         self.url)
+        if routed is not None:
             return await self._send(writer, *routed)
         kind = {"/v1/chat/completions": "openai", "/v1/messages": "anthropic"}.get(path)
         if method != "POST" or kind is None:

@@ -64,6 +64,7 @@ class Side:
     mean_cache_write_tokens: float | None
     golden_hash: str | None
     config: dict[str, Any]  # the manifest's model settings (spec, price override, base_url, ...)
+    finetuned: dict[str, Any] | None = None  # the hosted fine-tune an `ft@NAME` spec stood for (model, training cost)
     # each metric's values over answered examples (for distribution plots; left out of as_dict)
     values: dict[str, tuple[float, ...]] = field(default_factory=dict, repr=False)
 
@@ -295,6 +296,7 @@ def _side(df: pd.DataFrame, golden_hash: str | None, confidence: float, seed: in
         mean_cache_write_tokens=mean_of("cache_write_tokens"),
         golden_hash=golden_hash,
         config=dict((df.attrs.get("manifest") or {}).get("model") or {}),
+        finetuned=(df.attrs.get("manifest") or {}).get("finetuned"),
         values={m: tuple(float(v) for v in scores[m].dropna()) for m in scores.columns},
     )
 

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from evals.analyse.compare import Comparison, compare_runs
-from evals.analyse.verdict import ROLES, Verdict, decide
+from evals.analyse.verdict import Verdict, decide
 from evals.data.golden import load_samples, samples_hash
 from evals.data.tasks import load_task
 from evals.errors import EvalsError
@@ -32,7 +32,7 @@ from evals.run.store import LatencyProfile, Store, load_run
 from evals.types import Decision, ModelConfig, Sample, Task
 
 # Manifest entries that must agree for a stored run to stand in for a new one.
-SAME_EXPERIMENT = ("model", "prompt", "params", "metrics", "pass")
+SAME_EXPERIMENT = ("model", "finetuned", "prompt", "params", "metrics", "pass")
 
 
 def decision_for_run(df: pd.DataFrame) -> tuple[Decision, str]:
@@ -127,39 +127,60 @@ def record_decision(store: Store, task: Task, plan_runs: dict[str, str], verdict
                        verdict.revisit_on, verdict.as_dict())
 
 
+def record_choice(store: Store, plan: DecisionPlan, choice: Any, pairs: Sequence[tuple[str, Any, Verdict]]) -> None:
+    """Several candidates decided at once: one record, its candidate runs joined by commas."""
+    store.add_decision(plan.task.name, plan.runs["baseline"], ",".join(plan.runs[r] for r in plan.candidates),
+                       choice.label, choice.decided_on, choice.revisit_on,
+                       {"choice": choice.as_dict(), "verdicts": {role: v.as_dict() for role, _, v in pairs}})
+
+
 @dataclass
 class DecisionPlan:
-    """What `evals decide` will compare: each role's model, and the stored run reused for it (if any)."""
+    """What `evals decide` will compare: each role's model (the baseline, then one or more candidates), and the
+    stored run reused for it (if any)."""
 
     task: Task
     decision: Decision
     samples: list[Sample]
     golden_hash: str
-    configs: dict[str, ModelConfig]
+    configs: dict[str, ModelConfig]  # role -> model: "baseline", then "candidate" (or "candidate 1", "candidate 2")
     runs: dict[str, str] = field(default_factory=dict)  # role -> run id, reused or (after running) new
 
     @property
     def missing(self) -> list[str]:
-        return [role for role in ROLES if role not in self.runs]
+        return [role for role in self.configs if role not in self.runs]
+
+    @property
+    def candidates(self) -> list[str]:
+        return [role for role in self.configs if role != "baseline"]
+
+    def decision_for(self, role: str) -> Decision:
+        """The task's decision settings with this candidate as the one decided on."""
+        return self.decision.model_copy(update={"candidate": str(self.configs[role].spec)})
 
 
 def plan_decision(task_name: str, store: Store, baseline: str | None = None,
-                  candidate: str | None = None) -> DecisionPlan:
-    """Resolve the task's baseline and candidate (flags win over task.yaml) and find reusable runs."""
+                  candidate: str | Sequence[str] | None = None) -> DecisionPlan:
+    """Resolve the task's baseline and candidate(s) (flags win over task.yaml) and find reusable runs."""
     task = load_task(task_name)
     decision = task.decision
-    specs = {"baseline": baseline or decision.baseline, "candidate": candidate or decision.candidate}
-    for role, spec in specs.items():
-        if not spec:
+    named = [candidate] if isinstance(candidate, str) else list(candidate or ()) or list(decision.candidates)
+    for role, given in (("baseline", baseline or decision.baseline), ("candidate", named)):
+        if not given:
             raise EvalsError(f"no {role} model to decide on: set decision.{role} (a model spec such as "
                              f"openai:gpt-4o-mini) or pass --{role}", file=task.path, field=f"decision.{role}")
+    roles = ["candidate"] if len(named) == 1 else [f"candidate {i}" for i in range(1, len(named) + 1)]
+    specs = {"baseline": baseline or decision.baseline, **dict(zip(roles, named, strict=True))}
     try:
         configs = {role: task.model_config(spec) for role, spec in specs.items()}
     except ValueError as e:
         raise EvalsError(str(e)) from None
-    if configs["baseline"].spec == configs["candidate"].spec:
-        raise EvalsError(f"baseline and candidate are the same model ({configs['baseline'].spec})",
-                         file=task.path, field="decision")
+    seen: dict[Any, str] = {}
+    for role, config in configs.items():
+        if config.spec in seen:
+            raise EvalsError(f"{seen[config.spec]} and {role} are the same model ({config.spec})",
+                             file=task.path, field="decision")
+        seen[config.spec] = role
     samples = load_samples(task)
     golden_hash = samples_hash(samples)
     plan = DecisionPlan(task, decision, samples, golden_hash, configs)

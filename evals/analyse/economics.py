@@ -2,6 +2,8 @@
 
 API sides are priced as billed: the mean recorded tokens of a call (fresh input, prompt-cache reads
 and writes, output) at the model's own rates, at Batch API rates when `decision.api_batch` is set.
+A hosted fine-tune (`openai:ft@NAME`) is an API side at its fine-tuned model's rates, plus its one-off
+training (the job's trained tokens x the training price) amortised as a self-hosted adapter's is.
 Self-hosted sides (provider `local`, a `+lora:` adapter, or a spec listed in
 `decision.self_hosted.models`) are priced as they are paid for:
 
@@ -126,15 +128,17 @@ def profile_latency(profile: LatencyProfile, d: Decision) -> tuple[Latency, str]
     return latency, f"{profile.model}: measured at concurrency {measured}; serving at {level['concurrency']}, {why}."
 
 
-def api_cost(config: ModelConfig, side: Side, batch: bool) -> tuple[CostModel | None, str]:
+def api_cost(config: ModelConfig, side: Side, d: Decision) -> tuple[CostModel | None, str]:
     model = str(config.spec)
-    price = price_for(config)
+    finetuned = side.finetuned or {}
+    price = price_for(config, finetuned.get("model"))
     if price == Price():
         return None, f"Cost unknown: no price known for {model}; add `price:` to its entry in task.yaml."
     if side.mean_input_tokens is None:
         return None, f"Cost unknown: {model} answered no example to take token counts from."
     tin, tout = side.mean_input_tokens, side.mean_output_tokens or 0.0
     cached, written = side.mean_cached_input_tokens or 0.0, side.mean_cache_write_tokens or 0.0
+    batch = d.api_batch or config.batch
     per_call = price.cost(tin, tout, cached, written, batch=batch)
     rates = f"${price.input_per_mtok:g} input, ${price.output_per_mtok:g} output"
     tokens = f"{tin:,.0f} input ({cached:,.0f} cached"
@@ -143,13 +147,37 @@ def api_cost(config: ModelConfig, side: Side, batch: bool) -> tuple[CostModel | 
     if written or price.cache_write_per_mtok is not None:
         rates += f", ${(price.cache_write_per_mtok or price.input_per_mtok):g} cache write"
         tokens += f", {written:,.0f} written to the cache"
-    basis = (f"{model} API: {tokens}) and {tout:,.0f} output tokens per call, the means recorded in run "
+    who = f"{model} ({finetuned['model']}, fine-tuned by job {finetuned['job_id']})" if finetuned else model
+    basis = (f"{who} API: {tokens}) and {tout:,.0f} output tokens per call, the means recorded in run "
              f"{side.summary.run_id}, at {rates} per million tokens")
     if batch:
         why = "the run was batched" if config.batch else "decision.api_batch"
         basis += f", less the Batch API discount of {price.batch_discount:.0%} ({why})"
     basis += f" = ${per_call:.6f} per call"
-    return CostModel(model, "api", per_call, tokens_per_call=tin + tout, basis=basis), ""
+    training, line = hosted_training(finetuned, d)
+    return CostModel(model, "api", per_call, training, tokens_per_call=tin + tout, basis=basis + line), ""
+
+
+def hosted_training(finetuned: Mapping[str, Any], d: Decision) -> tuple[float, str]:
+    """A hosted fine-tune's one-off training cost per month (trained tokens x training price, both from its
+    job), amortised like a self-hosted adapter's; and the words for the basis."""
+    if not finetuned:
+        return 0.0, ""
+    cost, tokens, rate = (finetuned.get(k) for k in ("training_cost_usd", "trained_tokens", "training_price_per_mtok"))
+    if cost is None:
+        return 0.0, (f"; training cost unknown (no training price for {finetuned.get('base')} in prices.yaml), "
+                     "so none is charged")
+    settings = d.self_hosted
+    if settings is not None and settings.retrain_every_months:
+        months, every = settings.retrain_every_months, "retrained every {:g} months (decision.self_hosted)"
+    else:
+        given = settings is not None and "amortize_months" in settings.model_fields_set
+        months = settings.amortize_months if settings else SelfHosted.model_fields["amortize_months"].default
+        every = "amortised over {:g} months (" + ("decision.self_hosted" if given else "default") + ")"
+    every = every.format(months)
+    monthly = cost / months
+    return monthly, (f"; training ${cost:,.2f} once ({tokens:,} trained tokens x ${rate:g} per million, from job "
+                     f"{finetuned['job_id']}) {every} = ${monthly:,.2f}/month")
 
 
 def self_hosted_cost(config: ModelConfig, side: Side, settings: SelfHosted | None,
@@ -190,7 +218,7 @@ def cost_model(side: Side, d: Decision, latency: Latency) -> tuple[CostModel | N
     config = side_config(side)
     if is_self_hosted(config, d.self_hosted):
         return self_hosted_cost(config, side, d.self_hosted, latency)
-    return api_cost(config, side, d.api_batch or config.batch)
+    return api_cost(config, side, d)
 
 
 def break_even_volume(x: CostModel, y: CostModel) -> float | None:

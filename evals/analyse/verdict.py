@@ -332,9 +332,10 @@ def _assumptions(cmp: Comparison, d: Decision, costs: CostProjection | None,
 def _check_order(cmp: Comparison, d: Decision) -> list[str]:
     """Refuse swapped runs (the labels assume A is the prompted model); note runs the decision does not name."""
     runs = (str(side_config(cmp.a).spec), str(side_config(cmp.b).spec))
-    if d.baseline and d.candidate and (d.baseline, d.candidate) == runs[::-1]:
+    if d.baseline and runs[1] == d.baseline and runs[0] in d.candidates:
         raise EvalsError(f"decision.baseline is {d.baseline} but it is the second run compared; "
                          "pass the baseline run first and the candidate second")
-    return [f"decision.{role} names {named}, but the run compared is {run}." for role, named, run in
-            (("baseline", d.baseline, runs[0]), ("candidate", d.candidate, runs[1])) if named and named != run]
-
+    named = (("baseline", d.baseline, runs[0], (d.baseline,)), ("candidate", " or ".join(d.candidates), runs[1],
+                                                                 d.candidates))
+    return [f"decision.{role} names {text}, but the run compared is {run}." for role, text, run, specs in named
+            if text and run not in specs]

@@ -108,7 +108,8 @@ def power(
 def decide_cmd(
     task: Annotated[str, typer.Argument(help="Task name (golden_sets/<name>) or path.")],
     baseline: Annotated[str | None, typer.Option(help="Baseline model spec (default: decision.baseline).")] = None,
-    candidate: Annotated[str | None, typer.Option(help="Candidate model spec (default: decision.candidate).")] = None,
+    candidate: Annotated[list[str] | None, typer.Option(
+        help="Candidate model spec; repeat it to weigh several paths in one report (default: decision.candidate).")] = None,
     concurrency: ConcurrencyOpt = None,
     timeout: TimeoutOpt = 300.0,
     retries: RetriesOpt = 16,
@@ -124,8 +125,15 @@ def decide_cmd(
     markdown: MarkdownOpt = None,
     html: HtmlOpt = None,
 ) -> None:
-    """Run the task's baseline and candidate (only what the store lacks), then compare them."""
-    from evals.analyse.decide import compare_stored, plan_decision, record_decision, run_missing, with_errors
+    """Run the task's baseline and candidate(s) (only what the store lacks), then compare and decide."""
+    from evals.analyse.decide import (
+        compare_stored,
+        plan_decision,
+        record_choice,
+        record_decision,
+        run_missing,
+        with_errors,
+    )
     from evals.run.store import Store
 
     db = Store(store)
@@ -140,10 +148,48 @@ def decide_cmd(
         options, response_cache = run_setup(concurrency, timeout, retries, budget, cache, cache_path, retry_for)
         with running(db, mode=progress_mode(progress, no_progress, quiet=as_json)) as bars:
             run_async(run_missing(plan, db, options, cache=response_cache, progress=bars))
-    cmp, verdict, _ = compare_stored(plan.runs["baseline"], plan.runs["candidate"], db, decision=plan.decision)
-    record_decision(db, plan.task, plan.runs, verdict)
-    _report_comparison(cmp, verdict, as_json=as_json, markdown=markdown, html=html, examples=examples,
-                       note=f"decision settings: {plan.task.path}")
+    note = f"decision settings: {plan.task.path}"
+    pairs = [(role, *compare_stored(plan.runs["baseline"], plan.runs[role], db, decision=plan.decision_for(role))[:2])
+             for role in plan.candidates]
+    if len(pairs) == 1:
+        _, cmp, verdict = pairs[0]
+        record_decision(db, plan.task, plan.runs, verdict)
+        _report_comparison(cmp, verdict, as_json=as_json, markdown=markdown, html=html, examples=examples, note=note)
+        return
+    from evals.analyse.paths import choose_path
+
+    choice = choose_path(pairs, plan.decision)
+    record_choice(db, plan, choice, pairs)
+    _report_paths(choice, pairs, as_json=as_json, markdown=markdown, html=html, examples=examples, note=note)
+
+
+def _report_paths(choice: Any, pairs: list[Any], *, as_json: bool, markdown: Path | None, html: Path | None,
+                  examples: int, note: str) -> None:
+    """Several candidates against one baseline: the choice, one cost table, each pair's report."""
+    from evals._util import write_atomic
+    from evals.report.sections import paths_sections
+
+    sections = paths_sections(choice, pairs, examples)
+    title = f"{pairs[0][1].a.summary.model} against " + ", ".join(cmp.b.summary.model for _, cmp, _ in pairs)
+    if markdown is not None:
+        from evals.report.markdown import render_markdown
+
+        write_atomic(markdown, render_markdown(sections, title))
+    if html is not None:
+        from evals.report.html import render_html
+
+        write_atomic(html, render_html(sections, title))
+    if as_json:
+        print_json({"choice": choice.as_dict(),
+                    "comparisons": [{"role": role, **cmp.as_dict(), "verdict": v.as_dict()} for role, cmp, v in pairs]})
+    else:
+        from evals.report.terminal import sections_renderable
+
+        console.print(sections_renderable(sections))
+    err_console.print(note, markup=False, highlight=False)
+    for written in (markdown, html):
+        if written is not None:
+            err_console.print(f"wrote {written}", markup=False, highlight=False)
 
 
 @app.command("latency")

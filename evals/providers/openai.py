@@ -23,6 +23,9 @@ understands. `options: {max_tokens_param: max_tokens | max_completion_tokens}` o
 completion's `mean_logprob` (`evals route --signal logprob` sets it itself).
 Batch (`batch: true`, evals.providers.batch): the same bodies as JSONL lines through the Files and Batches
 APIs; the API caches long shared prompt prefixes by itself, and `cached_tokens` is priced as above.
+
+`openai:ft@NAME` calls the hosted fine-tune NAME's model (finetune/hosted/NAME/manifest.json, written by
+`evals finetune TASK --on openai`), at that model's own prices; until it exists the model is skipped.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ from evals.errors import EvalsError, ProviderError
 from evals.providers import HttpOptions, register_provider
 from evals.providers._http import Reply, SDKProvider, item_error, open_client, to_provider_error
 from evals.providers.batch import BatchStatus, Outcome
+from evals.providers.finetuned import resolved_model
+from evals.providers.prices import price_for
 from evals.types import Completion, GenerateParams, Message, ModelConfig
 
 TOKEN_PARAMS = ("max_tokens", "max_completion_tokens")
@@ -46,8 +51,11 @@ TOKEN_KEY = "evals_submission"  # the batch's metadata key for the token it was 
 
 
 class OpenAIProvider(SDKProvider):
-    def __init__(self, config: ModelConfig, client: Any, sdk: Any, key: str | None, token_param: str):
+    def __init__(self, config: ModelConfig, client: Any, sdk: Any, key: str | None, token_param: str, model: str):
         super().__init__(config, client, sdk, key)
+        self._model = model  # the name sent: a hosted fine-tune's own for `ft@NAME`
+        if model != config.spec.model:
+            self.id, self._price = f"openai:{model}", price_for(config, model)
         self._token_param = token_param
         self._response_type = sdk.types.chat.ChatCompletion
         self._stream_type = sdk.AsyncStream[sdk.types.chat.ChatCompletionChunk]
@@ -55,7 +63,7 @@ class OpenAIProvider(SDKProvider):
     def request(self, messages: Sequence[Message], params: GenerateParams) -> dict[str, Any]:
         """The chat-completions body (without streaming), as `generate` and a batch send it."""
         request: dict[str, Any] = {
-            "model": self._config.spec.model,
+            "model": self._model,
             "messages": [{"role": m.role, "content": m.content} for m in messages],
             "temperature": params.temperature,
             self._token_param: params.max_tokens,
@@ -240,6 +248,7 @@ class OpenAIOptions(HttpOptions):
 
 @register_provider("openai", options=OpenAIOptions, batch=True)
 def openai_provider(config: ModelConfig) -> OpenAIProvider:
+    model = resolved_model(config.spec)  # before the client: a fine-tune not trained yet is skipped
     sdk, client, key, base_url = open_client(config, "openai", "AsyncOpenAI", "OPENAI_API_KEY", "OPENAI_BASE_URL",
                                              "OpenAI")
-    return OpenAIProvider(config, client, sdk, key, _token_param(config, base_url))
+    return OpenAIProvider(config, client, sdk, key, _token_param(config, base_url), model)

@@ -16,6 +16,7 @@ from evals.types import CHECK_PREFIX, CHECKS
 
 if TYPE_CHECKING:
     from evals.analyse.compare import Comparison, Estimate, ExampleDiff
+    from evals.analyse.paths import PathChoice
     from evals.analyse.summary import RunSummary
     from evals.analyse.verdict import Verdict
 
@@ -245,3 +246,28 @@ def comparison_sections(cmp: Comparison, verdict: Verdict, examples: int = 10) -
             examples_section("Improved: B matched, A did not", cmp.improved, examples),
             examples_section("Regressed: A matched, B did not", cmp.regressed, examples),
             power_section(cmp), cost_section(verdict), details_section(verdict)]
+
+
+def paths_sections(choice: PathChoice, pairs: Sequence[tuple[str, Comparison, Verdict]],
+                   examples: int = 10) -> list[Section]:
+    """Several candidates against one baseline: the choice, every option in one cost table, then each pair's
+    own report (its sections titled by the candidate)."""
+    volume = f"monthly at {choice.volume:,.0f} calls" if choice.volume else "monthly"
+    table = Section("Paths side by side", headers=[
+        "role", "model", "hosting", "matches", "gain over baseline, points (CI)", "verdict against the baseline",
+        "cost / call", "training and operations / month", volume, "latency p50 / p95"])
+    for r in choice.rows:
+        table.rows.append([r.role, r.model, r.hosting + (" (excluded)" if r.excluded else ""), r.matches, r.gain,
+                           r.call, "-" if r.per_call_usd is None else f"${r.per_call_usd:.6f}",
+                           _money(r.training_monthly_usd), _money(r.monthly_usd), r.latency])
+    table.lines.append("Each candidate is paired with the baseline on the same examples; each figure is derived "
+                       "as its pair's report below states (every price, measurement and default under Assumptions).")
+    lines = [choice.headline, *choice.reasons]
+    if choice.decided_on:
+        lines.append(f"Decided on {choice.decided_on}; revisit by {choice.revisit_on}.")
+    out = [Section(f"Verdict: {choice.label}", lines=lines), table]
+    for role, cmp, verdict in pairs:
+        for s in comparison_sections(cmp, verdict, examples):
+            s.title = f"{role} {cmp.b.summary.model}: {s.title}"
+            out.append(s)
+    return out

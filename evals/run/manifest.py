@@ -13,6 +13,7 @@ from typing import Any
 
 from evals._util import dir_hash, redact_secrets
 from evals.metrics import metric_config
+from evals.providers.finetuned import run_record
 from evals.types import ModelConfig, ModelSpec, Price, Task
 
 PACKAGES = ("evals", "openai", "anthropic", "transformers", "peft", "torch", "datasets", "jinja2",
@@ -88,6 +89,7 @@ def build_manifest(task: Task, config: ModelConfig, provider_id: str, golden_has
         "provider_id": provider_id,
         "params": config.params.as_dict(),
         "adapter": {"path": adapter, "hash": dir_hash(adapter)} if adapter else None,
+        "finetuned": run_record(config.spec),  # the hosted fine-tune an `ft@NAME` spec stood for
         # args as written in task.yaml (a --judge override included); config with every default filled in
         "metrics": [{"id": m.id, "name": m.name, "args": m.args, "config": metric_config(m, task.dir)}
                     for m in task.metrics],

@@ -1,0 +1,352 @@
+"""A hosted fine-tune through OpenAI's fine-tuning API (official SDK): the same chats as the local
+fine-tune (the golden set checked for overlap and never sent; the same seeded validation slice, uploaded
+as the validation file), `files.create`, `fine_tuning.jobs.create`, then polled with progress until the
+job ends. Its state lives in finetune/hosted/NAME/manifest.json, written whole at every step:
+
+- uploads are kept by the sha256 of their content, so the same data is never uploaded twice (a file
+  uploaded before a crash is found again by its name, which carries that hash);
+- the job id is kept as soon as it exists (and a job created just before a crash is found again by the
+  submission token in its metadata), so Ctrl-C leaves the job running and `--resume` re-attaches to it;
+- a finished job records its model (`openai:ft@NAME` resolves to it), trained tokens and training cost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+import secrets
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from evals._util import public_url, suggest, write_atomic
+from evals.data.golden import samples_hash
+from evals.data.yamlfile import YamlDoc
+from evals.errors import EvalsError, ProviderError
+from evals.providers.finetuned import MANIFEST_FILE, hosted_dir, read_manifest
+from evals.providers.prices import training_price, training_prices
+from evals.settings import validated
+from evals.types import Message, ModelConfig, Sample, Task
+from finetune.data import check_overlap, load_train, split, training_chats
+
+ACTIVE = ("validating_files", "queued", "running")
+RETRIES = 5  # a poll's transient failure (429, 5xx, a dropped connection) is retried this often
+
+
+class HostedConfig(BaseModel):
+    """Settings of a hosted fine-tune; unset hyperparameters are the provider's `auto`."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    base: str = Field("gpt-4o-mini-2024-07-18", description="the provider's base model to fine-tune")
+    epochs: Annotated[int, Field(ge=1)] | None = Field(None, description="passes over the training data "
+                                                                         "(default: the provider's auto)")
+    batch_size: Annotated[int, Field(ge=1)] | None = Field(None, description="examples per step (default: auto)")
+    learning_rate_multiplier: Annotated[float, Field(gt=0)] | None = Field(
+        None, description="scales the provider's learning rate (default: auto)")
+    suffix: str | None = Field(None, max_length=64, description="added to the model's name (default: the "
+                                                                "fine-tune's name)")
+    val_fraction: Annotated[float, Field(ge=0, le=0.5)] = Field(
+        0.1, description="share of train.jsonl held out and uploaded as the validation file (as the local "
+                         "fine-tune does)")
+    seed: int = Field(20261123, description="seed for the validation split (the local fine-tune's) and the job")
+    poll_s: Annotated[float, Field(gt=0)] = Field(15.0, description="seconds between polls of the job")
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(self.model_dump(), sort_keys=True))
+
+    def replace(self, **overrides: Any) -> HostedConfig:
+        changes = {k: v for k, v in overrides.items() if v is not None}
+        try:
+            return validated(HostedConfig, {**self.model_dump(), **changes})
+        except EvalsError as e:
+            raise EvalsError(f"{e.message} (command line)", field=e.field) from None
+
+    def hyperparameters(self) -> dict[str, Any]:
+        chosen = {"n_epochs": self.epochs, "batch_size": self.batch_size,
+                  "learning_rate_multiplier": self.learning_rate_multiplier}
+        return {k: v for k, v in chosen.items() if v is not None}
+
+
+def load_hosted_config(path: str | Path | None) -> HostedConfig:
+    if path is None:
+        return HostedConfig()
+    path = Path(path)
+    if not path.is_file():
+        raise EvalsError(f"fine-tuning config not found: {path}")
+    doc = YamlDoc(path)
+    if doc.data is not None and not isinstance(doc.data, dict):
+        raise doc.error("expected a mapping of settings")
+    return validated(HostedConfig, doc.data, doc=doc)
+
+
+def check_base(base: str, base_url: str | None) -> None:
+    """api.openai.com fine-tunes only some bases (those with a training price in prices.yaml); another
+    server (a managed open-model host) decides for itself."""
+    if base_url is not None and "api.openai.com" not in base_url:
+        return
+    if training_price("openai", base) is None:
+        known = training_prices("openai")
+        raise EvalsError(f"OpenAI cannot fine-tune '{base}'{suggest(base, known)} Fine-tunable bases: "
+                         f"{', '.join(known)} (or their families, e.g. gpt-4o-mini)", field="base")
+
+
+def _jsonl(chats: Sequence[list[Message]]) -> bytes:
+    return "".join(json.dumps({"messages": [{"role": m.role, "content": m.content} for m in chat]},
+                              ensure_ascii=False) + "\n" for chat in chats).encode()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class HostedFineTune:
+    """One fine-tune's life: its manifest (saved after every change), the client, the uploads and the job."""
+
+    def __init__(self, task: Task, settings: HostedConfig, name: str, config: ModelConfig, manifest: dict[str, Any]):
+        self.task, self.settings, self.name, self.config = task, settings, name, config
+        self.out = hosted_dir(name)
+        self.manifest = manifest
+        self._sdk = self._client = self._key = None
+
+    @property
+    def path(self) -> Path:
+        return self.out / MANIFEST_FILE
+
+    def save(self) -> None:
+        self.manifest["updated_at"] = _now()
+        write_atomic(self.path, json.dumps(self.manifest, indent=2, sort_keys=True) + "\n")
+
+    # ---- the API, errors translated once ---------------------------------------------------------
+
+    def connect(self) -> None:
+        from evals.providers._http import open_client
+
+        self._sdk, self._client, self._key, _ = open_client(self.config, "openai", "AsyncOpenAI", "OPENAI_API_KEY",
+                                                            "OPENAI_BASE_URL", "OpenAI")
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+
+    async def api(self, what: str, call: Callable[[], Any]) -> Any:
+        """`await call()`, retrying what a retry can fix; anything else is the user's to fix (exit 2)."""
+        from evals.providers._http import to_provider_error
+
+        for attempt in range(RETRIES + 1):
+            try:
+                return await call()
+            except self._sdk.APIError as e:
+                error: ProviderError = to_provider_error(e, self._sdk, secret=self._key)
+            if not error.retryable or attempt == RETRIES:
+                raise EvalsError(f"OpenAI refused to {what}: {error}")
+            await asyncio.sleep(error.retry_after or min(2.0 ** attempt, self.settings.poll_s))
+        raise AssertionError("unreachable")
+
+    # ---- uploads ---------------------------------------------------------------------------------
+
+    async def upload(self, role: str, content: bytes) -> str:
+        """The id of a file holding `content`: the one kept in the manifest or found on the server, else a new
+        upload. The content is also written beside the manifest, so a line the API names can be read."""
+        digest = hashlib.sha256(content).hexdigest()
+        files = self.manifest["data"].setdefault("files", {})
+        local = self.out / f"{role}.jsonl"
+        if not local.is_file() or hashlib.sha256(local.read_bytes()).hexdigest() != digest:
+            self.out.mkdir(parents=True, exist_ok=True)
+            local.write_bytes(content)
+        kept = files.get(role)
+        if kept and kept.get("sha256") == digest:
+            return kept["id"]
+        filename = f"evals-{self.name}-{role}-{digest[:16]}.jsonl"
+        listed = await self.api("list files", lambda: self._client.files.list(purpose="fine-tune"))
+        found = next((f for f in listed.data if f.filename == filename and f.bytes == len(content)), None)
+        if found is None:
+            found = await self.api(f"accept the {role} file", lambda: self._client.files.create(
+                file=(filename, content, "application/jsonl"), purpose="fine-tune"))
+        files[role] = {"id": found.id, "sha256": digest, "bytes": len(content), "filename": filename,
+                       "path": str(local)}
+        self.save()
+        return found.id
+
+    # ---- the job ---------------------------------------------------------------------------------
+
+    async def create_job(self, training: str, validation: str | None) -> str:
+        """A new job (or the one created just before a crash, found by its submission token)."""
+        token = self.manifest.get("submission")
+        if token:
+            jobs = await self.api("list fine-tuning jobs", lambda: self._client.fine_tuning.jobs.list(limit=100))
+            found = next((j for j in jobs.data if (j.metadata or {}).get("evals_submission") == token), None)
+            if found is not None:
+                return self._keep_job(found)
+        token = self.manifest["submission"] = secrets.token_hex(8)
+        self.save()  # before the call: a crash during it finds this job again
+        s = self.settings
+        request: dict[str, Any] = {
+            "model": s.base, "training_file": training, "seed": s.seed, "suffix": s.suffix or self.name[:64],
+            "metadata": {"evals_task": self.task.name, "evals_name": self.name, "evals_submission": token},
+            "method": {"type": "supervised", "supervised": {"hyperparameters": s.hyperparameters()}}}
+        if validation:
+            request["validation_file"] = validation
+        job = await self.api("create the fine-tuning job", lambda: self._client.fine_tuning.jobs.create(**request))
+        return self._keep_job(job)
+
+    def _keep_job(self, job: Any) -> str:
+        self.manifest["job"] = {"id": job.id, "status": job.status, "created_at": job.created_at}
+        self.manifest.pop("submission", None)
+        self.save()
+        return job.id
+
+    async def cancel(self, job_id: str) -> None:
+        await self.api("cancel the fine-tuning job", lambda: self._client.fine_tuning.jobs.cancel(job_id))
+
+    async def follow(self, job_id: str, progress: Any, on_poll: Callable[[Any], None] | None = None) -> Any:
+        """Poll until the job ends, showing its status, steps, losses and messages; the finished job."""
+        jobs = self._client.fine_tuning.jobs
+        while True:
+            job = await self.api("report on the fine-tuning job", lambda: jobs.retrieve(job_id))
+            events = await self.api("list the job's events", lambda: jobs.list_events(job_id, limit=100))
+            ids = [e.id for e in events.data]  # newest first
+            last = self.manifest.get("last_event")
+            for event in reversed(events.data[:ids.index(last)] if last in ids else events.data):
+                if event.type == "metrics" and isinstance(event.data, dict):
+                    metric = {k: event.data.get(k) for k in ("step", "total_steps", "train_loss", "valid_loss")}
+                    self.manifest.setdefault("metrics", []).append(metric)
+                    progress.metrics(metric)
+                else:
+                    progress.note(f"job {job_id}: {event.message}")
+            self.manifest["last_event"] = ids[0] if ids else last
+            self.manifest["job"].update(status=job.status, finished_at=job.finished_at,
+                                        error=job.error.model_dump() if job.error else None,
+                                        hyperparameters=job.hyperparameters.model_dump())
+            self.save()
+            progress.status(job.status, job.trained_tokens)
+            if job.status not in ACTIVE:
+                return job
+            if on_poll is not None:
+                on_poll(job)
+            await asyncio.sleep(self.settings.poll_s)
+
+    async def finish(self, job: Any) -> dict[str, Any]:
+        """Record a succeeded job's model, trained tokens, cost and checkpoints; raise for any other end."""
+        if job.status != "succeeded":
+            raise EvalsError(self.failure(job), file=self.path)
+        checkpoints = await self.api("list the job's checkpoints",
+                                     lambda: self._client.fine_tuning.jobs.checkpoints.list(job.id))
+        priced = training_price("openai", job.model)
+        rate = priced[1] if priced else None
+        tokens = job.trained_tokens
+        self.manifest.update(
+            fine_tuned_model=job.fine_tuned_model, trained_tokens=tokens,
+            checkpoints=[{"step": c.step_number, "model": c.fine_tuned_model_checkpoint,
+                          "metrics": c.metrics.model_dump(exclude_none=True)} for c in checkpoints.data],
+            cost={"training_price_per_mtok": rate,
+                  "training_cost_usd": tokens * rate / 1e6 if tokens is not None and rate is not None else None,
+                  "basis": (f"{tokens:,} trained tokens (the job's) x ${rate:g} per million (prices.yaml, "
+                            f"{job.model})" if tokens is not None and rate is not None else
+                            f"no training price for {job.model} in prices.yaml")})
+        self.save()
+        return self.manifest
+
+    def failure(self, job: Any) -> str:
+        """A failed or cancelled job in words: the API's error, and the example a line it names stands for."""
+        if job.status == "cancelled":
+            return (f"fine-tuning job {job.id} was cancelled; start a new one with `evals finetune "
+                    f"{self.task.name} --on openai --force`")
+        error = job.error.message if job.error else "no reason given"
+        text = f"fine-tuning job {job.id} failed: {error}"
+        if job.error and job.error.code:
+            text += f" ({job.error.code}{', ' + job.error.param if job.error.param else ''})"
+        found = re.search(r"\b(?:line|example)\s+(\d+)", error, re.IGNORECASE)
+        role = "validation" if job.error and job.error.param == "validation_file" else "training"
+        ids = self.manifest["data"]["val_ids" if role == "validation" else "train_ids"]
+        if found and 1 <= int(found.group(1)) <= len(ids):
+            line = int(found.group(1))
+            sample_id, source_line = ids[line - 1]
+            text += (f". Line {line} of the uploaded {role} file ({self.out / (role + '.jsonl')}) is example "
+                     f"'{sample_id}' of {self.task.dir / str(self.task.train)}:{source_line}")
+        return text
+
+
+def new_manifest(task: Task, settings: HostedConfig, name: str, config: ModelConfig, train: Sequence[Sample],
+                 val: Sequence[Sample], all_samples: Sequence[Sample], overlap: list[Any]) -> dict[str, Any]:
+    from evals.run.manifest import git_state, package_versions
+
+    return {
+        "kind": "evals-hosted-finetune", "name": name, "provider": "openai", "created_at": _now(),
+        "server": public_url(config.base_url) or "https://api.openai.com/v1",
+        "model_spec": f"openai:ft@{name}", "base": settings.base, "config": settings.to_dict(),
+        "task": {"name": task.name, "path": str(task.path), "hash": task.hash},
+        "data": {"train_file": task.train, "train_hash": samples_hash(all_samples), "train_examples": len(train),
+                 "val_examples": len(val), "train_ids": [[s.id, s.line] for s in train],
+                 "val_ids": [[s.id, s.line] for s in val],
+                 "golden_overlap_allowed": [{"golden": o.golden_id, "train": o.train_id, "exact": o.exact}
+                                            for o in overlap]},
+        "job": None, "fine_tuned_model": None, "trained_tokens": None, "cost": None,
+        "packages": package_versions(), "git": git_state(Path.cwd()),
+    }
+
+
+def _previous_job(previous: dict[str, Any] | None) -> dict[str, Any] | None:
+    return (previous or {}).get("job") or None
+
+
+async def train_hosted(task: Task, settings: HostedConfig, name: str, *, resume: bool = False, force: bool = False,
+                       allow_overlap: bool = False, console: Any = None, progress_mode: str = "bar",
+                       on_poll: Callable[[Any], None] | None = None) -> dict[str, Any]:
+    """Fine-tune through the provider's API and return the manifest once the job has succeeded. Raises
+    EvalsError (exit 2) for a refused request or a failed or cancelled job, KeyboardInterrupt on Ctrl-C (the
+    job keeps running; `resume=True` re-attaches)."""
+    from finetune.hosted_progress import HostedProgress
+
+    config = task.model_config(f"openai:ft@{name}")  # the task's entry: its prompt settings and server
+    previous = read_manifest(name)
+    job = _previous_job(previous)
+    path = hosted_dir(name) / MANIFEST_FILE
+    if resume:
+        if job is None:
+            raise EvalsError(f"nothing to resume: {path} holds no fine-tuning job; start one without --resume")
+        ft = HostedFineTune(task, HostedConfig(**{**previous["config"], "poll_s": settings.poll_s}), name, config,
+                            previous)
+    else:
+        if job is not None and not force:
+            what = (f"its model {previous['fine_tuned_model']}" if previous.get("fine_tuned_model") else
+                    f"job {job['id']} ({job['status']})")
+            raise EvalsError(f"{path} already holds {what}: `--resume` re-attaches to a running job, `--force` "
+                             "trains a new one")
+        check_base(settings.base, config.base_url)
+        samples = load_train(task)
+        overlap = check_overlap(task, samples, allow=allow_overlap)
+        train, val = split(samples, settings.val_fraction, settings.seed)
+        manifest = new_manifest(task, settings, name, config, train, val, samples, overlap)
+        if previous:  # files already uploaded for this fine-tune are reused by content
+            manifest["data"]["files"] = previous.get("data", {}).get("files", {})
+            manifest["submission"] = previous.get("submission") if job is None else None
+        ft = HostedFineTune(task, settings, name, config, manifest)
+        contents = {"training": _jsonl(training_chats(task, train, config)),
+                    "validation": _jsonl(training_chats(task, val, config)) if val else None}
+    ft.connect()
+    try:
+        if not resume:
+            if job is not None and job["status"] in ACTIVE:  # --force: one job at a time, not two paid for
+                await ft.cancel(job["id"])
+                (console.print if console else print)(f"cancelled the previous job {job['id']}")
+            training = await ft.upload("training", contents["training"])
+            validation = await ft.upload("validation", contents["validation"]) if contents["validation"] else None
+            job_id = await ft.create_job(training, validation)
+        else:
+            job_id = job["id"]
+        with HostedProgress(console, job_id, progress_mode) as progress:
+            finished = await ft.follow(job_id, progress, on_poll)
+        return await ft.finish(finished)
+    finally:
+        await ft.close()
+
+
+def run_hosted(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    """`train_hosted` from synchronous code; Ctrl-C arrives as KeyboardInterrupt after the client is closed."""
+    return asyncio.run(train_hosted(*args, **kwargs))

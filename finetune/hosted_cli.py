@@ -1,0 +1,53 @@
+"""`evals finetune TASK --on openai`: the hosted path's flags, the call, the result in a few lines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+PROVIDERS = ("local", "openai")
+
+
+def hosted_cmd(task: str, *, on: str, base: str | None, config: Path | None, name: str | None, epochs: int | None,
+               batch_size: int | None, seed: int | None, resume: bool, force: bool, allow_overlap: bool,
+               progress: str | None, lora_only: dict[str, Any], consoles: dict[str, Any]) -> None:
+    """Train (or re-attach to) a hosted fine-tune; print its model and cost."""
+    from evals.data.tasks import load_task
+    from evals.errors import EvalsError
+    from evals.run.progress import progress_mode
+    from finetune.hosted import load_hosted_config, run_hosted
+
+    console, err_console = consoles["out"], consoles["err"]
+    if on not in PROVIDERS:
+        raise EvalsError(f"--on must be one of {', '.join(PROVIDERS)}, got '{on}'")
+    given = [flag for flag, value in lora_only.items() if value is not None]
+    if given:
+        raise EvalsError(f"{', '.join(given)}: LoRA setting(s), not OpenAI's; a hosted fine-tune takes --base, --epochs, "
+                         "--batch-size, --seed, and learning_rate_multiplier or suffix in --config")
+    loaded = load_task(task)
+    settings = load_hosted_config(config).replace(base=base, epochs=epochs, batch_size=batch_size, seed=seed)
+    name = name or loaded.name
+    resume_hint = f"evals finetune {task} --on openai --resume" + (f" --name {name}" if name != loaded.name else "")
+    err_console.print(f"fine-tuning {on}:{settings.base} on {loaded.name}/{loaded.train} -> openai:ft@{name}"
+                      + (" (re-attaching)" if resume else ""), highlight=False)
+    try:
+        manifest = run_hosted(loaded, settings, name, resume=resume, force=force, allow_overlap=allow_overlap,
+                              console=err_console, progress_mode=progress_mode(progress, err_console))
+    except KeyboardInterrupt:
+        err_console.print(f"[yellow]interrupted: the job keeps running at OpenAI (and is billed as it trains).[/] "
+                          f"Re-attach with: {resume_hint}", highlight=False)
+        raise typer.Exit(130) from None
+    cost = manifest["cost"] or {}
+    spent = cost.get("training_cost_usd")
+    console.print(f"fine-tuned model {manifest['fine_tuned_model']} (job {manifest['job']['id']}): "
+                  f"{manifest['trained_tokens']:,} trained tokens, training "
+                  + (f"${spent:,.4f} ({cost['basis']})" if spent is not None else f"cost unknown ({cost.get('basis')})"),
+                  highlight=False, markup=False)
+    last = (manifest.get("metrics") or [{}])[-1]
+    if last:
+        console.print(f"last step {last.get('step')}: train loss {last.get('train_loss')}, validation loss "
+                      f"{last.get('valid_loss')}", highlight=False, markup=False)
+    console.print(f"use it as: openai:ft@{name}  (list it in {loaded.path}'s models:, or evals run {task} "
+                  f"--model openai:ft@{name})", highlight=False, markup=False)
