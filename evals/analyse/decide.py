@@ -145,6 +145,7 @@ class DecisionPlan:
     golden_hash: str
     configs: dict[str, ModelConfig]  # role -> model: "baseline", then "candidate" (or "candidate 1", "candidate 2")
     runs: dict[str, str] = field(default_factory=dict)  # role -> run id, reused or (after running) new
+    left_out: dict[str, str] = field(default_factory=dict)  # "candidate 1 openai:ft@x" -> why it cannot run here
 
     @property
     def missing(self) -> list[str]:
@@ -188,7 +189,28 @@ def plan_decision(task_name: str, store: Store, baseline: str | None = None,
         found = newest_matching_run(store, task, config, samples, golden_hash)
         if found:
             plan.runs[role] = found
+    for role in [r for r in roles if r not in plan.runs]:
+        if len(plan.configs) > 2 and (why := not_made_yet(plan.configs[role])):
+            plan.left_out[f"{role} {plan.configs.pop(role).spec}"] = why  # the others are still weighed
+    if plan.left_out and len(rest := plan.candidates) == 1:  # one candidate left: decided as a single one
+        plan.configs["candidate"] = plan.configs.pop(rest[0])
+        if rest[0] in plan.runs:
+            plan.runs["candidate"] = plan.runs.pop(rest[0])
     return plan
+
+
+def not_made_yet(config: ModelConfig) -> str | None:
+    """Why a candidate that is made, not chosen (a hosted fine-tune not trained yet), cannot run; else None."""
+    from evals.errors import MissingCredentials
+    from evals.providers.finetuned import hosted_name, load_hosted
+
+    if not hosted_name(config.spec):
+        return None
+    try:
+        load_hosted(config.spec)
+    except MissingCredentials as e:
+        return e.message
+    return None
 
 
 def newest_matching_run(store: Store, task: Task, config: ModelConfig, samples: Sequence[Sample],

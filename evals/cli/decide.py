@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from evals.cli.app import (
     BudgetOpt,
@@ -138,6 +139,8 @@ def decide_cmd(
 
     db = Store(store)
     plan = plan_decision(task, db, baseline, candidate)
+    for what, why in plan.left_out.items():
+        err_console.print(f"[yellow]left out[/] {escape(what)}: {escape(why)}", highlight=False)
     for role, run_id in plan.runs.items():
         err_console.print(f"{role} {plan.configs[role].spec}: reusing stored run {run_id}", markup=False, highlight=False)
     retry = with_errors(plan, db)

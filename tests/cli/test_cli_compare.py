@@ -210,3 +210,14 @@ def test_decide_names_the_missing_decision_field(make_task, tmp_path) -> None:
     bad = make_task(models=DECIDE_MODELS, decision={"baseline": "fake:base", "candidate": "fake:cand", "min_gapp": 1})
     result = invoke("decide", bad, "--store", tmp_path / "s.db")
     assert result.exit_code == 2 and "task.yaml" in result.stderr and "did you mean 'min_gap'" in result.stderr
+
+
+def test_decide_leaves_out_a_hosted_fine_tune_not_trained_yet_and_weighs_the_rest(make_task, tmp_path,
+                                                                                 monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # finetune/hosted/ is looked up here: nothing trained
+    folder = make_task(models=DECIDE_MODELS, decision={"baseline": "fake:base",
+                                                       "candidate": ["openai:ft@never-trained", "fake:cand"]})
+    result = invoke("decide", folder, "--store", tmp_path / "s.db", "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert "left out candidate 1 openai:ft@never-trained: no hosted fine-tune 'never-trained'" in result.stderr
+    assert "Verdict:" in result.stdout and [r.model for r in Store(tmp_path / "s.db").list_runs()].count("fake:cand") == 1
