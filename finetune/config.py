@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, ValidationInfo, field_validator
 
@@ -48,8 +48,28 @@ MEMORY_SETTINGS = ("micro_batch", "gradient_checkpointing", "memory_limit_gb")
 NonNegative = Annotated[float, _bounds(0.0)]
 
 
-class FinetuneConfig(BaseModel):
+S = TypeVar("S", bound="Settings")
+
+
+class Settings(BaseModel):
+    """A fine-tune's settings (the local one's, the hosted one's): strict, frozen, saved as sorted JSON, and
+    overridden from the command line with each flag's mistake naming the setting."""
+
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(self.model_dump(), sort_keys=True))
+
+    def replace(self, **overrides: Any) -> Self:
+        """A copy with the given (non-None) settings changed and checked."""
+        changes = {k: v for k, v in overrides.items() if v is not None}
+        try:
+            return validated(type(self), {**self.model_dump(), **changes})
+        except EvalsError as e:
+            raise EvalsError(f"{e.message} (command line)", field=e.field) from None
+
+
+class FinetuneConfig(Settings):
 
     base: str = Field("local:smollm2", description="base model spec (local:NAME|PATH|HUB_ID) the adapter is trained on")
     rank: AtLeastOne = Field(16, description="LoRA rank r: size of the low-rank update")
@@ -94,31 +114,22 @@ class FinetuneConfig(BaseModel):
             raise ValueError(f"must be at most batch_size ({batch}), got {value}")
         return value
 
-    def to_dict(self) -> dict[str, Any]:
-        return json.loads(json.dumps(self.model_dump(), sort_keys=True))
-
     def math_dict(self) -> dict[str, Any]:
         """The settings that shape the trained weights (those of memory use left out): a checkpoint made with
         other memory settings resumes, on a machine with less memory too."""
         return {k: v for k, v in self.to_dict().items() if k not in MEMORY_SETTINGS}
 
-    def replace(self, **overrides: Any) -> FinetuneConfig:
-        """A copy with the given (non-None) settings changed and checked (a flag's mistake names the setting)."""
-        changes = {k: v for k, v in overrides.items() if v is not None}
-        try:
-            return validated(FinetuneConfig, {**self.model_dump(), **changes})
-        except EvalsError as e:
-            raise EvalsError(f"{e.message} (command line)", field=e.field) from None
 
 
-def load_config(path: str | Path | None) -> FinetuneConfig:
-    """Settings from a YAML file (any subset of the fields), else the defaults."""
+def load_config(path: str | Path | None, model: type[S] = FinetuneConfig) -> S:
+    """Settings from a YAML file (any subset of the fields), else the defaults; `model` says whose
+    (the local fine-tune's by default, or the hosted one's)."""
     if path is None:
-        return FinetuneConfig()
+        return model()
     path = Path(path)
     if not path.is_file():
         raise EvalsError(f"fine-tuning config not found: {path}")
     doc = YamlDoc(path)
     if doc.data is not None and not isinstance(doc.data, dict):
         raise doc.error("expected a mapping of settings")
-    return validated(FinetuneConfig, doc.data, doc=doc)
+    return validated(model, doc.data, doc=doc)

@@ -22,26 +22,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from evals._util import public_url, suggest, write_atomic
 from evals.data.golden import samples_hash
-from evals.data.yamlfile import YamlDoc
 from evals.errors import EvalsError, ProviderError
 from evals.providers.finetuned import MANIFEST_FILE, hosted_dir, read_manifest
 from evals.providers.prices import training_price, training_prices
-from evals.settings import validated
 from evals.types import Message, ModelConfig, Sample, Task
+from finetune.config import Settings
 from finetune.data import check_overlap, load_train, split, training_chats
 
 ACTIVE = ("validating_files", "queued", "running")
 RETRIES = 5  # a poll's transient failure (429, 5xx, a dropped connection) is retried this often
 
 
-class HostedConfig(BaseModel):
+class HostedConfig(Settings):
     """Settings of a hosted fine-tune; unset hyperparameters are the provider's `auto`."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     base: str = Field("gpt-4o-mini-2024-07-18", description="the provider's base model to fine-tune")
     epochs: Annotated[int, Field(ge=1)] | None = Field(None, description="passes over the training data "
@@ -57,32 +54,10 @@ class HostedConfig(BaseModel):
     seed: int = Field(20261123, description="seed for the validation split (the local fine-tune's) and the job")
     poll_s: Annotated[float, Field(gt=0)] = Field(15.0, description="seconds between polls of the job")
 
-    def to_dict(self) -> dict[str, Any]:
-        return json.loads(json.dumps(self.model_dump(), sort_keys=True))
-
-    def replace(self, **overrides: Any) -> HostedConfig:
-        changes = {k: v for k, v in overrides.items() if v is not None}
-        try:
-            return validated(HostedConfig, {**self.model_dump(), **changes})
-        except EvalsError as e:
-            raise EvalsError(f"{e.message} (command line)", field=e.field) from None
-
     def hyperparameters(self) -> dict[str, Any]:
         chosen = {"n_epochs": self.epochs, "batch_size": self.batch_size,
                   "learning_rate_multiplier": self.learning_rate_multiplier}
         return {k: v for k, v in chosen.items() if v is not None}
-
-
-def load_hosted_config(path: str | Path | None) -> HostedConfig:
-    if path is None:
-        return HostedConfig()
-    path = Path(path)
-    if not path.is_file():
-        raise EvalsError(f"fine-tuning config not found: {path}")
-    doc = YamlDoc(path)
-    if doc.data is not None and not isinstance(doc.data, dict):
-        raise doc.error("expected a mapping of settings")
-    return validated(HostedConfig, doc.data, doc=doc)
 
 
 def check_base(base: str, base_url: str | None) -> None:

@@ -17,7 +17,8 @@ def hosted_cmd(task: str, *, on: str, base: str | None, config: Path | None, nam
     from evals.data.tasks import load_task
     from evals.errors import EvalsError
     from evals.run.progress import progress_mode
-    from finetune.hosted import load_hosted_config, run_hosted
+    from finetune.config import load_config
+    from finetune.hosted import HostedConfig, run_hosted
 
     console, err_console = consoles["out"], consoles["err"]
     if on not in PROVIDERS:
@@ -27,7 +28,7 @@ def hosted_cmd(task: str, *, on: str, base: str | None, config: Path | None, nam
         raise EvalsError(f"{', '.join(given)}: LoRA setting(s), not OpenAI's; a hosted fine-tune takes --base, --epochs, "
                          "--batch-size, --seed, and learning_rate_multiplier or suffix in --config")
     loaded = load_task(task)
-    settings = load_hosted_config(config).replace(base=base, epochs=epochs, batch_size=batch_size, seed=seed)
+    settings = load_config(config, HostedConfig).replace(base=base, epochs=epochs, batch_size=batch_size, seed=seed)
     name = name or loaded.name
     resume_hint = f"evals finetune {task} --on openai --resume" + (f" --name {name}" if name != loaded.name else "")
     err_console.print(f"fine-tuning {on}:{settings.base} on {loaded.name}/{loaded.train} -> openai:ft@{name}"
