@@ -126,7 +126,8 @@ def join_world(*consoles) -> World:
     for console in consoles:
         console.quiet = not world.is_main
     if consoles:
-        where = "a GPU each" if backend == "nccl" else f"the CPU, {cpu_threads(world)} threads each"
+        threads = cpu_threads(world)
+        where = "a GPU each" if backend == "nccl" else f"the CPU, {threads} thread{'s' if threads > 1 else ''} each"
         consoles[-1].print(f"data-parallel: {size} processes ({backend}, {where}), each a shard of every batch",
                            highlight=False)
     return world

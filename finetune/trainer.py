@@ -96,7 +96,7 @@ def _set_up_torch(config: FinetuneConfig, world: World):
     device = world.device or pick_device()
     if device == "cpu":
         torch.set_num_threads(cpu_threads(world))
-    return device, pick_dtype(config.dtype, device)
+    return device, pick_dtype(config.dtype, device, training=True)
 
 
 def _lora_model(source, config: FinetuneConfig, dtype, device: str):

@@ -102,9 +102,10 @@ def pick_device(name: str = "auto") -> str:
     return name
 
 
-def pick_dtype(name: str = "auto", device: str | None = None):
+def pick_dtype(name: str = "auto", device: str | None = None, *, training: bool = False):
     """float32, bfloat16, float16, or auto for `device` (default: the best one): bfloat16 on a GPU that has
-    it (float16 on one that has not), on a CPU bfloat16 where it does bf16 math natively, else float32."""
+    it (float16 on one that has not, except for `training`, which float16 would need loss scaling for: float32
+    then), on a CPU bfloat16 where it does bf16 math natively, else float32."""
     import torch
 
     if name != "auto":
@@ -113,7 +114,9 @@ def pick_dtype(name: str = "auto", device: str | None = None):
         except AttributeError:
             raise EvalsError(f"unknown dtype '{name}' (use auto, float32, bfloat16 or float16)") from None
     if (device or pick_device()).startswith("cuda"):
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32 if training else torch.float16
     return torch.bfloat16 if cpu_has_bf16() else torch.float32
 
 
@@ -137,10 +140,15 @@ def quiet_transformers() -> Iterator[None]:
 
 
 def load_tokenizer(source: ModelSource):
+    """The model's tokenizer; one without a chat template is refused (evals sends chats, and trains on them)."""
     from transformers import AutoTokenizer
 
     with quiet_transformers():
-        return AutoTokenizer.from_pretrained(source.path, gguf_file=source.gguf_file)
+        tokenizer = AutoTokenizer.from_pretrained(source.path, gguf_file=source.gguf_file)
+    if not getattr(tokenizer, "chat_template", None):
+        raise EvalsError(f"model '{source}' has no chat template (no chat_template in its tokenizer files): evals "
+                         "sends chats, so use a chat or instruct model, or add a template to its tokenizer_config.json")
+    return tokenizer
 
 
 def load_base_model(source: ModelSource, dtype: Any = None, device: str | None = None):

@@ -1,8 +1,11 @@
 """The local provider on every device this machine has (the CPU; a CUDA GPU when present): batched decoding
 equals transformers' own greedy generate there, every tensor of a decode is made on the model's device, the
-automatic dtype follows the device, and a GPU asked for where there is none is a clear skip."""
+automatic dtype follows the device, a GPU asked for where there is none is a clear skip, and a model without
+a chat template is refused with the reason."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 
@@ -94,6 +97,7 @@ def test_auto_dtype_follows_the_device(monkeypatch) -> None:
     assert pick_dtype("auto", "cuda:1") == torch.bfloat16
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)  # e.g. a T4 or V100
     assert pick_dtype("auto", "cuda") == torch.float16
+    assert pick_dtype("auto", "cuda", training=True) == torch.float32  # float16 training would need loss scaling
     assert pick_dtype("float32", "cuda") == torch.float32
 
 
@@ -108,3 +112,15 @@ async def test_the_device_option_places_the_model(tiny_dir) -> None:
 def test_a_gpu_asked_for_where_there_is_none_skips_the_model_with_the_reason(tiny_dir) -> None:
     with pytest.raises(MissingCredentials, match="'cuda' asked for, but torch sees no CUDA GPU here"):
         create_provider(ModelConfig(spec=ModelSpec("local", str(tiny_dir)), options={"device": "cuda"}))
+
+
+def test_a_model_without_a_chat_template_is_refused_with_the_reason(tmp_path) -> None:
+    from evals.errors import EvalsError
+
+    folder = build_tiny_model(tmp_path / "plain")
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    config.pop("chat_template", None)
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    (folder / "chat_template.jinja").unlink(missing_ok=True)
+    with pytest.raises(EvalsError, match="has no chat template"):
+        local.load_tokenizer(resolve_source(str(folder)))
