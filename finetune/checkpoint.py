@@ -106,7 +106,7 @@ def load_state(out: Path, *, model, optimizer, scheduler, fingerprint: dict[str,
     made_by, now = state["fingerprint"].get("processes", 1), fingerprint.get("processes", 1)
     if made_by != now:
         how = "plain `evals finetune ... --resume`" if made_by == 1 else \
-            f"`torchrun --nproc-per-node {made_by} -m evals finetune ... --resume`"
+            f"`torchrun --nproc-per-node {made_by} -m evals finetune ... --resume` on one machine"
         raise EvalsError(f"the checkpoint in {checkpoint_dir(out)} was made by {made_by} training process"
                          f"{'es' if made_by > 1 else ''}, and this is {now}: resume it with the same number "
                          f"({how}), or start over with --force")

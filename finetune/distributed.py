@@ -39,6 +39,11 @@ class World:
         """The process that writes files and prints."""
         return self.rank == 0
 
+    @property
+    def command(self) -> str:
+        """How to start `evals` with this many processes (on one machine)."""
+        return "evals" if self.size == 1 else f"torchrun --nproc-per-node {self.local_size} -m evals"
+
     def shard(self, items: Sequence[T]) -> list[T]:
         """This rank's share of `items`: every size-th one, from its rank."""
         return list(items[self.rank::self.size])

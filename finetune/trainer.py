@@ -297,7 +297,8 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             checkpoint()
             raise TrainingInterrupted(f"interrupted at step {progress.step}/{total_steps}; the checkpoint is in "
-                                      f"{checkpoint_dir(out)}. Continue with: evals finetune {task.name} --resume"
+                                      f"{checkpoint_dir(out)}. Continue with: {world.command} finetune {task.name}"
+                                      f"{'' if out.name == task.name else f' --name {out.name}'} --resume"
                                       ) from None
     from finetune.manifest import build_manifest
 

@@ -88,7 +88,7 @@ def test_a_checkpoint_is_resumed_only_by_as_many_processes_as_made_it(setup, tmp
         if progress.step == 2:
             raise KeyboardInterrupt
 
-    with pytest.raises(TrainingInterrupted):
+    with pytest.raises(TrainingInterrupted, match="Continue with: evals finetune qa --resume"):
         train(load_task(str(task)), load_config(config), out, on_step=stop_at_2)
     result = torchrun(tmp_path, task, config, "--resume")
     assert result.returncode != 0
@@ -104,3 +104,4 @@ def test_a_batch_is_shared_out_by_rank_and_a_small_one_leaves_some_ranks_none() 
     assert list(World(rank=0, size=2).shards(rows)) == [["a", "c"], ["e"]]
     assert list(World(rank=1, size=2).shards(rows)) == [["b", "d"]]
     assert list(World().shards(rows)) == rows
+    assert World(rank=1, size=4, local_size=4).command == "torchrun --nproc-per-node 4 -m evals"
