@@ -200,6 +200,13 @@ class ModelConfig:
     batch: bool = False  # API: send the calls through the provider's Batch API (half price, answers within 24 h)
     options: dict[str, Any] = field(default_factory=dict)  # provider-specific extras
     repeats: int | None = None  # attempts per example for this model (None: the task's `repeats`)
+    adapter: str | None = None  # the LoRA adapter folder a server of your own serves as this model (vLLM --lora-modules)
+
+    @property
+    def adapter_dir(self) -> str | None:
+        """The LoRA adapter behind this model's answers: the spec's `+lora:`, else the one declared beside it,
+        whose files are hashed into manifests, cache keys and latency profiles (a server cannot say what it loaded)."""
+        return self.spec.adapter or self.adapter
 
     @property
     def params(self) -> GenerateParams:

@@ -103,7 +103,14 @@ def load_state(out: Path, *, model, optimizer, scheduler, fingerprint: dict[str,
     if not path.is_file():
         raise EvalsError(f"nothing to resume: no checkpoint in {checkpoint_dir(out)}")
     state = torch.load(path, weights_only=False)
-    differs = sorted(k for k in fingerprint if state["fingerprint"].get(k) != fingerprint[k])
+    made_by, now = state["fingerprint"].get("processes", 1), fingerprint.get("processes", 1)
+    if made_by != now:
+        how = "plain `evals finetune ... --resume`" if made_by == 1 else \
+            f"`torchrun --nproc-per-node {made_by} -m evals finetune ... --resume` on one machine"
+        raise EvalsError(f"the checkpoint in {checkpoint_dir(out)} was made by {made_by} training process"
+                         f"{'es' if made_by > 1 else ''}, and this is {now}: resume it with the same number "
+                         f"({how}), or start over with --force")
+    differs = sorted(k for k in fingerprint if k != "processes" and state["fingerprint"].get(k) != fingerprint[k])
     if differs:
         raise EvalsError(f"the checkpoint in {checkpoint_dir(out)} was made with a different "
                          f"{', '.join(differs)}; resume with the same settings, or start over with --force")

@@ -66,6 +66,7 @@ def finetune_cmd(
     from evals.data.tasks import load_task
     from evals.run.progress import progress_mode
     from finetune.config import load_config
+    from finetune.distributed import join_world
     from finetune.trainer import TrainingInterrupted, adapter_dir, train
 
     loaded = load_task(task)
@@ -79,10 +80,11 @@ def finetune_cmd(
         _export(loaded, export_openai, allow_overlap=allow_overlap, console=console)
         return
     out = adapter_dir(name or loaded.name)
+    world = join_world(console, err_console)  # one process, unless torchrun started several
     err_console.print(f"fine-tuning {settings.base} on {loaded.name}/{loaded.train} -> {out}", highlight=False)
     try:
         manifest = train(loaded, settings, out, resume=resume, force=force, allow_overlap=allow_overlap,
-                         console=err_console, progress_mode=progress_mode(progress, err_console))
+                         console=err_console, progress_mode=progress_mode(progress, err_console), world=world)
     except TrainingInterrupted as e:
         err_console.print(f"[yellow]{e}[/]", highlight=False)
         raise typer.Exit(130) from None

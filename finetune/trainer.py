@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import shutil
 import signal
@@ -23,6 +22,7 @@ from evals.types import ModelConfig, ModelSpec, Task
 from finetune.checkpoint import Progress, checkpoint_dir, load_state, publish, save_best, save_state
 from finetune.config import FinetuneConfig
 from finetune.data import Example, check_overlap, length_grouped_batches, load_train, split, tokenize, training_chats
+from finetune.distributed import World, cpu_threads
 from finetune.loss import accumulate_gradients, batch_loss, shared_prefix_len
 from finetune.memory import MemoryPlan
 
@@ -88,26 +88,25 @@ def prepare_data(task: Task, config: FinetuneConfig, tokenizer, *, allow_overlap
                         [{"golden": o.golden_id, "train": o.train_id, "exact": o.exact} for o in overlap])
 
 
-def _set_up_torch(config: FinetuneConfig):
-    """(device, dtype): a GPU when there is one; on CPU every core this process may use."""
+def _set_up_torch(config: FinetuneConfig, world: World):
+    """(device, dtype): the process's GPU when there is one; on CPU every core this process may use."""
     import torch
 
-    from evals.providers.local import pick_dtype
+    from evals.providers.local import pick_device, pick_dtype
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = world.device or pick_device()
     if device == "cpu":
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        torch.set_num_threads(max(1, cores or 1))
-    return device, pick_dtype(config.dtype)
+        torch.set_num_threads(cpu_threads(world))
+    return device, pick_dtype(config.dtype, device, training=True)
 
 
-def _lora_model(source, config: FinetuneConfig, dtype):
+def _lora_model(source, config: FinetuneConfig, dtype, device: str):
     import torch
     from peft import LoraConfig, get_peft_model
 
     from evals.providers.local import load_base_model
 
-    base = load_base_model(source, dtype)
+    base = load_base_model(source, dtype, device)
     present = {name.rsplit(".", 1)[-1] for name, _ in base.named_modules()}
     missing = [m for m in config.target_modules if m not in present]
     if missing:
@@ -122,32 +121,35 @@ def _lora_model(source, config: FinetuneConfig, dtype):
     return model
 
 
-def mean_loss(model, examples: Sequence[Example], pad_id: int, batch_size: int) -> float:
-    """Answer-token cross-entropy over `examples` (no gradients, dropout off)."""
+def mean_loss(model, examples: Sequence[Example], pad_id: int, batch_size: int, world: World = World()) -> float:
+    """Answer-token cross-entropy over `examples` (no gradients, dropout off), each rank a share of them."""
     import torch
 
     model.eval()
     total, count = 0.0, 0
-    ordered = sorted(examples, key=len)
+    ordered = world.shard(sorted(examples, key=len))
     with torch.no_grad():
         for i in range(0, len(ordered), batch_size):
             r = batch_loss(model, ordered[i:i + batch_size], pad_id)
             total += float(r.total)
             count += r.answer_tokens
     model.train()
+    total, count = world.sum(total, count)
     return total / max(count, 1)
 
 
 def _optimiser_step(model, rows: list[list[Example]], pad_id: int, params, optimizer, scheduler,
-                    micro_batch: int) -> tuple[float, int]:
-    """Forward and backward over the step's batches, `micro_batch` rows at a time (loss normalised over all
-    their answer tokens), then one clipped AdamW update. Returns (summed loss, answer tokens)."""
+                    micro_batch: int, world: World = World()) -> tuple[float, int]:
+    """Forward and backward over this rank's rows of the step's batches, `micro_batch` rows at a time (loss
+    normalised over all their answer tokens), gradients summed over the ranks, then one clipped AdamW update.
+    Returns (summed loss, answer tokens)."""
     import torch
 
     answer_tokens = sum(len(e.answer) for b in rows for e in b)
     loss_sum = 0.0
-    for b in rows:
+    for b in world.shards(rows):
         loss_sum += accumulate_gradients(model, b, pad_id, micro_batch=micro_batch, divisor=answer_tokens).total
+    loss_sum = world.sum_gradients(params, loss_sum)
     torch.nn.utils.clip_grad_norm_(params, 1.0)
     optimizer.step()
     scheduler.step()
@@ -226,8 +228,10 @@ def train(
     console=None,
     progress_mode: str = "bar",
     on_step: Callable[[Progress], None] | None = None,
+    world: World = World(),
 ) -> dict[str, Any]:
-    """Train, keep the best adapter in `out`, and return its manifest (also written to out/manifest.json)."""
+    """Train, keep the best adapter in `out`, and return its manifest (also written to out/manifest.json).
+    With a `world` of several processes, each trains on its share and rank 0 alone writes (finetune/distributed.py)."""
     import torch
     from transformers import get_cosine_schedule_with_warmup
 
@@ -240,12 +244,12 @@ def train(
     data = prepare_data(task, config, tokenizer, allow_overlap=allow_overlap,
                         model=task.model_config(f"{config.base}+lora:{out}"))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    device, dtype = _set_up_torch(config)
-    model = _lora_model(source, config, dtype)
+    device, dtype = _set_up_torch(config, world)
+    model = _lora_model(source, config, dtype, device)
     plan = plan_memory_use(model, data, config, force=force)
-    if console is not None:
+    if console is not None and world.is_main:
         console.print(plan.describe(), highlight=False)
-    if not resume:  # everything is checked: only now is an older adapter of this name replaced
+    if not resume and world.is_main:  # everything is checked: only now is an older adapter of this name replaced
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -254,7 +258,8 @@ def train(
     steps_per_epoch = math.ceil(batches_per_epoch / config.grad_accum)
     total_steps = steps_per_epoch * config.epochs
     scheduler = get_cosine_schedule_with_warmup(optimizer, round(total_steps * config.warmup_ratio), total_steps)
-    fingerprint = {"config": config.math_dict(), "train_hash": data.train_hash, "base": str(source)}
+    fingerprint = {"config": config.math_dict(), "train_hash": data.train_hash, "base": str(source),
+                   "processes": world.size}
     progress = (load_state(out, model=model, optimizer=optimizer, scheduler=scheduler, fingerprint=fingerprint)
                 if resume else Progress())
     validate_at = validation_steps(steps_per_epoch, config.evals_per_epoch)
@@ -265,14 +270,16 @@ def train(
         now = time.perf_counter()
         progress.wall_seconds += now - session_start
         session_start = now
-        save_state(out, model=model, optimizer=optimizer, scheduler=scheduler, progress=progress,
-                   fingerprint=fingerprint)
+        if world.is_main:
+            save_state(out, model=model, optimizer=optimizer, scheduler=scheduler, progress=progress,
+                       fingerprint=fingerprint)
 
     def validate() -> None:
-        loss = mean_loss(model, data.val, pad_id, plan.micro_batch * 2) if data.val else None
+        loss = mean_loss(model, data.val, pad_id, plan.micro_batch * 2, world) if data.val else None
         progress.validations.append({"step": progress.step, "epoch": progress.epoch, "val_loss": loss})
         if loss is None or progress.best_val_loss is None or loss < progress.best_val_loss:
-            save_best(out, model)  # no validation slice: the latest adapter counts as the best
+            if world.is_main:
+                save_best(out, model)  # no validation slice: the latest adapter counts as the best
             progress.best_val_loss, progress.best_step, progress.since_best = loss, progress.step, 0
         else:
             progress.since_best += 1
@@ -290,7 +297,7 @@ def train(
                     rows = [[data.train[i] for i in b] for b in batches[progress.batch:progress.batch + config.grad_accum]]
                     t0 = time.perf_counter()
                     loss_sum, answer_tokens = _optimiser_step(model, rows, pad_id, params, optimizer, scheduler,
-                                                               plan.micro_batch)
+                                                               plan.micro_batch, world)
                     progress.record_step(batches=len(rows), tokens=sum(len(e) for b in rows for e in b),
                                          loss_sum=loss_sum, answer_tokens=answer_tokens,
                                          seconds=time.perf_counter() - t0)
@@ -305,7 +312,7 @@ def train(
                         checkpoint()
                     if on_step:
                         on_step(progress)
-                    if stop.requested:
+                    if world.any(stop.requested):  # every rank stops after the same step
                         raise KeyboardInterrupt
                 progress.end_epoch()
                 checkpoint()
@@ -313,12 +320,15 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             checkpoint()
             raise TrainingInterrupted(f"interrupted at step {progress.step}/{total_steps}; the checkpoint is in "
-                                      f"{checkpoint_dir(out)}. Continue with: evals finetune {task.name} --resume"
+                                      f"{checkpoint_dir(out)}. Continue with: {world.command} finetune {task.name}"
+                                      f"{'' if out.name == task.name else f' --name {out.name}'} --resume"
                                       ) from None
     from finetune.manifest import build_manifest
 
     manifest = build_manifest(task, config, source, out, data, progress, device=device,
                               dtype=str(dtype).removeprefix("torch."), total_steps=total_steps, memory=plan)
-    publish(out)
-    (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    manifest["parallel"] = world.manifest_fields(device)
+    if world.is_main:
+        publish(out)
+        (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return manifest

@@ -9,6 +9,7 @@ asyncio to serve hundreds of concurrent connections from one thread at little CP
                                 a delay before a batch ends, items that fail once, batches that expire)
     /v1/files, /v1/fine_tuning  OpenAI's fine-tuning jobs (tests/standin_finetunes.py: `server.finetunes`, a
                                 job that succeeds after a few polls, or fails)
+    GET  /v1/models             the models served, when `served` names them (as vLLM lists its LoRA modules)
     GET  /_stats                counters as JSON (for a server in another process)
     POST /_faults               a JSON list of faults to inject (for a server in another process)
 
@@ -24,6 +25,11 @@ way: OpenAI's `prompt_tokens` includes `prompt_tokens_details.cached_tokens`, An
 `"logprobs": true` gets `logprobs.content`, one entry per word, each with `token_logprob(body)` (default -0.25).
 An Anthropic request with `cache_control` on a block is cached as the API does it: the prefix up to that
 block (in words) is written to the cache the first time it is seen and read from it after that.
+
+`served={"NAME": ADAPTER_PATH or None, ...}` makes it answer like vLLM started with `--enable-lora
+--lora-modules NAME=PATH`: only those model names are served (a LoRA module by its NAME, the base model by
+its id), a request for any other gets vLLM's 404 "The model `X` does not exist.", and a reply names the
+model as requested.
 
 Faults queued with `inject()` are served in order, one per API request: an HTTP error (429 with
 retry-after, 500, 503, 529, 401 echoing the key as some servers do, 400) or a dropped connection (the
@@ -218,6 +224,7 @@ class StandinServer(_Addresses):
         batch_fail_once: frozenset[str] = frozenset(),
         batch_expire: int = 0,
         batches: bool = True,
+        served: dict[str, str | None] | None = None,
     ):
         self.answer = answer
         self.token_logprob = token_logprob  # each answer token's log-probability, for requests asking for them
@@ -227,6 +234,7 @@ class StandinServer(_Addresses):
         self.cached_prompt_tokens = cached_prompt_tokens  # prompt-cache reads reported (capped at the prompt)
         self.cache_write_tokens = cache_write_tokens  # prompt-cache writes reported (Anthropic only)
         self.openai_model = openai_model
+        self.served = served  # model name -> the LoRA path it was started with (None: the base model); None: any
         self.anthropic_model = anthropic_model
         self.record = record
         self.fault_rate = 0.0  # share of API requests answered by a random fault (`flaky()`)
@@ -358,6 +366,11 @@ class StandinServer(_Addresses):
         if method == "POST" and path == "/_faults":
             self.inject(*(Fault(**f) for f in json.loads(raw or b"[]")))
             return await self._send(writer, 200, {"pending_faults": len(self._faults)})
+        if method == "GET" and path == "/v1/models" and self.served is not None:
+            return await self._send(writer, 200, {"object": "list", "data": [
+                {"id": name, "object": "model", "owned_by": "vllm", "root": root or name,
+                 "parent": None if root is None else next((n for n, r in self.served.items() if r is None), None)}
+                for name, root in self.served.items()]})
         # fine-tuning first: it claims only its own uploads (purpose fine-tune) and file ids; the rest is batches'
         routed = self.finetunes.route(method, path, headers, raw) or self.batches.route(method, path, headers, raw,
                                                                                          self.url)
@@ -379,6 +392,10 @@ class StandinServer(_Addresses):
         elif fault is None and self.fault_rate and self._random.random() < self.fault_rate:
             fault = self._random.choice((Fault.rate_limit("0.01"), Fault(500), Fault(503), Fault.drop()))
         streamed = body.get("stream") is True
+        if fault is None and kind == "openai" and self.served is not None and body.get("model") not in self.served:
+            return await self._send(writer, 404, {"error": {"message": f"The model `{body.get('model')}` does not "
+                                                            "exist.", "type": "NotFoundError", "param": None,
+                                                            "code": 404}})
         if fault is not None and not (fault.mid_stream and streamed):
             return await self._fault(fault, kind, headers, writer)
         def completed() -> None:  # counted before the answer's last bytes go out: a client may read the
@@ -438,11 +455,15 @@ class StandinServer(_Addresses):
     def _openai_reply(self, body: dict[str, Any], text: str) -> dict[str, Any]:
         return {
             "id": f"chatcmpl-{next(self._ids)}", "object": "chat.completion", "created": int(time.time()),
-            "model": self.openai_model,
+            "model": self._model_named(body),
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
                          "finish_reason": "stop", "logprobs": self._logprobs(body, text)}],
             "usage": self._openai_usage(body, text),
         }
+
+    def _model_named(self, body: dict[str, Any]) -> str:
+        """What a reply says it came from: the name asked for, on a server that serves named models (vLLM)."""
+        return str(body.get("model")) if self.served is not None else self.openai_model
 
     def _logprobs(self, body: dict[str, Any], text: str) -> dict[str, Any] | None:
         if body.get("logprobs") is not True:
@@ -463,7 +484,7 @@ class StandinServer(_Addresses):
     def _openai_events(self, body: dict[str, Any], text: str) -> tuple[list[str], Iterator[str], list[str]]:
         with_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         base = {"id": f"chatcmpl-{next(self._ids)}", "object": "chat.completion.chunk",
-                "created": int(time.time()), "model": self.openai_model}
+                "created": int(time.time()), "model": self._model_named(body)}
         if with_usage:
             base["usage"] = None  # as the API does: null on every chunk but the last
 

@@ -93,7 +93,7 @@ def side_config(side: Side) -> ModelConfig:
 
 def is_self_hosted(config: ModelConfig, settings: SelfHosted | None) -> bool:
     listed = settings.models if settings else ()
-    return config.spec.provider == "local" or bool(config.spec.adapter) or str(config.spec) in listed
+    return config.spec.provider == "local" or bool(config.adapter_dir) or str(config.spec) in listed
 
 
 def run_latency(side: Side) -> Latency:
@@ -197,7 +197,7 @@ def self_hosted_cost(config: ModelConfig, side: Side, settings: SelfHosted | Non
         return None, (f"Cost unknown: {model} has no decision.self_hosted.calls_per_hour and no measured "
                       "throughput (measure it with `evals latency`).")
     per_call = settings.gpu_hourly_usd / (cph * settings.utilisation)
-    trained = bool(config.spec.adapter) or str(config.spec) in settings.trained
+    trained = bool(config.adapter_dir) or str(config.spec) in settings.trained
     training = settings.training_cost_usd / settings.training_months if trained else 0.0
     basis = (f"{model} self-hosted: {cph:,.0f} calls/hour {source}; GPU ${settings.gpu_hourly_usd:g}/hour at "
              f"{settings.utilisation:.0%} utilisation = ${per_call:.6f} per call")

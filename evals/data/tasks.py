@@ -92,6 +92,8 @@ def _parse_model(doc: YamlDoc, raw: Any, i: int) -> ModelConfig:
                             "models", i, key)
     if "repeats" in raw:
         raw["repeats"] = _repeats(doc, raw["repeats"], "models", i, "repeats")
+    if "adapter" in raw:
+        _served_adapter(doc, spec, raw["adapter"], i)
     raw["options"] = raw.get("options") or {}  # `options:` with nothing under it is no options
     _check_options(doc, spec, raw["options"], i)
     if raw.get("batch"):
@@ -100,6 +102,15 @@ def _parse_model(doc: YamlDoc, raw: Any, i: int) -> ModelConfig:
         if not has_batch_api(spec.provider):
             raise doc.error(no_batch_api(spec.provider), "models", i, "batch")
     return ModelConfig(spec=spec, price=price, **raw).with_server()
+
+
+def _served_adapter(doc: YamlDoc, spec: ModelSpec, value: Any, i: int) -> None:
+    """`adapter:` names the LoRA folder a server serves as this model; a local model takes its own with +lora:."""
+    _require_str(doc, value, "models", i, "adapter")
+    if spec.provider == "local" or spec.adapter:
+        raise doc.error(f"a local model loads its adapter itself: write it in the spec as "
+                        f"local:{spec.model}+lora:{value}; `adapter:` is for a model your server serves "
+                        "(e.g. openai:NAME with base_url)", "models", i, "adapter")
 
 
 def _repeats(doc: YamlDoc, value: Any, *where: str | int) -> int:

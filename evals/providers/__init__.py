@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from evals.errors import EvalsError
+from evals.errors import EvalsError, MissingCredentials
 from evals.registry import Registry
 from evals.types import Completion, GenerateParams, Message, ModelConfig
 
@@ -87,6 +88,10 @@ def options_model(provider: str) -> type[BaseModel] | None:
 def create_provider(config: ModelConfig) -> Provider:
     """Build the provider named by `config.spec.provider` (may raise MissingCredentials); with `batch`, its
     calls go through its Batch API."""
+    if config.adapter and not (Path(config.adapter) / "adapter_config.json").is_file():
+        raise MissingCredentials(f"no LoRA adapter at '{config.adapter}' (the `adapter:` of {config.spec}; no "
+                                 "adapter_config.json there): its hash goes into the run's manifest, so copy the "
+                                 "adapter the server serves there, or remove `adapter:`")
     provider = providers.get(config.spec.provider)(config)
     if not config.batch:
         return provider

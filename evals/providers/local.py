@@ -7,8 +7,9 @@ with `+lora:ADAPTER_DIR`. Requests that arrive together are decoded as one batch
 is timed on its own: `queue_s` waiting for its batch to start, then from that start `ttft_s` to its
 first token and `latency_s` to its row finishing (not to the end of the whole batch). Every completion
 carries `mean_logprob`, the mean log-probability of its tokens (the model's confidence, a routing signal).
-Options (task.yaml `options:`): `dtype`: auto (bfloat16 where the hardware does it natively, else
-float32), float32, bfloat16 or float16.
+Options (task.yaml `options:`): `dtype`: auto (bfloat16 where the hardware does it natively, float16 on a
+GPU without it, else float32), float32, bfloat16 or float16; `device`: auto (a CUDA GPU when torch sees
+one), cpu, cuda or cuda:N. Every tensor of a decode is made on the model's device.
 """
 
 from __future__ import annotations
@@ -89,17 +90,33 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def pick_dtype(name: str = "auto"):
-    """float32, bfloat16, or auto: bfloat16 on a GPU or a CPU with native bf16 math, else float32."""
+def pick_device(name: str = "auto") -> str:
+    """auto: the GPU when torch sees one, else the CPU; `cuda` or `cuda:N` only where CUDA is present."""
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise MissingCredentials(f"device '{name}' asked for, but torch sees no CUDA GPU here "
+                                 f"(torch {torch.__version__}); use device: auto or cpu")
+    return name
+
+
+def pick_dtype(name: str = "auto", device: str | None = None, *, training: bool = False):
+    """float32, bfloat16, float16, or auto for `device` (default: the best one): bfloat16 on a GPU that has
+    it (float16 on one that has not, except for `training`, which float16 would need loss scaling for: float32
+    then), on a CPU bfloat16 where it does bf16 math natively, else float32."""
     import torch
 
     if name != "auto":
         try:
             return getattr(torch, name)
         except AttributeError:
-            raise EvalsError(f"unknown dtype '{name}' (use auto, float32 or bfloat16)") from None
-    if torch.cuda.is_available():
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            raise EvalsError(f"unknown dtype '{name}' (use auto, float32, bfloat16 or float16)") from None
+    if (device or pick_device()).startswith("cuda"):
+        if torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32 if training else torch.float16
     return torch.bfloat16 if cpu_has_bf16() else torch.float32
 
 
@@ -123,30 +140,38 @@ def quiet_transformers() -> Iterator[None]:
 
 
 def load_tokenizer(source: ModelSource):
+    """The model's tokenizer; one without a chat template is refused (evals sends chats, and trains on them)."""
     from transformers import AutoTokenizer
 
     with quiet_transformers():
-        return AutoTokenizer.from_pretrained(source.path, gguf_file=source.gguf_file)
+        tokenizer = AutoTokenizer.from_pretrained(source.path, gguf_file=source.gguf_file)
+    if not getattr(tokenizer, "chat_template", None):
+        raise EvalsError(f"model '{source}' has no chat template (no chat_template in its tokenizer files): evals "
+                         "sends chats, so use a chat or instruct model, or add a template to its tokenizer_config.json")
+    return tokenizer
 
 
-def load_base_model(source: ModelSource, dtype: Any = None):
-    """The causal LM in eval mode on the best device (weights only; no adapter)."""
-    import torch
+def load_base_model(source: ModelSource, dtype: Any = None, device: str | None = None):
+    """The causal LM in eval mode on `device` (default: the best one), weights only (no adapter). On a GPU
+    the weights load straight onto it, not through the CPU's memory first."""
     from transformers import AutoModelForCausalLM
 
+    device = device or pick_device()
+    placed = {} if device == "cpu" else {"device_map": device}
     with quiet_transformers():
         model = AutoModelForCausalLM.from_pretrained(source.path, gguf_file=source.gguf_file,
-                                                     dtype=dtype or pick_dtype())
-    return model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
+                                                     dtype=dtype or pick_dtype(device=device), **placed)
+    return model.to(device).eval()
 
 
 @lru_cache(maxsize=4)
-def load_model(source: ModelSource, adapter: str | None = None, dtype_name: str = "auto"):
-    """(model, tokenizer), cached per process. A LoRA adapter is merged into the weights for speed.
-    Files that are missing or unreadable raise EvalsError naming the model."""
+def load_model(source: ModelSource, adapter: str | None = None, dtype_name: str = "auto", device_name: str = "auto"):
+    """(model, tokenizer) on the device named (auto: the best one), cached per process. A LoRA adapter is
+    merged into the weights for speed. Files that are missing or unreadable raise EvalsError naming the model."""
+    device = pick_device(device_name)
     try:
         tokenizer = load_tokenizer(source)
-        model = load_base_model(source, pick_dtype(dtype_name))
+        model = load_base_model(source, pick_dtype(dtype_name, device), device)
         if adapter:
             from peft import PeftModel
 
@@ -182,6 +207,7 @@ class LocalProvider:
         self.source = source
         self.adapter = config.spec.adapter
         self.dtype_name = str(config.options.get("dtype", "auto"))
+        self.device_name = str(config.options.get("device", "auto"))
         self.model_version = self.id  # gains the weights' dtype once loaded
         self._pending: list[_Request] = []
         self._worker: asyncio.Task | None = None
@@ -199,7 +225,7 @@ class LocalProvider:
                 from evals.providers.local_decode import BatchDecoder
 
                 try:
-                    model, tokenizer = load_model(self.source, self.adapter, self.dtype_name)
+                    model, tokenizer = load_model(self.source, self.adapter, self.dtype_name, self.device_name)
                 except Exception as e:
                     self._load_error = e
                     raise
@@ -268,7 +294,10 @@ class LocalProvider:
 
 class LocalOptions(NoOptions):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        "auto", description="Weights' dtype; auto: bfloat16 where the hardware does it natively, else float32.")
+        "auto", description="Weights' dtype; auto: bfloat16 where the hardware does it natively (float16 on a GPU "
+                            "without it), else float32.")
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$",
+                        description="Where the model runs: auto (the GPU when torch sees one), cpu, cuda or cuda:N.")
 
 
 @register_provider("local", options=LocalOptions)
@@ -279,4 +308,6 @@ def local_provider(config: ModelConfig) -> LocalProvider:
     if adapter and not (Path(adapter) / "adapter_config.json").is_file():
         raise MissingCredentials(f"no LoRA adapter at '{adapter}' (no adapter_config.json there); "
                                  "train it with `evals finetune TASK`")
+    if config.options.get("device", "auto") != "auto":  # a GPU asked for where there is none: skipped, with why
+        pick_device(str(config.options["device"]))
     return LocalProvider(config, source)

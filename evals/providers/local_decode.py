@@ -158,7 +158,8 @@ class BatchDecoder:
         _shared.kv = self._prefix_kv if prefix else None
         suffixes = [list(p[prefix:]) for p in prompts]
         width = max(len(s) for s in suffixes)
-        cache = StaticCache(config=self.model.config, max_cache_len=width + params.max_tokens)
+        with torch.device(device):  # the cache's own counters too
+            cache = StaticCache(config=self.model.config, max_cache_len=width + params.max_tokens)
 
         valid = torch.zeros(batch, width + params.max_tokens, dtype=torch.bool, device=device)  # real-token slots
         ids = torch.full((batch, width), self.pad_id, dtype=torch.long, device=device)
@@ -179,8 +180,8 @@ class BatchDecoder:
         now = time.perf_counter() - start
         first = [now] * batch  # stays at the end of prefill only when max_tokens is 0
         finished: list[float | None] = [None] * batch
-        rows = torch.arange(batch)  # original index of each live row (bookkeeping, kept on the CPU)
-        live = torch.ones(batch, dtype=torch.bool)
+        rows = torch.arange(batch, device="cpu")  # original index of each live row (bookkeeping, on the CPU)
+        live = torch.ones(batch, dtype=torch.bool, device="cpu")
         for t in range(params.max_tokens):
             tokens = _pick(logits, params, generator)
             chosen = torch.log_softmax(logits, dim=-1).gather(1, tokens[:, None]).squeeze(1)
@@ -202,10 +203,11 @@ class BatchDecoder:
                 break
             if (~alive).sum() >= max(1, int(COMPACT_FRACTION * len(rows))):
                 keep = alive.nonzero().squeeze(1)
+                here = keep.to(device)
                 for layer in cache.layers:
-                    layer.keys, layer.values = layer.keys[keep], layer.values[keep]
+                    layer.keys, layer.values = layer.keys[here], layer.values[here]
                     layer.batch_size = len(keep)
-                rows, tokens, valid, next_pos = rows[keep], tokens[keep], valid[keep], next_pos[keep]
+                rows, tokens, valid, next_pos = rows[keep], tokens[here], valid[here], next_pos[here]
             valid[:, width + t] = True
             logits = self._step(tokens[:, None], valid[:, None, None, :], next_pos[:, None], cache)
             next_pos = next_pos + 1

@@ -21,7 +21,7 @@ def default_cache_path() -> Path:
 def model_identity(provider_id: str, config: ModelConfig) -> str:
     """What decides a model's answers besides messages and params: the provider id, the server it is
     reached at (without credentials), provider options, and the adapter's content (not just its path)."""
-    adapter = config.spec.adapter
+    adapter = config.adapter_dir
     parts = [provider_id, public_url(config.base_url), config.options, dir_hash(adapter) if adapter else None]
     return json.dumps(parts, sort_keys=True, default=str)
 

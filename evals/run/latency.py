@@ -35,7 +35,7 @@ def profile_identity(config: ModelConfig) -> str:
     """What a latency profile must share with a run to stand for it: spec, server, options, adapter content,
     as a hash of their redacted form (the same whether built from task.yaml or from a run's manifest)."""
     parts = [str(config.spec), redact_secrets(config.base_url), redact_secrets(config.options),
-             dir_hash(config.spec.adapter) if config.spec.adapter else None]
+             dir_hash(config.adapter_dir) if config.adapter_dir else None]
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 

@@ -75,7 +75,7 @@ def config_from_dict(d: dict[str, Any]) -> ModelConfig:
 
 
 def build_manifest(task: Task, config: ModelConfig, provider_id: str, golden_hash: str, n: int) -> dict[str, Any]:
-    adapter = config.spec.adapter
+    adapter = config.adapter_dir
     return {
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "task": {"name": task.name, "path": str(task.path), "hash": task.hash},

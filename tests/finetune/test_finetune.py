@@ -203,8 +203,10 @@ def test_shared_prefix_loss_and_gradients_equal_full_rows(tiny_dir) -> None:
     model.zero_grad()
     slow = 0
     for e in batch:
-        logits = model(input_ids=torch.tensor([e.prompt + e.answer])).logits[0, len(e.prompt) - 1:-1]
-        slow = slow + torch.nn.functional.cross_entropy(logits, torch.tensor(e.answer), reduction="sum")
+        ids = torch.tensor([e.prompt + e.answer], device=model.device)
+        logits = model(input_ids=ids).logits[0, len(e.prompt) - 1:-1]
+        slow = slow + torch.nn.functional.cross_entropy(logits, torch.tensor(e.answer, device=model.device),
+                                                        reduction="sum")
     slow.backward()
     assert fast.answer_tokens == 6 and fast.tokens == sum(len(e) for e in batch)
     assert torch.allclose(fast.total, slow, rtol=1e-5)

@@ -43,7 +43,8 @@ def _prompts(tokenizer, questions):
 
 
 def _hf_greedy(model, prompt, max_new, eos):
-    out = model.generate(torch.tensor([prompt]), attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
+    out = model.generate(torch.tensor([prompt], device=model.device),
+                         attention_mask=torch.ones(1, len(prompt), dtype=torch.long, device=model.device),
                          max_new_tokens=max_new, do_sample=False, eos_token_id=eos, pad_token_id=eos)
     new = out[0, len(prompt):].tolist()
     return new[: new.index(eos)] if eos in new else new

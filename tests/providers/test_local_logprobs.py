@@ -22,11 +22,11 @@ def tiny(tmp_path_factory) -> tuple:
 
 
 def forward_mean_logprob(model, prompt: list[int], answer: list[int]) -> float:
-    ids = torch.tensor([prompt + answer])
+    ids = torch.tensor([prompt + answer], device=model.device)
     with torch.no_grad():
         logits = model(input_ids=ids).logits[0].float()
     steps = torch.log_softmax(logits[len(prompt) - 1 : -1], dim=-1)
-    return float(steps.gather(1, torch.tensor(answer)[:, None]).mean())
+    return float(steps.gather(1, torch.tensor(answer, device=model.device)[:, None]).mean())
 
 
 def test_mean_logprob_equals_a_forward_pass_over_the_answer(tiny) -> None:
