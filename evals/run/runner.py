@@ -292,6 +292,8 @@ async def execute_run(
 
     async def worker() -> None:  # as many as can be in flight, each taking the next attempt: no task per example
         for sample, attempt in queue:
+            if stopping() or models.halted:  # a signal or a store failure: what is left stays to do
+                return
             await one(sample, attempt)
 
     try:
