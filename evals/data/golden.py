@@ -71,7 +71,7 @@ def load_samples(task: Task, split: str = "golden") -> list[Sample]:
     if not source:
         raise EvalsError(f"task '{task.name}' has no {split} set", file=task.path, field=f"dataset.{split}")
     rows, lines, where = _read_rows(source, task.dir)
-    samples, seen, built = [], {}, {}
+    samples, seen, built = [], {}, set()
     for row, line in zip(rows, lines):
         for name in (task.id_field, task.reference_field, *task.input_fields):
             if row.get(name) is None or row.get(name) == "":

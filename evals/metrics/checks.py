@@ -55,7 +55,7 @@ class _Bad(Exception):
         self.message, self.key = message, key
 
 
-def parse_checks(raw: Any, task: Task, *, file: str, line: int, built: dict[str, None] | None = None) -> tuple[Check, ...]:
+def parse_checks(raw: Any, task: Task, *, file: str, line: int, built: set[str] | None = None) -> tuple[Check, ...]:
     """The checks of one golden line, each validated (its metric built once per distinct configuration,
     remembered in `built`); a mistake names the file, line and field, e.g. `checks.1.value`."""
     name = task.checks_field or "checks"
@@ -65,7 +65,7 @@ def parse_checks(raw: Any, task: Task, *, file: str, line: int, built: dict[str,
         raise EvalsError("expected a list of checks", file=file, line=line, field=name)
     checks: list[Check] = []
     seen: dict[str, int] = {}
-    built = {} if built is None else built
+    built = set() if built is None else built
     for i, item in enumerate(raw):
         try:
             check = _parse_one(item)
@@ -77,7 +77,7 @@ def parse_checks(raw: Any, task: Task, *, file: str, line: int, built: dict[str,
                     build_metric(check.metric, task)
                 except EvalsError as e:
                     raise _Bad(e.message, "metric" if "metric" in item else "value") from None
-                built[key] = None
+                built.add(key)
         except _Bad as e:
             raise EvalsError(e.message, file=file, line=line,
                              field=f"{name}.{i}" + (f".{e.key}" if e.key else "")) from None
