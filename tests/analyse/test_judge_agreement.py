@@ -111,3 +111,9 @@ def test_the_verdict_warns_when_a_judge_that_decides_matches_disagrees_with_peop
     reasons = " ".join(json.loads(out.stdout)["verdict"]["reasons"])
     assert "Warning: judge metric 'quality' agrees with people only at kappa" in reasons
     assert f"in run {a}" in reasons and "it decides matches" in reasons
+
+
+def test_no_run_with_a_judge_is_a_one_line_error(tmp_path: Path) -> None:
+    folder = task_folder(tmp_path, PEOPLE)
+    out = CliRunner().invoke(app, ["judge-agreement", str(folder), "--store", str(tmp_path / "empty.db")])
+    assert out.exit_code == 2 and "no completed run of task 'judged'" in out.output and "Traceback" not in out.output

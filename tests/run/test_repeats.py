@@ -119,3 +119,8 @@ def test_a_killed_repeated_run_resumes_without_paying_for_a_stored_attempt_again
     assert sorted(Counter(df["example_id"]).values()) == [k] * n
     assert all(asked[key] == 1 for key in stored)  # stored before the kill: never asked again
     assert sum(asked.values()) - n * k <= 2  # only the calls in flight at the kill (concurrency 2) were repeated
+
+
+def test_a_resume_keeps_its_repeats_and_refuses_a_new_count(make_task, tmp_path) -> None:
+    result = invoke("run", "--resume", "abcd", "--repeats", "2", "--store", tmp_path / "s.db")
+    assert result.exit_code == 2 and "keeps the repeats it started with" in result.output
