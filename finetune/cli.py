@@ -59,7 +59,9 @@ def finetune_cmd(
         from finetune.hosted_cli import hosted_cmd
 
         lora_only = {"--rank": rank, "--alpha": alpha, "--dropout": dropout, "--target-modules": target_modules,
-                     "--lr": lr, "--grad-accum": grad_accum, "--max-length": max_length, "--export-openai": export_openai}
+                     "--lr": lr, "--grad-accum": grad_accum, "--max-length": max_length, "--export-openai": export_openai,
+                     "--micro-batch": micro_batch, "--gradient-checkpointing": checkpointing,
+                     "--memory-limit": memory_limit}
         return hosted_cmd(task, on=on, base=base, config=config, name=name, epochs=epochs, batch_size=batch_size,
                           seed=seed, resume=resume, force=force, allow_overlap=allow_overlap, progress=progress,
                           lora_only=lora_only, consoles=_consoles)

@@ -29,6 +29,7 @@ from evals.data.golden import samples_hash
 from evals.errors import EvalsError, ProviderError
 from evals.providers.finetuned import MANIFEST_FILE, hosted_dir, read_manifest
 from evals.providers.prices import training_price, training_prices
+from evals.settings import validated
 from evals.types import Message, ModelConfig, Sample, Task
 from finetune.config import Settings
 from finetune.data import check_overlap, load_train, split, training_chats
@@ -285,8 +286,12 @@ async def train_hosted(task: Task, settings: HostedConfig, name: str, *, resume:
     if resume:
         if job is None:
             raise EvalsError(f"nothing to resume: {path} holds no fine-tuning job; start one without --resume")
-        ft = HostedFineTune(task, HostedConfig(**{**previous["config"], "poll_s": settings.poll_s}), name, config,
-                            previous)
+        try:  # a hand-edited manifest: one line naming the setting
+            recorded = validated(HostedConfig, {**(previous.get("config") or {}), "poll_s": settings.poll_s},
+                                 "config")
+        except EvalsError as e:
+            raise EvalsError(e.message, file=path, field=e.field) from None
+        ft = HostedFineTune(task, recorded, name, config, previous)
     else:
         if job is not None and not force:
             what = (f"its model {previous['fine_tuned_model']}" if previous.get("fine_tuned_model") else

@@ -170,12 +170,20 @@ def plan_decision(task_name: str, store: Store, baseline: str | None = None,
         if not given:
             raise EvalsError(f"no {role} model to decide on: set decision.{role} (a model spec such as "
                              f"openai:gpt-4o-mini) or pass --{role}", file=task.path, field=f"decision.{role}")
-    roles = ["candidate"] if len(named) == 1 else [f"candidate {i}" for i in range(1, len(named) + 1)]
-    specs = {"baseline": baseline or decision.baseline, **dict(zip(roles, named, strict=True))}
     try:
-        configs = {role: task.model_config(spec) for role, spec in specs.items()}
+        base = task.model_config(baseline or decision.baseline)
+        candidates = [task.model_config(spec) for spec in named]
     except ValueError as e:
         raise EvalsError(str(e)) from None
+    left_out = {}
+    if len(candidates) > 1:  # one not made yet (a hosted fine-tune to train) is left out; the others are weighed
+        unmade = [(i, c, not_made_yet(c)) for i, c in enumerate(candidates, 1)]
+        left_out = {f"candidate {i} {c.spec}": why for i, c, why in unmade if why}
+        candidates = [c for _, c, why in unmade if not why]
+        if not candidates:
+            raise EvalsError("no candidate can run here: " + "; ".join(f"{k}: {v}" for k, v in left_out.items()))
+    roles = ["candidate"] if len(candidates) == 1 else [f"candidate {i}" for i in range(1, len(candidates) + 1)]
+    configs = {"baseline": base, **dict(zip(roles, candidates, strict=True))}
     seen: dict[Any, str] = {}
     for role, config in configs.items():
         if config.spec in seen:
@@ -184,18 +192,11 @@ def plan_decision(task_name: str, store: Store, baseline: str | None = None,
         seen[config.spec] = role
     samples = load_samples(task)
     golden_hash = samples_hash(samples)
-    plan = DecisionPlan(task, decision, samples, golden_hash, configs)
+    plan = DecisionPlan(task, decision, samples, golden_hash, configs, left_out=left_out)
     for role, config in configs.items():
         found = newest_matching_run(store, task, config, samples, golden_hash)
         if found:
             plan.runs[role] = found
-    for role in [r for r in roles if r not in plan.runs]:
-        if len(plan.configs) > 2 and (why := not_made_yet(plan.configs[role])):
-            plan.left_out[f"{role} {plan.configs.pop(role).spec}"] = why  # the others are still weighed
-    if plan.left_out and len(rest := plan.candidates) == 1:  # one candidate left: decided as a single one
-        plan.configs["candidate"] = plan.configs.pop(rest[0])
-        if rest[0] in plan.runs:
-            plan.runs["candidate"] = plan.runs.pop(rest[0])
     return plan
 
 

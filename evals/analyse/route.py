@@ -92,6 +92,18 @@ def _cost(option: Option) -> float | None:
     return option.monthly_usd if option.monthly_usd is not None else option.cost_per_call_usd
 
 
+MAX_THRESHOLDS = 200  # a signal with more distinct values (a log-probability per example) is cut at quantiles
+
+
+def thresholds(values: np.ndarray) -> list[float]:
+    """The signal's distinct values, highest first; past MAX_THRESHOLDS of them, that many spread evenly by rank
+    (each one still a value some example has, so every cut is one a team could set)."""
+    distinct = np.unique(values[~np.isnan(values)])[::-1]
+    if len(distinct) > MAX_THRESHOLDS:
+        distinct = distinct[np.unique(np.linspace(0, len(distinct) - 1, MAX_THRESHOLDS).round().astype(int))]
+    return [float(v) for v in distinct]
+
+
 def route(cmp: Comparison, strong: pd.DataFrame, cheap: pd.DataFrame, signal: Mapping[str, float | None], *,
           signal_name: str, signal_description: str, decision: Decision, latency: Mapping[str, Latency],
           fallback_at: float | None = None) -> Routing:
@@ -101,7 +113,8 @@ def route(cmp: Comparison, strong: pd.DataFrame, cheap: pd.DataFrame, signal: Ma
         if attempts(df) > 1:
             raise EvalsError(f"run {df.attrs.get('run', {}).get('id', '?')} asked each example {attempts(df)} times; "
                              "routing pairs one answer per example, so route between runs made without repeats")
-    ids = [i for i in strong["example_id"].astype(str) if i in set(cheap["example_id"].astype(str))]
+    in_cheap = set(cheap["example_id"].astype(str))
+    ids = [i for i in strong["example_id"].astype(str) if i in in_cheap]
     s, c = _by_id(strong).loc[ids], _by_id(cheap).loc[ids]
     pass_s, pass_c = s["passed"].to_numpy(bool), c["passed"].to_numpy(bool)
     lat_s, lat_c = s["latency_s"].to_numpy(float), c["latency_s"].to_numpy(float)
@@ -129,10 +142,10 @@ def route(cmp: Comparison, strong: pd.DataFrame, cheap: pd.DataFrame, signal: Ma
     everything_strong = replace(option(f"everything on {cmp.a.summary.model}", np.zeros(n, bool), None, False),
                                 non_inferior=True, vs_strong=Estimate(0.0, 0.0, 0.0, n, "the reference itself"))
     everything_cheap = option(f"everything on {cmp.b.summary.model}", np.ones(n, bool), None, True)
-    cuts = [fallback_at] if fallback_at is not None else sorted(set(values[~np.isnan(values)]), reverse=True)
+    cuts = [fallback_at] if fallback_at is not None else thresholds(values)
     options = []
     for t in cuts:
-        keep = answered & ~np.isnan(values) & (np.nan_to_num(values, nan=-np.inf) >= t)
+        keep = answered & (np.nan_to_num(values, nan=-np.inf) >= t)
         share = float(keep.mean())
         options.append(option(ROUTE.format(share=share, signal=signal_name, threshold=t), keep, float(t), True))
     safe = [o for o in options if o.kept and o.non_inferior]

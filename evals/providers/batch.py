@@ -230,9 +230,9 @@ class BatchingProvider:
                                        status="submitting")
             try:
                 batch_id = await self._api.submit(lines, token)
-            except BaseException:
-                if self._ledger is not None:
-                    self._ledger.end_batch(token, "failed", {})  # not created: its items go again
+            except Exception:  # refused: not created, its items go again. A cancellation (Ctrl-C, SIGTERM)
+                if self._ledger is not None:  # may come after the API created it: left `submitting`, resolved
+                    self._ledger.end_batch(token, "failed", {})  # on resume by find(token), like a kill
                 raise
             if self._ledger is not None:
                 self._ledger.batch_created(token, batch_id)

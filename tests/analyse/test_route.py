@@ -175,3 +175,16 @@ def test_a_judge_that_sees_only_the_answer_routes_on_its_stored_score(make_task,
         0.25 * (i % 5) for i in range(10)]
     with pytest.raises(EvalsError, match="metric 'sighted' \\(rubric_judge\\) reads the reference"):
         signal_values(parse_signal("sighted", task), task, samples, df)
+
+
+def test_a_signal_with_a_value_per_example_is_cut_at_200_of_its_values() -> None:
+    import numpy as np
+
+    from evals.analyse.route import MAX_THRESHOLDS, thresholds
+
+    values = np.random.default_rng(1).normal(size=50_000)
+    values[::7] = np.nan
+    cuts = thresholds(values)
+    assert len(cuts) == MAX_THRESHOLDS and cuts == sorted(cuts, reverse=True)
+    assert cuts[0] == np.nanmax(values) and cuts[-1] == np.nanmin(values) and set(cuts) <= set(values)
+    assert thresholds(np.array([0.2, np.nan, 0.5, 0.2])) == [0.5, 0.2]  # few values: every one of them

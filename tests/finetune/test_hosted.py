@@ -181,6 +181,8 @@ def test_a_base_openai_cannot_fine_tune_is_refused(server, task_dir, tmp_path) -
     assert result.exit_code == 2 and "gpt-5-mini is not available for fine-tuning" in result.stderr
     assert manifest()["job"] is None and server.finetunes.counts.jobs_created == 0
     assert "--rank: LoRA setting(s)" in finetune(task_dir, "--rank", "4").stderr
+    for flag in (["--micro-batch", "2"], ["--no-gradient-checkpointing"], ["--memory-limit", "8"]):
+        assert f"{flag[0].replace('--no-', '--')}: LoRA setting(s)" in finetune(task_dir, *flag).stderr
 
 
 def test_a_training_file_the_api_rejects_names_the_line_and_the_example(server, tmp_path) -> None:
@@ -266,3 +268,16 @@ def test_when_no_candidate_clears_the_gap_the_prompted_model_ships(server, tmp_p
     assert "Verdict: prompted openai:gpt-4o-mini: ship it" in result.stdout
     markdown = (tmp_path / "paths.md").read_text()
     assert "## Paths side by side" in markdown and "## candidate 1 openai:ft@qa: Verdict: no real quality gap" in markdown
+
+
+def test_a_hand_edited_manifest_on_resume_is_one_line_naming_the_setting(server, task_dir, tmp_path) -> None:
+    task = load_task(str(task_dir))
+    with pytest.raises(KeyboardInterrupt):
+        run_hosted(task, FAST, "qa", on_poll=_raise, progress_mode="none")
+    path = Path("finetune/hosted/qa/manifest.json")
+    m = json.loads(path.read_text())
+    m["config"]["epochs"] = "three"
+    path.write_text(json.dumps(m))
+    result = finetune(task_dir, "--config", config_file(tmp_path), "--resume")
+    assert result.exit_code == 2 and "manifest.json field 'config.epochs'" in result.stderr
+    assert "Traceback" not in result.output

@@ -264,3 +264,28 @@ def test_a_run_killed_while_submitting_finds_its_openai_batch_by_its_token(make_
         created = server.stats()["batches"]["created"]
         # OpenAI's batch carries the token in its metadata: found and polled. Anthropic's cannot: sent again.
         assert created == {"openai": 1, "anthropic": 2}[provider]
+
+
+def test_a_run_cancelled_as_the_batch_is_created_finds_it_again(make_task, monkeypatch) -> None:
+    """Ctrl-C or SIGTERM cancels the submit after the API created the batch: the resume polls that batch."""
+    from evals.providers.openai import OpenAIBatches
+
+    created = OpenAIBatches.submit
+
+    async def submit_then_cancelled(self, lines, token):
+        await created(self, lines, token)
+        raise KeyboardInterrupt  # the signal lands before the batch id comes back
+
+    with StandinServer(qa_answer, batch_delay=0.5) as server:
+        task, samples = batched_task(make_task, server, "openai", 4)
+        store = Store()
+        monkeypatch.setattr(OpenAIBatches, "submit", submit_then_cancelled)
+        with pytest.raises(KeyboardInterrupt):
+            run(task, samples, store)
+        monkeypatch.setattr(OpenAIBatches, "submit", created)
+        [run_id] = [r.id for r in store.list_runs()]
+        from evals.run.runner import resume_run
+
+        outcome = asyncio.run(resume_run(run_id, Store(store.path), FAST))
+        assert outcome.status == "completed" and load_run(run_id, Store(store.path))["passed"].all()
+        assert server.stats()["batches"]["created"] == 1  # found by its token, not paid for twice
