@@ -1,5 +1,5 @@
 """`python -m evals`: the same as the `evals` command."""
 
-from evals.cli import app
+from evals.cli import main
 
-app(prog_name="evals")
+main()

@@ -36,6 +36,8 @@ from evals.cli.app import (
 )
 from evals.errors import EvalsError
 
+SUMMARY_MODULES = ("evals.analyse.summary", "evals.report.terminal")  # pandas and the statistics
+
 
 @app.command()
 def run(
@@ -82,7 +84,7 @@ def run(
             db.resolve(resume)
             # a resumed run keeps the judge it started with (recorded in its manifest)
             outcomes = [run_async(resume_run(resume, db, options, cache=response_cache, progress=bars,
-                                               warn=warn))]
+                                               warn=warn), preload=SUMMARY_MODULES)]
         else:
             if judge:
                 from evals.metrics import with_judge
@@ -104,8 +106,8 @@ def run(
             if not ready:
                 raise EvalsError("none of the requested models can run here")
             outcomes = run_async(run_task(loaded, samples, ready, db, options, cache=response_cache,
-                                            progress=bars, warn=warn))
-    from evals.analyse.summary import summarize  # pandas and the statistics: only once there is a run
+                                            progress=bars, warn=warn), preload=SUMMARY_MODULES)
+    from evals.analyse.summary import summarize
     from evals.run.store import load_run
 
     summaries = [summarize(load_run(o.run_id, db, texts=False)) for o in outcomes]
