@@ -27,7 +27,8 @@ from evals.run.calls import RunOptions
 from evals.run.latency import profile_identity
 from evals.run.manifest import build_manifest, changed_settings, config_from_dict
 from evals.run.progress import RunProgress
-from evals.run.runner import require_providers, resume_run, run_task
+from evals.run.resume import resume_run
+from evals.run.runner import require_providers, run_task
 from evals.run.store import LatencyProfile, Store, load_run
 from evals.types import Decision, ModelConfig, Sample, Task
 

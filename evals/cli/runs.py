@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -26,6 +26,7 @@ from evals.cli.app import (
     batched,
     console,
     err_console,
+    import_all,
     print_classifications,
     print_json,
     progress_mode,
@@ -61,9 +62,11 @@ def run(
         help="Ask every example K times (default: the task's `repeats`); statistics then take the example as "
              "the unit.", min=1)] = None,
     batch: BatchOpt = False,
+    workers: Annotated[int, typer.Option(
+        help="Spread API models' calls over N processes, each with 1/N of the concurrency and budget: for runs "
+             "past a few hundred calls a second, which one process cannot drive.", min=1)] = 1,
 ) -> None:
     """Run a task's golden set against its models (or --model), score and store every answer."""
-    from evals.data.golden import load_samples
     from evals.data.tasks import load_task
     from evals.run.store import Store
 
@@ -74,39 +77,37 @@ def run(
     if batch and resume:
         raise EvalsError("--resume continues a run as it started (batched or not); drop --batch")
     loaded = load_task(task) if task is not None else None  # a mistake in it is reported before anything loads
-    from evals.run.runner import DEFAULT_MODEL, open_providers, require_providers, resume_run, run_task
+    from evals.run.resume import resume_job, resume_run
+    from evals.run.runner import create_runs, run_task
 
     options, response_cache = run_setup(concurrency, timeout, retries, budget, cache, cache_path, retry_for)
     options = dataclasses.replace(options, repeats=repeats)
     db = Store(store)
-    with running(db, mode=progress_mode(progress, no_progress, quiet=as_json)) as bars:
-        if loaded is None:
-            db.resolve(resume)
-            # a resumed run keeps the judge it started with (recorded in its manifest)
-            outcomes = [run_async(resume_run(resume, db, options, cache=response_cache, progress=bars,
-                                               warn=warn), preload=SUMMARY_MODULES)]
-        else:
-            if judge:
-                from evals.metrics import with_judge
+    mode = progress_mode(progress, no_progress, quiet=as_json)
+    if loaded is not None:
+        loaded, samples, ready = models_to_run(loaded, model, judge, limit, batch)
+    if workers > 1:
+        from evals.run.workers import check_workers, start_workers
 
-                loaded = with_judge(loaded, judge)
-            samples = load_samples(loaded)[:limit]  # bad data fails here, before any model loads
-            try:
-                configs = [loaded.model_config(m) for m in model] if model else list(loaded.models)
-            except ValueError as e:
-                raise EvalsError(str(e), field="--model") from None
-            if batch:
-                configs = batched(configs)
-            ready, skipped = open_providers(configs or [loaded.model_config(DEFAULT_MODEL)])
-            for s in skipped:
-                err_console.print(f"[yellow]skipped[/] {s.spec}: {s.reason}", highlight=False)
-            if not ready and not model:
-                err_console.print(f"no model of the task can run here; running the embedded default {DEFAULT_MODEL}")
-                ready = require_providers([loaded.model_config(DEFAULT_MODEL)])
-            if not ready:
-                raise EvalsError("none of the requested models can run here")
-            outcomes = run_async(run_task(loaded, samples, ready, db, options, cache=response_cache,
-                                            progress=bars, warn=warn), preload=SUMMARY_MODULES)
+        if loaded is None:
+            # a resumed run keeps the judge it started with (recorded in its manifest)
+            loaded, samples, job = resume_job(db.resolve(resume), db)
+            ready, jobs = [(job.config, job.provider)], [job]
+        check_workers(workers, loaded, samples, ready, options, batch=batch)
+        if task is not None:
+            jobs = create_runs(loaded, samples, ready, db, options)
+        pool = start_workers(loaded, samples, jobs, db, options, response_cache, workers)
+        import_all(SUMMARY_MODULES)  # while the workers call
+        with running(db, mode=mode) as bars:
+            outcomes = pool.wait(bars, warn)
+    else:
+        with running(db, mode=mode) as bars:
+            if loaded is None:
+                outcomes = [run_async(resume_run(db.resolve(resume), db, options, cache=response_cache,
+                                                 progress=bars, warn=warn), preload=SUMMARY_MODULES)]
+            else:
+                outcomes = run_async(run_task(loaded, samples, ready, db, options, cache=response_cache,
+                                              progress=bars, warn=warn), preload=SUMMARY_MODULES)
     from evals.analyse.summary import summarize
     from evals.run.store import load_run
 
@@ -124,6 +125,35 @@ def run(
         if o.status == "budget-stopped":
             err_console.print("[yellow]budget reached[/]: " + escape(o.budget_note()), highlight=False)
 
+
+
+def models_to_run(loaded: Any, model: list[str] | None, judge: str | None, limit: int | None,
+                  batch: bool) -> tuple[Any, list[Any], list[Any]]:
+    """The task (with --judge), its first `limit` examples, and each model's provider: the task's models or
+    --model, those that cannot run here skipped (said), the embedded default when none of the task's can."""
+    from evals.data.golden import load_samples
+    from evals.run.runner import DEFAULT_MODEL, open_providers, require_providers
+
+    if judge:
+        from evals.metrics import with_judge
+
+        loaded = with_judge(loaded, judge)
+    samples = load_samples(loaded)[:limit]  # bad data fails here, before any model loads
+    try:
+        configs = [loaded.model_config(m) for m in model] if model else list(loaded.models)
+    except ValueError as e:
+        raise EvalsError(str(e), field="--model") from None
+    if batch:
+        configs = batched(configs)
+    ready, skipped = open_providers(configs or [loaded.model_config(DEFAULT_MODEL)])
+    for s in skipped:
+        err_console.print(f"[yellow]skipped[/] {s.spec}: {s.reason}", highlight=False)
+    if not ready and not model:
+        err_console.print(f"no model of the task can run here; running the embedded default {DEFAULT_MODEL}")
+        ready = require_providers([loaded.model_config(DEFAULT_MODEL)])
+    if not ready:
+        raise EvalsError("none of the requested models can run here")
+    return loaded, samples, ready
 
 @app.command()
 def runs(

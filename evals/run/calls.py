@@ -69,6 +69,12 @@ class RunOptions:
     max_backoff_s: float = 60.0
     budget_usd: float | None = None
     repeats: int | None = None  # --repeats: attempts per example for every model (None: as the task says)
+    processes: int = 1  # worker processes sharing each model's concurrency (--workers)
+
+
+def lane_width(options: RunOptions, provider: Provider) -> int:
+    """A model's calls in flight in this process: its concurrency, shared by the run's worker processes."""
+    return max(1, -(-(options.concurrency or provider.max_concurrency) // options.processes))
 
 
 def _retryable(e: BaseException) -> bool:

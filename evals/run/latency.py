@@ -57,7 +57,7 @@ async def measure_level(task: Task, config: ModelConfig, samples: Sequence[Sampl
                 done = await complete_with_retries(provider, messages, config.params, options)
                 clock.stop(served=done.error is None)
             if progress and bar is not None:
-                progress.advance(bar, cost=done.cost_usd, error=done.error is not None)
+                progress.advance(bar, cost=done.cost_usd, errors=int(done.error is not None))
             return done
 
         completions = await asyncio.gather(*(one(m) for m in chats))

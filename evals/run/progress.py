@@ -146,17 +146,18 @@ class RunProgress:
             self._print(line, started=True)
         return bar
 
-    def advance(self, bar: TaskID, *, cost: float = 0.0, error: bool = False) -> None:
+    def advance(self, bar: TaskID, *, done: int = 1, cost: float = 0.0, errors: int = 0) -> None:
+        """`done` more attempts stored, `errors` of them failed calls, costing `cost` more."""
         line = self._lines.get(bar)
         if line is not None:
-            line.pacer.done += 1
-            line.errors += int(error)
+            line.pacer.done += done
+            line.errors += errors
             line.cost += cost
             if line.pacer.due():
                 self._print(line)
             return
         fields = self._progress.tasks[self._index(bar)].fields
-        self._progress.update(bar, advance=1, cost=fields["cost"] + cost, errors=fields["errors"] + int(error))
+        self._progress.update(bar, advance=done, cost=fields["cost"] + cost, errors=fields["errors"] + errors)
 
     def note(self, text: str) -> None:
         """An event worth a line of its own (a provider paused by its circuit breaker, say)."""

@@ -15,18 +15,17 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from evals.data.golden import load_samples, samples_hash
+from evals.data.golden import samples_hash
 from evals.data.prompts import render_messages
-from evals.data.tasks import load_task
 from evals.errors import EvalsError, MissingCredentials, StorageError
 from evals.metrics import Metric, build_metrics, models_called, passes, score_all
 from evals.metrics.checks import CheckScorer, pass_rule_for
 from evals.providers import Provider, close_provider, create_provider, prepare_provider
 from evals.run.budget import Budget, check_budget, estimate_cost, round_up
 from evals.run.cache import ResponseCache, cache_key, model_identity
-from evals.run.calls import Breaker, RunOptions, complete_with_retries
+from evals.run.calls import Breaker, RunOptions, complete_with_retries, lane_width
 from evals.run.hardware import hardware_of
-from evals.run.manifest import build_manifest, changed_settings, config_to_dict, plain
+from evals.run.manifest import build_manifest
 from evals.run.progress import RunProgress
 from evals.run.stop import STOP, stopping
 from evals.run.store import Store
@@ -37,7 +36,6 @@ from evals.types import (
     ExampleResult,
     GenerateParams,
     Message,
-    MetricSpec,
     ModelConfig,
     ModelSpec,
     Sample,
@@ -81,6 +79,8 @@ class RunOutcome:
     paid_usd: float = 0.0  # what they cost, their judges' calls included
     left: int = 0  # examples still to do (budget-stopped)
     budget: Budget | None = None  # the budget it shared
+    busy_s: float = 0.0  # this session's wall time with a call in flight, and the calls it answered
+    served: int = 0
 
     def count(self, result: ExampleResult) -> None:
         self.done += 1
@@ -175,7 +175,7 @@ class ModelCalls:
         cache again. None when the budget leaves no room for the call; `clock` times calls that reach the model."""
         spec = str(config.spec)
         if spec not in self._lanes:  # computed once per model: the identity hashes an adapter's files
-            self._lanes[spec] = (asyncio.Semaphore(self.options.concurrency or provider.max_concurrency),
+            self._lanes[spec] = (asyncio.Semaphore(lane_width(self.options, provider)),
                                  model_identity(provider.id, config) if self._cache else "",
                                  Breaker(spec, notice=lambda text: self.say(spec, text)))
         semaphore, identity, breaker = self._lanes[spec]
@@ -240,16 +240,20 @@ async def execute_run(
     models: ModelCalls,
     progress: RunProgress | None = None,
     repeats: int = 1,
+    shard: tuple[int, int] | None = None,
 ) -> RunOutcome:
     """Ask every sample `repeats` times, each attempt not yet finished in `run_id`, writing each result as it
     completes. Every model call, the run's own and its judges', goes through `models` (cache, concurrency,
-    budget, retries)."""
+    budget, retries). A `shard` (i, n) of a worker process takes every n-th attempt to do, from the i-th, and
+    leaves the run's status and busy time to the process that started the workers."""
     STOP.runs.append(run_id)
     done = store.done(run_id)
     # attempt by attempt, so a run stopped early has whole passes over the golden set
     todo = [(s, a) for a in range(1, repeats + 1) for s in samples if (s.id, a) not in done]
-    options = models.options
-    concurrency = options.concurrency or provider.max_concurrency
+    if shard is not None:
+        todo = todo[shard[0]::shard[1]]
+    own = shard is None
+    concurrency = lane_width(models.options, provider)
     clock = BusyClock()
     total = len(samples) * repeats
     bar = progress.add(str(config.spec), total=total, completed=total - len(todo)) if progress else None
@@ -282,10 +286,11 @@ async def execute_run(
         if progress and bar is not None:
             judged = sum(s.usage.spent_usd for s in scores.values() if s.usage)
             progress.advance(bar, cost=(0.0 if completion.cached else completion.cost_usd) + judged,
-                             error=completion.error is not None)
+                             errors=int(completion.error is not None))
 
     try:
-        store.set_status(run_id, "running")
+        if own:
+            store.set_status(run_id, "running")
     except StorageError as e:
         raise _storage_failure(store, run_id, e, []) from None
     queue = iter(todo)
@@ -299,15 +304,19 @@ async def execute_run(
     try:
         await asyncio.gather(*(worker() for _ in range(min(concurrency, len(todo)))))
     except BaseException:
-        _quietly(store.set_status, run_id, "interrupted")
+        if own:
+            _quietly(store.set_status, run_id, "interrupted")
         raise
     finally:
-        _quietly(store.add_busy_time, run_id, clock.busy_s, clock.served, concurrency, hardware_of(provider))
+        outcome.busy_s, outcome.served = clock.busy_s, clock.served
+        if own:
+            _quietly(store.add_busy_time, run_id, clock.busy_s, clock.served, concurrency, hardware_of(provider))
     if models.halted is not None:
-        raise _storage_failure(store, run_id, models.halted, unsaved)
+        raise _storage_failure(store, run_id, models.halted, unsaved, own)
     outcome.left, outcome.budget = len(todo) - outcome.done, models.budget
     outcome.status = "completed" if not outcome.left else "interrupted" if stopping() else "budget-stopped"
-    store.set_status(run_id, outcome.status)
+    if own:
+        store.set_status(run_id, outcome.status)
     return outcome
 
 
@@ -324,7 +333,8 @@ def _quietly(write: Callable[..., Any], *args: Any) -> None:
         pass
 
 
-def _storage_failure(store: Store, run_id: str, failure: StorageError, unsaved: list[ExampleResult]) -> StorageError:
+def _storage_failure(store: Store, run_id: str, failure: StorageError, unsaved: list[ExampleResult],
+                     own: bool = True) -> StorageError:
     """The store failed mid-run: write what is still in memory if it can now, then say in one line what is
     safe, what is lost and how to resume."""
     lost = 0
@@ -333,7 +343,8 @@ def _storage_failure(store: Store, run_id: str, failure: StorageError, unsaved: 
             store.add_result(run_id, result)
         except StorageError:
             lost += 1
-    _quietly(store.set_status, run_id, "interrupted")
+    if own:
+        _quietly(store.set_status, run_id, "interrupted")
     try:
         safe = f"{len(store.done(run_id))} result(s) of run {run_id} are safely stored"
     except StorageError:
@@ -368,6 +379,32 @@ def require_providers(configs: Sequence[ModelConfig]) -> list[tuple[ModelConfig,
     return ready
 
 
+@dataclass(frozen=True)
+class RunJob:
+    """A stored run and what executes it: its model, provider and attempts per example."""
+
+    config: ModelConfig
+    provider: Provider
+    run_id: str
+    repeats: int
+
+
+def create_runs(task: Task, samples: Sequence[Sample], providers: Sequence[tuple[ModelConfig, Provider]],
+                store: Store, options: RunOptions) -> list[RunJob]:
+    """One new stored run (status running, with its manifest) per model."""
+    golden_hash = samples_hash(samples)
+    jobs = []
+    for config, provider in providers:
+        repeats = task.repeats_for(config, options.repeats)
+        manifest = build_manifest(task, config, provider.id, golden_hash, len(samples)) | {"repeats": repeats}
+        try:
+            run_id = store.create_run(task.name, str(config.spec), len(samples), manifest)
+        except StorageError as e:
+            raise StorageError(f"{e.message}. No run was started and no model was called", file=e.file) from None
+        jobs.append(RunJob(config, provider, run_id, repeats))
+    return jobs
+
+
 async def run_task(
     task: Task,
     samples: Sequence[Sample],
@@ -382,20 +419,20 @@ async def run_task(
 ) -> list[RunOutcome]:
     """One new run per model, all models in parallel, sharing one budget and the judges' providers.
     A judge that cannot run here is reported through `warn` before any call; its scores become errors."""
-    golden_hash = samples_hash(samples)
-    async with _shared_calls(task, samples, providers, store, options, cache, budget, warn,
-                             " (choose a judge with --judge SPEC or $EVALS_JUDGE)") as models:
-        jobs = []
-        for config, provider in providers:
-            repeats = task.repeats_for(config, options.repeats)
-            manifest = build_manifest(task, config, provider.id, golden_hash, len(samples)) | {"repeats": repeats}
-            try:
-                run_id = store.create_run(task.name, str(config.spec), len(samples), manifest)
-            except StorageError as e:
-                raise StorageError(f"{e.message}. No run was started and no model was called", file=e.file) from None
-            jobs.append(execute_run(task=task, samples=samples, config=config, provider=provider, store=store,
-                                    run_id=run_id, models=models, progress=progress, repeats=repeats))
-        done = await asyncio.gather(*jobs, return_exceptions=True)  # every model's run winds down first
+    async with shared_calls(task, samples, providers, store, options, cache, budget, warn,
+                            " (choose a judge with --judge SPEC or $EVALS_JUDGE)") as models:
+        jobs = create_runs(task, samples, providers, store, options)
+        return await execute_jobs(task, samples, jobs, store, models, progress)
+
+
+async def execute_jobs(task: Task, samples: Sequence[Sample], jobs: Sequence[RunJob], store: Store,
+                       models: ModelCalls, progress: RunProgress | None = None,
+                       shard: tuple[int, int] | None = None) -> list[RunOutcome]:
+    """Stored runs side by side (a worker process: their `shard` only), sharing `models`."""
+    done = await asyncio.gather(*(  # every model's run winds down first
+        execute_run(task=task, samples=samples, config=j.config, provider=j.provider, store=store, run_id=j.run_id,
+                    models=models, progress=progress, repeats=j.repeats, shard=shard)
+        for j in jobs), return_exceptions=True)
     for failed in done:
         if isinstance(failed, BaseException):
             raise failed  # the first failure (a storage fault stops every run alike)
@@ -403,7 +440,7 @@ async def run_task(
 
 
 @contextlib.asynccontextmanager
-async def _shared_calls(task: Task, samples: Sequence[Sample], providers: Sequence[tuple[ModelConfig, Provider]],
+async def shared_calls(task: Task, samples: Sequence[Sample], providers: Sequence[tuple[ModelConfig, Provider]],
                         store: Store, options: RunOptions, cache: ResponseCache | None, budget: Budget | None,
                         warn: Callable[[str], None] | None, hint: str = "") -> AsyncIterator[ModelCalls]:
     """The calls a set of runs shares: a budget that fits at least one call (checked before any), each provider
@@ -424,52 +461,3 @@ async def _shared_calls(task: Task, samples: Sequence[Sample], providers: Sequen
         await models.aclose()
         for _, provider in providers:
             await close_provider(provider)
-
-
-def resumed_config(task: Task, recorded: dict, run_id: str) -> ModelConfig:
-    """The model as the task configures it now (the manifest holds no secrets to rebuild it from), provided
-    every setting the manifest recorded is unchanged: same model, server, params and options."""
-    # batching is how the run was asked for (--batch), not a setting of the task: it resumes as it started
-    config = dataclasses.replace(task.model_config(recorded["spec"]), batch=bool(recorded.get("batch")))
-    now = plain(config_to_dict(config))
-    changed = changed_settings(recorded, now)
-    if changed:
-        raise EvalsError(f"the settings of {config.spec} changed since run {run_id} started ({', '.join(changed)}: "
-                         f"now {', '.join(f'{k}={now.get(k)!r}' for k in changed)}); start a new run instead of "
-                         "resuming")
-    return config
-
-
-async def resume_run(
-    run_id: str,
-    store: Store,
-    options: RunOptions,
-    *,
-    cache: ResponseCache | None = None,
-    progress: RunProgress | None = None,
-    warn: Callable[[str], None] | None = None,
-    budget: Budget | None = None,
-) -> RunOutcome:
-    """Finish an interrupted run: only examples without a stored result (or with an error) are called."""
-    record = store.get_run(run_id)
-    manifest = record.manifest
-    task = load_task(manifest["task"]["path"])
-    # score with the metrics the run started with (a --judge override included), not today's task.yaml
-    recorded = tuple(MetricSpec(m["id"], m["name"], m.get("args") or {}) for m in manifest.get("metrics") or [])
-    task = dataclasses.replace(task, metrics=recorded or task.metrics,
-                               judge=(manifest.get("checks") or {}).get("judge", task.judge))
-    samples = load_samples(task)
-    if samples_hash(samples) != manifest["golden"]["hash"]:
-        # A run with `--limit` hashed only its first N examples.
-        samples = samples[: manifest["golden"]["n"]]
-        if samples_hash(samples) != manifest["golden"]["hash"]:
-            raise EvalsError(f"the golden set of task '{task.name}' changed since run {record.id}; "
-                             "start a new run instead of resuming")
-    config = resumed_config(task, manifest["model"], record.id)
-    provider = create_provider(config)
-    repeats = int(manifest.get("repeats", 1))
-    done = store.done(record.id)
-    todo = [s for s in samples if any((s.id, a) not in done for a in range(1, repeats + 1))]
-    async with _shared_calls(task, todo, [(config, provider)], store, options, cache, budget, warn) as models:
-        return await execute_run(task=task, samples=samples, config=config, provider=provider, store=store,
-                                 run_id=record.id, models=models, progress=progress, repeats=repeats)

@@ -288,7 +288,7 @@ def test_cli_warns_once_when_the_judge_cannot_run_and_records_errors(make_task, 
 
 async def test_a_resumed_run_keeps_the_judge_it_started_with(make_task, tmp_path) -> None:
     from evals.metrics import with_judge
-    from evals.run.runner import resume_run
+    from evals.run.resume import resume_run
 
     folder = make_task(metrics=[{"name": "rubric_judge", "id": "quality", "rubric": RUBRIC}], **{"pass": {}})
     task = with_judge(load_task(str(folder)), "fake:verdicts")  # default fake answers "{}": no verdict

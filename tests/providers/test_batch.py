@@ -257,7 +257,7 @@ def test_a_run_killed_while_submitting_finds_its_openai_batch_by_its_token(make_
         with pytest.raises(KeyboardInterrupt):  # the process "dies" right after the API created the batch
             run(task, samples, store)
         [run_id] = [r.id for r in store.list_runs()]
-        from evals.run.runner import resume_run
+        from evals.run.resume import resume_run
 
         outcome = asyncio.run(resume_run(run_id, Store(store.path), FAST))  # a new process, the same store
         assert outcome.status == "completed" and load_run(run_id, Store(store.path))["passed"].all()
@@ -284,7 +284,7 @@ def test_a_run_cancelled_as_the_batch_is_created_finds_it_again(make_task, monke
             run(task, samples, store)
         monkeypatch.setattr(OpenAIBatches, "submit", created)
         [run_id] = [r.id for r in store.list_runs()]
-        from evals.run.runner import resume_run
+        from evals.run.resume import resume_run
 
         outcome = asyncio.run(resume_run(run_id, Store(store.path), FAST))
         assert outcome.status == "completed" and load_run(run_id, Store(store.path))["passed"].all()

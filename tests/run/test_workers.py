@@ -1,0 +1,110 @@
+"""`evals run --workers N`: one run's calls spread over forked processes writing to one store, as a user runs
+it (a real process, real signals, the SDK against the stand-in): each attempt asked once, the run settled
+once, a stop reaches every worker, the budget holds across them, and what cannot be spread is refused."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+from typer.testing import CliRunner
+
+from evals.cli import app
+from evals.run.calls import RunOptions, lane_width
+from tests.conftest import qa_rows
+from tests.providers.test_providers_api import qa_answer
+from tests.run.test_signals import stored
+from tests.standin_server import StandinProcess
+
+N = 40
+
+
+def evals(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "evals", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def setting(tmp_path, make_task, server, concurrency: int = 8, **model):
+    folder = make_task(rows=qa_rows(N), models=[{"spec": "openai:gpt-4o-mini", "base_url": server.base_url,
+                                                 "concurrency": concurrency, **model}])
+    db = tmp_path / "s.db"
+    return folder, db, {**os.environ, "EVALS_STORE": str(db), "EVALS_CACHE_DIR": str(tmp_path / "cache")}
+
+
+def test_two_workers_ask_every_example_once_and_settle_one_run(make_task, tmp_path) -> None:
+    with StandinProcess(qa_answer, latency=0.05) as server:
+        folder, db, env = setting(tmp_path, make_task, server)
+        done = evals("run", str(folder), "--no-cache", "--workers", "2", "--json", env=env)
+        assert done.returncode == 0, done.stderr
+        [summary] = json.loads(done.stdout)
+        stats = server.stats()
+    assert stats["completed"] == N and set(stats["completed_by_prompt"].values()) == {1}
+    assert summary["matches"] == summary["done"] == N and summary["errors"] == 0
+    runs = sqlite3.connect(db).execute("SELECT status, served_calls, concurrency FROM runs").fetchall()
+    assert runs == [("completed", N, 8)]  # one run, its calls counted once, at the concurrency asked for
+    assert stored(db) == N
+
+
+def test_a_signal_reaches_every_worker_and_the_run_resumes_with_them(make_task, tmp_path) -> None:
+    with StandinProcess(qa_answer, latency=0.5) as server:
+        folder, db, env = setting(tmp_path, make_task, server, concurrency=4)
+        proc = subprocess.Popen([sys.executable, "-m", "evals", "run", str(folder), "--no-cache", "--workers", "2",
+                                 "--progress", "plain"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        deadline = time.monotonic() + 60
+        while stored(db) < 8 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)  # to the parent only, as a cancelled CI job sends it
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 143, err
+        assert "Traceback" not in err and "interrupted by SIGTERM" in err
+        run_id = err.split("evals run --resume ")[1].split("`")[0]
+        [(status,)] = sqlite3.connect(db).execute("SELECT status FROM runs").fetchall()
+        assert status == "interrupted"
+        assert server.stats()["completed"] == stored(db) < N  # the workers stored every answer that arrived
+        resumed = evals("run", "--resume", run_id, "--no-cache", "--workers", "2", "--progress", "none", env=env)
+        assert resumed.returncode == 0, resumed.stderr
+        stats = server.stats()
+    assert stored(db) == N and stats["completed"] == N and set(stats["completed_by_prompt"].values()) == {1}
+    [(status,)] = sqlite3.connect(db).execute("SELECT status FROM runs").fetchall()
+    assert status == "completed"
+
+
+def test_the_budget_holds_across_workers(make_task, tmp_path) -> None:
+    with StandinProcess(qa_answer, latency=0.05) as server:
+        folder, db, env = setting(tmp_path, make_task, server, max_tokens=16,
+                                  price={"input_per_mtok": 1000, "output_per_mtok": 1000})
+        done = evals("run", str(folder), "--no-cache", "--workers", "2", "--budget", "0.3", "--progress", "none",
+                     env=env)
+        paid = server.stats()["completed"]
+    assert done.returncode == 0, done.stderr
+    assert "budget reached" in done.stderr and "evals run --resume" in done.stderr
+    spent, count = sqlite3.connect(db).execute("SELECT SUM(cost_usd), COUNT(*) FROM results").fetchone()
+    [(status,)] = sqlite3.connect(db).execute("SELECT status FROM runs").fetchall()
+    assert 0 < count == paid < N and 0.15 <= spent <= 0.3 and status == "budget-stopped"  # most of it, never more
+
+
+def test_what_cannot_be_spread_is_refused_before_a_run_is_stored(make_task, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("EVALS_STORE", str(tmp_path / "s.db"))
+    folder = make_task(models=["fake:echo"])
+    local = CliRunner().invoke(app, ["run", str(folder), "--workers", "2"])
+    assert local.exit_code == 2 and "fake:echo run(s) in this process" in local.stderr
+    batch = CliRunner().invoke(app, ["run", str(folder), "-m", "openai:gpt-4o-mini", "--batch", "--workers", "2"],
+                               env={"OPENAI_API_KEY": "sk-test"})
+    assert batch.exit_code == 2 and "--batch sends a run's calls as one batch" in batch.stderr
+    assert not sqlite3.connect(tmp_path / "s.db").execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+
+
+def test_workers_share_each_models_concurrency() -> None:
+    class Provider:
+        max_concurrency = 16
+
+    assert lane_width(RunOptions(concurrency=50, processes=2), Provider()) == 25
+    assert lane_width(RunOptions(concurrency=5, processes=2), Provider()) == 3  # rounded up: never none
+    assert lane_width(RunOptions(processes=4), Provider()) == 4
+    assert lane_width(RunOptions(concurrency=50), Provider()) == 50
