@@ -164,7 +164,10 @@ def test_an_estimate_past_the_free_memory_stops_before_training_unless_forced(ti
 
 
 def test_memory_settings_from_flags_are_printed_and_recorded(tiny_dir, task_dir, tmp_path, monkeypatch) -> None:
+    from rich.console import Console
+
     from evals.run.hardware import cpu_name
+    from finetune.cli import _print_summary
 
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(app, cli_args(task_dir, tiny_dir, "--micro-batch", "1", "--gradient-checkpointing"))
@@ -177,5 +180,11 @@ def test_memory_settings_from_flags_are_printed_and_recorded(tiny_dir, task_dir,
     assert (memory["micro_batch"], memory["checkpointing"], memory["chosen"]) == (1, True, False)
     assert memory["peak_rss_bytes"] > 100e6 and memory["estimate"] > 0
     assert manifest["hardware"]["cpu"] == cpu_name() and isinstance(manifest["hardware"]["cpu_bf16"], bool)
+    assert memory["where"] == "host RAM"
+    on_gpu = {**manifest, "hardware": {**manifest["hardware"], "device": "cuda"},
+              "parallel": {**manifest["parallel"], "gpu_peak_memory_bytes": 2_345_000_000}}
+    console = Console(record=True, width=300)
+    _print_summary(on_gpu, console)  # on a GPU the summary sets the estimate beside the GPU's peak, not host RAM's
+    assert "peak GPU memory 2.3 GB allocated (estimated" in console.export_text()
     bad = CliRunner().invoke(app, cli_args(task_dir, tiny_dir, "--micro-batch", "5"))
     assert bad.exit_code == 2 and "field 'micro_batch': must be at most batch_size (4), got 5" in bad.output
