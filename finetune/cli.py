@@ -39,7 +39,8 @@ def finetune_cmd(
         "--gradient-checkpointing/--no-gradient-checkpointing",
         help="Recompute layers in backward to save memory. Default: auto (only when needed).")] = None,
     memory_limit: Annotated[float | None, typer.Option(
-        "--memory-limit", metavar="GB", help="Peak memory the auto settings aim under. Default: 4 on a CPU, a GPU's free memory.")] = None,
+        "--memory-limit", metavar="GB",
+        help="Peak memory the auto settings aim under. Default: 4 on a CPU, a GPU's free memory.")] = None,
     max_length: Annotated[int | None, typer.Option(help="Longest prompt + answer in tokens.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for split, order, dropout and init.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted fine-tune from its checkpoint.")] = False,

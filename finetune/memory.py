@@ -28,7 +28,7 @@ HOST_LIMIT = 4 * GB  # what memory_limit_gb auto aims under in host RAM (on a GP
 class MemoryProfile:
     """What training this model costs in memory, in bytes."""
 
-    resident: int  # the process once the model is loaded (weights, libraries, tokenizer; on a GPU what torch holds there)
+    resident: int  # the process once the model is loaded (weights, libraries, tokenizer); on a GPU, torch's bytes there
     trainable: int  # the LoRA weights: their gradients and two AdamW moments come on top
     per_token: int  # saved for backward per row token, over all layers, not counting attention keys
     per_key: int  # saved per row for each token it attends to (keys and values)
@@ -201,7 +201,8 @@ def free_bytes(device: str = "cpu") -> int:
     if on_gpu(device):
         import torch
 
-        return torch.cuda.mem_get_info(device)[0] + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        return torch.cuda.mem_get_info(device)[0] + cached
     import psutil
 
     return psutil.virtual_memory().available
