@@ -6,8 +6,10 @@ measures, in this one run:
 - batched decode tokens/s through the `local:` provider's decoder (cached shared prefix, preallocated
   key/value cache) at batch 1, 16 and 64: 128 new tokens a row after a 256-token shared prefix and 32
   tokens of its own;
-- LoRA training tokens/s with the fine-tune's shared-prefix loss (rank 16 on every linear layer, a batch of
-  8 rows of 768 prompt + 256 answer tokens, AdamW), and the peak GPU memory of those steps.
+- LoRA training tokens/s of `evals finetune`'s own optimiser step (finetune.trainer.TrainingStep: the
+  shared-prefix loss, micro-batches and gradient checkpointing as the trainer's memory plan chooses them, the
+  clipped AdamW update on its schedule) with its default settings (rank 16 on every linear layer), on a batch of
+  8 rows of 768 prompt + 256 answer tokens, and the peak GPU memory of those steps beside the plan's estimate.
 Then it checks, on the 135M model, that a fixed batch's loss on the GPU equals the CPU's (float32 to 1e-4,
 bfloat16 or float16 within their tolerance, 2%), and that batched greedy decoding on the GPU gives the
 tokens transformers' own `generate` gives there. Exit 0 when every check holds, 1 when one fails, 2 when
@@ -27,7 +29,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 BUDGET_S = 240.0
 
 
@@ -115,39 +116,32 @@ def examples(shape: Shape, n: int, prompt: int, answer: int, seed: int = 1):
     return [Example(str(i), tuple(r[:prompt]), tuple(r[prompt:])) for i, r in enumerate(rows)]
 
 
-def train_rate(shape: Shape, device: str, dtype) -> tuple[float, int | None]:
-    """(prompt + answer tokens/s of LoRA training steps, peak GPU bytes during them; None on a CPU)."""
+def train_rate(shape: Shape, device: str, dtype):
+    """(prompt + answer tokens/s of the fine-tune's optimiser step, peak GPU bytes during those steps (None on a
+    CPU), the memory plan the trainer made for them)."""
     import torch
-    from peft import LoraConfig, get_peft_model
 
-    from finetune.loss import batch_loss
+    from finetune.config import FinetuneConfig
+    from finetune.trainer import TrainingStep, add_lora, plan_memory_use
 
-    model = get_peft_model(build(shape.config, device, dtype), LoraConfig(
-        r=16, lora_alpha=32, target_modules=LORA_TARGETS, task_type="CAUSAL_LM"))
-    model.train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=1e-4)
+    config = FinetuneConfig(batch_size=shape.train_rows)
+    model = add_lora(build(shape.config, device, dtype), config)
     batch = examples(shape, shape.train_rows, shape.train_prompt, shape.train_answer)
-
-    def step() -> None:
-        r = batch_loss(model, batch, 0)
-        (r.total / r.answer_tokens).backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-    step()  # warm-up
+    plan = plan_memory_use(model, batch, config, device=device, force=True)
+    step = TrainingStep.of(model, config, total_steps=1 + shape.train_steps, pad_id=0, micro_batch=plan.micro_batch)
+    step([batch])  # warm-up
     gpu = device.startswith("cuda")
     if gpu:
         torch.cuda.reset_peak_memory_stats(device)
     synchronize(device)
     start = time.perf_counter()
     for _ in range(shape.train_steps):
-        step()
+        step([batch])
     synchronize(device)
     seconds = time.perf_counter() - start
     peak = torch.cuda.max_memory_allocated(device) if gpu else None
-    del model, optimizer
-    return shape.train_steps * sum(len(e) for e in batch) / seconds, peak
+    del model, step
+    return shape.train_steps * sum(len(e) for e in batch) / seconds, peak, plan
 
 
 def loss_check(shape: Shape, device: str, dtype) -> list[tuple[str, float, float, float, bool]]:
@@ -222,15 +216,16 @@ def main() -> int:
     started = time.perf_counter()
     print(f"dtype {str(dtype).removeprefix('torch.')}; random weights, nothing downloaded")
     print(f"{'model':<22} {'params':>8}  decode tokens/s at batch " + " / ".join(map(str, shapes[0].batches))
-          + "  |  LoRA train tokens/s  peak GPU memory")
+          + "  |  LoRA train tokens/s (the trainer's step)  peak GPU memory")
     for shape in shapes:
         params = sum(p.numel() for p in build(shape.config, "meta", dtype).parameters())
         rates = decode_rates(shape, device, dtype)
-        train, peak = train_rate(shape, device, dtype)
-        memory = f"{peak / 2**30:.2f} GiB" if peak is not None else "- (CPU)"
+        train, peak, plan = train_rate(shape, device, dtype)
+        memory = f"{peak / 2**30:.2f} GiB (estimated {plan.estimate / 2**30:.2f})" if peak is not None else "- (CPU)"
         print(f"{shape.name:<22} {params / 1e6:>7.0f}M  " + " / ".join(f"{r:,.0f}" for r in rates.values())
               + f"  ({rates[shape.batches[-1]] / rates[shape.batches[0]]:.1f}x batch {shape.batches[0]})"
-              + f"  |  {train:,.0f}  {memory}", flush=True)
+              + f"  |  {train:,.0f} (micro-batches of {plan.micro_batch}, checkpointing "
+              + f"{'on' if plan.checkpointing else 'off'})  {memory}", flush=True)
     ok = True
     for what, cpu, got, rel, good in loss_check(shapes[0], device, dtype):
         ok &= good

@@ -39,7 +39,8 @@ def finetune_cmd(
         "--gradient-checkpointing/--no-gradient-checkpointing",
         help="Recompute layers in backward to save memory. Default: auto (only when needed).")] = None,
     memory_limit: Annotated[float | None, typer.Option(
-        "--memory-limit", metavar="GB", help="Peak memory the auto settings aim under. Default: 4.")] = None,
+        "--memory-limit", metavar="GB",
+        help="Peak memory the auto settings aim under. Default: 4 on a CPU, a GPU's free memory.")] = None,
     max_length: Annotated[int | None, typer.Option(help="Longest prompt + answer in tokens.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for split, order, dropout and init.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted fine-tune from its checkpoint.")] = False,
@@ -117,7 +118,10 @@ def _print_summary(manifest: dict, console) -> None:
                   f"{manifest['tokens']:,} tokens in {manifest['wall_seconds'] / 60:.1f} min, "
                   f"{manifest['tokens_per_s']:,} tokens/s", highlight=False)
     memory, hw = manifest["memory"], manifest["hardware"]
-    console.print(f"peak memory {memory['peak_rss_bytes'] / 1e9:.1f} GB (estimated {memory['estimate'] / 1e9:.1f} GB; "
+    gpu_peak = manifest["parallel"]["gpu_peak_memory_bytes"]  # on a GPU the estimate is of its memory
+    peak = (f"peak memory {memory['peak_rss_bytes'] / 1e9:.1f} GB" if gpu_peak is None
+            else f"peak GPU memory {gpu_peak / 1e9:.1f} GB allocated")
+    console.print(f"{peak} (estimated {memory['estimate'] / 1e9:.1f} GB; "
                   f"micro-batches of {memory['micro_batch']}, gradient checkpointing "
                   f"{'on' if memory['checkpointing'] else 'off'}) on {hw['device']}: {hw['cpu']}, "
                   f"{hw['threads']} threads, native bf16 {'yes' if hw['cpu_bf16'] else 'no'}, {hw['dtype']}", highlight=False)

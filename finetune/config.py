@@ -27,11 +27,13 @@ def _bounds(low: float | None = None, high: float | None = None) -> Any:
     return AfterValidator(check)
 
 
-def _auto_or(kind: type, what: str) -> Any:
-    """`auto`, or a value of `kind` (an int at least 1, or a bool)."""
+def _auto_or(kind: type, what: str, low: float = 1) -> Any:
+    """`auto`, or a value of `kind`: an int or a float (an int taken as one) at least `low`, or a bool."""
+    kinds = (int, float) if kind is float else (kind,)
+
     def check(value: Any) -> Any:
-        if value == "auto" or (type(value) is kind and (kind is bool or value >= 1)):
-            return value
+        if value == "auto" or (type(value) in kinds and (kind is bool or value >= low)):
+            return float(value) if kind is float and value != "auto" else value
         raise ValueError(f"expected auto or {what}, got {value!r}")
 
     return PlainValidator(check)
@@ -93,8 +95,9 @@ class FinetuneConfig(Settings):
     gradient_checkpointing: Annotated[bool | Literal["auto"], _auto_or(bool, "true or false")] = Field(
         "auto", description="keep only each layer's input and recompute the layer in backward: far less memory, "
                             "one more forward pass of compute. auto: on only when needed to fit memory_limit_gb")
-    memory_limit_gb: Annotated[float, _bounds(0.5)] = Field(
-        4.0, description="peak memory (GB) the auto settings aim under; less when less is free")
+    memory_limit_gb: Annotated[float | Literal["auto"], _auto_or(float, "a number of GB, at least 0.5", 0.5)] = Field(
+        "auto", description="peak memory (GB) the auto settings aim under; less when less is free. auto: 4 GB of "
+                            "host RAM on a CPU, all the free memory of a GPU")
     max_length: Annotated[int, _bounds(16)] = Field(
         2048, description="longest prompt + answer in tokens; longer examples are skipped and counted")
     val_fraction: Annotated[float, _bounds(0.0, 0.5)] = Field(

@@ -72,12 +72,23 @@ class World:
 
     def sum(self, *values: float) -> tuple[float, ...]:
         """Each value summed over the ranks."""
+        return self._reduce(values, "sum")
+
+    def max(self, *values: float) -> tuple[float, ...]:
+        """Each value's largest over the ranks."""
+        return self._reduce(values, "max")
+
+    def min(self, *values: float) -> tuple[float, ...]:
+        """Each value's smallest over the ranks."""
+        return self._reduce(values, "min")
+
+    def _reduce(self, values: tuple[float, ...], op: str) -> tuple[float, ...]:
         if self.size == 1:
             return values
         import torch
 
         t = torch.tensor(values, dtype=torch.float64, device=self.device)
-        self._all_reduce(t)
+        self._all_reduce(t, op)
         return tuple(t.tolist())
 
     def any(self, flag: bool) -> bool:
@@ -92,14 +103,14 @@ class World:
         if device.startswith("cuda"):
             t = torch.tensor([float(torch.cuda.max_memory_allocated(device))], dtype=torch.float64, device=device)
             if self.size > 1:
-                self._all_reduce(t, max_=True)
+                self._all_reduce(t, "max")
             peak = int(t.item())
         return {"processes": self.size, "backend": self.backend, "gpu_peak_memory_bytes": peak}
 
-    def _all_reduce(self, tensor, max_: bool = False) -> None:
+    def _all_reduce(self, tensor, op: str = "sum") -> None:
         import torch.distributed as dist
 
-        dist.all_reduce(tensor, op=dist.ReduceOp.MAX if max_ else dist.ReduceOp.SUM)
+        dist.all_reduce(tensor, op=getattr(dist.ReduceOp, op.upper()))
 
 
 def cpu_threads(world: World) -> int:

@@ -1,5 +1,7 @@
 """How much memory a fine-tune needs, and the fastest settings that fit: micro-batch size and gradient
-checkpointing, chosen from the free memory, the longest rows and what the model keeps per token.
+checkpointing, chosen from the free memory, the longest rows and what the model keeps per token. The memory
+is where training runs: a CUDA GPU's own (what torch's allocator holds there, and the device's free memory),
+else host RAM (the resident set, and what the system can give without swapping).
 
 What the model keeps for backward per token is measured at start on a few short probe rows
 (`measure_profile`: the bytes of every tensor autograd saves, weights excluded), so the estimate holds
@@ -16,15 +18,17 @@ GB = 1e9
 # Fitted to peak RSS measured for both settings at several micro-batch sizes and row lengths (SmolLM2-135M on
 # a 2-core AMD EPYC, glibc malloc): a fixed cost of the first backward, and the allocator's slack over the
 # bytes counted. Checkpointing's short-lived recomputed tensors between the kept layer inputs fragment the heap.
+# Not yet fitted on a GPU: there they are used as they are.
 TRAINING_OVERHEAD = 450_000_000
 ALLOCATOR_SLACK = {False: 1.2, True: 2.4}  # by checkpointing
+HOST_LIMIT = 4 * GB  # what memory_limit_gb auto aims under in host RAM (on a GPU: all its free memory)
 
 
 @dataclass(frozen=True)
 class MemoryProfile:
     """What training this model costs in memory, in bytes."""
 
-    resident: int  # the process once the model is loaded (weights, libraries, tokenizer)
+    resident: int  # the process once the model is loaded (weights, libraries, tokenizer); on a GPU, torch's bytes there
     trainable: int  # the LoRA weights: their gradients and two AdamW moments come on top
     per_token: int  # saved for backward per row token, over all layers, not counting attention keys
     per_key: int  # saved per row for each token it attends to (keys and values)
@@ -54,6 +58,7 @@ class MemoryPlan:
     limit: int  # what the choice aimed under: the memory limit, or less when less is free
     free: int  # bytes free beside this process when the plan was made
     chosen: bool  # picked automatically (else both settings were given)
+    where: str = "host RAM"  # whose memory: host RAM or GPU N (memory_name)
 
     def fits(self) -> bool:
         return self.estimate <= self.limit
@@ -62,7 +67,7 @@ class MemoryPlan:
         how = "chosen for" if self.chosen else "set; limit"
         return (f"memory: micro-batches of {self.micro_batch} row(s), gradient checkpointing "
                 f"{'on' if self.checkpointing else 'off'} ({how} {self.limit / GB:.1f} GB); estimated peak "
-                f"{self.estimate / GB:.1f} GB, {self.free / GB:.1f} GB free")
+                f"{self.estimate / GB:.1f} GB, {self.free / GB:.1f} GB free ({self.where})")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -101,22 +106,24 @@ def halvings(n: int) -> list[int]:
     return [n] if n == 1 else [n, *halvings((n + 1) // 2)]
 
 
-def plan_memory(profile: MemoryProfile, rows: Rows, *, batch_size: int, limit: int, free: int,
-                micro_batch: int | None = None, checkpointing: bool | None = None) -> MemoryPlan:
+def plan_memory(profile: MemoryProfile, rows: Rows, *, batch_size: int, limit: int | None, free: int,
+                micro_batch: int | None = None, checkpointing: bool | None = None,
+                where: str = "host RAM") -> MemoryPlan:
     """The first settings in `candidates` order whose estimated peak fits under `limit` and in the memory free beside this
-    process (`free`); the leanest when none fits. `micro_batch` or `checkpointing` given: kept as given."""
-    limit = min(limit, profile.resident + free)
+    process (`free`; no `limit`: that alone); the leanest when none fits. `micro_batch` or `checkpointing` given:
+    kept as given. `where`: whose memory `free` is, for the messages."""
+    limit = profile.resident + free if limit is None else min(limit, profile.resident + free)
     options = candidates(batch_size, micro_batch, checkpointing)
     fitting = [o for o in options if estimate_peak(profile, rows, *o) <= limit]
     m, c = fitting[0] if fitting else options[-1]
     return MemoryPlan(m, c, estimate_peak(profile, rows, m, c), limit, free,
-                      chosen=micro_batch is None or checkpointing is None)
+                      chosen=micro_batch is None or checkpointing is None, where=where)
 
 
 def too_big_message(plan: MemoryPlan, profile: MemoryProfile, rows: Rows) -> str:
     """Why training would not fit in free memory, and which setting to change."""
     need = (f"estimated peak memory {plan.estimate / GB:.1f} GB (micro-batch {plan.micro_batch}, gradient "
-            f"checkpointing {'on' if plan.checkpointing else 'off'}) is more than this machine has: "
+            f"checkpointing {'on' if plan.checkpointing else 'off'}) does not fit in {plan.where}: "
             f"{profile.resident / GB:.1f} GB loaded + {plan.free / GB:.1f} GB free")
     lean = estimate_peak(profile, rows, 1, True)
     if (plan.micro_batch, plan.checkpointing) != (1, True) and lean <= profile.resident + plan.free:
@@ -165,7 +172,7 @@ def measure_profile(model) -> MemoryProfile:
         per_key = max(0.0, (saved(32, prefix=64) - short) / 64)
     dtype_bytes = head.weight.element_size()
     return MemoryProfile(
-        resident=resident_bytes(),
+        resident=resident_bytes(str(head.weight.device)),
         trainable=sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad),
         per_token=round(per_token_and_key - per_key), per_key=round(per_key),
         per_layer_input=config.hidden_size * dtype_bytes * config.num_hidden_layers,
@@ -173,17 +180,45 @@ def measure_profile(model) -> MemoryProfile:
         per_answer_token=config.vocab_size * (12 + dtype_bytes))
 
 
-def resident_bytes() -> int:
+def on_gpu(device: str) -> bool:
+    return device.startswith("cuda")
+
+
+def resident_bytes(device: str = "cpu") -> int:
+    """What this process holds where it trains: on a GPU the bytes torch has allocated there, else its resident set."""
+    if on_gpu(device):
+        import torch
+
+        return torch.cuda.memory_allocated(device)
     import psutil
 
     return psutil.Process().memory_info().rss
 
 
-def free_bytes() -> int:
-    """Memory the system can give this process without swapping."""
+def free_bytes(device: str = "cpu") -> int:
+    """Memory `device` can still give this process: on a GPU its free memory plus what torch's allocator keeps cached
+    unused there, else what the system can give without swapping."""
+    if on_gpu(device):
+        import torch
+
+        cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        return torch.cuda.mem_get_info(device)[0] + cached
     import psutil
 
     return psutil.virtual_memory().available
+
+
+def memory_name(device: str, processes: int = 1) -> str:
+    """Whose memory a plan is made against: host RAM (split among the training processes on this machine), or
+    a GPU (each process its own one, the tightest of them counted)."""
+    if not on_gpu(device):
+        return "host RAM" if processes == 1 else f"host RAM, split among {processes} processes"
+    if processes > 1:
+        return f"the tightest of {processes} GPUs"
+    import torch
+
+    index = torch.device(device).index
+    return f"GPU {torch.cuda.current_device() if index is None else index}"
 
 
 def peak_rss_bytes() -> int:

@@ -12,7 +12,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -100,13 +100,11 @@ def _set_up_torch(config: FinetuneConfig, world: World):
     return device, pick_dtype(config.dtype, device, training=True)
 
 
-def _lora_model(source, config: FinetuneConfig, dtype, device: str):
+def add_lora(base, config: FinetuneConfig):
+    """`base` with a new LoRA adapter of `config`'s settings (initialised from its seed), in training mode."""
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from evals.providers.local import load_base_model
-
-    base = load_base_model(source, dtype, device)
     present = {name.rsplit(".", 1)[-1] for name, _ in base.named_modules()}
     missing = [m for m in config.target_modules if m not in present]
     if missing:
@@ -138,39 +136,74 @@ def mean_loss(model, examples: Sequence[Example], pad_id: int, batch_size: int, 
     return total / max(count, 1)
 
 
-def _optimiser_step(model, rows: list[list[Example]], pad_id: int, params, optimizer, scheduler,
-                    micro_batch: int, world: World = World()) -> tuple[float, int]:
-    """Forward and backward over this rank's rows of the step's batches, `micro_batch` rows at a time (loss
-    normalised over all their answer tokens), gradients summed over the ranks, then one clipped AdamW update.
-    Returns (summed loss, answer tokens)."""
-    import torch
+@dataclass
+class TrainingStep:
+    """One optimiser step of `evals finetune` (bench/gpu_check.py times this very one): forward and backward over
+    this rank's rows of the step's batches, `micro_batch` rows at a time (loss normalised over all their answer
+    tokens), gradients summed over the ranks, then one clipped AdamW update on the warm-up + cosine schedule."""
 
-    answer_tokens = sum(len(e.answer) for b in rows for e in b)
-    loss_sum = 0.0
-    for b in world.shards(rows):
-        loss_sum += accumulate_gradients(model, b, pad_id, micro_batch=micro_batch, divisor=answer_tokens).total
-    loss_sum = world.sum_gradients(params, loss_sum)
-    torch.nn.utils.clip_grad_norm_(params, 1.0)
-    optimizer.step()
-    scheduler.step()
-    optimizer.zero_grad(set_to_none=True)
-    return loss_sum, answer_tokens
+    model: Any
+    params: list
+    optimizer: Any
+    scheduler: Any
+    pad_id: int
+    micro_batch: int
+    world: World = World()
+
+    @classmethod
+    def of(cls, model, config: FinetuneConfig, *, total_steps: int, pad_id: int, micro_batch: int,
+           world: World = World()) -> TrainingStep:
+        """The step for `model`'s trainable weights with `config`'s optimiser settings, over `total_steps`."""
+        import torch
+        from transformers import get_cosine_schedule_with_warmup
+
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+        scheduler = get_cosine_schedule_with_warmup(optimizer, round(total_steps * config.warmup_ratio), total_steps)
+        return cls(model, params, optimizer, scheduler, pad_id, micro_batch, world)
+
+    def __call__(self, rows: list[list[Example]]) -> tuple[float, int]:
+        """Train on the step's batches `rows`; returns (loss summed over them, answer tokens)."""
+        import torch
+
+        answer_tokens = sum(len(e.answer) for b in rows for e in b)
+        loss_sum = 0.0
+        for b in self.world.shards(rows):
+            loss_sum += accumulate_gradients(self.model, b, self.pad_id, micro_batch=self.micro_batch,
+                                             divisor=answer_tokens).total
+        loss_sum = self.world.sum_gradients(self.params, loss_sum)
+        torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return loss_sum, answer_tokens
 
 
-def plan_memory_use(model, data: TrainingData, config: FinetuneConfig, *, force: bool) -> MemoryPlan:
-    """Measure the model, choose the micro-batch and checkpointing (unless set), and refuse an estimated peak
-    beyond the memory free unless `force`. Checkpointing is switched on here when chosen."""
+def plan_memory_use(model, examples: Sequence[Example], config: FinetuneConfig, *, device: str, force: bool,
+                    world: World = World()) -> MemoryPlan:
+    """Measure the model, choose the micro-batch and checkpointing (unless set) for this process's share of a
+    batch in `device`'s memory, and refuse an estimated peak beyond the memory free unless `force`. Processes under
+    torchrun plan together, with the most any of them needs and the least room any has, so all choose the same
+    and a refusal stops every one with the same message. Checkpointing is switched on here when chosen."""
+    from finetune import memory
     from finetune.loss import enable_checkpointing
-    from finetune.memory import GB, Rows, free_bytes, measure_profile, plan_memory, too_big_message
 
-    profile = measure_profile(model)
-    examples = data.train + data.val
-    rows = Rows.of(examples, shared_prefix_len(examples))
-    plan = plan_memory(profile, rows, batch_size=config.batch_size, limit=round(config.memory_limit_gb * GB),
-                       free=free_bytes(), micro_batch=None if config.micro_batch == "auto" else config.micro_batch,
-                       checkpointing=None if config.gradient_checkpointing == "auto" else config.gradient_checkpointing)
+    measured = memory.measure_profile(model)
+    gpu = memory.on_gpu(device)
+    free = memory.free_bytes(device) // (1 if gpu else world.local_size)  # the processes on a machine share its RAM
+    profile = memory.MemoryProfile(*map(int, world.max(*astuple(measured))))
+    room = int(world.min(measured.resident + free)[0])
+    share = math.ceil(config.batch_size / world.size)  # the rows of every batch each process trains on
+    limit = config.memory_limit_gb
+    rows = memory.Rows.of(examples, shared_prefix_len(examples))
+    plan = memory.plan_memory(
+        profile, rows, batch_size=share, free=max(0, room - profile.resident),
+        limit=round(limit * memory.GB) if limit != "auto" else None if gpu else memory.HOST_LIMIT,
+        micro_batch=None if config.micro_batch == "auto" else min(config.micro_batch, share),
+        checkpointing=None if config.gradient_checkpointing == "auto" else config.gradient_checkpointing,
+        where=memory.memory_name(device, world.size if gpu else world.local_size))
     if plan.estimate > profile.resident + plan.free and not force:
-        raise EvalsError(too_big_message(plan, profile, rows))
+        raise EvalsError(memory.too_big_message(plan, profile, rows))
     if plan.checkpointing:
         enable_checkpointing(model)
     return plan
@@ -232,10 +265,7 @@ def train(
 ) -> dict[str, Any]:
     """Train, keep the best adapter in `out`, and return its manifest (also written to out/manifest.json).
     With a `world` of several processes, each trains on its share and rank 0 alone writes (finetune/distributed.py)."""
-    import torch
-    from transformers import get_cosine_schedule_with_warmup
-
-    from evals.providers.local import load_tokenizer
+    from evals.providers.local import load_base_model, load_tokenizer
     from finetune.progress import TrainingProgress
 
     source = base_source(config)
@@ -245,19 +275,19 @@ def train(
                         model=task.model_config(f"{config.base}+lora:{out}"))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     device, dtype = _set_up_torch(config, world)
-    model = _lora_model(source, config, dtype, device)
-    plan = plan_memory_use(model, data, config, force=force)
+    model = add_lora(load_base_model(source, dtype, device), config)
+    plan = plan_memory_use(model, data.train + data.val, config, device=device, force=force, world=world)
     if console is not None and world.is_main:
         console.print(plan.describe(), highlight=False)
     if not resume and world.is_main:  # everything is checked: only now is an older adapter of this name replaced
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
     batches_per_epoch = math.ceil(len(data.train) / config.batch_size)
     steps_per_epoch = math.ceil(batches_per_epoch / config.grad_accum)
     total_steps = steps_per_epoch * config.epochs
-    scheduler = get_cosine_schedule_with_warmup(optimizer, round(total_steps * config.warmup_ratio), total_steps)
+    step = TrainingStep.of(model, config, total_steps=total_steps, pad_id=pad_id, micro_batch=plan.micro_batch,
+                           world=world)
+    optimizer, scheduler = step.optimizer, step.scheduler
     fingerprint = {"config": config.math_dict(), "train_hash": data.train_hash, "base": str(source),
                    "processes": world.size}
     progress = (load_state(out, model=model, optimizer=optimizer, scheduler=scheduler, fingerprint=fingerprint)
@@ -296,8 +326,7 @@ def train(
                 while progress.batch < len(batches):
                     rows = [[data.train[i] for i in b] for b in batches[progress.batch:progress.batch + config.grad_accum]]
                     t0 = time.perf_counter()
-                    loss_sum, answer_tokens = _optimiser_step(model, rows, pad_id, params, optimizer, scheduler,
-                                                               plan.micro_batch, world)
+                    loss_sum, answer_tokens = step(rows)
                     progress.record_step(batches=len(rows), tokens=sum(len(e) for b in rows for e in b),
                                          loss_sum=loss_sum, answer_tokens=answer_tokens,
                                          seconds=time.perf_counter() - t0)

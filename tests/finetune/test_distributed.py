@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -51,10 +52,10 @@ def setup(tmp_path_factory) -> tuple[Path, Path, Path]:
     return tiny, task, config
 
 
-def torchrun(cwd: Path, task: Path, config: Path, *args: str) -> subprocess.CompletedProcess:
+def torchrun(cwd: Path, task: Path, config: Path, *args: str, module: str = "evals") -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-               "-m", "evals", "finetune", str(task), "--config", str(config), "--progress", "plain", *args]
+               "-m", module, "finetune", str(task), "--config", str(config), "--progress", "plain", *args]
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -69,6 +70,10 @@ def test_two_processes_train_the_adapter_one_process_trains(setup, tmp_path) -> 
     assert not (out / "checkpoint").exists()
     assert result.stdout.count("use it as:") == 1  # rank 0 alone prints
     assert "data-parallel: 2 processes (gloo" in result.stderr
+    # each process plans for its 2 rows of every batch of 4, in its half of the machine's RAM
+    assert "memory: micro-batches of 2 row(s), gradient checkpointing off" in result.stderr
+    assert "GB free (host RAM, split among 2 processes)" in result.stderr
+    assert two["memory"]["micro_batch"] == 2
 
     one = train(load_task(str(task)), load_config(config), tmp_path / "single")
     assert two["parallel"]["processes"] == 2 and one["parallel"]["processes"] == 1
@@ -78,6 +83,19 @@ def test_two_processes_train_the_adapter_one_process_trains(setup, tmp_path) -> 
     assert one["validations"][-1]["val_loss"] < one["validations"][0]["val_loss"]  # it did learn
     a, b = load_file(out / "adapter_model.safetensors"), load_file(tmp_path / "single" / "adapter_model.safetensors")
     assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-5, rtol=1e-4) for k in a)
+
+
+def test_one_process_short_of_memory_stops_them_all_with_one_message(setup, tmp_path) -> None:
+    _, task, config = setup
+    result = torchrun(tmp_path, task, config, module="tests.finetune.short_of_memory")  # a hang: the timeout fails it
+    assert result.returncode != 0
+    message = re.findall(r"error: estimated peak memory .*", result.stderr)
+    assert len(message) == 1, result.stderr  # rank 0 says it for all
+    assert ("does not fit in host RAM, split among 2 processes: " in message[0] and "0.0 GB free" in message[0]
+            and "--force" in message[0])
+    assert "exitcode  : 2" in result.stderr  # a refusal, not a crash: torchrun's own ChildFailedError is the one
+    assert result.stderr.count("Traceback") == 1 and "ChildFailedError" in result.stderr  # traceback printed
+    assert not (tmp_path / "finetune").exists()  # nothing written
 
 
 def test_a_checkpoint_is_resumed_only_by_as_many_processes_as_made_it(setup, tmp_path) -> None:

@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from evals.cli import app
+from evals.errors import EvalsError
 
 pytest.importorskip("peft")
 sys.path.insert(0, str(Path(__file__).parents[1]))
@@ -99,6 +100,38 @@ def test_the_plan_is_the_fastest_setting_under_the_limit() -> None:
     assert "micro-batches of 2 row(s), gradient checkpointing on" in fixed.describe()
 
 
+def test_on_a_gpu_the_plan_is_made_against_its_memory_not_host_ram(tiny_dir, monkeypatch) -> None:
+    import psutil
+    import torch
+
+    from finetune.config import FinetuneConfig
+    from finetune.memory import resident_bytes
+    from finetune.trainer import plan_memory_use
+
+    asked = []
+
+    def mem_get_info(device):
+        asked.append(device)
+        return free, 80 * GB
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", mem_get_info)
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device: 2 * GB + cached)  # held by torch, unused
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device: 2 * GB)
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: pytest.fail("host RAM consulted for a GPU"))
+    assert resident_bytes("cuda:1") == 2 * GB
+    model, config = lora_model(tiny_dir), FinetuneConfig(batch_size=4)
+
+    free, cached = 30 * GB, 1 * GB
+    plan = plan_memory_use(model, BATCH, config, device="cuda:1", force=False)
+    assert asked == ["cuda:1"] and plan.free == 31 * GB and plan.where == "GPU 1"
+    assert plan.limit > 31 * GB  # auto: all the GPU's free memory, not the 4 GB of host RAM
+    assert (plan.micro_batch, plan.checkpointing) == (4, False) and "31.0 GB free (GPU 1)" in plan.describe()
+
+    free, cached = 0, 0
+    with pytest.raises(EvalsError, match=r"does not fit in GPU 1: .* \+ 0.0 GB free"):
+        plan_memory_use(model, BATCH, config, device="cuda:1", force=False)
+
+
 def test_longer_rows_need_more_memory() -> None:
     longer = Rows(longest=1400, prefix=270, answer=200)
     for option in candidates(8, None, None):
@@ -118,29 +151,40 @@ def test_an_estimate_past_the_free_memory_stops_before_training_unless_forced(ti
     assert CliRunner().invoke(app, cli_args(task_dir, tiny_dir)).exit_code == 0
     adapter = Path("finetune/adapters/qa")
     before = (adapter / "adapter_model.safetensors").read_bytes()
-    monkeypatch.setattr(finetune.memory, "free_bytes", lambda: 1000)
+    monkeypatch.setattr(finetune.memory, "free_bytes", lambda device: 1000)
     result = CliRunner().invoke(app, cli_args(task_dir, tiny_dir, "--force"))
     assert result.exit_code == 0, result.output  # --force trains anyway
     result = CliRunner().invoke(app, cli_args(task_dir, tiny_dir, "--name", "other"))
     assert result.exit_code == 2
-    assert "estimated peak memory" in result.output and "0.0 GB free" in result.output
+    assert "estimated peak memory" in result.output and "does not fit in host RAM: " in result.output
+    assert "0.0 GB free" in result.output
     assert "--max-length" in result.output and "--force" in result.output and "Traceback" not in result.output
     assert not Path("finetune/adapters/other").exists()
     assert (adapter / "adapter_model.safetensors").read_bytes() != before  # the forced run replaced it
 
 
 def test_memory_settings_from_flags_are_printed_and_recorded(tiny_dir, task_dir, tmp_path, monkeypatch) -> None:
+    from rich.console import Console
+
     from evals.run.hardware import cpu_name
+    from finetune.cli import _print_summary
 
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(app, cli_args(task_dir, tiny_dir, "--micro-batch", "1", "--gradient-checkpointing"))
     assert result.exit_code == 0, result.output
     assert "memory: micro-batches of 1 row(s), gradient checkpointing on (set; limit 4.0 GB)" in result.output
+    assert "GB free (host RAM)" in result.output
     assert "peak memory " in result.output and cpu_name() in result.output
     manifest = json.loads(Path("finetune/adapters/qa/manifest.json").read_text())
     memory = manifest["memory"]
     assert (memory["micro_batch"], memory["checkpointing"], memory["chosen"]) == (1, True, False)
     assert memory["peak_rss_bytes"] > 100e6 and memory["estimate"] > 0
     assert manifest["hardware"]["cpu"] == cpu_name() and isinstance(manifest["hardware"]["cpu_bf16"], bool)
+    assert memory["where"] == "host RAM"
+    on_gpu = {**manifest, "hardware": {**manifest["hardware"], "device": "cuda"},
+              "parallel": {**manifest["parallel"], "gpu_peak_memory_bytes": 2_345_000_000}}
+    console = Console(record=True, width=300)
+    _print_summary(on_gpu, console)  # on a GPU the summary sets the estimate beside the GPU's peak, not host RAM's
+    assert "peak GPU memory 2.3 GB allocated (estimated" in console.export_text()
     bad = CliRunner().invoke(app, cli_args(task_dir, tiny_dir, "--micro-batch", "5"))
     assert bad.exit_code == 2 and "field 'micro_batch': must be at most batch_size (4), got 5" in bad.output
