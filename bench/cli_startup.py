@@ -5,6 +5,7 @@ The stand-in server (tests/standin_server.py) runs in another process with a fix
 time includes start-up, the run, the summary and exit.
 
     .venv/bin/python bench/cli_startup.py --n 500 --latency 0.2 --concurrency 50 --repeat 3
+    .venv/bin/python bench/cli_startup.py ... --workers 2     # also over 2 worker processes, alternating
 
 Prints the median wall time against the ideal (N / concurrency x latency) and their ratio, user+sys
 CPU of the run, and the median time of `evals run no-such-task` (a user error: exit 2).
@@ -55,16 +56,18 @@ def main(args: argparse.Namespace) -> None:
         env.pop("OPENAI_API_KEY", None)
         run = [*EVALS, "run", str(task), "-m", "openai:gpt-4o-mini", "--concurrency", str(args.concurrency),
                "--no-cache", "--no-progress"]
-        walls, cpus = [], []
-        for _ in range(args.repeat):
-            wall, cpu = timed(run, env, 0)
-            walls.append(wall)
-            cpus.append(cpu)
+        counts = sorted({1, args.workers})
+        measured: dict[int, list[tuple[float, float]]] = {w: [] for w in counts}
+        for _ in range(args.repeat):  # alternating, so a noisy moment touches both alike
+            for w in counts:
+                measured[w].append(timed([*run, "--workers", str(w)], env, 0))
         errors = [timed([*EVALS, "run", "no-such-task"], env, 2)[0] for _ in range(args.repeat)]
-    wall, cpu = statistics.median(walls), statistics.median(cpus)
-    print(f"evals run, whole process: n={args.n} concurrency={args.concurrency} latency={args.latency}s | "
-          f"wall {wall:.2f}s (median of {args.repeat}: {', '.join(f'{w:.2f}' for w in walls)})  ideal {ideal:.2f}s  "
-          f"ratio {wall / ideal:.2f} (target <= 1.45) | user+sys CPU {cpu:.2f}s")
+    for w in counts:
+        walls = [wall for wall, _ in measured[w]]
+        wall, cpu = statistics.median(walls), statistics.median(c for _, c in measured[w])
+        print(f"evals run, whole process: n={args.n} concurrency={args.concurrency} latency={args.latency}s "
+              f"workers={w} | wall {wall:.2f}s (median of {args.repeat}: {', '.join(f'{x:.2f}' for x in walls)})  "
+              f"ideal {ideal:.2f}s  ratio {wall / ideal:.2f} (target <= 1.45) | user+sys CPU {cpu:.2f}s")
     print(f"user error (evals run no-such-task, exit 2): {statistics.median(errors):.2f}s median of {args.repeat} "
           "(target < 0.5)")
 
@@ -75,4 +78,5 @@ if __name__ == "__main__":
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=1, help="also time the run over this many workers")
     main(parser.parse_args())

@@ -4,9 +4,11 @@ stand-in API in its own process, then `evals show` and `evals compare` on the st
     .venv/bin/python bench/scale.py                                # 500, 5,000, 50,000 at concurrency 50 and 200
     .venv/bin/python bench/scale.py --sizes 5000 --concurrency 200
     .venv/bin/python bench/scale.py --with-100k                    # and 100,000
+    .venv/bin/python bench/scale.py --workers 1,2                  # in one process, and over 2 (--workers)
 
-Prints per size and concurrency: wall / ideal (N / concurrency x latency), CPU ms per example (user + sys of
-the `evals run` process), its peak RSS, the store's size, and the wall time of `show` and `compare`.
+Prints per size, concurrency and worker count: wall / ideal (N / concurrency x latency), CPU ms per example
+(user + sys of the `evals run` process and its workers), peak RSS (of the largest process: forked workers share
+their start-up pages), the store's size, and the wall time of `show` and `compare`.
 Targets (issue 12): at 5,000 x c200 at most 1.5x the ideal and 1.2 ms CPU per example; at 50,000 a peak RSS
 under 600 MB.
 """
@@ -44,15 +46,16 @@ def measured(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float, 
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, out
 
 
-def run_one(n: int, concurrency: int, latency: float, server: StandinProcess, tmp: Path) -> dict[str, float]:
-    folder = tmp / f"task-{n}-{concurrency}"
-    folder.mkdir()
+def run_one(n: int, concurrency: int, workers: int, latency: float, server: StandinProcess,
+            tmp: Path) -> dict[str, float]:
+    folder = tmp / f"task-{n}-{concurrency}-{workers}"
+    folder.mkdir(exist_ok=True)
     write_task(folder, n)
-    store = tmp / f"store-{n}-{concurrency}.db"
+    store = tmp / f"store-{n}-{concurrency}-{workers}-{time.monotonic_ns()}.db"
     env = dict(os.environ, OPENAI_BASE_URL=server.base_url, EVALS_STORE=str(store), EVALS_CACHE_DIR=str(tmp / "c"))
     env.pop("OPENAI_API_KEY", None)
     run = [*EVALS, "run", str(folder), "-m", "openai:gpt-4o-mini", "--concurrency", str(concurrency), "--no-cache",
-           "--progress", "none", "--json"]
+           "--progress", "none", "--json", "--workers", str(workers)]
     import json
 
     wall, cpu, rss, out = measured(run, env)
@@ -69,14 +72,14 @@ def run_one(n: int, concurrency: int, latency: float, server: StandinProcess, tm
 
 def main(args: argparse.Namespace) -> None:
     sizes = args.sizes + ([100_000] if args.with_100k else [])
-    print(f"{'examples':>9} {'conc':>5} {'wall/ideal':>11} {'CPU ms/ex':>10} {'peak RSS':>9} {'store':>8} "
+    print(f"{'examples':>9} {'conc':>5} {'workers':>7} {'wall/ideal':>11} {'CPU ms/ex':>10} {'peak RSS':>9} {'store':>8} "
           f"{'show':>7} {'compare':>8}", flush=True)
     with StandinProcess(fixed('{"labels": ["l0"]}'), latency=args.latency) as server, \
             tempfile.TemporaryDirectory() as d:
         for n in sizes:
-            for c in args.concurrency:
-                m = run_one(n, c, args.latency, server, Path(d))
-                print(f"{n:>9,} {c:>5} {m['wall'] / m['ideal']:>10.2f}x {m['cpu_ms']:>10.2f} {m['rss_mb']:>7.0f}MB "
+            for c, w in ((c, w) for c in args.concurrency for w in args.workers):
+                m = run_one(n, c, w, args.latency, server, Path(d))
+                print(f"{n:>9,} {c:>5} {w:>7} {m['wall'] / m['ideal']:>10.2f}x {m['cpu_ms']:>10.2f} {m['rss_mb']:>7.0f}MB "
                       f"{m['store_mb']:>6.1f}MB {m['show']:>6.2f}s {m['compare']:>7.2f}s", flush=True)
 
 
@@ -84,6 +87,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], default=[500, 5000, 50000])
     parser.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[50, 200])
+    parser.add_argument("--workers", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2])
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--with-100k", action="store_true", help="also 100,000 examples")
     main(parser.parse_args())

@@ -7,6 +7,7 @@ import difflib
 import hashlib
 import re
 import sqlite3
+import weakref
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -62,10 +63,11 @@ class Database:
     and takes no lock a writer waits for (a file in a folder it cannot write is read as immutable)."""
 
     def __init__(self, path: Path, what: str, *, readonly: bool = False):
-        self.path, self.what = path, what
+        self.path, self.what, self.readonly = path, what, readonly
         try:
             if readonly:
                 self._db = self._open_readonly(path)
+                OPEN_DATABASES.add(self)
                 return
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=LOCK_TIMEOUT_S)
@@ -73,6 +75,7 @@ class Database:
             self._db.execute("PRAGMA synchronous=NORMAL")
         except (OSError, sqlite3.Error) as e:
             raise self.failure("open", e) from None
+        OPEN_DATABASES.add(self)
 
     @staticmethod
     def _open_readonly(path: Path) -> sqlite3.Connection:
@@ -136,6 +139,21 @@ class Database:
 
     def close(self) -> None:
         self._db.close()
+        OPEN_DATABASES.discard(self)
+
+    def __del__(self) -> None:  # sqlite3's statement cache keeps a connection in a cycle: close it with its owner
+        with contextlib.suppress(Exception):
+            self._db.close()
+
+
+OPEN_DATABASES: weakref.WeakSet[Database] = weakref.WeakSet()  # until closed
+
+
+def close_databases() -> None:
+    """Close every database still open: the last connection to close checkpoints the write-ahead log and
+    removes it, as the collector would have at exit."""
+    for db in sorted(OPEN_DATABASES, key=lambda db: not db.readonly):  # a reader cannot remove the log: last, a writer
+        db.close()
 
 
 WRITES = {"INSERT", "UPDATE", "DELETE", "CREATE", "ALTER", "REPLAC", "BEGIN ", "COMMIT"}

@@ -11,6 +11,7 @@ import gc
 import importlib
 from importlib.metadata import entry_points
 
+from evals._util import close_databases
 from evals.cli.app import app, console, err_console
 
 COMMANDS_GROUP = "evals.commands"
@@ -23,10 +24,15 @@ for _entry in entry_points(group=COMMANDS_GROUP):
 
 
 def main() -> None:
-    """The `evals` command. At exit the collector's last pass skips what start-up imported (the SDKs,
-    pandas: a third of a second of walking objects that die with the process anyway)."""
-    atexit.register(gc.freeze)
+    """The `evals` command. At exit its databases are closed, then the collector's last pass skips what
+    start-up imported (the SDKs, pandas: a third of a second of walking objects that die with the process)."""
+    atexit.register(exit_quickly)
     app(prog_name="evals")
+
+
+def exit_quickly() -> None:
+    close_databases()
+    gc.freeze()
 
 
 __all__ = ["app", "main"]

@@ -41,6 +41,7 @@ def test_two_workers_ask_every_example_once_and_settle_one_run(make_task, tmp_pa
         folder, db, env = setting(tmp_path, make_task, server)
         done = evals("run", str(folder), "--no-cache", "--workers", "2", "--json", env=env)
         assert done.returncode == 0, done.stderr
+        assert not (tmp_path / "s.db-wal").exists()  # the last connection closed: its log checkpointed, removed
         [summary] = json.loads(done.stdout)
         stats = server.stats()
     assert stats["completed"] == N and set(stats["completed_by_prompt"].values()) == {1}
@@ -48,6 +49,16 @@ def test_two_workers_ask_every_example_once_and_settle_one_run(make_task, tmp_pa
     runs = sqlite3.connect(db).execute("SELECT status, served_calls, concurrency FROM runs").fetchall()
     assert runs == [("completed", N, 8)]  # one run, its calls counted once, at the concurrency asked for
     assert stored(db) == N
+
+
+def test_a_command_closes_its_store_on_the_way_out(make_task, tmp_path) -> None:
+    """The exit skips the collector's last pass; the store's connection is closed all the same (sqlite3 keeps
+    a connection in a reference cycle), so its write-ahead log does not stay beside it."""
+    env = {**os.environ, "EVALS_STORE": str(tmp_path / "s.db"), "EVALS_CACHE_DIR": str(tmp_path / "cache")}
+    done = evals("run", str(make_task(models=["fake:echo"])), "--progress", "none", env=env)
+    assert done.returncode == 0, done.stderr
+    assert not (tmp_path / "s.db-wal").exists()  # (reading the store below opens it again)
+    assert stored(tmp_path / "s.db") == 6
 
 
 def test_a_signal_reaches_every_worker_and_the_run_resumes_with_them(make_task, tmp_path) -> None:
