@@ -122,7 +122,7 @@ class Workers:
         bars = {str(j.config.spec): progress.add(str(j.config.spec), total=len(self.samples) * j.repeats,
                                                  completed=self.stored[j.run_id]) for j in self.jobs}
         reports: list[dict[str, Any]] = []
-        failures: list[tuple[str, str]] = []  # (kind: storage, user or bug; message)
+        failures: list[tuple[str, str]] = []  # (kind: storage, user, lost or bug; message)
         said: set[Connection] = set()  # workers that reported their outcome or failure
         previous = {sig: signal.signal(sig, self._forward) for sig in SIGNALS}
         try:
@@ -134,9 +134,10 @@ class Workers:
                     except EOFError:  # the worker exited
                         process = live.pop(conn)
                         process.join()
-                        if conn not in said and process.exitcode:  # killed, or out of memory
-                            failures.append(("bug", f"worker {process.name} exited with code {process.exitcode} "
-                                                    "without a word"))
+                        if conn not in said and process.exitcode:  # killed (out of memory, say)
+                            how = (f"was killed by {signal.Signals(-process.exitcode).name}" if process.exitcode < 0
+                                   else f"exited with code {process.exitcode}")
+                            failures.append(("lost", f"worker {process.name} {how}"))
                         continue
                     said |= {conn} if kind in ("done", "error") else set()
                     if kind == "progress":
@@ -169,7 +170,10 @@ class Workers:
             for j in self.jobs:
                 self.store.set_status(j.run_id, "interrupted")
             kind, message = failures[0]
-            raise {"storage": StorageError, "user": EvalsError}.get(kind, RuntimeError)(message)
+            if kind == "lost":  # what the others and it stored is safe
+                message += "; every result stored is kept: " + ", ".join(
+                    f"resume with `evals run --resume {j.run_id}`" for j in self.jobs)
+            raise {"storage": StorageError, "user": EvalsError, "lost": EvalsError}.get(kind, RuntimeError)(message)
         budget = Budget(self.options.budget_usd, spent_usd=sum(r["spent_usd"] for r in reports))
         outcomes = []
         for j in self.jobs:

@@ -119,3 +119,25 @@ def test_workers_share_each_models_concurrency() -> None:
     assert lane_width(RunOptions(concurrency=5, processes=2), Provider()) == 3  # rounded up: never none
     assert lane_width(RunOptions(processes=4), Provider()) == 4
     assert lane_width(RunOptions(concurrency=50), Provider()) == 50
+
+
+def test_a_killed_worker_is_said_in_one_line_and_the_run_resumes(make_task, tmp_path) -> None:
+    import psutil
+
+    with StandinProcess(qa_answer, latency=0.5) as server:
+        folder, db, env = setting(tmp_path, make_task, server, concurrency=4)
+        proc = subprocess.Popen([sys.executable, "-m", "evals", "run", str(folder), "--no-cache", "--workers", "2",
+                                 "--progress", "none"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        deadline = time.monotonic() + 60
+        while stored(db) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        psutil.Process(proc.pid).children()[0].kill()  # one worker gone, as the OOM killer does it
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 2 and "Traceback" not in err, err
+        assert "was killed by SIGKILL" in err and "every result stored is kept" in err
+        run_id = err.split("evals run --resume ")[1].split("`")[0]
+        assert sqlite3.connect(db).execute("SELECT status FROM runs").fetchone() == ("interrupted",)
+        resumed = evals("run", "--resume", run_id, "--no-cache", "--progress", "none", env=env)
+        assert resumed.returncode == 0, resumed.stderr
+    assert stored(db) == N
