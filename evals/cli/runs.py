@@ -63,7 +63,7 @@ def run(
              "the unit.", min=1)] = None,
     batch: BatchOpt = False,
     workers: Annotated[int, typer.Option(
-        help="Spread API models' calls over N processes, each with 1/N of the concurrency and budget: for runs "
+        metavar="N", help="Spread API models' calls over N processes, each with 1/N of the concurrency and budget: for runs "
              "past a few hundred calls a second, which one process cannot drive.", min=1)] = 1,
 ) -> None:
     """Run a task's golden set against its models (or --model), score and store every answer."""
