@@ -8,7 +8,9 @@ time includes start-up, the run, the summary and exit.
     .venv/bin/python bench/cli_startup.py ... --workers 2     # also over 2 worker processes, alternating
 
 Prints the median wall time against the ideal (N / concurrency x latency) and their ratio, user+sys
-CPU of the run, and the median time of `evals run no-such-task` (a user error: exit 2).
+CPU of the run, and the median time of `evals run no-such-task` (a user error: exit 2). Beside it, the
+floor: bench/sdk_floor.py, the same calls through the openai SDK alone as a whole process (its import,
+the calls, the exit), timed alternately with `evals run`.
 Targets: ratio <= 1.45 at 500 x c50 x 200 ms; a user error in under 0.5 s.
 """
 
@@ -58,9 +60,13 @@ def main(args: argparse.Namespace) -> None:
                "--no-cache", "--no-progress"]
         counts = sorted({1, args.workers})
         measured: dict[int, list[tuple[float, float]]] = {w: [] for w in counts}
+        floor = [sys.executable, str(ROOT / "bench" / "sdk_floor.py"), "--n", str(args.n), "--concurrency",
+                 str(args.concurrency)]
+        floors = []
         for _ in range(args.repeat):  # alternating, so a noisy moment touches both alike
             for w in counts:
                 measured[w].append(timed([*run, "--workers", str(w)], env, 0))
+            floors.append(timed(floor, env, 0))
         errors = [timed([*EVALS, "run", "no-such-task"], env, 2)[0] for _ in range(args.repeat)]
     for w in counts:
         walls = [wall for wall, _ in measured[w]]
@@ -68,6 +74,9 @@ def main(args: argparse.Namespace) -> None:
         print(f"evals run, whole process: n={args.n} concurrency={args.concurrency} latency={args.latency}s "
               f"workers={w} | wall {wall:.2f}s (median of {args.repeat}: {', '.join(f'{x:.2f}' for x in walls)})  "
               f"ideal {ideal:.2f}s  ratio {wall / ideal:.2f} (target <= 1.45) | user+sys CPU {cpu:.2f}s")
+    wall, cpu = statistics.median(w for w, _ in floors), statistics.median(c for _, c in floors)
+    print(f"the openai SDK alone, whole process (bench/sdk_floor.py): wall {wall:.2f}s  ratio {wall / ideal:.2f} | "
+          f"user+sys CPU {cpu:.2f}s")
     print(f"user error (evals run no-such-task, exit 2): {statistics.median(errors):.2f}s median of {args.repeat} "
           "(target < 0.5)")
 

@@ -8,7 +8,9 @@ stand-in API in its own process, then `evals show` and `evals compare` on the st
 
 Prints per size, concurrency and worker count: wall / ideal (N / concurrency x latency), CPU ms per example
 (user + sys of the `evals run` process and its workers), peak RSS (of the largest process: forked workers share
-their start-up pages), the store's size, and the wall time of `show` and `compare`.
+their start-up pages), the store's size, and the wall time of `show` and `compare`; and per size and
+concurrency a row `sdk`: bench/sdk_floor.py, the same calls through the openai SDK alone as a whole process,
+the floor under any harness that calls through it.
 Targets (issue 12): at 5,000 x c200 at most 1.5x the ideal and 1.2 ms CPU per example; at 50,000 a peak RSS
 under 600 MB.
 """
@@ -70,6 +72,13 @@ def run_one(n: int, concurrency: int, workers: int, latency: float, server: Stan
             "rss_mb": rss, "store_mb": size / 2**20, **times}
 
 
+def sdk_floor(n: int, concurrency: int, latency: float, server: StandinProcess) -> dict[str, float]:
+    env = dict(os.environ, OPENAI_BASE_URL=server.base_url)
+    wall, cpu, rss, _ = measured([sys.executable, str(ROOT / "bench" / "sdk_floor.py"), "--n", str(n),
+                                  "--concurrency", str(concurrency)], env)
+    return {"wall": wall, "ideal": n / concurrency * latency, "cpu_ms": cpu / n * 1000, "rss_mb": rss}
+
+
 def main(args: argparse.Namespace) -> None:
     sizes = args.sizes + ([100_000] if args.with_100k else [])
     print(f"{'examples':>9} {'conc':>5} {'workers':>7} {'wall/ideal':>11} {'CPU ms/ex':>10} {'peak RSS':>9} {'store':>8} "
@@ -77,10 +86,15 @@ def main(args: argparse.Namespace) -> None:
     with StandinProcess(fixed('{"labels": ["l0"]}'), latency=args.latency) as server, \
             tempfile.TemporaryDirectory() as d:
         for n in sizes:
-            for c, w in ((c, w) for c in args.concurrency for w in args.workers):
-                m = run_one(n, c, w, args.latency, server, Path(d))
-                print(f"{n:>9,} {c:>5} {w:>7} {m['wall'] / m['ideal']:>10.2f}x {m['cpu_ms']:>10.2f} {m['rss_mb']:>7.0f}MB "
-                      f"{m['store_mb']:>6.1f}MB {m['show']:>6.2f}s {m['compare']:>7.2f}s", flush=True)
+            for c in args.concurrency:
+                for w in args.workers:
+                    m = run_one(n, c, w, args.latency, server, Path(d))
+                    print(f"{n:>9,} {c:>5} {w:>7} {m['wall'] / m['ideal']:>10.2f}x {m['cpu_ms']:>10.2f} "
+                          f"{m['rss_mb']:>7.0f}MB {m['store_mb']:>6.1f}MB {m['show']:>6.2f}s {m['compare']:>7.2f}s",
+                          flush=True)
+                f = sdk_floor(n, c, args.latency, server)
+                print(f"{n:>9,} {c:>5} {'sdk':>7} {f['wall'] / f['ideal']:>10.2f}x {f['cpu_ms']:>10.2f} "
+                      f"{f['rss_mb']:>7.0f}MB", flush=True)
 
 
 if __name__ == "__main__":
