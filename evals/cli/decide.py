@@ -128,7 +128,7 @@ def decide_cmd(
 ) -> None:
     """Run the task's baseline and candidate(s) (only what the store lacks), then compare and decide."""
     from evals.analyse.decide import (
-        compare_stored,
+        compare_with_baseline,
         plan_decision,
         record_choice,
         record_decision,
@@ -152,8 +152,9 @@ def decide_cmd(
         with running(db, mode=progress_mode(progress, no_progress, quiet=as_json)) as bars:
             run_async(run_missing(plan, db, options, cache=response_cache, progress=bars))
     note = f"decision settings: {plan.task.path}"
-    pairs = [(role, *compare_stored(plan.runs["baseline"], plan.runs[role], db, decision=plan.decision_for(role))[:2])
-             for role in plan.candidates]
+    compared = compare_with_baseline(plan.runs["baseline"], [(plan.runs[r], plan.decision_for(r))
+                                                             for r in plan.candidates], db)
+    pairs = [(role, cmp, verdict) for role, (cmp, verdict, _) in zip(plan.candidates, compared, strict=True)]
     if len(pairs) == 1:
         _, cmp, verdict = pairs[0]
         record_decision(db, plan.task, plan.runs, verdict)
