@@ -23,9 +23,8 @@ from evals.cli.app import (
     StoreOpt,
     TimeoutOpt,
     app,
-    console,
     err_console,
-    print_json,
+    print_report,
     progress_mode,
     run_async,
     run_setup,
@@ -107,18 +106,7 @@ def route_cmd(
 
 
 def _report(routing, *, as_json: bool, markdown: Path | None, html: Path | None) -> None:
-    from evals.report.routing import routing_sections, write_routing_html, write_routing_markdown
+    from evals.report.routing import frontier_figure, routing_sections, routing_title
 
-    if markdown is not None:
-        write_routing_markdown(markdown, routing)
-    if html is not None:
-        write_routing_html(html, routing)
-    if as_json:
-        print_json(routing.as_dict())
-    else:
-        from evals.report.terminal import sections_renderable
-
-        console.print(sections_renderable(routing_sections(routing)))
-    for written in (markdown, html):
-        if written is not None:
-            err_console.print(f"wrote {written}", markup=False, highlight=False)
+    print_report(routing_sections(routing), routing_title(routing), routing.as_dict(), as_json=as_json,
+                 markdown=markdown, html=html, figures=lambda: [frontier_figure(routing)])
