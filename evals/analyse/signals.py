@@ -16,6 +16,7 @@ is checked the same way up to its first model call, and its stored score is used
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import math
 from collections.abc import Mapping
@@ -38,12 +39,22 @@ class NeedsReference(BaseException):
     A BaseException, so that a metric's own `except Exception` cannot hide it."""
 
 
+SEEN = ("id", "fields", "line")  # what production has of an example: its id and input (line: for messages)
+HIDDEN = frozenset(f.name for f in dataclasses.fields(Sample)) - set(SEEN)  # the reference, checks, people's labels
+
+
 class WithoutReference(Sample):
-    """A golden example as production sees it: its id and input fields. Anything else raises NeedsReference."""
+    """A golden example as production sees it: its id and input fields. Anything else raises NeedsReference,
+    a field with a default (checks, people's labels) included."""
 
     def __init__(self, sample: Sample):
-        for name in ("id", "fields", "line"):
+        for name in SEEN:
             object.__setattr__(self, name, getattr(sample, name))
+
+    def __getattribute__(self, name: str) -> Any:
+        if name in HIDDEN:
+            raise NeedsReference(f"the signal read the example's '{name}'")
+        return super().__getattribute__(name)
 
     def __getattr__(self, name: str) -> Any:
         raise NeedsReference(f"the signal read the example's '{name}'")

@@ -87,7 +87,7 @@ def route_cmd(
     cheap_run = plan.runs.get("candidate")
     recorded = (db.get_run(cheap_run).manifest.get("metrics") if cheap_run else None)
     chosen = parse_signal(signal, plan.task, recorded)
-    check_blind(chosen, plan.task, plan.samples[0])  # before any call: a signal that reads the reference is refused
+    check_blind(chosen, plan.task, plan.samples[0])  # before any call: one reading the reference on any answer
     known = None  # a stored cheap run is scored now, once: one that lacks the signal is refused before any call
     if cheap_run:
         known = signal_values(chosen, plan.task, {s.id: s for s in plan.samples}, load_run(cheap_run, db))

@@ -252,3 +252,14 @@ def test_evals_route_scores_each_cheap_answer_once(make_task, tmp_path) -> None:
     assert sorted(answers) == sorted(f"ex{i:03d} {answer_for(i) if ok else 'not json'!r}"
                                      for i, ok in enumerate(CHEAP))
     assert len(shown) == len(answers) + 1
+
+
+def test_a_signal_sees_only_the_examples_id_input_fields_and_line() -> None:
+    from evals.analyse.signals import WithoutReference
+    from evals.types import Sample
+
+    blind = WithoutReference(Sample("ex1", {"question": "q"}, {"labels": ["l1"]}, 3, ("check",), "pass"))
+    assert (blind.id, blind.fields, blind.line) == ("ex1", {"question": "q"}, 3)
+    for hidden in ("reference", "checks", "human", "anything_else"):
+        with pytest.raises(NeedsReference, match=f"read the example's '{hidden}'"):
+            getattr(blind, hidden)
