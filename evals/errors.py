@@ -31,8 +31,21 @@ class EvalsError(Exception):
         return f"{where}: {self.message}" if where else self.message
 
 
-class StorageError(EvalsError):
+class RunHalted(EvalsError):
+    """A failure that stops a run and loses nothing: no new call starts, the calls in flight are kept, the run
+    is marked interrupted and `evals run --resume RUN_ID` finishes it (`resume` says how, for the message)."""
+
+    resume = "once it is fixed, resume with `evals run --resume {run_id}`"
+
+
+class StorageError(RunHalted):
     """The run store or the response cache could not be read or written: disk full, read-only, locked."""
+
+
+class BatchUnreachable(RunHalted):
+    """A batch's polls kept failing past the run's retry bounds; the batch goes on at the provider."""
+
+    resume = "`evals run --resume {run_id}` polls the same batch (nothing is submitted or paid for again)"
 
 
 class MissingCredentials(EvalsError):

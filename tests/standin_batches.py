@@ -8,7 +8,8 @@
 A batch is in progress for `delay` seconds after it is created, then ends: each item is answered as the
 plain endpoint would answer it (same answer function, same usage), except that a prompt in `fail_once`
 errors (a retryable server error) the first time a batch carries it, and that each of the next
-`expire` batches expires with only its first half processed (the rest expired, as the APIs report it).
+`expire` batches expires with only its first half processed (the rest expired, as the APIs report it), and
+that the next `fail_polls` polls of any batch answer 503 (the batch goes on meanwhile).
 Counters record every batch created, every item submitted and answered (per prompt), and every poll.
 """
 
@@ -51,9 +52,11 @@ class BatchCounts:
 
 class Batches:
     def __init__(self, reply: Reply, prompt_of: Callable[[dict[str, Any]], str], *, delay: float = 0.0,
-                 fail_once: frozenset[str] = frozenset(), expire: int = 0, enabled: bool = True):
+                 fail_once: frozenset[str] = frozenset(), expire: int = 0, fail_polls: int = 0,
+                 enabled: bool = True):
         self.reply, self.prompt_of = reply, prompt_of
         self.delay, self.fail_once, self.expire, self.enabled = delay, set(fail_once), expire, enabled
+        self.fail_polls = fail_polls  # the next polls that fail (set it to 0 to let them through again)
         self.counts = BatchCounts()
         self.files: dict[str, bytes] = {}
         self.batches: dict[str, Batch] = {}
@@ -106,6 +109,10 @@ class Batches:
             return 200, self._view(batch, base)
         if method == "GET" and len(rest) == 1:
             self.counts.polls += 1
+            if self.fail_polls > 0:
+                self.fail_polls -= 1
+                error = {"message": "injected poll failure", "type": "api_error"}
+                return 503, {"type": "error", "error": error} if api == "anthropic" else {"error": error}
             return 200, self._view(batch, base)
         if method == "GET" and rest[1:] == ["results"] and batch.results is not None:
             return 200, "".join(json.dumps(r) + "\n" for r in batch.results).encode()

@@ -6,7 +6,8 @@ asyncio to serve hundreds of concurrent connections from one thread at little CP
     POST /v1/chat/completions   OpenAI chat completions
     POST /v1/messages           Anthropic messages
     /v1/files, /v1/batches      OpenAI's Batch API, and /v1/messages/batches Anthropic's (tests/standin_batches.py:
-                                a delay before a batch ends, items that fail once, batches that expire)
+                                a delay before a batch ends, items that fail once, batches that expire, polls
+                                that fail)
     /v1/files, /v1/fine_tuning  OpenAI's fine-tuning jobs (tests/standin_finetunes.py: `server.finetunes`, a
                                 job that succeeds after a few polls, or fails)
     GET  /v1/models             the models served, when `served` names them (as vLLM lists its LoRA modules)
@@ -223,6 +224,7 @@ class StandinServer(_Addresses):
         batch_delay: float = 0.0,
         batch_fail_once: frozenset[str] = frozenset(),
         batch_expire: int = 0,
+        batch_fail_polls: int = 0,
         batches: bool = True,
         served: dict[str, str | None] | None = None,
     ):
@@ -242,7 +244,7 @@ class StandinServer(_Addresses):
         self.down_until = 0.0  # time.monotonic() before which every API request gets a 503 (`outage()`)
         self.counts = Counts()
         self.batches = Batches(self._batch_reply, last_user_message, delay=batch_delay, fail_once=batch_fail_once,
-                               expire=batch_expire, enabled=batches)
+                               expire=batch_expire, fail_polls=batch_fail_polls, enabled=batches)
         self._cached_prefixes: set[str] = set()
         self.finetunes = FineTunes()
         self.requests: list[Recorded] = []

@@ -1,5 +1,6 @@
 """How often the automatic verdicts agree with people: human labels (right / wrong, from `evals view`) against
-the run's match verdict and each metric of the pass rule (a judge's included), with Cohen's kappa."""
+the run's match verdict and each metric of the pass rule (a judge's included): the share that agree with its
+Wilson interval, and Cohen's kappa with its CI (both from stats.py, as for `evals judge-agreement`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from evals.analyse.stats import format_rate
+import numpy as np
+
+from evals.analyse.stats import cohen_kappa, format_rate
 
 MATCH = "match"
 
@@ -18,6 +21,7 @@ class Agreement:
     n: int  # labelled examples with this verdict
     agree: int
     kappa: float | None  # Cohen's kappa; None when either side is all one value
+    kappa_ci: tuple[float, float] | None = None  # its asymptotic 95% interval
 
     @property
     def agree_text(self) -> str:
@@ -28,8 +32,6 @@ def agreement(rows: Sequence[Mapping[str, Any]], labels: Mapping[str, str],
               pass_rule: Mapping[str, float]) -> list[Agreement]:
     """`rows`: each labelled example's `example_id`, `passed` and `scores` ({metric id: value});
     `labels`: example id -> 'right' or 'wrong'. One line for the match verdict, one per pass-rule metric."""
-    from sklearn.metrics import cohen_kappa_score
-
     verdicts: dict[str, list[tuple[bool, bool]]] = {MATCH: []}
     for row in rows:
         human = labels.get(str(row["example_id"]))
@@ -44,8 +46,9 @@ def agreement(rows: Sequence[Mapping[str, Any]], labels: Mapping[str, str],
     for name, pairs in verdicts.items():
         if not pairs:
             continue
-        people, machine = [p for p, _ in pairs], [m for _, m in pairs]
-        both_vary = len(set(people)) > 1 and len(set(machine)) > 1
-        kappa = float(cohen_kappa_score(people, machine)) if both_vary else None
-        out.append(Agreement(name, len(pairs), sum(p == m for p, m in pairs), kappa))
+        table = np.zeros((2, 2), int)  # rows people, columns the verdict: right/pass first
+        for person, machine in pairs:
+            table[int(not person), int(not machine)] += 1
+        kappa, ci = cohen_kappa(table) or (None, None)
+        out.append(Agreement(name, len(pairs), sum(p == m for p, m in pairs), kappa, ci))
     return out

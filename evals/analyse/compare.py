@@ -158,12 +158,14 @@ def compare_runs(
     confidence: float = 0.95,
     power: float = 0.8,
     n_resamples: int = 10_000,
+    a_side: Side | None = None,
 ) -> Comparison:
     """Compare baseline run `a` with candidate run `b` (frames from `load_run`), paired by example id.
 
     Refuses runs over different golden sets (by the manifest's golden hash) unless `force`, in which
     case the shared example ids are compared. `min_gap` is the smallest difference in match rate
-    worth acting on; it sets the power computation, at two-sided alpha = 1 - `confidence`.
+    worth acting on; it sets the power computation, at two-sided alpha = 1 - `confidence`. `a_side`:
+    `run_side(a)` (with the same confidence, seed and resamples), when `a` is compared with several runs.
     """
     hash_a, hash_b = _golden_hash(a), _golden_hash(b)
     ka, kb = attempts(a), attempts(b)
@@ -215,8 +217,8 @@ def compare_runs(
     discordance = counts.discordant / n
     planned = repeat_power(fa, fb, ka, kb, min_gap, power, 1 - confidence) if repeated else None
     return Comparison(
-        a=_side(a, hash_a, confidence, seed, n_resamples),
-        b=_side(b, hash_b, confidence, seed, n_resamples),
+        a=a_side or run_side(a, confidence, seed, n_resamples),
+        b=run_side(b, confidence, seed, n_resamples),
         golden_hashes_differ=hash_a != hash_b,
         missing_in_a=tuple(i for i in ids_b if i not in set_a),
         missing_in_b=tuple(i for i in ids_a if i not in set_b),
@@ -271,7 +273,9 @@ def _estimate(values: tuple[float, float, float], n: int, method: str) -> Estima
     return Estimate(est, low, high, n, method)
 
 
-def _side(df: pd.DataFrame, golden_hash: str | None, confidence: float, seed: int, n_resamples: int) -> Side:
+def run_side(df: pd.DataFrame, confidence: float = 0.95, seed: int = 0, n_resamples: int = 10_000) -> Side:
+    """One run of a comparison: its summary, metric means with bootstrap CIs, mean tokens and cost."""
+    golden_hash = _golden_hash(df)
     df = with_timing_columns(df)
     scores = _answered_scores(by_example(df))  # with repeats, each example's mean: the example is the unit
     metrics = {

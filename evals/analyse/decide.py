@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from evals.analyse.compare import Comparison, compare_runs
+from evals.analyse.compare import Comparison, compare_runs, run_side
 from evals.analyse.verdict import Verdict, decide
 from evals.data.golden import load_samples, samples_hash
 from evals.data.tasks import load_task
@@ -51,22 +51,36 @@ def decision_for_run(df: pd.DataFrame) -> tuple[Decision, str]:
 def compare_stored(run_a: str, run_b: str, store: Store, *, force: bool = False,
                    decision: Decision | None = None) -> tuple[Comparison, Verdict, str]:
     """Baseline run A against candidate run B: the Comparison, the Verdict and where the settings came from."""
-    a, b = load_run(run_a, store), load_run(run_b, store)
-    source = ""
-    if decision is None:
-        decision, source = decision_for_run(a)
-    cmp = compare_runs(a, b, force=force, min_gap=decision.min_gap)
-    profiles = {role: latency_profile(store, df) for role, df in (("baseline", a), ("candidate", b))}
-    verdict = decide(cmp, decision, profiles=profiles)
-    warnings = [w for df in (a, b) for w in judge_warnings(df)]
-    if warnings:
-        verdict = dataclasses.replace(verdict, reasons=[*verdict.reasons, *(
-            f"Warning: {w}, and it decides matches: read its verdicts with care (`evals judge-agreement`)."
-            for w in warnings)])
-    hybrid = next((r for r in store.routes(a.attrs["run"]["id"], b.attrs["run"]["id"]) if r.get("beats_both")), None)
-    if hybrid is not None:
-        verdict = dataclasses.replace(verdict, reasons=[*verdict.reasons, hybrid_line(hybrid)])
-    return cmp, verdict, source
+    [compared] = compare_with_baseline(run_a, [(run_b, decision)], store, force=force)
+    return compared
+
+
+def compare_with_baseline(run_a: str, candidates: Sequence[tuple[str, Decision | None]], store: Store, *,
+                          force: bool = False) -> list[tuple[Comparison, Verdict, str]]:
+    """Baseline run A against each candidate run, under its decision settings (None: those of A's task.yaml):
+    each Comparison, Verdict and where its settings came from. A is loaded and summarised once, and its
+    latency profile and judge warnings are looked up once, however many candidates there are."""
+    a = load_run(run_a, store)
+    a_side, a_profile, a_warnings = run_side(a), latency_profile(store, a), judge_warnings(a)
+    out = []
+    for run_b, decision in candidates:
+        b = load_run(run_b, store)
+        source = ""
+        if decision is None:
+            decision, source = decision_for_run(a)
+        cmp = compare_runs(a, b, force=force, min_gap=decision.min_gap, a_side=a_side)
+        verdict = decide(cmp, decision, profiles={"baseline": a_profile, "candidate": latency_profile(store, b)})
+        warnings = [*a_warnings, *judge_warnings(b)]
+        if warnings:
+            verdict = dataclasses.replace(verdict, reasons=[*verdict.reasons, *(
+                f"Warning: {w}, and it decides matches: read its verdicts with care (`evals judge-agreement`)."
+                for w in warnings)])
+        hybrid = next((r for r in store.routes(a.attrs["run"]["id"], b.attrs["run"]["id"]) if r.get("beats_both")),
+                      None)
+        if hybrid is not None:
+            verdict = dataclasses.replace(verdict, reasons=[*verdict.reasons, hybrid_line(hybrid)])
+        out.append((cmp, verdict, source))
+    return out
 
 
 def judge_warnings(df: pd.DataFrame) -> list[str]:

@@ -3,7 +3,7 @@
 People's labels come from the golden set (task.yaml `dataset.human` names the field: a score on the
 judge's scale, pass/fail, or a mapping of judge metric id to either). Per judge metric of a run: how
 often judge and people agree (with a Wilson interval), Cohen's kappa (quadratic-weighted on a 1-5 style
-scale) with its asymptotic 95% interval (statsmodels), the confusion matrix, the examples where they
+scale) with its asymptotic 95% interval (stats.cohen_kappa), the confusion matrix, the examples where they
 disagree most, and, when the judge was asked several times (`repeats`), its self-consistency as
 Krippendorff's alpha over the repeats (interval distances on a numeric scale, nominal for pass/fail).
 """
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from evals.analyse.stats import wilson_interval
+from evals.analyse.stats import cohen_kappa, wilson_interval
 from evals.errors import EvalsError
 from evals.types import Sample
 
@@ -141,8 +141,6 @@ def agreement(df: pd.DataFrame, labels: Mapping[str, Any], metric: str, config: 
               worst: int = 5, *, require_labels: bool = True) -> JudgeAgreement:
     """Judge metric `metric` of a run (a frame from `load_run`; each example's first attempt) against people;
     without `require_labels`, no labelled example leaves only the judge's self-consistency."""
-    from statsmodels.stats.inter_rater import cohens_kappa
-
     scale = judge_scale(config)
     first = df.sort_values("attempt", kind="stable").drop_duplicates("example_id") if "attempt" in df else df
     pairs, repeats = [], []
@@ -163,10 +161,7 @@ def agreement(df: pd.DataFrame, labels: Mapping[str, Any], metric: str, config: 
     for _, human, judged, _ in pairs:
         table[index[human], index[judged]] += 1
     weighted = scale is not None
-    kappa = ci = None
-    if len({h for _, h, _, _ in pairs}) > 1 and len({j for _, _, j, _ in pairs}) > 1:
-        result = cohens_kappa(table, wt="quadratic" if weighted else None)
-        kappa, ci = float(result.kappa), (float(result.kappa_low), float(result.kappa_upp))
+    kappa, ci = cohen_kappa(table, weighted) or (None, None)
     agree = sum(h == j for _, h, j, _ in pairs)
     gap = (lambda h, j: abs(h - j)) if weighted else (lambda h, j: float(h != j))
     off = sorted((p for p in pairs if p[1] != p[2]), key=lambda p: -gap(p[1], p[2]))[:worst]

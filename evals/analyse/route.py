@@ -171,14 +171,15 @@ def route(cmp: Comparison, strong: pd.DataFrame, cheap: pd.DataFrame, signal: Ma
 
 
 def route_stored(task: Task, cheap_run: str, strong_run: str, store: Store, signal_name: str, *,
-                 force: bool = False) -> Routing:
+                 force: bool = False, known: Mapping[str, float | None] | None = None) -> Routing:
     """Route between two stored runs of `task` on the signal named `signal_name` (see signals.py). Refuses
-    runs of different golden sets unless `force`, and a signal the cheap run lacks or that reads the reference."""
+    runs of different golden sets unless `force`, and a signal the cheap run lacks or that reads the reference.
+    `known`: the signal's values on the cheap run already computed (signal_values), not scored again."""
     strong, cheap = load_run(strong_run, store), load_run(cheap_run, store)
     d = task.decision
     cmp = compare_runs(strong, cheap, force=force, min_gap=d.min_gap)
     signal = parse_signal(signal_name, task, (cheap.attrs.get("manifest") or {}).get("metrics"))
-    values = signal_values(signal, task, {s.id: s for s in load_samples(task)}, cheap)
+    values = signal_values(signal, task, {s.id: s for s in load_samples(task)}, cheap, known)
     latency = {}
     for role, df, side in (("strong", strong, cmp.a), ("cheap", cheap, cmp.b)):
         profile = latency_profile(store, df)

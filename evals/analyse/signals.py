@@ -16,6 +16,7 @@ is checked the same way up to its first model call, and its stored score is used
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import math
 from collections.abc import Mapping
@@ -38,12 +39,22 @@ class NeedsReference(BaseException):
     A BaseException, so that a metric's own `except Exception` cannot hide it."""
 
 
+SEEN = ("id", "fields", "line")  # what production has of an example: its id and input (line: for messages)
+HIDDEN = frozenset(f.name for f in dataclasses.fields(Sample)) - set(SEEN)  # the reference, checks, people's labels
+
+
 class WithoutReference(Sample):
-    """A golden example as production sees it: its id and input fields. Anything else raises NeedsReference."""
+    """A golden example as production sees it: its id and input fields. Anything else raises NeedsReference,
+    a field with a default (checks, people's labels) included."""
 
     def __init__(self, sample: Sample):
-        for name in ("id", "fields", "line"):
+        for name in SEEN:
             object.__setattr__(self, name, getattr(sample, name))
+
+    def __getattribute__(self, name: str) -> Any:
+        if name in HIDDEN:
+            raise NeedsReference(f"the signal read the example's '{name}'")
+        return super().__getattribute__(name)
 
     def __getattr__(self, name: str) -> Any:
         raise NeedsReference(f"the signal read the example's '{name}'")
@@ -98,11 +109,15 @@ def check_blind(signal: Signal, task: Task, sample: Sample) -> None:
         asyncio.run(_blind_score(signal, task, build_metric(signal.metric, task), sample, Completion(text="")))
 
 
-def signal_values(signal: Signal, task: Task, samples: Mapping[str, Sample], cheap: pd.DataFrame) -> dict[str, float | None]:
+def signal_values(signal: Signal, task: Task, samples: Mapping[str, Sample], cheap: pd.DataFrame,
+                  known: Mapping[str, float | None] | None = None) -> dict[str, float | None]:
     """Example id -> the signal on the cheap run's answer (None where there is none: a provider error, a
-    metric that could not score). Raises EvalsError when the run lacks the signal or it reads the reference."""
+    metric that could not score). Raises EvalsError when the run lacks the signal or it reads the reference.
+    `known`: values already computed on this run (by an earlier call), taken as they are: each answer is
+    scored once."""
     run_id = cheap.attrs.get("run", {}).get("id", "?")
     answered = cheap[cheap["error"].isna()]
+    known = known or {}
     if signal.metric is None:
         values = {str(r.example_id): _finite(getattr(r, "mean_logprob", None)) for r in answered.itertuples()}
         if not any(v is not None for v in values.values()):
@@ -113,7 +128,7 @@ def signal_values(signal: Signal, task: Task, samples: Mapping[str, Sample], che
                              "does not return them. Choose a metric signal, or run the cheap model again")
         return values
     metric = build_metric(signal.metric, task)
-    rows = list(answered.itertuples())
+    rows = [r for r in answered.itertuples() if str(r.example_id) not in known]
     missing = [str(r.example_id) for r in rows if str(r.example_id) not in samples]
     if missing:
         raise EvalsError(f"{len(missing)} example(s) of run {run_id} (e.g. '{missing[0]}') are not in the golden "
@@ -127,7 +142,8 @@ def signal_values(signal: Signal, task: Task, samples: Mapping[str, Sample], che
     values = asyncio.run(score_all())
     if models_called(metric):  # a judge: blind up to its first call, so the score the run stored is taken
         values = [_finite(((r.scores or {}).get(signal.metric.id) or {}).get("value")) for r in rows]
-    return {str(r.example_id): v for r, v in zip(rows, values, strict=True)}
+    scored = {**{str(r.example_id): v for r, v in zip(rows, values, strict=True)}, **known}
+    return {str(i): scored[str(i)] for i in answered["example_id"]}
 
 
 async def _blind_score(signal: Signal, task: Task, metric: Any, sample: Sample, completion: Completion) -> float | None:

@@ -33,6 +33,21 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
     return max(0.0, float(low)), min(1.0, float(high))
 
 
+def cohen_kappa(table: ArrayLike, weighted: bool = False,
+                confidence: float = 0.95) -> tuple[float, tuple[float, float]] | None:
+    """Cohen's kappa of a square table of two raters' labels (rows one, columns the other), quadratic-weighted
+    when `weighted` (an ordered scale), with its asymptotic CI (statsmodels' variance); None when either rater
+    used one label only (kappa is undefined then)."""
+    from statsmodels.stats.inter_rater import cohens_kappa
+
+    table = np.asarray(table, float)
+    if np.count_nonzero(table.sum(axis=1)) < 2 or np.count_nonzero(table.sum(axis=0)) < 2:
+        return None
+    result = cohens_kappa(table, wt="quadratic" if weighted else None)
+    half = _normal_ppf(1 - (1 - confidence) / 2) * float(result["std_kappa"])
+    return float(result["kappa"]), (float(result["kappa"]) - half, float(result["kappa"]) + half)
+
+
 def format_rate(successes: int, n: int, confidence: float = 0.95) -> str:
     """'44/50 (88%, 95% CI 76-94%)'."""
     if n == 0:

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -19,6 +19,8 @@ from typer.core import TyperGroup
 from evals.errors import EvalsError
 
 if TYPE_CHECKING:
+    from evals.report.html import Figure
+    from evals.report.sections import Section
     from evals.run.cache import ResponseCache
     from evals.run.calls import RunOptions
     from evals.run.progress import RunProgress
@@ -91,6 +93,34 @@ def batched(configs: Any) -> list[Any]:
 
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def print_report(sections: Sequence[Section], title: str, payload: Any, *, as_json: bool, markdown: Path | None,
+                 html: Path | None, figures: Callable[[], Sequence[Figure]] = list, note: str = "") -> None:
+    """A report: its sections on the terminal (or `payload` as JSON), and as Markdown and/or one self-contained
+    HTML file (its `figures` drawn only then), each written whole or not at all; then `note` and the files
+    written, on stderr."""
+    from evals._util import write_atomic
+
+    if markdown is not None:
+        from evals.report.markdown import render_markdown
+
+        write_atomic(markdown, render_markdown(sections, title))
+    if html is not None:
+        from evals.report.html import render_html
+
+        write_atomic(html, render_html(sections, title, figures()))
+    if as_json:
+        print_json(payload)
+    else:
+        from evals.report.terminal import sections_renderable
+
+        console.print(sections_renderable(sections))
+    if note:
+        err_console.print(note, markup=False, highlight=False)
+    for written in (markdown, html):
+        if written is not None:
+            err_console.print(f"wrote {written}", markup=False, highlight=False)
 
 
 def warn(message: str) -> None:

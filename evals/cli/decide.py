@@ -27,6 +27,7 @@ from evals.cli.app import (
     console,
     err_console,
     print_json,
+    print_report,
     progress_mode,
     run_async,
     run_setup,
@@ -38,26 +39,12 @@ from evals.errors import EvalsError
 def _report_comparison(cmp: Any, verdict: Any, *, as_json: bool, markdown: Path | None, examples: int,
                        note: str = "", html: Path | None = None) -> None:
     """Print a comparison (tables or JSON) and optionally write it as Markdown and/or HTML."""
-    if markdown is not None:
-        from evals.report.markdown import write_markdown
+    from evals.report.html import comparison_figures
+    from evals.report.sections import comparison_sections, comparison_title
 
-        write_markdown(markdown, cmp, verdict, examples)
-    if html is not None:
-        from evals.report.html import write_html
-
-        write_html(html, cmp, verdict, examples)
-    if as_json:
-        print_json({**cmp.as_dict(), "verdict": verdict.as_dict()})
-    else:
-        from evals.report.sections import comparison_sections
-        from evals.report.terminal import sections_renderable
-
-        console.print(sections_renderable(comparison_sections(cmp, verdict, examples)))
-    if note:
-        err_console.print(note, markup=False, highlight=False)
-    for written in (markdown, html):
-        if written is not None:
-            err_console.print(f"wrote {written}", markup=False, highlight=False)
+    print_report(comparison_sections(cmp, verdict, examples), comparison_title(cmp),
+                 {**cmp.as_dict(), "verdict": verdict.as_dict()}, as_json=as_json, markdown=markdown, html=html,
+                 figures=lambda: comparison_figures(cmp, verdict), note=note)
 
 
 @app.command()
@@ -128,7 +115,7 @@ def decide_cmd(
 ) -> None:
     """Run the task's baseline and candidate(s) (only what the store lacks), then compare and decide."""
     from evals.analyse.decide import (
-        compare_stored,
+        compare_with_baseline,
         plan_decision,
         record_choice,
         record_decision,
@@ -152,8 +139,9 @@ def decide_cmd(
         with running(db, mode=progress_mode(progress, no_progress, quiet=as_json)) as bars:
             run_async(run_missing(plan, db, options, cache=response_cache, progress=bars))
     note = f"decision settings: {plan.task.path}"
-    pairs = [(role, *compare_stored(plan.runs["baseline"], plan.runs[role], db, decision=plan.decision_for(role))[:2])
-             for role in plan.candidates]
+    compared = compare_with_baseline(plan.runs["baseline"], [(plan.runs[r], plan.decision_for(r))
+                                                             for r in plan.candidates], db)
+    pairs = [(role, cmp, verdict) for role, (cmp, verdict, _) in zip(plan.candidates, compared, strict=True)]
     if len(pairs) == 1:
         _, cmp, verdict = pairs[0]
         record_decision(db, plan.task, plan.runs, verdict)
@@ -169,30 +157,13 @@ def decide_cmd(
 def _report_paths(choice: Any, pairs: list[Any], *, as_json: bool, markdown: Path | None, html: Path | None,
                   examples: int, note: str) -> None:
     """Several candidates against one baseline: the choice, one cost table, each pair's report."""
-    from evals._util import write_atomic
     from evals.report.sections import paths_sections
 
-    sections = paths_sections(choice, pairs, examples)
     title = f"{pairs[0][1].a.summary.model} against " + ", ".join(cmp.b.summary.model for _, cmp, _ in pairs)
-    if markdown is not None:
-        from evals.report.markdown import render_markdown
-
-        write_atomic(markdown, render_markdown(sections, title))
-    if html is not None:
-        from evals.report.html import render_html
-
-        write_atomic(html, render_html(sections, title))
-    if as_json:
-        print_json({"choice": choice.as_dict(),
-                    "comparisons": [{"role": role, **cmp.as_dict(), "verdict": v.as_dict()} for role, cmp, v in pairs]})
-    else:
-        from evals.report.terminal import sections_renderable
-
-        console.print(sections_renderable(sections))
-    err_console.print(note, markup=False, highlight=False)
-    for written in (markdown, html):
-        if written is not None:
-            err_console.print(f"wrote {written}", markup=False, highlight=False)
+    payload = {"choice": choice.as_dict(),
+               "comparisons": [{"role": role, **cmp.as_dict(), "verdict": v.as_dict()} for role, cmp, v in pairs]}
+    print_report(paths_sections(choice, pairs, examples), title, payload, as_json=as_json, markdown=markdown,
+                 html=html, note=note)
 
 
 @app.command("latency")

@@ -23,9 +23,8 @@ from evals.cli.app import (
     StoreOpt,
     TimeoutOpt,
     app,
-    console,
     err_console,
-    print_json,
+    print_report,
     progress_mode,
     run_async,
     run_setup,
@@ -88,9 +87,10 @@ def route_cmd(
     cheap_run = plan.runs.get("candidate")
     recorded = (db.get_run(cheap_run).manifest.get("metrics") if cheap_run else None)
     chosen = parse_signal(signal, plan.task, recorded)
-    check_blind(chosen, plan.task, plan.samples[0])  # before any call: a signal that reads the reference is refused
-    if cheap_run:  # a stored cheap run that lacks the signal is refused before the strong model runs
-        signal_values(chosen, plan.task, {s.id: s for s in plan.samples}, load_run(cheap_run, db))
+    check_blind(chosen, plan.task, plan.samples[0])  # before any call: one reading the reference on any answer
+    known = None  # a stored cheap run is scored now, once: one that lacks the signal is refused before any call
+    if cheap_run:
+        known = signal_values(chosen, plan.task, {s.id: s for s in plan.samples}, load_run(cheap_run, db))
     for role, plan_role in ROLE.items():
         if plan_role in plan.runs:
             err_console.print(f"{role} {plan.configs[plan_role].spec}: using stored run {plan.runs[plan_role]}",
@@ -99,24 +99,14 @@ def route_cmd(
         options, response_cache = run_setup(concurrency, timeout, retries, budget, cache, cache_path, retry_for)
         with running(db, mode=progress_mode(progress, no_progress, quiet=as_json)) as bars:
             run_async(run_missing(plan, db, options, cache=response_cache, progress=bars))
-    routing = route_stored(plan.task, plan.runs["candidate"], plan.runs["baseline"], db, signal, force=force)
+    routing = route_stored(plan.task, plan.runs["candidate"], plan.runs["baseline"], db, signal, force=force,
+                           known=known)
     db.add_route(plan.task.name, routing.cheap_run, routing.strong_run, routing.signal, routing.as_dict())
     _report(routing, as_json=as_json, markdown=markdown, html=html)
 
 
 def _report(routing, *, as_json: bool, markdown: Path | None, html: Path | None) -> None:
-    from evals.report.routing import routing_sections, write_routing_html, write_routing_markdown
+    from evals.report.routing import frontier_figure, routing_sections, routing_title
 
-    if markdown is not None:
-        write_routing_markdown(markdown, routing)
-    if html is not None:
-        write_routing_html(html, routing)
-    if as_json:
-        print_json(routing.as_dict())
-    else:
-        from evals.report.terminal import sections_renderable
-
-        console.print(sections_renderable(routing_sections(routing)))
-    for written in (markdown, html):
-        if written is not None:
-            err_console.print(f"wrote {written}", markup=False, highlight=False)
+    print_report(routing_sections(routing), routing_title(routing), routing.as_dict(), as_json=as_json,
+                 markdown=markdown, html=html, figures=lambda: [frontier_figure(routing)])

@@ -102,12 +102,14 @@ def create_provider(config: ModelConfig) -> Provider:
     return BatchingProvider(provider, provider.batch_api())  # type: ignore[attr-defined]
 
 
-async def prepare_provider(provider: Provider, store: Any, notice: Callable[[str], None] | None = None) -> None:
+async def prepare_provider(provider: Provider, store: Any, notice: Callable[[str], None] | None = None, *,
+                           max_retries: int = 16, retry_for_s: float = 600.0) -> None:
     """Before a run's first call: a provider that keeps state in the run store (a batch's ids) gets it, and
-    may refuse to start (EvalsError: a server without batch endpoints); `notice` hears its events."""
+    may refuse to start (EvalsError: a server without batch endpoints); `notice` hears its events. A batch's
+    failing polls are bounded as a live call's retries are (`--retries`, `--retry-for`)."""
     prepare = getattr(provider, "prepare", None)
     if prepare is not None:
-        await prepare(store, notice)
+        await prepare(store, notice, max_retries=max_retries, retry_for_s=retry_for_s)
 
 
 async def close_provider(provider: Provider) -> None:

@@ -12,7 +12,9 @@ its metadata, so a run killed mid-call finds it again), its id the moment it is 
 first poll, and its results the moment they are fetched. A run killed meanwhile is resumed with `evals run --resume`: each
 example's request finds its item (same run, same request) and waits for that batch, or takes its stored
 result, so nothing submitted is submitted (or paid for) again. Items a batch left unfinished (expired,
-cancelled) or failed with a retryable error go again in the next batch, up to RESUBMITS times.
+cancelled) or failed with a retryable error go again in the next batch, up to RESUBMITS times. Polls that
+fail are tried again, bounded as a live call's retries are (the run's max_retries and retry_for_s); past
+that the run stops (BatchUnreachable), interrupted, and its resume polls the same batch.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from evals.errors import ProviderError
+from evals.errors import BatchUnreachable, ProviderError, RunHalted
 from evals.providers import Provider, close_provider
 from evals.types import CALL_FOR, CallFor, Completion, GenerateParams, Message
 
@@ -121,6 +123,7 @@ class _Watch:
     waiting: dict[str, asyncio.Future[Outcome]] = field(default_factory=dict)
     outcomes: dict[str, Outcome] | None = None
     status: BatchStatus | None = None
+    halted: RunHalted | None = None  # its polls kept failing: the run stops, the batch is left to the resume
 
 
 class BatchingProvider:
@@ -136,6 +139,7 @@ class BatchingProvider:
         self.inner, self._api = inner, api
         self._ledger: BatchLedger | None = None
         self._notice: Callable[[str], None] | None = None
+        self.max_retries, self.retry_for_s = 16, 600.0  # failing polls of a batch: the run's bounds (prepare)
         self._pending: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
         self._watches: dict[str, _Watch] = {}
@@ -145,9 +149,12 @@ class BatchingProvider:
         self._last_note = 0.0
         self.spent_usd = 0.0  # what the results fetched so far cost, at batch prices
 
-    async def prepare(self, ledger: BatchLedger | None, notice: Callable[[str], None] | None = None) -> None:
-        """Before the first call: keep batches in `ledger` (the run store) and check the server has a Batch API."""
+    async def prepare(self, ledger: BatchLedger | None, notice: Callable[[str], None] | None = None, *,
+                      max_retries: int = 16, retry_for_s: float = 600.0) -> None:
+        """Before the first call: keep batches in `ledger` (the run store), bound failing polls as the run bounds
+        a call's retries (count and time), and check the server has a Batch API."""
         self._ledger, self._notice = ledger, notice
+        self.max_retries, self.retry_for_s = max_retries, retry_for_s
         await self._api.probe()
 
     async def generate(self, messages: Sequence[Message], params: GenerateParams) -> Completion:
@@ -250,6 +257,8 @@ class BatchingProvider:
     async def _outcome(self, batch_id: str, custom_id: str) -> Outcome:
         """The outcome of one item of a batch submitted earlier (polling the batch if nobody does yet)."""
         watch = self._watches.setdefault(batch_id, _Watch())
+        if watch.halted is not None:
+            raise watch.halted
         if watch.outcomes is not None:
             return watch.outcomes.get(custom_id) or _unfinished(batch_id, watch.status)
         future = watch.waiting.setdefault(custom_id, asyncio.get_running_loop().create_future())
@@ -268,6 +277,7 @@ class BatchingProvider:
                 if found is not None and self._ledger is not None:
                     self._ledger.batch_created(batch_id, found)
                 batch_id = found or batch_id
+            failed, failing_since = 0, 0.0  # polls failed in a row, and since when
             for polls in itertools.count():
                 if batch_id.startswith(SUBMITTING):
                     status = BatchStatus("lost", 0, detail="never created: the run was killed submitting it")
@@ -278,12 +288,23 @@ class BatchingProvider:
                 except ProviderError as e:
                     if not e.retryable:
                         raise
+                    if not failed:
+                        failing_since = time.monotonic()
+                    failed += 1
+                    self._check_polls(batch_id, failed, time.monotonic() - failing_since, e)
                     continue  # a poll that failed is tried again at the next one
+                failed = 0
                 watch.status = status
                 if status.state != "running":
                     break
                 self._say(self._progress())
             outcomes = await self._api.results(status) if status.state != "failed" else {}
+        except BatchUnreachable as e:  # the run stops; the batch, its id stored, is the resume's to poll
+            watch.halted = e
+            for future in watch.waiting.values():
+                if not future.done():
+                    future.set_exception(e)
+            return
         except Exception as e:  # the batch cannot be followed: its callers fail with why, now and later
             watch.outcomes, watch.status = {}, BatchStatus("failed", 0, detail=f"could not be followed: {e}")
             for future in watch.waiting.values():
@@ -303,6 +324,17 @@ class BatchingProvider:
         for custom_id, future in watch.waiting.items():
             if not future.done():
                 future.set_result(outcomes.get(custom_id) or _unfinished(batch_id, status))
+
+    def _check_polls(self, batch_id: str, failed: int, failing_s: float, error: ProviderError) -> None:
+        """After a failed poll: say so, or give up (BatchUnreachable) once polls have failed more times in a row
+        than the run retries a call (max_retries), or for as long as it retries one (retry_for_s)."""
+        if failed <= self.max_retries and failing_s < self.retry_for_s:
+            self._say(f"{self.id}: polling batch {batch_id} failed ({error}); trying again ({failed} in a row; the "
+                      f"run stops after {self.max_retries + 1} in a row, or {self.retry_for_s:g}s of them)",
+                      force=failed == 1)
+            return
+        raise BatchUnreachable(f"{self.id}: polling batch {batch_id} failed {failed} time(s) in a row over "
+                               f"{failing_s:.0f}s (last: {error}); its id is stored and it goes on at the provider")
 
     # ---- progress ---------------------------------------------------------------------------
 

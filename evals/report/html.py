@@ -13,12 +13,10 @@ import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, PackageLoader
 
-from evals._util import write_atomic
 from evals.report.sections import Section, comparison_sections, comparison_title
 
 if TYPE_CHECKING:
@@ -67,11 +65,6 @@ def render_html(sections: Sequence[Section], title: str, figures: Sequence[Figur
 def comparison_html(cmp: Comparison, verdict: Verdict, examples: int = 10) -> str:
     return render_html(comparison_sections(cmp, verdict, examples), comparison_title(cmp),
                        comparison_figures(cmp, verdict))
-
-
-def write_html(path: Path, cmp: Comparison, verdict: Verdict, examples: int = 10) -> None:
-    """Write the report whole or not at all."""
-    write_atomic(path, comparison_html(cmp, verdict, examples))
 
 
 # --- figures ---------------------------------------------------------------------------------------

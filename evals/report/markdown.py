@@ -1,4 +1,4 @@
-"""The comparison report as Markdown. Model output is untrusted: every string from the data is escaped so
+"""A report's sections as Markdown. Model output is untrusted: every string from the data is escaped so
 it can neither break a table (pipes, newlines) nor inject HTML or Markdown links and emphasis."""
 
 from __future__ import annotations
@@ -6,15 +6,8 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING
 
-from evals._util import write_atomic
-from evals.report.sections import Section, comparison_sections, comparison_title
-
-if TYPE_CHECKING:
-    from evals.analyse.compare import Comparison
-    from evals.analyse.verdict import Verdict
+from evals.report.sections import Section
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]#~])")  # emphasis, code, links, headings, strike
 
@@ -41,8 +34,3 @@ def render_markdown(sections: Sequence[Section], title: str) -> str:
         for heading, items in s.bullets.items():
             out += [f"**{escape(heading)}**", ""] + [f"- {escape(item)}" for item in items] + [""]
     return "\n".join(out).rstrip() + "\n"
-
-
-def write_markdown(path: str | Path, cmp: Comparison, verdict: Verdict, examples: int = 10) -> None:
-    """Write the comparison report as Markdown, whole or not at all."""
-    write_atomic(path, render_markdown(comparison_sections(cmp, verdict, examples), comparison_title(cmp)))

@@ -3,10 +3,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from evals._util import write_atomic
 from evals.analyse.stats import format_points
 from evals.report.sections import Section, p50_p95
 
@@ -63,18 +61,6 @@ def _points(o: Option) -> str:
 
 def _usd(x: float | None, digits: int) -> str:
     return "-" if x is None else f"${x:,.{digits}f}"
-
-
-def write_routing_markdown(path: Path, r: Routing) -> None:
-    from evals.report.markdown import render_markdown
-
-    write_atomic(path, render_markdown(routing_sections(r), routing_title(r)))
-
-
-def write_routing_html(path: Path, r: Routing) -> None:
-    from evals.report.html import render_html
-
-    write_atomic(path, render_html(routing_sections(r), routing_title(r), [frontier_figure(r)]))
 
 
 def frontier_figure(r: Routing):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, stop_after_delay
 
-from evals.errors import ProviderError, StorageError
+from evals.errors import ProviderError, RunHalted
 from evals.providers import Provider
 from evals.types import Completion, GenerateParams, Message
 
@@ -135,7 +135,7 @@ async def complete_with_retries(
         return await retrying(attempt)
     except ProviderError as e:
         error = str(e)
-    except StorageError:  # the run store failed (a batch's ids could not be kept): the run stops, as it would
+    except RunHalted:  # the store could not keep a batch's ids, or a batch cannot be polled: the run stops
         raise
     except Exception as e:  # a provider bug: recorded on the example, the run goes on
         error = f"{type(e).__name__}: {e}"

@@ -17,7 +17,7 @@ from typing import Any
 
 from evals.data.golden import samples_hash
 from evals.data.prompts import render_messages
-from evals.errors import EvalsError, MissingCredentials, StorageError
+from evals.errors import EvalsError, MissingCredentials, RunHalted, StorageError
 from evals.metrics import Metric, build_metrics, models_called, passes, score_all
 from evals.metrics.checks import CheckScorer, pass_rule_for
 from evals.providers import Provider, close_provider, create_provider, prepare_provider
@@ -122,7 +122,7 @@ class ModelCalls:
         self._owned: list[Provider] = []
         self._lanes: dict[str, tuple[asyncio.Semaphore, str, Breaker]] = {}  # spec -> calls in flight, cache
         self.notices: dict[str, Callable[[str], None]] = {}  # spec -> where its breaker's pauses are said
-        self.halted: StorageError | None = None  # the store failed: no new call starts
+        self.halted: RunHalted | None = None  # the store failed, or a batch cannot be polled: no new call starts
         self._lock = asyncio.Lock()
 
     def config(self, spec: str) -> ModelConfig:
@@ -193,7 +193,7 @@ class ModelCalls:
                 clock.start()
             try:
                 completion = await complete_with_retries(provider, messages, params, self.options, breaker)
-            except StorageError as e:  # the provider could not keep its state (a batch's ids): no new call starts
+            except RunHalted as e:  # a batch's ids could not be kept, or its polls kept failing: no new call starts
                 self.halted = self.halted or e
             finally:
                 if clock:
@@ -292,7 +292,7 @@ async def execute_run(
         if own:
             store.set_status(run_id, "running")
     except StorageError as e:
-        raise _storage_failure(store, run_id, e, []) from None
+        raise _halted(store, run_id, e, []) from None
     queue = iter(todo)
 
     async def worker() -> None:  # as many as can be in flight, each taking the next attempt: no task per example
@@ -312,7 +312,7 @@ async def execute_run(
         if own:
             _quietly(store.add_busy_time, run_id, clock.busy_s, clock.served, concurrency, hardware_of(provider))
     if models.halted is not None:
-        raise _storage_failure(store, run_id, models.halted, unsaved, own)
+        raise _halted(store, run_id, models.halted, unsaved, own)
     outcome.left, outcome.budget = len(todo) - outcome.done, models.budget
     outcome.status = "completed" if not outcome.left else "interrupted" if stopping() else "budget-stopped"
     if own:
@@ -333,10 +333,10 @@ def _quietly(write: Callable[..., Any], *args: Any) -> None:
         pass
 
 
-def _storage_failure(store: Store, run_id: str, failure: StorageError, unsaved: list[ExampleResult],
-                     own: bool = True) -> StorageError:
-    """The store failed mid-run: write what is still in memory if it can now, then say in one line what is
-    safe, what is lost and how to resume."""
+def _halted(store: Store, run_id: str, failure: RunHalted, unsaved: list[ExampleResult],
+            own: bool = True) -> RunHalted:
+    """The run stopped mid-way (the store failed, a batch cannot be polled): write what is still in memory if it
+    can now, mark the run interrupted, then say in one line what is safe, what is lost and how to resume."""
     lost = 0
     for result in unsaved:
         try:
@@ -350,8 +350,8 @@ def _storage_failure(store: Store, run_id: str, failure: StorageError, unsaved: 
     except StorageError:
         safe = f"the results of run {run_id} written before it are safe"
     paid = f"; {lost} answer(s) already paid for could not be written and are lost" if lost else ""
-    return StorageError(f"{failure.message}. {safe}{paid}; once it is fixed, resume with "
-                        f"`evals run --resume {run_id}`", file=failure.file)
+    return type(failure)(f"{failure.message}. {safe}{paid}; {failure.resume.format(run_id=run_id)}",
+                         file=failure.file)
 
 
 @dataclass(frozen=True)
@@ -451,7 +451,8 @@ async def shared_calls(task: Task, samples: Sequence[Sample], providers: Sequenc
     models = ModelCalls(task, options, budget, cache, {str(c.spec): p for c, p in providers})
     try:
         for config, provider in providers:
-            await prepare_provider(provider, store, functools.partial(models.say, str(config.spec)))
+            await prepare_provider(provider, store, functools.partial(models.say, str(config.spec)),
+                                   max_retries=options.max_retries, retry_for_s=options.retry_for_s)
         checked = models.checks.metrics(samples) if models.checks else {}
         for problem in await models.unavailable({**models.metrics, **checked}):
             if warn:

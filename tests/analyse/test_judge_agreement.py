@@ -117,3 +117,30 @@ def test_no_run_with_a_judge_is_a_one_line_error(tmp_path: Path) -> None:
     folder = task_folder(tmp_path, PEOPLE)
     out = CliRunner().invoke(app, ["judge-agreement", str(folder), "--store", str(tmp_path / "empty.db")])
     assert out.exit_code == 2 and "no completed run of task 'judged'" in out.output and "Traceback" not in out.output
+
+
+def test_the_viewers_labels_and_judge_agreement_share_one_kappa_and_wilson_interval() -> None:
+    """People say right on 5 of 10 answers; the verdict passes 4 of those and 2 of the other 5: 7/10 agree,
+    chance agreement (5 x 6 + 5 x 4) / 100 = 0.5, so kappa = (0.7 - 0.5) / (1 - 0.5) = 0.4."""
+    import pandas as pd
+    from statsmodels.stats.inter_rater import cohens_kappa
+
+    from evals.analyse.agreement import agreement as viewer_agreement
+    from evals.analyse.judge_agreement import agreement as judge_agreement
+    from evals.analyse.stats import format_rate, wilson_interval
+
+    people = [True] * 5 + [False] * 5
+    verdict = [True, True, True, True, False, True, True, False, False, False]
+    ids = [f"ex{i}" for i in range(10)]
+    rows = [{"example_id": i, "passed": v, "scores": {"j": float(v)}} for i, v in zip(ids, verdict, strict=True)]
+    viewer = {a.verdict: a for a in viewer_agreement(rows, dict(zip(ids, (
+        "right" if p else "wrong" for p in people), strict=True)), {"j": 1.0})}
+    frame = pd.DataFrame({"example_id": ids, "scores": [{"j": {"value": float(v)}} for v in verdict]})
+    judged = judge_agreement(frame, dict(zip(ids, ("pass" if p else "fail" for p in people), strict=True)), "j",
+                             {"scale": "pass_fail"})
+    oracle = cohens_kappa(np.array([[4, 1], [2, 3]]))
+    for found in (viewer["match"], viewer["j"]):
+        assert found.kappa == pytest.approx(0.4) and found.agree_text == format_rate(7, 10)
+        assert found.kappa_ci == pytest.approx((oracle.kappa_low, oracle.kappa_upp))
+        assert (found.kappa, found.kappa_ci) == (judged.kappa, judged.kappa_ci)
+    assert judged.agree == 7 and judged.agree_ci == wilson_interval(7, 10)

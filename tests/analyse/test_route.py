@@ -28,6 +28,7 @@ model alone: the cheapest non-inferior threshold, so it is the recommendation.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -42,7 +43,7 @@ from evals.data.tasks import load_task
 from evals.errors import EvalsError
 from evals.run.manifest import build_manifest
 from evals.run.store import Store, load_run
-from evals.types import Completion, ExampleResult, ModelConfig, ModelSpec, Price, Score
+from evals.types import Completion, ExampleResult, ModelConfig, ModelSpec, Price, Score, Task
 from tests.conftest import answer_for, qa_rows
 
 LOGPROBS = [-0.1, -0.2, -0.3, -0.4, -0.5, -0.6, -0.7, -0.8, -0.9, -1.0]
@@ -114,17 +115,50 @@ def test_no_safe_threshold_says_how_many_examples_would_settle_it(runs, make_tas
     assert r.more_examples == 67 and "about 67 more paired examples" in r.headline and "-0.4" in r.headline
 
 
-def test_the_signal_never_reads_the_reference(runs) -> None:
-    """Swapping every reference for a wrong one leaves the signal unchanged; a metric that reads it is refused."""
-    task, cheap, _, _ = runs
-    df = load_run(cheap, _)
-    samples = {s.id: s for s in load_samples(task)}
-    wrong = {i: type(s)(s.id, s.fields, {"labels": ["nothing"]}, s.line) for i, s in samples.items()}
-    signal = parse_signal("json_valid", task)
-    assert signal_values(signal, task, samples, df) == signal_values(signal, task, wrong, df)
-    assert list(signal_values(signal, task, samples, df).values()) == [float(ok) for ok in CHEAP]
-    with pytest.raises(EvalsError, match="reads the reference"):
-        signal_values(parse_signal("labels_f1", task), task, samples, df)
+@pytest.fixture
+def poisoned(tmp_path) -> Callable[[Task], Task]:
+    """The task again, in a folder of its own, with every reference swapped for a wrong one (ids and inputs kept)."""
+
+    def poison(task: Task) -> Task:
+        folder = tmp_path / "poisoned"
+        shutil.copytree(task.dir, folder)
+        rows = [json.loads(line) for line in (folder / "golden.jsonl").read_text().splitlines()]
+        (folder / "golden.jsonl").write_text("".join(
+            json.dumps({**row, "reference": {"labels": ["poison"]}}) + "\n" for row in rows))
+        return load_task(str(folder))
+
+    return poison
+
+
+def decisions(task: Task, cheap: str, strong: str, store: Store, signal: str) -> list[tuple[float | None, int]]:
+    """What routing does on `signal`: each threshold and the calls it keeps on the cheap model."""
+    r = route_stored(task, cheap, strong, store, signal)
+    return [(o.threshold, o.kept) for o in r.thresholds]
+
+
+@pytest.mark.parametrize("signal", ["logprob", "json_valid", "fallback:json_valid"])
+def test_poisoned_references_leave_every_routing_decision_as_it_was(runs, poisoned, signal) -> None:
+    task, cheap, strong, store = runs
+    wrong = poisoned(task)
+    assert [s.reference for s in load_samples(wrong)] != [s.reference for s in load_samples(task)]
+    assert decisions(wrong, cheap, strong, store, signal) == decisions(task, cheap, strong, store, signal)
+
+
+def test_the_poisoned_references_catch_a_signal_that_reads_them(runs, poisoned, monkeypatch) -> None:
+    """With the guard taken off, labels_f1 (scored against the reference) routes differently once the references
+    are poisoned, so the comparison above bites; with the guard on, it is refused."""
+    from evals.analyse import signals
+
+    task, cheap, strong, store = runs
+    wrong = poisoned(task)
+    with monkeypatch.context() as unguarded:
+        unguarded.setattr(signals, "WithoutReference", lambda sample: sample)
+        assert decisions(task, cheap, strong, store, "labels_f1") == [(1.0, 6), (0.0, 10)]
+        assert decisions(wrong, cheap, strong, store, "labels_f1") == [(0.0, 10)]
+    with pytest.raises(EvalsError, match="metric 'labels_f1' \\(set_f1\\) reads the reference"):
+        decisions(task, cheap, strong, store, "labels_f1")
+    assert list(signal_values(parse_signal("json_valid", task), task, {s.id: s for s in load_samples(task)},
+                              load_run(cheap, store)).values()) == [float(ok) for ok in CHEAP]
 
 
 def test_a_metric_that_hides_its_reference_read_is_still_refused(make_task, tmp_path) -> None:
@@ -188,3 +222,44 @@ def test_a_signal_with_a_value_per_example_is_cut_at_200_of_its_values() -> None
     assert len(cuts) == MAX_THRESHOLDS and cuts == sorted(cuts, reverse=True)
     assert cuts[0] == np.nanmax(values) and cuts[-1] == np.nanmin(values) and set(cuts) <= set(values)
     assert thresholds(np.array([0.2, np.nan, 0.5, 0.2])) == [0.5, 0.2]  # few values: every one of them
+
+
+def test_evals_route_scores_each_cheap_answer_once(make_task, tmp_path) -> None:
+    """The stored cheap run is scored before any call (to refuse a signal it lacks) and that is the only time:
+    the routing reuses those values. The metric file logs every answer it is shown."""
+    from typer.testing import CliRunner
+
+    from evals.cli import app
+
+    (tmp_path / "task").mkdir()
+    (tmp_path / "task" / "counted.py").write_text(
+        "from pathlib import Path\n\n"
+        "def counted(ctx):\n"
+        "    with (Path(__file__).parent / 'scored.log').open('a') as log:\n"
+        "        log.write(f'{ctx.sample.id} {ctx.completion.text!r}\\n')\n"
+        "    return ctx.completion.text != 'not json'\n")
+    folder = make_task(rows=qa_rows(10), decision=DECISION,
+                       metrics=[*QA_METRICS, {"name": "counted.py:counted", "id": "counted"}])
+    store = Store(tmp_path / "counted.db")
+    cheap = hand_built_run(folder, store, "cheap", Price(0.1, 0.4), CHEAP, LOGPROBS)
+    strong = hand_built_run(folder, store, "strong", Price(2.5, 10.0), STRONG)
+    result = CliRunner().invoke(app, ["route", str(folder), "--cheap", cheap, "--strong", strong, "--signal",
+                                      "counted", "--store", str(store.path), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["thresholds"][0]["kept"] == 6
+    shown = (folder / "scored.log").read_text().splitlines()
+    answers = [line for line in shown if not line.endswith("''")]  # the probe before any call sees an empty answer
+    assert sorted(answers) == sorted(f"ex{i:03d} {answer_for(i) if ok else 'not json'!r}"
+                                     for i, ok in enumerate(CHEAP))
+    assert len(shown) == len(answers) + 1
+
+
+def test_a_signal_sees_only_the_examples_id_input_fields_and_line() -> None:
+    from evals.analyse.signals import WithoutReference
+    from evals.types import Sample
+
+    blind = WithoutReference(Sample("ex1", {"question": "q"}, {"labels": ["l1"]}, 3, ("check",), "pass"))
+    assert (blind.id, blind.fields, blind.line) == ("ex1", {"question": "q"}, 3)
+    for hidden in ("reference", "checks", "human", "anything_else"):
+        with pytest.raises(NeedsReference, match=f"read the example's '{hidden}'"):
+            getattr(blind, hidden)

@@ -221,3 +221,23 @@ def test_decide_leaves_out_a_hosted_fine_tune_not_trained_yet_and_weighs_the_res
     assert result.exit_code == 0, result.output
     assert "left out candidate 1 openai:ft@never-trained: no hosted fine-tune 'never-trained'" in result.stderr
     assert "Verdict:" in result.stdout and [r.model for r in Store(tmp_path / "s.db").list_runs()].count("fake:cand") == 1
+
+
+def test_decide_with_several_candidates_loads_and_summarises_the_baseline_once(make_task, tmp_path,
+                                                                               monkeypatch) -> None:
+    from evals.analyse import compare, decide
+
+    folder = make_task(models=DECIDE_MODELS,
+                       decision={"baseline": "fake:base", "candidate": ["fake:cand", "fake:other"]})
+    store = tmp_path / "s.db"
+    first = invoke("decide", folder, "--store", store, "--no-progress", "--json")
+    assert first.exit_code == 0, first.output
+    loaded, summarised = [], []
+    load_run, summarize = decide.load_run, compare.summarize
+    monkeypatch.setattr(decide, "load_run", lambda run_id, *a: loaded.append(run_id) or load_run(run_id, *a))
+    monkeypatch.setattr(compare, "summarize", lambda df: summarised.append(df.attrs["run"]["model"]) or summarize(df))
+    again = invoke("decide", folder, "--store", store, "--no-progress", "--json")
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout) == json.loads(first.stdout)
+    runs = {r.model: r.id for r in Store(store).list_runs()}
+    assert sorted(loaded) == sorted(runs.values()) and sorted(summarised) == ["fake:base", "fake:cand", "fake:other"]

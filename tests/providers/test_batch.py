@@ -6,6 +6,8 @@ and Anthropic's prompt cache marked on the shared prefix only and priced at its 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import re
 import sqlite3
 from typing import Any
 
@@ -289,3 +291,51 @@ def test_a_run_cancelled_as_the_batch_is_created_finds_it_again(make_task, monke
         outcome = asyncio.run(resume_run(run_id, Store(store.path), FAST))
         assert outcome.status == "completed" and load_run(run_id, Store(store.path))["passed"].all()
         assert server.stats()["batches"]["created"] == 1  # found by its token, not paid for twice
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_polls_that_keep_failing_stop_the_run_interrupted_and_its_resume_polls_the_same_batch(make_task,
+                                                                                              provider) -> None:
+    """Bounded as a live call's retries are: the first failed poll and max_retries more, then the run stops."""
+    from evals.errors import BatchUnreachable
+    from evals.run.resume import resume_run
+
+    with StandinServer(qa_answer, batch_fail_polls=10**6) as server:
+        task, samples = batched_task(make_task, server, provider, 4)
+        store = Store()
+        with pytest.raises(BatchUnreachable) as stopped:
+            run(task, samples, store, dataclasses.replace(FAST, max_retries=3))
+        [record] = store.list_runs()
+        [batch] = store.batches_of(record.id)
+        assert server.stats()["batches"]["polls"] == 4  # the first failed poll and 3 retries
+        assert re.fullmatch(
+            re.escape(f"{task.models[0].spec}: polling batch {batch['id']} failed 4 time(s) in a row over ") +
+            r"\d+s \(last: .*503.*\); " + re.escape(
+                f"its id is stored and it goes on at the provider. 0 result(s) of run {record.id} are safely "
+                f"stored; `evals run --resume {record.id}` polls the same batch (nothing is submitted or paid for "
+                "again)"), str(stopped.value))
+        assert "\n" not in str(stopped.value)
+        assert record.status == "interrupted" and record.n_done == 0 and batch["status"] != "ended"
+
+        server.batches.fail_polls = 0
+        outcome = asyncio.run(resume_run(record.id, Store(store.path), FAST))
+        assert outcome.status == "completed" and load_run(record.id, Store(store.path))["passed"].all()
+        assert server.stats()["batches"]["created"] == 1  # the same batch, collected: nothing paid for twice
+
+
+def test_polls_that_fail_for_longer_than_retry_for_stop_the_run_on_the_command_line(make_task) -> None:
+    """`evals run --batch --retries 1000 --retry-for 0.3`: one line, exit 2, the resume command; then it resumes."""
+    with StandinServer(qa_answer, batch_fail_polls=10**6) as server:
+        task, _ = batched_task(make_task, server, "openai", 3)
+        stopped = CliRunner().invoke(app, ["run", str(task.dir), "--retries", "1000", "--retry-for", "0.3",
+                                           "--no-cache", "--progress", "none"])
+        assert stopped.exit_code == 2, stopped.output
+        [record] = Store().list_runs()
+        [line] = stopped.stderr.strip().splitlines()
+        assert line.startswith("error: openai:gpt-4o-mini: polling batch batch_") and "Traceback" not in line
+        assert f"`evals run --resume {record.id}` polls the same batch" in line
+        assert 3 <= server.stats()["batches"]["polls"] < 30 and record.status == "interrupted"
+        server.batches.fail_polls = 0
+        resumed = CliRunner().invoke(app, ["run", "--resume", record.id, "--no-cache", "--progress", "none"])
+        assert resumed.exit_code == 0, resumed.output
+        assert Store().get_run(record.id).n_done == 3 and server.stats()["batches"]["created"] == 1
