@@ -132,15 +132,16 @@ def create_app(store: str | Path, *, allowed_hosts: Sequence[str] = LOOPBACK, to
         refuse_cross_site(request, str(form.get("token", "")), viewer.token)
         record = viewer.run(str(form.get("run", "")))
         example_id = str(form.get("example", ""))
-        if not viewer.store.connection.execute("SELECT 1 FROM results WHERE run_id = ? AND example_id = ?",
-                                               (record.id, example_id)).fetchone():
-            raise pages.NotFound(f"run {record.id} has no example '{example_id}'")
-        attempt = str(form.get("attempt", "")).strip()
-        if attempt and not attempt.isdigit():
+        attempt = str(form.get("attempt", "")).strip() or "1"
+        if not attempt.isdigit():
             raise EvalsError(f"attempt is a number, not '{attempt}'", field="attempt")
+        if not viewer.store.connection.execute("SELECT 1 FROM results WHERE run_id = ? AND example_id = ? AND"
+                                               " attempt = ?", (record.id, example_id, int(attempt))).fetchone():
+            raise pages.NotFound(f"run {record.id} has no attempt {attempt} of example '{example_id}'")
         viewer.writer().add_label(record.id, example_id, str(form.get("label", "")),
-                                  str(form.get("comment", "")).strip() or None, int(attempt) if attempt else None)
-        return RedirectResponse(path("runs", record.id, "examples", example_id) + "#review", status_code=303)
+                                  str(form.get("comment", "")).strip() or None, int(attempt))
+        return RedirectResponse(path("runs", record.id, "examples", example_id) + f"#attempt-{attempt}",
+                                status_code=303)
 
     async def user_error(request: Request, exc: Exception) -> Response:
         status = 404 if isinstance(exc, pages.NotFound) else 500 if isinstance(exc, StorageError) else 400
