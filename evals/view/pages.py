@@ -138,10 +138,10 @@ def compare_page(v: Viewer, run_a: str, run_b: str, params: dict[str, str]) -> d
 
     a, b = v.run(run_a), v.run(run_b)
     key = ("compare", a.id, b.id, queries.run_state(v.store, a.id), queries.run_state(v.store, b.id))
-    source, sections, figures = v.memo.get(key, lambda: _comparison(v, a.id, b.id))
+    source, sections, figures, counts = v.memo.get(key, lambda: _comparison(v, a.id, b.id))
     outcome = params.get("outcome", "changed") if params.get("outcome") in OUTCOMES else "changed"
     page = queries.outcomes_page(v.store, a.id, b.id, ("regressed", "improved") if outcome == "changed"
-                                 else (outcome,), _int(params.get("page"), 1))
+                                 else (outcome,), counts, _int(params.get("page"), 1))
     items, rest = place_figures(sections, figures)
     return {"title": f"{a.model} (A) vs {b.model} (B)", "a": a, "b": b, "items": items, "rest": rest,
             "source": source, "outcome": outcome, "outcomes": OUTCOMES, "page": page,
@@ -149,15 +149,16 @@ def compare_page(v: Viewer, run_a: str, run_b: str, params: dict[str, str]) -> d
             "repeated": queries.repeated(v.store, a.id) or queries.repeated(v.store, b.id)}
 
 
-def _comparison(v: Viewer, run_a: str, run_b: str) -> tuple[str, list[Any], list[Any]]:
-    """What the compare page shows of `evals compare`: where the settings came from, the sections, the figures."""
+def _comparison(v: Viewer, run_a: str, run_b: str) -> tuple[str, list[Any], list[Any], dict[str, int]]:
+    """What the compare page shows of `evals compare`: where the settings came from, the sections, the figures;
+    and the examples per outcome."""
     from evals.analyse.decide import compare_stored
     from evals.report.html import comparison_figures
     from evals.report.sections import comparison_sections
 
     cmp, verdict, source = compare_stored(run_a, run_b, v.store)
     sections = [s for s in comparison_sections(cmp, verdict, 0) if not s.title.startswith(("Improved", "Regressed"))]
-    return source, sections, comparison_figures(cmp, verdict)
+    return source, sections, comparison_figures(cmp, verdict), queries.outcome_counts(v.store, run_a, run_b)
 
 
 def _side_by_side(v: Viewer, run_a: str, run_b: str, rows: list[queries.OutcomeRow]) -> list[dict[str, Any]]:

@@ -215,22 +215,27 @@ class OutcomePage:
     counts: dict[str, int]  # examples per outcome, "changed" (regressed and improved) included
 
 
-def outcomes_page(store: Store, run_a: str, run_b: str, outcomes: tuple[str, ...], page: int = 1,
-                  page_size: int = PAGE_SIZE) -> OutcomePage:
-    """One page of the examples whose outcome from run A to run B is one of `outcomes`: regressed first, then
-    improved, then both missed; the largest change in pass share first (with repeats), then in A's order."""
-    db, names = store.connection, {"a": run_a, "b": run_b}
-    counts = dict.fromkeys(OUTCOMES, 0) | dict(db.execute(
-        PAIRS + "SELECT outcome, COUNT(*) FROM pairs WHERE outcome IS NOT NULL GROUP BY outcome", names).fetchall())
-    counts["changed"] = counts["regressed"] + counts["improved"]
+def outcome_counts(store: Store, run_a: str, run_b: str) -> dict[str, int]:
+    """Examples per outcome from run A to run B, "changed" (regressed and improved) included: one aggregate."""
+    counts = dict.fromkeys(OUTCOMES, 0) | dict(store.connection.execute(
+        PAIRS + "SELECT outcome, COUNT(*) FROM pairs WHERE outcome IS NOT NULL GROUP BY outcome",
+        {"a": run_a, "b": run_b}).fetchall())
+    return {**counts, "changed": counts["regressed"] + counts["improved"]}
+
+
+def outcomes_page(store: Store, run_a: str, run_b: str, outcomes: tuple[str, ...], counts: dict[str, int],
+                  page: int = 1, page_size: int = PAGE_SIZE) -> OutcomePage:
+    """One page of the examples whose outcome from run A to run B is one of `outcomes` (`counts`: those of
+    outcome_counts): regressed first, then improved, then both missed; the largest change in pass share first
+    (with repeats), then in A's order."""
     total = sum(counts[o] for o in outcomes)
     pages = max(1, -(-total // page_size))
     page = min(max(1, page), pages)
     chosen = ", ".join(f":o{i}" for i in range(len(outcomes))) or "NULL"
-    rows = db.execute(
+    rows = store.connection.execute(
         PAIRS + "SELECT example_id, outcome, first_a, first_b, pass_a, pass_b FROM pairs"
         f" WHERE outcome IN ({chosen}) ORDER BY CASE outcome WHEN 'regressed' THEN 0 WHEN 'improved' THEN 1 ELSE 2 END,"
         " ABS(pass_b - pass_a) DESC, line, example_id LIMIT :limit OFFSET :offset",
-        {**names, **{f"o{i}": o for i, o in enumerate(outcomes)}, "limit": page_size,
+        {"a": run_a, "b": run_b, **{f"o{i}": o for i, o in enumerate(outcomes)}, "limit": page_size,
          "offset": (page - 1) * page_size}).fetchall()
     return OutcomePage([OutcomeRow(str(r[0]), *r[1:]) for r in rows], total, page, pages, counts)

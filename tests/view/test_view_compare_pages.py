@@ -55,15 +55,16 @@ def test_outcomes_with_repeats_are_those_of_evals_compare(tmp_path) -> None:
     a, b = store_pair(path, *runs)
     cmp, _, _ = compare_stored(a, b, Store(path))
     store = Store(path, readonly=True)
-    every = queries.outcomes_page(store, a, b, queries.OUTCOMES, page_size=1000)
-    assert every.counts == {"regressed": len(cmp.regressed), "improved": len(cmp.improved),
-                            "both-missed": cmp.counts.both_fail, "changed": len(cmp.regressed) + len(cmp.improved)}
+    counts = queries.outcome_counts(store, a, b)
+    every = queries.outcomes_page(store, a, b, queries.OUTCOMES, counts, page_size=1000)
+    assert counts == {"regressed": len(cmp.regressed), "improved": len(cmp.improved),
+                      "both-missed": cmp.counts.both_fail, "changed": len(cmp.regressed) + len(cmp.improved)}
     for outcome, diffs in (("regressed", cmp.regressed), ("improved", cmp.improved)):
         rows = [r for r in every.rows if r.outcome == outcome]
         assert [(r.example_id, r.pass_a, r.pass_b) for r in rows] == [(d.example_id, d.pass_a, d.pass_b)
                                                                       for d in diffs]  # largest change first
     assert len([r for r in every.rows if r.outcome == "both-missed"]) == cmp.counts.both_fail > 0
-    paged = [r for p in range(1, 20) for r in queries.outcomes_page(store, a, b, queries.OUTCOMES, p, 7).rows
+    paged = [r for p in range(1, 20) for r in queries.outcomes_page(store, a, b, queries.OUTCOMES, counts, p, 7).rows
              if p <= every.total // 7 + 1]
     assert paged == every.rows
     shown = text_of(TestClient(create_app(path, allowed_hosts=["testserver"])).get(f"/compare/{a}/{b}").text)
