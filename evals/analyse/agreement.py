@@ -18,7 +18,7 @@ MATCH = "match"
 @dataclass(frozen=True)
 class Agreement:
     verdict: str  # "match" (the run's pass rule) or a metric id, at its pass threshold
-    n: int  # labelled examples with this verdict
+    n: int  # labelled answers with this verdict
     agree: int
     kappa: float | None  # Cohen's kappa; None when either side is all one value
     kappa_ci: tuple[float, float] | None = None  # its asymptotic 95% interval
@@ -28,20 +28,17 @@ class Agreement:
         return format_rate(self.agree, self.n)
 
 
-def agreement(rows: Sequence[Mapping[str, Any]], labels: Mapping[str, str],
-              pass_rule: Mapping[str, float]) -> list[Agreement]:
-    """`rows`: each labelled example's `example_id`, `passed` and `scores` ({metric id: value});
-    `labels`: example id -> 'right' or 'wrong'. One line for the match verdict, one per pass-rule metric."""
+def agreement(rows: Sequence[Mapping[str, Any]], pass_rule: Mapping[str, float]) -> list[Agreement]:
+    """`rows`: each labelled answer's `label` ('right' or 'wrong'), `passed` and `scores` ({metric id: value}).
+    One line for the match verdict, one per pass-rule metric."""
     verdicts: dict[str, list[tuple[bool, bool]]] = {MATCH: []}
     for row in rows:
-        human = labels.get(str(row["example_id"]))
-        if human is None:
-            continue
-        verdicts[MATCH].append((human == "right", bool(row["passed"])))
+        right = row["label"] == "right"
+        verdicts[MATCH].append((right, bool(row["passed"])))
         for metric, threshold in pass_rule.items():
             value = (row.get("scores") or {}).get(metric)
             if value is not None:
-                verdicts.setdefault(metric, []).append((human == "right", value >= threshold))
+                verdicts.setdefault(metric, []).append((right, value >= threshold))
     out = []
     for name, pairs in verdicts.items():
         if not pairs:

@@ -212,7 +212,8 @@ def show(
     print_classifications([summary])
     shown = examples_to_show(df, examples)
     answers = db.outputs(summary.run_id, zip(shown["example_id"], shown["attempt"]))
-    shown = shown.assign(output=[answers.get(k) for k in zip(shown["example_id"], shown["attempt"])])
+    shown = shown.assign(output=[(answers.get(k) or {}).get("output")
+                                 for k in zip(shown["example_id"], shown["attempt"])])
     console.print(examples_table(shown, examples))
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
+from collections.abc import Callable
 
 from evals._util import Database
 from evals.errors import EvalsError
@@ -97,17 +99,17 @@ CREATE TABLE IF NOT EXISTS routes (
     created_at TEXT NOT NULL,
     routing TEXT NOT NULL
 );
--- `evals view`: a reviewer's verdict on an example's answer; model results are never changed.
+-- `evals view`: a reviewer's verdict on one attempt's answer; model results are never changed.
 CREATE TABLE IF NOT EXISTS human_labels (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     run_id TEXT NOT NULL REFERENCES runs(id),
     example_id TEXT NOT NULL,
-    attempt INTEGER,
+    attempt INTEGER NOT NULL DEFAULT 1,
     label TEXT NOT NULL CHECK (label IN ('right', 'wrong')),
     comment TEXT,
     labelled_at TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS labels_by_example ON human_labels (run_id, example_id, id);
+CREATE INDEX IF NOT EXISTS labels_by_example ON human_labels (run_id, example_id, attempt, id);
 -- Batch API runs (evals.providers.batch): each batch the moment it is created, its items, and each item's
 -- result the moment it is fetched, so a killed run resumes by polling the same batches.
 CREATE TABLE IF NOT EXISTS batches (
@@ -143,6 +145,7 @@ RESULT_COLUMNS = ("run_id", "example_id", "line", "input", "reference", "output"
                   "input_tokens", "output_tokens", "latency_s", "cost_usd", "cached", "model_version",
                   "finish_reason", "completed_at", "ttft_s", "queue_s", "cached_input_tokens", "cache_write_tokens",
                   "mean_logprob", "attempt")
+INDEX = re.compile(r"CREATE INDEX IF NOT EXISTS (\w+) ON (\w+) \([^)]*\)")
 INSERT_RESULT = (f"INSERT OR REPLACE INTO results ({', '.join(RESULT_COLUMNS)})"
                   f" VALUES ({', '.join('?' * len(RESULT_COLUMNS))})")
 
@@ -152,7 +155,8 @@ def columns(db: Database, table: str) -> set[str]:
 
 
 def upgrade(db: Database) -> None:
-    """Create what is missing: tables, columns added since the first release, results keyed by attempt."""
+    """Create what is missing: tables, columns added since the first release, results and labels keyed by
+    attempt."""
     db.executescript(SCHEMA)
     for table, added in ADDED_COLUMNS.items():
         have = columns(db, table)
@@ -163,24 +167,37 @@ def upgrade(db: Database) -> None:
                 except sqlite3.OperationalError as e:  # another process opening the store added it first
                     if "duplicate column" not in str(e):
                         raise
-    _add_attempts(db)
+    # A store from before repeats keys results by (run, example): each old result is its example's attempt 1.
+    old = [c for c in RESULT_COLUMNS if c != "attempt"]
+    _rebuild(db, "results", lambda: "attempt" not in columns(db, "results"), {**{c: c for c in old}, "attempt": "1"})
+    # Labels from before they were keyed by attempt (attempt NULL where the run had no repeats) judged attempt 1.
+    label_columns = ("id", "run_id", "example_id", "attempt", "label", "comment", "labelled_at")
+    _rebuild(db, "human_labels", lambda: not _not_null(db, "human_labels", "attempt"),
+             {c: "COALESCE(attempt, 1)" if c == "attempt" else c for c in label_columns})
 
 
-def _add_attempts(db: Database) -> None:
-    """A store from before repeats keys results by (run, example): rebuilt, in one transaction, keyed by
-    (run, example, attempt), each old result its example's attempt 1."""
-    if "attempt" in columns(db, "results"):
+def _not_null(db: Database, table: str, column: str) -> bool:
+    return any(row[1] == column and row[3] for row in db.execute(f"PRAGMA table_info({table})"))
+
+
+def _rebuild(db: Database, table: str, stale: Callable[[], bool], values: dict[str, str]) -> None:
+    """While `stale()`, recreate `table` as SCHEMA defines it, in one transaction: its rows copied (`values`: each
+    new column's value in SQL over the old row) and its indexes made again."""
+    if not stale():
         return
-    table = SCHEMA[SCHEMA.index("CREATE TABLE IF NOT EXISTS results"):]
-    table = table[:table.index(");") + 2].replace("IF NOT EXISTS results", "results_with_attempts")
-    old = ", ".join(c for c in RESULT_COLUMNS if c != "attempt")
+    create = SCHEMA[SCHEMA.index(f"CREATE TABLE IF NOT EXISTS {table} ("):]
+    create = create[:create.index(");") + 2].replace(f"IF NOT EXISTS {table} (", f"{table}_rebuilt (")
     db.execute("BEGIN IMMEDIATE")
     try:
-        if "attempt" not in columns(db, "results"):  # not rebuilt meanwhile by another process
-            db.execute(table)
-            db.execute(f"INSERT INTO results_with_attempts ({old}, attempt) SELECT {old}, 1 FROM results")
-            db.execute("DROP TABLE results")
-            db.execute("ALTER TABLE results_with_attempts RENAME TO results")
+        if stale():  # not rebuilt meanwhile by another process
+            db.execute(create)
+            db.execute(f"INSERT INTO {table}_rebuilt ({', '.join(values)}) SELECT {', '.join(values.values())}"
+                       f" FROM {table}")
+            db.execute(f"DROP TABLE {table}")
+            db.execute(f"ALTER TABLE {table}_rebuilt RENAME TO {table}")
+            for index in INDEX.finditer(SCHEMA):
+                if index[2] == table:
+                    db.execute(index[0])
         db.execute("COMMIT")
     except BaseException:
         db.connection.rollback()
@@ -194,7 +211,7 @@ def require_current(db: Database) -> None:
         raise EvalsError("not an evals run store (it has no runs table)", file=db.path)
     missing = [t for t in REQUIRED_TABLES if t not in tables] + [
         f"{table}.{c}" for table, added in ADDED_COLUMNS.items() for c in added if c not in columns(db, table)]
-    if "attempt" not in columns(db, "results"):  # added by rebuilding the table (see _add_attempts)
+    if "attempt" not in columns(db, "results"):  # added by rebuilding the table (see upgrade)
         missing.append("results.attempt")
     if missing:
         raise EvalsError(f"written by an older evals version (it lacks {', '.join(missing)}); upgrade it once "

@@ -106,12 +106,12 @@ class CheckRecord:
 
 @dataclass(frozen=True)
 class HumanLabel:
-    """A reviewer's verdict on one example's answer (the newest per example is the current one)."""
+    """A reviewer's verdict on one attempt's answer (the newest per attempt is the current one)."""
 
     id: int
     run_id: str
     example_id: str
-    attempt: int | None
+    attempt: int  # 1 in a run without repeats (and for labels stored before labels had attempts)
     label: str  # right, wrong
     comment: str | None
     labelled_at: str
@@ -350,7 +350,7 @@ class Store:
     # ---- human labels ------------------------------------------------------------------------------
 
     def add_label(self, run_id: str, example_id: str, label: str, comment: str | None = None,
-                  attempt: int | None = None) -> HumanLabel:
+                  attempt: int = 1) -> HumanLabel:
         if label not in ("right", "wrong"):
             raise EvalsError(f"a label is 'right' or 'wrong', not '{label}'", field="label")
         cur = self._db.execute(
@@ -359,10 +359,12 @@ class Store:
         return self._labels("WHERE id = ?", (cur.lastrowid,))[0]
 
     def labels(self, run_id: str | None = None, example_id: str | None = None) -> list[HumanLabel]:
-        """The current label of every labelled example (of a run, of one example), oldest first."""
+        """The current label of every labelled attempt (of a run, of one example), oldest first."""
         if not self.has_table("human_labels"):  # a store no one has labelled yet, opened read-only
             return []
-        where, args = ["id IN (SELECT MAX(id) FROM human_labels GROUP BY run_id, example_id, attempt)"], []
+        # COALESCE: a store opened read-only is never upgraded, and its older labels' NULL attempt is attempt 1
+        current = "id IN (SELECT MAX(id) FROM human_labels GROUP BY run_id, example_id, COALESCE(attempt, 1))"
+        where, args = [current], []
         for clause, value in (("run_id = ?", run_id), ("example_id = ?", example_id)):
             if value is not None:
                 where.append(clause)
@@ -370,21 +372,24 @@ class Store:
         return self._labels("WHERE " + " AND ".join(where) + " ORDER BY id", tuple(args))
 
     def _labels(self, clause: str, args: tuple[Any, ...]) -> list[HumanLabel]:
-        rows = self._db.execute("SELECT id, run_id, example_id, attempt, label, comment, labelled_at FROM human_labels "
-                                + clause, args)
+        rows = self._db.execute("SELECT id, run_id, example_id, COALESCE(attempt, 1), label, comment, labelled_at"
+                                " FROM human_labels " + clause, args)
         return [HumanLabel(*row) for row in rows]
 
     TEXT_COLUMNS = ("input", "reference", "output")
 
-    def outputs(self, run_id: str, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], str | None]:
-        """The answers of these (example id, attempt) results only: what a page of examples shows."""
+    def outputs(self, run_id: str, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], dict[str, Any]]:
+        """Output, error, match and metric values ({metric id: value}) of these (example id, attempt) results
+        only: what a page of examples shows."""
         keys, out = list(keys), {}
         for i in range(0, len(keys), 400):
             chunk = keys[i:i + 400]
             rows = self._db.execute(
-                "SELECT example_id, attempt, output FROM results WHERE run_id = ? AND (example_id, attempt) IN "
-                f"(VALUES {', '.join('(?, ?)' for _ in chunk)})", (run_id, *(v for k in chunk for v in k)))
-            out.update({(e, a): o for e, a, o in rows})
+                "SELECT example_id, attempt, output, error, passed, scores FROM results WHERE run_id = ? AND"
+                f" (example_id, attempt) IN (VALUES {', '.join('(?, ?)' for _ in chunk)})",
+                (run_id, *(v for k in chunk for v in k)))
+            out.update({(e, a): {"output": o, "error": err, "passed": bool(p), "scores": {
+                m: (v or {}).get("value") for m, v in json.loads(s).items()}} for e, a, o, err, p, s in rows})
         return out
 
     def results_frame(self, run_id: str, *, texts: bool = True) -> pd.DataFrame:

@@ -5,7 +5,8 @@ safe. The pages carry no script at all and load only the viewer's own stylesheet
 response has a Content-Security-Policy that forbids scripts, frames and any other origin. The one
 write, a reviewer's label, needs the per-session token that is in every page's form (a cross-site page
 cannot read it), and a request whose Origin is another site is refused; so is a Host this server does
-not answer to (DNS rebinding). Results are read through a read-only connection.
+not answer to (DNS rebinding; evals.view.hosts says which it answers to). Results are read through a
+read-only connection.
 """
 
 from __future__ import annotations
@@ -30,13 +31,13 @@ from starlette.staticfiles import StaticFiles
 
 from evals.errors import EvalsError, StorageError
 from evals.view import pages
+from evals.view.hosts import LOOPBACK, header_forms
 
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; base-uri 'none'; "
        "frame-ancestors 'none'")
 SECURITY_HEADERS = [(b"content-security-policy", CSP.encode()), (b"x-content-type-options", b"nosniff"),
                     (b"referrer-policy", b"same-origin"), (b"x-frame-options", b"DENY"),
                     (b"cache-control", b"no-store")]
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def environment() -> Environment:
@@ -82,7 +83,8 @@ class SecurityHeaders:
 
 
 def create_app(store: str | Path, *, allowed_hosts: Sequence[str] = LOOPBACK, token: str | None = None) -> Starlette:
-    """The viewer over the store at `store` (read-only; refused with one line if missing or too old)."""
+    """The viewer over the store at `store` (read-only; refused with one line if missing or too old), answering
+    only to a Host header that names one of `allowed_hosts` (see evals.view.hosts; '*': any)."""
     viewer = pages.Viewer(Path(store), token or secrets.token_urlsafe(24))
     env = environment()
 
@@ -130,15 +132,16 @@ def create_app(store: str | Path, *, allowed_hosts: Sequence[str] = LOOPBACK, to
         refuse_cross_site(request, str(form.get("token", "")), viewer.token)
         record = viewer.run(str(form.get("run", "")))
         example_id = str(form.get("example", ""))
-        if not viewer.store.connection.execute("SELECT 1 FROM results WHERE run_id = ? AND example_id = ?",
-                                               (record.id, example_id)).fetchone():
-            raise pages.NotFound(f"run {record.id} has no example '{example_id}'")
-        attempt = str(form.get("attempt", "")).strip()
-        if attempt and not attempt.isdigit():
+        attempt = str(form.get("attempt", "")).strip() or "1"
+        if not attempt.isdigit():
             raise EvalsError(f"attempt is a number, not '{attempt}'", field="attempt")
+        if not viewer.store.connection.execute("SELECT 1 FROM results WHERE run_id = ? AND example_id = ? AND"
+                                               " attempt = ?", (record.id, example_id, int(attempt))).fetchone():
+            raise pages.NotFound(f"run {record.id} has no attempt {attempt} of example '{example_id}'")
         viewer.writer().add_label(record.id, example_id, str(form.get("label", "")),
-                                  str(form.get("comment", "")).strip() or None, int(attempt) if attempt else None)
-        return RedirectResponse(path("runs", record.id, "examples", example_id) + "#review", status_code=303)
+                                  str(form.get("comment", "")).strip() or None, int(attempt))
+        return RedirectResponse(path("runs", record.id, "examples", example_id) + f"#attempt-{attempt}",
+                                status_code=303)
 
     async def user_error(request: Request, exc: Exception) -> Response:
         status = 404 if isinstance(exc, pages.NotFound) else 500 if isinstance(exc, StorageError) else 400
@@ -162,7 +165,7 @@ def create_app(store: str | Path, *, allowed_hosts: Sequence[str] = LOOPBACK, to
         Route("/labels.jsonl", labels_export),
         Mount("/static", StaticFiles(packages=[("evals.view", "static")]), name="static"),
     ]
-    hosts = ["*"] if "*" in allowed_hosts else list(allowed_hosts)
+    hosts = header_forms(allowed_hosts)
     return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders),
                                                 Middleware(TrustedHostMiddleware, allowed_hosts=hosts)],
                      exception_handlers={EvalsError: user_error, HTTPException: http_error})

@@ -86,7 +86,7 @@ def run_page(v: Viewer, run_id: str, params: dict[str, str]) -> dict[str, Any]:
     summary = v.summary(record.id)
     flt = example_filter(params)
     page = queries.examples_page(v.store, record.id, flt, _int(params.get("page"), 1))
-    labels = {lab.example_id: lab for lab in v.store.labels(record.id)}
+    labels = {(lab.example_id, lab.attempt): lab for lab in v.store.labels(record.id)}  # the rows' attempt or 1
     throughput = (f"throughput {summary.calls_per_hour:,.0f} calls/hour ({summary.busy_s:,.1f} s busy) at "
                   f"concurrency {summary.concurrency} on {summary.hardware}" if summary.calls_per_hour else "")
     return {"title": f"Run {record.id}", "run": record, "summary": summary_section([summary]),
@@ -95,14 +95,14 @@ def run_page(v: Viewer, run_id: str, params: dict[str, str]) -> dict[str, Any]:
             "manifest": json.dumps(record.manifest, indent=2, sort_keys=True, default=str)}
 
 
-def _agreement(v: Viewer, record: Any, labels: dict[str, Any]) -> list[Any]:
+def _agreement(v: Viewer, record: Any, labels: dict[tuple[str, int], Any]) -> list[Any]:
     from evals.analyse.agreement import agreement
 
     if not labels:
         return []
-    found = queries.outputs(v.store, record.id, list(labels))
-    return agreement([{"example_id": eid, **o} for eid, o in found.items()],
-                     {eid: lab.label for eid, lab in labels.items()}, record.manifest.get("pass") or {})
+    found = v.store.outputs(record.id, labels)
+    return agreement([{**found[key], "label": lab.label} for key, lab in labels.items() if key in found],
+                     record.manifest.get("pass") or {})
 
 
 def example_page(v: Viewer, run_id: str, example_id: str) -> dict[str, Any]:
@@ -112,17 +112,19 @@ def example_page(v: Viewer, run_id: str, example_id: str) -> dict[str, Any]:
         raise NotFound(f"run {record.id} has no example '{example_id}'")
     first = attempts[0]
     messages, prompt_note = prompt_messages(record.manifest, first["input"] or {})
+    labels = {lab.attempt: lab for lab in v.store.labels(record.id, example_id)}
     shown = []
     for row in attempts:
         text, is_json = pretty(row["output"])
         scores = [{"id": k, **(s or {}), "details_text": pretty((s or {}).get("details") or None)[0],
                    "reasoning": _reasoning(s or {})} for k, s in (row["scores"] or {}).items()]
-        shown.append({"row": row, "output": text, "output_is_json": is_json, "scores": scores})
+        shown.append({"row": row, "output": text, "output_is_json": is_json, "scores": scores,
+                      "label": labels.get(row["attempt"])})
     before, after = queries.neighbours(v.store, record.id, example_id)
     return {"title": f"Example {example_id} of run {record.id}", "run": record, "example_id": example_id,
             "attempts": shown, "several": len(attempts) > 1, "messages": messages, "prompt_note": prompt_note,
             "fields": pretty(first["input"])[0], "reference": pretty(first["reference"])[0],
-            "labels": v.store.labels(record.id, example_id), "before": before, "after": after}
+            "labelled": [a for a in shown if a["label"]], "before": before, "after": after}
 
 
 def _reasoning(score: dict[str, Any]) -> list[str]:
@@ -136,51 +138,44 @@ def compare_page(v: Viewer, run_a: str, run_b: str, params: dict[str, str]) -> d
 
     a, b = v.run(run_a), v.run(run_b)
     key = ("compare", a.id, b.id, queries.run_state(v.store, a.id), queries.run_state(v.store, b.id))
-    cmp, verdict, source, sections, figures = v.memo.get(key, lambda: _comparison(v, a.id, b.id))
+    source, sections, figures, counts = v.memo.get(key, lambda: _comparison(v, a.id, b.id))
     outcome = params.get("outcome", "changed") if params.get("outcome") in OUTCOMES else "changed"
-    rows = _outcome_rows(v, cmp, a.id, b.id, outcome)
-    page_size = queries.PAGE_SIZE
-    pages = max(1, -(-len(rows) // page_size))
-    page = min(max(1, _int(params.get("page"), 1)), pages)
+    page = queries.outcomes_page(v.store, a.id, b.id, ("regressed", "improved") if outcome == "changed"
+                                 else (outcome,), counts, _int(params.get("page"), 1))
     items, rest = place_figures(sections, figures)
     return {"title": f"{a.model} (A) vs {b.model} (B)", "a": a, "b": b, "items": items, "rest": rest,
-            "source": source, "outcome": outcome, "outcomes": OUTCOMES, "rows": rows[(page - 1) * page_size:
-                                                                                   page * page_size],
-            "total": len(rows), "page": page, "pages": pages, "params": params,
-            "counts": {"changed": len(cmp.improved) + len(cmp.regressed), "regressed": len(cmp.regressed),
-                       "improved": len(cmp.improved), "both-missed": cmp.counts.both_fail}}
+            "source": source, "outcome": outcome, "outcomes": OUTCOMES, "page": page,
+            "rows": _side_by_side(v, a.id, b.id, page.rows), "params": params,
+            "repeated": queries.repeated(v.store, a.id) or queries.repeated(v.store, b.id)}
 
 
-def _comparison(v: Viewer, run_a: str, run_b: str) -> tuple[Any, ...]:
+def _comparison(v: Viewer, run_a: str, run_b: str) -> tuple[str, list[Any], list[Any], dict[str, int]]:
+    """What the compare page shows of `evals compare`: where the settings came from, the sections, the figures;
+    and the examples per outcome."""
     from evals.analyse.decide import compare_stored
     from evals.report.html import comparison_figures
     from evals.report.sections import comparison_sections
 
     cmp, verdict, source = compare_stored(run_a, run_b, v.store)
     sections = [s for s in comparison_sections(cmp, verdict, 0) if not s.title.startswith(("Improved", "Regressed"))]
-    return cmp, verdict, source, sections, comparison_figures(cmp, verdict)
+    return source, sections, comparison_figures(cmp, verdict), queries.outcome_counts(v.store, run_a, run_b)
 
 
-def _outcome_rows(v: Viewer, cmp: Any, run_a: str, run_b: str, outcome: str) -> list[dict[str, Any]]:
-    def side(output: str | None, error: str | None) -> str:
-        return f"error: {error}" if error else output or ""
+def _side_by_side(v: Viewer, run_a: str, run_b: str, rows: list[queries.OutcomeRow]) -> list[dict[str, Any]]:
+    """The page's examples with both runs' answers (their first attempts), the words that differ marked."""
+    def side(found: dict[str, Any]) -> str:
+        return f"error: {found['error']}" if found.get("error") else found.get("output") or ""
 
-    rows = []
-    for name, diffs in (("regressed", cmp.regressed), ("improved", cmp.improved)):
-        if outcome in (name, "changed"):
-            for d in diffs:
-                left, right = diff_pieces(side(d.output_a, d.error_a), side(d.output_b, d.error_b))
-                rows.append({"id": d.example_id, "outcome": name, "a": left, "b": right,
-                             "scores_a": d.scores_a, "scores_b": d.scores_b})
-    if outcome == "both-missed":
-        ids = queries.both_missed(v.store, run_a, run_b)
-        found_a, found_b = queries.outputs(v.store, run_a, ids), queries.outputs(v.store, run_b, ids)
-        for eid in ids:
-            oa, ob = found_a.get(eid, {}), found_b.get(eid, {})
-            left, right = diff_pieces(side(oa.get("output"), oa.get("error")), side(ob.get("output"), ob.get("error")))
-            rows.append({"id": eid, "outcome": "both missed", "a": left, "b": right,
-                         "scores_a": oa.get("scores", {}), "scores_b": ob.get("scores", {})})
-    return rows
+    found_a = v.store.outputs(run_a, [(r.example_id, r.attempt_a) for r in rows])
+    found_b = v.store.outputs(run_b, [(r.example_id, r.attempt_b) for r in rows])
+    shown = []
+    for r in rows:
+        oa, ob = found_a.get((r.example_id, r.attempt_a), {}), found_b.get((r.example_id, r.attempt_b), {})
+        left, right = diff_pieces(side(oa), side(ob))
+        shown.append({"id": r.example_id, "outcome": r.outcome.replace("-", " "), "a": left, "b": right,
+                      "scores_a": oa.get("scores", {}), "scores_b": ob.get("scores", {}), "pass_a": r.pass_a,
+                      "pass_b": r.pass_b})
+    return shown
 
 
 def checks_index(v: Viewer) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """The viewer's reads of the store, in SQL over its read-only connection: the runs list, a page of examples
-with filters, one example's attempts, the examples two runs both missed. Paging reads only the rows shown."""
+with filters, one example's attempts, two runs' examples by outcome. Paging reads only the rows shown."""
 
 from __future__ import annotations
 
@@ -178,24 +178,64 @@ def neighbours(store: Store, run_id: str, example_id: str) -> tuple[str | None, 
     return (before[0] if before else None), (after[0] if after else None)
 
 
-def outputs(store: Store, run_id: str, example_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """Output, error, match and metric values of these examples of a run (their first attempt)."""
-    found: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(example_ids), 500):
-        chunk = example_ids[start:start + 500]
-        rows = store.connection.execute(
-            f"SELECT example_id, output, error, passed, scores FROM results WHERE run_id = ? AND example_id IN"
-            f" ({', '.join('?' * len(chunk))})", (run_id, *chunk))
-        for eid, output, error, passed, scores in rows:
-            found.setdefault(str(eid), {"output": output, "error": error, "passed": bool(passed), "scores": {
-                k: (v or {}).get("value") for k, v in json.loads(scores).items()}})
-    return found
+OUTCOMES = ("regressed", "improved", "both-missed")  # in this order on the compare page
+# Each example both runs have: its line in A, first attempt in each, and the share of each run's K attempts that
+# passed (an attempt not made counts as failed), so the outcome is that of compare_runs, repeats or not.
+PAIRS = """
+WITH k AS (SELECT id, COALESCE(json_extract(manifest, '$.repeats'),
+                               (SELECT MAX(attempt) FROM results WHERE run_id = runs.id), 1) AS k
+           FROM runs WHERE id IN (:a, :b)),
+a AS (SELECT example_id, MIN(COALESCE(line, -1)) AS line, MIN(attempt) AS first, SUM(passed) * 1.0 /
+             (SELECT k FROM k WHERE id = :a) AS p FROM results WHERE run_id = :a GROUP BY example_id),
+b AS (SELECT example_id, MIN(attempt) AS first, SUM(passed) * 1.0 / (SELECT k FROM k WHERE id = :b) AS p
+      FROM results WHERE run_id = :b GROUP BY example_id),
+pairs AS (SELECT a.example_id, a.line, a.first AS first_a, b.first AS first_b, a.p AS pass_a, b.p AS pass_b,
+                 CASE WHEN b.p < a.p THEN 'regressed' WHEN b.p > a.p THEN 'improved'
+                      WHEN a.p < 0.5 THEN 'both-missed' END AS outcome
+          FROM a JOIN b ON b.example_id = a.example_id)
+"""
 
 
-def both_missed(store: Store, run_a: str, run_b: str) -> list[str]:
-    """Example ids neither run matched, in run A's order."""
+@dataclass(frozen=True)
+class OutcomeRow:
+    example_id: str
+    outcome: str  # regressed, improved, both-missed
+    attempt_a: int  # the first attempt of each run, whose answers the page shows
+    attempt_b: int
+    pass_a: float  # the share of the run's attempts that passed (0 or 1 without repeats)
+    pass_b: float
+
+
+@dataclass(frozen=True)
+class OutcomePage:
+    rows: list[OutcomeRow]
+    total: int  # examples with the outcomes asked for
+    page: int
+    pages: int
+    counts: dict[str, int]  # examples per outcome, "changed" (regressed and improved) included
+
+
+def outcome_counts(store: Store, run_a: str, run_b: str) -> dict[str, int]:
+    """Examples per outcome from run A to run B, "changed" (regressed and improved) included: one aggregate."""
+    counts = dict.fromkeys(OUTCOMES, 0) | dict(store.connection.execute(
+        PAIRS + "SELECT outcome, COUNT(*) FROM pairs WHERE outcome IS NOT NULL GROUP BY outcome",
+        {"a": run_a, "b": run_b}).fetchall())
+    return {**counts, "changed": counts["regressed"] + counts["improved"]}
+
+
+def outcomes_page(store: Store, run_a: str, run_b: str, outcomes: tuple[str, ...], counts: dict[str, int],
+                  page: int = 1, page_size: int = PAGE_SIZE) -> OutcomePage:
+    """One page of the examples whose outcome from run A to run B is one of `outcomes` (`counts`: those of
+    outcome_counts): regressed first, then improved, then both missed; the largest change in pass share first
+    (with repeats), then in A's order."""
+    total = sum(counts[o] for o in outcomes)
+    pages = max(1, -(-total // page_size))
+    page = min(max(1, page), pages)
+    chosen = ", ".join(f":o{i}" for i in range(len(outcomes))) or "NULL"
     rows = store.connection.execute(
-        "SELECT a.example_id FROM results a JOIN results b ON b.example_id = a.example_id AND b.run_id = ?"
-        " WHERE a.run_id = ? AND a.passed = 0 AND b.passed = 0 GROUP BY a.example_id"
-        " ORDER BY MIN(a.line), a.example_id", (run_b, run_a))
-    return [str(r[0]) for r in rows]
+        PAIRS + "SELECT example_id, outcome, first_a, first_b, pass_a, pass_b FROM pairs"
+        f" WHERE outcome IN ({chosen}) ORDER BY CASE outcome WHEN 'regressed' THEN 0 WHEN 'improved' THEN 1 ELSE 2 END,"
+        " ABS(pass_b - pass_a) DESC, line, example_id LIMIT :limit OFFSET :offset",
+        {"a": run_a, "b": run_b, **{f"o{i}": o for i, o in enumerate(outcomes)}, "limit": page_size,
+         "offset": (page - 1) * page_size}).fetchall()
+    return OutcomePage([OutcomeRow(str(r[0]), *r[1:]) for r in rows], total, page, pages, counts)

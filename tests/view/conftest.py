@@ -52,3 +52,29 @@ def seed_store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                             {**outcome.as_dict(), "point": history_point(outcome)})
     db.close()
     return {"store": store, "a": run_a, "b": run_b, "task": folder, "check": check_id}
+
+
+def store_pair(path: Path, a: list[tuple[bool, ...]], b: list[tuple[bool, ...]]) -> tuple[str, str]:
+    """Two runs over one golden set, stored as the runner stores them: example i's attempts pass where a[i]
+    (b[i]) says, K attempts each (the run's `repeats` when K > 1). The (baseline, candidate) run ids."""
+    from evals.run.store import Store
+    from evals.types import Completion, ExampleResult, Sample, Score
+
+    store = Store(path)
+    ids = []
+    for model, passes in (("fake:a", a), ("fake:b", b)):
+        k = len(passes[0])
+        manifest = {"task": {"name": "pair", "path": "", "hash": "t"}, "golden": {"hash": "g", "n": len(passes)},
+                    "prompt": {"system": "", "user": "{{ text }}", "few_shot": []}, "model": {"spec": model},
+                    "params": {}, "metrics": [], "pass": {"score": 1.0}, "git": {}, **({"repeats": k} if k > 1 else {})}
+        run_id = store.create_run("pair", model, len(passes), manifest)
+        for i, attempts in enumerate(passes):
+            sample = Sample(f"ex{i:03d}", {"text": f"question {i}"}, {"a": i}, i + 1)
+            for attempt, ok in enumerate(attempts, 1):
+                answer = f"answer {i} from {model}, attempt {attempt}: {'right' if ok else 'wrong'}"
+                store.add_result(run_id, ExampleResult(sample, Completion(answer, 10, 5, 0.1, 0.0),
+                                                       {"score": Score(float(ok))}, ok, attempt))
+        store.set_status(run_id, "completed")
+        ids.append(run_id)
+    store.close()
+    return ids[0], ids[1]

@@ -175,12 +175,12 @@ def test_labels_need_the_token_and_never_change_results(client, seed_store) -> N
     assert client.post("/label", data={**form, "token": "guess"}).status_code == 403
     assert not Store(store, readonly=True).labels(a)
     saved = client.post("/label", data={**form, "token": TOKEN}, follow_redirects=False)
-    assert saved.status_code == 303 and saved.headers["location"] == f"/runs/{a}/examples/ex044#review"
+    assert saved.status_code == 303 and saved.headers["location"] == f"/runs/{a}/examples/ex044#attempt-1"
     example = client.get(f"/runs/{a}/examples/ex044").text
     assert "Marked <b>wrong</b>" in example and "not JSON &lt;b&gt;at all&lt;/b&gt;" in example
     client.post("/label", data={**form, "example": "ex000", "label": "right", "token": TOKEN})
     run = text_of(client.get(f"/runs/{a}").text)
-    assert "2 example(s) labelled" in run and "2/2 (100%" in run  # the match verdict agrees with both
+    assert "2 answer(s) labelled" in run and "2/2 (100%" in run  # the match verdict agrees with both
     exported = [json.loads(line) for line in client.get(f"/labels.jsonl?run={a}").text.splitlines()]
     assert [(e["example_id"], e["label"], e["model"]) for e in exported] == [("ex044", "wrong", "fake:base"),
                                                                              ("ex000", "right", "fake:base")]

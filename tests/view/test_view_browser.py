@@ -105,13 +105,13 @@ def test_click_through_the_viewer(browser, seed_store) -> None:
         assert_clean(driver)
         click("#label-wrong")  # a review label, saved and shown
         driver.find_element(By.ID, "label-comment").send_keys("regressed: <b>not JSON</b>")
-        click("#save-label", "#review")
-        assert driver.current_url.endswith(f"/runs/{b}/examples/ex043#review")
-        assert driver.find_element(By.ID, "current-label").text.startswith("Marked wrong")
-        assert "regressed: <b>not JSON</b>" in driver.find_element(By.ID, "current-label").text
+        click("#save-label", "#attempt-1")
+        assert driver.current_url.endswith(f"/runs/{b}/examples/ex043#attempt-1")
+        assert driver.find_element(By.ID, "label-attempt-1").text.startswith("Marked wrong")
+        assert "regressed: <b>not JSON</b>" in driver.find_element(By.ID, "label-attempt-1").text
         assert_clean(driver)
         driver.get(viewer.url + f"runs/{b}")
-        assert "1 example(s) labelled" in driver.find_element(By.ID, "review-summary").text
+        assert "1 answer(s) labelled" in driver.find_element(By.ID, "review-summary").text
         driver.get(viewer.url + "checks/qa")
         assert len(driver.find_elements(By.CSS_SELECTOR, "figure img")) == 1
         assert_clean(driver)

@@ -1,8 +1,10 @@
-"""`evals view` as a user starts it: a real server on a free port, and one line (exit 2) for a missing store,
-a store from an older version, a file that is no store, and a port already in use."""
+"""`evals view` as a user starts it: a real server on a free port that answers only to the Host names it says,
+and one line (exit 2) for a missing store, a store from an older version, a file that is no store, a port already
+in use and a bad --allow-host."""
 
 from __future__ import annotations
 
+import http.client
 import socket
 import sqlite3
 import subprocess
@@ -64,12 +66,12 @@ def test_a_port_in_use_is_one_line(seed_store) -> None:
 
 
 class Viewer:
-    """`python -m evals view --port 0` in a subprocess; `url` once it listens."""
+    """`python -m evals view --port 0` in a subprocess; `url` once it listens, `lines` what it printed."""
 
     def __init__(self, store: Path, *args: str):
         self.proc = subprocess.Popen([sys.executable, "-m", "evals", "view", "--store", str(store), "--port", "0",
                                       *args], stderr=subprocess.PIPE, text=True)
-        self.lines = [self.proc.stderr.readline() for _ in range(2)]
+        self.lines = [self.proc.stderr.readline() for _ in range(3)]
         if "http://" not in self.lines[0]:
             self.proc.kill()
             raise AssertionError(self.lines)
@@ -93,7 +95,53 @@ def test_the_viewer_serves_its_url_and_says_it_listens_locally(seed_store) -> No
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and PAYLOAD.split("<a")[0] not in page
 
 
-@pytest.mark.parametrize("host", ["0.0.0.0"])
-def test_another_host_is_said_out_loud(seed_store, host) -> None:
-    with Viewer(seed_store["store"], "--host", host) as v:
+def status_for_host(url: str, host: str) -> int:
+    """The status of GET / at `url` with this Host header (what a browser sends for the name it was given)."""
+    address = url.split("//")[1].rstrip("/")
+    conn = http.client.HTTPConnection(address, timeout=30)
+    conn.request("GET", "/", headers={"Host": host})
+    status = conn.getresponse().status
+    conn.close()
+    return status
+
+
+def test_a_wildcard_bind_answers_only_to_this_machine_and_the_allowed_names(seed_store) -> None:
+    import psutil
+
+    own = socket.gethostname()
+    interface = next(a.address for addrs in psutil.net_if_addrs().values() for a in addrs
+                     if a.family == socket.AF_INET and not a.address.startswith("127."))
+    with Viewer(seed_store["store"], "--host", "0.0.0.0", "--allow-host", "Box.LAN") as v:
         assert "anyone who can reach this machine" in v.lines[1]
+        said = v.lines[2]
+        assert said.startswith("answers to Host: 127.0.0.1, localhost, ::1, ") and own in said and "box.lan" in said
+        assert "*" not in said.split("(")[0]
+        port = v.url.rsplit(":", 1)[1].rstrip("/")
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}", f"{own}:{port}", own,
+                     f"{interface}:{port}", f"box.lan:{port}"):
+            assert status_for_host(v.url, host) == 200, host
+        for host in (f"attacker.example:{port}", "rebind.attacker.example", f"{own}.attacker.example"):
+            assert status_for_host(v.url, host) == 400, host
+
+
+def test_any_host_only_when_asked_for(seed_store) -> None:
+    with Viewer(seed_store["store"], "--allow-host", "*") as v:
+        assert "this machine only" in v.lines[1] and "answers to any Host (--allow-host '*')" in v.lines[2]
+        assert status_for_host(v.url, "attacker.example") == 200
+
+
+def test_the_allowed_hosts_of_each_bind() -> None:
+    from evals.view.hosts import allowed_hosts
+
+    assert allowed_hosts("127.0.0.1") == ["127.0.0.1", "localhost", "::1"]
+    assert allowed_hosts("10.1.2.3", ["[FD00::7]", "*.corp.example"]) == [
+        "127.0.0.1", "localhost", "::1", "10.1.2.3", "fd00::7", "*.corp.example"]
+    wildcard = allowed_hosts("::")
+    assert "*" not in wildcard and socket.gethostname().lower() in wildcard and socket.getfqdn().lower() in wildcard
+    assert allowed_hosts("0.0.0.0", ["*"]) == ["*"]
+
+
+@pytest.mark.parametrize("value", ["box.lan:8700", "http://box.lan", "box*", "a b"])
+def test_a_bad_allowed_host_is_one_line(seed_store, value) -> None:
+    one_line_error(view("--store", seed_store["store"], "--host", "0.0.0.0", "--allow-host", value),
+                   f"'{value}' is not a host name or address", "--allow-host")
