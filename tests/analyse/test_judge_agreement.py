@@ -132,9 +132,9 @@ def test_the_viewers_labels_and_judge_agreement_share_one_kappa_and_wilson_inter
     people = [True] * 5 + [False] * 5
     verdict = [True, True, True, True, False, True, True, False, False, False]
     ids = [f"ex{i}" for i in range(10)]
-    rows = [{"example_id": i, "passed": v, "scores": {"j": float(v)}} for i, v in zip(ids, verdict, strict=True)]
-    viewer = {a.verdict: a for a in viewer_agreement(rows, dict(zip(ids, (
-        "right" if p else "wrong" for p in people), strict=True)), {"j": 1.0})}
+    rows = [{"label": "right" if p else "wrong", "passed": v, "scores": {"j": float(v)}}
+            for p, v in zip(people, verdict, strict=True)]
+    viewer = {a.verdict: a for a in viewer_agreement(rows, {"j": 1.0})}
     frame = pd.DataFrame({"example_id": ids, "scores": [{"j": {"value": float(v)}} for v in verdict]})
     judged = judge_agreement(frame, dict(zip(ids, ("pass" if p else "fail" for p in people), strict=True)), "j",
                              {"scale": "pass_fail"})
