@@ -26,6 +26,7 @@ class Budget:
     reserved_usd: float = 0.0
     exhausted: bool = False
     in_flight: int = 0  # reservations not yet settled
+    shares: int = 1  # worker processes, each holding an equal share of the limit (--workers)
     _settled: asyncio.Condition = field(default_factory=asyncio.Condition, repr=False)
 
     async def reserve(self, estimate: float) -> bool:

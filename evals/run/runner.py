@@ -95,7 +95,9 @@ class RunOutcome:
         b = self.budget
         rest = self.paid_usd / self.paid * self.left if self.paid else None
         note = (f"run {self.run_id} stopped with {self.left} example(s) to do: spent ${b.spent_usd:.6f} of the "
-                f"${b.limit_usd:g} budget (${b.left_usd:.6f} left, less than one more call's worst case)")
+                f"${b.limit_usd:g} budget (${b.left_usd:.6f} left, " + (
+                    f"split over {b.shares} workers, each share less than one more call's worst case)"
+                    if b.shares > 1 else "less than one more call's worst case)"))
         if rest is not None:
             note += (f"; the rest would cost about ${rest:.6f} at the mean of the {self.paid} answered call(s), so "
                      f"continue with `evals run --resume {self.run_id} --budget {round_up(rest * 1.2 + b.left_usd)}`")

@@ -174,7 +174,8 @@ class Workers:
                 message += "; every result stored is kept: " + ", ".join(
                     f"resume with `evals run --resume {j.run_id}`" for j in self.jobs)
             raise {"storage": StorageError, "user": EvalsError, "lost": EvalsError}.get(kind, RuntimeError)(message)
-        budget = Budget(self.options.budget_usd, spent_usd=sum(r["spent_usd"] for r in reports))
+        budget = Budget(self.options.budget_usd, spent_usd=sum(r["spent_usd"] for r in reports),
+                        shares=len(self.processes))
         outcomes = []
         for j in self.jobs:
             parts = [o for r in reports for o in r["runs"] if o.run_id == j.run_id]

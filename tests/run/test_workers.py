@@ -95,6 +95,7 @@ def test_the_budget_holds_across_workers(make_task, tmp_path) -> None:
         paid = server.stats()["completed"]
     assert done.returncode == 0, done.stderr
     assert "budget reached" in done.stderr and "evals run --resume" in done.stderr
+    assert "split over 2 workers, each share less than one more call's worst case" in done.stderr
     spent, count = sqlite3.connect(db).execute("SELECT SUM(cost_usd), COUNT(*) FROM results").fetchone()
     [(status,)] = sqlite3.connect(db).execute("SELECT status FROM runs").fetchall()
     assert 0 < count == paid < N and 0.15 <= spent <= 0.3 and status == "budget-stopped"  # most of it, never more
