@@ -148,6 +148,8 @@ class RunProgress:
 
     def advance(self, bar: TaskID, *, done: int = 1, cost: float = 0.0, errors: int = 0) -> None:
         """`done` more attempts stored, `errors` of them failed calls, costing `cost` more."""
+        if self._mode == "none":  # nothing shown: nothing to keep
+            return
         line = self._lines.get(bar)
         if line is not None:
             line.pacer.done += done
