@@ -106,8 +106,17 @@ def run(
                 outcomes = [run_async(resume_run(db.resolve(resume), db, options, cache=response_cache,
                                                  progress=bars, warn=warn), preload=SUMMARY_MODULES)]
             else:
+                import os
+                import time
+
+                from evals.run.workers import cpu_bound_hint
+
+                wall, cpu = time.perf_counter(), time.process_time()
                 outcomes = run_async(run_task(loaded, samples, ready, db, options, cache=response_cache,
                                               progress=bars, warn=warn), preload=SUMMARY_MODULES)
+                hint = cpu_bound_hint(time.process_time() - cpu, time.perf_counter() - wall, ready, os.cpu_count())
+                if hint:
+                    bars.note(hint)
     from evals.analyse.summary import summarize
     from evals.run.store import load_run
 

@@ -62,6 +62,19 @@ def check_workers(workers: int, task: Task, samples: Sequence[Sample], providers
                                                f"{workers} workers (${share:g} each)"), field="--budget") from None
 
 
+def cpu_bound_hint(cpu_s: float, wall_s: float, providers: Sequence[tuple[ModelConfig, Provider]],
+                   cores: int | None) -> str | None:
+    """When this one process's CPU, not the API, bounded a run of API calls (busy nearly all of a run of some
+    seconds, on a machine with cores to spare), the suggestion to spread its calls over workers."""
+    if wall_s < 5 or not cores or cores < 2 or cpu_s < 0.9 * wall_s:
+        return None
+    if not providers or not all(runs_elsewhere(p) for _, p in providers):
+        return None
+    return (f"this process was busy {min(cpu_s / wall_s, 1):.0%} of the run's {wall_s:.1f} s: its own CPU, not "
+            f"the API, bounded the calls; `--workers {min(cores, 4)}` spreads them over processes (see Large "
+            "golden sets in the README)")
+
+
 def runs_elsewhere(provider: Provider) -> bool:
     """Whether a model runs on someone else's servers (an API), so its calls can come from any process."""
     return str(getattr(provider, "hardware", "") or "").startswith("remote:")

@@ -142,3 +142,21 @@ def test_a_killed_worker_is_said_in_one_line_and_the_run_resumes(make_task, tmp_
         resumed = evals("run", "--resume", run_id, "--no-cache", "--progress", "none", env=env)
         assert resumed.returncode == 0, resumed.stderr
     assert stored(db) == N
+
+
+def test_a_run_bound_by_this_process_cpu_suggests_workers() -> None:
+    from evals.run.workers import cpu_bound_hint
+
+    class Api:
+        hardware = "remote: api.openai.com"
+
+    class Here:
+        hardware = None
+
+    api, here = [(None, Api())], [(None, Here())]
+    hint = cpu_bound_hint(7.6, 8.0, api, 8)
+    assert hint and "busy 95% of the run's 8.0 s" in hint and "--workers 4" in hint
+    assert cpu_bound_hint(1.6, 8.0, api, 8) is None  # waiting on the API, as it should
+    assert cpu_bound_hint(7.6, 8.0, here, 8) is None  # a local model: workers cannot spread it
+    assert cpu_bound_hint(7.6, 8.0, api, 1) is None  # no core to spare
+    assert cpu_bound_hint(2.9, 3.0, api, 8) is None  # too short to tell
