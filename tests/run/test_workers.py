@@ -36,6 +36,16 @@ def setting(tmp_path, make_task, server, concurrency: int = 8, **model):
     return folder, db, {**os.environ, "EVALS_STORE": str(db), "EVALS_CACHE_DIR": str(tmp_path / "cache")}
 
 
+def running_with_workers(folder, db, env: dict[str, str], until_stored: int) -> subprocess.Popen:
+    """`evals run FOLDER --workers 2` started as a user starts it, once it has stored `until_stored` results."""
+    proc = subprocess.Popen([sys.executable, "-m", "evals", "run", str(folder), "--no-cache", "--workers", "2",
+                             "--progress", "plain"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while stored(db) < until_stored and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return proc
+
+
 def test_two_workers_ask_every_example_once_and_settle_one_run(make_task, tmp_path) -> None:
     with StandinProcess(qa_answer, latency=0.05) as server:
         folder, db, env = setting(tmp_path, make_task, server)
@@ -64,12 +74,7 @@ def test_a_command_closes_its_store_on_the_way_out(make_task, tmp_path) -> None:
 def test_a_signal_reaches_every_worker_and_the_run_resumes_with_them(make_task, tmp_path) -> None:
     with StandinProcess(qa_answer, latency=0.5) as server:
         folder, db, env = setting(tmp_path, make_task, server, concurrency=4)
-        proc = subprocess.Popen([sys.executable, "-m", "evals", "run", str(folder), "--no-cache", "--workers", "2",
-                                 "--progress", "plain"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)
-        deadline = time.monotonic() + 60
-        while stored(db) < 8 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        proc = running_with_workers(folder, db, env, until_stored=8)
         proc.send_signal(signal.SIGTERM)  # to the parent only, as a cancelled CI job sends it
         _, err = proc.communicate(timeout=30)
         assert proc.returncode == 143, err
@@ -127,12 +132,7 @@ def test_a_killed_worker_is_said_in_one_line_and_the_run_resumes(make_task, tmp_
 
     with StandinProcess(qa_answer, latency=0.5) as server:
         folder, db, env = setting(tmp_path, make_task, server, concurrency=4)
-        proc = subprocess.Popen([sys.executable, "-m", "evals", "run", str(folder), "--no-cache", "--workers", "2",
-                                 "--progress", "none"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)
-        deadline = time.monotonic() + 60
-        while stored(db) < 4 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        proc = running_with_workers(folder, db, env, until_stored=4)
         psutil.Process(proc.pid).children()[0].kill()  # one worker gone, as the OOM killer does it
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 2 and "Traceback" not in err, err
