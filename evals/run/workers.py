@@ -43,7 +43,7 @@ def check_workers(workers: int, task: Task, samples: Sequence[Sample], providers
                   options: RunOptions, *, batch: bool = False) -> None:
     """Refuse, before any run is stored, what worker processes cannot serve: a batch, a model that runs here,
     a budget whose share per worker fits no call."""
-    if batch:
+    if batch or any(c.batch for c, _ in providers):  # a resumed run that was batched polls its batches as it started
         raise EvalsError("--batch sends a run's calls as one batch from one process; leave out --workers",
                          field="--workers")
     here = [str(c.spec) for c, p in providers if not runs_elsewhere(p)]

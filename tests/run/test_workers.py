@@ -160,3 +160,19 @@ def test_a_run_bound_by_this_process_cpu_suggests_workers() -> None:
     assert cpu_bound_hint(7.6, 8.0, here, 8) is None  # a local model: workers cannot spread it
     assert cpu_bound_hint(7.6, 8.0, api, 1) is None  # no core to spare
     assert cpu_bound_hint(2.9, 3.0, api, 8) is None  # too short to tell
+
+
+def test_a_batched_run_resumed_with_workers_is_refused() -> None:
+    """A run started with --batch resumes as it started, polling its batches from one process."""
+    import pytest
+
+    from evals.errors import EvalsError
+    from evals.run.workers import check_workers
+    from evals.types import ModelConfig, ModelSpec
+
+    class Api:
+        hardware = "remote: api.openai.com"
+
+    batched = ModelConfig(spec=ModelSpec.parse("openai:gpt-4o-mini"), batch=True)
+    with pytest.raises(EvalsError, match="one batch from one process"):
+        check_workers(2, None, [], [(batched, Api())], RunOptions())
