@@ -84,12 +84,12 @@ def run(
     options = dataclasses.replace(options, repeats=repeats)
     db = Store(store)
     mode = progress_mode(progress, no_progress, quiet=as_json)
-    if loaded is not None:
-        loaded, samples, ready = models_to_run(loaded, model, judge, limit, batch)
     if workers > 1:
         from evals.run.workers import check_workers, start_workers
 
-        if loaded is None:
+        if loaded is not None:
+            loaded, samples, ready = models_to_run(loaded, model, judge, limit, batch)
+        else:
             # a resumed run keeps the judge it started with (recorded in its manifest)
             loaded, samples, job = resume_job(db.resolve(resume), db)
             ready, jobs = [(job.config, job.provider)], [job]
@@ -111,6 +111,7 @@ def run(
 
                 from evals.run.workers import cpu_bound_hint
 
+                loaded, samples, ready = models_to_run(loaded, model, judge, limit, batch)
                 wall, cpu = time.perf_counter(), time.process_time()
                 outcomes = run_async(run_task(loaded, samples, ready, db, options, cache=response_cache,
                                               progress=bars, warn=warn), preload=SUMMARY_MODULES)
