@@ -185,11 +185,13 @@ def run_async(work: Any, *, preload: tuple[str, ...] = ()) -> Any:
 
     gc.freeze()
     loader = threading.Thread(target=import_all, args=(preload,), name="evals-preload", daemon=True)
-    loader.start()
+    if preload:
+        loader.start()
     try:
         return asyncio.run(interruptible(work))
     finally:
-        loader.join()
+        if preload:
+            loader.join()
 
 
 def import_all(modules: tuple[str, ...]) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import time
 from typing import Annotated, Any
 
 import typer
@@ -106,9 +108,6 @@ def run(
                 outcomes = [run_async(resume_run(db.resolve(resume), db, options, cache=response_cache,
                                                  progress=bars, warn=warn), preload=SUMMARY_MODULES)]
             else:
-                import os
-                import time
-
                 from evals.run.workers import cpu_bound_hint
 
                 loaded, samples, ready = models_to_run(loaded, model, judge, limit, batch)

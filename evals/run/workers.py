@@ -152,7 +152,8 @@ class Workers:
                                    else f"exited with code {process.exitcode}")
                             failures.append(("lost", f"worker {process.name} {how}"))
                         continue
-                    said |= {conn} if kind in ("done", "error") else set()
+                    if kind in ("done", "error"):
+                        said.add(conn)
                     if kind == "progress":
                         for label, (done, errors, cost) in payload.items():
                             progress.advance(bars[label], done=int(done), errors=int(errors), cost=cost)
@@ -202,7 +203,7 @@ class Workers:
                 outcome.served += part.served
                 outcome.busy_s = max(outcome.busy_s, part.busy_s)  # the workers' calls overlap in time
             statuses = {p.status for p in parts}
-            outcome.status = ("interrupted" if stopped or "interrupted" in statuses or len(parts) < len(reports)
+            outcome.status = ("interrupted" if stopped or "interrupted" in statuses
                               else "budget-stopped" if "budget-stopped" in statuses else "completed")
             concurrency = self.options.concurrency or j.provider.max_concurrency
             self.store.add_busy_time(j.run_id, outcome.busy_s, outcome.served, concurrency, hardware_of(j.provider))

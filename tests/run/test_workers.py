@@ -176,3 +176,15 @@ def test_a_batched_run_resumed_with_workers_is_refused() -> None:
     batched = ModelConfig(spec=ModelSpec.parse("openai:gpt-4o-mini"), batch=True)
     with pytest.raises(EvalsError, match="one batch from one process"):
         check_workers(2, None, [], [(batched, Api())], RunOptions())
+
+
+def test_a_budget_whose_share_per_worker_fits_no_call_is_refused_naming_the_split(make_task, tmp_path,
+                                                                                   monkeypatch) -> None:
+    monkeypatch.setenv("EVALS_STORE", str(tmp_path / "s.db"))
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    folder = make_task(models=[{"spec": "openai:gpt-4o-mini", "max_tokens": 16,
+                                "price": {"input_per_mtok": 1000, "output_per_mtok": 1000}}])
+    one = CliRunner().invoke(app, ["run", str(folder), "--budget", "0.02", "--workers", "4"])
+    assert one.exit_code == 2, one.output
+    assert "--budget $0.02 over 4 workers ($0.005 each) is less than the worst case of a single call" in one.stderr
+    assert not sqlite3.connect(tmp_path / "s.db").execute("SELECT COUNT(*) FROM runs").fetchone()[0]
