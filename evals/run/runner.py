@@ -246,14 +246,11 @@ async def execute_run(
 ) -> RunOutcome:
     """Ask every sample `repeats` times, each attempt not yet finished in `run_id`, writing each result as it
     completes. Every model call, the run's own and its judges', goes through `models` (cache, concurrency,
-    budget, retries). A `shard` (i, n) of a worker process takes every n-th attempt to do, from the i-th, and
-    leaves the run's status and busy time to the process that started the workers."""
+    budget, retries). A `shard` (i, n) of a worker process takes its share (`attempts_to_do`) and leaves the
+    run's status and busy time to the process that started the workers."""
     STOP.runs.append(run_id)
     done = store.done(run_id)
-    # attempt by attempt, so a run stopped early has whole passes over the golden set
-    todo = [(s, a) for a in range(1, repeats + 1) for s in samples if (s.id, a) not in done]
-    if shard is not None:
-        todo = todo[shard[0]::shard[1]]
+    todo = attempts_to_do(samples, repeats, done, shard)
     own = shard is None
     concurrency = lane_width(models.options, provider)
     clock = BusyClock()
@@ -320,6 +317,17 @@ async def execute_run(
     if own:
         store.set_status(run_id, outcome.status)
     return outcome
+
+
+def attempts_to_do(samples: Sequence[Sample], repeats: int, done: set[tuple[str, int]],
+                   shard: tuple[int, int] | None = None) -> list[tuple[Sample, int]]:
+    """The (sample, attempt) pairs not yet done, attempt by attempt (a run stopped early has whole passes over the
+    golden set). A shard (i, n) is every n-th of all the run's attempts from the i-th, fixed by position among
+    all of them, not among those still to do, which the other workers shrink while it starts."""
+    attempts = [(s, a) for a in range(1, repeats + 1) for s in samples]
+    if shard is not None:
+        attempts = attempts[shard[0]::shard[1]]
+    return [(s, a) for s, a in attempts if (s.id, a) not in done]
 
 
 def attempt_params(params: GenerateParams, attempt: int) -> GenerateParams:

@@ -139,6 +139,10 @@ class Store:
     def close(self) -> None:
         self._db.close()
 
+    def reopen(self) -> None:
+        """A new connection after `close` (one that crossed a fork() is never used: SQLite's rule)."""
+        self._db = Database(self.path, "run store")
+
     def create_run(self, task: str, model: str, n_samples: int, manifest: dict[str, Any]) -> str:
         run_id = secrets.token_hex(4)
         self._db.execute(

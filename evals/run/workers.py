@@ -24,6 +24,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
+from evals._util import close_databases
 from evals.errors import EvalsError, StorageError
 from evals.providers import Provider, create_provider
 from evals.run.budget import Budget, check_budget
@@ -147,9 +148,9 @@ class Workers:
                     except EOFError:  # the worker exited
                         process = live.pop(conn)
                         process.join()
-                        if conn not in said and process.exitcode:  # killed (out of memory, say)
+                        if conn not in said and STOP.received is None:  # killed (out of memory, say)
                             how = (f"was killed by {signal.Signals(-process.exitcode).name}" if process.exitcode < 0
-                                   else f"exited with code {process.exitcode}")
+                                   else f"exited with code {process.exitcode} before reporting")
                             failures.append(("lost", f"worker {process.name} {how}"))
                         continue
                     if kind in ("done", "error"):
@@ -220,6 +221,7 @@ def start_workers(task: Task, samples: Sequence[Sample], jobs: Sequence[RunJob],
                                 budget_usd=None if options.budget_usd is None else options.budget_usd / count)
     stored = {j.run_id: len(store.done(j.run_id)) for j in jobs}
     context = multiprocessing.get_context("fork")
+    close_databases()  # no SQLite connection crosses the fork (SQLite's rule: a child would share its locks' state)
     gc.freeze()  # what start-up built stays in pages the workers share, unwritten by their collectors
     processes = {}
     for i in range(count):
@@ -229,6 +231,7 @@ def start_workers(task: Task, samples: Sequence[Sample], jobs: Sequence[RunJob],
         process.start()
         send.close()
         processes[receive] = process
+    store.reopen()
     return Workers(jobs, samples, store, options, processes, stored)
 
 

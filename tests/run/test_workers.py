@@ -188,3 +188,39 @@ def test_a_budget_whose_share_per_worker_fits_no_call_is_refused_naming_the_spli
     assert one.exit_code == 2, one.output
     assert "--budget $0.02 over 4 workers ($0.005 each) is less than the worst case of a single call" in one.stderr
     assert not sqlite3.connect(tmp_path / "s.db").execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+
+
+def test_no_sqlite_connection_crosses_the_fork_and_the_parent_reads_on(tmp_path, monkeypatch) -> None:
+    """SQLite forbids carrying a connection over fork(): a worker would share its lock state with the parent's.
+    The store and cache are closed before the workers start, and the parent's store works after."""
+    import evals.run.workers as workers
+    from evals._util import OPEN_DATABASES
+    from evals.run.cache import ResponseCache
+    from evals.run.store import Store
+
+    def census(conn, *args) -> None:  # what a worker inherits, instead of a run
+        conn.send(("open databases", len(OPEN_DATABASES)))
+        conn.close()
+
+    monkeypatch.setattr(workers, "_worker", census)
+    store = Store(tmp_path / "s.db")
+    pool = workers.start_workers(None, [], [], store, RunOptions(), ResponseCache(tmp_path / "c.db"), 2)
+    reports = []
+    for conn in pool.processes:
+        reports.append(conn.recv())
+    assert reports == [("open databases", 0)] * 2
+    assert store.list_runs() == []  # the parent's store reopened
+
+
+def test_shards_cover_every_attempt_once_whatever_the_others_stored_before_one_starts() -> None:
+    """A fast worker (cache hits) can store its half before the other reads what is done: the shards must not
+    move with that, or examples fall between them."""
+    from evals.run.runner import attempts_to_do
+    from evals.types import Sample
+
+    samples = [Sample(id=f"ex{i}", fields={}, reference=None, line=i + 1) for i in range(10)]
+    first = attempts_to_do(samples, 2, set(), (0, 2))
+    after_first = {(s.id, a) for s, a in first}  # worker 1 finished before worker 2 looked
+    second = attempts_to_do(samples, 2, after_first, (1, 2))
+    assert sorted((s.id, a) for s, a in first + second) == sorted((s.id, a) for a in (1, 2) for s in samples)
+    assert attempts_to_do(samples, 2, {("ex1", 1)}, (1, 2))[0][0].id == "ex3"  # a resume skips what is done
