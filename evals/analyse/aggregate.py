@@ -8,12 +8,10 @@ Only examples the model answered count (a failed call has no scores); the match 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import pandas as pd
-
-from evals.analyse.stats import mean, wilson_interval
+from evals.analyse.rates import mean, wilson_interval
 
 OTHER = "(other)"  # predictions outside the metric's declared labels
 
@@ -75,50 +73,41 @@ def classification(pairs: Iterable[tuple[str, str]], declared: Iterable[str] = (
     )
 
 
+@dataclass
+class MetricTally:
+    """One metric's stored scores (dicts of value, error, details) over the answered examples, folded in one
+    at a time: the values, the metric's own errors, and the (true, predicted) pairs of label metrics."""
+
+    values: list[float] = field(default_factory=list)
+    errors: int = 0
+    declared: dict[str, None] = field(default_factory=dict)  # the labels the metric declared, in order
+    pairs: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, score: Mapping[str, Any]) -> None:
+        self.errors += bool(score.get("error"))
+        if score.get("value") is None:
+            return
+        self.values.append(score["value"])
+        details = score.get("details") or {}
+        if "predicted" in details and "true" in details:
+            self.declared.update(dict.fromkeys(details.get("labels") or []))
+            self.pairs.append((str(details["true"]),
+                               str(details["predicted"]) if details.get("valid", True) else OTHER))
+
+    def aggregate(self) -> MetricAggregate:
+        binary = bool(self.values) and all(v in (0, 1) for v in self.values)
+        return MetricAggregate(
+            n=len(self.values),
+            errors=self.errors,
+            mean=mean(self.values),
+            rate_ci=wilson_interval(int(sum(self.values)), len(self.values)) if binary else None,
+            classification=classification(self.pairs, self.declared) if self.pairs else None,
+        )
+
+
 def aggregate_scores(scores: Iterable[Mapping[str, Any]]) -> MetricAggregate:
-    """Aggregate one metric's stored scores (dicts of value, error, details) over the answered examples."""
-    scores = list(scores)
-    values = [s["value"] for s in scores if s.get("value") is not None]
-    binary = bool(values) and all(v in (0, 1) for v in values)
-    labelled = [s for s in scores if s.get("value") is not None
-                and "predicted" in (s.get("details") or {}) and "true" in (s.get("details") or {})]
-    declared: list[str] = []
-    for s in labelled:
-        declared += [x for x in s["details"].get("labels") or [] if x not in declared]
-    pairs = [(str(s["details"]["true"]), str(s["details"]["predicted"]) if s["details"].get("valid", True)
-              else OTHER) for s in labelled]
-    return MetricAggregate(
-        n=len(values),
-        errors=sum(1 for s in scores if s.get("error")),
-        mean=mean(values),
-        rate_ci=wilson_interval(int(sum(values)), len(values)) if binary else None,
-        classification=classification(pairs, declared) if labelled else None,
-    )
-
-
-def _scores(df: pd.DataFrame) -> pd.Series:
-    """Each row's scores as {metric id: score dict}; from the `score.<id>` value columns if that is all there is."""
-    if "scores" in df.columns:
-        return df["scores"]
-    columns = [c for c in df.columns if c.startswith("score.")]
-    return df.apply(lambda row: {c.removeprefix("score."): {"value": None if pd.isna(row[c]) else row[c]}
-                                 for c in columns}, axis=1)
-
-
-def aggregate_run(df: pd.DataFrame) -> dict[str, MetricAggregate]:
-    """Every metric of a stored run (from `load_run`), by metric id."""
-    if not len(df):
-        return {}
-    answered = _scores(df[df["error"].isna()])
-    metric_ids = sorted({k for s in answered for k in s})
-    return {m: aggregate_scores(s[m] for s in answered if m in s) for m in metric_ids}
-
-
-def judge_usage(df: pd.DataFrame) -> dict[str, float]:
-    """What the metrics' own model calls (judges) used over a run: calls, tokens, cost, spent (not cached)."""
-    total = {"calls": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0, "spent_usd": 0.0}
-    for scores in df["scores"] if len(df) and "scores" in df.columns else []:
-        for score in scores.values():
-            for key, value in (score.get("usage") or {}).items():
-                total[key] = total.get(key, 0) + value
-    return total
+    """Aggregate one metric's stored scores over the answered examples."""
+    tally = MetricTally()
+    for score in scores:
+        tally.add(score)
+    return tally.aggregate()

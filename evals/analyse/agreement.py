@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from evals.analyse.stats import cohen_kappa, format_rate
+from evals.analyse.rates import format_rate
+from evals.analyse.stats import cohen_kappa
 
 MATCH = "match"
 

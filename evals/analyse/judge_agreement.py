@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from evals.analyse.stats import cohen_kappa, wilson_interval
+from evals.analyse.rates import wilson_interval
+from evals.analyse.stats import cohen_kappa
 from evals.errors import EvalsError
 from evals.types import Sample
 

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from evals.analyse.compare import Comparison, json_types
-from evals.analyse.stats import format_points
+from evals.analyse.rates import format_points
 from evals.analyse.verdict import Verdict, quality_call
 from evals.types import Decision
 

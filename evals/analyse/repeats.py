@@ -10,12 +10,13 @@ K = 1 nothing here is used, and every number is the one an unrepeated run gives.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from evals.analyse.stats import wilson_interval, z_scores
+from evals.analyse.rates import wilson_interval, z_scores
 
 CLUSTERED = "t interval on per-example pass fractions (clustered by example)"
 PAIRED_T = "paired t-test on per-example pass fractions"
@@ -64,12 +65,17 @@ class RepeatStats:
 
 
 def repeat_stats(df: pd.DataFrame, n: int) -> RepeatStats:
-    k = attempts(df)
     passes = df.groupby("example_id", sort=False)["passed"].sum() if len(df) else pd.Series(dtype=float)
-    fractions = [float(v) / k for v in passes] + [0.0] * max(0, n - len(passes))
+    return stats_of_passes(dict(passes.items()), attempts(df), n, len(df))
+
+
+def stats_of_passes(passes: Mapping[str, int], k: int, n: int, made: int) -> RepeatStats:
+    """RepeatStats of a run of n examples asked k times, from each answered example's passing attempts (in the
+    run's order) and the number of attempts made."""
+    fractions = [float(v) / k for v in passes.values()] + [0.0] * max(0, n - len(passes))
     return RepeatStats(
-        k=k, attempts=len(df), passes=int(df["passed"].sum()) if len(df) else 0,
-        pass_at_k=int((passes > 0).sum()), pass_all_k=int((passes == k).sum()),
+        k=k, attempts=made, passes=int(sum(passes.values())), pass_at_k=sum(1 for v in passes.values() if v > 0),
+        pass_all_k=sum(1 for v in passes.values() if v == k),
         flaky=tuple(str(i) for i, v in passes.items() if 0 < v < k), fractions=tuple(fractions),
     )
 

@@ -22,9 +22,10 @@ import pandas as pd
 from evals.analyse.compare import TANGO, Comparison, Estimate, compare_runs, json_types
 from evals.analyse.decide import latency_profile
 from evals.analyse.economics import CostModel, Latency, cost_model, profile_latency, run_latency
+from evals.analyse.rates import format_points, percentile
 from evals.analyse.repeats import attempts
 from evals.analyse.signals import parse_signal, signal_values
-from evals.analyse.stats import format_points, mcnemar_sample_size, paired_diff_ci, percentile
+from evals.analyse.stats import mcnemar_sample_size, paired_diff_ci
 from evals.analyse.verdict import pairing_notes
 from evals.data.golden import load_samples
 from evals.errors import EvalsError

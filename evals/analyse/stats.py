@@ -1,36 +1,17 @@
-"""Statistics over runs: intervals for rates, summaries of per-example values, paired comparisons,
-power and sample size. Closed forms need only numpy and the standard library; scipy is imported by the
-functions that resample or solve, so a run's summary starts fast."""
+"""Statistics across runs: paired comparisons, agreement, resampled intervals, power and sample size (one
+run's own rates and percentiles are in rates.py). Closed forms need only numpy and the standard library;
+scipy is imported by the functions that resample or solve."""
 
 from __future__ import annotations
 
 import math
 import warnings
 from collections.abc import Sequence
-from statistics import NormalDist
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-_normal_ppf = NormalDist().inv_cdf  # the standard normal's quantile function (Wichura's AS241)
-
-
-def _wilson(successes, n, alpha: float):
-    """Wilson (1927) score interval, elementwise for arrays: (low, high)."""
-    z = _normal_ppf(1 - alpha / 2)
-    p = successes / n
-    denom = 1 + z * z / n
-    center = (p + z * z / (2 * n)) / denom
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return center - half, center + half
-
-
-def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval for a binomial rate (good at small n and near 0 or 1)."""
-    if n == 0:
-        return (0.0, 1.0)
-    low, high = _wilson(successes, n, 1 - confidence)
-    return max(0.0, float(low)), min(1.0, float(high))
+from evals.analyse.rates import normal_ppf, wilson, z_scores
 
 
 def cohen_kappa(table: ArrayLike, weighted: bool = False,
@@ -44,34 +25,8 @@ def cohen_kappa(table: ArrayLike, weighted: bool = False,
     if np.count_nonzero(table.sum(axis=1)) < 2 or np.count_nonzero(table.sum(axis=0)) < 2:
         return None
     result = cohens_kappa(table, wt="quadratic" if weighted else None)
-    half = _normal_ppf(1 - (1 - confidence) / 2) * float(result["std_kappa"])
+    half = normal_ppf(1 - (1 - confidence) / 2) * float(result["std_kappa"])
     return float(result["kappa"]), (float(result["kappa"]) - half, float(result["kappa"]) + half)
-
-
-def format_rate(successes: int, n: int, confidence: float = 0.95) -> str:
-    """'44/50 (88%, 95% CI 76-94%)'."""
-    if n == 0:
-        return "0/0"
-    low, high = wilson_interval(successes, n, confidence)
-    return f"{successes}/{n} ({successes / n:.0%}, {confidence:.0%} CI {low * 100:.0f}-{high * 100:.0f}%)"
-
-
-def format_points(x: float | None) -> str:
-    """A difference in rates as signed percentage points: 0.062 -> '+6.2'; None -> 'n/a'."""
-    return "n/a" if x is None else f"{x * 100:+.1f}"
-
-
-def mean(values: Sequence[float | None]) -> float | None:
-    """Mean of the values that exist (None for none)."""
-    present = [v for v in values if v is not None and not np.isnan(v)]
-    return float(np.mean(present)) if present else None
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    return float(np.percentile(values, q)) if len(values) else None
-
-
-# --- paired comparison of two runs -------------------------------------------------------------
 
 
 def mcnemar_exact(b: int, c: int) -> float:
@@ -122,7 +77,7 @@ def paired_diff_ci(n11: ArrayLike, n10: ArrayLike, n01: ArrayLike, n00: ArrayLik
 
 
 def _tango(n10, n01, n, confidence):
-    z = _normal_ppf(1 - (1 - confidence) / 2)
+    z = normal_ppf(1 - (1 - confidence) / 2)
 
     def score(d):  # decreasing in d; Tango's n12 is n01 here (B is his group 1), his n21 is n10
         a, b, c = 2 * n, -n01 - n10 + (2 * n - n01 + n10) * d, -n10 * d * (1 - d)
@@ -147,8 +102,8 @@ def _newcombe(n11, n10, n01, n00, n, confidence):
     alpha = 1 - confidence
     pass_b, pass_a = n11 + n01, n11 + n10  # Newcombe's group 1 is B here, so theta = p_B - p_A
     p1, p2 = pass_b / n, pass_a / n
-    l1, u1 = _wilson(pass_b, n, alpha)
-    l2, u2 = _wilson(pass_a, n, alpha)
+    l1, u1 = wilson(pass_b, n, alpha)
+    l2, u2 = wilson(pass_a, n, alpha)
     margins = pass_b * (n - pass_b) * pass_a * (n - pass_a)
     cross = n11 * n00 - n10 * n01
     cross = np.where(cross > 0, np.maximum(cross - n / 2, 0.0), cross)
@@ -216,10 +171,6 @@ def paired_bootstrap_ci(a: Sequence[float], b: Sequence[float], n_resamples: int
 
 
 # --- power and sample size (paired binary outcomes) --------------------------------------------
-
-
-def z_scores(power: float, alpha: float) -> tuple[float, float]:
-    return _normal_ppf(1 - alpha / 2), _normal_ppf(power)
 
 
 def _discordance(gap: float, discordance: float) -> float:

@@ -1,18 +1,23 @@
 """Per-run summary: matches with a Wilson interval (clustered by example when repeated), metric aggregates,
-errors, tokens, cost, latency."""
+errors, tokens, cost, latency. Results are folded in one at a time (RunTally), streamed from the store or read
+from a frame, so a summary holds no frame of the run and, unrepeated, imports neither pandas nor numpy."""
 
 from __future__ import annotations
 
+import dataclasses
+import math
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
-
-from evals.analyse.aggregate import Classification, aggregate_run, judge_usage
-from evals.analyse.repeats import attempts, clustered_rate_ci, repeat_stats, repeats_text
-from evals.analyse.stats import format_rate, percentile, wilson_interval
+from evals.analyse.aggregate import Classification, MetricTally
+from evals.analyse.rates import format_rate, mean, percentile, wilson_interval
 from evals.types import decode_rate
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from evals.run.store import Store
 
 
 @dataclass(frozen=True)
@@ -77,9 +82,167 @@ def with_timing_columns(df: pd.DataFrame) -> pd.DataFrame:
     return df.assign(**missing) if missing else df
 
 
-def cache_saving(df: pd.DataFrame, model: dict[str, Any] | None) -> tuple[bool, float]:
+def present(x: Any) -> bool:
+    return x is not None and x == x  # NULL from the store, NaN from a frame
+
+
+def _number(x: Any) -> Any:
+    return x if present(x) else 0
+
+
+@dataclass
+class RunTally:
+    """A run's results folded in one at a time: counts and sums, the timings of answered calls (for percentiles),
+    each metric's tally over answered attempts, and each example's passing attempts (for repeats)."""
+
+    done: int = 0
+    matches: int = 0
+    errors: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    costs: list[float] = field(default_factory=list)  # summed exactly at the end (math.fsum)
+    spent: list[float] = field(default_factory=list)  # of the calls not answered from the cache
+    answered_tokens: list[int] = field(default_factory=lambda: [0, 0, 0, 0])  # input, output, cached, written
+    timings: dict[bool, list[tuple[float, float | None, int, float]]] = field(
+        default_factory=lambda: {False: [], True: []})  # by cached: (latency, ttft, output tokens, queue)
+    metrics: dict[str, MetricTally] = field(default_factory=dict)
+    judges: dict[str, float] = field(default_factory=lambda: {
+        "calls": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0, "spent_usd": 0.0})
+    passes: dict[str, int] = field(default_factory=dict)  # by example, in the run's order
+    last_attempt: int = 1
+
+    def add(self, row: Mapping[str, Any]) -> None:
+        """One result: a dict of the store's columns (`Store.result_rows`), scores decoded."""
+        passed, cached = bool(row["passed"]), bool(row["cached"])
+        tokens = (int(_number(row["input_tokens"])), int(_number(row["output_tokens"])),
+                  int(_number(row.get("cached_input_tokens"))), int(_number(row.get("cache_write_tokens"))))
+        cost = float(_number(row["cost_usd"]))
+        self.done += 1
+        self.matches += passed
+        self.input_tokens += tokens[0]
+        self.output_tokens += tokens[1]
+        self.cached_input_tokens += tokens[2]
+        self.cache_write_tokens += tokens[3]
+        self.costs.append(cost)
+        if not cached:
+            self.spent.append(cost)
+        example = row["example_id"]
+        self.passes[example] = self.passes.get(example, 0) + passed
+        self.last_attempt = max(self.last_attempt, int(row.get("attempt") or 1))
+        for score in row["scores"].values():
+            for key, value in (score.get("usage") or {}).items():
+                self.judges[key] = self.judges.get(key, 0) + value
+        if present(row["error"]):
+            self.errors += 1
+            return
+        self.answered_tokens = [a + b for a, b in zip(self.answered_tokens, tokens, strict=True)]
+        ttft = row.get("ttft_s")
+        self.timings[cached].append((row["latency_s"], ttft if present(ttft) else None, tokens[1],
+                                     _number(row.get("queue_s"))))
+        for metric, score in row["scores"].items():
+            self.metrics.setdefault(metric, MetricTally()).add(score)
+
+    def summary(self, run: Mapping[str, Any], manifest: Mapping[str, Any] | None) -> RunSummary:
+        """The RunSummary of what was added, for this run record (as a dict) and manifest."""
+        n = int(run["n_samples"])
+        k = int((manifest or {}).get("repeats") or self.last_attempt)
+        repeated = None
+        if k > 1:
+            from evals.analyse.repeats import clustered_rate_ci, repeats_text, stats_of_passes
+
+            repeated = stats_of_passes(self.passes, k, n, self.done)
+            match_rate = mean(repeated.fractions) or 0.0
+            match_ci, matches_text = clustered_rate_ci(repeated.fractions, k), repeats_text(repeated, n)
+        else:
+            match_rate, match_ci, matches_text = (self.matches / n if n else 0.0), \
+                wilson_interval(self.matches, n), format_rate(self.matches, n)
+        aggregates = {m: self.metrics[m].aggregate() for m in sorted(self.metrics)}
+        timed = self.timings[False] or self.timings[True]  # a fully cached run: the timings first recorded
+        latencies = [t[0] for t in timed]
+        ttfts = [t[1] for t in timed if t[1] is not None]
+        rates = [r for r in (decode_rate(out, lat, ttft) for lat, ttft, out, _ in timed) if r is not None]
+        queues = [t[3] for t in timed]
+        busy, served = run.get("busy_s"), run.get("served_calls")
+        batched, saved = cache_saving(self.answered_tokens, (manifest or {}).get("model"))
+        return RunSummary(
+            run_id=run["id"],
+            model=run["model"],
+            status=run["status"],
+            n=n,
+            done=self.done,
+            matches=self.matches,
+            match_rate=match_rate,
+            match_ci=match_ci,
+            matches_text=matches_text,
+            metrics={m: a.mean for m, a in aggregates.items()},
+            errors=self.errors,
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            cost_usd=math.fsum(self.costs),
+            spent_usd=math.fsum(self.spent),
+            latency_p50_s=percentile(latencies, 50),
+            latency_p95_s=percentile(latencies, 95),
+            ttft_p50_s=percentile(ttfts, 50),
+            ttft_p95_s=percentile(ttfts, 95),
+            tokens_per_s=percentile(rates, 50),
+            queue_p50_s=percentile(queues, 50) if any(queues) else None,
+            cached_input_tokens=self.cached_input_tokens,
+            cache_write_tokens=self.cache_write_tokens,
+            calls_per_hour=served / busy * 3600 if busy and served else None,
+            busy_s=busy,
+            concurrency=run.get("concurrency"),
+            hardware=run.get("hardware"),
+            metric_errors={m: a.errors for m, a in aggregates.items() if a.errors},
+            classification={m: a.classification for m, a in aggregates.items() if a.classification},
+            judge_calls=int(self.judges["calls"]),
+            judge_input_tokens=int(self.judges["input_tokens"]),
+            judge_output_tokens=int(self.judges["output_tokens"]),
+            judge_cost_usd=float(self.judges["cost_usd"]),
+            judge_spent_usd=float(self.judges["spent_usd"]),
+            repeats=k if repeated else 1,
+            pass_at_k=repeated.pass_at_k if repeated else None,
+            pass_all_k=repeated.pass_all_k if repeated else None,
+            flaky=repeated.flaky if repeated else (),
+            batched=batched,
+            cache_saved_usd=float(saved),
+        )
+
+
+def tally(rows: Iterable[Mapping[str, Any]]) -> RunTally:
+    folded = RunTally()
+    for row in rows:
+        folded.add(row)
+    return folded
+
+
+def summarize_stored(run_id: str, store: Store) -> RunSummary:
+    """A stored run's summary, its results streamed from the store: no frame, no pandas."""
+    record = store.get_run(run_id)
+    return tally(store.result_rows(record.id)).summary(dataclasses.asdict(record), record.manifest)
+
+
+def summarize(df: pd.DataFrame) -> RunSummary:
+    """Summary of a run's frame (from `load_run`, or built by hand with `score.<id>` value columns).
+    Errors and missing examples count as non-matches."""
+    return tally(frame_rows(df)).summary(df.attrs["run"], df.attrs.get("manifest"))
+
+
+def frame_rows(df: pd.DataFrame) -> Iterator[dict[str, Any]]:
+    """A frame's rows as `Store.result_rows` gives them: scores from the `score.<id>` columns if that is all."""
+    values = [c for c in df.columns if c.startswith("score.")] if "scores" not in df.columns else []
+    for row in with_timing_columns(df).to_dict("records"):
+        if values:
+            row["scores"] = {c.removeprefix("score."): {"value": row[c] if present(row[c]) else None}
+                             for c in values}
+        yield row
+
+
+def cache_saving(answered: list[int], model: dict[str, Any] | None) -> tuple[bool, float]:
     """Whether the run was batched, and what its prompt-cache reads and writes saved against paying every
-    input token as fresh input, at the model's rates (batch rates for a batched run)."""
+    input token as fresh input, at the model's rates (batch rates for a batched run). `answered`: the input,
+    output, cached and cache-written tokens of the answered calls."""
     from evals.providers.prices import price_for
     from evals.run.manifest import config_from_dict
 
@@ -87,81 +250,9 @@ def cache_saving(df: pd.DataFrame, model: dict[str, Any] | None) -> tuple[bool, 
         config = config_from_dict(model or {})
     except (KeyError, TypeError, ValueError):
         return False, 0.0
-    answered = df[df["error"].isna()] if len(df) else df
-    if not len(answered) or not (answered["cached_input_tokens"].any() or answered["cache_write_tokens"].any()):
+    tokens_in, tokens_out, cached, written = answered
+    if not (cached or written):
         return config.batch, 0.0
     price = price_for(config)
-    tokens_in, tokens_out = answered["input_tokens"].sum(), answered["output_tokens"].sum()
-    cached, written = answered["cached_input_tokens"].sum(), answered["cache_write_tokens"].sum()
     return config.batch, (price.cost(tokens_in, tokens_out, batch=config.batch)
                           - price.cost(tokens_in, tokens_out, cached, written, batch=config.batch))
-
-
-def summarize(df: pd.DataFrame) -> RunSummary:
-    """Summary of one stored run (from `load_run`). Errors and missing examples count as non-matches."""
-    df = with_timing_columns(df)
-    run = df.attrs["run"]
-    n = int(run["n_samples"])
-    matches = int(df["passed"].sum()) if len(df) else 0
-    repeated = repeat_stats(df, n) if attempts(df) > 1 else None
-    if repeated:
-        match_rate, match_ci = float(np.mean(repeated.fractions)), clustered_rate_ci(repeated.fractions, repeated.k)
-        matches_text = repeats_text(repeated, n)
-    else:
-        match_rate, match_ci, matches_text = (matches / n if n else 0.0), wilson_interval(matches, n), \
-            format_rate(matches, n)
-    ok = df[df["error"].isna()] if len(df) else df
-    aggregates = aggregate_run(df)
-    judged = judge_usage(df)
-    timed = ok[~ok["cached"]] if len(ok) else ok
-    if not len(timed):  # a fully cached run: report the timings recorded when first called
-        timed = ok
-    latencies = timed["latency_s"].tolist() if len(timed) else []
-    ttfts = timed["ttft_s"].dropna().tolist() if len(timed) else []
-    rates = [r for r in (decode_rate(o, lat, None if pd.isna(t) else t) for o, lat, t in
-                         zip(timed["output_tokens"], timed["latency_s"], timed["ttft_s"])) if r is not None] \
-        if len(timed) else []
-    busy, served = run.get("busy_s"), run.get("served_calls")
-    batched, saved = cache_saving(df, (df.attrs.get("manifest") or {}).get("model"))
-    return RunSummary(
-        run_id=run["id"],
-        model=run["model"],
-        status=run["status"],
-        n=n,
-        done=len(df),
-        matches=matches,
-        match_rate=match_rate,
-        match_ci=match_ci,
-        matches_text=matches_text,
-        metrics={m: a.mean for m, a in aggregates.items()},
-        errors=int(df["error"].notna().sum()) if len(df) else 0,
-        input_tokens=int(df["input_tokens"].sum()) if len(df) else 0,
-        output_tokens=int(df["output_tokens"].sum()) if len(df) else 0,
-        cost_usd=float(df["cost_usd"].sum()) if len(df) else 0.0,
-        spent_usd=float(df.loc[~df["cached"], "cost_usd"].sum()) if len(df) else 0.0,
-        latency_p50_s=percentile(latencies, 50),
-        latency_p95_s=percentile(latencies, 95),
-        ttft_p50_s=percentile(ttfts, 50),
-        ttft_p95_s=percentile(ttfts, 95),
-        tokens_per_s=percentile(rates, 50),
-        queue_p50_s=percentile(timed["queue_s"].tolist(), 50) if len(timed) and timed["queue_s"].any() else None,
-        cached_input_tokens=int(df["cached_input_tokens"].sum()) if len(df) else 0,
-        cache_write_tokens=int(df["cache_write_tokens"].sum()) if len(df) else 0,
-        calls_per_hour=served / busy * 3600 if busy and served else None,
-        busy_s=busy,
-        concurrency=run.get("concurrency"),
-        hardware=run.get("hardware"),
-        metric_errors={m: a.errors for m, a in aggregates.items() if a.errors},
-        classification={m: a.classification for m, a in aggregates.items() if a.classification},
-        judge_calls=int(judged["calls"]),
-        judge_input_tokens=int(judged["input_tokens"]),
-        judge_output_tokens=int(judged["output_tokens"]),
-        judge_cost_usd=float(judged["cost_usd"]),
-        judge_spent_usd=float(judged["spent_usd"]),
-        repeats=repeated.k if repeated else 1,
-        pass_at_k=repeated.pass_at_k if repeated else None,
-        pass_all_k=repeated.pass_all_k if repeated else None,
-        flaky=repeated.flaky if repeated else (),
-        batched=batched,
-        cache_saved_usd=float(saved),
-    )

@@ -23,7 +23,8 @@ from evals.analyse.economics import (
     run_latency,
     side_config,
 )
-from evals.analyse.stats import format_points, mcnemar_sample_size
+from evals.analyse.rates import format_points
+from evals.analyse.stats import mcnemar_sample_size
 from evals.errors import EvalsError
 from evals.run.hardware import on_cpu
 from evals.settings import validated

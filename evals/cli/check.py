@@ -87,10 +87,10 @@ def baseline_show(
     as_json: JsonOpt = False,
 ) -> None:
     """The task's current baselines with their runs' summaries, and the earlier ones."""
-    from evals.analyse.summary import summarize
+    from evals.analyse.summary import summarize_stored
     from evals.errors import EvalsError
     from evals.gate.baseline import normalize_spec, task_name
-    from evals.run.store import Store, load_run
+    from evals.run.store import Store
 
     db, name = Store(store), task_name(task)
     spec = normalize_spec(model) if model else None
@@ -98,7 +98,7 @@ def baseline_show(
     if not current:
         raise EvalsError(f"no baseline for task '{name}'" + (f" and model {spec}" if spec else "")
                          + f" in {db.path}; set one with `evals baseline set {name} RUN_ID`")
-    summaries = [summarize(load_run(b.run_id, db)) for b in current]
+    summaries = [summarize_stored(b.run_id, db) for b in current]
     every = db.baselines(name, spec, current_only=False)
     if as_json:
         print_json({"current": [{**row, "summary": s.as_dict()} for row, s in

@@ -117,10 +117,9 @@ def run(
                 hint = cpu_bound_hint(time.process_time() - cpu, time.perf_counter() - wall, ready, os.cpu_count())
                 if hint:
                     bars.note(hint)
-    from evals.analyse.summary import summarize
-    from evals.run.store import load_run
+    from evals.analyse.summary import summarize_stored
 
-    summaries = [summarize(load_run(o.run_id, db, texts=False)) for o in outcomes]
+    summaries = [summarize_stored(o.run_id, db) for o in outcomes]
     if as_json:
         print_json([s.as_dict() for s in summaries])
     else:

@@ -24,8 +24,9 @@ from typing import Any
 import pandas as pd
 
 from evals.analyse.compare import Comparison, Estimate, ExampleDiff, compare_runs, json_types
+from evals.analyse.rates import format_points, z_scores
 from evals.analyse.repeats import attempts, by_example, repeat_stats, within_variance
-from evals.analyse.stats import format_points, mcnemar_sample_size, z_scores
+from evals.analyse.stats import mcnemar_sample_size
 from evals.data.golden import load_samples
 from evals.data.tasks import load_task
 from evals.gate.baseline import ResolvedBaseline, paired_samples, resolve_baseline

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from evals.analyse.stats import format_points
+from evals.analyse.rates import format_points
 from evals.report.sections import Section, p50_p95
 
 if TYPE_CHECKING:

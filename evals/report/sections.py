@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from evals.analyse.stats import format_points
+from evals.analyse.rates import format_points
 from evals.types import CHECK_PREFIX, CHECKS
 
 if TYPE_CHECKING:

@@ -5,17 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
 from evals.analyse.aggregate import Classification
-from evals.analyse.summary import RunSummary
+from evals.analyse.summary import RunSummary, present
 from evals.report.sections import failed_because, p50_p95, seconds, summary_section
 from evals.run.store import LatencyProfile, RunRecord
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from evals.analyse.judge_agreement import JudgeAgreement
     from evals.report.sections import Section
 
@@ -118,11 +119,11 @@ def examples_table(df: pd.DataFrame, limit: int) -> Table:
     score_cols = [c for c in df.columns if c.startswith("score.")]
     for _, row in ordered.iterrows():
         scores = ", ".join(
-            f"{c.removeprefix('score.')}={row[c]:.2f}" for c in score_cols if pd.notna(row[c])
+            f"{c.removeprefix('score.')}={row[c]:.2f}" for c in score_cols if present(row[c])
         )
         if not row["passed"] and (why := failed_because(row["scores"])):
             scores += "\n" + why
-        answer = row["error"] if pd.notna(row["error"]) else (row["output"] or "")
+        answer = row["error"] if present(row["error"]) else (row["output"] or "")
         # model output is data: Text() keeps rich from reading markup in it
         attempt = f" #{int(row['attempt'])}" if "attempt" in row and df["attempt"].max() > 1 else ""
         table.add_row(Text(f"{row['example_id']}{attempt}"), "yes" if row["passed"] else "no", Text(scores),

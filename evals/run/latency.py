@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from evals._util import dir_hash, redact_secrets
-from evals.analyse.stats import percentile
+from evals.analyse.rates import percentile
 from evals.data.prompts import render_messages
 from evals.providers import close_provider, create_provider
 from evals.run.calls import RunOptions, complete_with_retries

@@ -7,7 +7,7 @@ import json
 import os
 import secrets
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -395,6 +395,21 @@ class Store:
             out.update({(e, a): {"output": o, "error": err, "passed": bool(p), "scores": {
                 m: (v or {}).get("value") for m, v in json.loads(s).items()}} for e, a, o, err, p, s in rows})
         return out
+
+    SUMMARY_COLUMNS = ("example_id", "attempt", "error", "passed", "scores", "cached", "input_tokens",
+                       "output_tokens", "cost_usd", "latency_s", "ttft_s", "queue_s", "cached_input_tokens",
+                       "cache_write_tokens")
+
+    def result_rows(self, run_id: str) -> Iterator[dict[str, Any]]:
+        """A run's results without their texts, one dict at a time as SQLite reads them (a summary's stream), in
+        the order of `results_frame`; scores decoded, `passed` and `cached` as bools."""
+        rows = self._db.execute(f"SELECT {', '.join(self.SUMMARY_COLUMNS)} FROM results WHERE run_id = ?"
+                                " ORDER BY attempt, line, example_id", (self.resolve(run_id),))
+        for values in rows:
+            row = dict(zip(self.SUMMARY_COLUMNS, values))
+            row["scores"], row["passed"], row["cached"] = json.loads(row["scores"]), bool(row["passed"]), \
+                bool(row["cached"])
+            yield row
 
     def results_frame(self, run_id: str, *, texts: bool = True) -> pd.DataFrame:
         """One row per example; each metric's value as column `score.<id>`. `texts=False` leaves out the input,

@@ -53,11 +53,10 @@ class Viewer:
             raise NotFound(str(e)) from None
 
     def summary(self, run_id: str) -> Any:
-        from evals.analyse.summary import summarize
-        from evals.run.store import load_run
+        from evals.analyse.summary import summarize_stored
 
         return self.memo.get(("summary", run_id, queries.run_state(self.store, run_id)),
-                             lambda: summarize(load_run(run_id, self.store, texts=False)))
+                             lambda: summarize_stored(run_id, self.store))
 
 
 def runs_page(v: Viewer, params: dict[str, str]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from evals.analyse.stats import format_rate
+from evals.analyse.rates import format_rate
 from evals.run.store import Store
 
 PAGE_SIZE = 50

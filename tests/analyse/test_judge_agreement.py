@@ -127,7 +127,7 @@ def test_the_viewers_labels_and_judge_agreement_share_one_kappa_and_wilson_inter
 
     from evals.analyse.agreement import agreement as viewer_agreement
     from evals.analyse.judge_agreement import agreement as judge_agreement
-    from evals.analyse.stats import format_rate, wilson_interval
+    from evals.analyse.rates import format_rate, wilson_interval
 
     people = [True] * 5 + [False] * 5
     verdict = [True, True, True, True, False, True, True, False, False, False]

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from evals.analyse.rates import z_scores
 from evals.analyse.repeats import (
     by_example,
     clustered_rate_ci,
@@ -14,7 +15,6 @@ from evals.analyse.repeats import (
     repeat_power,
     within_variance,
 )
-from evals.analyse.stats import z_scores
 
 K = 3
 REPS = 2000

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from statsmodels.stats.proportion import confint_proportions_2indep
 
+from evals.analyse.rates import wilson_interval
 from evals.analyse.stats import (
     bootstrap_mean_ci,
     independent_discordance,
@@ -15,7 +16,6 @@ from evals.analyse.stats import (
     paired_bootstrap_ci,
     paired_diff_ci,
     sample_size_for_rate,
-    wilson_interval,
 )
 from evals.analyse.verdict import quality_call
 
@@ -133,7 +133,8 @@ def test_closed_forms_equal_the_libraries_they_replace() -> None:
     from statsmodels.stats.contingency_tables import mcnemar
     from statsmodels.stats.proportion import proportion_confint
 
-    from evals.analyse.stats import mcnemar_exact, wilson_interval
+    from evals.analyse.rates import wilson_interval
+    from evals.analyse.stats import mcnemar_exact
 
     for n in (1, 7, 50, 400):
         for k in sorted({0, 1, n // 3, n // 2, n - 1, n}):

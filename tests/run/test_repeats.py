@@ -17,6 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from evals.analyse.repeats import by_example
+from evals.analyse.summary import summarize, summarize_stored
 from evals.cli import app
 from evals.run.store import Store, load_run
 from tests.conftest import answer_for, qa_rows
@@ -66,6 +67,7 @@ def test_repeats_give_pass_at_k_pass_all_k_and_the_flaky_examples(make_task, tmp
     assert sorted(df["attempt"].unique()) == [1, 2, 3] and len(df) == 18
     per_example = by_example(df).set_index("example_id")["passed"]
     assert per_example.to_dict() == {f"ex{i:03d}": len(RIGHT_ON[i]) / 3 for i in range(6)}
+    assert summarize(df) == summarize_stored(summary["run_id"], Store(store))  # a frame's rows, the store's stream
 
 
 def test_repeats_from_task_yaml_per_model_and_refused_when_not_a_count(make_task, tmp_path) -> None:

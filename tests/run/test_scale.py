@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import tracemalloc
 
 import pytest
 
-from evals.analyse.summary import summarize
+from evals.analyse.summary import summarize, summarize_stored
 from evals.run import schema
 from evals.run.store import Store, load_run
 
@@ -45,9 +47,21 @@ def test_resume_reads_ids_not_results(big_run) -> None:
     assert peak < 10  # 20,000 (id, attempt) pairs; the results themselves are about 120 MB
 
 
-def test_the_summary_reads_no_answers(big_run) -> None:
+def test_the_summary_streams_the_results_and_reads_no_answers(big_run) -> None:
     store, run = big_run
-    peak, summary = peak_mb(lambda: summarize(load_run(run, store, texts=False)))
+    peak, summary = peak_mb(lambda: summarize_stored(run, store))
     assert (summary.n, summary.matches) == (N, N // 2)
+    frame, from_frame = peak_mb(lambda: summarize(load_run(run, store, texts=False)))
     full, _ = peak_mb(lambda: summarize(load_run(run, store)))
-    assert peak < 40 < full  # the texts (120 MB) are never read for a summary; the full frame holds them
+    assert from_frame == summary
+    assert peak < 10 < frame < full  # no frame of the run; the texts (120 MB) never read for a summary
+
+
+def test_a_run_summary_imports_neither_pandas_nor_numpy(big_run) -> None:
+    store, run = big_run
+    code = ("import sys; from evals.analyse.summary import summarize_stored; from evals.report.terminal import "
+            "summary_table; from evals.run.store import Store; "
+            f"s = summarize_stored({run!r}, Store({str(store.path)!r})); summary_table([s]); "
+            "print(s.matches, sorted({'pandas', 'numpy'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split(maxsplit=1) == [str(N // 2), "[]\n"]
