@@ -40,6 +40,15 @@ ANSWER = '{"labels": ["l0"], "why": "the question names label zero and only"}'  
 MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5"}
 
 
+def compile_evals() -> None:
+    """Byte-compile evals as installing it would, so that no measured process compiles it from source again on a
+    machine that writes no bytecode (PYTHONDONTWRITEBYTECODE, as this one): the SDKs it is measured against are
+    installed, and compiled, in site-packages."""
+    import compileall
+
+    compileall.compile_dir(ROOT / "evals", quiet=1)
+
+
 def write_task(folder: Path, n: int) -> Path:
     """A synthetic classification task: n distinct questions, JSON answers, two cheap metrics."""
     task = {

@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.api_throughput import write_task  # noqa: E402  (the same synthetic task)
+from bench.api_throughput import compile_evals, write_task  # noqa: E402  (the same synthetic task)
 from tests.standin_server import StandinProcess, fixed  # noqa: E402
 
 EVALS = [sys.executable, "-m", "evals"]
@@ -48,6 +48,7 @@ def timed(cmd: list[str], env: dict[str, str], expect: int) -> tuple[float, floa
 
 
 def main(args: argparse.Namespace) -> None:
+    compile_evals()
     ideal = args.n / args.concurrency * args.latency
     with StandinProcess(fixed('{"labels": ["l0"]}'), latency=args.latency) as server, \
             tempfile.TemporaryDirectory() as d:

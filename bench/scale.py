@@ -5,12 +5,14 @@ stand-in API in its own process, then `evals show` and `evals compare` on the st
     .venv/bin/python bench/scale.py --sizes 5000 --concurrency 200
     .venv/bin/python bench/scale.py --with-100k                    # and 100,000
     .venv/bin/python bench/scale.py --workers 1,2                  # in one process, and over 2 (--workers)
+    .venv/bin/python bench/scale.py --sizes 5000 --concurrency 200 --repeat 5   # medians of 5 alternating rounds
 
 Prints per size, concurrency and worker count: wall / ideal (N / concurrency x latency), CPU ms per example
 (user + sys of the `evals run` process and its workers), peak RSS (of the largest process: forked workers share
 their start-up pages), the store's size, and the wall time of `show` and `compare`; and per size and
 concurrency a row `sdk`: bench/sdk_floor.py, the same calls through the openai SDK alone as a whole process,
-the floor under any harness that calls through it.
+the floor under any harness that calls through it. With --repeat R, each row is the median of R rounds taken
+in turn (the ratios of each round in brackets); show and compare are timed on the first round's run.
 Targets (issue 12): at 5,000 x c200 at most 1.5x the ideal and 1.2 ms CPU per example; at 50,000 a peak RSS
 under 600 MB.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.api_throughput import write_task  # noqa: E402  (the same synthetic task)
+from bench.api_throughput import compile_evals, write_task  # noqa: E402  (the same synthetic task)
 from tests.standin_server import StandinProcess, fixed  # noqa: E402
 
 EVALS = [sys.executable, "-m", "evals"]
@@ -49,7 +52,7 @@ def measured(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float, 
 
 
 def run_one(n: int, concurrency: int, workers: int, latency: float, server: StandinProcess,
-            tmp: Path) -> dict[str, float]:
+            tmp: Path, views: bool = True) -> dict[str, float]:
     folder = tmp / f"task-{n}-{concurrency}-{workers}"
     folder.mkdir(exist_ok=True)
     write_task(folder, n)
@@ -65,7 +68,7 @@ def run_one(n: int, concurrency: int, workers: int, latency: float, server: Stan
     if summary["done"] != n or summary["errors"]:
         raise SystemExit(f"incomplete run: {summary['done']}/{n}, {summary['errors']} errors")
     size = sum(p.stat().st_size for p in store.parent.glob(store.name + "*"))
-    times = {name: measured([*EVALS, *cmd], env)[0]
+    times = {name: measured([*EVALS, *cmd], env)[0] if views else float("nan")
              for name, cmd in (("show", ["show", summary["run_id"]]),
                                ("compare", ["compare", summary["run_id"], summary["run_id"]]))}
     return {"wall": wall, "ideal": n / concurrency * latency, "cpu_ms": cpu / n * 1000,
@@ -80,6 +83,7 @@ def sdk_floor(n: int, concurrency: int, latency: float, server: StandinProcess) 
 
 
 def main(args: argparse.Namespace) -> None:
+    compile_evals()
     sizes = args.sizes + ([100_000] if args.with_100k else [])
     print(f"{'examples':>9} {'conc':>5} {'workers':>7} {'wall/ideal':>11} {'CPU ms/ex':>10} {'peak RSS':>9} {'store':>8} "
           f"{'show':>7} {'compare':>8}", flush=True)
@@ -87,15 +91,18 @@ def main(args: argparse.Namespace) -> None:
             tempfile.TemporaryDirectory() as d:
         for n in sizes:
             for c in args.concurrency:
-                for w in args.workers:
-                    m = run_one(n, c, w, args.latency, server, Path(d))
-                    print(f"{n:>9,} {c:>5} {w:>7} {m['wall'] / m['ideal']:>10.2f}x {m['cpu_ms']:>10.2f} "
-                          f"{m['rss_mb']:>7.0f}MB {m['store_mb']:>6.1f}MB {m['show']:>6.2f}s {m['compare']:>7.2f}s",
-                          flush=True)
-                f = sdk_floor(n, c, args.latency, server)
-                print(f"{n:>9,} {c:>5} {'sdk':>7} {f['wall'] / f['ideal']:>10.2f}x {f['cpu_ms']:>10.2f} "
-                      f"{f['rss_mb']:>7.0f}MB", flush=True)
-
+                rows: dict[str, list[dict[str, float]]] = {str(w): [] for w in args.workers} | {"sdk": []}
+                for round_ in range(args.repeat):  # alternating, so a noisy moment touches every row alike
+                    for w in args.workers:
+                        rows[str(w)].append(run_one(n, c, w, args.latency, server, Path(d), views=round_ == 0))
+                    rows["sdk"].append(sdk_floor(n, c, args.latency, server))
+                for name, ms in rows.items():
+                    m = {k: statistics.median(x[k] for x in ms) for k in ms[0]}
+                    ratios = "" if args.repeat == 1 else "  (" + ", ".join(f"{x['wall'] / x['ideal']:.2f}" for x in ms) + ")"
+                    views = (f"{m['store_mb']:>6.1f}MB {ms[0]['show']:>6.2f}s {ms[0]['compare']:>7.2f}s"
+                             if name != "sdk" else f"{'':>8} {'':>7} {'':>8}")
+                    print(f"{n:>9,} {c:>5} {name:>7} {m['wall'] / m['ideal']:>10.2f}x {m['cpu_ms']:>10.2f} "
+                          f"{m['rss_mb']:>7.0f}MB {views}{ratios}", flush=True)
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -104,4 +111,5 @@ if __name__ == "__main__":
     parser.add_argument("--workers", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2])
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--with-100k", action="store_true", help="also 100,000 examples")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds per row, alternating; medians printed")
     main(parser.parse_args())

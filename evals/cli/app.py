@@ -173,32 +173,15 @@ def running(db: Store, *, mode: str) -> Iterator[RunProgress]:
     raise typer.Exit(128 + received)
 
 
-def run_async(work: Any, *, preload: tuple[str, ...] = ()) -> Any:
-    """Run the model calls of a command, stopping cleanly on SIGINT or SIGTERM. The modules in `preload`
-    (what the command needs once the calls are done) are imported meanwhile, while the calls wait on the
-    network; what is imported before is frozen out of the collector, which the run would otherwise walk
-    again at every full collection."""
+def run_async(work: Any) -> Any:
+    """Run the model calls of a command, stopping cleanly on SIGINT or SIGTERM. What is imported before is frozen
+    out of the collector, which the run would otherwise walk again at every full collection."""
     import gc
-    import threading
 
     from evals.run.stop import interruptible
 
     gc.freeze()
-    loader = threading.Thread(target=import_all, args=(preload,), name="evals-preload", daemon=True)
-    if preload:
-        loader.start()
-    try:
-        return asyncio.run(interruptible(work))
-    finally:
-        if preload:
-            loader.join()
-
-
-def import_all(modules: tuple[str, ...]) -> None:
-    import importlib
-
-    for name in modules:
-        importlib.import_module(name)
+    return asyncio.run(interruptible(work))
 
 
 def run_setup(concurrency: int | None, timeout: float, retries: int, budget: float | None, cache: bool,

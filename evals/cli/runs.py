@@ -28,7 +28,6 @@ from evals.cli.app import (
     batched,
     console,
     err_console,
-    import_all,
     print_classifications,
     print_json,
     progress_mode,
@@ -38,8 +37,6 @@ from evals.cli.app import (
     warn,
 )
 from evals.errors import EvalsError
-
-SUMMARY_MODULES = ("evals.analyse.summary", "evals.report.terminal")  # pandas and the statistics
 
 
 @app.command()
@@ -99,21 +96,20 @@ def run(
         if task is not None:
             jobs = create_runs(loaded, samples, ready, db, options)
         pool = start_workers(loaded, samples, jobs, db, options, response_cache, workers)
-        import_all(SUMMARY_MODULES)  # while the workers call
         with running(db, mode=mode) as bars:
             outcomes = pool.wait(bars, warn)
     else:
         with running(db, mode=mode) as bars:
             if loaded is None:
                 outcomes = [run_async(resume_run(db.resolve(resume), db, options, cache=response_cache,
-                                                 progress=bars, warn=warn), preload=SUMMARY_MODULES)]
+                                                 progress=bars, warn=warn))]
             else:
                 from evals.run.workers import cpu_bound_hint
 
                 loaded, samples, ready = models_to_run(loaded, model, judge, limit, batch)
                 wall, cpu = time.perf_counter(), time.process_time()
                 outcomes = run_async(run_task(loaded, samples, ready, db, options, cache=response_cache,
-                                              progress=bars, warn=warn), preload=SUMMARY_MODULES)
+                                              progress=bars, warn=warn))
                 hint = cpu_bound_hint(time.process_time() - cpu, time.perf_counter() - wall, ready, os.cpu_count())
                 if hint:
                     bars.note(hint)
