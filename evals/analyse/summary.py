@@ -230,9 +230,15 @@ def summarize(df: pd.DataFrame) -> RunSummary:
 
 
 def frame_rows(df: pd.DataFrame) -> Iterator[dict[str, Any]]:
-    """A frame's rows as `Store.result_rows` gives them: scores from the `score.<id>` columns if that is all."""
+    """A frame's rows as `Store.result_rows` gives them (only the columns a summary reads; no texts): scores from
+    the `score.<id>` columns if that is all there is."""
+    from evals.run.store import Store
+
     values = [c for c in df.columns if c.startswith("score.")] if "scores" not in df.columns else []
-    for row in with_timing_columns(df).to_dict("records"):
+    df = with_timing_columns(df)
+    columns = [c for c in (*Store.SUMMARY_COLUMNS, *values) if c in df.columns]
+    for cells in zip(*(df[c].tolist() for c in columns), strict=True):
+        row = dict(zip(columns, cells, strict=True))
         if values:
             row["scores"] = {c.removeprefix("score."): {"value": row[c] if present(row[c]) else None}
                              for c in values}
