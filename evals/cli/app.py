@@ -95,11 +95,12 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
-def print_report(sections: Sequence[Section], title: str, payload: Any, *, as_json: bool, markdown: Path | None,
-                 html: Path | None, figures: Callable[[], Sequence[Figure]] = list, note: str = "") -> None:
-    """A report: its sections on the terminal (or `payload` as JSON), and as Markdown and/or one self-contained
-    HTML file (its `figures` drawn only then), each written whole or not at all; then `note` and the files
-    written, on stderr."""
+def print_report(sections: Sequence[Section], title: str, payload: Callable[[], Any], *, as_json: bool,
+                 markdown: Path | None, html: Path | None, figures: Callable[[], Sequence[Figure]] = list,
+                 note: str = "") -> None:
+    """A report: its sections on the terminal (or `payload()` as JSON, built only then), and as Markdown and/or
+    one self-contained HTML file (its `figures` drawn only then), each written whole or not at all; then `note`
+    and the files written, on stderr."""
     from evals._util import write_atomic
 
     if markdown is not None:
@@ -111,7 +112,7 @@ def print_report(sections: Sequence[Section], title: str, payload: Any, *, as_js
 
         write_atomic(html, render_html(sections, title, figures()))
     if as_json:
-        print_json(payload)
+        print_json(payload())
     else:
         from evals.report.terminal import sections_renderable
 

@@ -43,7 +43,7 @@ def _report_comparison(cmp: Any, verdict: Any, *, as_json: bool, markdown: Path 
     from evals.report.sections import comparison_sections, comparison_title
 
     print_report(comparison_sections(cmp, verdict, examples), comparison_title(cmp),
-                 {**cmp.as_dict(), "verdict": verdict.as_dict()}, as_json=as_json, markdown=markdown, html=html,
+                 lambda: {**cmp.as_dict(), "verdict": verdict.as_dict()}, as_json=as_json, markdown=markdown, html=html,
                  figures=lambda: comparison_figures(cmp, verdict), note=note)
 
 
@@ -160,10 +160,10 @@ def _report_paths(choice: Any, pairs: list[Any], *, as_json: bool, markdown: Pat
     from evals.report.sections import paths_sections
 
     title = f"{pairs[0][1].a.summary.model} against " + ", ".join(cmp.b.summary.model for _, cmp, _ in pairs)
-    payload = {"choice": choice.as_dict(),
-               "comparisons": [{"role": role, **cmp.as_dict(), "verdict": v.as_dict()} for role, cmp, v in pairs]}
-    print_report(paths_sections(choice, pairs, examples), title, payload, as_json=as_json, markdown=markdown,
-                 html=html, note=note)
+    print_report(paths_sections(choice, pairs, examples), title, lambda: {
+        "choice": choice.as_dict(),
+        "comparisons": [{"role": role, **cmp.as_dict(), "verdict": v.as_dict()} for role, cmp, v in pairs],
+    }, as_json=as_json, markdown=markdown, html=html, note=note)
 
 
 @app.command("latency")

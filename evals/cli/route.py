@@ -108,5 +108,5 @@ def route_cmd(
 def _report(routing, *, as_json: bool, markdown: Path | None, html: Path | None) -> None:
     from evals.report.routing import frontier_figure, routing_sections, routing_title
 
-    print_report(routing_sections(routing), routing_title(routing), routing.as_dict(), as_json=as_json,
+    print_report(routing_sections(routing), routing_title(routing), routing.as_dict, as_json=as_json,
                  markdown=markdown, html=html, figures=lambda: [frontier_figure(routing)])

@@ -134,7 +134,7 @@ def test_decide_writes_html(make_task, tmp_path) -> None:
 
 def test_one_emitter_prints_a_report_or_its_json_and_writes_its_files(tmp_path, capsys) -> None:
     """`compare`, `decide` and `route` report through print_report: tables or JSON on stdout, Markdown and HTML
-    files (figures drawn only for HTML), then the note and the files written on stderr."""
+    files (figures drawn only for HTML, the JSON payload built only for --json), then the note and the files written on stderr."""
     import json
 
     from evals.cli.app import print_report
@@ -147,13 +147,20 @@ def test_one_emitter_prints_a_report_or_its_json_and_writes_its_files(tmp_path, 
         drawn.append(1)
         return [Figure("Cost at volume", "Costs", note="Not drawn: a test.")]
 
-    print_report(sections, "A <title>", {"n": 1}, as_json=True, markdown=None, html=None, figures=figures)
-    assert json.loads(capsys.readouterr().out) == {"n": 1} and drawn == []
+    built: list[int] = []
+
+    def payload() -> dict[str, int]:
+        built.append(1)
+        return {"n": 1}
+
+    print_report(sections, "A <title>", payload, as_json=True, markdown=None, html=None, figures=figures)
+    assert json.loads(capsys.readouterr().out) == {"n": 1} and drawn == [] and built == [1]
     md, page = tmp_path / "r.md", tmp_path / "r.html"
-    print_report(sections, "A <title>", {"n": 1}, as_json=False, markdown=md, html=page, figures=figures,
+    print_report(sections, "A <title>", payload, as_json=False, markdown=md, html=page, figures=figures,
                  note="decision settings: task.yaml")
     out, err = capsys.readouterr()
     assert "Verdict: ship it" in out and "Costs" in out and '"n"' not in out
     assert err.splitlines() == ["decision settings: task.yaml", f"wrote {md}", f"wrote {page}"]
     assert md.read_text().startswith("# A &lt;title&gt;\n\n## Verdict: ship it") and "| m |" in md.read_text()
     assert drawn == [1] and ESCAPED in page.read_text() and "Not drawn: a test." in page.read_text()
+    assert built == [1]  # the JSON payload is built only for --json
