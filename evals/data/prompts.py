@@ -6,6 +6,7 @@ from functools import lru_cache
 from typing import Any
 
 import jinja2
+from jinja2 import meta
 from jinja2.sandbox import SandboxedEnvironment
 
 from evals.errors import EvalsError
@@ -15,11 +16,14 @@ _env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newl
 
 
 @lru_cache(maxsize=64)
-def _compile(source: str) -> jinja2.Template:
+def _compile(source: str) -> tuple[jinja2.Template, str | None]:
+    """The template, and its text if it reads no field (a fixed system prompt): rendered once, not per example."""
     try:
-        return _env.from_string(source)
+        template = _env.from_string(source)
+        fixed = None if meta.find_undeclared_variables(_env.parse(source)) else template.render().strip()
     except jinja2.TemplateSyntaxError as e:
         raise EvalsError(f"template syntax error on template line {e.lineno}: {e.message}") from None
+    return template, fixed
 
 
 def compile_prompt(prompt: PromptSpec) -> None:
@@ -29,8 +33,11 @@ def compile_prompt(prompt: PromptSpec) -> None:
 
 
 def _render(source: str, fields: dict[str, Any]) -> str:
+    template, fixed = _compile(source)
+    if fixed is not None:
+        return fixed
     try:
-        return _compile(source).render(**fields).strip()
+        return template.render(**fields).strip()
     except jinja2.UndefinedError as e:
         raise EvalsError(f"prompt template uses a field the example lacks: {e.message}") from None
 

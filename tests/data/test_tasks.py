@@ -32,6 +32,15 @@ def test_task_renders_chat_messages(make_task) -> None:
     assert render_messages(task.prompt, sample.fields, task.model_config("fake:x"))[0].content == "Answer with JSON."
 
 
+def test_a_system_prompt_with_or_without_fields_renders_per_example(make_task) -> None:
+    fixed = load_task(str(make_task(prompt={"system": "{{ 'Answer' ~ ' with JSON.' }}  \n", "user": "{{ question }}"})))
+    per_example = load_task(str(make_task(prompt={"system": "Topic: {{ question }}", "user": "{{ question }}"})))
+    first, second = load_samples(fixed)[:2]
+    assert [render_messages(fixed.prompt, s.fields)[0].content for s in (first, second)] == ["Answer with JSON."] * 2
+    assert [render_messages(per_example.prompt, s.fields)[0].content for s in (first, second)] == [
+        "Topic: question 0", "Topic: question 1"]
+
+
 def test_per_model_system_prompt_and_few_shot_setting(make_task) -> None:
     shots = [{"fields": {"question": "question 9"}, "answer": '{"labels": ["l0"]}'}]
     task = load_task(str(make_task(
