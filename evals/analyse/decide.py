@@ -55,16 +55,19 @@ def compare_stored(run_a: str, run_b: str, store: Store, *, force: bool = False,
     return compared
 
 
+OUTPUTS = ("output",)  # the only text a comparison shows (the examples that changed)
+
+
 def compare_with_baseline(run_a: str, candidates: Sequence[tuple[str, Decision | None]], store: Store, *,
                           force: bool = False) -> list[tuple[Comparison, Verdict, str]]:
     """Baseline run A against each candidate run, under its decision settings (None: those of A's task.yaml):
     each Comparison, Verdict and where its settings came from. A is loaded and summarised once, and its
     latency profile and judge warnings are looked up once, however many candidates there are."""
-    a = load_run(run_a, store)
+    a = load_run(run_a, store, texts=OUTPUTS)
     a_side, a_profile, a_warnings = run_side(a), latency_profile(store, a), judge_warnings(a)
     out = []
     for run_b, decision in candidates:
-        b = load_run(run_b, store)
+        b = load_run(run_b, store, texts=OUTPUTS)
         source = ""
         if decision is None:
             decision, source = decision_for_run(a)

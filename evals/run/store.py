@@ -411,14 +411,15 @@ class Store:
                 bool(row["cached"])
             yield row
 
-    def results_frame(self, run_id: str, *, texts: bool = True) -> pd.DataFrame:
-        """One row per example; each metric's value as column `score.<id>`. `texts=False` leaves out the input,
-        reference and output (all a summary needs, read in a fraction of the time)."""
+    def results_frame(self, run_id: str, *, texts: bool | Sequence[str] = True) -> pd.DataFrame:
+        """One row per example; each metric's value as column `score.<id>`. `texts`: the input, reference and
+        output (True), none of them (False: read in a fraction of the time), or those named (a comparison reads
+        only the outputs)."""
         import pandas as pd  # here, not at the top: a run starts without it
 
         run_id = self.resolve(run_id)
-        columns = "*" if texts else ", ".join(c for c in schema.columns(self._db, "results")
-                                              if c not in self.TEXT_COLUMNS)
+        texts = self.TEXT_COLUMNS if texts is True else () if texts is False else tuple(texts)
+        columns = ", ".join(c for c in schema.columns(self._db, "results") if c not in self.TEXT_COLUMNS or c in texts)
         df = pd.read_sql_query(f"SELECT {columns} FROM results WHERE run_id = ? ORDER BY attempt, line, example_id",
                                self._db.connection, params=(run_id,))
         df["passed"] = df["passed"].astype(bool)
@@ -432,13 +433,15 @@ class Store:
                    for m in sorted({k for s in scores for k in s})}
         df = df.assign(scores=pd.Series(scores, index=df.index, dtype=object),
                        **{k: pd.Series(v, index=df.index) for k, v in columns.items()})
-        for col in ("input", "reference") if texts else ():
+        for col in {"input", "reference"} & set(texts):
             df[col] = [json.loads(v) for v in df[col].tolist()]
         return df
 
 
-def load_run(run_id: str, store: str | Path | Store | None = None, *, texts: bool = True) -> pd.DataFrame:
-    """A stored run as a pandas DataFrame; the run's manifest and record are in `df.attrs`."""
+def load_run(run_id: str, store: str | Path | Store | None = None, *,
+             texts: bool | Sequence[str] = True) -> pd.DataFrame:
+    """A stored run as a pandas DataFrame (with the text columns `texts` names, all by default); the run's
+    manifest and record are in `df.attrs`."""
     s = store if isinstance(store, Store) else Store(store)
     df = s.results_frame(run_id, texts=texts)
     record = s.get_run(run_id)

@@ -234,7 +234,7 @@ def test_decide_with_several_candidates_loads_and_summarises_the_baseline_once(m
     assert first.exit_code == 0, first.output
     loaded, summarised = [], []
     load_run, summarize = decide.load_run, compare.summarize
-    monkeypatch.setattr(decide, "load_run", lambda run_id, *a: loaded.append(run_id) or load_run(run_id, *a))
+    monkeypatch.setattr(decide, "load_run", lambda run_id, *a, **k: loaded.append(run_id) or load_run(run_id, *a, **k))
     monkeypatch.setattr(compare, "summarize", lambda df: summarised.append(df.attrs["run"]["model"]) or summarize(df))
     again = invoke("decide", folder, "--store", store, "--no-progress", "--json")
     assert again.exit_code == 0, again.output

@@ -36,6 +36,9 @@ def test_round_trip(tmp_path) -> None:
     assert row["input"] == {"question": "q?"} and row["reference"] == {"labels": ["l1"]}
     assert df["passed"].tolist() == [True, False] and df.iloc[1]["error"] == "HTTP 500"
     assert df.attrs["manifest"]["golden"]["hash"] == "abc"
+    outputs = load_run(run_id, store, texts=("output",))  # what a comparison reads
+    assert outputs["output"].tolist() == df["output"].tolist() and not {"input", "reference"} & set(outputs.columns)
+    assert not {"input", "reference", "output"} & set(load_run(run_id, store, texts=False).columns)
     record = store.get_run(run_id)
     assert (record.status, record.n_done, record.n_errors) == ("completed", 2, 1)
     assert store.done(run_id) == {("a", 1)}  # the failed example is run again on resume
