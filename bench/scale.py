@@ -98,7 +98,8 @@ def main(args: argparse.Namespace) -> None:
                     rows["sdk"].append(sdk_floor(n, c, args.latency, server))
                 for name, ms in rows.items():
                     m = {k: statistics.median(x[k] for x in ms) for k in ms[0]}
-                    ratios = "" if args.repeat == 1 else "  (" + ", ".join(f"{x['wall'] / x['ideal']:.2f}" for x in ms) + ")"
+                    each = ", ".join(f"{x['wall'] / x['ideal']:.2f}" for x in ms)
+                    ratios = f"  ({each})" if args.repeat > 1 else ""
                     views = (f"{m['store_mb']:>6.1f}MB {ms[0]['show']:>6.2f}s {ms[0]['compare']:>7.2f}s"
                              if name != "sdk" else f"{'':>8} {'':>7} {'':>8}")
                     print(f"{n:>9,} {c:>5} {name:>7} {m['wall'] / m['ideal']:>10.2f}x {m['cpu_ms']:>10.2f} "

@@ -70,7 +70,7 @@ def repeat_stats(df: pd.DataFrame, n: int) -> RepeatStats:
 
 
 def stats_of_passes(passes: Mapping[str, int], k: int, n: int, made: int) -> RepeatStats:
-    """RepeatStats of a run of n examples asked k times, from each answered example's passing attempts (in the
+    """RepeatStats of a run of n examples asked k times, from each stored example's passing attempts (in the
     run's order) and the number of attempts made."""
     fractions = [float(v) / k for v in passes.values()] + [0.0] * max(0, n - len(passes))
     return RepeatStats(

@@ -138,9 +138,10 @@ class RunTally:
             self.errors += 1
             return
         self.answered_tokens = [a + b for a, b in zip(self.answered_tokens, tokens, strict=True)]
-        ttft = row.get("ttft_s")
-        self.timings[cached].append((row["latency_s"], ttft if present(ttft) else None, tokens[1],
-                                     _number(row.get("queue_s"))))
+        latency, ttft = row["latency_s"], row.get("ttft_s")
+        if present(latency):  # a row stored without one has no timing to count
+            self.timings[cached].append((latency, ttft if present(ttft) else None, tokens[1],
+                                         _number(row.get("queue_s"))))
         for metric, score in row["scores"].items():
             self.metrics.setdefault(metric, MetricTally()).add(score)
 

@@ -134,7 +134,8 @@ def test_decide_writes_html(make_task, tmp_path) -> None:
 
 def test_one_emitter_prints_a_report_or_its_json_and_writes_its_files(tmp_path, capsys) -> None:
     """`compare`, `decide` and `route` report through print_report: tables or JSON on stdout, Markdown and HTML
-    files (figures drawn only for HTML, the JSON payload built only for --json), then the note and the files written on stderr."""
+    files (figures drawn only for HTML, the JSON payload built only for --json), then the note and the files
+    written on stderr."""
     import json
 
     from evals.cli.app import print_report
