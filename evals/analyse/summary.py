@@ -90,6 +90,10 @@ def _number(x: Any) -> Any:
     return x if present(x) else 0
 
 
+def _count(x: Any) -> int:
+    return int(x) if x is not None and x == x else 0
+
+
 @dataclass
 class RunTally:
     """A run's results folded in one at a time: counts and sums, the timings of answered calls (for percentiles),
@@ -115,35 +119,47 @@ class RunTally:
 
     def add(self, row: Mapping[str, Any]) -> None:
         """One result: a dict of the store's columns (`Store.result_rows`), scores decoded."""
-        passed, cached = bool(row["passed"]), bool(row["cached"])
-        tokens = (int(_number(row["input_tokens"])), int(_number(row["output_tokens"])),
-                  int(_number(row.get("cached_input_tokens"))), int(_number(row.get("cache_write_tokens"))))
-        cost = float(_number(row["cost_usd"]))
+        passed, cached, scores = bool(row["passed"]), bool(row["cached"]), row["scores"]
+        tokens_in, tokens_out = _count(row["input_tokens"]), _count(row["output_tokens"])
+        read, written = _count(row.get("cached_input_tokens")), _count(row.get("cache_write_tokens"))
+        cost = row["cost_usd"]
+        cost = float(cost) if present(cost) else 0.0
         self.done += 1
         self.matches += passed
-        self.input_tokens += tokens[0]
-        self.output_tokens += tokens[1]
-        self.cached_input_tokens += tokens[2]
-        self.cache_write_tokens += tokens[3]
+        self.input_tokens += tokens_in
+        self.output_tokens += tokens_out
+        self.cached_input_tokens += read
+        self.cache_write_tokens += written
         self.costs.append(cost)
         if not cached:
             self.spent.append(cost)
         example = row["example_id"]
         self.passes[example] = self.passes.get(example, 0) + passed
-        self.last_attempt = max(self.last_attempt, int(row.get("attempt") or 1))
-        for score in row["scores"].values():
-            for key, value in (score.get("usage") or {}).items():
-                self.judges[key] = self.judges.get(key, 0) + value
+        attempt = row.get("attempt") or 1
+        if attempt > self.last_attempt:
+            self.last_attempt = int(attempt)
+        for score in scores.values():
+            if score.get("usage"):
+                for key, value in score["usage"].items():
+                    self.judges[key] = self.judges.get(key, 0) + value
         if present(row["error"]):
             self.errors += 1
             return
-        self.answered_tokens = [a + b for a, b in zip(self.answered_tokens, tokens, strict=True)]
+        answered = self.answered_tokens
+        answered[0] += tokens_in
+        answered[1] += tokens_out
+        answered[2] += read
+        answered[3] += written
         latency, ttft = row["latency_s"], row.get("ttft_s")
         if present(latency):  # a row stored without one has no timing to count
-            self.timings[cached].append((latency, ttft if present(ttft) else None, tokens[1],
+            self.timings[cached].append((latency, ttft if present(ttft) else None, tokens_out,
                                          _number(row.get("queue_s"))))
-        for metric, score in row["scores"].items():
-            self.metrics.setdefault(metric, MetricTally()).add(score)
+        metrics = self.metrics
+        for metric, score in scores.items():
+            tally = metrics.get(metric)
+            if tally is None:
+                tally = metrics[metric] = MetricTally()
+            tally.add(score)
 
     def summary(self, run: Mapping[str, Any], manifest: Mapping[str, Any] | None) -> RunSummary:
         """The RunSummary of what was added, for this run record (as a dict) and manifest."""
