@@ -130,7 +130,6 @@ def run(
             err_console.print("[yellow]budget reached[/]: " + escape(o.budget_note()), highlight=False)
 
 
-
 def models_to_run(loaded: Any, model: list[str] | None, judge: str | None, limit: int | None,
                   batch: bool) -> tuple[Any, list[Any], list[Any]]:
     """The task (with --judge), its first `limit` examples, and each model's provider: the task's models or

@@ -2,8 +2,8 @@
 
 One event loop here tops out near 700 calls a second, most of each call's CPU spent inside the SDK. With
 `--workers N` this process starts the runs, then forks N workers (after start-up, so none imports the SDK
-again): worker i takes every N-th attempt still to do of each run, with 1/N of each model's concurrency and
-1/N of the budget, opens its own connections, response cache and store connection, and writes its results
+again): worker i takes every N-th of each run's attempts (skipping those stored), with 1/N of each model's
+concurrency and 1/N of the budget, opens its own connections, response cache and store connection, and writes its results
 to the same store (SQLite in WAL mode, one short transaction per result). This process shows the progress
 the workers report, forwards a stop signal to them, and once they are done sets each run's status and busy
 time. Only models that run elsewhere (API providers) are spread: a local model would load once per worker.
