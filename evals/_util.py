@@ -5,11 +5,14 @@ from __future__ import annotations
 import contextlib
 import difflib
 import hashlib
+import importlib
 import re
 import sqlite3
+import sys
 import weakref
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -18,6 +21,18 @@ def suggest(name: str, known: Iterable[str], *, style: str = "; did you mean '{}
     """The "did you mean" hint for a misspelt name ('' when nothing is close), in the caller's style."""
     close = difflib.get_close_matches(str(name), sorted(known), n=1)
     return style.format(close[0]) if close else ""
+
+
+def imported(name: str) -> ModuleType | None:
+    """Module `name` if this process has imported it (never imported here just to look), else None. One that
+    another thread is still importing is waited for under the import system's lock, never read half-made
+    (`sys.modules` holds a module from the moment its import starts)."""
+    if name not in sys.modules:
+        return None
+    try:
+        return importlib.import_module(name)  # blocks on the module's lock while another thread runs its import
+    except Exception:  # that import failed: as if it had never been made
+        return None
 
 
 def dir_hash(path: str | Path) -> str | None:

@@ -209,6 +209,7 @@ class LocalProvider:
         self.dtype_name = str(config.options.get("dtype", "auto"))
         self.device_name = str(config.options.get("device", "auto"))
         self.model_version = self.id  # gains the weights' dtype once loaded
+        self.device: str | None = None  # where the loaded model sits ('cpu', 'cuda:0'): the hardware it runs on
         self._pending: list[_Request] = []
         self._worker: asyncio.Task | None = None
         self._decoder = None
@@ -234,6 +235,7 @@ class LocalProvider:
                 pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
                 self._tokenizer = tokenizer
                 self.model_version = f"{self.id} ({str(model.dtype).removeprefix('torch.')})"
+                self.device = str(model.device)
                 self._decoder = BatchDecoder(model, eos_ids, pad, tokenizer.decode)
 
     async def generate(self, messages: Sequence[Message], params: GenerateParams) -> Completion:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import platform
-import sys
 from functools import cache
 from pathlib import Path
+
+from evals._util import imported
 
 
 @cache
@@ -21,10 +22,11 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
-def this_machine() -> str:
-    """'GPU: NVIDIA H200 (1x)' when torch is loaded and sees CUDA, else 'CPU: <model> (<n> cores)'."""
-    torch = sys.modules.get("torch")  # never imported here just to look: evals --help stays fast
-    if torch is not None and torch.cuda.is_available():
+def this_machine(device: str | None = None) -> str:
+    """'GPU: NVIDIA H200 (1x)' for a model on a CUDA `device`, or (no device named) when torch is loaded and sees
+    CUDA; else 'CPU: <model> (<n> cores)'."""
+    torch = imported("torch")  # never imported just to look (evals --help stays fast), never read half-imported
+    if device != "cpu" and torch is not None and torch.cuda.is_available():
         names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
         return f"GPU: {names[0]} ({len(names)}x)"
     return f"CPU: {cpu_name()} ({os.cpu_count()} cores)"
@@ -36,5 +38,6 @@ def on_cpu(hardware: str | None) -> bool:
 
 
 def hardware_of(provider: object) -> str:
-    """Where a provider's model runs: its own word (a remote server says so), else this machine."""
-    return getattr(provider, "hardware", None) or this_machine()
+    """Where a provider's model runs: its own word (a remote server says so), else this machine (the device a
+    loaded local model sits on)."""
+    return getattr(provider, "hardware", None) or this_machine(getattr(provider, "device", None))

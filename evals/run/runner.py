@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -115,8 +116,9 @@ class ModelCalls:
     timeout, retries and circuit breaker. A judge that cannot run here, or fails, answers with Completion.error."""
 
     def __init__(self, task: Task | None, options: RunOptions, budget: Budget, cache: ResponseCache | None = None,
-                 shared: Mapping[str, Provider] | None = None):
+                 shared: Mapping[str, Provider] | None = None, warn: Callable[[str], None] | None = None):
         self._task = task
+        self.warn = warn or _to_stderr  # what a run says outside its progress (a bookkeeping write that failed)
         self.options = options
         self.budget = budget
         self._cache = cache
@@ -294,6 +296,9 @@ async def execute_run(
         raise _halted(store, run_id, e, []) from None
     queue = iter(todo)
 
+    def busy() -> dict[str, Any]:
+        return {"provider": provider, "concurrency": concurrency, "busy_s": clock.busy_s, "served": clock.served}
+
     async def worker() -> None:  # as many as can be in flight, each taking the next attempt: no task per example
         for sample, attempt in queue:
             if stopping() or models.halted:  # a signal or a store failure: what is left stays to do
@@ -304,19 +309,42 @@ async def execute_run(
         await asyncio.gather(*(worker() for _ in range(min(concurrency, len(todo)))))
     except BaseException:
         if own:
-            _quietly(store.set_status, run_id, "interrupted")
+            settle_run(store, run_id, "interrupted", models.warn, **busy())
         raise
-    finally:
-        outcome.busy_s, outcome.served = clock.busy_s, clock.served
-        if own:
-            _quietly(store.add_busy_time, run_id, clock.busy_s, clock.served, concurrency, hardware_of(provider))
+    outcome.busy_s, outcome.served = clock.busy_s, clock.served
     if models.halted is not None:
+        if own:  # the store's failure is said once, by _halted
+            settle_run(store, run_id, None, lambda _: None, **busy())
         raise _halted(store, run_id, models.halted, unsaved, own)
     outcome.left, outcome.budget = len(todo) - outcome.done, models.budget
     outcome.status = "completed" if not outcome.left else "interrupted" if stopping() else "budget-stopped"
     if own:
-        store.set_status(run_id, outcome.status)
+        settle_run(store, run_id, outcome.status, models.warn, **busy())
     return outcome
+
+
+def settle_run(store: Store, run_id: str, status: str | None, warn: Callable[[str], None], *,
+               provider: Provider | None = None, concurrency: int = 0, busy_s: float = 0.0, served: int = 0) -> None:
+    """A run's bookkeeping once its calls are over: the busy time of `provider`'s calls and where it ran (when
+    given), then the run's `status` (None: left as it is). Never raises: what cannot be written is said through
+    `warn` in one line, and the status is written whatever became of the rest (a run that cannot say it ended
+    shows as interrupted once its process is gone)."""
+    try:
+        if provider is not None:
+            store.add_busy_time(run_id, busy_s, served, concurrency, hardware_of(provider))
+    except Exception as e:  # the store failed, or the provider could not say where it ran
+        warn(f"run {run_id}: its busy time was not recorded ({type(e).__name__}: {e})")
+    if status is None:
+        return
+    try:
+        store.set_status(run_id, status)
+    except Exception as e:
+        warn(f"run {run_id} ended {status}, but the store could not record it ({type(e).__name__}: {e}); "
+             "`evals runs` shows it as interrupted once this process ends")
+
+
+def _to_stderr(text: str) -> None:
+    print(f"warning: {text}", file=sys.stderr)
 
 
 def attempts_to_do(samples: Sequence[Sample], repeats: int, done: set[tuple[str, int]],
@@ -458,7 +486,7 @@ async def shared_calls(task: Task, samples: Sequence[Sample], providers: Sequenc
     judges opened (one that cannot run here is said through `warn`), and every provider closed at the end."""
     budget = budget or Budget(options.budget_usd)
     check_budget(task, samples, [c for c, _ in providers], budget.left_usd)
-    models = ModelCalls(task, options, budget, cache, {str(c.spec): p for c, p in providers})
+    models = ModelCalls(task, options, budget, cache, {str(c.spec): p for c, p in providers}, warn)
     try:
         for config, provider in providers:
             await prepare_provider(provider, store, functools.partial(models.say, str(config.spec)),

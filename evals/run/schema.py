@@ -137,7 +137,8 @@ REQUIRED_TABLES = ("runs", "results", "baselines", "checks", "latency_profiles",
                    "batch_items")
 # Columns added after the first release: an older store gains them (NULL in its old rows) when opened.
 ADDED_COLUMNS = {
-    "runs": {"busy_s": "REAL", "served_calls": "INTEGER", "concurrency": "INTEGER", "hardware": "TEXT"},
+    "runs": {"busy_s": "REAL", "served_calls": "INTEGER", "concurrency": "INTEGER", "hardware": "TEXT",
+             "owner": "TEXT"},  # owner: the process running it (evals.run.owner), while it is running
     "results": {"ttft_s": "REAL", "queue_s": "REAL", "cached_input_tokens": "INTEGER",
                 "cache_write_tokens": "INTEGER", "mean_logprob": "REAL"},
 }

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from evals._util import Database
 from evals.errors import EvalsError
 from evals.run import schema
+from evals.run.owner import gone, live_status, this_process
 from evals.types import ExampleResult
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ class RunRecord:
     served_calls: int | None = None  # calls answered in that time
     concurrency: int | None = None  # requests in flight (local: batch size)
     hardware: str | None = None  # where the model ran: this machine's CPU or GPU, or the remote server
+    owner: str | None = None  # the process running it (evals.run.owner); a run whose process is gone reads interrupted
 
     @property
     def n_attempts(self) -> int:
@@ -126,6 +128,16 @@ class Store:
             schema.require_current(self._db)
             return
         schema.upgrade(self._db)
+        self._settle_abandoned()
+
+    def _settle_abandoned(self) -> None:
+        """Runs left `running` by a process of this machine that has ended (killed, or crashed) become interrupted,
+        so `--resume` can finish them and no run stays running forever."""
+        rows = self._db.execute("SELECT id, owner FROM runs WHERE status = 'running' AND owner IS NOT NULL")
+        for run_id, owner in rows.fetchall():
+            if gone(owner):
+                self._db.execute("UPDATE runs SET status = 'interrupted', finished_at = ? WHERE id = ? AND owner = ?"
+                                 " AND status = 'running'", (_now(), run_id, owner))
 
     def has_table(self, name: str) -> bool:
         return self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
@@ -146,14 +158,18 @@ class Store:
     def create_run(self, task: str, model: str, n_samples: int, manifest: dict[str, Any]) -> str:
         run_id = secrets.token_hex(4)
         self._db.execute(
-            "INSERT INTO runs (id, task, model, status, n_samples, created_at, manifest) VALUES (?,?,?,?,?,?,?)",
-            (run_id, task, model, "running", n_samples, _now(), json.dumps(manifest, sort_keys=True)),
+            "INSERT INTO runs (id, task, model, status, n_samples, created_at, manifest, owner) VALUES (?,?,?,?,?,?,?,?)",
+            (run_id, task, model, "running", n_samples, _now(), json.dumps(manifest, sort_keys=True), this_process()),
         )
         return run_id
 
     def set_status(self, run_id: str, status: str) -> None:
-        finished = _now() if status != "running" else None
-        self._db.execute("UPDATE runs SET status = ?, finished_at = ? WHERE id = ?", (status, finished, run_id))
+        """`running` (this process takes the run on), or how it ended."""
+        if status == "running":
+            self._db.execute("UPDATE runs SET status = ?, finished_at = NULL, owner = ? WHERE id = ?",
+                             (status, this_process(), run_id))
+        else:
+            self._db.execute("UPDATE runs SET status = ?, finished_at = ? WHERE id = ?", (status, _now(), run_id))
 
     def add_result(self, run_id: str, r: ExampleResult) -> None:
         c = r.completion
@@ -190,13 +206,14 @@ class Store:
     _RUN_QUERY = (
         "SELECT r.id, r.task, r.model, r.status, r.n_samples,"
         " COUNT(x.example_id), COALESCE(SUM(x.error IS NOT NULL), 0), r.created_at, r.finished_at, r.manifest,"
-        " r.busy_s, r.served_calls, r.concurrency, r.hardware"
+        " r.busy_s, r.served_calls, r.concurrency, r.hardware, r.owner"
         " FROM runs r LEFT JOIN results x ON x.run_id = r.id"
     )
 
     @staticmethod
     def _record(row: tuple[Any, ...]) -> RunRecord:
-        return RunRecord(*row[:9], json.loads(row[9]), *row[10:])
+        record = RunRecord(*row[:9], json.loads(row[9]), *row[10:])
+        return dataclasses.replace(record, status=live_status(record.status, record.owner))  # read-only: not settled
 
     def get_run(self, run_id: str) -> RunRecord:
         row = self._db.execute(self._RUN_QUERY + " WHERE r.id = ? GROUP BY r.id", (self.resolve(run_id),)).fetchone()

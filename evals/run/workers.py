@@ -30,9 +30,8 @@ from evals.providers import Provider, create_provider
 from evals.run.budget import Budget, check_budget
 from evals.run.cache import ResponseCache
 from evals.run.calls import RunOptions
-from evals.run.hardware import hardware_of
 from evals.run.progress import RunProgress
-from evals.run.runner import RunJob, RunOutcome, execute_jobs, shared_calls
+from evals.run.runner import RunJob, RunOutcome, execute_jobs, settle_run, shared_calls
 from evals.run.stop import SIGNALS, STOP, interruptible
 from evals.run.store import Store
 from evals.types import ModelConfig, Sample, Task
@@ -169,7 +168,7 @@ class Workers:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-        return self._settle(reports, failures)
+        return self._settle(reports, failures, warn)
 
     def _forward(self, sig: int, frame: Any) -> None:
         """A stop signal to this process goes to every worker (they wind down as one process would); a second
@@ -179,11 +178,12 @@ class Workers:
             if process.is_alive():
                 os.kill(process.pid, sig)
 
-    def _settle(self, reports: list[dict[str, Any]], failures: list[tuple[str, str]]) -> list[RunOutcome]:
+    def _settle(self, reports: list[dict[str, Any]], failures: list[tuple[str, str]],
+                warn: Callable[[str], None]) -> list[RunOutcome]:
         stopped = STOP.received is not None
         if failures and not stopped:
             for j in self.jobs:
-                self.store.set_status(j.run_id, "interrupted")
+                settle_run(self.store, j.run_id, "interrupted", warn)
             kind, message = failures[0]
             if kind == "lost":  # what the others and it stored is safe
                 message += "; every result stored is kept: " + ", ".join(
@@ -207,9 +207,8 @@ class Workers:
             outcome.status = ("interrupted" if stopped or "interrupted" in statuses
                               else "budget-stopped" if "budget-stopped" in statuses else "completed")
             concurrency = self.options.concurrency or j.provider.max_concurrency
-            self.store.add_busy_time(j.run_id, outcome.busy_s, outcome.served, concurrency, hardware_of(j.provider))
-            if not stopped:
-                self.store.set_status(j.run_id, outcome.status)
+            settle_run(self.store, j.run_id, None if stopped else outcome.status, warn, provider=j.provider,
+                       concurrency=concurrency, busy_s=outcome.busy_s, served=outcome.served)
             outcomes.append(outcome)
         return outcomes
 

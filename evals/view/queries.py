@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evals.analyse.rates import format_rate
+from evals.run.owner import live_status
 from evals.run.store import Store
 
 PAGE_SIZE = 50
@@ -43,7 +44,7 @@ class RunRow:
 def list_runs(store: Store, *, task: str = "", model: str = "", status: str = "", sort: str = "created",
               descending: bool = True) -> list[RunRow]:
     where, args = [], []
-    for column, value in (("r.task", task), ("r.model", model), ("r.status", status)):
+    for column, value in (("r.task", task), ("r.model", model)):
         if value:
             where.append(f"{column} = ?")
             args.append(value)
@@ -52,10 +53,11 @@ def list_runs(store: Store, *, task: str = "", model: str = "", status: str = ""
         "SELECT r.id, r.task, r.model, r.status, r.n_samples, COUNT(x.example_id),"
         " COALESCE(SUM(x.passed), 0) AS matches, COALESCE(SUM(x.error IS NOT NULL), 0) AS errors,"
         " COALESCE(SUM(x.cost_usd), 0.0) AS cost, r.created_at,"
-        " COALESCE(json_extract(r.manifest, '$.repeats'), 1) AS repeats"
+        " COALESCE(json_extract(r.manifest, '$.repeats'), 1) AS repeats, r.owner"
         " FROM runs r LEFT JOIN results x ON x.run_id = r.id" + (" WHERE " + " AND ".join(where) if where else "")
         + f" GROUP BY r.id ORDER BY {order} {'DESC' if descending else 'ASC'}, r.rowid DESC", args).fetchall()
-    return [RunRow(*row) for row in rows]
+    runs = [RunRow(*row[:3], live_status(row[3], row[-1]), *row[4:-1]) for row in rows]  # a run whose process is gone
+    return [r for r in runs if r.status == status] if status else runs
 
 
 def distinct_values(store: Store) -> dict[str, list[str]]:
