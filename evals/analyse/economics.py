@@ -58,14 +58,54 @@ class CostModel:
 
     model: str
     hosting: str  # "api" or "self-hosted"
-    per_call_usd: float
+    per_call_usd: float  # the marginal cost of one more call (API: as billed; self-hosted: its GPU time)
     fixed_monthly_usd: float = 0.0  # operations plus amortised training
     floor_monthly_usd: float = 0.0  # GPU hours paid for even when idle
     tokens_per_call: float | None = None  # mean input + output tokens recorded
     basis: str = ""  # how the numbers were reached, in words
+    calls_per_hour: float | None = None  # self-hosted: the throughput the GPU time per call was computed from
+    calls_per_hour_from: str = ""  # and where that came from: given, or where it was measured
 
     def monthly_usd(self, volume: float) -> float:
         return self.fixed_monthly_usd + max(self.per_call_usd * volume, self.floor_monthly_usd)
+
+
+@dataclass(frozen=True)
+class SideFigures:
+    """Every cost and throughput figure the reports show for one side, computed once: the terminal, Markdown,
+    HTML and JSON reports all print these (the basis of each is stated once, under Assumptions)."""
+
+    role: str  # baseline or candidate
+    model: str
+    hosting: str  # api, self-hosted, or '-' where it could not be costed
+    marginal_per_call_usd: float | None  # one more call: as billed (API), or its GPU time (self-hosted)
+    fixed_monthly_usd: float | None  # paid whatever the volume: operations and amortised training
+    gpu_minimum_monthly_usd: float | None  # GPU hours paid each month however few the calls
+    volume: float | None  # decision.volume
+    monthly_usd: float | None  # at the volume: fixed + max(marginal x volume, GPU minimum)
+    per_call_at_volume_usd: float | None  # monthly / volume: what a call costs all told at that volume
+    calls_per_hour: float | None  # the throughput the cost rests on (self-hosted), else as measured
+    calls_per_hour_from: str  # given (and on what hardware), or where it was measured
+    latency_from: str  # where the latency figures were measured
+    latency: Latency
+
+
+def side_figures(role: str, side: Side, model: CostModel | None, latency: Latency,
+                 volume: float | None) -> SideFigures:
+    """One side's figures from its cost model (None: not costed) and its latency measurement."""
+    monthly = model.monthly_usd(volume) if model and volume else None
+    measured = latency.calls_per_hour
+    if model is not None and model.calls_per_hour is not None:  # the throughput the cost was computed from
+        calls_per_hour, source = model.calls_per_hour, model.calls_per_hour_from
+        if measured and measured != calls_per_hour:
+            source += f"; not the {measured:,.0f} measured {latency.where}"
+    else:
+        calls_per_hour, source = measured, f"measured {latency.where}" if measured else "not measured"
+    return SideFigures(
+        role, side.summary.model, model.hosting if model else "-", model.per_call_usd if model else None,
+        model.fixed_monthly_usd if model else None, model.floor_monthly_usd if model else None, volume, monthly,
+        monthly / volume if monthly is not None and volume else None, calls_per_hour, source,
+        latency.where if latency.p50_s is not None else "not measured", latency)
 
 
 @dataclass(frozen=True)
@@ -210,7 +250,7 @@ def self_hosted_cost(config: ModelConfig, side: Side, settings: SelfHosted | Non
         basis += f"; training ${settings.training_cost_usd:,.2f} {every} = ${training:,.2f}/month"
     return CostModel(model, "self-hosted", per_call, settings.ops_monthly_usd + training,
                      settings.gpu_hourly_usd * settings.min_gpu_hours_per_month,
-                     (side.mean_input_tokens or 0.0) + (side.mean_output_tokens or 0.0), basis), ""
+                     (side.mean_input_tokens or 0.0) + (side.mean_output_tokens or 0.0), basis, cph, source), ""
 
 
 def cost_model(side: Side, d: Decision, latency: Latency) -> tuple[CostModel | None, str]:

@@ -37,11 +37,12 @@ class PathRow:
     matches: str
     gain: str  # the match-rate gain over the baseline with its CI ('-' for the baseline)
     call: str  # where that CI lies against min_gap, or the pair's own verdict
-    per_call_usd: float | None
+    per_call_usd: float | None  # marginal: as billed (API), or GPU time (self-hosted)
     training_monthly_usd: float | None  # amortised one-off training (and operations, self-hosted)
     monthly_usd: float | None  # at decision.volume
     latency: str
     excluded: str = ""
+    gpu_minimum_monthly_usd: float | None = None  # GPU hours paid each month however few the calls
 
 
 @dataclass(frozen=True)
@@ -71,23 +72,20 @@ def _monthly(verdict: Verdict, volume: float | None, side: str = "candidate") ->
 
 
 def _rows(pairs: Sequence[tuple[str, Comparison, Verdict]], d: Decision) -> list[PathRow]:
-    def lat(v: Verdict, side: str) -> str:
-        latency = v.latency.get(side)
-        return "-" if latency is None or latency.p50_s is None else f"{latency.p50_s:.2f}/{latency.p95_s:.2f}s"
+    """Each option's row, its figures those of its pair's verdict (`Verdict.sides`): one computation per side."""
+    def row(role: str, cmp: Comparison, v: Verdict, side: str, gain: str, call: str) -> PathRow:
+        f = v.sides[side]
+        lat = "-" if f.latency.p50_s is None else f"{f.latency.p50_s:.2f}/{f.latency.p95_s:.2f}s"
+        summary = cmp.a.summary if side == "baseline" else cmp.b.summary
+        return PathRow(role, f.model, f.hosting, summary.matches_text, gain, call, f.marginal_per_call_usd,
+                       f.fixed_monthly_usd, f.monthly_usd, lat, v.excluded.get(side, ""), f.gpu_minimum_monthly_usd)
 
     _, cmp0, v0 = pairs[0]
-    base = v0.costs.baseline if v0.costs else None
-    rows = [PathRow("baseline", cmp0.a.summary.model, base.hosting if base else "-", cmp0.a.summary.matches_text,
-                    "-", "-", base.per_call_usd if base else None, base.fixed_monthly_usd if base else None,
-                    base.monthly_usd(d.volume) if base and d.volume else None, lat(v0, "baseline"),
-                    v0.excluded.get("baseline", ""))]
+    rows = [row("baseline", cmp0, v0, "baseline", "-", "-")]
     for role, cmp, v in pairs:
-        cand, diff = (v.costs.candidate if v.costs else None), cmp.match_diff
+        diff = cmp.match_diff
         gain = f"{format_points(diff.estimate)} ({format_points(diff.low)} to {format_points(diff.high)})"
-        rows.append(PathRow(role, cmp.b.summary.model, cand.hosting if cand else "-", cmp.b.summary.matches_text, gain,
-                            v.label, cand.per_call_usd if cand else None, cand.fixed_monthly_usd if cand else None,
-                            cand.monthly_usd(d.volume) if cand and d.volume else None, lat(v, "candidate"),
-                            v.excluded.get("candidate", "")))
+        rows.append(row(role, cmp, v, "candidate", gain, v.label))
     return rows
 
 

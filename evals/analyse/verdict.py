@@ -18,9 +18,11 @@ from evals.analyse.economics import (
     CostProjection,
     Latency,
     is_self_hosted,
+    SideFigures,
     profile_latency,
     project_costs,
     run_latency,
+    side_figures,
     side_config,
 )
 from evals.analyse.rates import format_points
@@ -57,6 +59,7 @@ class Verdict:
     excluded: dict[str, str] = field(default_factory=dict)  # role -> why it does not qualify
     decided_on: str = ""  # ISO date
     revisit_on: str = ""  # ISO date: prices and models move
+    sides: dict[str, SideFigures] = field(default_factory=dict)  # role -> every figure the reports show for it
 
     def render(self) -> str:
         parts = [f"Verdict: {self.label}", *([self.headline] if self.headline else []), "",
@@ -153,8 +156,10 @@ def decide(cmp: Comparison, decision: Mapping[str, Any] | Decision | None = None
     revisit = today + timedelta(days=round(d.revisit_months * 365.25 / 12))
     reasons.append(f"Decided on {today.isoformat()}; revisit by {revisit.isoformat()} "
                    f"(decision.revisit_months {d.revisit_months:g}): prices and models move.")
+    sides = {role: side_figures(role, side, getattr(costs, role) if costs else None, latency[role], d.volume)
+             for role, side in roles.items()}
     return Verdict(label, reasons, _assumptions(cmp, d, costs, latency), _rules(d, conf), more, costs, headline,
-                   latency, excluded, today.isoformat(), revisit.isoformat())
+                   latency, excluded, today.isoformat(), revisit.isoformat(), sides)
 
 
 def by_role(cmp: Comparison) -> dict[str, Any]:

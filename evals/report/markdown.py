@@ -3,20 +3,21 @@ it can neither break a table (pipes, newlines) nor inject HTML or Markdown links
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Sequence
 
 from evals.report.sections import Section
 
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]#~])")  # emphasis, code, links, headings, strike
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]#~|])")  # emphasis, code, links, headings, strike, table cells
+_ENTITY = re.compile(r"&(?=#?\w+;)")  # an '&' that would start an HTML entity (&amp; &#60;); any other reads as is
 
 
 def escape(text: str) -> str:
-    """Plain text -> Markdown that renders as exactly that text, on one line (also inside a table cell)."""
-    text = _MARKDOWN_SPECIAL.sub(r"\\\1", text)  # before html.escape, whose entities hold '#'
-    text = html.escape(text, quote=True)  # & < > " ' -> entities: no tag, no attribute, no script
-    text = text.replace("|", "&#124;")
+    """Plain text -> Markdown that renders as exactly that text, on one line (also inside a table cell), and
+    still reads as plain text: only what Markdown would act on is escaped (no tag, link, emphasis, entity or
+    cell break can come from the data); quotes and a lone '&' stay as they are."""
+    text = _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    text = _ENTITY.sub("&amp;", text).replace("<", "&lt;").replace(">", "&gt;")
     return text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "<br>")
 
 

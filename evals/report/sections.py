@@ -45,7 +45,7 @@ def _points(e: Estimate) -> str:
 
 
 def _money(x: float | None) -> str:
-    return "-" if x is None else f"${x:,.4f}" if x < 1 else f"${x:,.2f}"
+    return "-" if x is None else f"${x:,.4f}" if 0 < x < 1 else f"${x:,.2f}"
 
 
 def truncate(text: str | None, limit: int = OUTPUT_CHARS) -> str:
@@ -93,12 +93,12 @@ def runs_section(cmp: Comparison) -> Section:
     metrics = headline_metrics(m for side in (cmp.a, cmp.b) for m in side.metrics)
     s = Section("Runs", headers=["role", "model", "run", "matches (Wilson CI)",
                                  *(f"{m} mean ({cmp.confidence:.0%} CI)" for m in metrics),
-                                 "errors", "cost / 1,000 calls", "latency p50", "latency p95"])
+                                 "errors", "latency p50", "latency p95"])
     for role, side in (("baseline (A)", cmp.a), ("candidate (B)", cmp.b)):
         r = side.summary
         s.rows.append([role, r.model, r.run_id, r.matches_text,
                        *(_ci(side.metrics[m]) if m in side.metrics else "-" for m in metrics),
-                       str(r.errors), _money(side.cost_per_1k_usd),
+                       str(r.errors),
                        "-" if r.latency_p50_s is None else f"{r.latency_p50_s:.2f}s",
                        "-" if r.latency_p95_s is None else f"{r.latency_p95_s:.2f}s"])
     s.lines.append(f"Golden set {str(cmp.a.golden_hash)[:12]}; {cmp.n_pairs} examples paired by id.")
@@ -196,34 +196,40 @@ def verdict_section(verdict: Verdict) -> Section:
     return Section(f"Verdict: {verdict.label}", lines=lines)
 
 
-def economics_section(cmp: Comparison, verdict: Verdict) -> Section:
-    """Cost and latency of both sides at a glance, each figure with where it was measured (or that it was given)."""
-    costs = verdict.costs
-    volume = costs.rows[0].volume if costs and costs.rows else None
-    s = Section("Cost and latency", headers=[
-        "role", "model", "hosting", "cost / call", f"monthly at {volume:,.0f} calls" if volume else "monthly",
-        "latency p50 / p95", "time to first token p50 / p95", "output tokens/s", "calls/hour", "measured"])
-    for role, side, model in (("baseline (A)", cmp.a, costs and costs.baseline),
-                              ("candidate (B)", cmp.b, costs and costs.candidate)):
-        key = role.split()[0]
-        lat = verdict.latency.get(key)
-        monthly = model.monthly_usd(volume) if model and volume else None
-        hosting = model.hosting if model else "-"
-        if key in verdict.excluded:
-            hosting += " (excluded)"
-        s.rows.append([role, side.summary.model, hosting, f"${model.per_call_usd:.6f}" if model else "-",
-                       _money(monthly), p50_p95(lat.p50_s, lat.p95_s) if lat else "-",
-                       p50_p95(lat.ttft_p50_s, lat.ttft_p95_s) if lat else "-",
-                       "-" if not lat or lat.tokens_per_s is None else f"{lat.tokens_per_s:,.0f}",
-                       "-" if not lat or not lat.calls_per_hour else f"{lat.calls_per_hour:,.0f}",
-                       lat.where if lat else "-"])
+ROLE_LABELS = {"baseline": "baseline (A)", "candidate": "candidate (B)"}
+
+
+def economics_sections(verdict: Verdict) -> list[Section]:
+    """What each side costs and how fast it answers, at a glance: every figure from the verdict's one computation
+    of it (`Verdict.sides`), each throughput with where it came from, each latency with where it was measured."""
+    sides = verdict.sides.values()
+    volume = next((f.volume for f in sides if f.volume), None)
+    at = f" at {volume:,.0f} calls" if volume else ""
+    cost = Section("Cost", headers=[
+        "role", "model", "hosting", "marginal cost / call", "fixed / month", "GPU minimum / month",
+        f"monthly{at}", f"all told / call{at}", "calls/hour", "calls/hour from"])
+    speed = Section("Latency", headers=["role", "model", "latency p50 / p95", "time to first token p50 / p95",
+                                        "output tokens/s", "measured"])
+    for f in sides:
+        role, lat = ROLE_LABELS[f.role], f.latency
+        hosting = f.hosting + (" (excluded)" if f.role in verdict.excluded else "")
+        cost.rows.append([role, f.model, hosting, _usd6(f.marginal_per_call_usd), _money(f.fixed_monthly_usd),
+                          _money(f.gpu_minimum_monthly_usd), _money(f.monthly_usd), _usd6(f.per_call_at_volume_usd),
+                          "-" if not f.calls_per_hour else f"{f.calls_per_hour:,.0f}", f.calls_per_hour_from])
+        speed.rows.append([role, f.model, p50_p95(lat.p50_s, lat.p95_s), p50_p95(lat.ttft_p50_s, lat.ttft_p95_s),
+                           "-" if lat.tokens_per_s is None else f"{lat.tokens_per_s:,.0f}", f.latency_from])
     for key, why in verdict.excluded.items():
-        s.lines.append(f"The {key} does not qualify: {why}.")
-    if costs is None:
-        s.lines.append("Cost not projected: see the reasons below.")
-    s.lines.append("Costs per call and per month are derived from these measurements and the stated prices; "
-                   "every input is listed under Assumptions.")
-    return s
+        cost.lines.append(f"The {key} does not qualify: {why}.")
+    if verdict.costs is None:
+        cost.lines.append("Cost not projected: see the reasons below.")
+    cost.lines.append("Monthly = fixed + the larger of marginal cost x calls and the GPU minimum (self-hosted: GPU "
+                      "time at the throughput shown, idle hours paid too); every price, measurement and default is "
+                      "listed under Assumptions.")
+    return [cost, speed]
+
+
+def _usd6(x: float | None) -> str:
+    return "-" if x is None else f"${x:.6f}"
 
 
 def details_section(verdict: Verdict) -> Section:
@@ -242,7 +248,7 @@ def comparison_title(cmp: Comparison) -> str:
 
 def comparison_sections(cmp: Comparison, verdict: Verdict, examples: int = 10) -> list[Section]:
     """The answer first (verdict, cost and latency), then the evidence, then the reasoning in full."""
-    return [verdict_section(verdict), economics_section(cmp, verdict), runs_section(cmp), paired_section(cmp),
+    return [verdict_section(verdict), *economics_sections(verdict), runs_section(cmp), paired_section(cmp),
             examples_section("Improved: B matched, A did not", cmp.improved, examples),
             examples_section("Regressed: A matched, B did not", cmp.regressed, examples),
             power_section(cmp), cost_section(verdict), details_section(verdict)]
@@ -255,11 +261,12 @@ def paths_sections(choice: PathChoice, pairs: Sequence[tuple[str, Comparison, Ve
     volume = f"monthly at {choice.volume:,.0f} calls" if choice.volume else "monthly"
     table = Section("Paths side by side", headers=[
         "role", "model", "hosting", "matches", "gain over baseline, points (CI)", "verdict against the baseline",
-        "cost / call", "training and operations / month", volume, "latency p50 / p95"])
+        "marginal cost / call", "fixed / month (training, operations)", "GPU minimum / month", volume,
+        "latency p50 / p95"])
     for r in choice.rows:
         table.rows.append([r.role, r.model, r.hosting + (" (excluded)" if r.excluded else ""), r.matches, r.gain,
-                           r.call, "-" if r.per_call_usd is None else f"${r.per_call_usd:.6f}",
-                           _money(r.training_monthly_usd), _money(r.monthly_usd), r.latency])
+                           r.call, _usd6(r.per_call_usd), _money(r.training_monthly_usd),
+                           _money(r.gpu_minimum_monthly_usd), _money(r.monthly_usd), r.latency])
     table.lines.append("Each candidate is paired with the baseline on the same examples; each figure is derived "
                        "as its pair's report below states (every price, measurement and default under Assumptions).")
     lines = [choice.headline, *choice.reasons]

@@ -80,7 +80,7 @@ def test_compare_prints_the_seed_story(seed_runs) -> None:
     assert "[red]x[/red]" in out and "<script>alert(1)</script> a|b" in out
     assert f"decision settings: {store.parent / 'task' / 'task.yaml'}" in result.stderr
     # the answer first: the verdict and its one-line reason, then cost and latency, then the evidence
-    order = [out.index(s) for s in ("Verdict: inconclusive", "straddles the 5-point minimum", "Cost and latency",
+    order = [out.index(s) for s in ("Verdict: inconclusive", "straddles the 5-point minimum", "marginal cost / call",
                                     "time to first token p50 / p95", "Runs", "Paired outcomes", "Why:")]
     assert order == sorted(order)
 
@@ -109,10 +109,12 @@ def test_markdown_report_escapes_model_output(seed_runs, tmp_path) -> None:
     md = target.read_text()
     assert "44/50 (88%, 95% CI 76-94%)" in md and "McNemar exact p = 0.375" in md
     assert "inconclusive: about 262 more golden examples needed" in md
-    assert "&lt;script&gt;alert(1)&lt;/script&gt; a&#124;b<br>\\[red\\]x\\[/red\\]" in md
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; a\\|b<br>\\[red\\]x\\[/red\\]" in md
     assert "<script>" not in md and "a|b" not in md
+    # only what Markdown acts on is escaped: the file reads as plain text too
+    assert "Tango's score interval" in md and "&#x27;" not in md and "&quot;" not in md
     for table in re.findall(r"(?:^\|.*\|$\n?)+", md, flags=re.MULTILINE):  # every row as many cells as the header
-        widths = {row.count("|") for row in table.strip().splitlines()}
+        widths = {len(re.findall(r"(?<!\\)\|", row)) for row in table.strip().splitlines()}
         assert len(widths) == 1, table
     assert not list(target.parent.glob("*.part"))
 
