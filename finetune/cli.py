@@ -42,6 +42,9 @@ def finetune_cmd(
         "--memory-limit", metavar="GB",
         help="Peak memory the auto settings aim under. Default: 4 on a CPU, a GPU's free memory.")] = None,
     max_length: Annotated[int | None, typer.Option(help="Longest prompt + answer in tokens.")] = None,
+    dtype: Annotated[str | None, typer.Option(
+        "--dtype", metavar="auto|float32|bfloat16",
+        help="Weights' dtype in training. Default: auto (bfloat16 where the hardware does it natively).")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for split, order, dropout and init.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted fine-tune from its checkpoint.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing adapter or checkpoint of this name; "
@@ -62,7 +65,7 @@ def finetune_cmd(
         lora_only = {"--rank": rank, "--alpha": alpha, "--dropout": dropout, "--target-modules": target_modules,
                      "--lr": lr, "--grad-accum": grad_accum, "--max-length": max_length, "--export-openai": export_openai,
                      "--micro-batch": micro_batch, "--gradient-checkpointing": checkpointing,
-                     "--memory-limit": memory_limit}
+                     "--memory-limit": memory_limit, "--dtype": dtype}
         return hosted_cmd(task, on=on, base=base, config=config, name=name, epochs=epochs, batch_size=batch_size,
                           seed=seed, resume=resume, force=force, allow_overlap=allow_overlap, progress=progress,
                           lora_only=lora_only, consoles=_consoles)
@@ -75,7 +78,7 @@ def finetune_cmd(
     loaded = load_task(task)
     settings = load_config(config).replace(
         base=base, rank=rank, alpha=alpha, dropout=dropout, learning_rate=lr, epochs=epochs, batch_size=batch_size,
-        grad_accum=grad_accum, max_length=max_length, seed=seed, memory_limit_gb=memory_limit,
+        grad_accum=grad_accum, max_length=max_length, seed=seed, memory_limit_gb=memory_limit, dtype=dtype,
         micro_batch=int(micro_batch) if micro_batch and micro_batch.isdigit() else micro_batch,
         gradient_checkpointing=checkpointing,
         target_modules=[m.strip() for m in target_modules.split(",") if m.strip()] if target_modules else None)
@@ -90,7 +93,7 @@ def finetune_cmd(
                          console=err_console, progress_mode=progress_mode(progress, err_console), world=world)
     except TrainingInterrupted as e:
         err_console.print(f"[yellow]{e}[/]", highlight=False)
-        raise typer.Exit(130) from None
+        raise typer.Exit(e.exit_code) from None
     _print_summary(manifest, console)
 
 

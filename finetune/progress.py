@@ -23,6 +23,7 @@ class TrainingProgress:
         self._mode, self._epochs = mode, epochs
         self._pacer = Pacer(total_steps, state.step)
         self._val = "-"
+        self._val_pacer: Pacer | None = None
         self._bar = Progress(
             TextColumn("[bold]training"),
             BarColumn(),
@@ -56,6 +57,21 @@ class TrainingProgress:
         self._pacer.done = s.step
         if self._mode == "plain" and self._pacer.due():
             self._line(f"{speed:,.0f} tok/s")
+
+    def validating(self, done: int, total: int) -> None:
+        """Validation rows done (of this process's share): on the bar, and in plain lines as often as steps'."""
+        if self._val_pacer is None or done < self._val_pacer.done:  # a new validation
+            self._val_pacer = Pacer(total)
+            self._val_pacer.due()  # its start is not a line of its own
+        pacer = self._val_pacer
+        pacer.done = done
+        self._bar.update(self._task, val=f"validating {done}/{total}")
+        if self._mode == "plain" and pacer.due():
+            rate, eta = pacer.rate_and_eta()
+            plain_line(self._console, f"validating: rows {done}/{total} ({done / total:.0%})"
+                                      + (f" {rate * 60:.1f} rows/min" if rate else "") + f" eta {clock(eta)}")
+        if done >= total:
+            self._val_pacer = None
 
     def validated(self) -> None:
         v = self._state.validations[-1]["val_loss"]

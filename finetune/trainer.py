@@ -3,6 +3,7 @@ checkpoints to resume from, and a manifest of everything that shaped it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -11,7 +12,7 @@ import signal
 import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,12 @@ CHECKPOINT_EVERY_S = 300.0
 
 
 class TrainingInterrupted(EvalsError):
-    """Ctrl-C during training: the last completed step is saved and `--resume` continues from it."""
+    """A stop signal: the last completed step is saved and `--resume` continues from it, or training had not
+    started and nothing was written. `exit_code`: 130 for SIGINT, 143 for SIGTERM."""
+
+    def __init__(self, message: str, exit_code: int = 130):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def adapter_dir(name: str) -> Path:
@@ -119,19 +125,25 @@ def add_lora(base, config: FinetuneConfig):
     return model
 
 
-def mean_loss(model, examples: Sequence[Example], pad_id: int, batch_size: int, world: World = World()) -> float:
-    """Answer-token cross-entropy over `examples` (no gradients, dropout off), each rank a share of them."""
+def mean_loss(model, examples: Sequence[Example], pad_id: int, batch_size: int, world: World = World(),
+              on_rows: Callable[[int, int], None] | None = None) -> float:
+    """Answer-token cross-entropy over `examples` (no gradients, dropout off), each rank a share of them;
+    `on_rows(done, total)` after each batch (this rank's rows)."""
     import torch
 
     model.eval()
     total, count = 0.0, 0
     ordered = world.shard(sorted(examples, key=len))
-    with torch.no_grad():
-        for i in range(0, len(ordered), batch_size):
-            r = batch_loss(model, ordered[i:i + batch_size], pad_id)
-            total += float(r.total)
-            count += r.answer_tokens
-    model.train()
+    try:
+        with torch.no_grad():
+            for i in range(0, len(ordered), batch_size):
+                r = batch_loss(model, ordered[i:i + batch_size], pad_id)
+                total += float(r.total)
+                count += r.answer_tokens
+                if on_rows:
+                    on_rows(min(i + batch_size, len(ordered)), len(ordered))
+    finally:
+        model.train()
     total, count = world.sum(total, count)
     return total / max(count, 1)
 
@@ -164,19 +176,28 @@ class TrainingStep:
 
     def __call__(self, rows: list[list[Example]]) -> tuple[float, int]:
         """Train on the step's batches `rows`; returns (loss summed over them, answer tokens)."""
-        import torch
+        done = self.backward(rows)
+        self.update()
+        return done
 
+    def backward(self, rows: list[list[Example]]) -> tuple[float, int]:
+        """The gradients of the step's batches (nothing trained changes yet: stopping here loses only this step's
+        work); returns (loss summed over them, answer tokens)."""
         answer_tokens = sum(len(e.answer) for b in rows for e in b)
         loss_sum = 0.0
         for b in self.world.shards(rows):
             loss_sum += accumulate_gradients(self.model, b, self.pad_id, micro_batch=self.micro_batch,
                                              divisor=answer_tokens).total
-        loss_sum = self.world.sum_gradients(self.params, loss_sum)
+        return self.world.sum_gradients(self.params, loss_sum), answer_tokens
+
+    def update(self) -> None:
+        """The clipped AdamW update from the gradients, then the schedule's next learning rate."""
+        import torch
+
         torch.nn.utils.clip_grad_norm_(self.params, 1.0)
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return loss_sum, answer_tokens
 
 
 def plan_memory_use(model, examples: Sequence[Example], config: FinetuneConfig, *, device: str, force: bool,
@@ -228,26 +249,51 @@ def validation_steps(steps_per_epoch: int, per_epoch: int) -> set[int]:
     return {math.ceil(k * steps_per_epoch / per_epoch) for k in range(1, per_epoch + 1)}
 
 
-class _StopRequest:
-    """Ctrl-C asks training to stop after the current step (a second one stops at once)."""
+class StopRequest:
+    """SIGINT (Ctrl-C) and SIGTERM stop a fine-tune. In one process the first signal stops at once wherever it
+    lands (loading, planning, validating, a step's forward and backward: nothing trained has changed then),
+    except inside `critical()` (an optimiser update with its bookkeeping, a checkpoint being written), which it
+    waits for (a second signal too: it lasts well under a second); the training loop then stops after that step.
+    Under torchrun every rank stops after the same step (a rank leaving mid-step would leave the others waiting
+    in a collective), or at once on a second signal."""
 
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous = None
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def __enter__(self) -> _StopRequest:
+    def __init__(self, *, at_once: bool = True) -> None:
+        self.received: int | None = None
+        self._at_once = at_once
+        self._critical = 0
+        self._previous: dict[int, Any] = {}
+
+    @property
+    def requested(self) -> bool:
+        return self.received is not None
+
+    def __enter__(self) -> StopRequest:
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
         return self
 
     def _handle(self, signum, frame) -> None:
-        if self.requested:
+        again, self.received = self.requested, self.received or signum
+        if not self._critical and (again or self._at_once):
             raise KeyboardInterrupt
-        self.requested = True
+
+    @contextlib.contextmanager
+    def critical(self) -> Iterator[None]:
+        """A stretch a first signal does not cut: it is said when the stretch ends (`requested`)."""
+        self._critical += 1
+        try:
+            yield
+        finally:
+            self._critical -= 1
 
     def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+
+    def exit_code(self) -> int:
+        return 128 + (self.received or signal.SIGINT)
 
 
 def train(
@@ -265,6 +311,18 @@ def train(
 ) -> dict[str, Any]:
     """Train, keep the best adapter in `out`, and return its manifest (also written to out/manifest.json).
     With a `world` of several processes, each trains on its share and rank 0 alone writes (finetune/distributed.py)."""
+    with StopRequest(at_once=world.size == 1) as stop:
+        try:
+            return _train(task, config, out, stop, resume=resume, force=force, allow_overlap=allow_overlap,
+                          console=console, progress_mode=progress_mode, on_step=on_step, world=world)
+        except KeyboardInterrupt:  # before anything was written (what came after says so itself)
+            raise TrainingInterrupted(f"stopped by {signal.Signals(stop.received or signal.SIGINT).name} before "
+                                      "training started; nothing was written", stop.exit_code()) from None
+
+
+def _train(task: Task, config: FinetuneConfig, out: Path, stop: StopRequest, *, resume: bool, force: bool,
+           allow_overlap: bool, console, progress_mode: str, on_step: Callable[[Progress], None] | None,
+           world: World) -> dict[str, Any]:
     from evals.providers.local import load_base_model, load_tokenizer
     from finetune.progress import TrainingProgress
 
@@ -279,9 +337,6 @@ def train(
     plan = plan_memory_use(model, data.train + data.val, config, device=device, force=force, world=world)
     if console is not None and world.is_main:
         console.print(plan.describe(), highlight=False)
-    if not resume and world.is_main:  # everything is checked: only now is an older adapter of this name replaced
-        shutil.rmtree(out, ignore_errors=True)
-        out.mkdir(parents=True)
     batches_per_epoch = math.ceil(len(data.train) / config.batch_size)
     steps_per_epoch = math.ceil(batches_per_epoch / config.grad_accum)
     total_steps = steps_per_epoch * config.epochs
@@ -294,46 +349,63 @@ def train(
                 if resume else Progress())
     validate_at = validation_steps(steps_per_epoch, config.evals_per_epoch)
     session_start = time.perf_counter()
+    resume_line = (f"Continue with: {world.command} finetune {task.name}"
+                   f"{'' if out.name == task.name else f' --name {out.name}'} --resume")
 
     def checkpoint() -> None:
         nonlocal session_start
-        now = time.perf_counter()
-        progress.wall_seconds += now - session_start
-        session_start = now
-        if world.is_main:
-            save_state(out, model=model, optimizer=optimizer, scheduler=scheduler, progress=progress,
-                       fingerprint=fingerprint)
-
-    def validate() -> None:
-        loss = mean_loss(model, data.val, pad_id, plan.micro_batch * 2, world) if data.val else None
-        progress.validations.append({"step": progress.step, "epoch": progress.epoch, "val_loss": loss})
-        if loss is None or progress.best_val_loss is None or loss < progress.best_val_loss:
+        with stop.critical():
+            now = time.perf_counter()
+            progress.wall_seconds += now - session_start
+            session_start = now
             if world.is_main:
-                save_best(out, model)  # no validation slice: the latest adapter counts as the best
-            progress.best_val_loss, progress.best_step, progress.since_best = loss, progress.step, 0
-        else:
-            progress.since_best += 1
-        checkpoint()
+                save_state(out, model=model, optimizer=optimizer, scheduler=scheduler, progress=progress,
+                           fingerprint=fingerprint)
 
-    with TrainingProgress(console, total_steps, progress, progress_mode, config.epochs) as bar, \
-            _StopRequest() as stop:
+    def validate(bar: TrainingProgress) -> None:
+        loss = (mean_loss(model, data.val, pad_id, plan.micro_batch * 2, world, on_rows=bar.validating)
+                if data.val else None)
+        with stop.critical():
+            progress.validations.append({"step": progress.step, "epoch": progress.epoch, "val_loss": loss})
+            if loss is None or progress.best_val_loss is None or loss < progress.best_val_loss:
+                if world.is_main:
+                    save_best(out, model)  # no validation slice: the latest adapter counts as the best
+                progress.best_val_loss, progress.best_step, progress.since_best = loss, progress.step, 0
+            else:
+                progress.since_best += 1
+        checkpoint()
+        bar.validated()
+
+    with TrainingProgress(console, total_steps, progress, progress_mode, config.epochs) as bar:
         if not resume:  # the untrained model's loss: the yardstick, and the best until something beats it
-            validate()
-            bar.validated()
+            try:
+                if world.is_main:  # everything is checked: only now is an older adapter of this name replaced
+                    shutil.rmtree(out, ignore_errors=True)
+                    out.mkdir(parents=True)
+                validate(bar)
+            except KeyboardInterrupt:  # no step taken: nothing worth resuming is kept
+                if world.is_main:
+                    shutil.rmtree(out, ignore_errors=True)
+                raise TrainingInterrupted(f"stopped by {signal.Signals(stop.received or signal.SIGINT).name} "
+                                          f"before the first step; nothing was kept in {out}",
+                                          stop.exit_code()) from None
         try:
             while progress.epoch < config.epochs and not progress.stopped_early:
                 batches = length_grouped_batches(data.train, config.batch_size, config.seed + progress.epoch)
                 while progress.batch < len(batches):
+                    if world.any(stop.requested):  # asked during a save or the last step: every rank stops here
+                        raise KeyboardInterrupt
                     rows = [[data.train[i] for i in b] for b in batches[progress.batch:progress.batch + config.grad_accum]]
                     t0 = time.perf_counter()
-                    loss_sum, answer_tokens = step(rows)
-                    progress.record_step(batches=len(rows), tokens=sum(len(e) for b in rows for e in b),
-                                         loss_sum=loss_sum, answer_tokens=answer_tokens,
-                                         seconds=time.perf_counter() - t0)
+                    loss_sum, answer_tokens = step.backward(rows)  # a stop here loses only this step's work
+                    with stop.critical():  # the update and its record: all or nothing
+                        step.update()
+                        progress.record_step(batches=len(rows), tokens=sum(len(e) for b in rows for e in b),
+                                             loss_sum=loss_sum, answer_tokens=answer_tokens,
+                                             seconds=time.perf_counter() - t0)
                     bar.step(loss_sum / answer_tokens)
                     if math.ceil(progress.batch / config.grad_accum) in validate_at:
-                        validate()
-                        bar.validated()
+                        validate(bar)
                         if progress.since_best >= config.patience:
                             progress.stopped_early = True
                             break
@@ -341,23 +413,21 @@ def train(
                         checkpoint()
                     if on_step:
                         on_step(progress)
-                    if world.any(stop.requested):  # every rank stops after the same step
-                        raise KeyboardInterrupt
-                progress.end_epoch()
+                with stop.critical():
+                    progress.end_epoch()
                 checkpoint()
         except KeyboardInterrupt:
             optimizer.zero_grad(set_to_none=True)
             checkpoint()
             raise TrainingInterrupted(f"interrupted at step {progress.step}/{total_steps}; the checkpoint is in "
-                                      f"{checkpoint_dir(out)}. Continue with: {world.command} finetune {task.name}"
-                                      f"{'' if out.name == task.name else f' --name {out.name}'} --resume"
-                                      ) from None
+                                      f"{checkpoint_dir(out)}. {resume_line}", stop.exit_code()) from None
     from finetune.manifest import build_manifest
 
-    manifest = build_manifest(task, config, source, out, data, progress, device=device,
-                              dtype=str(dtype).removeprefix("torch."), total_steps=total_steps, memory=plan)
-    manifest["parallel"] = world.manifest_fields(device)
-    if world.is_main:
-        publish(out)
-        (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    with stop.critical():  # trained: the adapter is published whatever arrives now
+        manifest = build_manifest(task, config, source, out, data, progress, device=device,
+                                  dtype=str(dtype).removeprefix("torch."), total_steps=total_steps, memory=plan)
+        manifest["parallel"] = world.manifest_fields(device)
+        if world.is_main:
+            publish(out)
+            (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return manifest
