@@ -12,13 +12,14 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from evals.analyse.compare import Comparison, compare_runs, run_side
 from evals.analyse.verdict import Verdict, decide
-from evals.data.golden import load_samples, samples_hash
+from evals.data.golden import human_labels, load_samples, samples_hash
 from evals.data.tasks import load_task
 from evals.errors import EvalsError
 from evals.run.budget import Budget
@@ -30,6 +31,7 @@ from evals.run.progress import RunProgress
 from evals.run.resume import resume_run
 from evals.run.runner import require_providers, run_task
 from evals.run.store import LatencyProfile, Store, load_run
+from evals.settings import validated
 from evals.types import Decision, ModelConfig, Sample, Task
 
 # Manifest entries that must agree for a stored run to stand in for a new one.
@@ -37,15 +39,19 @@ SAME_EXPERIMENT = ("model", "finetuned", "prompt", "params", "metrics", "pass")
 
 
 def decision_for_run(df: pd.DataFrame) -> tuple[Decision, str]:
-    """Decision settings from the task.yaml named in a run's manifest, else defaults; and where they came from."""
-    path = ((df.attrs.get("manifest") or {}).get("task") or {}).get("path")
-    if not path:
-        return Decision(), "decision settings: defaults (the run's manifest names no task.yaml)"
+    """The decision settings recorded in a run's manifest when it was created, else defaults; and where they
+    came from. No task.yaml is read: a stored run's task is never loaded, so nothing of it is imported."""
+    manifest = df.attrs.get("manifest") or {}
+    run_id = (df.attrs.get("run") or {}).get("id", "?")
+    if "decision" not in manifest:
+        return Decision(), (f"decision settings: defaults (run {run_id}'s manifest records none: an older evals "
+                            "stored it; `evals decide TASK` reads them from task.yaml)")
     try:
-        task = load_task(str(path))
+        decision = validated(Decision, manifest["decision"], "decision")
     except EvalsError as e:
-        return Decision(), f"decision settings: defaults ({path} no longer loads: {e})"
-    return task.decision, f"decision settings: {task.path}"
+        return Decision(), f"decision settings: defaults (run {run_id}'s manifest records invalid ones: {e})"
+    path = (manifest.get("task") or {}).get("path") or "task.yaml"
+    return decision, f"decision settings: {path} (as recorded in run {run_id}'s manifest)"
 
 
 def compare_stored(run_a: str, run_b: str, store: Store, *, force: bool = False,
@@ -60,8 +66,8 @@ OUTPUTS = ("output",)  # the only text a comparison shows (the examples that cha
 
 def compare_with_baseline(run_a: str, candidates: Sequence[tuple[str, Decision | None]], store: Store, *,
                           force: bool = False) -> list[tuple[Comparison, Verdict, str]]:
-    """Baseline run A against each candidate run, under its decision settings (None: those of A's task.yaml):
-    each Comparison, Verdict and where its settings came from. A is loaded and summarised once, and its
+    """Baseline run A against each candidate run, under its decision settings (None: those recorded in A's
+    manifest): each Comparison, Verdict and where its settings came from. A is loaded and summarised once, and its
     latency profile and judge warnings are looked up once, however many candidates there are."""
     a = load_run(run_a, store, texts=OUTPUTS)
     a_side, a_profile, a_warnings = run_side(a), latency_profile(store, a), judge_warnings(a)
@@ -87,23 +93,24 @@ def compare_with_baseline(run_a: str, candidates: Sequence[tuple[str, Decision |
 
 
 def judge_warnings(df: pd.DataFrame) -> list[str]:
-    """Judge metrics in the run's pass rule that agree poorly with people (the task's labels) or with themselves."""
+    """Judge metrics in the run's pass rule that agree poorly with people (the labels its manifest says where to
+    find) or with themselves."""
     from evals.analyse.judge_agreement import agreement, judge_metrics, judge_scale, labels_for
 
     manifest = df.attrs.get("manifest") or {}
     judged = {m: c for m, c in judge_metrics(manifest).items() if m in (manifest.get("pass") or {})}
     if not judged:
         return []
+    where = manifest.get("labels") if isinstance(manifest.get("labels"), dict) else {}  # its task is never loaded
     try:
-        task = load_task(str(manifest["task"]["path"]))
-        samples = load_samples(task) if task.human_field else []
-    except (EvalsError, KeyError):
-        samples, task = [], None
+        samples = human_labels(Path(where["file"]), str(where["id"]), str(where["field"])) if where else []
+    except (EvalsError, KeyError, TypeError):
+        samples = []
     out = []
     for metric, config in judged.items():
         try:
-            labels = labels_for(samples, metric, judge_scale(config), where=task.golden, field_name=task.human_field) \
-                if samples else {}
+            labels = labels_for(samples, metric, judge_scale(config), where=str(where.get("file")),
+                                field_name=str(where.get("field"))) if samples else {}
         except EvalsError:  # labels off the judge's scale: `evals judge-agreement` says where
             labels = {}
         found = agreement(df, labels, metric, config, require_labels=False)
@@ -257,8 +264,8 @@ async def run_missing(plan: DecisionPlan, store: Store, options: RunOptions, *,
     """Retry the errored examples of reused runs, then run the roles the store lacks (in parallel, through
     the runner); every role's run id after."""
     budget = Budget(options.budget_usd)  # one --budget for the retries and the new runs together
-    for run_id in with_errors(plan, store):
-        await resume_run(run_id, store, options, cache=cache, progress=progress, budget=budget)
+    for run_id in with_errors(plan, store):  # with the task the user named, never the one a manifest names
+        await resume_run(run_id, store, options, cache=cache, progress=progress, budget=budget, task=plan.task)
     roles = plan.missing
     if roles:
         providers = require_providers([plan.configs[r] for r in roles])

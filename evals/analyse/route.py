@@ -29,6 +29,7 @@ from evals.analyse.stats import mcnemar_sample_size, paired_diff_ci
 from evals.analyse.verdict import pairing_notes
 from evals.data.golden import load_samples
 from evals.errors import EvalsError
+from evals.run.manifest import recorded_metrics
 from evals.run.store import Store, load_run
 from evals.types import Decision, Task
 
@@ -179,7 +180,7 @@ def route_stored(task: Task, cheap_run: str, strong_run: str, store: Store, sign
     strong, cheap = load_run(strong_run, store), load_run(cheap_run, store)
     d = task.decision
     cmp = compare_runs(strong, cheap, force=force, min_gap=d.min_gap)
-    signal = parse_signal(signal_name, task, (cheap.attrs.get("manifest") or {}).get("metrics"))
+    signal = parse_signal(signal_name, task, recorded_metrics(cheap.attrs.get("manifest") or {}, task, cheap_run))
     values = signal_values(signal, task, {s.id: s for s in load_samples(task)}, cheap, known)
     latency = {}
     for role, df, side in (("strong", strong, cmp.a), ("cheap", cheap, cmp.b)):

@@ -19,7 +19,7 @@ import asyncio
 import dataclasses
 import inspect
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,13 +85,13 @@ class Signal:
         return f"fallback when {what} is below {self.fallback_at:g}" if self.fallback_at is not None else what
 
 
-def parse_signal(name: str, task: Task, recorded: list[dict[str, Any]] | None = None) -> Signal:
-    """The signal `name` names among the task's metrics (as the cheap run recorded them, if given)."""
+def parse_signal(name: str, task: Task, recorded: Sequence[MetricSpec] = ()) -> Signal:
+    """The signal `name` names among the task's metrics (as the cheap run recorded them, if given: see
+    evals.run.manifest.recorded_metrics, which refuses recorded code that the task does not name)."""
     if name == LOGPROB:
         return Signal(name, None)
     metric_id = name.removeprefix(FALLBACK)
-    specs = ([MetricSpec(m["id"], m["name"], m.get("args") or {}) for m in recorded] if recorded
-             else list(task.metrics))
+    specs = list(recorded or task.metrics)
     found = next((m for m in specs if m.id == metric_id), None)
     if found is None:
         known = [LOGPROB, *(m.id for m in specs), *(FALLBACK + m.id for m in specs)]

@@ -67,6 +67,7 @@ def route_cmd(
     from evals.analyse.decide import newest_matching_run, plan_decision, run_missing, with_errors
     from evals.analyse.route import route_stored
     from evals.analyse.signals import LOGPROB, check_blind, parse_signal, signal_values
+    from evals.run.manifest import recorded_metrics
     from evals.run.store import Store, load_run
 
     db = Store(store)
@@ -85,7 +86,7 @@ def route_cmd(
     for role, record in given.items():
         plan.runs[ROLE[role]] = record.id
     cheap_run = plan.runs.get("candidate")
-    recorded = (db.get_run(cheap_run).manifest.get("metrics") if cheap_run else None)
+    recorded = recorded_metrics(db.get_run(cheap_run).manifest, plan.task, cheap_run) if cheap_run else ()
     chosen = parse_signal(signal, plan.task, recorded)
     check_blind(chosen, plan.task, plan.samples[0])  # before any call: one reading the reference on any answer
     known = None  # a stored cheap run is scored now, once: one that lacks the signal is refused before any call

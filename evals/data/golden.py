@@ -98,6 +98,14 @@ def load_samples(task: Task, split: str = "golden") -> list[Sample]:
     return samples
 
 
+def human_labels(path: Path, id_field: str, field: str) -> list[Sample]:
+    """People's labels alone (id, line and label of each example) from a local golden file, for the file a run's
+    manifest names: nothing else of a line is read or validated, its checks included (no metric is built)."""
+    rows, lines, _ = _read_rows(path.name, path.parent)
+    return [Sample(id=str(row[id_field]), fields={}, reference=None, line=line, human=row.get(field))
+            for row, line in zip(rows, lines) if row.get(id_field) is not None]
+
+
 def samples_hash(samples: list[Sample]) -> str:
     """Content hash of a golden set, independent of file format and row order."""
     h = hashlib.sha256()

@@ -195,6 +195,20 @@ def _task_hash(doc: YamlDoc, metrics: tuple[MetricSpec, ...]) -> str:
     return h.hexdigest()
 
 
+def declared_name(name_or_path: str) -> str | None:
+    """The name of the task TASK names, read from its task.yaml without loading it (no metric is built and nothing
+    is imported: for commands that only read the store); None when there is no such task."""
+    try:
+        path = find_task_file(name_or_path)
+    except EvalsError:
+        return None
+    return _name(YamlDoc(path).data, path)
+
+
+def _name(data: Any, path: Path) -> str:
+    return str((data.get("name") if isinstance(data, dict) else None) or path.parent.name)
+
+
 def load_task(name_or_path: str) -> Task:
     """Load and validate a task; metric names, arguments and templates are checked before any model call."""
     path = find_task_file(name_or_path)
@@ -231,7 +245,7 @@ def load_task(name_or_path: str) -> Task:
         if not isinstance(threshold, (int, float)):
             raise doc.error(f"threshold must be a number, got {threshold!r}", "pass", metric_id)
     task = Task(
-        name=str(data.get("name") or path.parent.name),
+        name=_name(data, path),
         description=str(data.get("description") or ""),
         dir=path.parent.resolve(),
         golden=_require_str(doc, dataset.get("golden"), "dataset", "golden"),

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from evals.data.golden import samples_hash
-from evals.data.tasks import find_task_file, load_task
+from evals.data.tasks import declared_name, find_task_file, load_task
 from evals.errors import EvalsError
 from evals.run.store import BaselineRecord, RunRecord, Store
 from evals.types import ModelSpec, Sample, Task
@@ -29,9 +29,9 @@ def find_task(name_or_path: str) -> Task | None:
 
 
 def task_name(name_or_path: str) -> str:
-    """The task's name when TASK names a task folder or file; otherwise TASK itself."""
-    task = find_task(name_or_path)
-    return task.name if task else name_or_path
+    """The task's name when TASK names a task folder or file (read without loading the task, so reading the
+    store's baselines and history imports nothing); otherwise TASK itself."""
+    return declared_name(name_or_path) or name_or_path
 
 
 def normalize_spec(spec: str) -> str:

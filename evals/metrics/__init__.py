@@ -2,7 +2,8 @@
 it returns a callable `(ctx: ScoreContext) -> Score` (async or not). Aggregation lives in evals.analyse.aggregate.
 
 A task names a metric by its registered name, or as `file.py:function` / `module:function` for a
-metric written beside task.yaml (see `load_callable`). A plain function whose first parameter is
+metric written beside task.yaml (see `load_callable`): only task.yaml may name code that way; a golden
+line, an imported config or a store is data and names registered metrics only (`names_code`). A plain function whose first parameter is
 `ctx` is the metric itself, its keyword arguments after `ctx` its configuration; any other callable
 is a factory returning one. Either may return a Score, a float or a bool.
 """
@@ -56,6 +57,12 @@ register_metric = metrics.register
 
 
 # --- metrics named by file or module --------------------------------------------------------
+
+
+def names_code(name: str) -> bool:
+    """Whether a metric name is a code reference (`file.py:function`, `module:function`), not a registered name."""
+    return ":" in name
+
 
 
 def file_arg(base: Path, value: Any) -> Path | None:
@@ -128,16 +135,16 @@ def _is_plain_metric(fn: Callable[..., Any]) -> bool:
 
 def factory_for(spec: MetricSpec, base: Path) -> Callable[..., Any]:
     """The callable whose keyword arguments are this metric's configuration."""
-    if ":" not in spec.name:
+    if not names_code(spec.name):
         return metrics.get(spec.name)
     fn = load_callable(spec.name, base)
     return partial(partial, fn) if _is_plain_metric(fn) else fn
 
 
 def _config_signature(spec: MetricSpec, base: Path) -> inspect.Signature:
-    fn = metrics.get(spec.name) if ":" not in spec.name else load_callable(spec.name, base)
+    fn = load_callable(spec.name, base) if names_code(spec.name) else metrics.get(spec.name)
     sig = inspect.signature(fn)
-    if ":" in spec.name and _is_plain_metric(fn):
+    if names_code(spec.name) and _is_plain_metric(fn):
         sig = sig.replace(parameters=list(sig.parameters.values())[1:])
     return sig
 
@@ -163,7 +170,7 @@ def build_metric(spec: MetricSpec, task: Task) -> Metric:
 
 
 def _build(spec: MetricSpec, task: Task) -> Metric:
-    if ":" not in spec.name:
+    if not names_code(spec.name):
         return metrics.create(spec.name, **_resolve_paths(spec.args, task.dir))
     factory = factory_for(spec, task.dir)
     try:

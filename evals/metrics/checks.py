@@ -1,13 +1,14 @@
 """Per-example checks: assertions a golden line makes about its own answer, beside the task's metrics.
 
 A check is written as promptfoo writes an assertion, `{"type": "icontains", "value": "Dónde está"}`
-(`not-` in front negates it), or as any registered or file metric with its arguments,
-`{"metric": "json_schema", "schema": {...}}` (`not: true` negates it). Either may add `id` (the score
-goes under `check.<id>`, else `check.<type>`), `threshold` (the value that passes; default 1, `similar`
-0.75) and `weight`; a type check may add `field`, a dotted path into the JSON answer that it looks at
-instead of the whole answer. Each check is scored through the metric registry and stored as its own 0/1 score;
-`checks` is the weighted share that passed, and the pass rule requires all of them unless task.yaml's
-`pass:` gives `checks` a lower threshold.
+(`not-` in front negates it), or as any registered metric (built-in or an installed plugin) with its
+arguments, `{"metric": "json_schema", "schema": {...}}` (`not: true` negates it). A golden line is data:
+it never names code (`file.py:function`, `module:function`); only task.yaml's `metrics:` may. Either may
+add `id` (the score goes under `check.<id>`, else `check.<type>`), `threshold` (the value that passes;
+default 1, `similar` 0.75) and `weight`; a type check may add `field`, a dotted path into the JSON answer
+that it looks at instead of the whole answer. Each check is scored through the metric registry and stored
+as its own 0/1 score; `checks` is the weighted share that passed, and the pass rule requires all of them
+unless task.yaml's `pass:` gives `checks` a lower threshold.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 from evals._util import suggest
 from evals.errors import EvalsError
-from evals.metrics import Metric, build_metric, judged_by, metric_arguments, score_one
+from evals.metrics import Metric, build_metric, judged_by, metric_arguments, names_code, score_one
 from evals.metrics.structure import NoAnswer, answer_value, as_text
 from evals.types import CHECK_PREFIX, CHECKS, Check, MetricSpec, Sample, Score, ScoreContext, Task
 
@@ -185,6 +186,10 @@ def _parse_metric(item: Mapping[str, Any]) -> Check:
     name = item["metric"]
     if not isinstance(name, str) or not name.strip():
         raise _Bad(f"expected a metric name, got {name!r}", "metric")
+    if names_code(name):
+        raise _Bad(f"'{name}' names code, and a golden line is data: it may name only registered metrics and "
+                   "check types (`evals metrics` lists them); a metric of your own goes in task.yaml's metrics:",
+                   "metric")
     negate = item.get("not", False)
     if not isinstance(negate, bool):
         raise _Bad(f"expected true or false, got {negate!r}", "not")

@@ -1,4 +1,8 @@
-"""A run's manifest: everything that shaped it, and nothing secret."""
+"""A run's manifest: everything that shaped it, and nothing secret.
+
+It also holds what reading the run later needs from its task (decision settings, pass rule, metric ids and
+names, where people's labels are), so that `compare`, `show`, the viewer and `history` never load the
+task.yaml a manifest names: a store is data, and loading a task imports its plugins."""
 
 from __future__ import annotations
 
@@ -12,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from evals._util import dir_hash, redact_secrets
-from evals.metrics import metric_config
+from evals.errors import EvalsError
+from evals.metrics import metric_config, names_code
 from evals.providers.finetuned import run_record
-from evals.types import ModelConfig, ModelSpec, Price, Task
+from evals.types import MetricSpec, ModelConfig, ModelSpec, Price, Task
 
 PACKAGES = ("evals", "openai", "anthropic", "transformers", "peft", "torch", "datasets", "jinja2",
             "scikit-learn", "sacrebleu", "rouge-score", "sentence-transformers")
@@ -94,8 +99,28 @@ def build_manifest(task: Task, config: ModelConfig, provider_id: str, golden_has
         "metrics": [{"id": m.id, "name": m.name, "args": m.args, "config": metric_config(m, task.dir)}
                     for m in task.metrics],
         "pass": task.pass_rule,
+        "decision": task.decision.model_dump(mode="json"),  # what `evals compare` decides this run's pairs by
+        **({"labels": {"file": str(task.dir / task.golden), "id": task.id_field, "field": task.human_field}}
+           if task.human_field else {}),  # people's labels, for the judge-agreement warnings of `compare`
         # each example's own checks are in the golden set (and its hash); where they are, and their judge
         **({"checks": {"field": task.checks_field, "judge": task.judge}} if task.checks_field else {}),
         "versions": package_versions(),
         "git": git_state(task.dir),
     }
+
+
+def recorded_metrics(manifest: dict[str, Any], task: Task, run_id: str) -> tuple[MetricSpec, ...]:
+    """The metrics a run was scored with, as its manifest records them (a --judge override included). A store
+    is data: a recorded metric that names code (`file.py:function`) is refused unless `task`, loaded from a
+    path the user gave, names that code itself."""
+    own = {m.name for m in task.metrics}
+    try:
+        specs = tuple(MetricSpec(str(m["id"]), str(m["name"]), dict(m.get("args") or {}))
+                      for m in manifest.get("metrics") or [])
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise EvalsError(f"run {run_id}: its manifest's metrics are malformed") from None
+    for spec in specs:
+        if names_code(spec.name) and spec.name not in own:
+            raise EvalsError(f"run {run_id}: its manifest names code as metric '{spec.id}' ({spec.name}), which "
+                             f"{task.path} does not; a store is data, and only task.yaml names code to run")
+    return specs

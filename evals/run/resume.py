@@ -12,11 +12,11 @@ from evals.providers import create_provider
 from evals.run.budget import Budget
 from evals.run.cache import ResponseCache
 from evals.run.calls import RunOptions
-from evals.run.manifest import changed_settings, config_to_dict, plain
+from evals.run.manifest import changed_settings, config_to_dict, plain, recorded_metrics
 from evals.run.progress import RunProgress
 from evals.run.runner import RunJob, RunOutcome, execute_jobs, shared_calls
 from evals.run.store import Store
-from evals.types import MetricSpec, ModelConfig, Sample, Task
+from evals.types import ModelConfig, Sample, Task
 
 
 def resumed_config(task: Task, recorded: dict, run_id: str) -> ModelConfig:
@@ -33,14 +33,15 @@ def resumed_config(task: Task, recorded: dict, run_id: str) -> ModelConfig:
     return config
 
 
-def resume_job(run_id: str, store: Store) -> tuple[Task, list[Sample], RunJob]:
+def resume_job(run_id: str, store: Store, task: Task | None = None) -> tuple[Task, list[Sample], RunJob]:
     """An interrupted run as it started: the task with the metrics it was scored with, its golden set (refused
-    if changed) and its model (refused if its settings changed)."""
+    if changed) and its model (refused if its settings changed). `task`: the task the user named (`decide`
+    passes its own); None loads the one the manifest names (`evals run --resume RUN_ID`)."""
     record = store.get_run(run_id)
     manifest = record.manifest
-    task = load_task(manifest["task"]["path"])
+    task = task or load_task(manifest["task"]["path"])
     # score with the metrics the run started with (a --judge override included), not today's task.yaml
-    recorded = tuple(MetricSpec(m["id"], m["name"], m.get("args") or {}) for m in manifest.get("metrics") or [])
+    recorded = recorded_metrics(manifest, task, record.id)
     task = dataclasses.replace(task, metrics=recorded or task.metrics,
                                judge=(manifest.get("checks") or {}).get("judge", task.judge))
     samples = load_samples(task)
@@ -63,9 +64,11 @@ async def resume_run(
     progress: RunProgress | None = None,
     warn: Callable[[str], None] | None = None,
     budget: Budget | None = None,
+    task: Task | None = None,
 ) -> RunOutcome:
-    """Finish an interrupted run: only examples without a stored result (or with an error) are called."""
-    task, samples, job = resume_job(run_id, store)
+    """Finish an interrupted run: only examples without a stored result (or with an error) are called
+    (`task`: as resume_job takes it)."""
+    task, samples, job = resume_job(run_id, store, task)
     async with shared_calls(task, samples, [(job.config, job.provider)], store, options, cache, budget, warn) as models:
         [outcome] = await execute_jobs(task, samples, [job], store, models, progress)
     return outcome

@@ -94,23 +94,30 @@ def test_labels_outside_the_judges_scale_name_file_line_and_field(tmp_path: Path
     assert missing.exit_code == 2 and "dataset.human" in missing.output
 
 
-def test_the_verdict_warns_when_a_judge_that_decides_matches_disagrees_with_people(tmp_path: Path,
-                                                                                   monkeypatch) -> None:
+@pytest.mark.parametrize("shipped", [False, True])
+def test_the_verdict_warns_when_a_judge_that_decides_matches_disagrees_with_people(tmp_path: Path, monkeypatch,
+                                                                                   shipped: bool) -> None:
+    """Also when the runs' manifests point at a task folder shipped with the store (its golden set has no labels,
+    its metric file writes a marker on import): the labels are those the manifest names, and nothing is imported."""
     from evals.run.store import Store
+    from tests.cli.test_cli_stored_runs import point_manifests_at, shipped_task
 
     # people say the opposite of the judge's first verdict on every example
-    folder, store = task_folder(tmp_path, [6 - j for j in JUDGE]), tmp_path / "runs.db"
+    folder, store, marker = task_folder(tmp_path, [6 - j for j in JUDGE]), tmp_path / "runs.db", tmp_path / "MARKER"
     (folder / "task.yaml").write_text((folder / "task.yaml").read_text() + "pass: {quality: 0.5}\n")
     with StandinServer(judge) as server:
         monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
         for _ in range(2):
             assert CliRunner().invoke(app, ["run", str(folder), "--store", str(store), "--no-progress"]).exit_code == 0
     a, b = (r.id for r in reversed(Store(store).list_runs()))
+    if shipped:
+        point_manifests_at(store, shipped_task(tmp_path / "artifact", marker))
     out = CliRunner().invoke(app, ["compare", a, b, "--store", str(store), "--json"])
     assert out.exit_code == 0, out.output
     reasons = " ".join(json.loads(out.stdout)["verdict"]["reasons"])
     assert "Warning: judge metric 'quality' agrees with people only at kappa" in reasons
     assert f"in run {a}" in reasons and "it decides matches" in reasons
+    assert not marker.exists()
 
 
 def test_no_run_with_a_judge_is_a_one_line_error(tmp_path: Path) -> None:

@@ -133,15 +133,15 @@ def test_different_golden_sets_are_refused_unless_forced(make_task, tmp_path) ->
     assert "Forced" in forced.stdout
 
 
-def test_compare_without_its_task_uses_default_settings(make_task, tmp_path) -> None:
-    folder = make_task(rows=qa_rows(6))
+def test_compare_without_its_task_uses_the_settings_its_manifest_recorded(make_task, tmp_path) -> None:
+    folder = make_task(rows=qa_rows(6), decision={"min_gap": 0.1})
     store = tmp_path / "s.db"
     a, b = store_run(folder, store, "base", [True] * 6), store_run(folder, store, "cand", [True] * 6)
     (folder / "task.yaml").unlink()
     result = invoke("compare", a, b, "--store", store)
     assert result.exit_code == 0, result.output
-    assert "decision settings: defaults" in result.stderr and "no longer loads" in result.stderr
-    assert "min_gap (0.05)" in result.stdout
+    assert f"decision settings: {folder.resolve() / 'task.yaml'} (as recorded in run {a}'s manifest)" in result.stderr
+    assert "min_gap (0.1)" in result.stdout
 
 
 @pytest.mark.parametrize("args, expected", [

@@ -130,3 +130,33 @@ def test_a_transform_evals_cannot_express_flags_its_example(tmp_path: Path) -> N
     assert imported.rows[1]["assert"] == [{"type": "contains", "value": "b", "weight": 3.0},
                                           {"type": "contains", "value": "c"}]
     assert imported.pass_rule == {"checks": 0.5}  # the test-level threshold: a weighted share of the checks
+
+
+def test_an_imported_suite_never_names_code_to_run(tmp_path: Path) -> None:
+    """promptfoo's code assertions (python, javascript, a `metric:` name that looks like code) import as data:
+    unsupported checks and ids. Importing, loading and running the task imports nothing of the source's."""
+    marker = tmp_path / "MARKER"
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "evil.py").write_text(f"import pathlib\npathlib.Path({str(marker)!r}).write_text('ran')\n"
+                                    "def get_assert(output, context):\n    return True\n")
+    (source / "promptfooconfig.yaml").write_text(f"""
+prompts: ["{{{{q}}}}"]
+tests:
+  - vars: {{q: one}}
+    assert:
+      - {{type: python, value: "file://evil.py"}}
+      - {{type: javascript, value: "require('child_process').execSync('touch {marker}')"}}
+      - {{type: contains, value: one, metric: "os:system"}}
+  - vars: {{q: two}}
+    assert:
+      - {{type: contains, value: two}}
+""")
+    out = tmp_path / "task"
+    assert invoke("import", "promptfoo", source / "promptfooconfig.yaml", "--out", out).exit_code == 0
+    samples = load_samples(load_task(str(out)))
+    assert [c.metric.name for c in samples[0].checks] == ["unsupported", "unsupported", "includes"]
+    assert samples[0].checks[2].id == "check.os_system"
+    ran = invoke("run", out, "-m", "fake:echo", "--store", tmp_path / "s.db", "--no-cache", "--no-progress")
+    assert ran.exit_code == 0, ran.output
+    assert not marker.exists()

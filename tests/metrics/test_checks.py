@@ -95,13 +95,12 @@ async def test_weights_and_a_lower_checks_threshold_in_the_pass_rule(tmp_path: P
     assert sorted(k for k in df["scores"][0] if k.startswith("check.")) == ["check.contains", "check.contains#2"]
 
 
-async def test_metric_form_checks_take_arguments_negation_and_plugins(tmp_path: Path) -> None:
+async def test_metric_form_checks_take_arguments_and_negation(tmp_path: Path) -> None:
     folder = folder_with(tmp_path, [
         row(1, {"metric": "json_schema", "schema": {"type": "object", "required": ["name"]}}),
         row(2, {"metric": "exact_match", "reference": "Paris", "not": True}),
-        row(3, {"metric": "my_checks.py:short", "limit": 5, "id": "brief"}),
+        row(3, {"metric": "regex", "pattern": "^.{0,5}$", "id": "brief"}),
     ])
-    (folder / "my_checks.py").write_text("def short(ctx, limit=10):\n    return len(ctx.completion.text) <= limit\n")
     df = await run_answers(folder, ['{"name": "x"}', "paris", "far too long"], tmp_path)
     assert df["score.check.json_schema"][0] == 1.0
     assert df["score.check.exact_match"][1] == 0.0  # "paris" equals "Paris" (case ignored), so the negation fails
@@ -213,7 +212,31 @@ def test_the_readme_example_line_loads(tmp_path: Path) -> None:
     line = json.loads(section[section.index("```json") + 7:section.index("```", section.index("```json") + 7)])
     folder = folder_with(tmp_path, [line], **{"dataset": {**CHECKED["dataset"], "fields": ["text"]},
                                                "prompt": {"user": "{{ text }}"}})
-    (folder / "my_metrics.py").write_text("def mentions(ctx, *, word='refund'):\n    return word in ctx.completion.text\n")
     [sample] = load_samples(load_task(str(folder)))
     assert [c.id for c in sample.checks] == ["check.icontains", "check.not-contains", "check.similar",
                                              "check.contains-any", "check.json_schema", "check.no_refund"]
+
+
+CODE = "import pathlib\npathlib.Path({marker!r}).write_text('ran')\ndef run(ctx, **kw):\n    return 1.0\n"
+
+
+@pytest.mark.parametrize("check", [
+    {"metric": "os:system", "command": "touch {marker}"},
+    {"metric": "evil.py:run"},  # a file shipped beside the golden set
+    {"metric": "evil:run"},
+    {"type": "contains", "value": "x", "metric": "os:system"},
+])
+def test_a_golden_line_that_names_code_is_refused_and_nothing_runs(tmp_path: Path, check: dict) -> None:
+    marker = tmp_path / "MARKER"
+    check = {k: v.format(marker=marker) for k, v in check.items()}
+    folder = folder_with(tmp_path, [row(1, {"type": "contains", "value": "fine"}), row(2, check)])
+    (folder / "evil.py").write_text(CODE.format(marker=str(marker)))
+    with pytest.raises(EvalsError) as e:
+        load_samples(load_task(str(folder)))
+    assert (e.value.line, e.value.field) == (2, "assert.0" if "type" in check else "assert.0.metric")
+    result = CliRunner().invoke(app, ["run", str(folder), "--no-cache", "--store", str(tmp_path / "s.db")])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
+    assert f"golden.jsonl:2 field '{e.value.field}'" in result.stderr
+    assert not marker.exists()
+    assert not Store(tmp_path / "s.db").list_runs(None, None)
