@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import secrets
 import socket
+import sqlite3
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -148,6 +149,9 @@ def create_app(store: str | Path, *, allowed_hosts: Sequence[str] = LOOPBACK, to
         return render(request, "error.html.j2", {"title": "Not found" if status == 404 else "Error",
                                                  "message": str(exc)}, status)
 
+    async def database_error(request: Request, exc: Exception) -> Response:  # a damaged store, read by a page
+        return await user_error(request, viewer.store.read_failure(exc))
+
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         return render(request, "error.html.j2", {"title": f"Error {exc.status_code}", "message": str(exc.detail)},
@@ -168,7 +172,8 @@ def create_app(store: str | Path, *, allowed_hosts: Sequence[str] = LOOPBACK, to
     hosts = header_forms(allowed_hosts)
     return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders),
                                                 Middleware(TrustedHostMiddleware, allowed_hosts=hosts)],
-                     exception_handlers={EvalsError: user_error, HTTPException: http_error})
+                     exception_handlers={EvalsError: user_error, HTTPException: http_error,
+                                         sqlite3.DatabaseError: database_error})
 
 
 def refuse_cross_site(request: Request, token: str, expected: str) -> None:

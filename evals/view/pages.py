@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evals.errors import EvalsError
+from evals.errors import EvalsError, StorageError
 from evals.run.store import Store
 from evals.view import queries
 from evals.view.present import Memo, diff_pieces, pretty, prompt_messages
@@ -49,6 +49,8 @@ class Viewer:
     def run(self, run_id: str) -> Any:
         try:
             return self.store.get_run(run_id)
+        except StorageError:
+            raise
         except EvalsError as e:
             raise NotFound(str(e)) from None
 
