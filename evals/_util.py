@@ -8,6 +8,7 @@ import hashlib
 import re
 import sqlite3
 import weakref
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,17 +31,6 @@ def dir_hash(path: str | Path) -> str | None:
         h.update(str(f.relative_to(root)).encode())
         h.update(f.read_bytes())
     return h.hexdigest()
-
-
-def public_url(url: str | None) -> str | None:
-    """A base URL without any user:password part."""
-    if not url:
-        return url
-    parts = urlsplit(url)
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def write_atomic(path: str | Path, text: str) -> None:
@@ -209,28 +199,82 @@ def close_databases() -> None:
 WRITES = {"INSERT", "UPDATE", "DELETE", "CREATE", "ALTER", "REPLAC", "BEGIN ", "COMMIT"}
 
 
-SECRET_NAME = re.compile(r"(^|[-_])key$|[-_]?key[-_]|secret|passw|(^|[-_])token$|^token[-_]|(^|[-_])auth"
-                         r"(orization)?$|^x-auth|credential|signature|^sig$|cookie", re.IGNORECASE)
-SECRET_VALUE = re.compile(r"^(sk-|sk_|pk-|Bearer |Basic |ghp_|xox[bap]-|AKIA)|^[A-Za-z0-9_\-]{32,}$")
+# What names a credential, in a setting, header or query parameter, split into lowercase words (apiKey: api, key).
+SECRET_WORDS = {"pwd", "auth", "authorization", "oauth", "signature", "cookie", "jwt", "bearer"}
+SECRET_ENDINGS = ("key", "token")  # api_key, X-Api-Key, apikey, accessToken, authtoken
+SECRET_PARTS = ("secret", "passw", "passphrase", "credential")  # client_secret, password, passwd, credentials
+SECRET_NAMES = {"code", "sig", "pass", "session", "session_id", "sessionid"}  # whole names (Azure's ?code=, ?sig=)
+SECRET_VALUE = re.compile(r"^(sk-|sk_|pk-|Bearer |Basic |ghp_|github_pat_|xox[bap]-|AKIA|AIza)|^[A-Za-z0-9_\-]{32,}$")
 REDACTED = "***"
+
+
+def secret_name(name: str) -> bool:
+    """Whether a setting, header or query parameter of this name holds a credential, whatever its case and
+    separators: api_key, apiKey, X-Api-Key, access_token, client_secret, password, pwd, code, sig, cookie..."""
+    words = [w for w in re.split(r"[^a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()) if w]
+    return "_".join(words) in SECRET_NAMES or any(
+        w in SECRET_WORDS or w.endswith(SECRET_ENDINGS) or any(p in w for p in SECRET_PARTS) for w in words)
+
+
+def is_secret(name: str, value: str) -> bool:
+    """Whether a named value (a query parameter, a path segment after its name) is a credential."""
+    return secret_name(name) or bool(SECRET_VALUE.search(value))
+
+
+def url_secrets(url: str) -> list[str]:
+    """The credentials in a URL: its user and password, the values of its secret-named or key-shaped query
+    parameters, its key-shaped path segments and those after a secret-named one (/key/VALUE)."""
+    parts = urlsplit(url)
+    segments = parts.path.split("/")
+    return ([p for p in (parts.username, parts.password) if p]
+            + [v for k, v in parse_qsl(parts.query, keep_blank_values=True) if v and is_secret(k, v)]
+            + [s for before, s in zip(["", *segments], segments) if s and is_secret(before, s)])
+
+
+def redact_url(url: str | None) -> str | None:
+    """A URL as it may be stored or shown: without user:password, and its other credentials (url_secrets)
+    as '***'; as it is when it holds none."""
+    if not url or not url_secrets(url):
+        return url
+    parts = urlsplit(url)
+    segments = parts.path.split("/")
+    path = "/".join(REDACTED if s and is_secret(before, s) else s for before, s in zip(["", *segments], segments))
+    query = [(k, REDACTED if is_secret(k, v) else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2], path=path,
+                                     query=urlencode(query, safe="*")))
+
+
+def split_query(base_url: str | None) -> tuple[str | None, dict[str, str]]:
+    """A base URL without its query (and fragment), and the query's parameters. Refused with one line: a
+    parameter named twice (the SDKs take one value a name), and a user:password (the HTTP client will not send
+    it beside the SDK's key header)."""
+    from evals.errors import EvalsError
+
+    if not base_url:
+        return base_url, {}
+    parts = urlsplit(base_url)
+    if "@" in parts.netloc:
+        raise EvalsError("the base URL holds a user:password, which cannot be sent beside the API key's header; "
+                         "send it as a header instead (options: {headers: {Authorization: ...}})", field="base_url")
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    query = dict(pairs)
+    if len(query) < len(pairs):
+        twice = sorted(k for k, n in Counter(k for k, _ in pairs).items() if n > 1)
+        raise EvalsError(f"the base URL names the query parameter{'s' * (len(twice) > 1)} {', '.join(twice)} more "
+                         "than once; give each one value", field="base_url")
+    return urlunsplit(parts._replace(query="", fragment="")), query
 
 
 def redact_secrets(value: Any, name: str = "") -> Any:
     """`value` with anything that looks like a credential replaced by '***': values under names such as
-    api_key or token, key-shaped strings (sk-..., Bearer ..., 32+ random characters), a URL's user:password
-    and its secret-named query parameters. For manifests and logs; never changes a value in use."""
+    api_key or token (secret_name), key-shaped strings (sk-..., Bearer ..., 32+ random characters), and a
+    URL's credentials (redact_url). For manifests and logs; never changes a value in use."""
     if isinstance(value, dict):
         return {k: redact_secrets(v, str(k)) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return type(value)(redact_secrets(v, name) for v in value)
     if not isinstance(value, str):
         return value
-    if name and SECRET_NAME.search(name) or SECRET_VALUE.search(value):
+    if name and secret_name(name) or SECRET_VALUE.search(value):
         return REDACTED
-    if "://" in value:
-        parts = urlsplit(value)
-        query = [(k, REDACTED if SECRET_NAME.search(k) or SECRET_VALUE.search(v) else v)
-                 for k, v in parse_qsl(parts.query, keep_blank_values=True)]
-        return urlunsplit(parts._replace(netloc=urlsplit(public_url(value) or "").netloc,
-                                         query=urlencode(query, safe="*")))
-    return value
+    return redact_url(value) if "://" in value else value

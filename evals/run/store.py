@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evals._util import Database
+from evals._util import Database, redact_secrets
 from evals.errors import EvalsError
 from evals.run import schema
 from evals.types import ExampleResult
@@ -199,7 +199,11 @@ class Store:
 
     @staticmethod
     def _record(row: tuple[Any, ...]) -> RunRecord:
-        return RunRecord(*row[:9], json.loads(row[9]), *row[10:])
+        manifest = json.loads(row[9])
+        model = manifest.get("model")
+        if isinstance(model, dict):  # as this version writes it (an older one stored a base URL's query in clear)
+            manifest["model"] = {k: redact_secrets(v) if k in ("base_url", "options") else v for k, v in model.items()}
+        return RunRecord(*row[:9], manifest, *row[10:])
 
     def get_run(self, run_id: str) -> RunRecord:
         [row] = self._db.rows(self._RUN_QUERY + " WHERE r.id = ? GROUP BY r.id", (self.resolve(run_id),))
