@@ -10,6 +10,7 @@ import re
 import sqlite3
 import sys
 import weakref
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -47,17 +48,6 @@ def dir_hash(path: str | Path) -> str | None:
     return h.hexdigest()
 
 
-def public_url(url: str | None) -> str | None:
-    """A base URL without any user:password part."""
-    if not url:
-        return url
-    parts = urlsplit(url)
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 def write_atomic(path: str | Path, text: str) -> None:
     """Write a file whole or not at all: a temporary file beside it, renamed into place."""
     path = Path(path)
@@ -70,9 +60,13 @@ def write_atomic(path: str | Path, text: str) -> None:
 LOCK_TIMEOUT_S = 30.0  # how long a write waits for another process's lock before it fails
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
+
+
 class Database:
     """A SQLite database shared by concurrent writers (autocommit, WAL, one connection across threads)
-    whose failures (disk full, read-only, locked past LOCK_TIMEOUT_S, unopenable) are StorageErrors naming it.
+    whose failures (disk full, read-only, locked past LOCK_TIMEOUT_S, unopenable, damaged) are StorageErrors
+    naming it. Opened for writing, a damaged file is refused before anything is written to it (`_check`).
 
     `readonly` opens an existing file for reading only: it never writes, never changes the journal mode
     and takes no lock a writer waits for (a file in a folder it cannot write is read as immutable)."""
@@ -85,6 +79,8 @@ class Database:
                 OPEN_DATABASES.add(self)
                 return
             path.parent.mkdir(parents=True, exist_ok=True)
+            if path.is_file():
+                self._check()
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=LOCK_TIMEOUT_S)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
@@ -108,11 +104,55 @@ class Database:
             db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
         return db
 
+    def _check(self) -> None:
+        """Refuse a damaged file with one line, before anything is written to it (a read-only connection: not even a
+        checkpoint): its header, then SQLite's quick_check (every page's b-tree and record structure, without
+        matching indexes to their tables: about 0.1 s per 200 MB), its first problem only."""
+        from evals.errors import StorageError
+
+        with open(self.path, "rb") as f:
+            header = f.read(len(SQLITE_HEADER))
+        if header and header != SQLITE_HEADER:
+            raise StorageError(f"not a SQLite file (its first bytes are not SQLite's header), so not a {self.what};"
+                               " it was left as it is", file=self.path)
+        try:
+            db = self._open_readonly(self.path)
+            try:
+                found = [str(r[0]) for r in db.execute("PRAGMA quick_check(1)").fetchall()]
+            finally:
+                db.close()
+        except sqlite3.OperationalError:
+            raise  # locked, unreadable: not a sign of damage (the caller says it could not open it)
+        except sqlite3.DatabaseError as e:  # a page even quick_check could not read
+            found = [str(e)]
+        if found != ["ok"]:
+            problem = "; ".join(ln for f in found for ln in f.splitlines() if ln and not ln.startswith("***"))
+            raise StorageError(f"the {self.what} is damaged ({problem}); it was left as it is: restore it from a copy,"
+                               f" or recover what it holds with `sqlite3 {self.path} .recover | sqlite3 recovered.db`",
+                               file=self.path)
+
     def failure(self, doing: str, e: Exception) -> Exception:
         from evals.errors import StorageError
 
         reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
         return StorageError(f"could not {doing} the {self.what}: {reason}", file=self.path)
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        """A database error inside (a damaged page met while rows are read, by a cursor or by pandas, which wraps
+        it) becomes a StorageError naming the database."""
+        try:
+            yield
+        except Exception as e:
+            cause = e if isinstance(e, sqlite3.DatabaseError) else e.__cause__
+            if isinstance(cause, sqlite3.DatabaseError):
+                raise self.failure("read", cause) from None
+            raise
+
+    def rows(self, sql: str, args: Any = ()) -> list[Any]:
+        """Every row a query returns, read whole."""
+        with self.reading():
+            return self.execute(sql, args).fetchall()
 
     def execute(self, sql: str, args: Any = ()) -> sqlite3.Cursor:
         try:
@@ -174,28 +214,82 @@ def close_databases() -> None:
 WRITES = {"INSERT", "UPDATE", "DELETE", "CREATE", "ALTER", "REPLAC", "BEGIN ", "COMMIT"}
 
 
-SECRET_NAME = re.compile(r"(^|[-_])key$|[-_]?key[-_]|secret|passw|(^|[-_])token$|^token[-_]|(^|[-_])auth"
-                         r"(orization)?$|^x-auth|credential|signature|^sig$|cookie", re.IGNORECASE)
-SECRET_VALUE = re.compile(r"^(sk-|sk_|pk-|Bearer |Basic |ghp_|xox[bap]-|AKIA)|^[A-Za-z0-9_\-]{32,}$")
+# What names a credential, in a setting, header or query parameter, split into lowercase words (apiKey: api, key).
+SECRET_WORDS = {"pwd", "auth", "authorization", "oauth", "signature", "cookie", "jwt", "bearer"}
+SECRET_ENDINGS = ("key", "token")  # api_key, X-Api-Key, apikey, accessToken, authtoken
+SECRET_PARTS = ("secret", "passw", "passphrase", "credential")  # client_secret, password, passwd, credentials
+SECRET_NAMES = {"code", "sig", "pass", "session", "session_id", "sessionid"}  # whole names (Azure's ?code=, ?sig=)
+SECRET_VALUE = re.compile(r"^(sk-|sk_|pk-|Bearer |Basic |ghp_|github_pat_|xox[bap]-|AKIA|AIza)|^[A-Za-z0-9_\-]{32,}$")
 REDACTED = "***"
+
+
+def secret_name(name: str) -> bool:
+    """Whether a setting, header or query parameter of this name holds a credential, whatever its case and
+    separators: api_key, apiKey, X-Api-Key, access_token, client_secret, password, pwd, code, sig, cookie..."""
+    words = [w for w in re.split(r"[^a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()) if w]
+    return "_".join(words) in SECRET_NAMES or any(
+        w in SECRET_WORDS or w.endswith(SECRET_ENDINGS) or any(p in w for p in SECRET_PARTS) for w in words)
+
+
+def is_secret(name: str, value: str) -> bool:
+    """Whether a named value (a query parameter, a path segment after its name) is a credential."""
+    return secret_name(name) or bool(SECRET_VALUE.search(value))
+
+
+def url_secrets(url: str) -> list[str]:
+    """The credentials in a URL: its user and password, the values of its secret-named or key-shaped query
+    parameters, its key-shaped path segments and those after a secret-named one (/key/VALUE)."""
+    parts = urlsplit(url)
+    segments = parts.path.split("/")
+    return ([p for p in (parts.username, parts.password) if p]
+            + [v for k, v in parse_qsl(parts.query, keep_blank_values=True) if v and is_secret(k, v)]
+            + [s for before, s in zip(["", *segments], segments) if s and is_secret(before, s)])
+
+
+def redact_url(url: str | None) -> str | None:
+    """A URL as it may be stored or shown: without user:password, and its other credentials (url_secrets)
+    as '***'; as it is when it holds none."""
+    if not url or not url_secrets(url):
+        return url
+    parts = urlsplit(url)
+    segments = parts.path.split("/")
+    path = "/".join(REDACTED if s and is_secret(before, s) else s for before, s in zip(["", *segments], segments))
+    query = [(k, REDACTED if is_secret(k, v) else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2], path=path,
+                                     query=urlencode(query, safe="*")))
+
+
+def split_query(base_url: str | None) -> tuple[str | None, dict[str, str]]:
+    """A base URL without its query (and fragment), and the query's parameters. Refused with one line: a
+    parameter named twice (the SDKs take one value a name), and a user:password (the HTTP client will not send
+    it beside the SDK's key header)."""
+    from evals.errors import EvalsError
+
+    if not base_url:
+        return base_url, {}
+    parts = urlsplit(base_url)
+    if "@" in parts.netloc:
+        raise EvalsError("the base URL holds a user:password, which cannot be sent beside the API key's header; "
+                         "send it as a header instead (options: {headers: {Authorization: ...}})", field="base_url")
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    query = dict(pairs)
+    if len(query) < len(pairs):
+        twice = sorted(k for k, n in Counter(k for k, _ in pairs).items() if n > 1)
+        raise EvalsError(f"the base URL names the query parameter{'s' * (len(twice) > 1)} {', '.join(twice)} more "
+                         "than once; give each one value", field="base_url")
+    return urlunsplit(parts._replace(query="", fragment="")), query
 
 
 def redact_secrets(value: Any, name: str = "") -> Any:
     """`value` with anything that looks like a credential replaced by '***': values under names such as
-    api_key or token, key-shaped strings (sk-..., Bearer ..., 32+ random characters), a URL's user:password
-    and its secret-named query parameters. For manifests and logs; never changes a value in use."""
+    api_key or token (secret_name), key-shaped strings (sk-..., Bearer ..., 32+ random characters), and a
+    URL's credentials (redact_url). For manifests and logs; never changes a value in use."""
     if isinstance(value, dict):
         return {k: redact_secrets(v, str(k)) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return type(value)(redact_secrets(v, name) for v in value)
     if not isinstance(value, str):
         return value
-    if name and SECRET_NAME.search(name) or SECRET_VALUE.search(value):
+    if name and secret_name(name) or SECRET_VALUE.search(value):
         return REDACTED
-    if "://" in value:
-        parts = urlsplit(value)
-        query = [(k, REDACTED if SECRET_NAME.search(k) or SECRET_VALUE.search(v) else v)
-                 for k, v in parse_qsl(parts.query, keep_blank_values=True)]
-        return urlunsplit(parts._replace(netloc=urlsplit(public_url(value) or "").netloc,
-                                         query=urlencode(query, safe="*")))
-    return value
+    return redact_url(value) if "://" in value else value

@@ -24,7 +24,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from evals._util import public_url, suggest, write_atomic
+from evals._util import redact_url, suggest, write_atomic
 from evals.data.golden import samples_hash
 from evals.errors import EvalsError, ProviderError
 from evals.providers.finetuned import MANIFEST_FILE, hosted_dir, read_manifest
@@ -88,7 +88,8 @@ class HostedFineTune:
         self.task, self.settings, self.name, self.config = task, settings, name, config
         self.out = hosted_dir(name)
         self.manifest = manifest
-        self._sdk = self._client = self._key = None
+        self._sdk = self._client = None
+        self._secrets: tuple[str, ...] = ()
 
     @property
     def path(self) -> Path:
@@ -103,7 +104,7 @@ class HostedFineTune:
     def connect(self) -> None:
         from evals.providers._http import open_client
 
-        self._sdk, self._client, self._key, _ = open_client(self.config, "openai", "AsyncOpenAI", "OPENAI_API_KEY",
+        self._sdk, self._client, self._secrets, _ = open_client(self.config, "openai", "AsyncOpenAI", "OPENAI_API_KEY",
                                                             "OPENAI_BASE_URL", "OpenAI")
 
     async def close(self) -> None:
@@ -118,7 +119,7 @@ class HostedFineTune:
             try:
                 return await call()
             except self._sdk.APIError as e:
-                error: ProviderError = to_provider_error(e, self._sdk, secret=self._key)
+                error: ProviderError = to_provider_error(e, self._sdk, secrets=self._secrets)
             if not error.retryable or attempt == RETRIES:
                 raise EvalsError(f"OpenAI refused to {what}: {error}")
             await asyncio.sleep(error.retry_after or min(2.0 ** attempt, self.settings.poll_s))
@@ -254,7 +255,7 @@ def new_manifest(task: Task, settings: HostedConfig, name: str, config: ModelCon
 
     return {
         "kind": "evals-hosted-finetune", "name": name, "provider": "openai", "created_at": _now(),
-        "server": public_url(config.base_url) or "https://api.openai.com/v1",
+        "server": redact_url(config.base_url) or "https://api.openai.com/v1",
         "model_spec": f"openai:ft@{name}", "base": settings.base, "config": settings.to_dict(),
         "task": {"name": task.name, "path": str(task.path), "hash": task.hash},
         "data": {"train_file": task.train, "train_hash": samples_hash(all_samples), "train_examples": len(train),

@@ -57,6 +57,7 @@ import random
 import re
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
@@ -104,6 +105,7 @@ class Recorded:
     path: str
     headers: dict[str, str]
     body: dict[str, Any]
+    query: dict[str, str] = field(default_factory=dict)  # the request's query parameters
 
 
 @dataclass
@@ -362,7 +364,8 @@ class StandinServer(_Addresses):
     async def _respond(self, method: str, path: str, headers: dict[str, str], raw: bytes,
                        writer: asyncio.StreamWriter) -> bool:
         """Write one response; False when the connection must be closed (a dropped-connection fault)."""
-        path = path.split("?", 1)[0]
+        target = path  # as a real server names it in an error: path and query
+        path, _, query = path.partition("?")
         if method == "GET" and path == "/_stats":
             return await self._send(writer, 200, self.stats())
         if method == "POST" and path == "/_faults":
@@ -380,14 +383,14 @@ class StandinServer(_Addresses):
             return await self._send(writer, *routed)
         kind = {"/v1/chat/completions": "openai", "/v1/messages": "anthropic"}.get(path)
         if method != "POST" or kind is None:
-            return await self._send(writer, 404, {"error": {"message": f"no route {method} {path}"}})
+            return await self._send(writer, 404, {"error": {"message": f"no route {method} {target}"}})
         body = json.loads(raw or b"{}")
         prompt = last_user_message(body)
         counts = self.counts
         counts.received += 1
         counts.received_by_prompt[prompt] += 1
         if self.record:
-            self.requests.append(Recorded(path, headers, body))
+            self.requests.append(Recorded(path, headers, body, dict(urllib.parse.parse_qsl(query))))
         fault = self._faults.popleft() if self._faults else None
         if fault is None and time.monotonic() < self.down_until:
             fault = Fault(503, message="outage")

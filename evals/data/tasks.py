@@ -8,7 +8,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from evals._util import suggest
+from evals._util import split_query, suggest
 from evals.data.yamlfile import YamlDoc
 from evals.errors import EvalsError
 from evals.settings import validated
@@ -92,6 +92,12 @@ def _parse_model(doc: YamlDoc, raw: Any, i: int) -> ModelConfig:
                             "models", i, key)
     if "repeats" in raw:
         raw["repeats"] = _repeats(doc, raw["repeats"], "models", i, "repeats")
+    if raw.get("base_url") is not None:
+        _require_str(doc, raw["base_url"], "models", i, "base_url")
+        try:
+            split_query(raw["base_url"])  # what the SDKs cannot send is refused now, not at the first call
+        except EvalsError as e:
+            raise doc.error(e.message, "models", i, "base_url") from None
     if "adapter" in raw:
         _served_adapter(doc, spec, raw["adapter"], i)
     raw["options"] = raw.get("options") or {}  # `options:` with nothing under it is no options

@@ -15,14 +15,15 @@ from __future__ import annotations
 import email.utils
 import importlib
 import os
+import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 from urllib.parse import urlsplit
 
-from evals._util import public_url
+from evals._util import REDACTED, is_secret, redact_url, split_query, url_secrets
 from evals.errors import EvalsError, MissingCredentials, ProviderError
 from evals.providers.prices import price_for
 from evals.types import Completion, ModelConfig
@@ -69,11 +70,12 @@ class Reply:
 
 
 class SDKProvider:
-    """What the API providers hold: id, connections in flight, price, the SDK client, and the key to redact.
+    """What the API providers hold: id, connections in flight, price, the SDK client, and the secrets to redact
+    from error messages (the key, the base URL's credentials: see open_client).
     `stream` (from the config; a caller such as `evals latency` may set it) streams answers to time the
     first token."""
 
-    def __init__(self, config: ModelConfig, client: Any, sdk: Any, key: str | None):
+    def __init__(self, config: ModelConfig, client: Any, sdk: Any, secrets: Sequence[str]):
         self.id = f"{config.spec.provider}:{config.spec.model}"
         self.max_concurrency = config.concurrency or DEFAULT_CONCURRENCY
         self.stream = config.stream
@@ -84,7 +86,7 @@ class SDKProvider:
         self._price = price_for(config)
         self._client = client
         self._sdk = sdk
-        self._key = key
+        self._secrets = secrets
 
     def _completion(self, reply: Reply, *, batch: bool = False) -> Completion:
         """The finished reply, its latency up to now, priced at batch rates for a batch's result; a streamed
@@ -117,24 +119,26 @@ class SDKProvider:
             await call()
         except self._sdk.APIStatusError as e:
             if e.status_code in (404, 405):
-                raise EvalsError(f"{self.id} at {public_url(str(self._client.base_url))} has no Batch API (it answered "
+                raise EvalsError(f"{self.id} at {redact_url(str(self._client.base_url))} has no Batch API (it answered "
                                  f"HTTP {e.status_code} to GET {path}); run it without --batch / batch: true") from None
         except self._sdk.APIError:
             pass  # anything else (a key refused, say) shows on the calls themselves
 
 
-def item_error(status: int | None, error: Any, secret: str | None) -> ProviderError:
+def item_error(status: int | None, error: Any, secrets: Sequence[str]) -> ProviderError:
     """A batch item's own failure (the status its request would have had, and the API's error object)."""
     error = _error(error)
     kind, message = error.get("type") or error.get("code"), error.get("message") or "no message"
     retryable = (status in RETRYABLE_STATUS or status >= 500) if status else kind in RETRYABLE_STREAM_ERRORS
     text = f"batch item failed: {f'HTTP {status} ' if status else ''}{kind or 'error'}: {message}"[:MAX_MESSAGE]
-    return ProviderError(redact(text, secret), retryable=retryable)
+    return ProviderError(redact(text, secrets), retryable=retryable)
 
 
 def open_client(config: ModelConfig, sdk_name: str, client_class: str, key_env: str, url_env: str,
-                server: str) -> tuple[ModuleType, Any, str | None, str | None]:
-    """(SDK module, async client, key or None, base URL or None) for an official SDK, imported only now.
+                server: str) -> tuple[ModuleType, Any, tuple[str, ...], str | None]:
+    """(SDK module, async client, the secrets its errors must not show, base URL or None) for an official SDK,
+    imported only now. A base URL's query parameters (`?api-version=...&key=...`) go on every request as the
+    SDK's default query: the SDKs append their paths to the base URL, which would put them after the query.
     Raises MissingCredentials when neither a key nor a custom base URL is set, or the SDK is missing."""
     base_url = config.base_url or os.environ.get(url_env) or None
     key = os.environ.get(key_env) or None
@@ -144,10 +148,13 @@ def open_client(config: ModelConfig, sdk_name: str, client_class: str, key_env: 
         sdk = importlib.import_module(sdk_name)
     except ImportError:
         raise MissingCredentials(f"the {sdk_name} package is not installed: pip install {sdk_name}") from None
-    client = getattr(sdk, client_class)(api_key=key or PLACEHOLDER_KEY, base_url=base_url, max_retries=0,
-                                        timeout=SDK_TIMEOUT_S, default_headers=config.options.get("headers"),
+    url, query = split_query(base_url)
+    client = getattr(sdk, client_class)(api_key=key or PLACEHOLDER_KEY, base_url=url, default_query=query or None,
+                                        max_retries=0, timeout=SDK_TIMEOUT_S,
+                                        default_headers=config.options.get("headers"),
                                         http_client=sdk.DefaultAioHttpClient(timeout=SDK_TIMEOUT_S))
-    return sdk, client, key, base_url
+    secrets = tuple(s for s in (key, *url_secrets(base_url or "")) if s)
+    return sdk, client, secrets, base_url
 
 
 def retry_after_s(headers: Mapping[str, str] | None) -> float | None:
@@ -187,12 +194,19 @@ def _detail(body: Any, fallback: str) -> str:
     return message if isinstance(message, str) and message else fallback
 
 
-def redact(text: str, secret: str | None) -> str:
-    """Never let a key echoed by a server (or a URL) reach a stored error message."""
-    return text.replace(secret, "***") if secret and len(secret) >= 8 else text
+QUERY_PAIR = re.compile(r"([?&;])([^=&;#?\s\"']+)=([^&;#\s\"']*)")  # name=value in a URL a message names
 
 
-def to_provider_error(e: Exception, sdk: ModuleType, *, secret: str | None) -> ProviderError:
+def redact(text: str, secrets: Sequence[str]) -> str:
+    """Never let a key or a URL's credentials echoed by a server reach a stored error message: each secret (of 8
+    characters or more) as '***', and the value of every secret-named or key-shaped query parameter."""
+    for secret in secrets:
+        if len(secret) >= 8:
+            text = text.replace(secret, REDACTED)
+    return QUERY_PAIR.sub(lambda m: f"{m[1]}{m[2]}={REDACTED}" if is_secret(m[2], m[3]) else m[0], text)
+
+
+def to_provider_error(e: Exception, sdk: ModuleType, *, secrets: Sequence[str]) -> ProviderError:
     """Map one of the SDK's `APIError`s (or the HTTP client's error from inside a stream) to a
     ProviderError: retryable or not, with any retry-after."""
     if not isinstance(e, sdk.APIError):  # the connection failed while anthropic's stream was read
@@ -206,7 +220,7 @@ def to_provider_error(e: Exception, sdk: ModuleType, *, secret: str | None) -> P
             message = f"APIConnectionError: connection failed ({type(root).__name__}: {root})"
         else:
             message = f"{type(e).__name__}: {e.message}" + (f" ({type(e.__cause__).__name__})" if e.__cause__ else "")
-        return ProviderError(redact(message[:MAX_MESSAGE], secret), retryable=True)
+        return ProviderError(redact(message[:MAX_MESSAGE], secrets), retryable=True)
     if isinstance(e, sdk.APIStatusError) and not 200 <= e.status_code < 300:
         status = e.status_code
         headers = e.response.headers
@@ -218,11 +232,11 @@ def to_provider_error(e: Exception, sdk: ModuleType, *, secret: str | None) -> P
         if wait is not None and wait > MAX_RETRY_AFTER_S:
             retryable, wait = False, None
             message += f" (the server asks to wait {retry_after_s(headers):.0f}s; not retried)"
-        return ProviderError(redact(message, secret), retryable=retryable, retry_after=wait)
+        return ProviderError(redact(message, secrets), retryable=retryable, retry_after=wait)
     kind = None if isinstance(e, sdk.APIResponseValidationError) else _error(e.body).get("type")
     if isinstance(kind, str):  # an error event in a streamed 200: no status of its own, so its type decides
         message = f"{type(e).__name__} mid-stream ({kind}): {_detail(e.body, e.message)}"[:MAX_MESSAGE]
-        return ProviderError(redact(message, secret), retryable=kind in RETRYABLE_STREAM_ERRORS)
+        return ProviderError(redact(message, secrets), retryable=kind in RETRYABLE_STREAM_ERRORS)
     # any other APIError, e.g. a response that does not match the API's schema: trying again will not help
     message = f"{type(e).__name__}: {getattr(e, 'message', e)}"[:MAX_MESSAGE]
-    return ProviderError(redact(message, secret), retryable=False)
+    return ProviderError(redact(message, secrets), retryable=False)

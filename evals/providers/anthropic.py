@@ -35,8 +35,8 @@ EPHEMERAL = {"type": "ephemeral"}  # Anthropic's prompt cache (5 minutes, refres
 
 
 class AnthropicProvider(SDKProvider):
-    def __init__(self, config: ModelConfig, client: Any, sdk: Any, key: str | None):
-        super().__init__(config, client, sdk, key)
+    def __init__(self, config: ModelConfig, client: Any, sdk: Any, secrets: Sequence[str]):
+        super().__init__(config, client, sdk, secrets)
         http = importlib.import_module("httpx2" if importlib.util.find_spec("httpx2") else "httpx")
         self._failures = (sdk.APIError, http.RequestError)  # the SDK's HTTP client: its stream lets these through
         self._cache_prompt = bool(config.options.get("cache_prompt"))
@@ -81,7 +81,7 @@ class AnthropicProvider(SDKProvider):
             else:
                 _read(reply, await self._client.messages.create(**request))
         except self._failures as e:  # every SDK failure, mid-stream too; anything else is a bug
-            raise to_provider_error(e, self._sdk, secret=self._key) from None
+            raise to_provider_error(e, self._sdk, secrets=self._secrets) from None
         return self._completion(reply)
 
     def batch_api(self) -> AnthropicBatches:
@@ -121,7 +121,7 @@ class AnthropicBatches:
         try:
             return (await self._batches.create(requests=lines)).id
         except self._sdk.APIError as e:
-            raise to_provider_error(e, self._sdk, secret=self._p._key) from None
+            raise to_provider_error(e, self._sdk, secrets=self._p._secrets) from None
 
     async def find(self, token: str) -> str | None:
         """Message Batches carry no metadata: a batch whose create call a kill interrupted is not found."""
@@ -133,7 +133,7 @@ class AnthropicBatches:
         except self._sdk.NotFoundError:  # deleted, or another key's: what it held goes again
             return BatchStatus("lost", 0, detail="unknown to the provider")
         except self._sdk.APIError as e:
-            raise to_provider_error(e, self._sdk, secret=self._p._key) from None
+            raise to_provider_error(e, self._sdk, secrets=self._p._secrets) from None
         c = b.request_counts
         total = c.processing + c.succeeded + c.errored + c.canceled + c.expired
         unfinished = ", ".join(f"{n} {what}" for n, what in ((c.expired, "expired"), (c.canceled, "cancelled")) if n)
@@ -153,12 +153,12 @@ class AnthropicBatches:
                     _read(reply, result.message)
                     outcomes[row.custom_id] = self._p._completion(reply, batch=True)
                 elif result.type == "errored":
-                    outcomes[row.custom_id] = item_error(None, result.error.error.model_dump(), self._p._key)
+                    outcomes[row.custom_id] = item_error(None, result.error.error.model_dump(), self._p._secrets)
                 else:  # expired or canceled: not processed, so it goes again
                     outcomes[row.custom_id] = ProviderError(
                         f"batch {status.raw.id}: {result.type} before this request was processed", retryable=True)
         except self._sdk.APIError as e:
-            raise to_provider_error(e, self._sdk, secret=self._p._key) from None
+            raise to_provider_error(e, self._sdk, secrets=self._p._secrets) from None
         return outcomes
 
 
@@ -183,6 +183,6 @@ class AnthropicOptions(HttpOptions):
 
 @register_provider("anthropic", options=AnthropicOptions, batch=True)
 def anthropic_provider(config: ModelConfig) -> AnthropicProvider:
-    sdk, client, key, _ = open_client(config, "anthropic", "AsyncAnthropic", "ANTHROPIC_API_KEY",
+    sdk, client, secrets, _ = open_client(config, "anthropic", "AsyncAnthropic", "ANTHROPIC_API_KEY",
                                       "ANTHROPIC_BASE_URL", "Anthropic")
-    return AnthropicProvider(config, client, sdk, key)
+    return AnthropicProvider(config, client, sdk, secrets)

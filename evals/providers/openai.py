@@ -51,8 +51,9 @@ TOKEN_KEY = "evals_submission"  # the batch's metadata key for the token it was 
 
 
 class OpenAIProvider(SDKProvider):
-    def __init__(self, config: ModelConfig, client: Any, sdk: Any, key: str | None, token_param: str, model: str):
-        super().__init__(config, client, sdk, key)
+    def __init__(self, config: ModelConfig, client: Any, sdk: Any, secrets: Sequence[str], token_param: str,
+                 model: str):
+        super().__init__(config, client, sdk, secrets)
         self._model = model  # the name sent: a hosted fine-tune's own for `ft@NAME`
         if model != config.spec.model:
             self.id, self._price = f"openai:{model}", price_for(config, model)
@@ -103,7 +104,7 @@ class OpenAIProvider(SDKProvider):
             else:
                 _read(reply, response)
         except self._sdk.APIError as e:  # every SDK failure, mid-stream too; anything else is a bug
-            raise to_provider_error(e, self._sdk, secret=self._key) from None
+            raise to_provider_error(e, self._sdk, secrets=self._secrets) from None
         return self._completion(reply)
 
     def batch_api(self) -> OpenAIBatches:
@@ -138,7 +139,7 @@ class OpenAIBatches:
             batch = await self._client.batches.create(input_file_id=file.id, endpoint="/v1/chat/completions",
                                                       completion_window="24h", metadata={TOKEN_KEY: token})
         except self._sdk.APIError as e:
-            raise to_provider_error(e, self._sdk, secret=self._p._key) from None
+            raise to_provider_error(e, self._sdk, secrets=self._p._secrets) from None
         return batch.id
 
     async def find(self, token: str) -> str | None:
@@ -146,7 +147,7 @@ class OpenAIBatches:
         try:
             page = await self._client.batches.list(limit=100)
         except self._sdk.APIError as e:
-            raise to_provider_error(e, self._sdk, secret=self._p._key) from None
+            raise to_provider_error(e, self._sdk, secrets=self._p._secrets) from None
         return next((b.id for b in page.data if (b.metadata or {}).get(TOKEN_KEY) == token), None)
 
     async def poll(self, batch_id: str) -> BatchStatus:
@@ -155,7 +156,7 @@ class OpenAIBatches:
         except self._sdk.NotFoundError:  # deleted, or another key's: what it held goes again
             return BatchStatus("lost", 0, detail="unknown to the provider")
         except self._sdk.APIError as e:
-            raise to_provider_error(e, self._sdk, secret=self._p._key) from None
+            raise to_provider_error(e, self._sdk, secrets=self._p._secrets) from None
         counts = b.request_counts
         state = {"completed": "ended", "expired": "lost", "cancelled": "lost", "failed": "failed"}.get(b.status,
                                                                                                        "running")
@@ -175,7 +176,7 @@ class OpenAIBatches:
             try:
                 content = await self._client.files.content(file_id)
             except self._sdk.APIError as e:
-                raise to_provider_error(e, self._sdk, secret=self._p._key) from None
+                raise to_provider_error(e, self._sdk, secrets=self._p._secrets) from None
             for text in content.text.splitlines():
                 if text.strip():
                     row = json.loads(text)
@@ -192,7 +193,7 @@ class OpenAIBatches:
         error = row.get("error") or (response.get("body") or {}).get("error") or {}
         if error.get("code") in UNFINISHED:  # not processed before the batch ended: it goes again
             return ProviderError(f"{error['code']}: {error.get('message') or 'not processed'}", retryable=True)
-        return item_error(status, error, self._p._key)
+        return item_error(status, error, self._p._secrets)
 
 
 def _read(reply: Reply, response: Any) -> None:
@@ -249,6 +250,6 @@ class OpenAIOptions(HttpOptions):
 @register_provider("openai", options=OpenAIOptions, batch=True)
 def openai_provider(config: ModelConfig) -> OpenAIProvider:
     model = resolved_model(config.spec)  # before the client: a fine-tune not trained yet is skipped
-    sdk, client, key, base_url = open_client(config, "openai", "AsyncOpenAI", "OPENAI_API_KEY", "OPENAI_BASE_URL",
+    sdk, client, secrets, base_url = open_client(config, "openai", "AsyncOpenAI", "OPENAI_API_KEY", "OPENAI_BASE_URL",
                                              "OpenAI")
-    return OpenAIProvider(config, client, sdk, key, _token_param(config, base_url), model)
+    return OpenAIProvider(config, client, sdk, secrets, _token_param(config, base_url), model)

@@ -9,7 +9,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from evals._util import Database, dir_hash, public_url
+from evals._util import Database, dir_hash, redact_url
 from evals.types import Completion, GenerateParams, Message, ModelConfig
 
 
@@ -22,7 +22,7 @@ def model_identity(provider_id: str, config: ModelConfig) -> str:
     """What decides a model's answers besides messages and params: the provider id, the server it is
     reached at (without credentials), provider options, and the adapter's content (not just its path)."""
     adapter = config.adapter_dir
-    parts = [provider_id, public_url(config.base_url), config.options, dir_hash(adapter) if adapter else None]
+    parts = [provider_id, redact_url(config.base_url), config.options, dir_hash(adapter) if adapter else None]
     return json.dumps(parts, sort_keys=True, default=str)
 
 

@@ -152,7 +152,7 @@ INSERT_RESULT = (f"INSERT OR REPLACE INTO results ({', '.join(RESULT_COLUMNS)})"
 
 
 def columns(db: Database, table: str) -> set[str]:
-    return {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+    return {row[1] for row in db.rows(f"PRAGMA table_info({table})")}
 
 
 def upgrade(db: Database) -> None:
@@ -178,7 +178,7 @@ def upgrade(db: Database) -> None:
 
 
 def _not_null(db: Database, table: str, column: str) -> bool:
-    return any(row[1] == column and row[3] for row in db.execute(f"PRAGMA table_info({table})"))
+    return any(row[1] == column and row[3] for row in db.rows(f"PRAGMA table_info({table})"))
 
 
 def _rebuild(db: Database, table: str, stale: Callable[[], bool], values: dict[str, str]) -> None:
@@ -207,7 +207,7 @@ def _rebuild(db: Database, table: str, stale: Callable[[], bool], values: dict[s
 
 def require_current(db: Database) -> None:
     """A store opened read-only must already be current: it is never upgraded then."""
-    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    tables = {r[0] for r in db.rows("SELECT name FROM sqlite_master WHERE type = 'table'")}
     if not {"runs", "results"} <= tables:
         raise EvalsError("not an evals run store (it has no runs table)", file=db.path)
     missing = [t for t in REQUIRED_TABLES if t not in tables] + [

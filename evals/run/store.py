@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evals._util import Database
+from evals._util import Database, redact_secrets
 from evals.errors import EvalsError
 from evals.run import schema
 from evals.run.owner import gone, live_status, this_process
@@ -140,13 +140,16 @@ class Store:
                                  " AND status = 'running'", (_now(), run_id, owner))
 
     def has_table(self, name: str) -> bool:
-        return self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-                                (name,)).fetchone() is not None
+        return bool(self._db.rows("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)))
 
     @property
     def connection(self) -> sqlite3.Connection:
         """The raw connection, for read queries (the viewer's)."""
         return self._db.connection
+
+    def read_failure(self, e: Exception) -> Exception:
+        """A database error met reading through `connection` as one line naming the store (a StorageError)."""
+        return self._db.failure("read", e)
 
     def close(self) -> None:
         self._db.close()
@@ -191,12 +194,12 @@ class Store:
 
     def done(self, run_id: str) -> set[tuple[str, int]]:
         """(example id, attempt) of the attempts finished without error (a resume skips these)."""
-        rows = self._db.execute("SELECT example_id, attempt FROM results WHERE run_id = ? AND error IS NULL", (run_id,))
+        rows = self._db.rows("SELECT example_id, attempt FROM results WHERE run_id = ? AND error IS NULL", (run_id,))
         return {(r[0], r[1]) for r in rows}
 
     def resolve(self, run_id: str) -> str:
         """A full run id from a unique prefix."""
-        rows = self._db.execute("SELECT id FROM runs WHERE id LIKE ? || '%'", (run_id,)).fetchall()
+        rows = self._db.rows("SELECT id FROM runs WHERE id LIKE ? || '%'", (run_id,))
         if len(rows) == 1:
             return rows[0][0]
         if not rows:
@@ -212,11 +215,15 @@ class Store:
 
     @staticmethod
     def _record(row: tuple[Any, ...]) -> RunRecord:
-        record = RunRecord(*row[:9], json.loads(row[9]), *row[10:])
+        manifest = json.loads(row[9])
+        model = manifest.get("model")
+        if isinstance(model, dict):  # as this version writes it (an older one stored a base URL's query in clear)
+            manifest["model"] = {k: redact_secrets(v) if k in ("base_url", "options") else v for k, v in model.items()}
+        record = RunRecord(*row[:9], manifest, *row[10:])
         return dataclasses.replace(record, status=live_status(record.status, record.owner))  # read-only: not settled
 
     def get_run(self, run_id: str) -> RunRecord:
-        row = self._db.execute(self._RUN_QUERY + " WHERE r.id = ? GROUP BY r.id", (self.resolve(run_id),)).fetchone()
+        [row] = self._db.rows(self._RUN_QUERY + " WHERE r.id = ? GROUP BY r.id", (self.resolve(run_id),))
         return self._record(row)
 
     def list_runs(self, task: str | None = None, limit: int | None = 50, *, model: str | None = None,
@@ -228,10 +235,10 @@ class Store:
             if value is not None:
                 where.append(clause)
                 args.append(value)
-        rows = self._db.execute(
+        rows = self._db.rows(
             self._RUN_QUERY + (" WHERE " + " AND ".join(where) if where else "")
-            + " GROUP BY r.id ORDER BY r.created_at DESC, r.rowid DESC LIMIT ?", (*args, -1 if limit is None else limit),
-        ).fetchall()
+            + " GROUP BY r.id ORDER BY r.created_at DESC, r.rowid DESC LIMIT ?",
+            (*args, -1 if limit is None else limit))
         return [self._record(row) for row in rows]
 
     # ---- batches (the BatchLedger of evals.providers.batch) ------------------------------------
@@ -263,7 +270,7 @@ class Store:
         """The run's items that can still serve it: those of batches not yet ended (or being submitted when the
         run was killed), and those answered."""
         from evals.providers.batch import BatchItem
-        rows = self._db.execute(
+        rows = self._db.rows(
             "SELECT i.batch_id, i.custom_id, i.run_id, i.example_id, i.request_key, i.result FROM batch_items i"
             " JOIN batches b ON b.id = i.batch_id WHERE b.provider = ? AND i.run_id = ?"
             " AND (b.status IN ('submitting', 'submitted') OR i.result IS NOT NULL) ORDER BY b.rowid, i.rowid",
@@ -272,7 +279,7 @@ class Store:
 
     def batches_of(self, run_id: str) -> list[dict[str, Any]]:
         """The batches that served a run: id, provider, status, items, when created and ended."""
-        rows = self._db.execute(
+        rows = self._db.rows(
             "SELECT b.id, b.provider, b.status, COUNT(*), b.created_at, b.ended_at FROM batches b"
             " JOIN batch_items i ON i.batch_id = b.id WHERE i.run_id = ? GROUP BY b.id ORDER BY b.rowid",
             (run_id,))
@@ -297,8 +304,8 @@ class Store:
         return found[0] if found else None
 
     def _profiles(self, clause: str, args: tuple[Any, ...]) -> list[LatencyProfile]:
-        rows = self._db.execute("SELECT id, task, model, identity, hardware, created_at, levels FROM latency_profiles "
-                                + clause, args)
+        rows = self._db.rows("SELECT id, task, model, identity, hardware, created_at, levels FROM latency_profiles "
+                             + clause, args)
         return [LatencyProfile(*row[:6], levels=json.loads(row[6])) for row in rows]
 
     def add_decision(self, task: str, baseline_run_id: str, candidate_run_id: str, label: str, decided_on: str,
@@ -309,10 +316,10 @@ class Store:
                                         json.dumps(verdict, sort_keys=True, default=str)))
 
     def latest_decision(self, task: str) -> DecisionRecord | None:
-        row = self._db.execute(
+        rows = self._db.rows(
             "SELECT id, task, baseline_run_id, candidate_run_id, label, decided_on, revisit_on FROM decisions"
-            " WHERE task = ? ORDER BY id DESC LIMIT 1", (task,)).fetchone()
-        return DecisionRecord(*row) if row else None
+            " WHERE task = ? ORDER BY id DESC LIMIT 1", (task,))
+        return DecisionRecord(*rows[0]) if rows else None
 
     def add_route(self, task: str, cheap_run_id: str, strong_run_id: str, signal: str, routing: dict[str, Any]) -> None:
         self._db.execute(
@@ -321,9 +328,9 @@ class Store:
 
     def routes(self, run_a: str, run_b: str) -> list[dict[str, Any]]:
         """Every stored routing result between these two runs (either one the cheap side), newest first."""
-        rows = self._db.execute(
+        rows = self._db.rows(
             "SELECT routing FROM routes WHERE (cheap_run_id = ? AND strong_run_id = ?) OR (cheap_run_id = ? AND "
-            "strong_run_id = ?) ORDER BY id DESC", (run_a, run_b, run_b, run_a)).fetchall()
+            "strong_run_id = ?) ORDER BY id DESC", (run_a, run_b, run_b, run_a))
         return [json.loads(row[0]) for row in rows]
 
     # ---- baselines and checks -----------------------------------------------------------------
@@ -348,7 +355,7 @@ class Store:
         return self._baselines("WHERE " + " AND ".join(where) + " ORDER BY id DESC", tuple(args))
 
     def _baselines(self, clause: str, args: tuple[Any, ...]) -> list[BaselineRecord]:
-        rows = self._db.execute("SELECT id, task, model, run_id, set_at, note FROM baselines " + clause, args)
+        rows = self._db.rows("SELECT id, task, model, run_id, set_at, note FROM baselines " + clause, args)
         return [BaselineRecord(*row) for row in rows]
 
     def add_check(self, task: str, model: str, run_id: str | None, baseline_run_id: str | None, status: str,
@@ -363,9 +370,9 @@ class Store:
     def checks(self, task: str, model: str | None = None, limit: int = 100) -> list[CheckRecord]:
         """The task's most recent checks (of one model, if given), oldest first."""
         where, args = ("task = ? AND model = ?", (task, model)) if model else ("task = ?", (task,))
-        rows = self._db.execute(
+        rows = self._db.rows(
             "SELECT id, task, model, run_id, baseline_run_id, created_at, status, outcome FROM checks"
-            f" WHERE {where} ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
+            f" WHERE {where} ORDER BY id DESC LIMIT ?", (*args, limit))
         return [CheckRecord(*row[:7], outcome=json.loads(row[7])) for row in reversed(rows)]
 
     # ---- human labels ------------------------------------------------------------------------------
@@ -393,8 +400,8 @@ class Store:
         return self._labels("WHERE " + " AND ".join(where) + " ORDER BY id", tuple(args))
 
     def _labels(self, clause: str, args: tuple[Any, ...]) -> list[HumanLabel]:
-        rows = self._db.execute("SELECT id, run_id, example_id, COALESCE(attempt, 1), label, comment, labelled_at"
-                                " FROM human_labels " + clause, args)
+        rows = self._db.rows("SELECT id, run_id, example_id, COALESCE(attempt, 1), label, comment, labelled_at"
+                             " FROM human_labels " + clause, args)
         return [HumanLabel(*row) for row in rows]
 
     TEXT_COLUMNS = ("input", "reference", "output")
@@ -405,7 +412,7 @@ class Store:
         keys, out = list(keys), {}
         for i in range(0, len(keys), 400):
             chunk = keys[i:i + 400]
-            rows = self._db.execute(
+            rows = self._db.rows(
                 "SELECT example_id, attempt, output, error, passed, scores FROM results WHERE run_id = ? AND"
                 f" (example_id, attempt) IN (VALUES {', '.join('(?, ?)' for _ in chunk)})",
                 (run_id, *(v for k in chunk for v in k)))
@@ -422,11 +429,12 @@ class Store:
         the order of `results_frame`; scores decoded, `passed` and `cached` as bools."""
         rows = self._db.execute(f"SELECT {', '.join(self.SUMMARY_COLUMNS)} FROM results WHERE run_id = ?"
                                 " ORDER BY attempt, line, example_id", (self.resolve(run_id),))
-        for values in rows:
-            row = dict(zip(self.SUMMARY_COLUMNS, values))
-            row["scores"], row["passed"], row["cached"] = json.loads(row["scores"]), bool(row["passed"]), \
-                bool(row["cached"])
-            yield row
+        with self._db.reading():
+            for values in rows:
+                row = dict(zip(self.SUMMARY_COLUMNS, values))
+                row["scores"], row["passed"], row["cached"] = json.loads(row["scores"]), bool(row["passed"]), \
+                    bool(row["cached"])
+                yield row
 
     def results_frame(self, run_id: str, *, texts: bool | Sequence[str] = True) -> pd.DataFrame:
         """One row per example; each metric's value as column `score.<id>`. `texts`: the input, reference and
@@ -437,8 +445,9 @@ class Store:
         run_id = self.resolve(run_id)
         texts = self.TEXT_COLUMNS if texts is True else () if texts is False else tuple(texts)
         columns = ", ".join(c for c in schema.columns(self._db, "results") if c not in self.TEXT_COLUMNS or c in texts)
-        df = pd.read_sql_query(f"SELECT {columns} FROM results WHERE run_id = ? ORDER BY attempt, line, example_id",
-                               self._db.connection, params=(run_id,))
+        with self._db.reading():
+            df = pd.read_sql_query(f"SELECT {columns} FROM results WHERE run_id = ? ORDER BY attempt, line, example_id",
+                                   self._db.connection, params=(run_id,))
         df["passed"] = df["passed"].astype(bool)
         df["cached"] = df["cached"].astype(bool)
         for col in ("queue_s", "cached_input_tokens", "cache_write_tokens"):  # NULL in rows from older versions

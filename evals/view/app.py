@@ -6,21 +6,23 @@ response has a Content-Security-Policy that forbids scripts, frames and any othe
 write, a reviewer's label, needs the per-session token that is in every page's form (a cross-site page
 cannot read it), and a request whose Origin is another site is refused; so is a Host this server does
 not answer to (DNS rebinding; evals.view.hosts says which it answers to). Results are read through a
-read-only connection.
+read-only connection, and pages are built in worker threads, so a slow one never holds up the others.
 """
 
 from __future__ import annotations
 
 import secrets
 import socket
+import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from jinja2 import ChoiceLoader, Environment, PackageLoader
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -93,18 +95,21 @@ def create_app(store: str | Path, *, allowed_hosts: Sequence[str] = LOOPBACK, to
                                                  request_path=request.url.path)
         return HTMLResponse(html, status_code=status)
 
-    def params(request: Request) -> dict[str, str]:
-        return dict(request.query_params)
+    async def page(request: Request, template: str, build: Callable[..., dict[str, Any]], *args: Any) -> Response:
+        """The page `build(viewer, *args)` gathers, gathered and rendered in a worker thread: a long comparison or
+        diff never holds up another request."""
+        return await run_in_threadpool(lambda: render(request, template, build(viewer, *args)))
 
     async def runs(request: Request) -> Response:
-        return render(request, "runs.html.j2", pages.runs_page(viewer, params(request)))
+        return await page(request, "runs.html.j2", pages.runs_page, dict(request.query_params))
 
     async def run(request: Request) -> Response:
-        return render(request, "run.html.j2", pages.run_page(viewer, request.path_params["run_id"], params(request)))
+        return await page(request, "run.html.j2", pages.run_page, request.path_params["run_id"],
+                          dict(request.query_params))
 
     async def example(request: Request) -> Response:
         p = request.path_params
-        return render(request, "example.html.j2", pages.example_page(viewer, p["run_id"], p["example_id"]))
+        return await page(request, "example.html.j2", pages.example_page, p["run_id"], p["example_id"])
 
     async def compare_form(request: Request) -> Response:
         a, b = request.query_params.get("a"), request.query_params.get("b")
@@ -114,17 +119,17 @@ def create_app(store: str | Path, *, allowed_hosts: Sequence[str] = LOOPBACK, to
 
     async def compare(request: Request) -> Response:
         p = request.path_params
-        return render(request, "compare.html.j2", pages.compare_page(viewer, p["a"], p["b"], params(request)))
+        return await page(request, "compare.html.j2", pages.compare_page, p["a"], p["b"], dict(request.query_params))
 
     async def checks_index(request: Request) -> Response:
-        return render(request, "checks_index.html.j2", pages.checks_index(viewer))
+        return await page(request, "checks_index.html.j2", pages.checks_index)
 
     async def checks(request: Request) -> Response:
-        return render(request, "checks.html.j2", pages.checks_page(viewer, request.path_params["task"]))
+        return await page(request, "checks.html.j2", pages.checks_page, request.path_params["task"])
 
     async def labels_export(request: Request) -> Response:
-        return PlainTextResponse(pages.labels_jsonl(viewer, request.query_params.get("run")),
-                                 media_type="application/jsonl; charset=utf-8",
+        text = await run_in_threadpool(pages.labels_jsonl, viewer, request.query_params.get("run"))
+        return PlainTextResponse(text, media_type="application/jsonl; charset=utf-8",
                                  headers={"content-disposition": 'attachment; filename="labels.jsonl"'})
 
     async def label(request: Request) -> Response:
@@ -148,6 +153,9 @@ def create_app(store: str | Path, *, allowed_hosts: Sequence[str] = LOOPBACK, to
         return render(request, "error.html.j2", {"title": "Not found" if status == 404 else "Error",
                                                  "message": str(exc)}, status)
 
+    async def database_error(request: Request, exc: Exception) -> Response:  # a damaged store, read by a page
+        return await user_error(request, viewer.store.read_failure(exc))
+
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         return render(request, "error.html.j2", {"title": f"Error {exc.status_code}", "message": str(exc.detail)},
@@ -168,7 +176,8 @@ def create_app(store: str | Path, *, allowed_hosts: Sequence[str] = LOOPBACK, to
     hosts = header_forms(allowed_hosts)
     return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders),
                                                 Middleware(TrustedHostMiddleware, allowed_hosts=hosts)],
-                     exception_handlers={EvalsError: user_error, HTTPException: http_error})
+                     exception_handlers={EvalsError: user_error, HTTPException: http_error,
+                                         sqlite3.DatabaseError: database_error})
 
 
 def refuse_cross_site(request: Request, token: str, expected: str) -> None:

@@ -5,15 +5,16 @@ The numbers are those of `evals show`, `evals compare` and `evals history`, comp
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evals.errors import EvalsError
+from evals.errors import EvalsError, StorageError
 from evals.run.store import Store
 from evals.view import queries
-from evals.view.present import Memo, diff_pieces, pretty, prompt_messages
+from evals.view.present import LINE_DIFF_MAX, WORD_DIFF_MAX, Diff, Memo, diff_pieces, pretty, prompt_messages
 
 OUTCOMES = {"changed": "improved and regressed", "regressed": "regressed (A matched, B did not)",
             "improved": "improved (B matched, A did not)", "both-missed": "both missed"}
@@ -31,6 +32,7 @@ class Viewer:
     token: str  # the per-session secret every write must carry
     store: Store = field(init=False)
     memo: Memo = field(default_factory=Memo)
+    diffs: Memo = field(default_factory=lambda: Memo(128))  # per pair of answers: two pages of the compare page
     _writer: Store | None = None
 
     def __post_init__(self) -> None:
@@ -49,8 +51,15 @@ class Viewer:
     def run(self, run_id: str) -> Any:
         try:
             return self.store.get_run(run_id)
+        except StorageError:
+            raise
         except EvalsError as e:
             raise NotFound(str(e)) from None
+
+    def diff(self, a: str, b: str) -> Diff:
+        """The two answers' differences, memoised per pair (keyed by their digests, not the texts)."""
+        key = tuple(hashlib.blake2b(t.encode(), digest_size=16).digest() for t in (a, b))
+        return self.diffs.get(key, lambda: diff_pieces(a, b))
 
     def summary(self, run_id: str) -> Any:
         from evals.analyse.summary import summarize_stored
@@ -145,7 +154,8 @@ def compare_page(v: Viewer, run_a: str, run_b: str, params: dict[str, str]) -> d
     return {"title": f"{a.model} (A) vs {b.model} (B)", "a": a, "b": b, "items": items, "rest": rest,
             "source": source, "outcome": outcome, "outcomes": OUTCOMES, "page": page,
             "rows": _side_by_side(v, a.id, b.id, page.rows), "params": params,
-            "repeated": queries.repeated(v.store, a.id) or queries.repeated(v.store, b.id)}
+            "repeated": queries.repeated(v.store, a.id) or queries.repeated(v.store, b.id),
+            "word_diff_max": WORD_DIFF_MAX, "line_diff_max": LINE_DIFF_MAX}
 
 
 def _comparison(v: Viewer, run_a: str, run_b: str) -> tuple[str, list[Any], list[Any], dict[str, int]]:
@@ -161,7 +171,7 @@ def _comparison(v: Viewer, run_a: str, run_b: str) -> tuple[str, list[Any], list
 
 
 def _side_by_side(v: Viewer, run_a: str, run_b: str, rows: list[queries.OutcomeRow]) -> list[dict[str, Any]]:
-    """The page's examples with both runs' answers (their first attempts), the words that differ marked."""
+    """The page's examples with both runs' answers (their first attempts), what differs marked (see diff_pieces)."""
     def side(found: dict[str, Any]) -> str:
         return f"error: {found['error']}" if found.get("error") else found.get("output") or ""
 
@@ -170,10 +180,10 @@ def _side_by_side(v: Viewer, run_a: str, run_b: str, rows: list[queries.OutcomeR
     shown = []
     for r in rows:
         oa, ob = found_a.get((r.example_id, r.attempt_a), {}), found_b.get((r.example_id, r.attempt_b), {})
-        left, right = diff_pieces(side(oa), side(ob))
-        shown.append({"id": r.example_id, "outcome": r.outcome.replace("-", " "), "a": left, "b": right,
-                      "scores_a": oa.get("scores", {}), "scores_b": ob.get("scores", {}), "pass_a": r.pass_a,
-                      "pass_b": r.pass_b})
+        diff = v.diff(side(oa), side(ob))
+        shown.append({"id": r.example_id, "outcome": r.outcome.replace("-", " "), "a": diff.a, "b": diff.b,
+                      "by": diff.by, "scores_a": oa.get("scores", {}), "scores_b": ob.get("scores", {}),
+                      "pass_a": r.pass_a, "pass_b": r.pass_b})
     return shown
 
 

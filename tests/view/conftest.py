@@ -3,6 +3,7 @@ hostile markup as the answers to ex044 (baseline) and ex043 (the candidate's one
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,9 +55,15 @@ def seed_store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return {"store": store, "a": run_a, "b": run_b, "task": folder, "check": check_id}
 
 
-def store_pair(path: Path, a: list[tuple[bool, ...]], b: list[tuple[bool, ...]]) -> tuple[str, str]:
+def default_answer(i: int, model: str, attempt: int, ok: bool) -> str:
+    return f"answer {i} from {model}, attempt {attempt}: {'right' if ok else 'wrong'}"
+
+
+def store_pair(path: Path, a: list[tuple[bool, ...]], b: list[tuple[bool, ...]],
+               answer: Callable[[int, str, int, bool], str] = default_answer) -> tuple[str, str]:
     """Two runs over one golden set, stored as the runner stores them: example i's attempts pass where a[i]
-    (b[i]) says, K attempts each (the run's `repeats` when K > 1). The (baseline, candidate) run ids."""
+    (b[i]) says, K attempts each (the run's `repeats` when K > 1), answered `answer(i, model, attempt, passed)`
+    (by default a line naming them). The (baseline, candidate) run ids."""
     from evals.run.store import Store
     from evals.types import Completion, ExampleResult, Sample, Score
 
@@ -71,8 +78,8 @@ def store_pair(path: Path, a: list[tuple[bool, ...]], b: list[tuple[bool, ...]])
         for i, attempts in enumerate(passes):
             sample = Sample(f"ex{i:03d}", {"text": f"question {i}"}, {"a": i}, i + 1)
             for attempt, ok in enumerate(attempts, 1):
-                answer = f"answer {i} from {model}, attempt {attempt}: {'right' if ok else 'wrong'}"
-                store.add_result(run_id, ExampleResult(sample, Completion(answer, 10, 5, 0.1, 0.0),
+                text = answer(i, model, attempt, ok)
+                store.add_result(run_id, ExampleResult(sample, Completion(text, 10, 5, 0.1, 0.0),
                                                        {"score": Score(float(ok))}, ok, attempt))
         store.set_status(run_id, "completed")
         ids.append(run_id)
