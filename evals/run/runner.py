@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
-import sys
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,9 +24,9 @@ from evals.providers import Provider, close_provider, create_provider, prepare_p
 from evals.run.budget import Budget, check_budget, estimate_cost, round_up
 from evals.run.cache import ResponseCache, cache_key, model_identity
 from evals.run.calls import Breaker, RunOptions, complete_with_retries, lane_width
-from evals.run.hardware import hardware_of
 from evals.run.manifest import build_manifest
 from evals.run.progress import RunProgress
+from evals.run.settle import settle_run, to_stderr
 from evals.run.stop import STOP, stopping
 from evals.run.store import Store
 from evals.types import (
@@ -118,7 +117,7 @@ class ModelCalls:
     def __init__(self, task: Task | None, options: RunOptions, budget: Budget, cache: ResponseCache | None = None,
                  shared: Mapping[str, Provider] | None = None, warn: Callable[[str], None] | None = None):
         self._task = task
-        self.warn = warn or _to_stderr  # what a run says outside its progress (a bookkeeping write that failed)
+        self.warn = warn or to_stderr  # what a run says outside its progress (a bookkeeping write that failed)
         self.options = options
         self.budget = budget
         self._cache = cache
@@ -321,30 +320,6 @@ async def execute_run(
     if own:
         settle_run(store, run_id, outcome.status, models.warn, **busy())
     return outcome
-
-
-def settle_run(store: Store, run_id: str, status: str | None, warn: Callable[[str], None], *,
-               provider: Provider | None = None, concurrency: int = 0, busy_s: float = 0.0, served: int = 0) -> None:
-    """A run's bookkeeping once its calls are over: the busy time of `provider`'s calls and where it ran (when
-    given), then the run's `status` (None: left as it is). Never raises: what cannot be written is said through
-    `warn` in one line, and the status is written whatever became of the rest (a run that cannot say it ended
-    shows as interrupted once its process is gone)."""
-    try:
-        if provider is not None:
-            store.add_busy_time(run_id, busy_s, served, concurrency, hardware_of(provider))
-    except Exception as e:  # the store failed, or the provider could not say where it ran
-        warn(f"run {run_id}: its busy time was not recorded ({type(e).__name__}: {e})")
-    if status is None:
-        return
-    try:
-        store.set_status(run_id, status)
-    except Exception as e:
-        warn(f"run {run_id} ended {status}, but the store could not record it ({type(e).__name__}: {e}); "
-             "`evals runs` shows it as interrupted once this process ends")
-
-
-def _to_stderr(text: str) -> None:
-    print(f"warning: {text}", file=sys.stderr)
 
 
 def attempts_to_do(samples: Sequence[Sample], repeats: int, done: set[tuple[str, int]],

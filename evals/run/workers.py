@@ -31,7 +31,8 @@ from evals.run.budget import Budget, check_budget
 from evals.run.cache import ResponseCache
 from evals.run.calls import RunOptions
 from evals.run.progress import RunProgress
-from evals.run.runner import RunJob, RunOutcome, execute_jobs, settle_run, shared_calls
+from evals.run.runner import RunJob, RunOutcome, execute_jobs, shared_calls
+from evals.run.settle import settle_run
 from evals.run.stop import SIGNALS, STOP, interruptible
 from evals.run.store import Store
 from evals.types import ModelConfig, Sample, Task
