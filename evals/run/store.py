@@ -136,6 +136,11 @@ class Store:
         """The raw connection, for read queries (the viewer's)."""
         return self._db.connection
 
+    @property
+    def database(self) -> Database:
+        """The store's database, for the tables another module keeps (the optimisation ledger)."""
+        return self._db
+
     def close(self) -> None:
         self._db.close()
 
