@@ -177,3 +177,33 @@ def test_optimize_needs_a_training_set_and_says_so_in_one_line(triage, n_train: 
     result = invoke("optimize", folder, "--store", store, "--no-progress")
     assert result.exit_code == 2 and message in result.stderr and "golden set" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and server.counts.completed == 0
+
+
+def test_decide_says_which_prompt_each_side_ran_and_flags_a_fine_tune_against_an_unoptimised_prompt(triage) -> None:
+    folder, store, server, _ = triage
+    spec = yaml.safe_load((folder / "task.yaml").read_text())
+    spec["models"].append({"spec": "openai:ft-triage", "base_url": server.base_url, "max_tokens": 8})
+    spec["decision"] |= {"candidate": "openai:ft-triage",
+                         "self_hosted": {"gpu_hourly_usd": 1.0, "models": ["openai:ft-triage"],
+                                         "trained": ["openai:ft-triage"]}}
+    (folder / "task.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+
+    def decide() -> dict:
+        result = invoke("decide", folder, "--store", store, "--no-progress", "--json")
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)["verdict"]
+
+    before = decide()
+    assert "never optimised" in before["headline"] and "evals optimize triage -m openai:gpt-4o-mini" in before["headline"]
+    assert "Prompts: the baseline ran with the task's prompt, never optimised" in " ".join(before["reasons"])
+    out = optimize(folder, store, "--max-calls", 200, "--limit", 3)
+    spec = yaml.safe_load((folder / "task.yaml").read_text())
+    spec["models"][0]["prompt"] = "optimized"
+    (folder / "task.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    after = decide()
+    assert "never optimised" not in after["headline"]
+    line = next(r for r in after["reasons"] if r.startswith("Prompts:"))
+    assert (f"the baseline ran with prompts.optimized, optimised by `evals optimize` {out['optimization']} on "
+            f"{out['optimized_on']} (selected on train.jsonl: 40 search / 20 dev examples (seed 0); "
+            f"{out['winner']} won)") in line
+    assert "the candidate with the task's prompt, never optimised" in line
