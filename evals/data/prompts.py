@@ -57,7 +57,7 @@ def render_messages(prompt: PromptSpec, fields: dict[str, Any], model: ModelConf
     if prompt.retrieve:
         from evals.data.retrieval import nearest
 
-        shots = (*shots, *nearest(prompt, user))
+        shots = (*shots, *nearest(prompt, user, render_user))
     for shot in shots if model is None or model.few_shot else ():
         messages.append(Message("user", _render(prompt.user, shot.fields)))
         messages.append(Message("assistant", shot.answer.strip()))

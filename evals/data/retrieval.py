@@ -6,6 +6,7 @@ never its own demo (a training example identical to the one asked is left out)."
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from evals.errors import EvalsError
@@ -28,34 +29,35 @@ def _encode(texts: list[str]) -> Any:
                         show_progress_bar=False)
 
 
-def _pool(prompt: PromptSpec) -> tuple[list[str], Any]:
-    from evals.data.prompts import render_user
+Render = Callable[[PromptSpec, dict[str, Any]], str]  # an example's user turn (evals.data.prompts.render_user)
 
+
+def _pool(prompt: PromptSpec, render: Render) -> tuple[list[str], Any]:
     key = (id(prompt.pool), prompt.user)
     with _lock:
         if key not in _pools:
-            texts = [render_user(prompt, s.fields) for s in prompt.pool]
+            texts = [render(prompt, s.fields) for s in prompt.pool]
             _pools[key] = (texts, _encode(texts), prompt.pool)
         texts, vectors, _ = _pools[key]
         return texts, vectors
 
 
-def warm(prompt: PromptSpec, users: list[str]) -> None:
+def warm(prompt: PromptSpec, users: list[str], render: Render) -> None:
     """Embed these user turns (and the pool) in one batch each, ahead of rendering them one by one."""
     if not prompt.retrieve:
         return
-    _pool(prompt)
+    _pool(prompt, render)
     todo = [u for u in dict.fromkeys(users) if u not in _queries]
     if todo:
         for text, vector in zip(todo, _encode(todo), strict=True):
             _queries[text] = vector
 
 
-def nearest(prompt: PromptSpec, user: str) -> tuple[FewShot, ...]:
+def nearest(prompt: PromptSpec, user: str, render: Render) -> tuple[FewShot, ...]:
     """The `prompt.retrieve` pool examples nearest this user turn, nearest last (closest to the question)."""
     if not prompt.pool:
         raise EvalsError("few_shot.retrieve has no training examples to retrieve from")
-    texts, vectors = _pool(prompt)
+    texts, vectors = _pool(prompt, render)
     if user not in _queries:
         _queries[user] = _encode([user])[0]
     similarity = vectors @ _queries[user]

@@ -114,7 +114,7 @@ class Search:
                 return None
             todo = todo[:left]
         if todo:
-            warm(candidate.prompt, [render_user(candidate.prompt, s.fields) for s in todo])
+            warm(candidate.prompt, [render_user(candidate.prompt, s.fields) for s in todo], render_user)
             bars = Labelled(self.progress, f"{candidate.name} on {part}") if self.progress is not None else None
             await execute_run(task=self._task(candidate), samples=todo, config=self.config, provider=self.provider,
                               store=self.store, run_id=run_id, models=self.models, progress=bars)
