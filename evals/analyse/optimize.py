@@ -75,11 +75,11 @@ async def optimize(plan: Plan, store: Store, options: RunOptions, *, cache: Resp
     seed = seed_candidate(task, config)
     split = split_train(task, plan.seed, plan.dev, seed.prompt)  # refused here, before any model is called
     run_config = dataclasses.replace(config, system=None, prompt=None)  # the search sets the whole prompt
-    settings = {"split": split.hash, "dev": len(split.dev), "seed": plan.seed, "shots": list(plan.shots),
-                "proposer": plan.proposer, "max_calls": plan.max_calls, "seed_prompt": seed.key,
-                "model": config_to_dict(run_config), "metrics": [dataclasses.asdict(m) for m in task.metrics],
-                "pass": task.pass_rule}
-    ledger, resumed = Ledger.open(store, task.name, str(config.spec), settings)
+    scope = {"split": split.hash, "seed_prompt": seed.key, "model": config_to_dict(run_config),
+             "metrics": [dataclasses.asdict(m) for m in task.metrics], "pass": task.pass_rule}
+    settings = {"split": split.describe(), "dev": len(split.dev), "seed": plan.seed, "shots": list(plan.shots),
+                "proposer": plan.proposer, "max_calls": plan.max_calls}
+    ledger, resumed = Ledger.open(store, task.name, str(config.spec), scope, settings)
     if resumed:
         say(f"resuming optimisation {ledger.id}: stored evaluations are reused, not called again")
     [(_, provider)] = require_providers([run_config])

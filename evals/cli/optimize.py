@@ -81,7 +81,12 @@ def optimize(
     options, response_cache = run_setup(concurrency, timeout, retries, budget, cache, cache_path, retry_for)
     db = Store(store)
     plan = Plan(task, model, max_calls, proposer, dev, seed, counts, limit, write)
-    with running(db, mode=progress_mode(progress, no_progress, quiet=as_json)) as bars:
+    import shlex
+    import sys
+
+    again = "evals " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["optimize"] else \
+        "the same evals optimize command"
+    with running(db, mode=progress_mode(progress, no_progress, quiet=as_json), resume=again) as bars:
         result = run_async(run_optimize(plan, db, options, cache=response_cache, progress=bars,
                                         say=lambda text: err_console.print(escape(text), highlight=False)))
     if as_json:

@@ -146,6 +146,13 @@ def test_a_stopped_optimisation_resumes_without_paying_twice(triage, tmp_path: P
     assert resumed["resumed"] and resumed["optimization"] == first["optimization"]
     assert server.counts.completed - calls_whole == calls_whole  # both sessions together: one search's calls
     assert [r["matches"] for r in resumed["candidates"]] == [r["matches"] for r in whole["candidates"]]
+    calls = server.counts.completed
+    more = optimize(folder, store, "--no-cache", "--no-write", "--proposer", "openai:gpt-4o")
+    assert more["optimization"] != resumed["optimization"]  # finished: a new one, reusing every evaluation
+    assert [r["run_id"] for r in more["candidates"][:-1]] == [r["run_id"] for r in resumed["candidates"]]
+    rewrites = sum(r["family"] == "rewrite" for r in more["candidates"])
+    assert rewrites == 1 and server.counts.completed - calls == more["search_calls"] - resumed["search_calls"] \
+        + 2 * GOLDEN  # only the rewrite's calls (and the proposer's) were new, then the golden pair
 
 
 def test_prompt_optimized_runs_the_variant_from_the_flag_and_from_a_model_entry(triage) -> None:

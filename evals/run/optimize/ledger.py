@@ -1,6 +1,10 @@
-"""An optimisation in the run store: its settings, the stored run of each candidate on each split, the
-proposer's answers and, once finished, its result. The same command with the same settings finds it again
-and resumes it: every stored evaluation and proposal is reused, none is paid for twice."""
+"""An optimisation in the run store: its settings, the stored run of each candidate on each part, the
+proposer's answers and, once finished, its result.
+
+Its `key` is what its evaluations depend on: the task, the model's settings, the split, the metrics and pass
+rule, and the seed prompt (not --max-calls, --shots, --proposer or --budget). The same command finds an
+unfinished optimisation with its key again and resumes it; and any optimisation reuses the search and dev
+evaluations and the proposals stored by another with the same key, so nothing stored is paid for twice."""
 
 from __future__ import annotations
 
@@ -42,9 +46,11 @@ class Ledger:
         self._db = store.database
 
     @classmethod
-    def open(cls, store: Store, task: str, model: str, settings: dict[str, Any]) -> tuple[Ledger, bool]:
-        """The unfinished optimisation with these settings (resumed: True), else a new one."""
-        key = settings_key(task, model, settings)
+    def open(cls, store: Store, task: str, model: str, scope: dict[str, Any],
+             settings: dict[str, Any]) -> tuple[Ledger, bool]:
+        """The unfinished optimisation of this scope (what its evaluations depend on: resumed, True), else a new
+        one recording `settings`."""
+        key = settings_key(task, model, scope)
         row = store.database.execute("SELECT id FROM optimizations WHERE key = ? AND status != 'completed' "
                                      "ORDER BY created_at DESC LIMIT 1", (key,)).fetchone()
         if row:
@@ -56,8 +62,18 @@ class Ledger:
         return cls(store, optimization_id), False
 
     def run_for(self, candidate: str, split: str) -> str | None:
+        """This optimisation's run of the candidate on the part; for search and dev, else one another optimisation
+        with the same key stored (then adopted as this one's too)."""
         row = self._db.execute("SELECT run_id FROM optimization_runs WHERE optimization_id = ? AND candidate = ? "
                                "AND split = ?", (self.id, candidate, split)).fetchone()
+        if row or split == "golden":  # a golden run belongs to its optimisation (the golden set may have changed)
+            return row[0] if row else None
+        row = self._db.execute(
+            "SELECT o.run_id FROM optimization_runs o JOIN optimizations p ON p.id = o.optimization_id WHERE "
+            "p.key = (SELECT key FROM optimizations WHERE id = ?) AND o.candidate = ? AND o.split = ? "
+            "ORDER BY p.created_at DESC LIMIT 1", (self.id, candidate, split)).fetchone()
+        if row:
+            self.add_run(candidate, split, row[0])
         return row[0] if row else None
 
     def add_run(self, candidate: str, split: str, run_id: str) -> None:
@@ -69,8 +85,13 @@ class Ledger:
                                                (self.id,))]
 
     def proposal(self, request: str) -> str | None:
-        row = self._db.execute("SELECT answer FROM optimization_proposals WHERE optimization_id = ? AND request = ?",
-                               (self.id, _digest(request))).fetchone()
+        """The stored answer to this proposer request, from this optimisation or another with the same key."""
+        row = self._db.execute(
+            "SELECT q.answer, q.optimization_id FROM optimization_proposals q JOIN optimizations p ON "
+            "p.id = q.optimization_id WHERE p.key = (SELECT key FROM optimizations WHERE id = ?) AND q.request = ? "
+            "ORDER BY q.optimization_id = ? DESC LIMIT 1", (self.id, _digest(request), self.id)).fetchone()
+        if row and row[1] != self.id:
+            self.add_proposal(request, row[0])
         return row[0] if row else None
 
     def add_proposal(self, request: str, answer: str) -> None:

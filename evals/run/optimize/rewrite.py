@@ -87,7 +87,8 @@ class Proposer:
 
     def __call__(self, prompt: str | list[dict[str, Any]]) -> str:
         text = prompt if isinstance(prompt, str) else "\n\n".join(str(m.get("content", "")) for m in prompt)
-        stored = self.searcher.ledger.proposal(text)
+        request = f"{self.spec}\n{text}"  # a proposer's answers are its own
+        stored = self.searcher.ledger.proposal(request)
         if stored is not None:
             return stored
         left = self.searcher.calls_left()
@@ -97,7 +98,7 @@ class Proposer:
             self.searcher.models.generate(self.spec, [Message("user", text)]), self.loop).result()
         if completion.error:
             raise StopSearch(f"the proposer {self.spec} failed: {completion.error}")
-        self.searcher.ledger.add_proposal(text, completion.text)
+        self.searcher.ledger.add_proposal(request, completion.text)
         self.say(f"proposer {self.spec}: a rewrite proposed")
         return completion.text
 

@@ -104,7 +104,7 @@ class Search:
         """The candidate on `samples` (default: the whole part), asking only the examples not stored yet. None
         when the calls still needed do not fit in --max-calls and `whole` is asked (a part half-scored selects
         nothing): the candidate is then not scored at all."""
-        samples = list(samples if samples is not None else self.part(part))
+        samples = list({s.id: s for s in (samples if samples is not None else self.part(part))}.values())  # once each
         run_id = self.ledger.run_for(candidate.key, part) or self._create(candidate, part)
         done = {e for e, _ in self.store.done(run_id)}
         todo = [s for s in samples if s.id not in done]
