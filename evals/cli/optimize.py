@@ -97,3 +97,22 @@ def optimize(
     console.print(optimization_table(result))
     for line in optimization_lines(result):
         console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command("optimizations")
+def optimizations_cmd(
+    task: Annotated[str | None, typer.Option(help="Only optimisations of this task.")] = None,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List finished optimisations, newest first: the winner, its dev and golden figures against the seed."""
+    from evals.run.optimize.ledger import optimizations
+    from evals.run.store import Store
+
+    records = optimizations(Store(store), task)
+    if as_json:
+        print_json([r.result for r in records])
+        return
+    from evals.report.optimize import optimizations_table
+
+    console.print(optimizations_table([r.result for r in records if r.result]))

@@ -66,3 +66,20 @@ def optimization_lines(result: dict[str, Any]) -> list[str]:
         lines.append(f"Wrote {result['written']}: run it with `evals run {result['task']} --prompt optimized`, or "
                      "`prompt: optimized` on a model entry (your `prompt:` is unchanged).")
     return lines
+
+
+def optimizations_table(results: list[dict[str, Any]]) -> Table:
+    """One row per finished optimisation (its candidates are stored runs: `evals runs --task TASK@optimize`)."""
+    table = Table(title="optimisations (dev: selection figures; golden: the result)")
+    for header in ("id", "on", "task", "model", "split", "candidates", "winner", "dev winner / seed",
+                   "golden seed -> winner", "search calls"):
+        table.add_column(header)
+    for r in results:
+        rows = {c["name"]: c for c in r["candidates"]}
+        win, seed, g = rows[r["winner"]], rows["seed"], r["golden"]
+        golden = f"{g['seed']['matches']}/{g['n']}" + (f" -> {g['winner']['matches']}/{g['n']}" if "winner" in g
+                                                      else " (seed kept)")
+        table.add_row(*(Text(str(v)) for v in (
+            r["optimization"], r["optimized_on"], r["task"], r["model"], r["split"], len(rows), r["winner"],
+            f"{win['matches']}/{win['n']} / {seed['matches']}/{seed['n']}", golden, r["search_calls"])))
+    return table

@@ -107,6 +107,10 @@ def test_rewrites_from_the_proposer_win_when_they_carry_its_hint(triage) -> None
     assert out["winner"] == "rewrite-1"  # as right as the demos, and the shortest prompt
     assert out["golden"]["winner"]["matches"] == GOLDEN
     assert HINT in yaml.safe_load((folder / "task.yaml").read_text())["prompts"]["optimized"]["system"]
+    listed = invoke("optimizations", "--store", store, "--task", "triage")
+    assert listed.exit_code == 0 and out["optimization"] in listed.stdout and "rewrite-1" in listed.stdout
+    runs = json.loads(invoke("runs", "--store", store, "--task", "triage@optimize", "--json", "--limit", 100).stdout)
+    assert {r["id"] for r in runs} >= {c["run_id"] for c in out["candidates"]}  # each candidate's dev run, stored
 
 
 def test_without_a_usable_proposer_rewrites_are_skipped_with_one_line(triage) -> None:
