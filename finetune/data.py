@@ -34,7 +34,7 @@ class Example:
 def training_chats(task: Task, samples: Sequence[Sample], model: ModelConfig | None = None) -> list[list[Message]]:
     """Each sample as the exact chat the task sends `model` at evaluation time (its per-model system
     prompt and few-shot setting), plus the reference as the answer."""
-    return [[*render_messages(task.prompt, s.fields, model), Message("assistant", answer_text(s.reference))]
+    return [[*render_messages(task.prompt_for(model), s.fields, model), Message("assistant", answer_text(s.reference))]
             for s in samples]
 
 

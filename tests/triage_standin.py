@@ -45,7 +45,8 @@ def rows(n: int, prefix: str) -> list[dict[str, Any]]:
 
 
 def truth(path: Path) -> dict[str, str]:
-    return {f"Ticket: {r['ticket']}": r["reference"] for r in (json.loads(line) for line in path.read_text().splitlines())}
+    records = (json.loads(line) for line in path.read_text().splitlines())
+    return {f"Ticket: {r['ticket']}": r["reference"] for r in records}
 
 
 class TriageModel:

@@ -96,6 +96,7 @@ async def optimize(plan: Plan, store: Store, options: RunOptions, *, cache: Resp
         searcher = Search(base, run_config, provider, store, ledger, models, split, max_calls=plan.max_calls,
                           progress=progress)
         tracker = Tracker(searcher, progress, run_config)
+        tracker.planned += 3 * len(plan.shots) if run_config.few_shot else 0  # corrected as the families are built
         if not await tracker.score(seed):
             raise EvalsError(_stopped("the seed could not be scored on the dev part", budget, plan))
         candidates: list[Candidate] = []
@@ -108,7 +109,7 @@ async def optimize(plan: Plan, store: Store, options: RunOptions, *, cache: Resp
                 note(f"retrieved demos: skipped, {why}")
         else:
             note(f"few-shot demos: skipped, {config.spec} runs with few_shot: false in task.yaml")
-        tracker.planned += len(candidates)
+        tracker.planned = 1 + len(candidates)
         for c in candidates:
             await tracker.score(c)
         why = proposer_unusable(plan.proposer, await models.open(plan.proposer) if plan.proposer else None)

@@ -57,7 +57,7 @@ def _span(node: yaml.Node, lines: list[str]) -> int:
 
 
 def write_prompt(path: Path, name: str, prompt: PromptSpec, comment: str) -> None:
-    """Set `prompts.NAME` in the task file at `path` to `prompt`, with `comment` above its keys; nothing else changes."""
+    """Set `prompts.NAME` in the task file at `path` to `prompt`, `comment` above its keys; nothing else changes."""
     text = path.read_text(encoding="utf-8")
     lines = text.splitlines()
     root = yaml.compose(text, Loader=yaml.SafeLoader)

@@ -31,7 +31,8 @@ def optimization_table(result: dict[str, Any]) -> Table:
         matches = (f"{r['matches']}/{r['n']} ({_pct(r['rate'])}, {_pct(r['low'])}-{_pct(r['high'])})"
                    if r["rate"] is not None else r["status"])
         mark = "winner" if r["winner"] else "tied" if r["tied"] else ""
-        cells = [Text(r["name"]), Text(matches), Text("(the seed)" if r["family"] == "seed" else _paired(r["vs_seed"])), Text(f"{r['input_tokens']:,.0f}"),
+        versus = "(the seed)" if r["family"] == "seed" else _paired(r["vs_seed"])
+        cells = [Text(r["name"]), Text(matches), Text(versus), Text(f"{r['input_tokens']:,.0f}"),
                  Text(f"${r['cost_per_call']:.6f}"), Text(str(r["calls"])), Text(f"${r['spent_usd']:.4f}"), Text(mark)]
         if r["winner"]:
             cells[0].stylize("bold")
@@ -60,7 +61,8 @@ def optimization_lines(result: dict[str, Any]) -> list[str]:
         lines.append(f"At decision.volume {result['volume']:,.0f} calls/month the winner's prompt "
                      f"{'adds' if added >= 0 else 'saves'} ${abs(added):,.2f} a month over the seed's (tokens per "
                      "call measured on dev, at the task's prices).")
-    lines.append(f"Search: {result['search_calls']} model calls on train.jsonl only, ${result['search_spent_usd']:.4f}; "
+    lines.append(f"Search: {result['search_calls']} model calls on train.jsonl only, "
+                 f"${result['search_spent_usd']:.4f}; "
                  f"in all ${result['spent_usd']:.4f} this session, {result['wall_s']:.1f} s.")
     if result.get("written"):
         lines.append(f"Wrote {result['written']}: run it with `evals run {result['task']} --prompt optimized`, or "

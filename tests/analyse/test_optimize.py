@@ -205,7 +205,8 @@ def test_decide_says_which_prompt_each_side_ran_and_flags_a_fine_tune_against_an
         return json.loads(result.stdout)["verdict"]
 
     before = decide()
-    assert "never optimised" in before["headline"] and "evals optimize triage -m openai:gpt-4o-mini" in before["headline"]
+    assert "never optimised" in before["headline"]
+    assert "evals optimize triage -m openai:gpt-4o-mini" in before["headline"]
     assert "Prompts: the baseline ran with the task's prompt, never optimised" in " ".join(before["reasons"])
     out = optimize(folder, store, "--max-calls", 200, "--limit", 3)
     spec = yaml.safe_load((folder / "task.yaml").read_text())
