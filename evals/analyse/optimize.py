@@ -127,6 +127,14 @@ async def optimize(plan: Plan, store: Store, options: RunOptions, *, cache: Resp
                 await tracker.score(c)
         if stopping():
             raise EvalsError(f"interrupted: optimisation {ledger.id} is stored; run the same command to resume")
+        capped = budget.max_calls is not None and budget.calls >= budget.max_calls
+        if budget.exhausted and not capped:  # money ran out mid-search: nothing is chosen from half a search
+            note(_stopped("the search stopped early", budget, plan))
+            return {"optimization": ledger.id, "task": task.name, "model": str(config.spec), "resumed": resumed,
+                    "split": split.describe(), "settings": settings, "stopped": "budget",
+                    "candidates": [r.as_dict() for r in tracker.rows], "notes": notes, "golden": None,
+                    "search_calls": ledger.calls_made(), "spent_usd": budget.spent_usd,
+                    "search_spent_usd": budget.spent_usd, "wall_s": round(time.perf_counter() - started, 1)}
         if budget.exhausted:
             note(_stopped("the search stopped early", budget, plan))
         winner = choose(tracker.rows)
@@ -191,8 +199,9 @@ def _stopped(what: str, budget: Budget, plan: Plan) -> str:
     if budget.max_calls is not None and budget.calls >= budget.max_calls:
         return f"{what}: --max-calls {plan.max_calls} reached; candidates not scored are listed as such"
     if budget.exhausted:
-        return (f"{what}: the budget is spent (${budget.spent_usd:.6f} of ${budget.limit_usd:g}); run the same "
-                "command with a larger --budget to resume (nothing stored is paid again)")
+        return (f"{what}: the budget is spent (${budget.spent_usd:.6f} of ${budget.limit_usd:g}), so nothing is "
+                "chosen or written yet; run the same command with a larger --budget to resume (nothing stored is "
+                "paid again)")
     return f"{what}: --max-calls {plan.max_calls} leaves too few calls to score it on every dev example"
 
 

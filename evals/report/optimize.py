@@ -43,7 +43,10 @@ def optimization_table(result: dict[str, Any]) -> Table:
 def optimization_lines(result: dict[str, Any]) -> list[str]:
     """The result (golden, paired), what the winner costs at volume, what was spent, and where it was written."""
     g = result["golden"]
-    lines = []
+    lines: list[str] = []
+    if g is None:
+        return [f"Stopped by the budget after {result['search_calls']} search calls (${result['spent_usd']:.4f}): "
+                "no winner chosen, task.yaml untouched; run the same command with a larger --budget to go on."]
     seed = g["seed"]
     side = "{matches}/{n} ({rate}, 95% CI {low}-{high})"
 

@@ -135,6 +135,8 @@ def test_max_calls_are_never_exceeded_and_a_budget_never_passed(triage, tmp_path
                     "--max-calls", 70, "--limit", 3, "--budget", budget)
     assert result.exit_code == 0, result.output
     assert spent(tmp_path / "b.db") <= budget and "budget is spent" in result.stderr
+    stopped = json.loads(result.stdout)
+    assert stopped["stopped"] == "budget" and stopped["golden"] is None  # nothing chosen from half a search
 
 
 def test_a_stopped_optimisation_resumes_without_paying_twice(triage, tmp_path: Path) -> None:
