@@ -49,6 +49,9 @@ def main() -> None:
           f"winner {out['winner']}")
     print(f"golden: seed {g['seed']['matches']}/{g['n']}, winner {g['winner']['matches']}/{g['n']}, paired "
           f"{g['paired'][0] * 100:+.1f} points (95% CI {g['paired'][1] * 100:+.1f} to {g['paired'][2] * 100:+.1f})")
+    print("dev: " + ", ".join(f"{r['name']} {r['matches']}/{r['n']} ({r['input_tokens']:.0f} tok)"
+                              + (" winner" if r["winner"] else " tied" if r["tied"] else "")
+                              for r in out["candidates"]))
     print(f"search calls {out['search_calls']} (${out['search_spent_usd']:.4f}), requests in all {requests}, "
           f"wall {wall:.1f} s")
 
