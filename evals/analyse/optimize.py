@@ -158,8 +158,10 @@ async def optimize(plan: Plan, store: Store, options: RunOptions, *, cache: Resp
     if all(golden[role]["complete"] for role in ("seed", "winner") if role in golden):
         ledger.finish(result)
     else:
-        note(f"the golden scoring stopped early ({_stopped('budget', budget, plan)}); run the same command to "
-             "finish it: the search is stored and not paid again")
+        errors = sum(golden[role].get("errors", 0) for role in ("seed", "winner") if role in golden)
+        why = f"{errors} provider error(s)" if errors else _stopped("budget", budget, plan)
+        note(f"the golden scoring is not complete ({why}); run the same command to finish it: the search and "
+             "every stored answer are reused, only what is missing is asked")
     return result
 
 
@@ -253,9 +255,10 @@ async def _golden(task: Task, config: ModelConfig, seed: Candidate, chosen: Cand
         rows = {r["example_id"]: r for r in store.result_rows(run_id)}
         passed[role] = {e: bool(r["passed"]) and not r["error"] for e, r in rows.items()}
         m, n = sum(passed[role].values()), len(passed[role])
+        errors = sum(bool(r["error"]) for r in rows.values())
         low, high = wilson_interval(m, n) if n else (None, None)
         out[role] = {"run": run_id, "matches": m, "n": n, "rate": m / n if n else None, "low": low, "high": high,
-                     "complete": n == len(golden)}
+                     "errors": errors, "complete": n == len(golden) and not errors}  # errors are asked again
     if "winner" in passed:
         out["paired"] = paired(passed["seed"], passed["winner"])
     return out

@@ -37,6 +37,7 @@ class Row:
     output_tokens: float = 0.0
     cost_per_call: float = 0.0  # at the task's prices
     calls: int = 0  # stored results on the dev part (and, for the seed, its bootstrap answers)
+    errors: int = 0  # of them, calls that failed after retries (counted as misses)
     spent_usd: float = 0.0  # what those calls cost when made (cache hits excluded)
     tied: bool = False  # within the noise of the best
     winner: bool = False
@@ -73,6 +74,7 @@ def row_for(candidate: Candidate, scored: Scored | None, config: ModelConfig, st
     row.input_tokens, row.output_tokens = scored.tokens_per_call()
     row.cost_per_call = price_for(config).cost(row.input_tokens, row.output_tokens)
     row.calls = len(scored.rows)
+    row.errors = sum(bool(r["error"]) for r in scored.rows.values())
     row.spent_usd = sum(r["cost_usd"] or 0.0 for r in scored.rows.values() if not r["cached"])
     return row
 

@@ -29,7 +29,7 @@ def optimization_table(result: dict[str, Any]) -> Table:
         table.add_column(header, justify="left" if header in ("candidate", "") else "right")
     for r in result["candidates"]:
         matches = (f"{r['matches']}/{r['n']} ({_pct(r['rate'])}, {_pct(r['low'])}-{_pct(r['high'])})"
-                   if r["rate"] is not None else r["status"])
+                   + (f", {r['errors']} errors" if r.get("errors") else "") if r["rate"] is not None else r["status"])
         mark = "winner" if r["winner"] else "tied" if r["tied"] else ""
         versus = "(the seed)" if r["family"] == "seed" else _paired(r["vs_seed"])
         cells = [Text(r["name"]), Text(matches), Text(versus), Text(f"{r['input_tokens']:,.0f}"),
@@ -52,7 +52,8 @@ def optimization_lines(result: dict[str, Any]) -> list[str]:
 
     def fmt(s: dict[str, Any]) -> str:
         return side.format(matches=s["matches"], n=s["n"], rate=_pct(s["rate"]), low=_pct(s["low"]),
-                           high=_pct(s["high"])) + ("" if s["complete"] else " (incomplete)")
+                           high=_pct(s["high"])) + ("" if s["complete"] else
+                                                    f" (incomplete: {s.get('errors', 0)} provider errors)")
 
     if "winner" in g:
         lines.append(f"Result on the golden set (scored once each, paired): seed {fmt(seed)}, winner "

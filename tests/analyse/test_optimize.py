@@ -161,6 +161,20 @@ def test_a_stopped_optimisation_resumes_without_paying_twice(triage, tmp_path: P
         + 2 * GOLDEN  # only the rewrite's calls (and the proposer's) were new, then the golden pair
 
 
+def test_golden_errors_leave_the_optimisation_open_and_the_rerun_asks_only_those(triage) -> None:
+    folder, store, server, model = triage
+    model.fail = " 500"  # the golden tickets are numbered 5000 and up
+    args = ("--max-calls", 200, "--limit", 3, "--retries", 0)
+    first = optimize(folder, store, *args)
+    assert first["golden"]["seed"]["errors"] == 3 and not first["golden"]["seed"]["complete"]
+    model.fail = ""
+    before = server.counts.completed
+    second = optimize(folder, store, *args)
+    assert second["resumed"] and second["optimization"] == first["optimization"]
+    assert second["golden"]["seed"]["matches"] == 1 and second["golden"]["winner"]["matches"] == 3
+    assert server.counts.completed - before == 2 * 3  # the search was stored: only the golden pair was asked
+
+
 def test_prompt_optimized_runs_the_variant_from_the_flag_and_from_a_model_entry(triage) -> None:
     folder, store, *_ = triage
     optimize(folder, store, "--max-calls", 200, "--limit", 3)
