@@ -137,6 +137,8 @@ async def optimize(plan: Plan, store: Store, options: RunOptions, *, cache: Resp
                     "search_spent_usd": budget.spent_usd, "wall_s": round(time.perf_counter() - started, 1)}
         if budget.exhausted:
             note(_stopped("the search stopped early", budget, plan))
+        if (asked := searcher.stored(seed, "search")) is not None:  # its answers on the search part: bootstrap, gepa
+            tracker.rows[0].calls += len(asked.rows)
         winner = choose(tracker.rows)
         chosen = tracker.candidates[winner.name]
         budget.max_calls = None  # the golden pair is not part of the search
@@ -179,9 +181,6 @@ class Tracker:
         status = "scored" if scored is not None and scored.complete else (
             "not scored: --max-calls reached" if scored is None else "not scored: stopped (budget or signal)")
         row = row_for(candidate, scored, self.config, status)
-        if candidate.family == "seed":
-            bootstrap = self.searcher.stored(candidate, "search")
-            row.calls += len(bootstrap.rows) if bootstrap else 0
         self.rows.append(row)
         self.candidates[candidate.name] = candidate
         if self.progress is not None:

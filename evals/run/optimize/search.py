@@ -99,20 +99,17 @@ class Search:
         run_id = self.ledger.run_for(candidate.key, part)
         return self._read(candidate, part, run_id, self.part(part)) if run_id else None
 
-    async def score(self, candidate: Candidate, part: str, samples: Sequence[Sample] | None = None,
-                    whole: bool = True) -> Scored | None:
+    async def score(self, candidate: Candidate, part: str, samples: Sequence[Sample] | None = None) -> Scored | None:
         """The candidate on `samples` (default: the whole part), asking only the examples not stored yet. None
-        when the calls still needed do not fit in --max-calls and `whole` is asked (a part half-scored selects
-        nothing): the candidate is then not scored at all."""
+        when the calls still needed do not fit in --max-calls (a part half-scored selects nothing): the candidate
+        is then not scored at all."""
         samples = list({s.id: s for s in (samples if samples is not None else self.part(part))}.values())  # once each
         run_id = self.ledger.run_for(candidate.key, part) or self._create(candidate, part)
         done = {e for e, _ in self.store.done(run_id)}
         todo = [s for s in samples if s.id not in done]
         left = self.calls_left()
         if todo and left is not None and len(todo) > left:
-            if whole:
-                return None
-            todo = todo[:left]
+            return None
         if todo:
             warm(candidate.prompt, [render_user(candidate.prompt, s.fields) for s in todo], render_user)
             bars = Labelled(self.progress, f"{candidate.name} on {part}") if self.progress is not None else None
