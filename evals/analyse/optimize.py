@@ -139,6 +139,7 @@ async def optimize(plan: Plan, store: Store, options: RunOptions, *, cache: Resp
             note(_stopped("the search stopped early", budget, plan))
         if (asked := searcher.stored(seed, "search")) is not None:  # its answers on the search part: bootstrap, gepa
             tracker.rows[0].calls += len(asked.rows)
+            tracker.rows[0].spent_usd += sum(r["cost_usd"] or 0.0 for r in asked.rows.values() if not r["cached"])
         winner = choose(tracker.rows)
         chosen = tracker.candidates[winner.name]
         budget.max_calls = None  # the golden pair is not part of the search
