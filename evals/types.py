@@ -201,6 +201,7 @@ class ModelConfig:
     options: dict[str, Any] = field(default_factory=dict)  # provider-specific extras
     repeats: int | None = None  # attempts per example for this model (None: the task's `repeats`)
     adapter: str | None = None  # the LoRA adapter folder a server of your own serves as this model (vLLM --lora-modules)
+    prompt: str | None = None  # a named prompt of the task (task.yaml `prompts:`) in place of its `prompt:`
 
     @property
     def adapter_dir(self) -> str | None:
@@ -385,6 +386,8 @@ class PromptSpec:
     system: str
     user: str
     few_shot: tuple[FewShot, ...] = ()
+    retrieve: int = 0  # few_shot: {retrieve: k}: per example, the k nearest examples of `pool` (by embedding)
+    pool: tuple[FewShot, ...] = field(default=(), repr=False)  # what `retrieve` draws from: the train set
 
 
 def _in(low: float, high: float, *, closed_low: bool = False, closed_high: bool = False) -> Any:
@@ -460,10 +463,25 @@ class Task:
     human_field: str | None = None  # the golden-line field holding people's labels, for judge agreement
     repeats: int = 1  # attempts per example (task.yaml `repeats:`; a model's own `repeats`, --repeats override it)
     judge: str | None = None  # --judge: the judge model of every judge metric and check
+    prompts: dict[str, PromptSpec] = field(default_factory=dict)  # named prompts (`prompts:`), e.g. "optimized"
 
     @property
     def path(self) -> Path:
         return self.dir / self.file
+
+    def prompt_for(self, config: ModelConfig | None) -> PromptSpec:
+        """The prompt this model runs with: its named prompt (`prompt: NAME`, `--prompt NAME`), else the task's."""
+        name = config.prompt if config is not None else None
+        if name is None:
+            return self.prompt
+        if name not in self.prompts:
+            from evals.errors import EvalsError
+
+            known = ", ".join(sorted(self.prompts)) or "none"
+            raise EvalsError(f"task '{self.name}' has no prompt named '{name}' (named prompts: {known}); "
+                             "`evals optimize` writes one as `prompts: {optimized: ...}`", file=self.path,
+                             field="prompts")
+        return self.prompts[name]
 
     def repeats_for(self, config: ModelConfig, override: int | None = None) -> int:
         """How many times each example is asked of this model: --repeats, else the model's, else the task's."""

@@ -12,10 +12,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from evals.data.golden import load_samples
-from evals.data.prompts import render_messages
+from evals.data.prompts import answer_text, render_messages
 from evals.errors import EvalsError
 from evals.types import Message, ModelConfig, Sample, Task
 
@@ -32,15 +31,10 @@ class Example:
         return len(self.prompt) + len(self.answer)
 
 
-def answer_text(reference: Any) -> str:
-    """The assistant turn a reference stands for: a string as is, structured data as compact JSON."""
-    return reference.strip() if isinstance(reference, str) else json.dumps(reference, ensure_ascii=False)
-
-
 def training_chats(task: Task, samples: Sequence[Sample], model: ModelConfig | None = None) -> list[list[Message]]:
     """Each sample as the exact chat the task sends `model` at evaluation time (its per-model system
     prompt and few-shot setting), plus the reference as the answer."""
-    return [[*render_messages(task.prompt, s.fields, model), Message("assistant", answer_text(s.reference))]
+    return [[*render_messages(task.prompt_for(model), s.fields, model), Message("assistant", answer_text(s.reference))]
             for s in samples]
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from evals.analyse.compare import Comparison, compare_runs, run_side
+from evals.analyse.provenance import prompt_notes
 from evals.analyse.verdict import Verdict, decide
 from evals.data.golden import human_labels, load_samples, samples_hash
 from evals.data.tasks import load_task
@@ -84,6 +85,8 @@ def compare_with_baseline(run_a: str, candidates: Sequence[tuple[str, Decision |
             verdict = dataclasses.replace(verdict, reasons=[*verdict.reasons, *(
                 f"Warning: {w}, and it decides matches: read its verdicts with care (`evals judge-agreement`)."
                 for w in warnings)])
+        lines, headline = prompt_notes(store, a, b, decision)
+        verdict = dataclasses.replace(verdict, reasons=[*verdict.reasons, *lines], headline=verdict.headline + headline)
         hybrid = next((r for r in store.routes(a.attrs["run"]["id"], b.attrs["run"]["id"]) if r.get("beats_both")),
                       None)
         if hybrid is not None:

@@ -145,9 +145,9 @@ def progress_mode(progress: str | None, no_progress: bool, *, quiet: bool = Fals
 
 
 @contextlib.contextmanager
-def running(db: Store, *, mode: str) -> Iterator[RunProgress]:
+def running(db: Store, *, mode: str, resume: str | None = None) -> Iterator[RunProgress]:
     """Progress for model runs (bar, plain or none). On SIGINT or SIGTERM (see evals.run.stop): say what
-    is stored and how to resume, and exit 130 or 143."""
+    is stored and how to resume (`resume`: the command that does, in place of each run's), and exit 130 or 143."""
     import signal
 
     from evals.run.progress import RunProgress
@@ -168,9 +168,10 @@ def running(db: Store, *, mode: str) -> Iterator[RunProgress]:
         if r.status == "running":  # cancelled before it could say so itself
             db.set_status(r.id, "interrupted")
     received, STOP.received = STOP.received, None  # handled
-    err_console.print(f"[yellow]interrupted by {signal.Signals(received).name}.[/] " + "; ".join(
-        f"run {r.id}: {r.n_done}/{r.n_attempts} results stored, resume with `evals run --resume {r.id}`"
-        for r in runs), highlight=False)
+    stored = "; ".join(f"run {r.id}: {r.n_done}/{r.n_attempts} results stored" + (
+        "" if resume else f", resume with `evals run --resume {r.id}`") for r in runs)
+    err_console.print(f"[yellow]interrupted by {signal.Signals(received).name}.[/] " + escape(stored) + (
+        f"; resume with `{escape(resume)}`" if resume else ""), highlight=False)
     raise typer.Exit(128 + received)
 
 

@@ -64,6 +64,9 @@ def run(
     workers: Annotated[int, typer.Option(
         metavar="N", help="Spread API models' calls over N processes, each with 1/N of the concurrency and budget: for runs "
              "past a few hundred calls a second, which one process cannot drive.", min=1)] = 1,
+    prompt: Annotated[str | None, typer.Option(
+        "--prompt", metavar="NAME", help="Run with the task's named prompt NAME (`prompts:` in task.yaml; "
+                                         "`evals optimize` writes `optimized`).")] = None,
 ) -> None:
     """Run a task's golden set against its models (or --model), score and store every answer."""
     from evals.data.tasks import load_task
@@ -75,6 +78,8 @@ def run(
         raise EvalsError("a resumed run keeps the repeats it started with; leave out --repeats", field="--repeats")
     if batch and resume:
         raise EvalsError("--resume continues a run as it started (batched or not); drop --batch")
+    if prompt and resume:
+        raise EvalsError("--resume continues a run with the prompt it started with; drop --prompt")
     loaded = load_task(task) if task is not None else None  # a mistake in it is reported before anything loads
     from evals.run.resume import resume_job, resume_run
     from evals.run.runner import create_runs, run_task
@@ -87,7 +92,7 @@ def run(
         from evals.run.workers import check_workers, start_workers
 
         if loaded is not None:
-            loaded, samples, ready = models_to_run(loaded, model, judge, limit, batch)
+            loaded, samples, ready = models_to_run(loaded, model, judge, limit, batch, prompt)
         else:
             # a resumed run keeps the judge it started with (recorded in its manifest)
             loaded, samples, job = resume_job(db.resolve(resume), db)
@@ -106,7 +111,7 @@ def run(
             else:
                 from evals.run.workers import cpu_bound_hint
 
-                loaded, samples, ready = models_to_run(loaded, model, judge, limit, batch)
+                loaded, samples, ready = models_to_run(loaded, model, judge, limit, batch, prompt)
                 wall, cpu = time.perf_counter(), time.process_time()
                 outcomes = run_async(run_task(loaded, samples, ready, db, options, cache=response_cache,
                                               progress=bars, warn=warn))
@@ -131,9 +136,10 @@ def run(
 
 
 def models_to_run(loaded: Any, model: list[str] | None, judge: str | None, limit: int | None,
-                  batch: bool) -> tuple[Any, list[Any], list[Any]]:
+                  batch: bool, prompt: str | None = None) -> tuple[Any, list[Any], list[Any]]:
     """The task (with --judge), its first `limit` examples, and each model's provider: the task's models or
-    --model, those that cannot run here skipped (said), the embedded default when none of the task's can."""
+    --model (each with the named `prompt`), those that cannot run here skipped (said), the embedded default
+    when none of the task's can."""
     from evals.data.golden import load_samples
     from evals.run.runner import DEFAULT_MODEL, open_providers, require_providers
 
@@ -148,12 +154,19 @@ def models_to_run(loaded: Any, model: list[str] | None, judge: str | None, limit
         raise EvalsError(str(e), field="--model") from None
     if batch:
         configs = batched(configs)
-    ready, skipped = open_providers(configs or [loaded.model_config(DEFAULT_MODEL)])
+
+    def prompted(config: Any) -> Any:
+        return config if prompt is None else dataclasses.replace(config, prompt=prompt)
+
+    default = prompted(loaded.model_config(DEFAULT_MODEL))
+    loaded.prompt_for(default)  # a named prompt the task lacks is refused before any model loads
+    configs = [prompted(c) for c in configs]
+    ready, skipped = open_providers(configs or [default])
     for s in skipped:
         err_console.print(f"[yellow]skipped[/] {s.spec}: {s.reason}", highlight=False)
     if not ready and not model:
         err_console.print(f"no model of the task can run here; running the embedded default {DEFAULT_MODEL}")
-        ready = require_providers([loaded.model_config(DEFAULT_MODEL)])
+        ready = require_providers([default])
     if not ready:
         raise EvalsError("none of the requested models can run here")
     return loaded, samples, ready

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 from functools import lru_cache
 from typing import Any
 
@@ -49,8 +52,42 @@ def render_messages(prompt: PromptSpec, fields: dict[str, Any], model: ModelConf
     system_text = _render(system, fields)
     if system_text:
         messages.append(Message("system", system_text))
-    for shot in prompt.few_shot if model is None or model.few_shot else ():
+    user = _render(prompt.user, fields)
+    shots = prompt.few_shot
+    if prompt.retrieve:
+        from evals.data.retrieval import nearest
+
+        shots = (*shots, *nearest(prompt, user, render_user))
+    for shot in shots if model is None or model.few_shot else ():
         messages.append(Message("user", _render(prompt.user, shot.fields)))
         messages.append(Message("assistant", shot.answer.strip()))
-    messages.append(Message("user", _render(prompt.user, fields)))
+    messages.append(Message("user", user))
     return messages
+
+
+def render_user(prompt: PromptSpec, fields: dict[str, Any]) -> str:
+    """The user turn of one example: what retrieval embeds to find its nearest training examples."""
+    return _render(prompt.user, fields)
+
+
+def answer_text(reference: Any) -> str:
+    """The assistant turn a reference stands for: a string as is, structured data as compact JSON."""
+    return reference.strip() if isinstance(reference, str) else json.dumps(reference, ensure_ascii=False)
+
+
+def prompt_record(prompt: PromptSpec) -> dict[str, Any]:
+    """The prompt as manifests and the optimisation ledger keep it: its texts and worked examples, and for
+    retrieved examples k with the pool's size and hash (not the pool itself)."""
+    record: dict[str, Any] = {"system": prompt.system, "user": prompt.user,
+                              "few_shot": [dataclasses.asdict(s) for s in prompt.few_shot]}
+    if prompt.retrieve:
+        pool = json.dumps([dataclasses.asdict(s) for s in prompt.pool], sort_keys=True, default=str)
+        record["retrieve"] = {"k": prompt.retrieve, "pool": len(prompt.pool),
+                              "pool_hash": hashlib.sha256(pool.encode()).hexdigest()[:16]}
+    return record
+
+
+def prompt_hash(prompt: PromptSpec | dict[str, Any]) -> str:
+    """A short content hash of the prompt as `prompt_record` keeps it (a run's manifest holds that record)."""
+    record = prompt if isinstance(prompt, dict) else prompt_record(prompt)
+    return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:16]

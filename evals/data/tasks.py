@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from dataclasses import fields
@@ -27,8 +28,8 @@ from evals.types import (
     Task,
 )
 
-TOP_KEYS = {"name", "description", "dataset", "prompt", "models", "metrics", "pass", "decision", "check", "repeats",
-            "judge_repeats"}
+TOP_KEYS = {"name", "description", "dataset", "prompt", "prompts", "models", "metrics", "pass", "decision", "check",
+            "repeats", "judge_repeats"}
 MODEL_KEYS = {f.name for f in fields(ModelConfig)}
 DATASET_KEYS = {"golden", "train", "id", "reference", "fields", "checks", "human"}
 PROMPT_KEYS = {"system", "user", "few_shot"}
@@ -90,6 +91,8 @@ def _parse_model(doc: YamlDoc, raw: Any, i: int) -> ModelConfig:
         if key in raw and not isinstance(raw[key], kind):
             raise doc.error(f"expected {'true or false' if kind is bool else 'a number'}, got {raw[key]!r}",
                             "models", i, key)
+    if "prompt" in raw:
+        _require_str(doc, raw["prompt"], "models", i, "prompt")
     if "repeats" in raw:
         raw["repeats"] = _repeats(doc, raw["repeats"], "models", i, "repeats")
     if raw.get("base_url") is not None:
@@ -163,18 +166,58 @@ def _parse_metric(doc: YamlDoc, raw: Any, i: int) -> MetricSpec:
     return MetricSpec(id=str(metric_id), name=name, args=args)
 
 
-def _parse_prompt(doc: YamlDoc, raw: Any) -> PromptSpec:
-    raw = _check_keys(doc, raw, PROMPT_KEYS, "prompt")
-    shots = []
-    for j, shot in enumerate(raw.get("few_shot") or []):
+def _parse_prompt(doc: YamlDoc, raw: Any, *where: str) -> PromptSpec:
+    """A prompt mapping (`prompt:`, or one of `prompts:`): system, user and few_shot, a list of worked examples
+    or `{retrieve: k}` (the k training examples nearest each example, filled in by `_with_pools`)."""
+    where = where or ("prompt",)
+    raw = _check_keys(doc, raw, PROMPT_KEYS, *where)
+    shots, retrieve = [], 0
+    few_shot = raw.get("few_shot") or []
+    if isinstance(few_shot, dict):
+        _check_keys(doc, few_shot, {"retrieve"}, *where, "few_shot")
+        retrieve = few_shot.get("retrieve")
+        if isinstance(retrieve, bool) or not isinstance(retrieve, int) or retrieve < 1:
+            raise doc.error(f"expected the number of nearest training examples to show, 1 or more; got {retrieve!r}",
+                            *where, "few_shot", "retrieve")
+        if not isinstance(doc.data.get("dataset"), dict) or not doc.data["dataset"].get("train"):
+            raise doc.error("retrieved examples come from the task's training set: set dataset.train",
+                            *where, "few_shot", "retrieve")
+        few_shot = []
+    if not isinstance(few_shot, list):
+        raise doc.error("expected a list of worked examples, or {retrieve: k}", *where, "few_shot")
+    for j, shot in enumerate(few_shot):
         if not isinstance(shot, dict) or "answer" not in shot or not isinstance(shot.get("fields"), dict):
-            raise doc.error("a few-shot example needs 'fields' (a mapping) and 'answer'", "prompt", "few_shot", j)
+            raise doc.error("a few-shot example needs 'fields' (a mapping) and 'answer'", *where, "few_shot", j)
         shots.append(FewShot(fields=shot["fields"], answer=str(shot["answer"])))
     return PromptSpec(
         system=str(raw.get("system") or ""),
-        user=_require_str(doc, raw.get("user"), "prompt", "user"),
+        user=_require_str(doc, raw.get("user"), *where, "user"),
         few_shot=tuple(shots),
+        retrieve=retrieve,
     )
+
+
+def _parse_prompts(doc: YamlDoc, raw: Any) -> dict[str, PromptSpec]:
+    """`prompts: {NAME: {system, user, few_shot}}`: named prompts a model runs with `prompt: NAME`."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise doc.error("expected a mapping of prompt name to a prompt (system, user, few_shot)", "prompts")
+    return {str(_require_str(doc, name, "prompts")): _parse_prompt(doc, spec, "prompts", name)
+            for name, spec in raw.items()}
+
+
+def _with_pools(task: Task) -> Task:
+    """Prompts that retrieve their worked examples get the training set to draw them from (read only then)."""
+    prompts = {"": task.prompt, **task.prompts}
+    if not any(p.retrieve for p in prompts.values()):
+        return task
+    from evals.data.golden import load_samples
+    from evals.data.prompts import answer_text
+
+    pool = tuple(FewShot(s.fields, answer_text(s.reference)) for s in load_samples(task, "train"))
+    pooled = {k: dataclasses.replace(p, pool=pool) if p.retrieve else p for k, p in prompts.items()}
+    return dataclasses.replace(task, prompt=pooled.pop(""), prompts=pooled)
 
 
 def _parse_check(doc: YamlDoc, raw: Any, metric_ids: list[str]) -> CheckSettings:
@@ -260,6 +303,7 @@ def load_task(name_or_path: str) -> Task:
         reference_field=str(dataset.get("reference", "reference")),
         input_fields=tuple(input_fields),
         prompt=_parse_prompt(doc, data.get("prompt")),
+        prompts=_parse_prompts(doc, data.get("prompts")),
         models=models,
         metrics=metrics,
         pass_rule={str(k): float(v) for k, v in pass_rule.items()},
@@ -271,8 +315,12 @@ def load_task(name_or_path: str) -> Task:
         human_field=_require_str(doc, dataset["human"], "dataset", "human") if "human" in dataset else None,
         repeats=_repeats(doc, data.get("repeats", 1), "repeats"),
     )
+    for i, m in enumerate(models):
+        if m.prompt is not None and m.prompt not in task.prompts:
+            raise doc.error(f"no prompt named '{m.prompt}' under `prompts:`{suggest(m.prompt, task.prompts)}",
+                            "models", i, "prompt")
     _validate_plugins(doc, task)
-    return task
+    return _with_pools(task)
 
 
 def _validate_plugins(doc: YamlDoc, task: Task) -> None:
@@ -285,7 +333,8 @@ def _validate_plugins(doc: YamlDoc, task: Task) -> None:
             build_metric(spec, task)
         except EvalsError as e:
             raise doc.error(e.message, "metrics", i, "name") from None
-    try:
-        compile_prompt(task.prompt)
-    except EvalsError as e:
-        raise doc.error(e.message, "prompt") from None
+    for where, prompt in [(("prompt",), task.prompt), *((("prompts", n), p) for n, p in task.prompts.items())]:
+        try:
+            compile_prompt(prompt)
+        except EvalsError as e:
+            raise doc.error(e.message, *where) from None

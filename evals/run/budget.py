@@ -27,10 +27,15 @@ class Budget:
     exhausted: bool = False
     in_flight: int = 0  # reservations not yet settled
     shares: int = 1  # worker processes, each holding an equal share of the limit (--workers)
+    max_calls: int | None = None  # calls that may reach a model (`evals optimize --max-calls`); cache hits are free
+    calls: int = 0  # reservations made (calls that reached, or are reaching, a model)
     _settled: asyncio.Condition = field(default_factory=asyncio.Condition, repr=False)
 
     async def reserve(self, estimate: float) -> bool:
         async with self._settled:
+            if self.max_calls is not None and self.calls >= self.max_calls:
+                self.exhausted = True
+                return False
             if self.limit_usd is not None:
                 while self.spent_usd + self.reserved_usd + estimate > self.limit_usd:
                     if self.spent_usd + estimate > self.limit_usd:  # it would not fit even alone
@@ -41,6 +46,7 @@ class Budget:
                     await self._settled.wait()  # calls in flight release what they reserved beyond their cost
             self.reserved_usd += estimate
             self.in_flight += 1
+            self.calls += 1
             return True
 
     async def settle(self, estimate: float, actual: float) -> None:
@@ -67,7 +73,7 @@ def check_budget(task: Task, samples: Sequence[Sample], configs: Sequence[ModelC
     """Refuse, before any call, a budget smaller than the worst case of the cheapest single call."""
     if limit is None or not samples:
         return
-    worst = [(estimate_cost(c, render_messages(task.prompt, s.fields, c), c.params), c)
+    worst = [(estimate_cost(c, render_messages(task.prompt_for(c), s.fields, c), c.params), c)
              for c in configs for s in samples[:200]]
     cheapest, config = min(worst, key=lambda w: w[0])
     if cheapest > limit:

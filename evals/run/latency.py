@@ -45,7 +45,7 @@ async def measure_level(task: Task, config: ModelConfig, samples: Sequence[Sampl
     config = dataclasses.replace(config, concurrency=concurrency, stream=True, batch=False)  # one request's time
     provider = create_provider(config)
     count = max(n, concurrency)
-    chats = [render_messages(task.prompt, samples[i % len(samples)].fields, config) for i in range(count)]
+    chats = [render_messages(task.prompt_for(config), samples[i % len(samples)].fields, config) for i in range(count)]
     bar = progress.add(f"{config.spec} @ {concurrency}", total=count) if progress else None
     try:
         await complete_with_retries(provider, chats[0], config.params, options)  # warm-up, not counted

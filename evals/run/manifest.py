@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from evals._util import dir_hash, redact_secrets
+from evals.data.prompts import prompt_record
 from evals.errors import EvalsError
 from evals.metrics import metric_config, names_code
 from evals.providers.finetuned import run_record
@@ -85,11 +86,8 @@ def build_manifest(task: Task, config: ModelConfig, provider_id: str, golden_has
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "task": {"name": task.name, "path": str(task.path), "hash": task.hash},
         "golden": {"source": task.golden, "hash": golden_hash, "n": n},
-        "prompt": {
-            "system": config.system if config.system is not None else task.prompt.system,
-            "user": task.prompt.user,
-            "few_shot": [dataclasses.asdict(s) for s in task.prompt.few_shot],
-        },
+        "prompt": prompt_record(task.prompt_for(config)) | (
+            {"system": config.system} if config.system is not None else {}),
         "model": config_to_dict(config),
         "provider_id": provider_id,
         "params": config.params.as_dict(),

@@ -131,6 +131,33 @@ CREATE TABLE IF NOT EXISTS batch_items (
     PRIMARY KEY (batch_id, custom_id)
 );
 CREATE INDEX IF NOT EXISTS batch_items_by_run ON batch_items (run_id, request_key);
+-- `evals optimize` (evals.run.optimize.ledger): a prompt search on a task's train split, the stored run of each
+-- candidate on each split (search, dev, golden), and the proposer's answers, so a killed search resumes unpaid.
+CREATE TABLE IF NOT EXISTS optimizations (
+    id TEXT PRIMARY KEY,
+    task TEXT NOT NULL,
+    model TEXT NOT NULL,
+    key TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    finished_at TEXT,
+    settings TEXT NOT NULL,
+    result TEXT
+);
+CREATE INDEX IF NOT EXISTS optimizations_by_key ON optimizations (key, created_at);
+CREATE TABLE IF NOT EXISTS optimization_runs (
+    optimization_id TEXT NOT NULL REFERENCES optimizations(id),
+    candidate TEXT NOT NULL,
+    split TEXT NOT NULL,
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    PRIMARY KEY (optimization_id, candidate, split)
+);
+CREATE TABLE IF NOT EXISTS optimization_proposals (
+    optimization_id TEXT NOT NULL REFERENCES optimizations(id),
+    request TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    PRIMARY KEY (optimization_id, request)
+);
 """
 # Tables a store must have to be read without upgrading it (human_labels comes with the first label).
 REQUIRED_TABLES = ("runs", "results", "baselines", "checks", "latency_profiles", "decisions", "routes", "batches",

@@ -151,6 +151,11 @@ class Store:
         """A database error met reading through `connection` as one line naming the store (a StorageError)."""
         return self._db.failure("read", e)
 
+    @property
+    def database(self) -> Database:
+        """The store's database, for the tables another module keeps (the optimisation ledger)."""
+        return self._db
+
     def close(self) -> None:
         self._db.close()
 
