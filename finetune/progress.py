@@ -67,9 +67,8 @@ class TrainingProgress:
         pacer.done = done
         self._bar.update(self._task, val=f"validating {done}/{total}")
         if self._mode == "plain" and pacer.due():
-            rate, eta = pacer.rate_and_eta()
-            plain_line(self._console, f"validating: rows {done}/{total} ({done / total:.0%})"
-                                      + (f" {rate * 60:.1f} rows/min" if rate else "") + f" eta {clock(eta)}")
+            _, eta = pacer.rate_and_eta()
+            plain_line(self._console, f"validating: rows {done}/{total} ({done / total:.0%}) eta {clock(eta)}")
         if done >= total:
             self._val_pacer = None
 
