@@ -145,9 +145,9 @@ def progress_mode(progress: str | None, no_progress: bool, *, quiet: bool = Fals
 
 
 @contextlib.contextmanager
-def running(db: Store, *, mode: str) -> Iterator[RunProgress]:
+def running(db: Store, *, mode: str, resume: str = "evals run --resume {run_id}") -> Iterator[RunProgress]:
     """Progress for model runs (bar, plain or none). On SIGINT or SIGTERM (see evals.run.stop): say what
-    is stored and how to resume, and exit 130 or 143."""
+    is stored and how to resume (`resume`, with the run's id), and exit 130 or 143."""
     import signal
 
     from evals.run.progress import RunProgress
@@ -169,7 +169,7 @@ def running(db: Store, *, mode: str) -> Iterator[RunProgress]:
             db.set_status(r.id, "interrupted")
     received, STOP.received = STOP.received, None  # handled
     err_console.print(f"[yellow]interrupted by {signal.Signals(received).name}.[/] " + "; ".join(
-        f"run {r.id}: {r.n_done}/{r.n_attempts} results stored, resume with `evals run --resume {r.id}`"
+        f"run {r.id}: {r.n_done}/{r.n_attempts} results stored, resume with `{resume.format(run_id=r.id)}`"
         for r in runs), highlight=False)
     raise typer.Exit(128 + received)
 
