@@ -13,13 +13,16 @@ noise of a finite golden set, not the run-to-run noise of training (seeds), whic
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+CURVES_ROOT = Path("finetune/curves")  # where `evals finetune --curve` keeps each curve: NAME/curve.json
 C_MIN, C_MAX = 0.02, 3.0
 GRID = np.geomspace(C_MIN, C_MAX, 600)
 MIN_SIZES = 3  # three parameters
@@ -129,6 +132,7 @@ class Answer:
     at_4x: Estimate
     asymptote: Estimate
     targets: dict[str, dict[str, Any]]  # name -> {rate, examples (Estimate of the size), text}
+    bootstrap: list[Params] = field(default_factory=list, repr=False)  # the refitted curves
 
     def as_dict(self) -> dict[str, Any]:
         return {"params": asdict(self.params), "largest": self.largest, "at_2x": self.at_2x.as_dict(),
@@ -141,7 +145,8 @@ def examples_text(needed: Estimate, largest: int) -> str:
     def num(v: float) -> str:
         return f"more than {REACH * largest:,}" if v > REACH * largest else f"{v:,.0f}"
 
-    ci = f"{CONFIDENCE:.0%} CI {num(needed.low)} to {num(needed.high)}"
+    ci = (f"{CONFIDENCE:.0%} CI {num(needed.low)} to {num(needed.high)}" if needed.low <= REACH * largest
+          else f"{CONFIDENCE:.0%} CI entirely beyond {REACH}x")
     if needed.value <= largest:
         return f"already reached at {largest:,} examples or fewer ({ci})"
     if needed.value > REACH * largest:
@@ -158,25 +163,52 @@ def answer(sizes: Sequence[int], passed: np.ndarray, targets: dict[str, float] |
     boot = bootstrap(sizes, p, draws, seed)
     largest = int(max(sizes))
     at = {k: _interval([q.rate(k * largest) for q in boot], params.rate(k * largest)) for k in (2, 4)}
-    out = {}
-    for name, rate in (targets or {}).items():
-        needed = _interval([q.examples_for(rate) for q in boot], params.examples_for(rate))
-        out[name] = {"rate": rate, "examples": needed.as_dict(), "text": examples_text(needed, largest)}
-    return Answer(params, largest, at[2], at[4], _interval([q.a for q in boot], params.a), out)
+    out = {name: target_answer(params, boot, rate, largest) for name, rate in (targets or {}).items()}
+    return Answer(params, largest, at[2], at[4], _interval([q.a for q in boot], params.a), out, boot)
 
 
-def more_examples_line(targets: dict[str, Any], name: str, largest: int, curve_of: str) -> str | None:
-    """`decide`'s line from a stored curve's answer for target `name`: how many more training examples are
-    expected to close the gap, or that the curve is flat."""
-    found = targets.get(name)
-    if not isinstance(found, dict) or not isinstance(found.get("examples"), dict):
-        return None
-    e = found["examples"]
-    value = math.inf if e.get("value") is None else float(e["value"])
-    where = f"(extrapolated from the learning curve {curve_of}: {found.get('text', '')})"
+def target_answer(params: Params, boot: Sequence[Params], target: float, largest: int) -> dict[str, Any]:
+    """The examples needed to reach `target`, with its bootstrap interval and in words."""
+    needed = _interval([q.examples_for(target) for q in boot], params.examples_for(target))
+    return {"rate": target, "examples": needed.as_dict(), "text": examples_text(needed, largest)}
+
+
+def find_curve(task: str, base: str, root: Path = CURVES_ROOT) -> tuple[Path, dict[str, Any]] | None:
+    """The newest fitted curve of this task and base model (a file is data: anything malformed is passed over)."""
+    found = []
+    for path in root.glob("*/curve.json") if root.is_dir() else ():
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+            ident, fitted = record["identity"], record["fit"]
+            if ident["task"] == task and ident["base"] == base and isinstance(fitted, dict):
+                curve_params(record)  # the parameters must be numbers
+                found.append((path.stat().st_mtime, path, record))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return max(found, key=lambda f: f[0])[1:] if found else None
+
+
+def curve_params(record: dict[str, Any]) -> tuple[Params, list[Params], int]:
+    """A stored curve's fit: its parameters, the bootstrap's, and the largest size (ValueError if malformed)."""
+    fitted = record["fit"]
+    p = fitted["params"]
+    params = Params(float(p["a"]), float(p["b"]), float(p["c"]))
+    boot = [Params(float(a), float(b), float(c)) for a, b, c in fitted["bootstrap_params"]]
+    if not boot:
+        raise ValueError("no bootstrap draws")
+    return params, boot, int(fitted["largest"])
+
+
+def more_examples_line(record: dict[str, Any], target: float, curve_of: str) -> str:
+    """`decide`'s line from a stored curve: how many more training examples are expected to bring the candidate
+    to `target` (the baseline's rate plus min_gap), or that the curve is flat. Labelled extrapolation."""
+    params, boot, largest = curve_params(record)
+    found = target_answer(params, boot, target, largest)
+    value = math.inf if found["examples"]["value"] is None else found["examples"]["value"]
+    where = f"(extrapolated from the learning curve in {curve_of}: {found['text']})"
     if value <= largest:
-        return f"The learning curve already reaches {found['rate']:.0%} at its largest size {where}."
+        return f"The learning curve already reaches {target:.0%} at its largest size {where}."
     if value > REACH * largest:
-        return f"The learning curve is flat: more data is unlikely to help reach {found['rate']:.0%} {where}."
-    return (f"About {value - largest:,.0f} more training examples (beyond the {largest:,} of the largest size) are "
-            f"expected to close the gap to {found['rate']:.0%} {where}.")
+        return f"The learning curve is flat: more data is unlikely to help reach {target:.0%} {where}."
+    return (f"About {value - largest:,.0f} more training examples (beyond the {largest:,} of its largest size) are "
+            f"expected to close the gap to {target:.0%} {where}.")

@@ -61,9 +61,13 @@ def test_answers_say_how_many_examples_or_that_the_curve_is_flat() -> None:
     got = answer(SIZES, flat, {"baseline": 0.8}, draws=200)
     assert got.targets["baseline"]["examples"]["value"] is None  # never, as far as the curve knows
     assert got.targets["baseline"]["text"].startswith("not within 10x the largest size (400 examples")
-    line = more_examples_line(got.targets, "baseline", 400, "finetune/curves/qa")
+    stored = {"fit": {"params": vars(got.params), "largest": 400,
+                      "bootstrap_params": [[q.a, q.b, q.c] for q in got.bootstrap]}}
+    line = more_examples_line(stored, 0.8, "finetune/curves/qa")
     assert line.startswith("The learning curve is flat: more data is unlikely to help reach 80%")
     assert examples_text(got.at_2x.__class__(620, 410, 1900), 400) == "about 620 examples (95% CI 410 to 1,900)"
-    assert more_examples_line({"b": {"rate": 0.7, "examples": {"value": 620, "low": 410, "high": 1900},
-                                     "text": "t"}}, "b", 400, "c").startswith(
-        "About 220 more training examples (beyond the 400 of the largest size) are expected to close the gap to 70%")
+    assert examples_text(got.at_2x.__class__(math.inf, 5000, math.inf), 400) == (
+        "not within 10x the largest size (400 examples; 95% CI entirely beyond 10x)")
+    rising = {"fit": {"params": vars(TRUE), "largest": 200, "bootstrap_params": [[0.8, 2.0, 0.5]] * 10}}
+    assert more_examples_line(rising, 0.7, "c").startswith(  # 400 needed (TRUE), 200 measured
+        "About 200 more training examples (beyond the 200 of its largest size) are expected to close the gap to 70%")
