@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ from evals.metrics.structure import NoAnswer, NotJSON, parse_json_answer
 from evals.run.distill import DistillPlan, label_matches, prompt_hash
 from evals.run.manifest import git_state, package_versions
 from evals.run.store import Store
-from evals.types import CHECKS
+from evals.types import CHECKS, Usage
 
 OVERLAP = "overlaps the golden set"
 TEACHER_ERROR = "the teacher's call failed"
@@ -34,18 +34,9 @@ class Rejection:
         return {"id": self.id, "line": self.line, "reason": self.reason, "detail": self.detail}
 
 
-@dataclass
-class Usage:
-    calls: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost_usd: float = 0.0
-
-    def add(self, calls: int, input_tokens: int, output_tokens: int, cost_usd: float) -> None:
-        self.calls += calls
-        self.input_tokens += input_tokens
-        self.output_tokens += output_tokens
-        self.cost_usd += cost_usd
+def _plus(u: Usage, calls: int, input_tokens: int, output_tokens: int, cost_usd: float, spent_usd: float) -> Usage:
+    return Usage(u.calls + calls, u.input_tokens + input_tokens, u.output_tokens + output_tokens,
+                 u.cost_usd + cost_usd, u.spent_usd + spent_usd)
 
 
 @dataclass
@@ -98,11 +89,13 @@ def collect(plan: DistillPlan, store: Store, run_id: str) -> Distilled:
         if row is None:
             out.pending += 1
             continue
-        out.teacher.add(1, int(row.input_tokens or 0), int(row.output_tokens or 0), float(row.cost_usd or 0.0))
+        cost = float(row.cost_usd or 0.0)
+        out.teacher = _plus(out.teacher, 1, int(row.input_tokens or 0), int(row.output_tokens or 0), cost,
+                            0.0 if row.cached else cost)
         for score in row.scores.values():
-            if score.get("usage"):
-                u = score["usage"]
-                out.judge.add(u["calls"], u["input_tokens"], u["output_tokens"], u["cost_usd"])
+            if u := score.get("usage"):
+                out.judge = _plus(out.judge, u["calls"], u["input_tokens"], u["output_tokens"], u["cost_usd"],
+                                  u["spent_usd"])
         if row.model_version:
             versions.add(row.model_version)
         why = _rejection(plan, row, sample.line)
@@ -155,9 +148,10 @@ def manifest(plan: DistillPlan, done: Distilled, out: Path, quality: dict[str, A
         "counts": {"inputs": len(plan.lines), "overlap_dropped": len(plan.overlap), "to_label": len(plan.samples),
                    "labelled": len(plan.samples) - done.pending, "pending": done.pending, "kept": len(done.kept),
                    "rejected": len(done.rejected), "rejected_by_reason": done.reasons},
-        "usage": {"teacher": vars(done.teacher), "judge": vars(done.judge),
+        "usage": {"teacher": asdict(done.teacher), "judge": asdict(done.judge),
                   "total_cost_usd": done.teacher.cost_usd + done.judge.cost_usd,
-                  "note": "as billed when each call was answered (a cached answer was paid for once)"},
+                  "note": "cost_usd: as billed when each call was answered; spent_usd: what the calls paid for "
+                          "when they were made (a cache hit pays nothing)"},
         "label_quality": quality,
         "rejections": [r.as_dict() for r in done.rejected],
         "output": str(out),

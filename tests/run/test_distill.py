@@ -144,3 +144,19 @@ def test_bad_inputs_and_reference_filters_are_refused_before_any_call(setup) -> 
                                        str(folder / "inputs.jsonl"), "--filter", "json_vald"])
     assert unknown.exit_code == 2 and "did you mean 'json_valid'" in unknown.stderr.lower()
     assert server.counts.received == 0
+
+
+def test_the_teacher_is_asked_with_the_prompt_of_the_entry_named(setup) -> None:
+    folder, server, tmp_path = setup
+    spec = yaml.safe_load((folder / "task.yaml").read_text())
+    spec["models"].append({"spec": "fake:student", "system": "Reply with labels only.", "few_shot": False})
+    (folder / "task.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    result = distill(folder, tmp_path, "--prompt-of", "fake:student", "--n", "2")
+    assert result.exit_code == 0, result.output
+    asked = [r.body for r in server.requests if r.body.get("model") == "gpt-4o-mini"]
+    assert len(asked) == 2 and all(b["messages"][0] == {"role": "system", "content": "Reply with labels only."}
+                                   for b in asked)
+    m = json.loads((tmp_path / "out.manifest.json").read_text())
+    prompt = {"system": "Reply with labels only.", "user": "{{ question }}", "few_shot": []}
+    assert m["teacher"]["prompt_sha256"] == hashlib.sha256(json.dumps(prompt, sort_keys=True).encode()).hexdigest()
+    assert m["counts"]["to_label"] == 2
