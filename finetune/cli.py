@@ -64,11 +64,11 @@ def finetune_cmd(
 ) -> None:
     """Train a LoRA adapter on the task's train.jsonl, with the prompt the task uses at evaluation time."""
     console, err_console = _consoles["out"], _consoles["err"]
-    if curve is not None and (on != "local" or resume or export_openai is not None):
+    if curve is not None and (resume or export_openai is not None):
         from evals.errors import EvalsError
 
-        raise EvalsError("--curve trains local LoRA adapters and continues by itself: leave out --on, --resume and "
-                         "--export-openai", field="--curve")
+        raise EvalsError("--curve continues by itself where it stopped: leave out --resume and --export-openai",
+                         field="--curve")
     if on != "local":  # the hosted path: finetune/hosted.py
         from finetune.hosted_cli import hosted_cmd
 
@@ -78,7 +78,7 @@ def finetune_cmd(
                      "--memory-limit": memory_limit, "--dtype": dtype}
         return hosted_cmd(task, on=on, base=base, config=config, name=name, epochs=epochs, batch_size=batch_size,
                           seed=seed, resume=resume, force=force, allow_overlap=allow_overlap, progress=progress,
-                          lora_only=lora_only, consoles=_consoles)
+                          lora_only=lora_only, consoles=_consoles, curve=curve, store=store)
     from evals.data.tasks import load_task
     from evals.run.progress import progress_mode
     from finetune.config import load_config

@@ -4,8 +4,10 @@ larger one; the same validation slice for all), scores each on the golden set th
 fits a learning curve (evals/analyse/learning_curve.py) whose extrapolations say how many examples would reach
 the baseline.
 
-Everything lands in finetune/curves/NAME/ (git-ignored): an adapter per size (nN/), and curve.json, written after
-each size, so a killed curve continues at the size it stopped in (from that size's checkpoint).
+With `--on openai` each size is a hosted fine-tune instead (NAME-nN, trained and billed by the API, its cost per
+size recorded). Everything lands in finetune/curves/NAME/ (git-ignored): an adapter per size (nN/; hosted ones in
+finetune/hosted/NAME-nN/), and curve.json, written after each size, so a killed curve continues at the size it
+stopped in (from that size's checkpoint, or re-attached to its running job).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import dataclasses
 import json
 import shutil
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,16 +64,103 @@ def parse_sizes(text: str, available: int) -> list[int]:
     return sorted(sizes)
 
 
-def nested_subsets(samples: Sequence[Sample], config: FinetuneConfig) -> tuple[list[Sample], list[Sample]]:
+def nested_subsets(samples: Sequence[Sample], settings: Any) -> tuple[list[Sample], list[Sample]]:
     """(the training examples in one seeded order, the validation slice): size N trains on the first N."""
-    return split(samples, config.val_fraction, config.seed)
+    return split(samples, settings.val_fraction, settings.seed)
 
 
-def identity(task: Task, config: FinetuneConfig, samples: Sequence[Sample], golden_hash: str,
-             entry: ModelConfig) -> dict[str, Any]:
-    """What makes two curves the same experiment: a curve resumes only under the same identity."""
-    return {"task": task.name, "base": config.base, "config": config.math_dict(), "train_hash": samples_hash(
-        list(samples)), "golden_hash": golden_hash, "prompt": {"system": entry.system, "few_shot": entry.few_shot}}
+@dataclass
+class LocalSizes:
+    """Each size a LoRA adapter trained here (finetune/trainer.py) in the curve's folder, nN/."""
+
+    task: Task
+    config: FinetuneConfig
+    name: str
+    allow_overlap: bool = False
+    console: Any = None
+    progress_mode: str = "bar"
+
+    @property
+    def base(self) -> str:
+        return self.config.base
+
+    @property
+    def settings(self) -> Any:
+        return self.config
+
+    def entry(self) -> ModelConfig:
+        """The task entry of the fine-tune: the prompt every size trains with and is served with."""
+        return self.task.model_config(f"{self.config.base}+lora:{adapter_dir(self.name)}")
+
+    def identity(self) -> dict[str, Any]:
+        return self.config.math_dict()
+
+    def train(self, n: int, subset: tuple[list[Sample], list[Sample]], total: int) -> tuple[ModelConfig, dict]:
+        out = curve_dir(self.name) / f"n{n}"
+        if not (out / MANIFEST_FILE).is_file():  # trained already when only its scoring was cut short
+            if self.console is not None:
+                self.console.print(f"curve {self.name}: training on {n} of {total} examples -> {out}",
+                                   highlight=False)
+            train(self.task, self.config, out, resume=(checkpoint_dir(out) / "state.pt").is_file(), force=True,
+                  allow_overlap=self.allow_overlap, console=self.console, progress_mode=self.progress_mode,
+                  subset=subset, prompt_model=self.entry())
+        manifest = json.loads((out / MANIFEST_FILE).read_text(encoding="utf-8"))
+        hourly = self.task.decision.self_hosted.gpu_hourly_usd if self.task.decision.self_hosted else None
+        wall, hardware = float(manifest["wall_seconds"]), manifest.get("hardware") or {}
+        return dataclasses.replace(self.entry(), spec=ModelSpec.parse(f"{self.config.base}+lora:{out}")), {
+            "where": str(out), "wall_seconds": wall, "tokens": manifest["tokens"], "steps": manifest["steps"]["done"],
+            "epochs": len(manifest["epochs"]), "device": hardware.get("device"), "cpu": hardware.get("cpu"),
+            "cost_usd": wall / 3600 * hourly if hourly else None,
+            "cost_basis": (f"the training's wall time on {hardware.get('device')} at "
+                           f"decision.self_hosted.gpu_hourly_usd ${hourly:g}" if hourly else
+                           "no decision.self_hosted.gpu_hourly_usd set")}
+
+
+@dataclass
+class HostedSizes:
+    """Each size a hosted fine-tune (finetune/hosted.py) named NAME-nN, trained and billed by the provider's API;
+    a size whose job is still running is re-attached to, never started twice."""
+
+    task: Task
+    config: Any  # HostedConfig
+    name: str
+    allow_overlap: bool = False
+    console: Any = None
+    progress_mode: str = "bar"
+
+    @property
+    def base(self) -> str:
+        return f"openai:{self.config.base}"
+
+    @property
+    def settings(self) -> Any:
+        return self.config
+
+    def entry(self) -> ModelConfig:
+        return self.task.model_config(f"openai:ft@{self.name}")
+
+    def identity(self) -> dict[str, Any]:
+        return {k: v for k, v in self.config.to_dict().items() if k != "poll_s"}
+
+    def train(self, n: int, subset: tuple[list[Sample], list[Sample]], total: int) -> tuple[ModelConfig, dict]:
+        from evals.providers.finetuned import read_manifest
+        from finetune.hosted import run_hosted
+
+        size = f"{self.name}-n{n}"
+        manifest = read_manifest(size)
+        if not (manifest or {}).get("fine_tuned_model"):
+            if self.console is not None:
+                self.console.print(f"curve {self.name}: fine-tuning on {n} of {total} examples -> openai:ft@{size}",
+                                   highlight=False)
+            manifest = run_hosted(self.task, self.config, size, resume=bool((manifest or {}).get("job")),
+                                  force=True, allow_overlap=self.allow_overlap, console=self.console,
+                                  progress_mode=self.progress_mode, subset=subset, prompt_model=self.entry())
+        job, cost = manifest.get("job") or {}, manifest.get("cost") or {}
+        wall = (job["finished_at"] - job["created_at"]) if job.get("finished_at") and job.get("created_at") else None
+        return dataclasses.replace(self.entry(), spec=ModelSpec.parse(f"openai:ft@{size}")), {
+            "where": f"finetune/hosted/{size}", "wall_seconds": wall, "tokens": manifest.get("trained_tokens"),
+            "job": job.get("id"), "device": "OpenAI's fine-tuning API", "cost_usd": cost.get("training_cost_usd"),
+            "cost_basis": cost.get("basis") or "trained tokens x the training price (prices.yaml)"}
 
 
 def load_curve(path: Path) -> dict[str, Any] | None:
@@ -85,20 +175,22 @@ def load_curve(path: Path) -> dict[str, Any] | None:
     return record
 
 
-def run_curve(task: Task, config: FinetuneConfig, sizes_text: str, evaluate: Evaluate, store: Store, *, name: str,
-              force: bool = False, allow_overlap: bool = False, console=None, progress_mode: str = "bar",
-              baseline: tuple[str, str, float] | None = None, on_point: Callable[[dict], None] | None = None
-              ) -> dict[str, Any]:
+def run_curve(sizes_of: LocalSizes | HostedSizes, sizes_text: str, evaluate: Evaluate, store: Store, *,
+              force: bool = False, baseline: tuple[str, str, float] | None = None,
+              on_point: Callable[[dict], None] | None = None) -> dict[str, Any]:
     """Train and score every size not yet in the curve, then fit it; returns the curve (also in curve.json).
     `baseline`: (run id, model, match rate) of the prompted model to reach, for the examples-needed answer."""
+    task = sizes_of.task
     samples = load_train(task)
-    overlap: list[Overlap] = check_overlap(task, samples, allow=allow_overlap)
-    order, val = nested_subsets(samples, config)
+    overlap: list[Overlap] = check_overlap(task, samples, allow=sizes_of.allow_overlap)
+    order, val = nested_subsets(samples, sizes_of.settings)
     sizes = parse_sizes(sizes_text, len(order))
-    folder = curve_dir(name)
-    entry = task.model_config(f"{config.base}+lora:{adapter_dir(name)}")  # the prompt the fine-tune is served with
+    folder = curve_dir(sizes_of.name)
+    entry = sizes_of.entry()
     golden = load_samples(task)
-    wanted = plain(identity(task, config, samples, samples_hash(golden), entry))
+    wanted = plain({"task": task.name, "base": sizes_of.base, "config": sizes_of.identity(),
+                    "train_hash": samples_hash(samples), "golden_hash": samples_hash(golden),
+                    "prompt": {"system": entry.system, "few_shot": entry.few_shot}})
     record = load_curve(folder / CURVE_FILE)
     if record is not None and record.get("identity") != wanted:
         if not force:
@@ -114,54 +206,36 @@ def run_curve(task: Task, config: FinetuneConfig, sizes_text: str, evaluate: Eva
     for n in sizes:
         if n in done:
             continue
-        out = folder / f"n{n}"
-        if not (out / MANIFEST_FILE).is_file():  # trained already when only its scoring was cut short
-            if console is not None:
-                console.print(f"curve {name}: training on {n} of {len(order)} examples -> {out}", highlight=False)
-            train(task, config, out, resume=(checkpoint_dir(out) / "state.pt").is_file(), force=True,
-                  allow_overlap=allow_overlap, console=console, progress_mode=progress_mode,
-                  subset=(order[:n], val), prompt_model=entry)
-        manifest = json.loads((out / MANIFEST_FILE).read_text(encoding="utf-8"))
-        model = dataclasses.replace(entry, spec=ModelSpec.parse(f"{config.base}+lora:{out}"))
+        model, trained = sizes_of.train(n, (order[:n], val), len(order))
         run_id = evaluate(model)
-        point = score_point(n, out, model, run_id, manifest, golden, task, store)
+        point = score_point(n, model, run_id, trained, golden, store)
         record["points"] = sorted([*record["points"], point], key=lambda p: p["size"])
         write_atomic(folder / CURVE_FILE, json.dumps(record, indent=1, sort_keys=True) + "\n")
         if on_point:
             on_point(point)
-    record["fit"] = fit_curve(record, golden, baseline, task)
+    record["fit"] = fit_curve(record, baseline, task)
     write_atomic(folder / CURVE_FILE, json.dumps(record, indent=1, sort_keys=True) + "\n")
     return record
 
 
-def score_point(n: int, out: Path, model: ModelConfig, run_id: str, manifest: dict[str, Any],
-                golden: Sequence[Sample], task: Task, store: Store) -> dict[str, Any]:
-    """One size: its golden-set run's match rate (Wilson 95% CI), metric means, each example's match, and what
-    training took (wall time, tokens, and its cost at decision.self_hosted.gpu_hourly_usd when set)."""
+def score_point(n: int, model: ModelConfig, run_id: str, trained: dict[str, Any], golden: Sequence[Sample],
+                store: Store) -> dict[str, Any]:
+    """One size: its golden-set run's match rate (Wilson 95% CI), metric means and each example's match, beside
+    what its training took (wall time, tokens, cost)."""
     from evals.analyse.summary import summarize_stored
 
     summary = summarize_stored(run_id, store)
     passed = {r["example_id"]: bool(r["passed"]) for r in store.result_rows(run_id)}
-    hourly = task.decision.self_hosted.gpu_hourly_usd if task.decision.self_hosted else None
-    wall = float(manifest["wall_seconds"])
-    hardware = manifest.get("hardware") or {}
     low, high = wilson_interval(summary.matches, summary.n)
     return {
-        "size": n, "adapter": str(out), "model_spec": str(model.spec), "run_id": run_id,
+        "size": n, "model_spec": str(model.spec), "run_id": run_id,
         "matches": summary.matches, "n": summary.n, "rate": summary.match_rate, "ci95": [low, high],
-        "errors": summary.errors, "metrics": summary.metrics,
-        "train": {"wall_seconds": wall, "tokens": manifest["tokens"], "steps": manifest["steps"]["done"],
-                  "epochs": len(manifest["epochs"]), "device": hardware.get("device"), "cpu": hardware.get("cpu"),
-                  "cost_usd": wall / 3600 * hourly if hourly else None,
-                  "cost_basis": (f"{wall / 3600:.3f} h of training on {hardware.get('device')} at "
-                                 f"decision.self_hosted.gpu_hourly_usd ${hourly:g}" if hourly else
-                                 "no decision.self_hosted.gpu_hourly_usd set")},
+        "errors": summary.errors, "metrics": summary.metrics, "train": trained,
         "passed": [int(passed.get(s.id, False)) for s in golden],  # golden order; an error or a gap is a miss
     }
 
 
-def fit_curve(record: dict[str, Any], golden: Sequence[Sample], baseline: tuple[str, str, float] | None,
-              task: Task) -> dict[str, Any] | None:
+def fit_curve(record: dict[str, Any], baseline: tuple[str, str, float] | None, task: Task) -> dict[str, Any] | None:
     """The fit and its answers, once the curve has MIN_SIZES sizes; None (said in the report) before."""
     points = record["points"]
     if len(points) < MIN_SIZES:

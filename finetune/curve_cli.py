@@ -10,7 +10,9 @@ import typer
 
 
 def curve_cmd(loaded: Any, settings: Any, sizes: str, *, name: str | None, force: bool, allow_overlap: bool,
-              progress: str | None, store: Path | None, consoles: dict[str, Any]) -> None:
+              progress: str | None, store: Path | None, consoles: dict[str, Any], on: str = "local") -> None:
+    """`settings`: a FinetuneConfig (local LoRA adapters) or, `on` openai, a HostedConfig (hosted fine-tunes)."""
+    from evals._util import dir_hash
     from evals.analyse.decide import newest_matching_run
     from evals.analyse.summary import summarize_stored
     from evals.cli.app import progress_mode, run_async, run_setup, running
@@ -19,7 +21,7 @@ def curve_cmd(loaded: Any, settings: Any, sizes: str, *, name: str | None, force
     from evals.report.terminal import sections_renderable
     from evals.run.runner import require_providers, run_task
     from evals.run.store import Store
-    from finetune.curve import curve_dir, run_curve
+    from finetune.curve import HostedSizes, LocalSizes, curve_dir, run_curve
     from finetune.curve_report import curve_sections, write_report
     from finetune.trainer import TrainingInterrupted
 
@@ -30,10 +32,15 @@ def curve_cmd(loaded: Any, settings: Any, sizes: str, *, name: str | None, force
     golden_hash = samples_hash(golden)
     mode = progress_mode(progress, False)
     options, cache = run_setup(None, 300.0, 16, None, True, None)
-    again = f"evals finetune {loaded.name} --curve {sizes}" + ("" if name == loaded.name else f" --name {name}")
+    again = (f"evals finetune {loaded.name} --curve {sizes}" + ("" if on == "local" else f" --on {on}")
+             + ("" if name == loaded.name else f" --name {name}"))
+    sizes_of = (LocalSizes if on == "local" else HostedSizes)(loaded, settings, name, allow_overlap, err, mode)
 
     def evaluate(model: Any) -> str:
         found = newest_matching_run(db, loaded, model, golden, golden_hash)
+        adapter = model.adapter_dir
+        if found and adapter and (db.get_run(found).manifest.get("adapter") or {}).get("hash") != dir_hash(adapter):
+            found = None  # a run of an earlier adapter trained at the same path (a curve started over)
         if found:
             err.print(f"{model.spec}: reusing stored run {found}", markup=False, highlight=False)
             return found
@@ -57,12 +64,15 @@ def curve_cmd(loaded: Any, settings: Any, sizes: str, *, name: str | None, force
                   f"(run {point['run_id']})", markup=False, highlight=False)
 
     try:
-        record = run_curve(loaded, settings, sizes, evaluate, db, name=name, force=force, allow_overlap=allow_overlap,
-                           console=err, progress_mode=mode, baseline=baseline, on_point=said)
+        record = run_curve(sizes_of, sizes, evaluate, db, force=force, baseline=baseline, on_point=said)
     except TrainingInterrupted as e:
         err.print(f"[yellow]{e.message.split('. Continue with')[0]}.[/] Continue the curve with `{again}`",
                   highlight=False)
         raise typer.Exit(e.exit_code) from None
+    except KeyboardInterrupt:  # a hosted size: its job keeps running at the provider
+        err.print(f"[yellow]interrupted: the size's fine-tuning job keeps running (and is billed as it trains).[/] "
+                  f"Continue the curve with `{again}`: it re-attaches to the job", highlight=False)
+        raise typer.Exit(130) from None
     folder = curve_dir(name)
     console.print(sections_renderable(curve_sections(record, str(folder / "curve.json"))))
     html, png = write_report(record, folder)

@@ -21,8 +21,8 @@ def _estimate(e: dict[str, Any]) -> str:
     return f"{_pct(e['value'])} (95% CI {_pct(e['low'])} to {_pct(e['high'])})"
 
 
-def _duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+def _duration(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
 def curve_title(record: dict[str, Any]) -> str:
@@ -63,8 +63,9 @@ def curve_sections(record: dict[str, Any], where: str) -> list[Section]:
         table.rows.append([f"{pt['size']:,}", f"{pt['matches']}/{pt['n']} ({pt['rate']:.0%}, {low:.0%}-{high:.0%})",
                            *("-" if (v := (pt.get("metrics") or {}).get(m)) is None else f"{v:.2f}"
                              for m in metric_ids),
-                           f"{_duration(tr['wall_seconds'])} on {tr['device']}", f"{tr['tokens']:,}",
-                           "-" if tr["cost_usd"] is None else f"${tr['cost_usd']:.4f}", pt["run_id"]])
+                           f"{_duration(tr.get('wall_seconds'))} on {tr.get('device')}",
+                           "-" if tr.get("tokens") is None else f"{tr['tokens']:,}",
+                           "-" if tr.get("cost_usd") is None else f"${tr['cost_usd']:.4f}", pt["run_id"]])
     table.lines.append(f"Nested subsets: one seeded order of the training data, size N its first N, the same "
                        f"{len(record['validation_ids'])} held-out examples validating every size. Training cost: "
                        + (points[0]["train"]["cost_basis"] if points else "-") + ". Curve: " + where)

@@ -122,8 +122,9 @@ def judge_warnings(df: pd.DataFrame) -> list[str]:
 
 
 def curve_line(df: pd.DataFrame, target: float) -> str | None:
-    """What a learning curve of the candidate's task and base model (`evals finetune --curve`) says about
-    reaching `target` (the baseline's rate plus min_gap) with more training data; None without one."""
+    """What a learning curve of the candidate's task and base model (`evals finetune --curve`, local or
+    `--on openai`) says about reaching `target` (the baseline's rate plus min_gap) with more training data; None
+    when the candidate is no fine-tune or there is no such curve."""
     from evals.analyse.learning_curve import find_curve, more_examples_line
 
     manifest = df.attrs.get("manifest") or {}
@@ -131,9 +132,11 @@ def curve_line(df: pd.DataFrame, target: float) -> str | None:
         spec = ModelSpec.parse(str((manifest.get("model") or {}).get("spec")))
     except ValueError:
         return None
-    if spec.adapter is None or target > 1:
+    hosted = manifest.get("finetuned") if isinstance(manifest.get("finetuned"), dict) else None
+    if (spec.adapter is None and hosted is None) or target > 1:
         return None
-    found = find_curve(str((manifest.get("task") or {}).get("name")), f"{spec.provider}:{spec.model}")
+    base = f"{spec.provider}:{hosted.get('base') if hosted else spec.model}"  # a hosted fine-tune's base model
+    found = find_curve(str((manifest.get("task") or {}).get("name")), base)
     return None if found is None else more_examples_line(found[1], target, str(found[0].parent))
 
 

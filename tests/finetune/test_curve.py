@@ -126,3 +126,57 @@ def test_curve_trains_scores_fits_and_resumes_at_the_next_size(tiny_dir, tmp_pat
     reasons = json.loads(compared.stdout)["verdict"]["reasons"]
     line = next(r for r in reasons if "learning curve" in r)
     assert "extrapolated from the learning curve in finetune/curves/qa" in line
+
+
+def test_a_hosted_curve_trains_each_size_through_the_api_with_its_cost(tmp_path, monkeypatch) -> None:
+    """--on openai against the stand-in's fine-tuning API: a job per size on nested subsets, each model scored on
+    the golden set, the cost per size from trained tokens; a second command trains nothing again."""
+    import re
+
+    from tests.finetune.test_hosted import train_rows, write_task as write_hosted_task
+    from tests.standin_server import StandinServer, last_user_message
+    from tests.conftest import answer_for
+
+    def answer(body: dict) -> str:  # a fine-tune on N examples answers questions below N / 3 right (golden: 0-39)
+        i = int(re.search(r"\d+", last_user_message(body)).group())
+        found = re.search(r":qa-n(\d+):", body["model"])
+        return answer_for(i) if found and i < int(found[1]) / 3 * 4 else '{"labels": []}'
+
+    with StandinServer(answer) as server:
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-hosted-0123456789")
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        monkeypatch.chdir(tmp_path)
+        task = write_hosted_task(tmp_path / "qa", train_rows(30))
+        settings = tmp_path / "hosted.yaml"
+        settings.write_text("poll_s: 0.01\nepochs: 1\n")
+        args = ["finetune", str(task), "--on", "openai", "--config", str(settings), "--curve", "10,20,all",
+                "--store", str(tmp_path / "s.db"), "--progress", "none"]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        record = json.loads(Path("finetune/curves/qa/curve.json").read_text())
+        assert record["identity"]["base"] == "openai:gpt-4o-mini-2024-07-18"
+        points = record["points"]
+        assert [p["size"] for p in points] == [10, 20, 27] and server.finetunes.counts.jobs_created == 3
+        # by hand: the model of N examples matches golden questions 0 .. 4N/3 - 1 of 40
+        assert [p["matches"] for p in points] == [14, 27, 36]
+        for p in points:
+            hosted = json.loads(Path(f"finetune/hosted/qa-n{p['size']}/manifest.json").read_text())
+            assert hosted["data"]["train_examples"] == p["size"] and p["model_spec"] == f"openai:ft@qa-n{p['size']}"
+            assert p["train"]["tokens"] == hosted["trained_tokens"]
+            assert p["train"]["cost_usd"] == pytest.approx(hosted["trained_tokens"] * 3.00 / 1e6)  # gpt-4o-mini
+        ids = [json.loads(Path(f"finetune/hosted/qa-n{n}/manifest.json").read_text())["data"]["train_ids"]
+               for n in (10, 20, 27)]
+        assert ids[0] == ids[1][:10] and ids[1] == ids[2][:20]  # nested
+        assert record["fit"] is not None and "Answer (extrapolation)" in result.stdout
+
+        again = CliRunner().invoke(app, args)
+        assert again.exit_code == 0 and server.finetunes.counts.jobs_created == 3
+
+        # a hosted fine-tune of the same task and base is quoted the curve's answer
+        prompted = CliRunner().invoke(app, ["run", str(task), "-m", "openai:gpt-4o-mini", "--store",
+                                            str(tmp_path / "s.db"), "--no-progress", "--json"])
+        base_run = json.loads(prompted.stdout)[0]["run_id"]
+        compared = CliRunner().invoke(app, ["compare", base_run, points[-1]["run_id"], "--store",
+                                            str(tmp_path / "s.db"), "--json"])
+        reasons = json.loads(compared.stdout)["verdict"]["reasons"]
+        assert any("extrapolated from the learning curve in finetune/curves/qa" in r for r in reasons), reasons
