@@ -30,7 +30,6 @@ from evals.run.manifest import plain
 from evals.run.store import Store
 from evals.types import ModelConfig, ModelSpec, Sample, Task
 from finetune.checkpoint import checkpoint_dir
-from finetune.config import FinetuneConfig
 from finetune.data import check_overlap, load_train, split
 from finetune.trainer import MANIFEST_FILE, adapter_dir, train
 
@@ -70,23 +69,23 @@ def nested_subsets(samples: Sequence[Sample], settings: Any) -> tuple[list[Sampl
 
 
 @dataclass
-class LocalSizes:
-    """Each size a LoRA adapter trained here (finetune/trainer.py) in the curve's folder, nN/."""
+class Sizes:
+    """How a curve's sizes are trained: the task, the fine-tune's settings and name, and how training reports."""
 
     task: Task
-    config: FinetuneConfig
+    config: Any  # FinetuneConfig, or HostedConfig: both have the val_fraction and seed of the split
     name: str
     allow_overlap: bool = False
     console: Any = None
     progress_mode: str = "bar"
 
+
+class LocalSizes(Sizes):
+    """Each size a LoRA adapter trained here (finetune/trainer.py) in the curve's folder, nN/."""
+
     @property
     def base(self) -> str:
         return self.config.base
-
-    @property
-    def settings(self) -> Any:
-        return self.config
 
     def entry(self) -> ModelConfig:
         """The task entry of the fine-tune: the prompt every size trains with and is served with."""
@@ -116,25 +115,13 @@ class LocalSizes:
                            "no decision.self_hosted.gpu_hourly_usd set")}
 
 
-@dataclass
-class HostedSizes:
+class HostedSizes(Sizes):
     """Each size a hosted fine-tune (finetune/hosted.py) named NAME-nN, trained and billed by the provider's API;
     a size whose job is still running is re-attached to, never started twice."""
-
-    task: Task
-    config: Any  # HostedConfig
-    name: str
-    allow_overlap: bool = False
-    console: Any = None
-    progress_mode: str = "bar"
 
     @property
     def base(self) -> str:
         return f"openai:{self.config.base}"
-
-    @property
-    def settings(self) -> Any:
-        return self.config
 
     def entry(self) -> ModelConfig:
         return self.task.model_config(f"openai:ft@{self.name}")
@@ -183,7 +170,7 @@ def run_curve(sizes_of: LocalSizes | HostedSizes, sizes_text: str, evaluate: Eva
     task = sizes_of.task
     samples = load_train(task)
     overlap: list[Overlap] = check_overlap(task, samples, allow=sizes_of.allow_overlap)
-    order, val = nested_subsets(samples, sizes_of.settings)
+    order, val = nested_subsets(samples, sizes_of.config)
     sizes = parse_sizes(sizes_text, len(order))
     folder = curve_dir(sizes_of.name)
     entry = sizes_of.entry()
