@@ -18,11 +18,11 @@ def curve_cmd(loaded: Any, settings: Any, sizes: str, *, name: str | None, force
     from evals.cli.app import progress_mode, run_async, run_setup, running
     from evals.data.golden import load_samples, samples_hash
     from evals.errors import EvalsError
+    from evals.report.curve import curve_sections, write_report
     from evals.report.terminal import sections_renderable
     from evals.run.runner import require_providers, run_task
     from evals.run.store import Store
     from finetune.curve import HostedSizes, LocalSizes, curve_dir, run_curve
-    from finetune.curve_report import curve_sections, write_report
     from finetune.trainer import TrainingInterrupted
 
     console, err = consoles["out"], consoles["err"]

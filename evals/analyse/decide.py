@@ -90,7 +90,7 @@ def compare_with_baseline(run_a: str, candidates: Sequence[tuple[str, Decision |
             verdict = dataclasses.replace(verdict, reasons=[*verdict.reasons, hybrid_line(hybrid)])
         curve = curve_line(b, cmp.a.summary.match_rate + decision.min_gap)
         if curve is not None:
-            verdict = dataclasses.replace(verdict, reasons=[*verdict.reasons, curve])
+            verdict = dataclasses.replace(verdict, reasons=[*verdict.reasons, curve[0]], curve=curve[1])
         out.append((cmp, verdict, source))
     return out
 
@@ -121,10 +121,10 @@ def judge_warnings(df: pd.DataFrame) -> list[str]:
     return out
 
 
-def curve_line(df: pd.DataFrame, target: float) -> str | None:
+def curve_line(df: pd.DataFrame, target: float) -> tuple[str, str] | None:
     """What a learning curve of the candidate's task and base model (`evals finetune --curve`, local or
-    `--on openai`) says about reaching `target` (the baseline's rate plus min_gap) with more training data; None
-    when the candidate is no fine-tune or there is no such curve."""
+    `--on openai`) says about reaching `target` (the baseline's rate plus min_gap) with more training data, and
+    the curve's file; None when the candidate is no fine-tune or there is no such curve."""
     from evals.analyse.learning_curve import find_curve, more_examples_line
 
     manifest = df.attrs.get("manifest") or {}
@@ -137,7 +137,7 @@ def curve_line(df: pd.DataFrame, target: float) -> str | None:
         return None
     base = f"{spec.provider}:{hosted.get('base') if hosted else spec.model}"  # a hosted fine-tune's base model
     found = find_curve(str((manifest.get("task") or {}).get("name")), base)
-    return None if found is None else more_examples_line(found[1], target, str(found[0].parent))
+    return None if found is None else (more_examples_line(found[1], target, str(found[0].parent)), str(found[0]))
 
 
 def hybrid_line(routing: dict[str, Any]) -> str:

@@ -126,6 +126,10 @@ def test_curve_trains_scores_fits_and_resumes_at_the_next_size(tiny_dir, tmp_pat
     reasons = json.loads(compared.stdout)["verdict"]["reasons"]
     line = next(r for r in reasons if "learning curve" in r)
     assert "extrapolated from the learning curve in finetune/curves/qa" in line
+    page = tmp_path / "compare.html"
+    assert CliRunner().invoke(app, ["compare", base_run, cand_run, "--store", str(store), "--html",
+                                    str(page)]).exit_code == 0
+    assert "Learning curve (finetune/curves/qa/curve.json)" in page.read_text()  # its figure, under the verdict
 
 
 def test_a_hosted_curve_trains_each_size_through_the_api_with_its_cost(tmp_path, monkeypatch) -> None:

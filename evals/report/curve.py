@@ -1,15 +1,18 @@
-"""A learning curve as a report: the answer (labelled extrapolation), a table per size, and a figure of the
-measured rates with their intervals, the fitted curve and its bootstrap band out to 4x the data, and the
-baseline's rate. Terminal and HTML share these sections (evals/report); the figure is a PNG."""
+"""A learning curve (`evals finetune --curve`, finetune/curve.py) as a report: the answer (labelled
+extrapolation), a table per size, and a figure of the measured rates with their intervals, the fitted curve and
+its bootstrap band out to 4x the data, and the baseline's rate. Terminal and HTML share the sections; the figure
+is a PNG, also drawn in `decide`'s HTML report when the verdict quotes a curve. A stored curve is data: a file
+that does not read as one gives a note, never an error."""
 
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 from typing import Any
 
 from evals.analyse.learning_curve import MIN_SIZES, Params
-from evals.report.html import Figure, render_html
+from evals.report.html import Figure, _png, _short, render_html
 from evals.report.sections import Section
 
 
@@ -80,8 +83,6 @@ def curve_figure(record: dict[str, Any]) -> Figure:
         from matplotlib.figure import Figure as MplFigure
     except ImportError:
         return Figure("Learning curve", "Per size", note="Not drawn: matplotlib is not installed.")
-    from evals.report.html import _png
-
     fig = MplFigure(figsize=(6.5, 3.6), layout="constrained")
     ax = fig.add_subplot()
     points = record["points"]
@@ -103,7 +104,7 @@ def curve_figure(record: dict[str, Any]) -> Figure:
                     label="fit (95% band)" if style == "-" else "extrapolation")
         base = fitted.get("baseline")
         if base:
-            ax.axhline(base["rate"] * 100, color="grey", linewidth=1, label=f"baseline {base['model']}")
+            ax.axhline(base["rate"] * 100, color="grey", linewidth=1, label=_short(f"baseline {base['model']}", 48))
             ax.axhline((base["rate"] + base["min_gap"]) * 100, color="grey", linewidth=1, linestyle=":",
                        label="baseline + min_gap")
     ax.set_xscale("log")
@@ -114,6 +115,15 @@ def curve_figure(record: dict[str, Any]) -> Figure:
     ax.legend(fontsize=8, loc="lower right")
     alt = "; ".join(f"{p['size']} examples: {p['matches']}/{p['n']}" for p in points)
     return Figure("Learning curve", "Per size", _png(fig), "Match rate by training-set size. " + alt)
+
+
+def stored_curve_figure(path: str, section: str) -> Figure:
+    """The figure of the curve stored at `path`, placed under the report section titled `section`."""
+    try:
+        figure = curve_figure(json.loads(Path(path).read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as e:
+        return Figure("Learning curve", section, note=f"Not drawn: {path} does not read as a learning curve ({e}).")
+    return Figure(f"Learning curve ({path})", section, figure.png_base64, figure.alt, figure.note)
 
 
 def write_report(record: dict[str, Any], folder: Path) -> tuple[Path, Path]:
