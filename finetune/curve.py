@@ -131,7 +131,7 @@ class HostedSizes(Sizes):
 
     def train(self, n: int, subset: tuple[list[Sample], list[Sample]], total: int) -> tuple[ModelConfig, dict]:
         from evals.providers.finetuned import read_manifest
-        from finetune.hosted import run_hosted
+        from finetune.hosted import ACTIVE, run_hosted
 
         size = f"{self.name}-n{n}"
         manifest = read_manifest(size)
@@ -139,8 +139,9 @@ class HostedSizes(Sizes):
             if self.console is not None:
                 self.console.print(f"curve {self.name}: fine-tuning on {n} of {total} examples -> openai:ft@{size}",
                                    highlight=False)
-            manifest = run_hosted(self.task, self.config, size, resume=bool((manifest or {}).get("job")),
-                                  force=True, allow_overlap=self.allow_overlap, console=self.console,
+            running = ((manifest or {}).get("job") or {}).get("status") in (*ACTIVE, "succeeded")
+            manifest = run_hosted(self.task, self.config, size, resume=running, force=True,  # a failed job: anew
+                                  allow_overlap=self.allow_overlap, console=self.console,
                                   progress_mode=self.progress_mode, subset=subset, prompt_model=self.entry())
         job, cost = manifest.get("job") or {}, manifest.get("cost") or {}
         wall = (job["finished_at"] - job["created_at"]) if job.get("finished_at") and job.get("created_at") else None

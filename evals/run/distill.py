@@ -211,6 +211,7 @@ async def label(plan: DistillPlan, store: Store, options: RunOptions, *, cache: 
     finished one of the same distill, which is continued), scoring each answer with the filters.
     `on_start(run_id, status it had or None)` is told which run before any call."""
     [(config, provider)] = require_providers([plan.teacher])
+    options = dataclasses.replace(options, repeats=1)  # one label an input, whatever the task's `repeats`
     found = unfinished_run(store, plan)
     async with shared_calls(plan.run_task, plan.samples, [(config, provider)], store, options, cache, budget, warn,
                             " (choose the judge with --judge SPEC)") as models:
