@@ -56,9 +56,19 @@ def finetune_cmd(
     progress: Annotated[str | None, typer.Option(
         "--progress", envvar="EVALS_PROGRESS", metavar="bar|plain|none",
         help="bar: a live bar (default on a terminal); plain: timestamped lines (default in logs and pipes).")] = None,
+    curve: Annotated[str | None, typer.Option(
+        "--curve", metavar="SIZES", help="A learning curve: train on nested subsets of these sizes (e.g. "
+        "50,100,200,all), score each on the golden set, fit how the match rate grows with data.")] = None,
+    store: Annotated[Path | None, typer.Option("--store", help="Run store for --curve's golden-set runs. Default: "
+                                                               "reports/evals.db")] = None,
 ) -> None:
     """Train a LoRA adapter on the task's train.jsonl, with the prompt the task uses at evaluation time."""
     console, err_console = _consoles["out"], _consoles["err"]
+    if curve is not None and (resume or export_openai is not None):
+        from evals.errors import EvalsError
+
+        raise EvalsError("--curve continues by itself where it stopped: leave out --resume and --export-openai",
+                         field="--curve")
     if on != "local":  # the hosted path: finetune/hosted.py
         from finetune.hosted_cli import hosted_cmd
 
@@ -68,7 +78,7 @@ def finetune_cmd(
                      "--memory-limit": memory_limit, "--dtype": dtype}
         return hosted_cmd(task, on=on, base=base, config=config, name=name, epochs=epochs, batch_size=batch_size,
                           seed=seed, resume=resume, force=force, allow_overlap=allow_overlap, progress=progress,
-                          lora_only=lora_only, consoles=_consoles)
+                          lora_only=lora_only, consoles=_consoles, curve=curve, store=store)
     from evals.data.tasks import load_task
     from evals.run.progress import progress_mode
     from finetune.config import load_config
@@ -85,6 +95,11 @@ def finetune_cmd(
     if export_openai is not None:
         _export(loaded, export_openai, allow_overlap=allow_overlap, console=console)
         return
+    if curve is not None:
+        from finetune.curve_cli import curve_cmd
+
+        return curve_cmd(loaded, settings, curve, name=name, force=force, allow_overlap=allow_overlap,
+                         progress=progress, store=store, consoles=_consoles)
     out = adapter_dir(name or loaded.name)
     world = join_world(console, err_console)  # one process, unless torchrun started several
     err_console.print(f"fine-tuning {settings.base} on {loaded.name}/{loaded.train} -> {out}", highlight=False)

@@ -1,18 +1,18 @@
 """Training data from a task: the chats the task sends at evaluation time, answered with the references.
 
-Also the decontamination check against the golden set, the validation split, length-grouped batches
-and the export to OpenAI's fine-tuning format.
+Also the decontamination check against the golden set (its rules: evals/data/contamination.py, which
+`evals distill` shares), the validation split, length-grouped batches and the export to OpenAI's format.
 """
 
 from __future__ import annotations
 
 import json
 import random
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from evals.data.contamination import Overlap, find_overlap
 from evals.data.golden import load_samples
 from evals.data.prompts import answer_text, render_messages
 from evals.errors import EvalsError
@@ -45,37 +45,6 @@ def load_train(task: Task) -> list[Sample]:
     return load_samples(task, "train")
 
 
-def _normalise(text: str) -> str:
-    return re.sub(r"\s+", " ", text).strip().casefold()
-
-
-@dataclass(frozen=True)
-class Overlap:
-    golden_id: str
-    train_id: str
-    exact: bool
-
-
-def _input_text(task: Task, sample: Sample) -> str:
-    """What the model is asked about this example: its rendered user turn."""
-    return render_messages(task.prompt, sample.fields)[-1].content
-
-
-def find_overlap(task: Task, train: Sequence[Sample], golden: Sequence[Sample]) -> list[Overlap]:
-    """Golden examples whose input (the rendered user turn) also appears in the training data, exactly
-    or after normalising whitespace and case."""
-    exact = {_input_text(task, s): s.id for s in train}
-    near = {_normalise(text): sid for text, sid in exact.items()}
-    found = []
-    for g in golden:
-        text = _input_text(task, g)
-        if (tid := exact.get(text)) is not None:
-            found.append(Overlap(g.id, tid, exact=True))
-        elif (tid := near.get(_normalise(text))) is not None:
-            found.append(Overlap(g.id, tid, exact=False))
-    return found
-
-
 def check_overlap(task: Task, train: Sequence[Sample], *, allow: bool) -> list[Overlap]:
     """The overlap with the golden set; raises with the list of pairs unless `allow`."""
     overlap = find_overlap(task, train, load_samples(task))
@@ -88,7 +57,7 @@ def overlap_message(task: Task, overlap: Sequence[Overlap], limit: int = 20) -> 
     lines = [f"{len(overlap)} golden example(s) of '{task.name}' also appear in its training data "
              "(training on them would inflate the golden-set score):"]
     for o in overlap[:limit]:
-        lines.append(f"  golden {o.golden_id} = train {o.train_id} ({'exact' if o.exact else 'same after normalising whitespace and case'})")
+        lines.append(f"  golden {o.golden_id} = train {o.train_id} ({o.how})")
     if len(overlap) > limit:
         lines.append(f"  ... and {len(overlap) - limit} more")
     lines.append("Remove them from train.jsonl, or pass --allow-overlap to train anyway.")

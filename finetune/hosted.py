@@ -274,13 +274,18 @@ def _previous_job(previous: dict[str, Any] | None) -> dict[str, Any] | None:
 
 async def train_hosted(task: Task, settings: HostedConfig, name: str, *, resume: bool = False, force: bool = False,
                        allow_overlap: bool = False, console: Any = None, progress_mode: str = "bar",
-                       on_poll: Callable[[Any], None] | None = None) -> dict[str, Any]:
+                       on_poll: Callable[[Any], None] | None = None, subset: tuple[Sequence[Sample],
+                                                                                   Sequence[Sample]] | None = None,
+                       prompt_model: ModelConfig | None = None) -> dict[str, Any]:
     """Fine-tune through the provider's API and return the manifest once the job has succeeded. Raises
     EvalsError (exit 2) for a refused request or a failed or cancelled job, KeyboardInterrupt on Ctrl-C (the
-    job keeps running; `resume=True` re-attaches)."""
+    job keeps running; `resume=True` re-attaches). `subset` (train, validation samples) replaces the split of the
+    task's train file, and `prompt_model` the task entry whose prompt settings the chats follow (a learning
+    curve's sizes: finetune/curve.py)."""
     from finetune.hosted_progress import HostedProgress
 
-    config = task.model_config(f"openai:ft@{name}")  # the task's entry: its prompt settings and server
+    # the task's entry: its prompt settings and server
+    config = prompt_model or task.model_config(f"openai:ft@{name}")
     previous = read_manifest(name)
     job = _previous_job(previous)
     path = hosted_dir(name) / MANIFEST_FILE
@@ -302,7 +307,7 @@ async def train_hosted(task: Task, settings: HostedConfig, name: str, *, resume:
         check_base(settings.base, config.base_url)
         samples = load_train(task)
         overlap = check_overlap(task, samples, allow=allow_overlap)
-        train, val = split(samples, settings.val_fraction, settings.seed)
+        train, val = subset if subset is not None else split(samples, settings.val_fraction, settings.seed)
         manifest = new_manifest(task, settings, name, config, train, val, samples, overlap)
         if previous:  # files already uploaded for this fine-tune are reused by content
             manifest["data"]["files"] = previous.get("data", {}).get("files", {})

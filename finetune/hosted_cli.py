@@ -12,8 +12,10 @@ PROVIDERS = ("local", "openai")
 
 def hosted_cmd(task: str, *, on: str, base: str | None, config: Path | None, name: str | None, epochs: int | None,
                batch_size: int | None, seed: int | None, resume: bool, force: bool, allow_overlap: bool,
-               progress: str | None, lora_only: dict[str, Any], consoles: dict[str, Any]) -> None:
-    """Train (or re-attach to) a hosted fine-tune; print its model and cost."""
+               progress: str | None, lora_only: dict[str, Any], consoles: dict[str, Any], curve: str | None = None,
+               store: Path | None = None) -> None:
+    """Train (or re-attach to) a hosted fine-tune; print its model and cost. With `curve`, a learning curve of
+    hosted fine-tunes (finetune/curve.py)."""
     from evals.data.tasks import load_task
     from evals.errors import EvalsError
     from evals.run.progress import progress_mode
@@ -30,6 +32,11 @@ def hosted_cmd(task: str, *, on: str, base: str | None, config: Path | None, nam
     loaded = load_task(task)
     settings = load_config(config, HostedConfig).replace(base=base, epochs=epochs, batch_size=batch_size, seed=seed)
     name = name or loaded.name
+    if curve is not None:
+        from finetune.curve_cli import curve_cmd
+
+        return curve_cmd(loaded, settings, curve, name=name, force=force, allow_overlap=allow_overlap,
+                         progress=progress, store=store, consoles=consoles, on=on)
     resume_hint = f"evals finetune {task} --on openai --resume" + (f" --name {name}" if name != loaded.name else "")
     err_console.print(f"fine-tuning {on}:{settings.base} on {loaded.name}/{loaded.train} -> openai:ft@{name}"
                       + (" (re-attaching)" if resume else ""), highlight=False)

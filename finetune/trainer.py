@@ -49,6 +49,9 @@ def adapter_dir(name: str) -> Path:
     return ADAPTERS_ROOT / name
 
 
+Subset = tuple[Sequence[Any], Sequence[Any]]  # (training samples, validation samples)
+
+
 @dataclass(frozen=True)
 class TrainingData:
     train: list[Example]
@@ -74,12 +77,15 @@ def base_source(config: FinetuneConfig):
 
 
 def prepare_data(task: Task, config: FinetuneConfig, tokenizer, *, allow_overlap: bool,
-                 model: ModelConfig | None = None) -> TrainingData:
+                 model: ModelConfig | None = None, subset: Subset | None = None) -> TrainingData:
     """Decontaminate against the golden set, hold out the validation slice, tokenise, drop over-long chats.
-    `model`: the adapter's entry in task.yaml, whose prompt settings (system, few_shot) training follows."""
+    `model`: the adapter's entry in task.yaml, whose prompt settings (system, few_shot) training follows.
+    `subset`: train on these examples only, validated on these (a learning curve's size; finetune/curve.py)."""
     samples = load_train(task)
     overlap = check_overlap(task, samples, allow=allow_overlap)
-    train_s, val_s = split(samples, config.val_fraction, config.seed)
+    train_s, val_s = subset if subset is not None else split(samples, config.val_fraction, config.seed)
+    if subset is not None:
+        samples = [*train_s, *val_s]
 
     def encode(part):
         examples = tokenize(tokenizer, training_chats(task, part, model), [s.id for s in part])
@@ -308,13 +314,18 @@ def train(
     progress_mode: str = "bar",
     on_step: Callable[[Progress], None] | None = None,
     world: World = World(),
+    subset: Subset | None = None,
+    prompt_model: ModelConfig | None = None,
 ) -> dict[str, Any]:
     """Train, keep the best adapter in `out`, and return its manifest (also written to out/manifest.json).
-    With a `world` of several processes, each trains on its share and rank 0 alone writes (finetune/distributed.py)."""
+    With a `world` of several processes, each trains on its share and rank 0 alone writes (finetune/distributed.py).
+    `subset` (train, validation samples) replaces the split of the task's train file; `prompt_model` is the task
+    entry whose prompt settings training follows (default: the entry of `out`'s model spec)."""
     with StopRequest(at_once=world.size == 1) as stop:
         try:
             return _train(task, config, out, stop, resume=resume, force=force, allow_overlap=allow_overlap,
-                          console=console, progress_mode=progress_mode, on_step=on_step, world=world)
+                          console=console, progress_mode=progress_mode, on_step=on_step, world=world, subset=subset,
+                          prompt_model=prompt_model)
         except KeyboardInterrupt:  # before anything was written (what came after says so itself)
             raise TrainingInterrupted(f"stopped by {signal.Signals(stop.received or signal.SIGINT).name} before "
                                       "training started; nothing was written", stop.exit_code()) from None
@@ -322,15 +333,15 @@ def train(
 
 def _train(task: Task, config: FinetuneConfig, out: Path, stop: StopRequest, *, resume: bool, force: bool,
            allow_overlap: bool, console, progress_mode: str, on_step: Callable[[Progress], None] | None,
-           world: World) -> dict[str, Any]:
+           world: World, subset: Subset | None = None, prompt_model: ModelConfig | None = None) -> dict[str, Any]:
     from evals.providers.local import load_base_model, load_tokenizer
     from finetune.progress import TrainingProgress
 
     source = base_source(config)
     _check_output(out, resume=resume, force=force)
     tokenizer = load_tokenizer(source)
-    data = prepare_data(task, config, tokenizer, allow_overlap=allow_overlap,
-                        model=task.model_config(f"{config.base}+lora:{out}"))
+    data = prepare_data(task, config, tokenizer, allow_overlap=allow_overlap, subset=subset,
+                        model=prompt_model or task.model_config(f"{config.base}+lora:{out}"))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     device, dtype = _set_up_torch(config, world)
     model = add_lora(load_base_model(source, dtype, device), config)

@@ -33,7 +33,7 @@ from evals.run.resume import resume_run
 from evals.run.runner import require_providers, run_task
 from evals.run.store import LatencyProfile, Store, load_run
 from evals.settings import validated
-from evals.types import Decision, ModelConfig, Sample, Task
+from evals.types import Decision, ModelConfig, ModelSpec, Sample, Task
 
 # Manifest entries that must agree for a stored run to stand in for a new one.
 SAME_EXPERIMENT = ("model", "finetuned", "prompt", "params", "metrics", "pass")
@@ -91,6 +91,9 @@ def compare_with_baseline(run_a: str, candidates: Sequence[tuple[str, Decision |
                       None)
         if hybrid is not None:
             verdict = dataclasses.replace(verdict, reasons=[*verdict.reasons, hybrid_line(hybrid)])
+        curve = curve_line(b, cmp.a.summary.match_rate + decision.min_gap)
+        if curve is not None:
+            verdict = dataclasses.replace(verdict, reasons=[*verdict.reasons, curve[0]], curve=curve[1])
         out.append((cmp, verdict, source))
     return out
 
@@ -119,6 +122,25 @@ def judge_warnings(df: pd.DataFrame) -> list[str]:
         found = agreement(df, labels, metric, config, require_labels=False)
         out += [f"{w} in run {df.attrs['run']['id']}" for w in found.warnings]
     return out
+
+
+def curve_line(df: pd.DataFrame, target: float) -> tuple[str, str] | None:
+    """What a learning curve of the candidate's task and base model (`evals finetune --curve`, local or
+    `--on openai`) says about reaching `target` (the baseline's rate plus min_gap) with more training data, and
+    the curve's file; None when the candidate is no fine-tune or there is no such curve."""
+    from evals.analyse.learning_curve import find_curve, more_examples_line
+
+    manifest = df.attrs.get("manifest") or {}
+    try:
+        spec = ModelSpec.parse(str((manifest.get("model") or {}).get("spec")))
+    except ValueError:
+        return None
+    hosted = manifest.get("finetuned") if isinstance(manifest.get("finetuned"), dict) else None
+    if (spec.adapter is None and hosted is None) or target > 1:
+        return None
+    base = f"{spec.provider}:{hosted.get('base') if hosted else spec.model}"  # a hosted fine-tune's base model
+    found = find_curve(str((manifest.get("task") or {}).get("name")), base)
+    return None if found is None else (more_examples_line(found[1], target, str(found[0].parent)), str(found[0]))
 
 
 def hybrid_line(routing: dict[str, Any]) -> str:

@@ -60,6 +60,7 @@ class Verdict:
     decided_on: str = ""  # ISO date
     revisit_on: str = ""  # ISO date: prices and models move
     sides: dict[str, SideFigures] = field(default_factory=dict)  # role -> every figure the reports show for it
+    curve: str | None = None  # the learning curve (curve.json) whose answer the reasons quote
 
     def render(self) -> str:
         parts = [f"Verdict: {self.label}", *([self.headline] if self.headline else []), "",

@@ -145,9 +145,10 @@ def progress_mode(progress: str | None, no_progress: bool, *, quiet: bool = Fals
 
 
 @contextlib.contextmanager
-def running(db: Store, *, mode: str, resume: str | None = None) -> Iterator[RunProgress]:
+def running(db: Store, *, mode: str, resume: str = "evals run --resume {run_id}") -> Iterator[RunProgress]:
     """Progress for model runs (bar, plain or none). On SIGINT or SIGTERM (see evals.run.stop): say what
-    is stored and how to resume (`resume`: the command that does, in place of each run's), and exit 130 or 143."""
+    is stored and how to resume (`resume`: the command that does, for each run when it names `{run_id}`, else
+    once for all of them), and exit 130 or 143."""
     import signal
 
     from evals.run.progress import RunProgress
@@ -168,10 +169,11 @@ def running(db: Store, *, mode: str, resume: str | None = None) -> Iterator[RunP
         if r.status == "running":  # cancelled before it could say so itself
             db.set_status(r.id, "interrupted")
     received, STOP.received = STOP.received, None  # handled
+    per_run = "{run_id}" in resume
     stored = "; ".join(f"run {r.id}: {r.n_done}/{r.n_attempts} results stored" + (
-        "" if resume else f", resume with `evals run --resume {r.id}`") for r in runs)
+        f", resume with `{resume.replace('{run_id}', r.id)}`" if per_run else "") for r in runs)
     err_console.print(f"[yellow]interrupted by {signal.Signals(received).name}.[/] " + escape(stored) + (
-        f"; resume with `{escape(resume)}`" if resume else ""), highlight=False)
+        "" if per_run else f"; resume with `{escape(resume)}`"), highlight=False)
     raise typer.Exit(128 + received)
 
 

@@ -39,12 +39,17 @@ from evals.errors import EvalsError
 def _report_comparison(cmp: Any, verdict: Any, *, as_json: bool, markdown: Path | None, examples: int,
                        note: str = "", html: Path | None = None) -> None:
     """Print a comparison (tables or JSON) and optionally write it as Markdown and/or HTML."""
+    from evals.report.curve import stored_curve_figure
     from evals.report.html import comparison_figures
     from evals.report.sections import comparison_sections, comparison_title
 
+    def figures() -> list[Any]:  # with the learning curve the verdict quotes, under the verdict
+        curve = [stored_curve_figure(verdict.curve, "Verdict")] if verdict.curve else []
+        return [*comparison_figures(cmp, verdict), *curve]
+
     print_report(comparison_sections(cmp, verdict, examples), comparison_title(cmp),
                  lambda: {**cmp.as_dict(), "verdict": verdict.as_dict()}, as_json=as_json, markdown=markdown, html=html,
-                 figures=lambda: comparison_figures(cmp, verdict), note=note)
+                 figures=figures, note=note)
 
 
 @app.command()

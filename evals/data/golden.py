@@ -65,6 +65,13 @@ def _read_rows(source: str, task_dir: Path) -> tuple[list[dict[str, Any]], list[
     return ds.to_list(), lines, str(path)
 
 
+def read_rows(path: Path, what: str = "file") -> tuple[list[dict[str, Any]], list[int], str]:
+    """A JSONL, CSV or Parquet file's rows, their line numbers and the name to cite in errors."""
+    if not path.is_file():
+        raise EvalsError(f"{what} not found: {path}")
+    return _read_rows(path.name, path.parent)
+
+
 def load_samples(task: Task, split: str = "golden") -> list[Sample]:
     """The task's golden (or train) examples, each checked for id, reference and prompt fields."""
     source = task.golden if split == "golden" else task.train

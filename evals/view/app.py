@@ -127,6 +127,9 @@ def create_app(store: str | Path, *, allowed_hosts: Sequence[str] = LOOPBACK, to
     async def checks(request: Request) -> Response:
         return await page(request, "checks.html.j2", pages.checks_page, request.path_params["task"])
 
+    async def curves(request: Request) -> Response:
+        return await page(request, "curves.html.j2", pages.curves_page)
+
     async def labels_export(request: Request) -> Response:
         text = await run_in_threadpool(pages.labels_jsonl, viewer, request.query_params.get("run"))
         return PlainTextResponse(text, media_type="application/jsonl; charset=utf-8",
@@ -170,6 +173,7 @@ def create_app(store: str | Path, *, allowed_hosts: Sequence[str] = LOOPBACK, to
         Route("/compare/{a}/{b}", compare),
         Route("/checks", checks_index),
         Route("/checks/{task:path}", checks),
+        Route("/curves", curves),
         Route("/labels.jsonl", labels_export),
         Mount("/static", StaticFiles(packages=[("evals.view", "static")]), name="static"),
     ]

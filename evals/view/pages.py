@@ -207,6 +207,26 @@ def checks_page(v: Viewer, task: str) -> dict[str, Any]:
             "checks": list(reversed(records)), "baselines": baselines, "current": current}
 
 
+def curves_page(v: Viewer, root: Path | None = None) -> dict[str, Any]:
+    """Every learning curve in finetune/curves/ below where the viewer runs (`evals finetune --curve`): its answer,
+    table and figure, memoised per file version. A file that does not read as a curve is named with why."""
+    from evals.analyse.learning_curve import CURVES_ROOT
+    from evals.report.curve import curve_figure, curve_sections, curve_title
+    from evals.report.html import place_figures
+
+    shown = []
+    for file in sorted((root or CURVES_ROOT).glob("*/curve.json")):
+        try:
+            stamp = file.stat().st_mtime_ns
+            record = json.loads(file.read_text(encoding="utf-8"))
+            items, rest = v.memo.get(("curve", str(file), stamp), lambda r=record, f=file: place_figures(
+                curve_sections(r, str(f)), [curve_figure(r)]))
+            shown.append({"file": str(file), "title": curve_title(record), "sections": items, "rest": rest})
+        except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
+            shown.append({"file": str(file), "title": str(file), "error": f"not a learning curve ({e})"})
+    return {"title": "Learning curves", "curves": shown}
+
+
 def labels_jsonl(v: Viewer, run_id: str | None) -> str:
     """Every current human label (of one run, if given) as JSON lines, with the run's task and model."""
     runs: dict[str, Any] = {}

@@ -1,0 +1,47 @@
+"""Decontamination: which training (or to-be-labelled) inputs also appear in the golden set, exactly or after
+normalising whitespace and case. `evals finetune` refuses to train on them; `evals distill` drops them."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from evals.data.prompts import render_messages
+from evals.types import Sample, Task
+
+
+@dataclass(frozen=True)
+class Overlap:
+    golden_id: str
+    train_id: str
+    exact: bool
+
+    @property
+    def how(self) -> str:
+        return "exact" if self.exact else "same after normalising whitespace and case"
+
+
+def normalise(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip().casefold()
+
+
+def input_text(task: Task, sample: Sample) -> str:
+    """What the model is asked about this example: its rendered user turn."""
+    return render_messages(task.prompt, sample.fields)[-1].content
+
+
+def find_overlap(task: Task, train: Sequence[Sample], golden: Sequence[Sample]) -> list[Overlap]:
+    """Every (golden, train) pair whose inputs (the rendered user turns) are the same, exactly or after
+    normalising whitespace and case; in golden order, then training order."""
+    order = {g.id: i for i, g in enumerate(golden)}
+    exact = {input_text(task, g): g.id for g in golden}
+    near = {normalise(text): gid for text, gid in exact.items()}
+    found = []
+    for s in train:
+        text = input_text(task, s)
+        if (gid := exact.get(text)) is not None:
+            found.append(Overlap(gid, s.id, exact=True))
+        elif (gid := near.get(normalise(text))) is not None:
+            found.append(Overlap(gid, s.id, exact=False))
+    return sorted(found, key=lambda o: order[o.golden_id])
