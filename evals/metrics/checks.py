@@ -321,8 +321,9 @@ class CheckScorer:
             total += check.weight
             if score.value == 1.0:
                 passed += check.weight
-            else:
-                failed.append(check.label)
+            else:  # with the code's own reason (a javascript check's), so `show` says why
+                reason = score.details.get("reason") or score.details.get("error")
+                failed.append(f"{check.label}: {reason}" if reason else check.label)
         return scores, passed / total, failed
 
     async def _score(self, check: Check, ctx: ScoreContext) -> Score:
@@ -355,8 +356,10 @@ class CheckScorer:
                    "negated": check.negate, "weight": check.weight, **inner.details}
         if inner.value is None:
             return dataclasses.replace(inner, details=details, explanation=f"{check.label}: {inner.explanation}")
-        ok = check.passed(inner.value)
-        if ok:
+        ok = check.passed(inner.value) and not inner.details.get("error")  # code that failed fails, negated or not
+        if inner.details.get("error"):
+            why = f"{check.label} failed: {inner.explanation}"
+        elif ok:
             why = "passed"
         elif check.negate:
             why = f"{check.label} failed: the answer matches what it must not" + (
