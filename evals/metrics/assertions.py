@@ -98,8 +98,8 @@ def contains_json(schema: str | dict | None = None) -> Metric:
 
 @register_metric("openai_tools_call")
 def openai_tools_call(tools: list[dict] | None = None) -> Metric:
-    """1 if the answer is an OpenAI tools call (a JSON list, or `{"tool_calls": [...]}`, of
-    `{function: {name, arguments}}`) naming only functions of `tools` with arguments that follow their schema."""
+    """1 if the answer is an OpenAI tools call naming only functions of `tools`, with arguments to their schema.
+    The call is a JSON list (or `{"tool_calls": [...]}`) of `{function: {name, arguments}}`."""
     functions = {t["function"]["name"]: t["function"] for t in tools or [] if isinstance(t, dict) and "function" in t}
 
     async def score(ctx: ScoreContext) -> Score:
