@@ -370,6 +370,8 @@ class Check:
     threshold: float = 1.0
     weight: float = 1.0
     field: str | None = None  # the metric sees this JSON field of the answer as the answer
+    transform: tuple[str, ...] = ()  # promptfoo JavaScript transforms, in order: the metric sees what they return
+    parts: tuple[Check, ...] = ()  # an assert-set's checks: it passes when `threshold` of their weight does
 
     def passed(self, value: float) -> bool:
         return value < self.threshold if self.negate else value >= self.threshold

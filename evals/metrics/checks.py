@@ -37,16 +37,28 @@ TYPES: dict[str, tuple[str, dict[str, Any], str | None]] = {
     "starts-with": ("regex", {}, "pattern"),
     "regex": ("regex", {}, "pattern"),
     "is-json": ("json_valid", {}, "schema"),
-    "contains-json": ("json_valid", {}, "schema"),
+    "contains-json": ("contains_json", {}, "schema"),
     "similar": ("embedding_similarity", {}, None),
     "llm-rubric": ("rubric_judge", {"scale": "pass_fail"}, "rubric"),
+    "javascript": ("javascript", {}, "code"),  # promptfoo JavaScript, run in a sandboxed V8 (metrics/javascript.py)
+    "levenshtein": ("levenshtein", {}, None),
+    "rouge-n": ("rouge_n", {}, None),
+    "bleu": ("bleu", {}, None),
+    "is-valid-openai-tools-call": ("openai_tools_call", {}, "tools"),
+    "cost": ("max_cost", {}, None),
+    "latency": ("max_latency", {}, None),
 }
-OPTIONAL_VALUE = ("is-json", "contains-json")
+OPTIONAL_VALUE = ("is-json", "contains-json", "is-valid-openai-tools-call", "cost", "latency")
 LISTS = ("contains-all", "icontains-all", "contains-any", "icontains-any")
-DEFAULT_THRESHOLD = {"similar": 0.75}
+STRINGS = ("contains", "icontains", "starts-with", "regex", "llm-rubric", "javascript", "levenshtein", "rouge-n", "bleu")
+DEFAULT_THRESHOLD = {"similar": 0.75, "rouge-n": 0.75, "bleu": 0.5}
+# types whose `threshold` is their metric's argument (the metric then scores pass as 1); None: required
+THRESHOLD_ARGUMENT = {"javascript": ("threshold", None), "levenshtein": ("max_distance", 5), "cost": ("usd", None),
+                      "latency": ("ms", None)}
+ASSERT_SET = "assert-set"  # promptfoo's group of assertions, passing when `threshold` of their weight does
 UNSUPPORTED = "unsupported"  # an assertion an importer could not carry: it never passes, and says why
 COMMON_KEYS = {"id", "threshold", "weight"}
-TYPE_KEYS = COMMON_KEYS | {"type", "value", "field"}
+TYPE_KEYS = COMMON_KEYS | {"type", "value", "field", "transform"}
 UNSUPPORTED_KEYS = COMMON_KEYS | {"type", "value", "was"}
 
 
@@ -70,15 +82,7 @@ def parse_checks(raw: Any, task: Task, *, file: str, line: int, built: set[str] 
     for i, item in enumerate(raw):
         try:
             check = _parse_one(item)
-            key = json.dumps([check.metric.name, check.metric.args], sort_keys=True, default=str)
-            if check.metric.name != UNSUPPORTED and key not in built:
-                try:
-                    if "metric" in item:
-                        _check_arguments(check.metric, task, item)
-                    build_metric(check.metric, task)
-                except EvalsError as e:
-                    raise _Bad(e.message, "metric" if "metric" in item else "value") from None
-                built.add(key)
+            _build(check, item, task, built)
         except _Bad as e:
             raise EvalsError(e.message, file=file, line=line,
                              field=f"{name}.{i}" + (f".{e.key}" if e.key else "")) from None
@@ -87,6 +91,22 @@ def parse_checks(raw: Any, task: Task, *, file: str, line: int, built: set[str] 
             check = dataclasses.replace(check, id=f"{check.id}#{seen[check.id]}")
         checks.append(check)
     return tuple(checks)
+
+
+def _build(check: Check, item: Mapping[str, Any], task: Task, built: set[str], where: str = "") -> None:
+    """Build the check's metric (an assert-set's, each of its parts') once per distinct configuration."""
+    for i, part in enumerate(check.parts):
+        _build(part, item["value"][i], task, built, f"{where}value.{i}.")
+    key = json.dumps([check.metric.name, check.metric.args], sort_keys=True, default=str)
+    if check.metric.name in (UNSUPPORTED, ASSERT_SET) or key in built:
+        return
+    try:
+        if "metric" in item:
+            _check_arguments(check.metric, task, item)
+        build_metric(check.metric, task)
+    except EvalsError as e:
+        raise _Bad(e.message, where + ("metric" if "metric" in item else "value")) from None
+    built.add(key)
 
 
 def _check_arguments(spec: MetricSpec, task: Task, item: Mapping[str, Any]) -> None:
@@ -133,6 +153,8 @@ def _parse_type(item: Mapping[str, Any]) -> Check:
     if not isinstance(written, str):
         raise _Bad(f"expected a check type, got {written!r}", "type")
     negate, base = written.startswith("not-"), written.removeprefix("not-")
+    if written == ASSERT_SET:
+        return _parse_set(item)
     if base == UNSUPPORTED:
         _check_keys(item, UNSUPPORTED_KEYS)
         was = str(item.get("was") or "an assertion")
@@ -153,8 +175,10 @@ def _parse_type(item: Mapping[str, Any]) -> Check:
         value = [v.strip() for v in value.split(",")] if isinstance(value, str) else value
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             raise _Bad("expected a list of strings (or one string of comma-separated ones)", "value")
-    elif base in ("contains", "icontains", "starts-with", "regex", "llm-rubric") and not isinstance(value, str):
+    elif base in STRINGS and not isinstance(value, str):
         raise _Bad(f"expected a string, got {value!r}", "value")
+    elif base == "is-valid-openai-tools-call" and value is not None and not isinstance(value, list):
+        raise _Bad("expected the list of tools the model was offered", "value")
     if base == "starts-with":
         value = "^" + re.escape(value)
     if base in OPTIONAL_VALUE and isinstance(value, str) and value.lstrip().startswith("{"):
@@ -165,14 +189,54 @@ def _parse_type(item: Mapping[str, Any]) -> Check:
     args = dict(fixed)
     if destination is not None and value is not None:
         args[destination] = value
+    threshold = _number(item, "threshold", DEFAULT_THRESHOLD.get(base, 1.0))
+    transform = _transform(item)
+    label = written + (f" {_short(item['value'])}" if item.get("value") not in (None, "", []) else "")
+    if base in THRESHOLD_ARGUMENT:
+        argument, default = THRESHOLD_ARGUMENT[base]
+        if "threshold" in item:
+            args[argument] = threshold
+            label += f" (threshold {threshold:g})"
+        elif default is None and base != "javascript":
+            raise _Bad(f"a '{written}' check needs a threshold", "threshold")
+        threshold = 1.0
+    if base == "javascript" and transform:  # its code sees the transformed value itself, not its text
+        args["transform"], transform = list(transform), ()
     return Check(
         id=f"{CHECK_PREFIX}{item.get('id') or written}",
         metric=MetricSpec(id=str(item.get("id") or written), name=metric, args=args),
-        label=written + (f" {_short(item['value'])}" if item.get("value") not in (None, "", []) else ""),
-        reference=value, has_reference=destination is None and value is not None,
-        negate=negate, threshold=_number(item, "threshold", DEFAULT_THRESHOLD.get(base, 1.0)),
-        weight=_number(item, "weight", 1.0), field=_field(item),
+        label=label, reference=value, has_reference=destination is None and value is not None,
+        negate=negate, threshold=threshold, weight=_number(item, "weight", 1.0), field=_field(item),
+        transform=transform,
     )
+
+
+def _transform(item: Mapping[str, Any]) -> tuple[str, ...]:
+    value = item.get("transform")
+    if value is None:
+        return ()
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, list) or not values or not all(isinstance(v, str) and v.strip() for v in values):
+        raise _Bad("expected JavaScript source, or a list of it applied in order", "transform")
+    return tuple(values)
+
+
+def _parse_set(item: Mapping[str, Any]) -> Check:
+    _check_keys(item, COMMON_KEYS | {"type", "value"})
+    parts = item.get("value")
+    if not isinstance(parts, list) or not parts:
+        raise _Bad("an assert-set needs its checks as a list under 'value'", "value")
+    parsed = []
+    for i, part in enumerate(parts):
+        try:
+            check = _parse_one(part)
+        except _Bad as e:
+            raise _Bad(e.message, f"value.{i}" + (f".{e.key}" if e.key else "")) from None
+        parsed.append(check)
+    threshold = _number(item, "threshold", 1.0)
+    return Check(id=f"{CHECK_PREFIX}{item.get('id') or ASSERT_SET}", metric=MetricSpec(ASSERT_SET, ASSERT_SET),
+                 label=f"assert-set of {len(parsed)}" + (f" (threshold {threshold:g})" if "threshold" in item else ""),
+                 threshold=threshold, weight=_number(item, "weight", 1.0), parts=tuple(parsed))
 
 
 def _field(item: Mapping[str, Any]) -> str | None:
@@ -230,11 +294,24 @@ class CheckScorer:
 
     def metrics(self, samples: Iterable[Sample]) -> dict[str, Metric]:
         """Every distinct check metric these samples use, by a readable id (to open judges up front)."""
-        return {f"{c.id} ({c.metric.name})": self.metric(c) for s in samples for c in s.checks
+        def flat(checks: Iterable[Check]) -> Iterable[Check]:
+            for c in checks:
+                yield from flat(c.parts) if c.parts else (c,)
+
+        return {f"{c.id} ({c.metric.name})": self.metric(c) for s in samples for c in flat(s.checks)
                 if c.metric.name != UNSUPPORTED}
 
     async def score(self, checks: Iterable[Check], ctx: ScoreContext) -> dict[str, Score]:
         """Each check's 0/1 score (its metric's own value in details) and `checks`, the weighted share passed."""
+        scores, share, failed = await self._scores(checks, ctx)
+        n = len(scores)
+        summary = f"{n - len(failed)}/{n} checks passed" + (f"; failed: {'; '.join(failed)}" if failed else "")
+        scores[CHECKS] = Score(share, explanation=summary,
+                               details={"failed": [i for i, s in scores.items() if s.value != 1.0]})
+        return scores
+
+    async def _scores(self, checks: Iterable[Check], ctx: ScoreContext) -> tuple[dict[str, Score], float, list[str]]:
+        """(each check's score, the weighted share that passed, the labels of those that failed)."""
         scores: dict[str, Score] = {}
         total = passed = 0.0
         failed: list[str] = []
@@ -244,17 +321,28 @@ class CheckScorer:
             total += check.weight
             if score.value == 1.0:
                 passed += check.weight
-            else:
-                failed.append(check.label)
-        n = len(scores)
-        summary = f"{n - len(failed)}/{n} checks passed" + (f"; failed: {'; '.join(failed)}" if failed else "")
-        scores[CHECKS] = Score(passed / total, explanation=summary,
-                               details={"failed": [i for i, s in scores.items() if s.value != 1.0]})
-        return scores
+            else:  # with the code's own reason (a javascript check's), so `show` says why
+                reason = score.details.get("reason") or score.details.get("error")
+                failed.append(f"{check.label}: {reason}" if reason else check.label)
+        return scores, passed / total, failed
 
     async def _score(self, check: Check, ctx: ScoreContext) -> Score:
         if check.metric.name == UNSUPPORTED:
             return Score(None, error=f"{check.label}; rewrite it as an evals check (see README: per-example checks)")
+        if check.parts:  # promptfoo's assert-set: its weighted share of passes reaches its threshold
+            scores, share, failed = await self._scores(check.parts, ctx)
+            ok = share >= check.threshold
+            why = "passed" if ok else f"{check.label} failed: {share:.2f} of it passed; failed: {'; '.join(failed)}"
+            return Score(float(ok), explanation=why, details={"share": share, "threshold": check.threshold,
+                                                              "parts": {k: v.as_dict() for k, v in scores.items()}})
+        if check.transform:  # promptfoo's transforms, in the sandboxed V8: the metric sees what they return
+            from evals.metrics.javascript import JSError, transformed
+
+            try:
+                text = await transformed(check.transform, ctx)
+            except JSError as e:
+                return Score(None, error=f"{check.label}: transform {e}")
+            ctx = dataclasses.replace(ctx, completion=dataclasses.replace(ctx.completion, text=text))
         if check.has_reference:
             ctx = dataclasses.replace(ctx, sample=dataclasses.replace(ctx.sample, reference=check.reference))
         if check.field:  # like promptfoo's transform: the check looks at that field of the answer only
@@ -268,8 +356,10 @@ class CheckScorer:
                    "negated": check.negate, "weight": check.weight, **inner.details}
         if inner.value is None:
             return dataclasses.replace(inner, details=details, explanation=f"{check.label}: {inner.explanation}")
-        ok = check.passed(inner.value)
-        if ok:
+        ok = check.passed(inner.value) and not inner.details.get("error")  # code that failed fails, negated or not
+        if inner.details.get("error"):
+            why = f"{check.label} failed: {inner.explanation}"
+        elif ok:
             why = "passed"
         elif check.negate:
             why = f"{check.label} failed: the answer matches what it must not" + (

@@ -50,7 +50,7 @@ def test_promptfoo_getting_started_runs_each_example_against_its_own_check(tmp_p
     assert "failed: icontains 'Dónde está la biblioteca'" in shown.output
 
 
-def test_a_mixed_suite_carries_every_expressible_check_and_flags_the_javascript_one(tmp_path: Path) -> None:
+def test_a_mixed_suite_carries_every_check_its_javascript_included(tmp_path: Path) -> None:
     imported = import_file(FIXTURES / "promptfoo_mixed.yaml", name="support")
     # defaultTest's regex is in every test with one value: a task metric; its negation cannot be, so it is a check
     assert imported.metrics == [{"name": "regex", "id": "regex", "pattern": r"\S"}]
@@ -61,18 +61,17 @@ def test_a_mixed_suite_carries_every_expressible_check_and_flags_the_javascript_
          {"type": "contains-any", "value": ["shipped", "delivered", "pending"], "field": "status"},
          {"type": "not-contains", "value": "As an AI"}],
         [{"type": "similar", "value": "Hello! How can I help you today?", "threshold": 0.6},
-         {"type": "unsupported", "was": "javascript", "value": "output.length < 200"},
+         {"type": "javascript", "value": "output.length < 200"},
          {"type": "not-contains", "value": "As an AI"}],
     ]
-    assert len(imported.unsupported) == 1 and "`javascript` in test promptfoo_mixed.yaml:30 ('greeting')" in \
-        imported.unsupported[0]
+    assert imported.unsupported == []
     out = tmp_path / "support"
     assert invoke("import", FIXTURES / "promptfoo_mixed.yaml", "--out", out).exit_code == 0
     samples = load_samples(load_task(str(out)))  # every check validates, schema and transform included
     assert [c.id for c in samples[1].checks] == ["check.is-json", "check.contains-any", "check.not-contains"]
     assert samples[1].checks[1].field == "status" and samples[1].checks[1].reference == ["shipped", "delivered", "pending"]
-    readme = (out / "README.md").read_text()
-    assert "`javascript` in test promptfoo_mixed.yaml:30" in readme and "never passes" in readme
+    assert samples[2].checks[1].metric.name == "javascript" and samples[2].checks[1].metric.args == \
+        {"code": "output.length < 200"}
 
 
 async def test_the_mixed_suite_scores_right_and_wrong_answers(tmp_path: Path, monkeypatch) -> None:
@@ -96,11 +95,11 @@ async def test_the_mixed_suite_scores_right_and_wrong_answers(tmp_path: Path, mo
     store = Store(tmp_path / "s.db")
     runs = [await run_task(task, samples, [(task.models[0], fake)], store, RunOptions(timeout_s=5)) for _ in (1, 2)]
     good, bad = (load_run(r[0].run_id, store) for r in runs)
-    # the greeting's javascript check cannot run, so that example never passes, even on a good answer
-    assert good["passed"].tolist() == [True, True, False]
-    assert good["score.checks"].tolist() == [1.0, 1.0, pytest.approx(2 / 3)]
+    # the greeting's javascript check runs: a short answer passes it
+    assert good["passed"].tolist() == [True, True, True]
+    assert good["score.checks"].tolist() == [1.0, 1.0, 1.0]
     assert bad["passed"].tolist() == [False, False, False]
-    assert bad["score.checks"].tolist() == [pytest.approx(1 / 4), pytest.approx(2 / 3), pytest.approx(1 / 3)]
+    assert bad["score.checks"].tolist() == [pytest.approx(1 / 4), pytest.approx(2 / 3), pytest.approx(2 / 3)]
     refund = bad["scores"][0]["checks"]["explanation"]
     assert refund == ("1/3 checks passed; failed: not-icontains 'competitor'; not-contains 'As an AI'")
 
@@ -117,7 +116,7 @@ def test_only_simple_transforms_become_fields(transform: str, field: str | None)
     assert json_field(transform) == field
 
 
-def test_a_transform_evals_cannot_express_flags_its_example(tmp_path: Path) -> None:
+def test_a_transform_that_is_not_a_field_runs_as_javascript(tmp_path: Path) -> None:
     path = tmp_path / "promptfooconfig.yaml"
     path.write_text("prompts: ['{{q}}']\ntests:\n"
                     "  - vars: {q: a}\n    options: {transform: 'output.toUpperCase()'}\n"
@@ -125,16 +124,16 @@ def test_a_transform_evals_cannot_express_flags_its_example(tmp_path: Path) -> N
                     "  - vars: {q: b}\n    threshold: 0.5\n"
                     "    assert: [{type: contains, value: b, weight: 3}, {type: contains, value: c}]\n")
     imported = import_file(path)
-    assert imported.rows[0]["assert"] == [{"type": "unsupported", "was": "contains with transform "
-                                           "'output.toUpperCase()'", "value": "A"}]
+    assert imported.rows[0]["assert"] == [{"type": "contains", "value": "A", "transform": ["output.toUpperCase()"]}]
     assert imported.rows[1]["assert"] == [{"type": "contains", "value": "b", "weight": 3.0},
                                           {"type": "contains", "value": "c"}]
     assert imported.pass_rule == {"checks": 0.5}  # the test-level threshold: a weighted share of the checks
 
 
 def test_an_imported_suite_never_names_code_to_run(tmp_path: Path) -> None:
-    """promptfoo's code assertions (python, javascript, a `metric:` name that looks like code) import as data:
-    unsupported checks and ids. Importing, loading and running the task imports nothing of the source's."""
+    """promptfoo's code assertions import as data: python as an unsupported check, javascript as source for the
+    sandbox (where require does not exist), a `metric:` name that looks like code as an id. Importing, loading
+    and running the task imports and runs nothing of the source's outside the sandbox."""
     marker = tmp_path / "MARKER"
     source = tmp_path / "source"
     source.mkdir()
@@ -155,7 +154,7 @@ tests:
     out = tmp_path / "task"
     assert invoke("import", "promptfoo", source / "promptfooconfig.yaml", "--out", out).exit_code == 0
     samples = load_samples(load_task(str(out)))
-    assert [c.metric.name for c in samples[0].checks] == ["unsupported", "unsupported", "includes"]
+    assert [c.metric.name for c in samples[0].checks] == ["unsupported", "javascript", "includes"]
     assert samples[0].checks[2].id == "check.os_system"
     ran = invoke("run", out, "-m", "fake:echo", "--store", tmp_path / "s.db", "--no-cache", "--no-progress")
     assert ran.exit_code == 0, ran.output

@@ -129,14 +129,12 @@ def test_promptfoo_csv_maps_expected_values_and_reports_the_rest() -> None:
     assert imported.pass_rule == {"equals": 1.0}
     assert imported.user == "question: {{ question }}\ncontext: {{ context }}"
     assert imported.fields == ["question"]  # `context` is empty on one row, so it is not required
-    # assertions not in every test are checks on their own examples; javascript one flags its example
+    # assertions not in every test are checks on their own examples, javascript ones included
     assert [r["assert"] for r in imported.rows] == [
         [{"type": "icontains-any", "value": ["four"]}], [{"type": "icontains-any", "value": ["paris", "île"]}],
-        [{"type": "unsupported", "was": "javascript", "value": "output.length < 10"}]]
+        [{"type": "javascript", "value": "output.length < 10"}]]
     assert imported.checks_field == "assert"
-    assert imported.unsupported == ["`javascript` in test promptfoo_tests.csv:4 ('greeting'): evals cannot run it; "
-                                    "the example carries an `unsupported` check, so it never passes until that "
-                                    "check is rewritten."]
+    assert imported.unsupported == []
 
 
 def test_promptfoo_config_uses_first_prompt_default_test_and_expands_list_vars() -> None:

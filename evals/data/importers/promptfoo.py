@@ -30,10 +30,8 @@ from evals.errors import EvalsError
 
 # Assertion types promptfoo knows that evals cannot run: recognised (so that "javascript: …" is reported,
 # not taken as an expected value), then carried as `unsupported` checks.
-OTHER_TYPES = ("javascript", "python", "webhook", "levenshtein", "rouge-n", "bleu",
-               "meteor", "latency", "cost", "perplexity", "perplexity-score", "is-sql", "contains-sql", "is-xml",
-               "contains-xml", "is-html", "contains-html", "is-valid-openai-tools-call",
-               "is-valid-openai-function-call", "model-graded-closedqa", "model-graded-factuality", "factuality",
+OTHER_TYPES = ("python", "webhook", "meteor", "perplexity", "perplexity-score", "is-sql", "contains-sql", "is-xml",
+               "contains-xml", "is-html", "contains-html", "is-valid-openai-function-call", "model-graded-closedqa", "model-graded-factuality", "factuality",
                "answer-relevance", "context-recall", "context-relevance", "context-faithfulness", "classifier",
                "moderation", "g-eval", "select-best", "human", "finish-reason", "is-refusal", "word-count", "guardrails")
 _TYPE_RE = re.compile(r"^(not-)?(%s)(?:\((\d+(?:\.\d+)?)\))?(?::([\s\S]*))?$"
@@ -93,6 +91,11 @@ def read_csv_cases(path: Path) -> list[Case]:
 def _yaml_assertion(doc: YamlDoc, raw: Any, *where: str | int) -> Assertion:
     if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
         raise doc.error("an assertion needs a 'type'", *where)
+    if raw["type"] == "assert-set":
+        inner = raw.get("assert")
+        if not isinstance(inner, list) or not inner:
+            raise doc.error("an assert-set needs a list of assertions under 'assert'", *where, "assert")
+        raw = {**raw, "value": [_yaml_assertion(doc, a, *where, "assert", j) for j, a in enumerate(inner)]}
     threshold = raw.get("threshold")
     if threshold is not None and not isinstance(threshold, (int, float)):
         raise doc.error(f"threshold must be a number, got {threshold!r}", *where, "threshold")
@@ -123,15 +126,22 @@ def _yaml_case(doc: YamlDoc, raw: Any, default: dict[str, Any], *where: str | in
     line = doc.line(*where)
     case = Case(vars_, asserts, f"{doc.path.name}:{line}", raw.get("description"))
     options = {**(default.get("options") or {}), **(raw.get("options") or {})}
-    transform = transform_of(options.pop("transform", None), case.where)
-    if transform is not None:  # a test's transform applies to each of its assertions without its own
-        case.asserts = [a if a.transform is not None else replace(a, transform=transform) for a in asserts]
+    case.asserts = with_transform(asserts, transform_of(options.pop("transform", None), case.where))
     threshold = raw.get("threshold", default.get("threshold"))
     if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
         raise doc.error(f"threshold must be a number, got {threshold!r}", *where, "threshold")
     case.threshold = None if threshold is None else float(threshold)
     case.extras = [k for k in ("provider", "providers") if k in raw] + [f"options.{k}" for k in options]
     return case
+
+
+def with_transform(asserts: list[Assertion], transform: tuple[str, ...]) -> list[Assertion]:
+    """promptfoo transforms the output with the test's `options.transform` first, then each assertion's own
+    (an assert-set's parts each take the test's too)."""
+    if not transform:
+        return asserts
+    return [replace(a, value=with_transform(a.value, transform)) if a.type == "assert-set"
+            else replace(a, transforms=transform + a.transforms) for a in asserts]
 
 
 def _expand_list_vars(case: Case) -> list[Case]:
@@ -175,9 +185,14 @@ def _cases_from_file(doc: YamlDoc, ref: str, default: dict[str, Any], *where: st
     if target.suffix.lower() == ".csv":
         cases = read_csv_cases(target)
         extra = [_yaml_assertion(doc, a, "defaultTest", "assert", j) for j, a in enumerate(default.get("assert") or [])]
+        options = dict(default.get("options") or {})
+        transform = transform_of(options.pop("transform", None), f"{doc.path.name}:{doc.line('defaultTest')}")
+        threshold = default.get("threshold")
         for c in cases:
             c.vars = {**(default.get("vars") or {}), **c.vars}
-            c.asserts += extra
+            c.asserts = with_transform(c.asserts + extra, transform)
+            c.extras += [f"options.{k}" for k in options]
+            c.threshold = None if threshold is None else float(threshold)
         return cases
     if target.suffix.lower() in (".yaml", ".yml"):
         sub = YamlDoc(target)
@@ -248,6 +263,8 @@ def _check_template(template: str, names: set[str], where: str) -> None:
 # --- Assertion values -------------------------------------------------------------------------------------
 def _render_value(value: Any, case: Case) -> Any:
     """promptfoo renders assertion values with the test's vars (`value: "{{answer}}"`)."""
+    if isinstance(value, list) and value and all(isinstance(v, Assertion) for v in value):  # an assert-set
+        return [replace(a, value=_render_value(a.value, case)) for a in value]
     if not isinstance(value, str) or "{{" not in value:
         return value
     import jinja2
@@ -265,6 +282,22 @@ def _render_value(value: Any, case: Case) -> Any:
 def _rendered(cases: list[Case]) -> list[Case]:
     """The cases with their assertion values rendered (copies: expanded list-var tests share assertions)."""
     return [replace(c, asserts=[replace(a, value=_render_value(a.value, c)) for a in c.asserts]) for c in cases]
+
+
+def _with_tools(cases: list[Case], config: dict[str, Any], notes: list[str]) -> list[Case]:
+    """`is-valid-openai-tools-call` checks the call against the tools the provider offers: the first provider's
+    `config.tools`, written into each such assertion that names none."""
+    providers = config.get("providers") or []
+    providers = providers if isinstance(providers, list) else [providers]
+    tools = next((p["config"]["tools"] for p in providers if isinstance(p, dict) and isinstance(p.get("config"), dict)
+                  and isinstance(p["config"].get("tools"), list)), None)
+    if tools is None:
+        if any(a.type.removeprefix("not-") == "is-valid-openai-tools-call" for c in cases for a in c.asserts):
+            notes.append("`is-valid-openai-tools-call`: no provider lists its `config.tools` inline, so any function "
+                         "name passes; the call's shape and JSON arguments are still checked.")
+        return cases
+    return [replace(c, asserts=[replace(a, value=tools) if a.type.removeprefix("not-") == "is-valid-openai-tools-call"
+                                and a.value is None else a for a in c.asserts]) for c in cases]
 
 
 # --- Entry point ----------------------------------------------------------------------------------------
@@ -301,7 +334,7 @@ def read_promptfoo(path: Path, name: str, prompt: str | None = None) -> Imported
         templates = ("", user)
     system, user = templates
     _check_template(system + "\n" + user, set(var_names), f"{path}: prompt")
-    mapped = map_assertions(_rendered(cases), notes, unsupported)
+    mapped = map_assertions(_rendered(_with_tools(cases, config, notes)), notes, unsupported)
     if not mapped.metrics and not mapped.has_checks:
         raise EvalsError("the tests have no assertions, so the task would have nothing to score", file=path)
     ignored = sorted({e for c in cases for e in c.extras})

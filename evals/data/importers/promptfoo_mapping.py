@@ -2,9 +2,10 @@
 
 An assertion that every test makes the same way becomes a task metric (a value shared by all tests is
 the metric's argument, a value that differs per test the example's reference); every other assertion
-becomes a check on its own example (`assert:` on the golden line, see evals.metrics.checks). An
-assertion evals cannot run (javascript, python, webhook...) becomes an `unsupported` check, so its
-example never passes silently, and is listed per test.
+becomes a check on its own example (`assert:` on the golden line, see evals.metrics.checks). JavaScript
+assertions and transforms travel as source for the sandboxed engine (evals.metrics.javascript): a test's
+`options.transform`, then the assertion's own. An assertion evals cannot run (python, webhook...) becomes an
+`unsupported` check, so its example never passes silently, and is listed per test.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from evals.errors import EvalsError
-from evals.metrics.checks import TYPES, UNSUPPORTED
+from evals.metrics.checks import ASSERT_SET, TYPES, UNSUPPORTED
 
-SUPPORTED = tuple(TYPES)  # the assertion types evals scores, each also as not-TYPE in a check
+SUPPORTED = (*TYPES, ASSERT_SET)  # the assertion types evals scores, each also as not-TYPE in a check
+TASK_WIDE = ("equals", "contains", "icontains", "contains-any", "icontains-any", "starts-with", "regex", "is-json",
+             "contains-json", "similar", "llm-rubric")  # types a task metric can carry for every test at once
 REFERENCE_PRIORITY = ("equals", "similar", "contains-any", "icontains-any", "contains", "icontains", "llm-rubric")
 NO_REFERENCE = "(no expected output)"
 GENERIC_RUBRIC = "The answer satisfies the requirement given as the reference."
@@ -33,7 +36,7 @@ class Assertion:
     value: Any = None
     threshold: float | None = None
     weight: float = 1.0
-    transform: str | None = None
+    transforms: tuple[str, ...] = ()  # JavaScript, applied in order: the test's options.transform, then its own
     metric: str | None = None  # promptfoo's named metric: the check's id
 
 
@@ -72,13 +75,23 @@ def _same(values: list[Any]) -> bool:
     return len({json.dumps(v, sort_keys=True) for v in values}) == 1
 
 
+def field_path(a: Assertion) -> str | None:
+    """The JSON field an assertion's one `JSON.parse(output).a.b` transform picks ("" for the whole parsed output);
+    None when it has other transforms (run as JavaScript), or none."""
+    if len(a.transforms) != 1 or a.type.removeprefix("not-") == "javascript":
+        return None
+    return json_field(a.transforms[0])
+
+
 def _check(a: Assertion, path: str | None = None) -> dict[str, Any]:
     """An assertion as a golden line's check."""
     base = a.type.removeprefix("not-")
-    if base not in TYPES:
+    if base not in SUPPORTED:
         return {"type": UNSUPPORTED, "was": a.type, "value": a.value if a.value is not None else ""}
     entry: dict[str, Any] = {"type": a.type}
-    if a.value is not None:
+    if a.type == ASSERT_SET:
+        entry["value"] = [_check(p, field_path(p) or None) for p in a.value]
+    elif a.value is not None:
         entry["value"] = a.value
     if a.threshold is not None:
         entry["threshold"] = a.threshold
@@ -86,6 +99,8 @@ def _check(a: Assertion, path: str | None = None) -> dict[str, Any]:
         entry["weight"] = a.weight
     if path:
         entry["field"] = path
+    elif a.transforms and a.type != ASSERT_SET and path is None:
+        entry["transform"] = list(a.transforms)
     if a.metric:
         entry["id"] = re.sub(r"[^\w.-]+", "_", a.metric)
     return entry
@@ -102,12 +117,14 @@ class _Mapper:
     def check(self, i: int, order: int, a: Assertion, path: str | None = None) -> None:
         entry = _check(a, path)
         self.checks[i].append((order, entry))
-        if entry["type"] == UNSUPPORTED:
-            case = self.cases[i]
-            test = f"{case.where}" + (f" ('{case.description}')" if case.description else "")
-            self.unsupported.append(f"`{a.type}` in test {test}: evals cannot run it; the example carries an "
-                                    "`unsupported` check, so it never passes until that check is rewritten.")
-        else:
+        parts = entry["value"] if entry["type"] == ASSERT_SET else [entry]
+        for part in parts:
+            if part["type"] == UNSUPPORTED:
+                case = self.cases[i]
+                test = f"{case.where}" + (f" ('{case.description}')" if case.description else "")
+                self.unsupported.append(f"`{part['was']}` in test {test}: evals cannot run it; the example carries "
+                                        "an `unsupported` check, so it never passes until that check is rewritten.")
+        if entry["type"] != UNSUPPORTED:
             self.to_check[a.type] = self.to_check.get(a.type, 0) + 1
 
     def add_metric(self, metric: dict[str, Any]) -> None:
@@ -122,19 +139,21 @@ def map_assertions(cases: list[Case], notes: list[str], unsupported: list[str]) 
     by_type: dict[str, list[list[tuple[int, Assertion]]]] = {}
     for i, case in enumerate(cases):
         for order, a in enumerate(case.asserts):
-            if a.transform is not None:
-                path = json_field(a.transform)
-                if path is None:
-                    m.check(i, order, replace(a, type=f"{a.type} with transform {a.transform!r}"))
+            if a.transforms:
+                path = field_path(a)
+                if path is None:  # run as JavaScript in the check
+                    m.check(i, order, a)
                     continue
                 if path:
                     m.check(i, order, a, path)
                     continue
-                notes.append(f"`{a.transform}` (the whole output parsed) is scored on the answer's text.")
+                note = f"`{a.transforms[0]}` (the whole output parsed) is scored on the answer's text."
+                if note not in notes:
+                    notes.append(note)
             by_type.setdefault(a.type, [[] for _ in range(n)])[i].append((order, a))
     candidates: dict[str, tuple[list[Assertion], list[int]]] = {}
     for type_, per_case in by_type.items():
-        everywhere = all(per_case) and type_ in SUPPORTED
+        everywhere = all(per_case) and type_ in TASK_WIDE
         for i, found in enumerate(per_case):  # all but each test's first of a task-wide type are checks
             for order, a in found[1:] if everywhere else found:
                 m.check(i, order, a)
@@ -149,7 +168,8 @@ def map_assertions(cases: list[Case], notes: list[str], unsupported: list[str]) 
                 m.check(i, order, a)
         elif type_ in ("is-json", "contains-json"):
             schema = json.loads(values[0]) if isinstance(values[0], str) and values[0].strip() else values[0]
-            m.add_metric({"name": "json_valid", "id": type_.replace("-", "_"), **({"schema": schema} if schema else {})})
+            m.add_metric({"name": "json_valid" if type_ == "is-json" else "contains_json", "id": type_.replace("-", "_"),
+                          **({"schema": schema} if schema else {})})
         elif type_ in ("regex", "starts-with"):
             pattern = values[0] if type_ == "regex" else "^" + re.escape(str(values[0]))
             m.add_metric({"name": "regex", "id": type_.replace("-", "_"), "pattern": pattern})
@@ -160,9 +180,6 @@ def map_assertions(cases: list[Case], notes: list[str], unsupported: list[str]) 
         else:
             candidates[type_] = (firsts, orders)
     references = _choose_references(m, candidates)
-    if "contains-json" in by_type or "contains-json" in m.to_check:
-        notes.append("`contains-json` -> `json_valid`: the whole answer (or one ``` fence) must be JSON, "
-                     "not just contain it.")
     if m.to_check:
         notes.append("Per-test assertions became checks on their own examples (the `assert` field of "
                      f"golden.jsonl): {', '.join(f'`{t}` x{k}' for t, k in m.to_check.items())}.")
@@ -225,10 +242,11 @@ def _test_thresholds(m: _Mapper) -> None:
                        "of an example's checks that must pass; the task's own metrics must all pass).")
 
 
-def transform_of(raw: Any, where: str) -> str | None:
-    """A test's or an assertion's `transform` (options.transform for a test), which must be a string."""
+def transform_of(raw: Any, where: str) -> tuple[str, ...]:
+    """A test's or an assertion's `transform` (options.transform for a test): JavaScript source, or none."""
     if raw is None:
-        return None
-    if not isinstance(raw, str):
-        raise EvalsError(f"{where}: transform must be a JavaScript expression string (file:// is not supported)")
-    return raw
+        return ()
+    if not isinstance(raw, str) or raw.startswith("file://"):
+        raise EvalsError(f"{where}: transform must be inline JavaScript (a file:// transform is code this import "
+                         "does not read)")
+    return (raw,)

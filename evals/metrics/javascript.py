@@ -1,0 +1,233 @@
+"""promptfoo's JavaScript, run for real in an embedded V8 (mini-racer) that can reach nothing outside it.
+
+`javascript` is a metric (and so a check type) whose argument is JavaScript source, scored with promptfoo's
+documented semantics: the code sees `output` (the answer, or what its transforms made of it: an object once a
+transform parsed it) and `context.vars`; a single line is an expression (`output.length < 200`, or
+declarations then one: `const s = JSON.parse(output).score; s > 0.5`), several lines are a function body
+that returns. It returns a boolean, a number (passing above 0, or from `threshold` up) or
+`{pass, score, reason}`. `transform` (a list of expressions or bodies, applied in order: a test's, then the
+assertion's own) turns the answer into what the code sees; `transformed` does the same for any other check.
+
+The code is data from an imported config, so each run gets a fresh V8 context with no `require`, `process`,
+`fetch`, file system, network or timers of the host; it runs one at a time, for at most `TIME_LIMIT_S`
+seconds, within `MEMORY_MB` of JavaScript heap (the engine's hard limit) and of the process's resident
+memory (a watchdog, for typed arrays and other memory outside the heap). Anything past a limit, or any error
+in the code, ends that check with one line; nothing else of the run is touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import re
+import weakref
+from collections.abc import Sequence
+from typing import Any
+
+from evals.metrics import Metric, register_metric
+from evals.types import Score, ScoreContext
+
+TIME_LIMIT_S = 1.0  # wall time for one check's transforms and code together
+MEMORY_MB = 64  # V8 heap, and growth of the process's resident memory while the code runs
+_POLL_S = 0.005
+_PAGE = 4096
+_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+# Runs inside V8. IN is one JSON string literal (output, vars, transforms, code): nothing of the config is
+# spliced into the program text. Each piece of code is compiled by `new Function`, as promptfoo does, with
+# `process` bound to undefined (promptfoo passes a shim there).
+_PROGRAM = """
+(async () => {
+  delete globalThis.WebAssembly;
+  const input = JSON.parse(IN);
+  const context = {vars: input.vars, prompt: input.prompt};
+  let output = input.output;
+  const compile = (body) => new Function('output', 'context', 'process', body);
+  const message = (e) => (e && e.name ? e.name + ': ' + e.message : String(e));
+  for (let i = 0; i < input.transforms.length; i++) {
+    try {
+      output = await compile(input.transforms[i])(output, context, undefined);
+    } catch (e) {
+      return JSON.stringify({error: 'transform ' + (i + 1) + ' failed: ' + message(e)});
+    }
+    if (output === null || output === undefined) {
+      return JSON.stringify({error: 'transform ' + (i + 1) + ' returned no value'});
+    }
+  }
+  const text = typeof output === 'string' ? output : JSON.stringify(output);
+  if (input.code === null) return JSON.stringify({output: output, text: text});
+  let result;
+  try {
+    result = await compile(input.code)(output, context, undefined);
+  } catch (e) {
+    return JSON.stringify({error: 'threw ' + message(e)});
+  }
+  return JSON.stringify({kind: result === null ? 'null' : typeof result, result: result === undefined ? null : result});
+})()
+"""
+
+
+class JSError(Exception):
+    """The JavaScript failed, threw or ran past a limit; the message is one line."""
+
+
+def function_body(code: str) -> str:
+    """promptfoo's reading of an inline snippet: several lines are a function body as written; one line is
+    an expression to return, or declarations followed by the expression (`const a = ...; a > 1`)."""
+    code = code.rstrip()
+    if "\n" in code:
+        return code
+    code = re.sub(r";+\s*$", "", code.strip())
+    if re.match(r"(const|let|var)\s", code):
+        cut = _last_statement_end(code)
+        if cut is not None and code[cut + 1:].strip():
+            return f"{code[:cut + 1]} return {code[cut + 1:].strip()}"
+        return code
+    return f"return {code}"
+
+
+def _last_statement_end(code: str) -> int | None:
+    """The index of the last `;` outside strings, template literals and brackets."""
+    depth, quote, last, i = 0, None, None, 0
+    while i < len(code):
+        c = code[i]
+        if quote:
+            if c == "\\":
+                i += 1
+            elif c == quote:
+                quote = None
+        elif c in "'\"`":
+            quote = c
+        elif c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif c == ";" and depth == 0:
+            last = i
+        i += 1
+    return last
+
+
+def _one_line(text: str) -> str:
+    first = str(text).strip().splitlines()[0] if str(text).strip() else "failed"
+    return first if len(first) <= 300 else first[:297] + "..."
+
+
+def _resident_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+async def evaluate(code: str | None, output: Any, vars_: dict[str, Any] | None = None,
+                   transforms: Sequence[str] = (), prompt: str | None = None) -> dict[str, Any]:
+    """Run the transforms, then `code` (None: none), on `output` in a fresh sandboxed V8 context.
+    Returns {"kind", "result"} for code, else {"output", "text"}; raises JSError with one line."""
+    from py_mini_racer import MiniRacer
+    from py_mini_racer._exc import JSOOMException, MiniRacerBaseException
+
+    payload = {"output": output, "vars": vars_ or {}, "prompt": prompt,
+               "transforms": [function_body(t) for t in transforms],
+               "code": None if code is None else function_body(code)}
+    program = _PROGRAM.replace("IN", json.dumps(json.dumps(payload, ensure_ascii=False, default=str)), 1)
+    loop = asyncio.get_running_loop()
+    lock = _locks.setdefault(loop, asyncio.Lock())
+    async with lock:  # one at a time, so the memory watchdog measures this code alone
+        racer = MiniRacer()
+        try:
+            racer.set_hard_memory_limit(MEMORY_MB * 2**20)
+            start_rss = _resident_bytes()
+            task = asyncio.ensure_future(racer.eval_cancelable(program))
+            deadline = loop.time() + TIME_LIMIT_S
+            stopped = None
+            while not task.done():
+                await asyncio.wait({task}, timeout=_POLL_S)
+                if task.done():
+                    break
+                if _resident_bytes() - start_rss > MEMORY_MB * 2**20:
+                    stopped = f"used more than its {MEMORY_MB} MB of memory"
+                elif loop.time() > deadline:
+                    stopped = f"ran past its {TIME_LIMIT_S:g} s limit"
+                if stopped:
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+                    raise JSError(f"stopped: {stopped}")
+            try:
+                value = task.result()
+                if hasattr(value, "__await__"):  # the async wrapper's promise; its work is already done
+                    value = await asyncio.wait_for(value, timeout=max(deadline - loop.time(), _POLL_S))
+            except asyncio.TimeoutError:
+                raise JSError(f"stopped: ran past its {TIME_LIMIT_S:g} s limit") from None
+            except JSOOMException:
+                raise JSError(f"stopped: used more than its {MEMORY_MB} MB of memory") from None
+            except MiniRacerBaseException as e:
+                if racer.was_hard_memory_limit_reached():
+                    raise JSError(f"stopped: used more than its {MEMORY_MB} MB of memory") from None
+                raise JSError(_one_line(str(e).replace("<anonymous>:", ""))) from None
+        finally:
+            racer.close()
+    if not isinstance(value, str):
+        raise JSError("returned nothing readable")
+    result = json.loads(value)
+    if "error" in result:
+        raise JSError(_one_line(result["error"]))
+    return result
+
+
+def grade(kind: str, result: Any, threshold: float | None) -> tuple[bool, float, str]:
+    """promptfoo's verdict on what the code returned: (pass, score, reason)."""
+    if kind == "boolean":
+        return result, float(result), "returned true" if result else "returned false"
+    if kind == "number" and result is not None and math.isfinite(result):
+        ok = result > 0 if threshold is None else result >= threshold
+        rule = "above 0" if threshold is None else f"at least {threshold:g}"
+        return ok, float(result), f"returned {result:g}" + ("" if ok else f", not {rule}")
+    if kind == "object" and isinstance(result, dict) and isinstance(result.get("pass"), bool):
+        score = result.get("score", float(result["pass"]))
+        if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
+            raise JSError(f"returned a score that is not a finite number: {score!r}")
+        return result["pass"], float(score), _one_line(str(result.get("reason") or
+                                                            ("passed" if result["pass"] else "failed")))
+    raise JSError(f"must return a boolean, a finite number or {{pass, score, reason}}; returned {kind}")
+
+
+def _vars(ctx: ScoreContext) -> dict[str, Any]:
+    return dict(ctx.sample.fields)
+
+
+@register_metric("javascript")
+def javascript(code: str, threshold: float | None = None, transform: list[str] | None = None) -> Metric:
+    """1 if promptfoo-style JavaScript `code` passes on the answer (sandboxed V8: no files, network or process).
+    It sees `output` (after `transform`, a list of JS transforms applied in order) and `context.vars`, and
+    returns a boolean, a number (passing above 0, or from `threshold` up) or {pass, score, reason}."""
+    if not isinstance(code, str) or not code.strip():
+        raise ValueError("code must be JavaScript source")
+    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
+        raise ValueError(f"threshold must be a number, got {threshold!r}")
+    transforms = _transforms(transform)
+
+    async def score(ctx: ScoreContext) -> Score:
+        try:
+            out = await evaluate(code, ctx.completion.text, _vars(ctx), transforms)
+            ok, value, reason = grade(out["kind"], out["result"], threshold)
+        except JSError as e:
+            return Score(0.0, explanation=f"javascript {e}", details={"error": str(e)})
+        return Score(float(ok), explanation="" if ok else reason, details={"score": value, "reason": reason})
+
+    return score
+
+
+def _transforms(transform: Any) -> list[str]:
+    transforms = [transform] if isinstance(transform, str) else list(transform or [])
+    if not all(isinstance(t, str) and t.strip() for t in transforms):
+        raise ValueError("transform must be JavaScript source, or a list of it")
+    return transforms
+
+
+async def transformed(transforms: Sequence[str], ctx: ScoreContext) -> str:
+    """The answer after promptfoo transforms, as the text other checks see (JSON for anything not a string)."""
+    out = await evaluate(None, ctx.completion.text, _vars(ctx), transforms)
+    return out["text"]
