@@ -188,3 +188,41 @@ def test_memory_settings_from_flags_are_printed_and_recorded(tiny_dir, task_dir,
     assert "peak GPU memory 2.3 GB allocated (estimated" in console.export_text()
     bad = CliRunner().invoke(app, cli_args(task_dir, tiny_dir, "--micro-batch", "5"))
     assert bad.exit_code == 2 and "field 'micro_batch': must be at most batch_size (4), got 5" in bad.output
+
+
+FRAGMENTS = """
+import sys
+import psutil
+from finetune.memory import return_freed_memory
+if sys.argv[1] == "fixed":
+    assert return_freed_memory()
+freed = bytearray(4 << 20)  # a step's large tensor, freed: glibc's default raises its mmap threshold past 4 MB
+del freed
+blocks = [bytearray(3 << 20) for _ in range(100)]  # the next step's 300 MB of activations, of another size
+before = psutil.Process().memory_info().rss
+kept = blocks[-1]  # one still alive at the top of the heap (as an optimiser's state is)
+del blocks
+print((before - psutil.Process().memory_info().rss) / 1e6)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
+@pytest.mark.parametrize(("mode", "returned"), [("default", lambda mb: mb < 50), ("fixed", lambda mb: mb > 250)])
+def test_training_gives_freed_activations_back_to_the_system(mode, returned) -> None:
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", FRAGMENTS, mode], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).parents[2])
+    assert done.returncode == 0, done.stderr
+    assert returned(float(done.stdout)), done.stdout  # MB of 300 the system got back once they were freed
+
+
+def test_training_sets_up_the_allocator_before_loading_the_model(monkeypatch) -> None:
+    from finetune import memory, trainer
+    from finetune.config import FinetuneConfig
+    from finetune.distributed import World
+
+    called = []
+    monkeypatch.setattr(memory, "return_freed_memory", lambda: called.append(True) or True)
+    trainer._set_up_torch(FinetuneConfig(), World())
+    assert called == [True]
