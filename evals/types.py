@@ -32,6 +32,7 @@ class Sample:
     line: int = 0  # 1-based line (or row) in the source file, for error messages
     checks: tuple[Check, ...] = ()  # the example's own assertions about its answer (see evals.metrics.checks)
     human: Any = None  # a person's label of the answer, on the judge's scale (task.yaml dataset.human)
+    file: str = ""  # the source file (or hub dataset) of `line`, for error messages
 
 
 @dataclass(frozen=True)
@@ -380,11 +381,15 @@ class FewShot:
     answer: str
 
 
+MAX_PROMPT_CHARS = 1_000_000  # the default cap on a rendered prompt (task.yaml prompt.max_chars)
+
+
 @dataclass(frozen=True)
 class PromptSpec:
     system: str
     user: str
     few_shot: tuple[FewShot, ...] = ()
+    max_chars: int = MAX_PROMPT_CHARS  # the chat rendered for one example, every message together
 
 
 def _in(low: float, high: float, *, closed_low: bool = False, closed_high: bool = False) -> Any:

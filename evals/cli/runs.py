@@ -141,7 +141,7 @@ def models_to_run(loaded: Any, model: list[str] | None, judge: str | None, limit
         from evals.metrics import with_judge
 
         loaded = with_judge(loaded, judge)
-    samples = load_samples(loaded)[:limit]  # bad data fails here, before any model loads
+    samples = load_samples(loaded, limit=limit)  # bad data fails here, before any model loads
     try:
         configs = [loaded.model_config(m) for m in model] if model else list(loaded.models)
     except ValueError as e:

@@ -5,43 +5,126 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import re
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from evals.errors import EvalsError
+from evals.errors import EvalsError, not_utf8
 from evals.types import Sample, Task
 
 FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 
 
-def read_jsonl(path: Path) -> tuple[list[dict[str, Any]], list[int]]:
-    """The records and their line numbers, after checking every non-blank line is a JSON object.
+MAX_DEPTH = 100  # JSON nesting a golden line may have: deeper, later steps (hashing, storing) would overflow the stack
+
+
+class _NotANumber(ValueError):
+    """NaN, Infinity, a float past the largest one or an integer of more digits than Python reads."""
+
+
+def _constant(token: str) -> Any:
+    raise _NotANumber(token)
+
+
+def _finite(token: str) -> float:
+    value = float(token)
+    if math.isinf(value):
+        raise _NotANumber(token)
+    return value
+
+
+def _whole(token: str) -> int:
+    if len(token.lstrip("-")) > sys.get_int_max_str_digits():
+        raise _NotANumber(f"{token[:12]}... ({len(token)} digits)")
+    return int(token)
+
+
+_MARK = object()
+_BIG_EXPONENT = re.compile(r"\d[eE]\+?\d{3}")
+
+
+def _path_to(value: Any, target: Any, path: tuple[str, ...] = ()) -> tuple[str, ...] | None:
+    """The key path under which `target` sits in `value`."""
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = (*path, str(key)) if item is target else _path_to(item, target, (*path, str(key)))
+        if found is not None:
+            return found
+    return None
+
+
+def _where_not_a_number(text: str) -> str | None:
+    """The field holding the value _NotANumber refused, found by reading the line again with a marker there."""
+    def mark(_: str) -> Any:
+        return _MARK
+
+    try:
+        record = json.loads(text, parse_constant=mark,
+                            parse_float=lambda t: _MARK if math.isinf(float(t)) else float(t),
+                            parse_int=lambda t: _MARK if len(t.lstrip("-")) > sys.get_int_max_str_digits() else int(t))
+    except (ValueError, RecursionError):
+        return None
+    path = _path_to(record, _MARK)
+    return ".".join(path) if path else None
+
+
+def _depth_over(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, (dict, list)):
+            if depth > limit:
+                return True
+            stack.extend((item, depth + 1) for item in (v.values() if isinstance(v, dict) else v))
+    return False
+
+
+def parse_line(text: str, path: Path | str, line: int) -> dict[str, Any]:
+    """One golden line as a JSON object, or an EvalsError naming the line (and the field, where there is one):
+    malformed JSON, another type than an object, NaN or Infinity (not JSON, though Python writes them), a number
+    out of range, nesting past MAX_DEPTH."""
+    try:
+        record = json.loads(text, parse_constant=_constant, parse_int=_whole,
+                            parse_float=_finite if _BIG_EXPONENT.search(text) else None)
+    except json.JSONDecodeError as e:
+        raise EvalsError(f"malformed JSON: {e.msg} (column {e.colno})", file=path, line=line) from None
+    except _NotANumber as e:
+        raise EvalsError(f"{e} is not a number JSON can hold: write null, or the value as a string", file=path,
+                         line=line, field=_where_not_a_number(text)) from None
+    except (RecursionError, ValueError) as e:
+        why = f"JSON nested more than {MAX_DEPTH} deep" if isinstance(e, RecursionError) else f"unreadable JSON: {e}"
+        raise EvalsError(why, file=path, line=line) from None
+    if not isinstance(record, dict):
+        raise EvalsError(f"expected a JSON object, got {type(record).__name__}", file=path, line=line)
+    if text.count("[") + text.count("{") > MAX_DEPTH and _depth_over(record, MAX_DEPTH):
+        raise EvalsError(f"JSON nested more than {MAX_DEPTH} deep", file=path, line=line)
+    return record
+
+
+def iter_jsonl(path: Path) -> Iterator[tuple[dict[str, Any], int]]:
+    """Each non-blank line's record and its line number, read one at a time (`parse_line` checks each).
 
     Records are kept exactly as written: Arrow's JSON reader (behind `datasets`) would turn strings such
     as "2025-03-14" into timestamps and refuses a column whose type changes between lines.
     """
-    records, lines = [], []
-    with path.open(encoding="utf-8") as f:
-        for n, text in enumerate(f, start=1):
-            if not text.strip():
-                continue
+    with path.open("rb") as f:
+        for n, raw in enumerate(f, start=1):
             try:
-                record = json.loads(text)
-            except json.JSONDecodeError as e:
-                raise EvalsError(f"malformed JSON: {e.msg} (column {e.colno})", file=path, line=n) from None
-            if not isinstance(record, dict):
-                raise EvalsError(f"expected a JSON object, got {type(record).__name__}", file=path, line=n)
-            records.append(record)
-            lines.append(n)
-    return records, lines
+                text = raw.decode("utf-8-sig" if n == 1 else "utf-8")
+            except UnicodeDecodeError as e:
+                raise not_utf8(e, path, n) from None
+            if text.strip():
+                yield parse_line(text, path, n), n
 
 
-def _read_rows(source: str, task_dir: Path) -> tuple[list[dict[str, Any]], list[int], str]:
-    """Rows, their line numbers, and a display name for errors."""
+def _read_rows(source: str, task_dir: Path) -> tuple[Iterator[tuple[dict[str, Any], int]], str]:
+    """The rows with their line numbers, read as they are used, and a display name for errors."""
     path = task_dir / source
     if path.is_file() and FORMATS.get(path.suffix.lower()) == "json":
-        records, lines = read_jsonl(path)
-        return records, lines, str(path)
+        return iter_jsonl(path), str(path)
     import datasets
 
     datasets.disable_progress_bars()
@@ -52,7 +135,7 @@ def _read_rows(source: str, task_dir: Path) -> tuple[list[dict[str, Any]], list[
                 ds = datasets.load_dataset(name, split=split or "test")
             except Exception as e:
                 raise EvalsError(f"could not load hub dataset '{name}': {type(e).__name__}: {e}") from None
-            return ds.to_list(), list(range(1, len(ds) + 1)), source
+            return ((row, i) for i, row in enumerate(ds, start=1)), source
         raise EvalsError(f"golden set file not found: {path}")
     kind = FORMATS.get(path.suffix.lower())
     if kind is None:
@@ -61,18 +144,21 @@ def _read_rows(source: str, task_dir: Path) -> tuple[list[dict[str, Any]], list[
         ds = datasets.load_dataset(kind, data_files=str(path), split="train")
     except Exception as e:
         raise EvalsError(f"could not read as {kind}: {type(e).__name__}: {e}", file=path) from None
-    lines = [i + 2 for i in range(len(ds))] if kind == "csv" else list(range(1, len(ds) + 1))
-    return ds.to_list(), lines, str(path)
+    first = 2 if kind == "csv" else 1  # a CSV's first line is its header
+    return ((row, i) for i, row in enumerate(ds, start=first)), str(path)
 
 
-def load_samples(task: Task, split: str = "golden") -> list[Sample]:
-    """The task's golden (or train) examples, each checked for id, reference and prompt fields."""
+def load_samples(task: Task, split: str = "golden", limit: int | None = None) -> list[Sample]:
+    """The task's golden (or train) examples, the first `limit` of them if given, each checked for id, reference
+    and prompt fields as it is read: the file is read no further than the examples used."""
     source = task.golden if split == "golden" else task.train
     if not source:
         raise EvalsError(f"task '{task.name}' has no {split} set", file=task.path, field=f"dataset.{split}")
-    rows, lines, where = _read_rows(source, task.dir)
-    samples, seen, built = [], {}, set()
-    for row, line in zip(rows, lines):
+    rows, where = _read_rows(source, task.dir)
+    samples: list[Sample] = []
+    seen: dict[str, int] = {}
+    built: set[str] = set()
+    for row, line in rows:
         for name in (task.id_field, task.reference_field, *task.input_fields):
             if row.get(name) is None or row.get(name) == "":
                 raise EvalsError("missing or empty", file=where, line=line, field=name)
@@ -92,7 +178,10 @@ def load_samples(task: Task, split: str = "golden") -> list[Sample]:
         skip = (task.id_field, task.reference_field, task.checks_field, task.human_field)
         fields = {k: v for k, v in row.items() if k not in skip}  # people's labels never reach the prompt
         samples.append(Sample(id=sample_id, fields=fields, reference=row[task.reference_field], line=line,
-                              checks=checks, human=row.get(task.human_field) if task.human_field else None))
+                              checks=checks, human=row.get(task.human_field) if task.human_field else None,
+                              file=where))
+        if len(samples) == limit:
+            break
     if not samples:
         raise EvalsError("the golden set is empty", file=where)
     return samples

@@ -15,6 +15,7 @@ from evals.settings import validated
 from evals.types import (
     CHECKS,
     MATCH_RATE,
+    MAX_PROMPT_CHARS,
     TASK_FILE,
     CheckSettings,
     Decision,
@@ -31,7 +32,7 @@ TOP_KEYS = {"name", "description", "dataset", "prompt", "models", "metrics", "pa
             "judge_repeats"}
 MODEL_KEYS = {f.name for f in fields(ModelConfig)}
 DATASET_KEYS = {"golden", "train", "id", "reference", "fields", "checks", "human"}
-PROMPT_KEYS = {"system", "user", "few_shot"}
+PROMPT_KEYS = {"system", "user", "few_shot", "max_chars"}
 
 
 def tasks_root() -> Path:
@@ -70,6 +71,15 @@ def _require_str(doc: YamlDoc, value: Any, *where: str | int) -> str:
     return value
 
 
+def _optional_str(doc: YamlDoc, value: Any, *where: str | int) -> str:
+    """A string setting that may be left out (or empty); a list or mapping there is a mistake, not text."""
+    if value is None:
+        return ""
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        raise doc.error(f"expected text, got a {type(value).__name__}", *where)
+    return str(value)
+
+
 def _parse_model(doc: YamlDoc, raw: Any, i: int) -> ModelConfig:
     if isinstance(raw, str):
         raw = {"spec": raw}
@@ -90,6 +100,8 @@ def _parse_model(doc: YamlDoc, raw: Any, i: int) -> ModelConfig:
         if key in raw and not isinstance(raw[key], kind):
             raise doc.error(f"expected {'true or false' if kind is bool else 'a number'}, got {raw[key]!r}",
                             "models", i, key)
+    if raw.get("system") is not None:
+        raw["system"] = _optional_str(doc, raw["system"], "models", i, "system")
     if "repeats" in raw:
         raw["repeats"] = _repeats(doc, raw["repeats"], "models", i, "repeats")
     if "adapter" in raw:
@@ -164,10 +176,15 @@ def _parse_prompt(doc: YamlDoc, raw: Any) -> PromptSpec:
         if not isinstance(shot, dict) or "answer" not in shot or not isinstance(shot.get("fields"), dict):
             raise doc.error("a few-shot example needs 'fields' (a mapping) and 'answer'", "prompt", "few_shot", j)
         shots.append(FewShot(fields=shot["fields"], answer=str(shot["answer"])))
+    max_chars = raw.get("max_chars", MAX_PROMPT_CHARS)
+    if isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 1:
+        raise doc.error(f"expected the most characters a rendered prompt may have, a whole number; got {max_chars!r}",
+                        "prompt", "max_chars")
     return PromptSpec(
-        system=str(raw.get("system") or ""),
+        system=_optional_str(doc, raw.get("system"), "prompt", "system"),
         user=_require_str(doc, raw.get("user"), "prompt", "user"),
         few_shot=tuple(shots),
+        max_chars=max_chars,
     )
 
 
@@ -231,8 +248,8 @@ def load_task(name_or_path: str) -> Task:
         if not isinstance(threshold, (int, float)):
             raise doc.error(f"threshold must be a number, got {threshold!r}", "pass", metric_id)
     task = Task(
-        name=str(data.get("name") or path.parent.name),
-        description=str(data.get("description") or ""),
+        name=_optional_str(doc, data.get("name"), "name") or path.parent.name,
+        description=_optional_str(doc, data.get("description"), "description"),
         dir=path.parent.resolve(),
         golden=_require_str(doc, dataset.get("golden"), "dataset", "golden"),
         train=dataset.get("train"),
@@ -268,4 +285,4 @@ def _validate_plugins(doc: YamlDoc, task: Task) -> None:
     try:
         compile_prompt(task.prompt)
     except EvalsError as e:
-        raise doc.error(e.message, "prompt") from None
+        raise doc.error(e.message, *(e.field or "prompt").split(".")) from None
