@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from evals.data.golden import load_samples
-from evals.data.prompts import render_messages
+from evals.data.prompts import sample_messages
 from evals.errors import EvalsError
 from evals.types import Message, ModelConfig, Sample, Task
 
@@ -40,7 +40,7 @@ def answer_text(reference: Any) -> str:
 def training_chats(task: Task, samples: Sequence[Sample], model: ModelConfig | None = None) -> list[list[Message]]:
     """Each sample as the exact chat the task sends `model` at evaluation time (its per-model system
     prompt and few-shot setting), plus the reference as the answer."""
-    return [[*render_messages(task.prompt, s.fields, model), Message("assistant", answer_text(s.reference))]
+    return [[*sample_messages(task.prompt, s, model), Message("assistant", answer_text(s.reference))]
             for s in samples]
 
 
@@ -64,7 +64,7 @@ class Overlap:
 
 def _input_text(task: Task, sample: Sample) -> str:
     """What the model is asked about this example: its rendered user turn."""
-    return render_messages(task.prompt, sample.fields)[-1].content
+    return sample_messages(task.prompt, sample)[-1].content
 
 
 def find_overlap(task: Task, train: Sequence[Sample], golden: Sequence[Sample]) -> list[Overlap]:

@@ -84,6 +84,7 @@ def build_manifest(task: Task, config: ModelConfig, provider_id: str, golden_has
             "system": config.system if config.system is not None else task.prompt.system,
             "user": task.prompt.user,
             "few_shot": [dataclasses.asdict(s) for s in task.prompt.few_shot],
+            "max_chars": task.prompt.max_chars,
         },
         "model": config_to_dict(config),
         "provider_id": provider_id,
