@@ -381,6 +381,7 @@ class FewShot:
     answer: str
 
 
+MAX_REPEATS = 1_000  # attempts per example (task.yaml repeats, --repeats): more is a typo, not a plan
 MAX_PROMPT_CHARS = 1_000_000  # the default cap on a rendered prompt (task.yaml prompt.max_chars)
 
 

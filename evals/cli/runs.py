@@ -37,6 +37,7 @@ from evals.cli.app import (
     warn,
 )
 from evals.errors import EvalsError
+from evals.types import MAX_REPEATS
 
 
 @app.command()
@@ -59,7 +60,7 @@ def run(
     judge: JudgeOpt = None,
     repeats: Annotated[int | None, typer.Option(
         help="Ask every example K times (default: the task's `repeats`); statistics then take the example as "
-             "the unit.", min=1)] = None,
+             "the unit.", min=1, max=MAX_REPEATS)] = None,
     batch: BatchOpt = False,
     workers: Annotated[int, typer.Option(
         metavar="N", help="Spread API models' calls over N processes, each with 1/N of the concurrency and budget: for runs "

@@ -116,30 +116,45 @@ def iter_jsonl(path: Path) -> Iterator[tuple[dict[str, Any], int]]:
                 text = raw.decode("utf-8-sig" if n == 1 else "utf-8")
             except UnicodeDecodeError as e:
                 raise not_utf8(e, path, n) from None
-            if text.strip():
+            if text.strip(" \t\r\n"):  # JSON's whitespace: a line of other control characters is not blank
                 yield parse_line(text, path, n), n
+
+
+def _hub_id(source: str, task_dir: Path) -> bool:
+    return not (task_dir / source).exists() and "/" in source and not source.startswith((".", "/"))
+
+
+def source_problem(source: str, task_dir: Path) -> str | None:
+    """Why a golden set cannot be read, where that shows before reading it (a missing file, a format evals does
+    not read); None for a file it reads, or a hub id."""
+    path = task_dir / source
+    if _hub_id(source, task_dir):
+        return None
+    if not path.is_file():
+        return f"golden set file not found: {path}"
+    if FORMATS.get(path.suffix.lower()) is None:
+        return f"unsupported golden-set format '{path.suffix}' (use .jsonl, .csv or .parquet)"
+    return None
 
 
 def _read_rows(source: str, task_dir: Path) -> tuple[Iterator[tuple[dict[str, Any], int]], str]:
     """The rows with their line numbers, read as they are used, and a display name for errors."""
     path = task_dir / source
-    if path.is_file() and FORMATS.get(path.suffix.lower()) == "json":
+    if problem := source_problem(source, task_dir):
+        raise EvalsError(problem, file=path if path.is_file() else None)
+    kind = FORMATS.get(path.suffix.lower())
+    if kind == "json":
         return iter_jsonl(path), str(path)
     import datasets
 
     datasets.disable_progress_bars()
-    if not path.exists():
-        if "/" in source and not source.startswith((".", "/")):
-            name, _, split = source.partition(":")
-            try:
-                ds = datasets.load_dataset(name, split=split or "test")
-            except Exception as e:
-                raise EvalsError(f"could not load hub dataset '{name}': {type(e).__name__}: {e}") from None
-            return ((row, i) for i, row in enumerate(ds, start=1)), source
-        raise EvalsError(f"golden set file not found: {path}")
-    kind = FORMATS.get(path.suffix.lower())
-    if kind is None:
-        raise EvalsError(f"unsupported golden-set format '{path.suffix}' (use .jsonl, .csv or .parquet)", file=path)
+    if _hub_id(source, task_dir):
+        name, _, split = source.partition(":")
+        try:
+            ds = datasets.load_dataset(name, split=split or "test")
+        except Exception as e:
+            raise EvalsError(f"could not load hub dataset '{name}': {type(e).__name__}: {e}") from None
+        return ((row, i) for i, row in enumerate(ds, start=1)), source
     try:
         ds = datasets.load_dataset(kind, data_files=str(path), split="train")
     except Exception as e:
@@ -162,6 +177,9 @@ def load_samples(task: Task, split: str = "golden", limit: int | None = None) ->
         for name in (task.id_field, task.reference_field, *task.input_fields):
             if row.get(name) is None or row.get(name) == "":
                 raise EvalsError("missing or empty", file=where, line=line, field=name)
+        if isinstance(row[task.id_field], (bool, dict, list)):
+            raise EvalsError(f"an id is a string or a number, not {row[task.id_field]!r}"[:200], file=where, line=line,
+                             field=task.id_field)
         sample_id = str(row[task.id_field])
         if sample_id in seen:
             raise EvalsError(f"duplicate id '{sample_id}' (first on line {seen[sample_id]})",

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import os
-from dataclasses import fields
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
 from evals._util import suggest
+from evals.data.golden import source_problem
 from evals.data.yamlfile import YamlDoc
 from evals.errors import EvalsError
 from evals.settings import validated
@@ -16,6 +18,7 @@ from evals.types import (
     CHECKS,
     MATCH_RATE,
     MAX_PROMPT_CHARS,
+    MAX_REPEATS,
     TASK_FILE,
     CheckSettings,
     Decision,
@@ -95,11 +98,19 @@ def _parse_model(doc: YamlDoc, raw: Any, i: int) -> ModelConfig:
         except TypeError:
             raise doc.error("price takes input_per_mtok and output_per_mtok, optionally cached_input_per_mtok, "
                             "cache_write_per_mtok and batch_discount (USD per million tokens)", "models", i, "price")
+        for key, value in asdict(price).items():
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not 0 <= value < math.inf):
+                raise doc.error(f"expected a price of 0 or more (USD), got {value!r}", "models", i, "price", key)
     for key, kind in (("temperature", (int, float)), ("max_tokens", int), ("concurrency", int), ("few_shot", bool),
                       ("stream", bool), ("batch", bool)):
-        if key in raw and not isinstance(raw[key], kind):
-            raise doc.error(f"expected {'true or false' if kind is bool else 'a number'}, got {raw[key]!r}",
+        value = raw.get(key)
+        if key in raw and (not isinstance(value, kind) or (kind is not bool and isinstance(value, bool))
+                           or (kind is not bool and not math.isfinite(value))):
+            raise doc.error(f"expected {'true or false' if kind is bool else 'a number'}, got {value!r}",
                             "models", i, key)
+        if kind is int and key in raw and value < 1:
+            raise doc.error(f"expected a whole number, 1 or more; got {value!r}", "models", i, key)
     if raw.get("system") is not None:
         raw["system"] = _optional_str(doc, raw["system"], "models", i, "system")
     if "repeats" in raw:
@@ -126,8 +137,18 @@ def _served_adapter(doc: YamlDoc, spec: ModelSpec, value: Any, i: int) -> None:
 
 
 def _repeats(doc: YamlDoc, value: Any, *where: str | int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise doc.error(f"expected a whole number of attempts per example, 1 or more; got {value!r}", *where)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_REPEATS:
+        raise doc.error(f"expected a whole number of attempts per example, 1 or more (at most {MAX_REPEATS:,}); "
+                        f"got {value!r}", *where)
+    return value
+
+
+def _list(doc: YamlDoc, value: Any, *where: str | int) -> list[Any]:
+    """A list setting that may be left out."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise doc.error(f"expected a list, got {type(value).__name__} {value!r}"[:200], *where)
     return value
 
 
@@ -172,7 +193,7 @@ def _parse_metric(doc: YamlDoc, raw: Any, i: int) -> MetricSpec:
 def _parse_prompt(doc: YamlDoc, raw: Any) -> PromptSpec:
     raw = _check_keys(doc, raw, PROMPT_KEYS, "prompt")
     shots = []
-    for j, shot in enumerate(raw.get("few_shot") or []):
+    for j, shot in enumerate(_list(doc, raw.get("few_shot"), "prompt", "few_shot")):
         if not isinstance(shot, dict) or "answer" not in shot or not isinstance(shot.get("fields"), dict):
             raise doc.error("a few-shot example needs 'fields' (a mapping) and 'answer'", "prompt", "few_shot", j)
         shots.append(FewShot(fields=shot["fields"], answer=str(shot["answer"])))
@@ -221,8 +242,8 @@ def load_task(name_or_path: str) -> Task:
     input_fields = dataset.get("fields") or []
     if not isinstance(input_fields, list) or not all(isinstance(f, str) for f in input_fields):
         raise doc.error("expected a list of field names", "dataset", "fields")
-    models = tuple(_parse_model(doc, m, i) for i, m in enumerate(data.get("models") or []))
-    metrics = tuple(_parse_metric(doc, m, i) for i, m in enumerate(data.get("metrics") or []))
+    models = tuple(_parse_model(doc, m, i) for i, m in enumerate(_list(doc, data.get("models"), "models")))
+    metrics = tuple(_parse_metric(doc, m, i) for i, m in enumerate(_list(doc, data.get("metrics"), "metrics")))
     if "judge_repeats" in data:
         metrics = _judge_repeats(doc, metrics, _repeats(doc, data["judge_repeats"], "judge_repeats"))
     checks_field = dataset.get("checks")
@@ -245,13 +266,16 @@ def load_task(name_or_path: str) -> Task:
         if metric_id not in ids:
             raise doc.error(f"'{metric_id}' is not a metric id of this task{suggest(metric_id, ids)}", "pass",
                             metric_id)
-        if not isinstance(threshold, (int, float)):
+        if not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
             raise doc.error(f"threshold must be a number, got {threshold!r}", "pass", metric_id)
+    golden = _require_str(doc, dataset.get("golden"), "dataset", "golden")
+    if problem := source_problem(golden, path.parent):
+        raise doc.error(problem, "dataset", "golden")
     task = Task(
         name=_optional_str(doc, data.get("name"), "name") or path.parent.name,
         description=_optional_str(doc, data.get("description"), "description"),
         dir=path.parent.resolve(),
-        golden=_require_str(doc, dataset.get("golden"), "dataset", "golden"),
+        golden=golden,
         train=dataset.get("train"),
         id_field=str(dataset.get("id", "id")),
         reference_field=str(dataset.get("reference", "reference")),

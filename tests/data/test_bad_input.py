@@ -4,6 +4,7 @@ field (exit 2, no run stored); a golden set is read no further than the examples
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +25,8 @@ GOOD = '{"id": "a", "question": "q", "reference": {"labels": []}}\n'
 
 
 @pytest.mark.parametrize(("line", "where", "says"), [
-    (b'{"id": "b", "question": "caf\xe9", "reference": {}}\n', "golden.jsonl:2", "not UTF-8 text: byte 0xe9 at column 29"),
+    (b'{"id": "b", "question": "caf\xe9", "reference": {}}\n', "golden.jsonl:2",
+     "not UTF-8 text: byte 0xe9 at column 29"),
     (b'{"id": "b", "question": NaN, "reference": {}}\n', "golden.jsonl:2 field 'question'", "NaN is not a number"),
     (b'{"id": "b", "question": "q", "reference": {"x": [1, -Infinity]}}\n', "golden.jsonl:2 field 'reference.x.1'",
      "-Infinity is not a number"),
@@ -110,11 +112,11 @@ def test_limit_reads_no_further_than_the_examples_it_uses(make_task, tmp_path: P
         "import evals.providers.fake, evals.metrics.structure, evals.metrics.sets\n"
         "tracemalloc.start()\n"
         "try:\n"
-        f"    evals.cli.app([sys.argv[1], sys.argv[2], '--limit', '10', '-m', 'fake:echo', '--no-progress'])\n"
+        "    evals.cli.app([sys.argv[1], sys.argv[2], '--limit', '10', '-m', 'fake:echo', '--no-progress'])\n"
         "except SystemExit as e:\n"
         "    print('exit', e.code, 'peak', tracemalloc.get_traced_memory()[1])\n")
     out = subprocess.run([sys.executable, "-c", script, "run", str(folder)], capture_output=True, text=True,
-                         timeout=300, env={**__import__("os").environ, "EVALS_STORE": str(tmp_path / "big.db")})
+                         timeout=300, env={**os.environ, "EVALS_STORE": str(tmp_path / "big.db")})
     words = out.stdout.split()
     assert words[words.index("exit") + 1] == "0", out.stdout + out.stderr
     assert int(words[words.index("peak") + 1]) < size / 4, out.stdout  # was 10 times the file, read whole

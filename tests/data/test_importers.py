@@ -270,7 +270,8 @@ def test_promptfoo_assertion_values_still_render_the_test_vars(tmp_path: Path) -
 
 
 SPELLINGS = ["{%endraw%}{{ 7*7 }}{%raw%}", "{%- endraw %}{{ 7*7 }}{%- raw %}", "{% endraw -%}{{ 7*7 }}{%+ raw +%}",
-             "{%  endraw  %}{{7*7}}", "{#- not a comment -#}{{ 7*7 }}", "{{{ 7*7 }}}", "}}{{ 7*7 }}{{", "{\r{{ 7*7 }}\r\n"]
+             "{%  endraw  %}{{7*7}}", "{#- not a comment -#}{{ 7*7 }}", "{{{ 7*7 }}}", "}}{{ 7*7 }}{{",
+             "{\r{{ 7*7 }}\r\n"]
 
 
 @pytest.mark.parametrize("trap", SPELLINGS)
@@ -307,9 +308,8 @@ def test_literal_renders_any_text_unchanged() -> None:
 def promptfoo_config(folder: Path, **config) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "promptfooconfig.yaml"
-    path.write_text(yaml.safe_dump({"prompts": ["{{ question }}"],
-                                    "tests": [{"vars": {"question": "hi"}, "assert": [{"type": "contains", "value": "h"}]}],
-                                    **config}, sort_keys=False))
+    test = {"vars": {"question": "hi"}, "assert": [{"type": "contains", "value": "h"}]}
+    path.write_text(yaml.safe_dump({"prompts": ["{{ question }}"], "tests": [test], **config}, sort_keys=False))
     return path
 
 
@@ -327,12 +327,13 @@ def test_promptfoo_file_references_stay_inside_the_config_folder(tmp_path: Path,
     result = invoke("import", path, "--out", tmp_path / "out")
     assert result.exit_code == 2 and "Traceback" not in result.output
     [line] = result.stderr.strip().splitlines()
-    assert f"promptfooconfig.yaml:" in line and f"field '{field}'" in line and "--allow-outside-files" in line
+    assert "promptfooconfig.yaml:" in line and f"field '{field}'" in line and "--allow-outside-files" in line
     assert not (tmp_path / "out").exists()
     if "hostname" not in str(config):
         allowed = invoke("import", path, "--out", tmp_path / "out", "--allow-outside-files")
         assert allowed.exit_code == 0, allowed.output
-        assert "SECRET" in (tmp_path / "out" / "golden.jsonl").read_text() + (tmp_path / "out" / "task.yaml").read_text()
+        written = (tmp_path / "out" / "golden.jsonl").read_text() + (tmp_path / "out" / "task.yaml").read_text()
+        assert "SECRET" in written
 
 
 def test_promptfoo_files_inside_the_folder_still_import(tmp_path: Path) -> None:
@@ -368,8 +369,8 @@ def test_a_promptfoo_tests_csv_that_is_not_utf8_is_one_line(tmp_path: Path) -> N
 
 
 def test_a_promptfoo_assertion_value_past_the_cap_is_refused(tmp_path: Path) -> None:
-    path = promptfoo_config(tmp_path, tests=[{"vars": {"question": "hi"},
-                                              "assert": [{"type": "contains", "value": "{{ question * 3000000000 }}"}]}])
+    bomb = {"type": "contains", "value": "{{ question * 3000000000 }}"}
+    path = promptfoo_config(tmp_path, tests=[{"vars": {"question": "hi"}, "assert": [bomb]}])
     result = invoke("import", path, "--out", tmp_path / "out")
     assert result.exit_code == 2 and "over 1,000,000 characters" in result.stderr and "Traceback" not in result.output
 

@@ -15,7 +15,7 @@ from evals.cli import app
 from evals.data.prompts import render_messages
 from evals.errors import EvalsError
 from evals.types import PromptSpec
-from tests.conftest import QA_TASK, assert_refused, stored_runs
+from tests.conftest import assert_refused, stored_runs
 
 
 def run(folder, *args: str):
