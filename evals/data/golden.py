@@ -22,10 +22,10 @@ MAX_DEPTH = 100  # JSON nesting a golden line may have: deeper, later steps (has
 
 
 class _NotANumber(ValueError):
-    """NaN, Infinity, a float past the largest one or an integer of more digits than Python reads."""
+    """A number JSON cannot hold: NaN, Infinity, a float past the largest one."""
 
 
-def _constant(token: str) -> Any:
+def _refuse(token: str) -> Any:
     raise _NotANumber(token)
 
 
@@ -36,39 +36,39 @@ def _finite(token: str) -> float:
     return value
 
 
-def _whole(token: str) -> int:
-    if len(token.lstrip("-")) > sys.get_int_max_str_digits():
-        raise _NotANumber(f"{token[:12]}... ({len(token)} digits)")
-    return int(token)
-
-
-_MARK = object()
+_STRICT = json.JSONDecoder(parse_constant=_refuse)
+_STRICT_FLOATS = json.JSONDecoder(parse_constant=_refuse, parse_float=_finite)  # for lines with a long exponent
 _BIG_EXPONENT = re.compile(r"\d[eE]\+?\d{3}")
+_MARK = object()
 
 
-def _path_to(value: Any, target: Any, path: tuple[str, ...] = ()) -> tuple[str, ...] | None:
-    """The key path under which `target` sits in `value`."""
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    for key, item in items:
-        found = (*path, str(key)) if item is target else _path_to(item, target, (*path, str(key)))
-        if found is not None:
-            return found
-    return None
+def _not_a_number(text: str) -> tuple[str, str | None]:
+    """The number of a line that JSON cannot hold (or Python read), and the field that holds it, found by reading
+    the line again with a marker in its place."""
+    found: list[str] = []
 
-
-def _where_not_a_number(text: str) -> str | None:
-    """The field holding the value _NotANumber refused, found by reading the line again with a marker there."""
-    def mark(_: str) -> Any:
+    def mark(token: str) -> Any:
+        found.append(token)
         return _MARK
 
+    def whole(token: str) -> Any:
+        digits = len(token.lstrip("-"))
+        return mark(f"{token[:12]}... ({digits} digits)") if digits > sys.get_int_max_str_digits() else int(token)
+
     try:
-        record = json.loads(text, parse_constant=mark,
-                            parse_float=lambda t: _MARK if math.isinf(float(t)) else float(t),
-                            parse_int=lambda t: _MARK if len(t.lstrip("-")) > sys.get_int_max_str_digits() else int(t))
+        record = json.loads(text, parse_constant=mark, parse_int=whole,
+                            parse_float=lambda t: mark(t) if math.isinf(float(t)) else float(t))
     except (ValueError, RecursionError):
-        return None
-    path = _path_to(record, _MARK)
-    return ".".join(path) if path else None
+        return "a number", None
+    stack: list[tuple[Any, tuple[str, ...]]] = [(record, ())]
+    while stack:
+        value, path = stack.pop()
+        items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        for key, item in items:
+            if item is _MARK:
+                return found[0], ".".join((*path, str(key)))
+            stack.append((item, (*path, str(key))))
+    return (found or ["a number"])[0], None
 
 
 def _depth_over(value: Any, limit: int) -> bool:
@@ -87,16 +87,15 @@ def parse_line(text: str, path: Path | str, line: int) -> dict[str, Any]:
     malformed JSON, another type than an object, NaN or Infinity (not JSON, though Python writes them), a number
     out of range, nesting past MAX_DEPTH."""
     try:
-        record = json.loads(text, parse_constant=_constant, parse_int=_whole,
-                            parse_float=_finite if _BIG_EXPONENT.search(text) else None)
+        record = (_STRICT_FLOATS if _BIG_EXPONENT.search(text) else _STRICT).decode(text)
     except json.JSONDecodeError as e:
         raise EvalsError(f"malformed JSON: {e.msg} (column {e.colno})", file=path, line=line) from None
-    except _NotANumber as e:
-        raise EvalsError(f"{e} is not a number JSON can hold: write null, or the value as a string", file=path,
-                         line=line, field=_where_not_a_number(text)) from None
-    except (RecursionError, ValueError) as e:
-        why = f"JSON nested more than {MAX_DEPTH} deep" if isinstance(e, RecursionError) else f"unreadable JSON: {e}"
-        raise EvalsError(why, file=path, line=line) from None
+    except ValueError:  # NaN, Infinity, a float past the largest, an integer of more digits than Python reads
+        token, field = _not_a_number(text)
+        raise EvalsError(f"{token} is not a number JSON can hold: write null, or the value as a string", file=path,
+                         line=line, field=field) from None
+    except RecursionError:
+        raise EvalsError(f"JSON nested more than {MAX_DEPTH} deep", file=path, line=line) from None
     if not isinstance(record, dict):
         raise EvalsError(f"expected a JSON object, got {type(record).__name__}", file=path, line=line)
     if text.count("[") + text.count("{") > MAX_DEPTH and _depth_over(record, MAX_DEPTH):

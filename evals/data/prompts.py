@@ -16,7 +16,7 @@ import jinja2
 from jinja2 import meta
 from jinja2.sandbox import SecurityError
 
-from evals.data.sandbox import TooLarge, bounded, environment
+from evals.data.sandbox import TooLarge, environment, render
 from evals.errors import EvalsError
 from evals.types import Message, ModelConfig, PromptSpec, Sample
 
@@ -46,21 +46,9 @@ def _failure(e: Exception, limit: int) -> str:
     return f"the prompt template failed: {type(e).__name__}: {str(e)[:200]}"
 
 
-def _generate(template: jinja2.Template, fields: dict[str, Any], limit: int, cap: int) -> str:
-    """The rendered text, stopped as soon as it passes `limit` characters; values built are held to `cap`."""
-    parts, length = [], 0
-    with bounded(cap):
-        for part in template.generate(**fields):
-            length += len(part)
-            if length > limit:
-                raise TooLarge(cap)
-            parts.append(part)
-    return "".join(parts)
-
-
 @lru_cache(maxsize=64)
 def _fixed(source: str, cap: int) -> str:
-    return _generate(_compile(source)[0], {}, cap, cap)
+    return render(_compile(source)[0], {}, limit=cap, cap=cap)
 
 
 def render_template(source: str, fields: dict[str, Any], *, limit: int, cap: int | None = None,
@@ -70,7 +58,7 @@ def render_template(source: str, fields: dict[str, Any], *, limit: int, cap: int
     cap = limit if cap is None else cap
     try:
         template, reads_fields = _compile(source)
-        text = _generate(template, fields, limit, cap) if reads_fields else _fixed(source, cap)
+        text = render(template, fields, limit=limit, cap=cap) if reads_fields else _fixed(source, cap)
     except EvalsError as e:
         raise EvalsError(e.message, field=field) from None
     except Exception as e:  # a template is code that data flows through: whatever it raises is its failure

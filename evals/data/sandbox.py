@@ -9,12 +9,11 @@ the cap, and rendering stops as soon as the output passes it. The cap is the ren
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import inspect
 import operator
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextvars import ContextVar
 from string import Formatter
 from typing import Any
@@ -26,7 +25,8 @@ from jinja2.sandbox import SandboxedEnvironment
 MAX_INT_BITS = 1 << 16  # about 20,000 digits: more than a prompt prints (Python refuses past 4,300)
 _LIMIT: ContextVar[int] = ContextVar("template_limit", default=1_000_000)
 _PERCENT = re.compile(r"%(?:\([^)]*\))?[#0\- +]*(\d+|\*)?(?:\.(\d+|\*))?")
-_SIZED = (str, list, tuple, dict, set, frozenset)
+_CONTAINERS = (list, tuple, dict, set, frozenset)
+_SIZED = (str, *_CONTAINERS)
 
 
 class TooLarge(Exception):
@@ -37,12 +37,18 @@ class TooLarge(Exception):
         super().__init__(f"a number over {MAX_INT_BITS:,} bits" if number else f"over {limit:,} characters")
 
 
-@contextlib.contextmanager
-def bounded(limit: int) -> Iterator[None]:
-    """Hold every value the templates rendered in this block build to `limit` characters."""
-    token = _LIMIT.set(limit)
+def render(template: jinja2.Template, fields: dict[str, Any], *, limit: int, cap: int) -> str:
+    """The template's text, stopped as soon as it passes `limit` characters, every value it builds held to `cap`
+    (TooLarge past either). Whatever else the template raises is raised as it is."""
+    token = _LIMIT.set(cap)
     try:
-        yield
+        parts, length = [], 0
+        for part in template.root_render_func(template.new_context(fields)):
+            length += len(part)
+            if length > limit:
+                raise TooLarge(cap)
+            parts.append(part)
+        return "".join(parts)
     finally:
         _LIMIT.reset(token)
 
@@ -50,25 +56,31 @@ def bounded(limit: int) -> Iterator[None]:
 def size(value: Any, limit: int) -> int:
     """About how many characters `value` prints as, references counted each time they occur (a list holding
     one string a million times is a million of them); counting stops past `limit`, so the walk is bounded."""
-    if isinstance(value, str):
+    if type(value) is str:
         return len(value)
+    if not isinstance(value, _CONTAINERS):
+        return _scalar_size(value)
     total, stack = 0, [value]
     while stack and total <= limit:
         v = stack.pop()
-        if isinstance(v, str):
+        if type(v) is str:
             total += len(v) + 2
         elif isinstance(v, dict):
-            total += 2
+            total += 2 + len(v)
             stack.extend(v.keys())
             stack.extend(v.values())
-        elif isinstance(v, (list, tuple, set, frozenset)):
+        elif isinstance(v, _CONTAINERS):
             total += 2 + len(v)
             stack.extend(v)
-        elif isinstance(v, int):
-            total += v.bit_length() // 3 + 1
         else:
-            total += 8
+            total += _scalar_size(v)
     return total
+
+
+def _scalar_size(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value)
+    return value.bit_length() // 3 + 1 if isinstance(value, int) else 8
 
 
 def _over(n: int) -> None:
@@ -83,8 +95,9 @@ def _check(*values: Any) -> None:
     limit = _LIMIT.get()
     total = 0
     for v in values:
-        total += size(v, limit)
-        _over(total)
+        total += len(v) if type(v) is str else size(v, limit)
+    if total > limit:
+        raise TooLarge(limit)
 
 
 def _widths(numbers: list[str], args: Any = ()) -> None:
@@ -157,18 +170,15 @@ WATCHED = ("center", "indent", "replace", "join", "wordwrap", "format")
 
 
 def _bounded_filter(name: str, f: Callable[..., Any]) -> Callable[..., Any]:
-    signature = inspect.signature(f) if name in WATCHED else None
+    """`f` with its arguments and result held to the cap, and, for the WATCHED filters, what it would build."""
+    named = [p.name for p in inspect.signature(f).parameters.values()
+             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)] if name in WATCHED else None
 
     @functools.wraps(f)
     def run(*args: Any, **kwargs: Any) -> Any:
         _check(*args, *kwargs.values())
-        if signature is not None:
-            try:
-                bound = signature.bind(*args, **kwargs)
-            except TypeError:
-                pass  # the filter itself says what is wrong with its arguments
-            else:
-                _filter_before(name, bound.arguments)
+        if named is not None:
+            _filter_before(name, {**dict(zip(named, args)), "args": args[len(named):], **kwargs})
         result = f(*args, **kwargs)
         _check(result)
         return result
@@ -208,8 +218,9 @@ class BoundedSandbox(SandboxedEnvironment):
 
     @staticmethod
     def _output(value: Any) -> Any:
-        _check(value)
-        return value
+        if type(value) is not str:
+            _check(value)
+        return value  # a string is held to the cap where it is built
 
     def bounded_join(self, parts: tuple[Any, ...]) -> str:
         _check(*parts)
