@@ -85,7 +85,7 @@ def render_messages(prompt: PromptSpec, fields: dict[str, Any], model: ModelConf
     cap = prompt.max_chars
     left = cap
 
-    def render(source: str, values: dict[str, Any], field: str) -> str:
+    def part(source: str, values: dict[str, Any], field: str) -> str:
         nonlocal left
         text = render_template(source, values, limit=left, cap=cap, field=field).strip()
         left -= len(text)
@@ -93,16 +93,16 @@ def render_messages(prompt: PromptSpec, fields: dict[str, Any], model: ModelConf
 
     messages = []
     overridden = model is not None and model.system is not None
-    system_text = render(model.system if overridden else prompt.system, fields,  # type: ignore[union-attr]
+    system_text = part(model.system if overridden else prompt.system, fields,  # type: ignore[union-attr]
                          f"models[{model.spec}].system" if overridden else "prompt.system")  # type: ignore[union-attr]
     if system_text:
         messages.append(Message("system", system_text))
     for shot in prompt.few_shot if model is None or model.few_shot else ():
-        messages.append(Message("user", render(prompt.user, shot.fields, "prompt.few_shot")))
+        messages.append(Message("user", part(prompt.user, shot.fields, "prompt.few_shot")))
         answer = shot.answer.strip()
         left -= len(answer)
         messages.append(Message("assistant", answer))
-    messages.append(Message("user", render(prompt.user, fields, "prompt.user")))
+    messages.append(Message("user", part(prompt.user, fields, "prompt.user")))
     return messages
 
 

@@ -2,9 +2,10 @@
 
 Jinja's own sandbox keeps templates away from Python's internals; it does not bound what they build, so
 `{{ 'x' * 3000000000 }}` spends 3 GB before anything can refuse it. Here each operation that can make its
-result much larger than its inputs (`*`, `**`, `+`, `~`, `%` and `format` widths, `center`, `indent`,
-`replace`, `join`, `expandtabs`) is checked before it runs, and every other result after: no value grows past
-the cap, and rendering stops as soon as the output passes it. The cap is the render's (`bounded`).
+result much larger than its inputs (`*`, `**`, `+`, `~`, `%` and `format` widths, `center`, `ljust`, `indent`,
+`replace`, `join`, `wordwrap`, `expandtabs`) is checked before it runs, and every other result after: no value
+grows past the cap, and `render` stops as soon as the output passes it. It bounds memory, not time: a template
+that loops long without output still takes that long.
 """
 
 from __future__ import annotations
