@@ -31,6 +31,22 @@ class EvalsError(Exception):
         return f"{where}: {self.message}" if where else self.message
 
 
+def read_utf8(path: Path) -> str:
+    """A file's text; bytes that are not UTF-8 are an EvalsError naming the line and the byte."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise not_utf8(e, path, raw.count(b"\n", 0, e.start) + 1) from None
+
+
+def not_utf8(e: UnicodeDecodeError, file: str | Path, line: int) -> EvalsError:
+    """The one-line error for text that is not UTF-8: where, and the first byte that is not."""
+    start = e.object.rfind(b"\n", 0, e.start) + 1
+    return EvalsError(f"not UTF-8 text: byte 0x{e.object[e.start]:02x} at column {e.start - start + 1}", file=file,
+                      line=line)
+
+
 class RunHalted(EvalsError):
     """A failure that stops a run and loses nothing: no new call starts, the calls in flight are kept, the run
     is marked interrupted and `evals run --resume RUN_ID` finishes it (`resume` says how, for the message)."""

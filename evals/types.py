@@ -32,6 +32,7 @@ class Sample:
     line: int = 0  # 1-based line (or row) in the source file, for error messages
     checks: tuple[Check, ...] = ()  # the example's own assertions about its answer (see evals.metrics.checks)
     human: Any = None  # a person's label of the answer, on the judge's scale (task.yaml dataset.human)
+    file: str = ""  # the source file (or hub dataset) of `line`, for error messages
 
 
 @dataclass(frozen=True)
@@ -383,6 +384,10 @@ class FewShot:
     answer: str
 
 
+MAX_REPEATS = 1_000  # attempts per example (task.yaml repeats, --repeats): more is a typo, not a plan
+MAX_PROMPT_CHARS = 1_000_000  # the default cap on a rendered prompt (task.yaml prompt.max_chars)
+
+
 @dataclass(frozen=True)
 class PromptSpec:
     system: str
@@ -390,6 +395,7 @@ class PromptSpec:
     few_shot: tuple[FewShot, ...] = ()
     retrieve: int = 0  # few_shot: {retrieve: k}: per example, the k nearest examples of `pool` (by embedding)
     pool: tuple[FewShot, ...] = field(default=(), repr=False)  # what `retrieve` draws from: the train set
+    max_chars: int = MAX_PROMPT_CHARS  # the chat rendered for one example, every message together
 
 
 def _in(low: float, high: float, *, closed_low: bool = False, closed_high: bool = False) -> Any:

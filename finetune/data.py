@@ -14,7 +14,7 @@ from pathlib import Path
 
 from evals.data.contamination import Overlap, find_overlap
 from evals.data.golden import load_samples
-from evals.data.prompts import answer_text, render_messages
+from evals.data.prompts import answer_text, sample_messages
 from evals.errors import EvalsError
 from evals.types import Message, ModelConfig, Sample, Task
 
@@ -34,7 +34,7 @@ class Example:
 def training_chats(task: Task, samples: Sequence[Sample], model: ModelConfig | None = None) -> list[list[Message]]:
     """Each sample as the exact chat the task sends `model` at evaluation time (its per-model system
     prompt and few-shot setting), plus the reference as the answer."""
-    return [[*render_messages(task.prompt_for(model), s.fields, model), Message("assistant", answer_text(s.reference))]
+    return [[*sample_messages(task.prompt_for(model), s, model), Message("assistant", answer_text(s.reference))]
             for s in samples]
 
 

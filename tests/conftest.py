@@ -74,3 +74,30 @@ def assert_refused_at_load(folder: Path, field: str, message: str, command: str 
     assert e.value.file.endswith("task.yaml") and e.value.line and e.value.line > 1
     result = CliRunner().invoke(app, [command, str(folder)])
     assert result.exit_code == 2 and f"task.yaml:{e.value.line} field '{field}'" in result.stderr
+
+
+def stored_runs() -> int:
+    """How many runs the test's store holds (none when there is no store)."""
+    import os
+    import sqlite3
+
+    path = Path(os.environ["EVALS_STORE"])
+    if not path.exists():
+        return 0
+    db = sqlite3.connect(path)
+    try:
+        has_runs = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'runs'").fetchone()
+        return db.execute("SELECT count(*) FROM runs").fetchone()[0] if has_runs else 0
+    finally:
+        db.close()
+
+
+def assert_refused(result: Any, where: str) -> str:
+    """A user mistake refused as one should be: exit 2, one line on stderr naming `where` (file:line and field),
+    no traceback, and no run stored. The line, for further checks."""
+    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert where in lines[0], lines[0]
+    assert "Traceback" not in result.output and stored_runs() == 0
+    return lines[0]

@@ -37,6 +37,7 @@ from evals.cli.app import (
     warn,
 )
 from evals.errors import EvalsError
+from evals.types import MAX_REPEATS
 
 
 @app.command()
@@ -59,7 +60,7 @@ def run(
     judge: JudgeOpt = None,
     repeats: Annotated[int | None, typer.Option(
         help="Ask every example K times (default: the task's `repeats`); statistics then take the example as "
-             "the unit.", min=1)] = None,
+             "the unit.", min=1, max=MAX_REPEATS)] = None,
     batch: BatchOpt = False,
     workers: Annotated[int, typer.Option(
         metavar="N", help="Spread API models' calls over N processes, each with 1/N of the concurrency and budget: for runs "
@@ -147,7 +148,7 @@ def models_to_run(loaded: Any, model: list[str] | None, judge: str | None, limit
         from evals.metrics import with_judge
 
         loaded = with_judge(loaded, judge)
-    samples = load_samples(loaded)[:limit]  # bad data fails here, before any model loads
+    samples = load_samples(loaded, limit=limit)  # bad data fails here, before any model loads
     try:
         configs = [loaded.model_config(m) for m in model] if model else list(loaded.models)
     except ValueError as e:

@@ -7,7 +7,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from evals.data.prompts import render_messages
+from evals.data.prompts import sample_messages
 from evals.types import Sample, Task
 
 
@@ -28,7 +28,7 @@ def normalise(text: str) -> str:
 
 def input_text(task: Task, sample: Sample) -> str:
     """What the model is asked about this example: its rendered user turn."""
-    return render_messages(task.prompt, sample.fields)[-1].content
+    return sample_messages(task.prompt, sample)[-1].content
 
 
 def find_overlap(task: Task, train: Sequence[Sample], golden: Sequence[Sample]) -> list[Overlap]:

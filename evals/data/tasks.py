@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import os
-from dataclasses import fields
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
 from evals._util import split_query, suggest
+from evals.data.golden import source_problem
 from evals.data.yamlfile import YamlDoc
 from evals.errors import EvalsError
 from evals.settings import validated
 from evals.types import (
     CHECKS,
     MATCH_RATE,
+    MAX_PROMPT_CHARS,
+    MAX_REPEATS,
     TASK_FILE,
     CheckSettings,
     Decision,
@@ -32,7 +36,7 @@ TOP_KEYS = {"name", "description", "dataset", "prompt", "prompts", "models", "me
             "repeats", "judge_repeats"}
 MODEL_KEYS = {f.name for f in fields(ModelConfig)}
 DATASET_KEYS = {"golden", "train", "id", "reference", "fields", "checks", "human"}
-PROMPT_KEYS = {"system", "user", "few_shot"}
+PROMPT_KEYS = {"system", "user", "few_shot", "max_chars"}
 
 
 def tasks_root() -> Path:
@@ -71,6 +75,15 @@ def _require_str(doc: YamlDoc, value: Any, *where: str | int) -> str:
     return value
 
 
+def _optional_str(doc: YamlDoc, value: Any, *where: str | int) -> str:
+    """A string setting that may be left out (or empty); a list or mapping there is a mistake, not text."""
+    if value is None:
+        return ""
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        raise doc.error(f"expected text, got a {type(value).__name__}", *where)
+    return str(value)
+
+
 def _parse_model(doc: YamlDoc, raw: Any, i: int) -> ModelConfig:
     if isinstance(raw, str):
         raw = {"spec": raw}
@@ -86,13 +99,23 @@ def _parse_model(doc: YamlDoc, raw: Any, i: int) -> ModelConfig:
         except TypeError:
             raise doc.error("price takes input_per_mtok and output_per_mtok, optionally cached_input_per_mtok, "
                             "cache_write_per_mtok and batch_discount (USD per million tokens)", "models", i, "price")
+        for key, value in asdict(price).items():
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not 0 <= value < math.inf):
+                raise doc.error(f"expected a price of 0 or more (USD), got {value!r}", "models", i, "price", key)
     for key, kind in (("temperature", (int, float)), ("max_tokens", int), ("concurrency", int), ("few_shot", bool),
                       ("stream", bool), ("batch", bool)):
-        if key in raw and not isinstance(raw[key], kind):
-            raise doc.error(f"expected {'true or false' if kind is bool else 'a number'}, got {raw[key]!r}",
+        value = raw.get(key)
+        if key in raw and (not isinstance(value, kind) or (kind is not bool and isinstance(value, bool))
+                           or (kind is not bool and not math.isfinite(value))):
+            raise doc.error(f"expected {'true or false' if kind is bool else 'a number'}, got {value!r}",
                             "models", i, key)
+        if kind is int and key in raw and value < 1:
+            raise doc.error(f"expected a whole number, 1 or more; got {value!r}", "models", i, key)
     if "prompt" in raw:
         _require_str(doc, raw["prompt"], "models", i, "prompt")
+    if raw.get("system") is not None:
+        raw["system"] = _optional_str(doc, raw["system"], "models", i, "system")
     if "repeats" in raw:
         raw["repeats"] = _repeats(doc, raw["repeats"], "models", i, "repeats")
     if raw.get("base_url") is not None:
@@ -123,8 +146,18 @@ def _served_adapter(doc: YamlDoc, spec: ModelSpec, value: Any, i: int) -> None:
 
 
 def _repeats(doc: YamlDoc, value: Any, *where: str | int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise doc.error(f"expected a whole number of attempts per example, 1 or more; got {value!r}", *where)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_REPEATS:
+        raise doc.error(f"expected a whole number of attempts per example, 1 or more (at most {MAX_REPEATS:,}); "
+                        f"got {value!r}", *where)
+    return value
+
+
+def _list(doc: YamlDoc, value: Any, *where: str | int) -> list[Any]:
+    """A list setting that may be left out."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise doc.error(f"expected a list, got {type(value).__name__} {value!r}"[:200], *where)
     return value
 
 
@@ -167,12 +200,12 @@ def _parse_metric(doc: YamlDoc, raw: Any, i: int) -> MetricSpec:
 
 
 def _parse_prompt(doc: YamlDoc, raw: Any, *where: str) -> PromptSpec:
-    """A prompt mapping (`prompt:`, or one of `prompts:`): system, user and few_shot, a list of worked examples
-    or `{retrieve: k}` (the k training examples nearest each example, filled in by `_with_pools`)."""
+    """A prompt mapping (`prompt:`, or one of `prompts:`): system, user, max_chars and few_shot, a list of worked
+    examples or `{retrieve: k}` (the k training examples nearest each example, filled in by `_with_pools`)."""
     where = where or ("prompt",)
     raw = _check_keys(doc, raw, PROMPT_KEYS, *where)
     shots, retrieve = [], 0
-    few_shot = raw.get("few_shot") or []
+    few_shot = raw.get("few_shot")
     if isinstance(few_shot, dict):
         _check_keys(doc, few_shot, {"retrieve"}, *where, "few_shot")
         retrieve = few_shot.get("retrieve")
@@ -183,17 +216,20 @@ def _parse_prompt(doc: YamlDoc, raw: Any, *where: str) -> PromptSpec:
             raise doc.error("retrieved examples come from the task's training set: set dataset.train",
                             *where, "few_shot", "retrieve")
         few_shot = []
-    if not isinstance(few_shot, list):
-        raise doc.error("expected a list of worked examples, or {retrieve: k}", *where, "few_shot")
-    for j, shot in enumerate(few_shot):
+    for j, shot in enumerate(_list(doc, few_shot, *where, "few_shot")):
         if not isinstance(shot, dict) or "answer" not in shot or not isinstance(shot.get("fields"), dict):
             raise doc.error("a few-shot example needs 'fields' (a mapping) and 'answer'", *where, "few_shot", j)
         shots.append(FewShot(fields=shot["fields"], answer=str(shot["answer"])))
+    max_chars = raw.get("max_chars", MAX_PROMPT_CHARS)
+    if isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 1:
+        raise doc.error(f"expected the most characters a rendered prompt may have, a whole number; got {max_chars!r}",
+                        *where, "max_chars")
     return PromptSpec(
-        system=str(raw.get("system") or ""),
+        system=_optional_str(doc, raw.get("system"), *where, "system"),
         user=_require_str(doc, raw.get("user"), *where, "user"),
         few_shot=tuple(shots),
         retrieve=retrieve,
+        max_chars=max_chars,
     )
 
 
@@ -267,8 +303,8 @@ def load_task(name_or_path: str) -> Task:
     input_fields = dataset.get("fields") or []
     if not isinstance(input_fields, list) or not all(isinstance(f, str) for f in input_fields):
         raise doc.error("expected a list of field names", "dataset", "fields")
-    models = tuple(_parse_model(doc, m, i) for i, m in enumerate(data.get("models") or []))
-    metrics = tuple(_parse_metric(doc, m, i) for i, m in enumerate(data.get("metrics") or []))
+    models = tuple(_parse_model(doc, m, i) for i, m in enumerate(_list(doc, data.get("models"), "models")))
+    metrics = tuple(_parse_metric(doc, m, i) for i, m in enumerate(_list(doc, data.get("metrics"), "metrics")))
     if "judge_repeats" in data:
         metrics = _judge_repeats(doc, metrics, _repeats(doc, data["judge_repeats"], "judge_repeats"))
     checks_field = dataset.get("checks")
@@ -291,13 +327,16 @@ def load_task(name_or_path: str) -> Task:
         if metric_id not in ids:
             raise doc.error(f"'{metric_id}' is not a metric id of this task{suggest(metric_id, ids)}", "pass",
                             metric_id)
-        if not isinstance(threshold, (int, float)):
+        if not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
             raise doc.error(f"threshold must be a number, got {threshold!r}", "pass", metric_id)
+    golden = _require_str(doc, dataset.get("golden"), "dataset", "golden")
+    if problem := source_problem(golden, path.parent):
+        raise doc.error(problem, "dataset", "golden")
     task = Task(
-        name=_name(data, path),
-        description=str(data.get("description") or ""),
+        name=_optional_str(doc, data.get("name"), "name") or path.parent.name,
+        description=_optional_str(doc, data.get("description"), "description"),
         dir=path.parent.resolve(),
-        golden=_require_str(doc, dataset.get("golden"), "dataset", "golden"),
+        golden=golden,
         train=dataset.get("train"),
         id_field=str(dataset.get("id", "id")),
         reference_field=str(dataset.get("reference", "reference")),
@@ -337,4 +376,5 @@ def _validate_plugins(doc: YamlDoc, task: Task) -> None:
         try:
             compile_prompt(prompt)
         except EvalsError as e:
-            raise doc.error(e.message, *where) from None
+            field = (e.field or "prompt").split(".")[1:]  # prompt.system -> system, under this prompt's place
+            raise doc.error(e.message, *where, *field) from None

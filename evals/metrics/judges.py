@@ -69,9 +69,9 @@ def _verdict_schema(score: dict[str, Any]) -> dict[str, Any]:
 def _input_text(ctx: ScoreContext) -> str:
     """What the model was asked: the task's rendered user message, else the example's fields as JSON."""
     if ctx.task is not None:
-        from evals.data.prompts import render_messages
+        from evals.data.prompts import sample_messages
 
-        return render_messages(ctx.task.prompt, ctx.sample.fields)[-1].content
+        return sample_messages(ctx.task.prompt, ctx.sample)[-1].content
     return json.dumps(ctx.sample.fields, ensure_ascii=False, indent=1)
 
 
@@ -232,10 +232,10 @@ class PairwiseJudge:
         if ctx.task is None:
             messages, params = [Message("user", _input_text(ctx))], None
         else:
-            from evals.data.prompts import render_messages
+            from evals.data.prompts import sample_messages
 
             config = ctx.task.model_config(self.against)
-            messages = render_messages(ctx.task.prompt, ctx.sample.fields, config)
+            messages = sample_messages(ctx.task.prompt, ctx.sample, config)
             params = config.params
         completion = await ctx.models.generate(self.against, messages, params)
         return (completion.text, None) if completion.error is None else (None, f"{self.against}: {completion.error}")

@@ -8,7 +8,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from evals.data.prompts import render_messages
+from evals.data.prompts import sample_messages
 from evals.errors import EvalsError
 from evals.providers.prices import price_for
 from evals.types import GenerateParams, Message, ModelConfig, Sample, Task
@@ -73,7 +73,7 @@ def check_budget(task: Task, samples: Sequence[Sample], configs: Sequence[ModelC
     """Refuse, before any call, a budget smaller than the worst case of the cheapest single call."""
     if limit is None or not samples:
         return
-    worst = [(estimate_cost(c, render_messages(task.prompt_for(c), s.fields, c), c.params), c)
+    worst = [(estimate_cost(c, sample_messages(task.prompt_for(c), s, c), c.params), c)
              for c in configs for s in samples[:200]]
     cheapest, config = min(worst, key=lambda w: w[0])
     if cheapest > limit:

@@ -18,7 +18,7 @@ from typing import Any
 
 from evals._util import dir_hash, redact_secrets
 from evals.analyse.rates import percentile
-from evals.data.prompts import render_messages
+from evals.data.prompts import sample_messages
 from evals.providers import close_provider, create_provider
 from evals.run.calls import RunOptions, complete_with_retries
 from evals.run.hardware import hardware_of
@@ -45,7 +45,7 @@ async def measure_level(task: Task, config: ModelConfig, samples: Sequence[Sampl
     config = dataclasses.replace(config, concurrency=concurrency, stream=True, batch=False)  # one request's time
     provider = create_provider(config)
     count = max(n, concurrency)
-    chats = [render_messages(task.prompt_for(config), samples[i % len(samples)].fields, config) for i in range(count)]
+    chats = [sample_messages(task.prompt_for(config), samples[i % len(samples)], config) for i in range(count)]
     bar = progress.add(f"{config.spec} @ {concurrency}", total=count) if progress else None
     try:
         await complete_with_retries(provider, chats[0], config.params, options)  # warm-up, not counted

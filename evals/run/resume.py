@@ -44,13 +44,10 @@ def resume_job(run_id: str, store: Store, task: Task | None = None) -> tuple[Tas
     recorded = recorded_metrics(manifest, task, record.id)
     task = dataclasses.replace(task, metrics=recorded or task.metrics,
                                judge=(manifest.get("checks") or {}).get("judge", task.judge))
-    samples = load_samples(task)
+    samples = load_samples(task, limit=manifest["golden"]["n"])  # a run with `--limit` hashed its first N examples
     if samples_hash(samples) != manifest["golden"]["hash"]:
-        # A run with `--limit` hashed only its first N examples.
-        samples = samples[: manifest["golden"]["n"]]
-        if samples_hash(samples) != manifest["golden"]["hash"]:
-            raise EvalsError(f"the golden set of task '{task.name}' changed since run {record.id}; "
-                             "start a new run instead of resuming")
+        raise EvalsError(f"the golden set of task '{task.name}' changed since run {record.id}; "
+                         "start a new run instead of resuming")
     config = resumed_config(task, manifest["model"], record.id)
     return task, samples, RunJob(config, create_provider(config), record.id, int(manifest.get("repeats", 1)))
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from evals.data.golden import samples_hash
-from evals.data.prompts import render_messages
+from evals.data.prompts import check_prompts, sample_messages
 from evals.errors import EvalsError, MissingCredentials, RunHalted, StorageError
 from evals.metrics import Metric, build_metrics, models_called, passes, score_all
 from evals.metrics.checks import CheckScorer, pass_rule_for
@@ -264,7 +264,7 @@ async def execute_run(
 
     async def one(sample: Sample, attempt: int) -> None:
         CALL_FOR.set(CallFor(run_id, sample.id, attempt))  # whom this attempt's calls serve (a batch's custom_id)
-        messages = render_messages(task.prompt_for(config), sample.fields, config)
+        messages = sample_messages(task.prompt_for(config), sample, config)
         completion = await models.call(provider, config, messages, attempt_params(config.params, attempt), clock,
                                        attempt)
         if completion is None:  # the budget is reached, a signal or the store stopped the run: still to do
@@ -404,7 +404,9 @@ class RunJob:
 
 def create_runs(task: Task, samples: Sequence[Sample], providers: Sequence[tuple[ModelConfig, Provider]],
                 store: Store, options: RunOptions) -> list[RunJob]:
-    """One new stored run (status running, with its manifest) per model."""
+    """One new stored run (status running, with its manifest) per model, once every example's prompt renders."""
+    for config, _ in providers:
+        check_prompts(task.prompt_for(config), samples, [config])
     golden_hash = samples_hash(samples)
     jobs = []
     for config, provider in providers:

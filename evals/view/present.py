@@ -37,12 +37,13 @@ def prompt_messages(manifest: dict[str, Any], fields: dict[str, Any]) -> tuple[l
     """The chat the model was sent for these fields, rebuilt from the run's manifest; or why it cannot be."""
     from evals.data.prompts import render_messages
     from evals.run.manifest import config_from_dict
-    from evals.types import FewShot, PromptSpec
+    from evals.types import MAX_PROMPT_CHARS, FewShot, PromptSpec
 
     p = manifest.get("prompt") or {}
     try:
         spec = PromptSpec(str(p.get("system") or ""), str(p["user"]),
-                          tuple(FewShot(dict(s["fields"]), str(s["answer"])) for s in p.get("few_shot") or ()))
+                          tuple(FewShot(dict(s["fields"]), str(s["answer"])) for s in p.get("few_shot") or ()),
+                          MAX_PROMPT_CHARS)  # a stored run is untrusted: never rebuilt past the default cap
         try:
             config = config_from_dict(manifest["model"])
         except (KeyError, TypeError, ValueError):

@@ -228,10 +228,10 @@ def test_imported_openai_evals_task_runs_and_any_ideal_answer_counts(tmp_path: P
 
 
 def test_literal_text_renders_unchanged() -> None:
-    from evals.data.prompts import _render
+    from evals.data.prompts import render_template
 
     for text in ("plain", "{{ x }} and {% if %}", "tricky {% endraw %} inside {{ y }}"):
-        assert _render(literal(text), {}) == text
+        assert render_template(literal(text), {}, limit=1000) == text
 
 
 @pytest.mark.parametrize("payload", [
@@ -265,3 +265,118 @@ def test_promptfoo_assertion_values_still_render_the_test_vars(tmp_path: Path) -
         {"vars": {"question": "yo", "answer": "hey"}, "assert": [{"type": "equals", "value": "{{ answer }}!"}]},
     ]}))
     assert [r["reference"] for r in import_file(path).rows] == ["HELLO", "hey!"]
+
+
+SPELLINGS = ["{%endraw%}{{ 7*7 }}{%raw%}", "{%- endraw %}{{ 7*7 }}{%- raw %}", "{% endraw -%}{{ 7*7 }}{%+ raw +%}",
+             "{%  endraw  %}{{7*7}}", "{#- not a comment -#}{{ 7*7 }}", "{{{ 7*7 }}}", "}}{{ 7*7 }}{{",
+             "{\r{{ 7*7 }}\r\n"]
+
+
+@pytest.mark.parametrize("trap", SPELLINGS)
+def test_openai_evals_literal_text_stays_literal_whatever_it_holds(tmp_path: Path, trap: str) -> None:
+    system = f"You are terse. {trap} Answer in one word."
+    source = tmp_path / "samples.jsonl"
+    source.write_text("".join(json.dumps({"input": [{"role": "system", "content": system},
+                                                    {"role": "user", "content": q}], "ideal": "x"}) + "\n"
+                              for q in ("one", "two")))
+    out = tmp_path / "task"
+    assert invoke("import", source, "--out", out).exit_code == 0
+    task = load_task(str(out))
+    [sample, _] = load_samples(task)
+    shown = render_messages(task.prompt, sample.fields)[0].content
+    assert shown == system.strip() and "49" not in shown
+
+
+def test_literal_renders_any_text_unchanged() -> None:
+    import jinja2
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    env = jinja2.Environment(keep_trailing_newline=True)
+    tag_characters = st.sampled_from(["{", "}", "%", "#", "-", "+", " ", "\r", "\n", "raw", "endraw", "'"])
+
+    @settings(max_examples=500, deadline=None)
+    @given(st.lists(tag_characters | st.text(max_size=3), max_size=30).map("".join))
+    def renders_as_written(text: str) -> None:
+        assert env.from_string(literal(text)).render() == text
+
+    renders_as_written()
+
+
+def promptfoo_config(folder: Path, **config) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "promptfooconfig.yaml"
+    test = {"vars": {"question": "hi"}, "assert": [{"type": "contains", "value": "h"}]}
+    path.write_text(yaml.safe_dump({"prompts": ["{{ question }}"], "tests": [test], **config}, sort_keys=False))
+    return path
+
+
+@pytest.mark.parametrize(("config", "field"), [
+    ({"prompts": ["file:///etc/hostname"]}, "prompts.0"),
+    ({"prompts": ["file://../secret.txt"]}, "prompts.0"),
+    ({"tests": ["file://../outside.csv"]}, "tests.0"),
+    ({"tests": ["file://link.csv"]}, "tests.0"),  # a link inside the folder that leads out of it
+])
+def test_promptfoo_file_references_stay_inside_the_config_folder(tmp_path: Path, config: dict, field: str) -> None:
+    (tmp_path / "secret.txt").write_text("SECRET {{ question }}")
+    (tmp_path / "outside.csv").write_text("question,__expected\nSECRET,contains:S\n")
+    path = promptfoo_config(tmp_path / "config", **config)
+    (tmp_path / "config" / "link.csv").symlink_to(tmp_path / "outside.csv")
+    result = invoke("import", path, "--out", tmp_path / "out")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    [line] = result.stderr.strip().splitlines()
+    assert "promptfooconfig.yaml:" in line and f"field '{field}'" in line and "--allow-outside-files" in line
+    assert not (tmp_path / "out").exists()
+    if "hostname" not in str(config):
+        allowed = invoke("import", path, "--out", tmp_path / "out", "--allow-outside-files")
+        assert allowed.exit_code == 0, allowed.output
+        written = (tmp_path / "out" / "golden.jsonl").read_text() + (tmp_path / "out" / "task.yaml").read_text()
+        assert "SECRET" in written
+
+
+def test_promptfoo_files_inside_the_folder_still_import(tmp_path: Path) -> None:
+    folder = tmp_path / "config"
+    (folder / "prompts").mkdir(parents=True)
+    (folder / "prompts" / "ask.txt").write_text("Please answer: {{ question }}")
+    (folder / "cases.csv").write_text("question,__expected\nhello,contains:h\n")
+    path = promptfoo_config(folder, prompts=["file://prompts/ask.txt"], tests=["file://./cases.csv"])
+    assert invoke("import", path, "--out", tmp_path / "out").exit_code == 0
+    assert load_task(str(tmp_path / "out")).prompt.user == "Please answer: {{ question }}"
+
+
+@pytest.mark.parametrize(("name", "content", "where"), [
+    ("chat.json", '[{"role": "user",\n "content": "{{ question }}"', "chat.json:2"),
+    ("chat.json", b'[{"role": "user", "content": "caf\xe9"}]', "chat.json:1"),
+    ("ask.txt", b"line one\ncaf\xe9 {{ question }}", "ask.txt:2"),
+])
+def test_a_bad_promptfoo_prompt_file_is_one_line(tmp_path: Path, name: str, content, where: str) -> None:
+    folder = tmp_path / "config"
+    folder.mkdir()
+    (folder / name).write_bytes(content if isinstance(content, bytes) else content.encode())
+    result = invoke("import", promptfoo_config(folder, prompts=[f"file://{name}"]), "--out", tmp_path / "out")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    [line] = result.stderr.strip().splitlines()
+    assert where in line
+
+
+def test_a_promptfoo_tests_csv_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "tests.csv"
+    path.write_bytes(b"question,__expected\nhello,contains:h\ncaf\xe9,contains:c\n")
+    result = invoke("import", path, "--prompt", "{{ question }}", "--out", tmp_path / "out")
+    assert result.exit_code == 2 and "tests.csv:3" in result.stderr and "not UTF-8" in result.stderr
+
+
+def test_a_promptfoo_assertion_value_past_the_cap_is_refused(tmp_path: Path) -> None:
+    bomb = {"type": "contains", "value": "{{ question * 3000000000 }}"}
+    path = promptfoo_config(tmp_path, tests=[{"vars": {"question": "hi"}, "assert": [bomb]}])
+    result = invoke("import", path, "--out", tmp_path / "out")
+    assert result.exit_code == 2 and "over 1,000,000 characters" in result.stderr and "Traceback" not in result.output
+
+
+def test_a_promptfoo_alias_bomb_is_refused(tmp_path: Path) -> None:
+    from tests.data.test_bad_input import alias_bomb
+
+    path = promptfoo_config(tmp_path)
+    path.write_text(path.read_text() + alias_bomb("x-vars"))
+    result = invoke("import", path, "--out", tmp_path / "out")
+    assert result.exit_code == 2 and "field 'x-vars'" in result.stderr and "aliases" in result.stderr

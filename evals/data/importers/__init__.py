@@ -24,7 +24,8 @@ FORMATS = ("openai-evals", "promptfoo")
 DEFAULT_MODELS = [{"spec": "openai:gpt-4o-mini", "max_tokens": 512},
                   {"spec": "anthropic:claude-haiku-4-5", "max_tokens": 512},
                   {"spec": "local:smollm2", "max_tokens": 256}]
-_JINJA_MARKERS = ("{{", "{%", "{#")
+_ESCAPED = re.compile(r"\{(?=[{%#\r])|\r")  # a `{` before another tag character or a CR is escaped too
+_ESCAPES = {"{": "{{ '{' }}", "\r": "{{ '\\r' }}"}
 
 
 @dataclass
@@ -53,10 +54,10 @@ def slug(text: str) -> str:
 
 
 def literal(text: str) -> str:
-    """Text from the source as a Jinja template that renders to exactly that text."""
-    if any(m in text for m in _JINJA_MARKERS):
-        return "{% raw %}" + text.replace("{% endraw %}", "{% endraw %}{{ '{% endraw %}' }}{% raw %}") + "{% endraw %}"
-    return text
+    """Text from the source as a Jinja template that renders to exactly that text, whatever it holds: each `{`
+    that would open a tag (`{{`, `{%`, `{#`, in any spelling) is written as the expression `{{ '{' }}`, so the
+    text never opens a tag of its own, and a carriage return (which Jinja reads as a newline) as `{{ '\\r' }}`."""
+    return _ESCAPED.sub(lambda m: _ESCAPES[m.group()], text)
 
 
 def example_ids(name: str, n: int) -> list[str]:
@@ -82,8 +83,9 @@ def detect_format(path: Path) -> str:
 
 
 def import_file(path: Path, fmt: str | None = None, *, name: str | None = None, eval_class: str = "match",
-                prompt: str | None = None) -> ImportedTask:
-    """Read a golden set in another tool's format. `fmt` None: detect it from the file."""
+                prompt: str | None = None, outside_files: bool = False) -> ImportedTask:
+    """Read a golden set in another tool's format. `fmt` None: detect it from the file. `outside_files`: a
+    promptfoo config's `file://` references may leave its folder."""
     if not path.is_file():
         raise EvalsError("no such file", file=path)
     fmt = fmt or detect_format(path)
@@ -97,7 +99,7 @@ def import_file(path: Path, fmt: str | None = None, *, name: str | None = None, 
     if fmt == "promptfoo":
         from evals.data.importers.promptfoo import read_promptfoo
 
-        return read_promptfoo(path, task_name, prompt)
+        return read_promptfoo(path, task_name, prompt, outside_files=outside_files)
     raise EvalsError(f"unknown import format '{fmt}'; use one of: {', '.join(FORMATS)}")
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from evals.data.golden import read_jsonl
+from evals.data.golden import iter_jsonl
 from evals.data.importers import ImportedTask, example_ids, literal
 from evals.errors import EvalsError
 
@@ -78,8 +78,7 @@ def _ideals(value: Any, path: Path, line: int) -> list[str]:
 
 def _read_samples(path: Path) -> list[tuple[int, list[tuple[str, str]], list[str]]]:
     samples = []
-    records, lines = read_jsonl(path)
-    for record, line in zip(records, lines):
+    for record, line in iter_jsonl(path):
         for key in ("input", "ideal"):
             if key not in record:
                 raise EvalsError("missing", file=path, line=line, field=key)

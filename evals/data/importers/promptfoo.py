@@ -9,6 +9,7 @@ promptfooconfig.yaml (`prompts`, `tests`, `defaultTest`; `tests` may point at CS
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 import json
 import re
@@ -26,7 +27,8 @@ from evals.data.importers.promptfoo_mapping import (
     transform_of,
 )
 from evals.data.yamlfile import YamlDoc
-from evals.errors import EvalsError
+from evals.errors import EvalsError, read_utf8
+from evals.types import MAX_PROMPT_CHARS
 
 # Assertion types promptfoo knows that evals cannot run: recognised (so that "javascript: …" is reported,
 # not taken as an expected value), then carried as `unsupported` checks.
@@ -60,7 +62,7 @@ def assertion_from_string(text: str, kind: str = "csv") -> Assertion:
 
 def read_csv_cases(path: Path) -> list[Case]:
     cases = []
-    with path.open(encoding="utf-8-sig", newline="") as f:
+    with io.StringIO(read_utf8(path).removeprefix("\ufeff"), newline="") as f:
         reader = csv.DictReader(f)
         if not reader.fieldnames or any(not (h or "").strip() for h in reader.fieldnames):
             raise EvalsError("the header row needs a name for every column", file=path, line=1)
@@ -152,8 +154,8 @@ def _expand_list_vars(case: Case) -> list[Case]:
     return [replace(case, vars={**case.vars, **dict(zip(lists, combo))}) for combo in itertools.product(*lists.values())]
 
 
-def read_yaml_cases(path: Path) -> tuple[list[Case], dict[str, Any], YamlDoc]:
-    """Cases plus the config mapping (empty for a bare list of tests)."""
+def read_yaml_cases(path: Path, *, outside_files: bool = False) -> tuple[list[Case], dict[str, Any], YamlDoc]:
+    """Cases plus the config mapping (empty for a bare list of tests); `outside_files`: see `referenced`."""
     doc = YamlDoc(path)
     data = doc.data
     if isinstance(data, list):
@@ -170,7 +172,7 @@ def read_yaml_cases(path: Path) -> tuple[list[Case], dict[str, Any], YamlDoc]:
     for i, entry in enumerate(entries):
         where = (*key, i) if isinstance(tests, list) else key
         if isinstance(entry, str):
-            cases += _cases_from_file(doc, entry, default, *where)
+            cases += _cases_from_file(doc, referenced(doc, entry, outside_files, *where), default, *where)
         else:
             cases += _expand_list_vars(_yaml_case(doc, entry, default, *where))
     if not cases:
@@ -178,8 +180,19 @@ def read_yaml_cases(path: Path) -> tuple[list[Case], dict[str, Any], YamlDoc]:
     return cases, config, doc
 
 
-def _cases_from_file(doc: YamlDoc, ref: str, default: dict[str, Any], *where: str | int) -> list[Case]:
-    target = doc.path.parent / ref.removeprefix("file://")
+def referenced(doc: YamlDoc, ref: str, outside_files: bool, *where: str | int) -> Path:
+    """The file a `file://` reference of the config names. The config is not trusted: a file outside its folder
+    (`file:///etc/hostname`, `file://../x`, a link that leads out) is refused unless `outside_files` (the user's
+    --allow-outside-files)."""
+    folder = doc.path.parent.resolve()
+    target = (folder / ref.removeprefix("file://")).resolve()
+    if not outside_files and not target.is_relative_to(folder):
+        raise doc.error(f"{ref} is outside the config's folder {folder}; evals reads it only with "
+                        "--allow-outside-files", *where)
+    return target
+
+
+def _cases_from_file(doc: YamlDoc, target: Path, default: dict[str, Any], *where: str | int) -> list[Case]:
     if not target.is_file():
         raise doc.error(f"tests file not found: {target}", *where)
     if target.suffix.lower() == ".csv":
@@ -214,7 +227,8 @@ def _chat_prompt(messages: Any, where: str) -> tuple[str, str]:
     return system, users[0]
 
 
-def _config_prompt(config: dict[str, Any], doc: YamlDoc, notes: list[str]) -> tuple[str, str] | None:
+def _config_prompt(config: dict[str, Any], doc: YamlDoc, notes: list[str],
+                   outside_files: bool = False) -> tuple[str, str] | None:
     """(system, user) templates from the config's first prompt, or None when it has none."""
     prompts = config.get("prompts")
     if not prompts:
@@ -228,13 +242,19 @@ def _config_prompt(config: dict[str, Any], doc: YamlDoc, notes: list[str]) -> tu
     if not isinstance(first, str):
         raise doc.error("cannot read this prompt; pass --prompt", "prompts", 0)
     if first.startswith("file://"):
-        target = doc.path.parent / first.removeprefix("file://")
+        target = referenced(doc, first, outside_files, "prompts", 0)
         if target.suffix in (".js", ".ts", ".py", ".mjs", ".cjs") or not target.is_file():
             raise doc.error(f"cannot import the prompt {first} (a prompt function or a missing file); "
                             "pass --prompt", "prompts", 0)
-        text = target.read_text(encoding="utf-8")
+        text = read_utf8(target)
         if target.suffix == ".json":
-            return _chat_prompt(json.loads(text), str(target))
+            try:
+                messages = json.loads(text)
+            except (ValueError, RecursionError) as e:
+                why = f"{e.msg} (column {e.colno})" if isinstance(e, json.JSONDecodeError) else type(e).__name__
+                raise EvalsError(f"malformed JSON in the prompt file: {why}", file=target,
+                                 line=getattr(e, "lineno", None), field="prompts[0]") from None
+            return _chat_prompt(messages, str(target))
         return "", text.strip()
     if first.lstrip().startswith("["):
         try:
@@ -247,11 +267,12 @@ def _config_prompt(config: dict[str, Any], doc: YamlDoc, notes: list[str]) -> tu
 def _check_template(template: str, names: set[str], where: str) -> None:
     import jinja2
     from jinja2 import meta
-    from jinja2.sandbox import SandboxedEnvironment
+
+    from evals.data.sandbox import environment
 
     try:
-        ast = SandboxedEnvironment().parse(template)
-        SandboxedEnvironment().from_string(template)  # unknown filters fail at compile time
+        ast = environment.parse(template)
+        environment.from_string(template)  # unknown filters fail at compile time
     except jinja2.TemplateError as e:
         raise EvalsError(f"{where}: the prompt is not a valid Jinja2 template ({e}); Nunjucks-only syntax "
                          "must be rewritten, or pass --prompt") from None
@@ -267,16 +288,13 @@ def _render_value(value: Any, case: Case) -> Any:
         return [replace(a, value=_render_value(a.value, case)) for a in value]
     if not isinstance(value, str) or "{{" not in value:
         return value
-    import jinja2
-    from jinja2.sandbox import SandboxedEnvironment, SecurityError
+    from evals.data.prompts import render_template
 
     test = f"{case.where} (test '{case.description}')" if case.description else case.where
-    try:  # the config is not trusted: sandboxed, as the prompts are, so a template cannot reach Python's internals
-        return SandboxedEnvironment(undefined=jinja2.StrictUndefined).from_string(value).render(**case.vars)
-    except SecurityError as e:
-        raise EvalsError(f"{test}: assertion value {value!r} is unsafe and was not rendered ({e})") from None
-    except jinja2.TemplateError as e:
-        raise EvalsError(f"{test}: assertion value {value!r}: {e}") from None
+    try:  # the config is not trusted: in the prompts' sandbox, so a template cannot reach Python's internals
+        return render_template(value, case.vars, limit=MAX_PROMPT_CHARS)
+    except EvalsError as e:
+        raise EvalsError(f"{test}: assertion value {value!r} was not rendered: {e.message}") from None
 
 
 def _rendered(cases: list[Case]) -> list[Case]:
@@ -306,7 +324,8 @@ def _identifier(name: str) -> str:
     return f"v_{ident}" if ident[:1].isdigit() else ident
 
 
-def read_promptfoo(path: Path, name: str, prompt: str | None = None) -> ImportedTask:
+def read_promptfoo(path: Path, name: str, prompt: str | None = None, *, outside_files: bool = False) -> ImportedTask:
+    """A promptfoo tests CSV, tests YAML or config; `outside_files` lets its `file://` references leave its folder."""
     notes: list[str] = []
     unsupported: list[str] = []
     config: dict[str, Any] = {}
@@ -314,16 +333,16 @@ def read_promptfoo(path: Path, name: str, prompt: str | None = None) -> Imported
         cases, kind = read_csv_cases(path), "promptfoo tests CSV"
         templates = None
     else:
-        cases, config, doc = read_yaml_cases(path)
+        cases, config, doc = read_yaml_cases(path, outside_files=outside_files)
         kind = "promptfoo config YAML" if config else "promptfoo tests YAML"
-        templates = None if prompt is not None else _config_prompt(config, doc, notes)
+        templates = None if prompt is not None else _config_prompt(config, doc, notes, outside_files)
     renames = {k: _identifier(k) for c in cases for k in c.vars if _identifier(k) != k}
     if renames:
         notes.append("Variables renamed to be template names: " + ", ".join(f"`{a}` -> `{b}`" for a, b in renames.items()))
     var_names = list(dict.fromkeys(renames.get(k, k) for c in cases for k in c.vars))
     if prompt is not None:
         prompt_path = Path(prompt)
-        templates = ("", prompt_path.read_text(encoding="utf-8").strip() if prompt_path.is_file() else prompt)
+        templates = ("", read_utf8(prompt_path).strip() if prompt_path.is_file() else prompt)
     if templates is None:
         user = "\n".join(f"{v}: {{{{ {v} }}}}" for v in var_names) if len(var_names) > 1 else f"{{{{ {var_names[0]} }}}}" \
             if var_names else ""
