@@ -25,6 +25,9 @@ def import_cmd(
     allow_outside_files: Annotated[bool, typer.Option(
         "--allow-outside-files", help="promptfoo: let the config's file:// references read files outside its folder "
                                       "(refused by default: an imported config is not trusted).")] = False,
+    allow_code: Annotated[bool, typer.Option(
+        "--allow-code", help="promptfoo: write its python assertions into promptfoo_python.py beside task.yaml, "
+        "which then runs them (read it first: it is the config's code).")] = False,
 ) -> None:
     """Convert an OpenAI Evals JSONL or a promptfoo tests CSV/YAML into a task folder."""
     from evals.data.importers import import_file, write_task_folder
@@ -32,7 +35,7 @@ def import_cmd(
 
     fmt, source = (format_or_file, file) if file is not None else (None, Path(format_or_file))
     task = import_file(source, fmt, name=name, eval_class=eval_class, prompt=prompt,
-                       outside_files=allow_outside_files)
+                       outside_files=allow_outside_files, allow_code=allow_code)
     folder = write_task_folder(task, out or tasks_root() / task.name, force=force)
     metrics = ", ".join(f"{m['id'] if 'id' in m else m['name']} ({m['name']})" for m in task.metrics) or "none"
     checked = [r for r in task.rows if r.get(task.checks_field)] if task.checks_field else []

@@ -3,7 +3,8 @@
 A check is written as promptfoo writes an assertion, `{"type": "icontains", "value": "Dónde está"}`
 (`not-` in front negates it), or as any registered metric (built-in or an installed plugin) with its
 arguments, `{"metric": "json_schema", "schema": {...}}` (`not: true` negates it). A golden line is data:
-it never names code (`file.py:function`, `module:function`); only task.yaml's `metrics:` may. Either may
+it never names code (`file.py:function`, `module:function`); only task.yaml's `metrics:` may, and a
+metric-form check may name such a metric by its task.yaml id (`{"metric": "python", "index": 0}`). Either may
 add `id` (the score goes under `check.<id>`, else `check.<type>`), `threshold` (the value that passes;
 default 1, `similar` 0.75) and `weight`; a type check may add `field`, a dotted path into the JSON answer
 that it looks at instead of the whole answer. Each check is scored through the metric registry and stored
@@ -81,7 +82,7 @@ def parse_checks(raw: Any, task: Task, *, file: str, line: int, built: set[str] 
     built = set() if built is None else built
     for i, item in enumerate(raw):
         try:
-            check = _parse_one(item)
+            check = _task_metric(_parse_one(item), task)
             _build(check, item, task, built)
         except _Bad as e:
             raise EvalsError(e.message, file=file, line=line,
@@ -91,6 +92,17 @@ def parse_checks(raw: Any, task: Task, *, file: str, line: int, built: set[str] 
             check = dataclasses.replace(check, id=f"{check.id}#{seen[check.id]}")
         checks.append(check)
     return tuple(checks)
+
+
+def _task_metric(check: Check, task: Task) -> Check:
+    """A check naming the id of a metric of task.yaml's own code (`file.py:function`) runs that metric, with
+    task.yaml's arguments plus the check's: the user chose that code; the golden line only points at it."""
+    if check.parts:
+        return dataclasses.replace(check, parts=tuple(_task_metric(p, task) for p in check.parts))
+    own = next((m for m in task.metrics if m.id == check.metric.name and names_code(m.name)), None)
+    if own is None:
+        return check
+    return dataclasses.replace(check, metric=MetricSpec(check.metric.id, own.name, {**own.args, **check.metric.args}))
 
 
 def _build(check: Check, item: Mapping[str, Any], task: Task, built: set[str], where: str = "") -> None:

@@ -46,6 +46,7 @@ class ImportedTask:
     notes: list[str] = field(default_factory=list)  # how the source was mapped, approximations
     unsupported: list[str] = field(default_factory=list)  # what could not be carried over, and why
     description: str = ""
+    files: dict[str, str] = field(default_factory=dict)  # more files beside task.yaml: name -> text (code: --allow-code)
 
 
 def slug(text: str) -> str:
@@ -83,9 +84,10 @@ def detect_format(path: Path) -> str:
 
 
 def import_file(path: Path, fmt: str | None = None, *, name: str | None = None, eval_class: str = "match",
-                prompt: str | None = None, outside_files: bool = False) -> ImportedTask:
+                prompt: str | None = None, outside_files: bool = False, allow_code: bool = False) -> ImportedTask:
     """Read a golden set in another tool's format. `fmt` None: detect it from the file. `outside_files`: a
-    promptfoo config's `file://` references may leave its folder."""
+    promptfoo config's `file://` references may leave its folder. `allow_code`: the source's code (promptfoo's
+    python assertions) is written beside task.yaml, and task.yaml runs it."""
     if not path.is_file():
         raise EvalsError("no such file", file=path)
     fmt = fmt or detect_format(path)
@@ -99,7 +101,7 @@ def import_file(path: Path, fmt: str | None = None, *, name: str | None = None, 
     if fmt == "promptfoo":
         from evals.data.importers.promptfoo import read_promptfoo
 
-        return read_promptfoo(path, task_name, prompt, outside_files=outside_files)
+        return read_promptfoo(path, task_name, prompt, outside_files=outside_files, allow_code=allow_code)
     raise EvalsError(f"unknown import format '{fmt}'; use one of: {', '.join(FORMATS)}")
 
 
@@ -154,7 +156,7 @@ def readme(task: ImportedTask) -> str:
 
 
 def write_task_folder(task: ImportedTask, out: Path, *, force: bool = False) -> Path:
-    """Write golden.jsonl, task.yaml and README.md into `out`, all or nothing."""
+    """Write golden.jsonl, task.yaml, README.md (and the task's `files`) into `out`, all or nothing."""
     if out.exists() and any(out.iterdir()) and not force:
         raise EvalsError(f"{out} already exists and is not empty; pass --force to replace it")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -165,6 +167,8 @@ def write_task_folder(task: ImportedTask, out: Path, *, force: bool = False) -> 
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
         (staging / "task.yaml").write_text(task_yaml(task), encoding="utf-8")
         (staging / "README.md").write_text(readme(task), encoding="utf-8")
+        for file_name, text in task.files.items():
+            (staging / file_name).write_text(text, encoding="utf-8")
         if out.exists():
             shutil.rmtree(out)
         staging.rename(out)

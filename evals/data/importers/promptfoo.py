@@ -26,6 +26,9 @@ from evals.data.importers.promptfoo_mapping import (
     map_assertions,
     transform_of,
 )
+from evals.data.importers.promptfoo_python import FILE as PYTHON_FILE
+from evals.data.importers.promptfoo_python import METRIC as PYTHON_METRIC
+from evals.data.importers.promptfoo_python import PythonAssertions
 from evals.data.yamlfile import YamlDoc
 from evals.errors import EvalsError, read_utf8
 from evals.types import MAX_PROMPT_CHARS
@@ -324,8 +327,11 @@ def _identifier(name: str) -> str:
     return f"v_{ident}" if ident[:1].isdigit() else ident
 
 
-def read_promptfoo(path: Path, name: str, prompt: str | None = None, *, outside_files: bool = False) -> ImportedTask:
-    """A promptfoo tests CSV, tests YAML or config; `outside_files` lets its `file://` references leave its folder."""
+def read_promptfoo(path: Path, name: str, prompt: str | None = None, *, outside_files: bool = False,
+                   allow_code: bool = False) -> ImportedTask:
+    """A promptfoo tests CSV, tests YAML or config; `outside_files` lets its `file://` references leave its folder;
+    `allow_code`: its python assertions become promptfoo_python.py beside task.yaml, which runs them (without it
+    they are `unsupported`: an imported config is data)."""
     notes: list[str] = []
     unsupported: list[str] = []
     config: dict[str, Any] = {}
@@ -353,16 +359,24 @@ def read_promptfoo(path: Path, name: str, prompt: str | None = None, *, outside_
         templates = ("", user)
     system, user = templates
     _check_template(system + "\n" + user, set(var_names), f"{path}: prompt")
-    mapped = map_assertions(_rendered(_with_tools(cases, config, notes)), notes, unsupported)
+    python = PythonAssertions(cases, path.parent) if allow_code else None
+    mapped = map_assertions(_rendered(_with_tools(cases, config, notes)), notes, unsupported,
+                            python.add if python else None)
     if not mapped.metrics and not mapped.has_checks:
         raise EvalsError("the tests have no assertions, so the task would have nothing to score", file=path)
     ignored = sorted({e for c in cases for e in c.extras})
     if ignored:
         unsupported.append("Ignored test settings: " + ", ".join(f"`{e}`" for e in ignored) + ".")
     described = any(c.description for c in cases)
+    ids = example_ids(name, len(cases))
+    metrics, files = mapped.metrics, {}
+    if python and python.found:
+        metrics, files = [*metrics, PYTHON_METRIC], {PYTHON_FILE: python.source(ids, path.name)}
+        notes.append(f"`python` x{len(python.found)} (--allow-code): the code is in {PYTHON_FILE}, which task.yaml's "
+                     f"metric `{PYTHON_METRIC['id']}` runs; each check points at it by that id and an index.")
     rows = []
     for case, reference, checks, example_id in zip(cases, mapped.references, mapped.checks,
-                                                    example_ids(name, len(cases))):
+                                                    ids):
         values = {renames.get(k, k): v for k, v in case.vars.items()}
         row: dict[str, Any] = {"id": example_id}
         for key in var_names:  # the same keys on every line keeps the JSONL loader's schema stable
@@ -378,7 +392,7 @@ def read_promptfoo(path: Path, name: str, prompt: str | None = None, *, outside_
     fields = [v for v in var_names if all(r[v] for r in rows)]
     return ImportedTask(
         name=name, source=path, source_format=kind, rows=rows, fields=fields, user=user,
-        system=system, metrics=mapped.metrics, checks_field=CHECKS_FIELD if mapped.has_checks else None,
+        system=system, metrics=metrics, files=files, checks_field=CHECKS_FIELD if mapped.has_checks else None,
         pass_rule=mapped.pass_rule, notes=notes, unsupported=unsupported,
         description=str(config.get("description") or f"Imported from the promptfoo tests in {path.name}."),
     )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Callable
 
 from evals.errors import EvalsError
 from evals.metrics.checks import ASSERT_SET, TYPES, UNSUPPORTED
@@ -25,6 +25,7 @@ REFERENCE_PRIORITY = ("equals", "similar", "contains-any", "icontains-any", "con
 NO_REFERENCE = "(no expected output)"
 GENERIC_RUBRIC = "The answer satisfies the requirement given as the reference."
 CHECKS_FIELD = "assert"
+PYTHON_ID = "python"  # the task metric (task.yaml's, the generated promptfoo_python.py) python checks point at
 _JSON_FIELD = re.compile(r"^\s*(?:return\s+)?JSON\.parse\(\s*output\s*\)((?:\s*(?:\.[A-Za-z_$][\w$]*|\[\s*(['\"])"
                          r"[^'\"]+\2\s*\]))*)\s*;?\s*$")
 _PART = re.compile(r"\.([A-Za-z_$][\w$]*)|\[\s*['\"]([^'\"]+)['\"]\s*\]")
@@ -78,19 +79,31 @@ def _same(values: list[Any]) -> bool:
 def field_path(a: Assertion) -> str | None:
     """The JSON field an assertion's one `JSON.parse(output).a.b` transform picks ("" for the whole parsed output);
     None when it has other transforms (run as JavaScript), or none."""
-    if len(a.transforms) != 1 or a.type.removeprefix("not-") == "javascript":
+    if len(a.transforms) != 1 or a.type.removeprefix("not-") in ("javascript", "python"):
         return None
     return json_field(a.transforms[0])
 
 
-def _check(a: Assertion, path: str | None = None) -> dict[str, Any]:
-    """An assertion as a golden line's check."""
+def _check(a: Assertion, path: str | None = None, python: Callable[[Assertion], int] | None = None) -> dict[str, Any]:
+    """An assertion as a golden line's check. `python` (--allow-code) takes a python assertion into the generated
+    file and gives its index there; the check names no code, only the task metric's id and that index."""
     base = a.type.removeprefix("not-")
+    if base == "python" and python is not None:
+        entry: dict[str, Any] = {"metric": PYTHON_ID, "index": python(a)}
+        if a.type != base:
+            entry["not"] = True
+        if a.transforms:
+            entry["transform"] = list(a.transforms)
+        if a.weight != 1:
+            entry["weight"] = a.weight
+        if a.metric:
+            entry["id"] = re.sub(r"[^\w.-]+", "_", a.metric)
+        return entry
     if base not in SUPPORTED:
         return {"type": UNSUPPORTED, "was": a.type, "value": a.value if a.value is not None else ""}
-    entry: dict[str, Any] = {"type": a.type}
+    entry = {"type": a.type}
     if a.type == ASSERT_SET:
-        entry["value"] = [_check(p, field_path(p) or None) for p in a.value]
+        entry["value"] = [_check(p, field_path(p) or None, python) for p in a.value]
     elif a.value is not None:
         entry["value"] = a.value
     if a.threshold is not None:
@@ -107,24 +120,27 @@ def _check(a: Assertion, path: str | None = None) -> dict[str, Any]:
 
 
 class _Mapper:
-    def __init__(self, cases: list[Case], notes: list[str], unsupported: list[str]):
-        self.cases, self.notes, self.unsupported = cases, notes, unsupported
+    def __init__(self, cases: list[Case], notes: list[str], unsupported: list[str],
+                 python: Callable[[int, Assertion], int] | None):
+        self.cases, self.notes, self.unsupported, self.python = cases, notes, unsupported, python
         self.metrics: list[dict[str, Any]] = []
         self.pass_rule: dict[str, float] = {}
         self.checks: list[list[tuple[int, dict[str, Any]]]] = [[] for _ in cases]
         self.to_check: dict[str, int] = {}  # assertion type -> how many became checks
 
     def check(self, i: int, order: int, a: Assertion, path: str | None = None) -> None:
-        entry = _check(a, path)
+        entry = _check(a, path, None if self.python is None else lambda x: self.python(i, x))
         self.checks[i].append((order, entry))
-        parts = entry["value"] if entry["type"] == ASSERT_SET else [entry]
+        parts = entry["value"] if entry.get("type") == ASSERT_SET else [entry]
         for part in parts:
-            if part["type"] == UNSUPPORTED:
+            if part.get("type") == UNSUPPORTED:
                 case = self.cases[i]
                 test = f"{case.where}" + (f" ('{case.description}')" if case.description else "")
-                self.unsupported.append(f"`{part['was']}` in test {test}: evals cannot run it; the example carries "
-                                        "an `unsupported` check, so it never passes until that check is rewritten.")
-        if entry["type"] != UNSUPPORTED:
+                hint = " (pass --allow-code to run the config's Python)" if part["was"].endswith("python") else ""
+                self.unsupported.append(f"`{part['was']}` in test {test}: evals cannot run it{hint}; the example "
+                                        "carries an `unsupported` check, so it never passes until that check is "
+                                        "rewritten.")
+        if entry.get("type") != UNSUPPORTED:
             self.to_check[a.type] = self.to_check.get(a.type, 0) + 1
 
     def add_metric(self, metric: dict[str, Any]) -> None:
@@ -132,9 +148,11 @@ class _Mapper:
         self.pass_rule[metric["id"]] = 1.0
 
 
-def map_assertions(cases: list[Case], notes: list[str], unsupported: list[str]) -> Mapping:
-    """Task metrics, references and per-example checks for the cases' (rendered) assertions."""
-    m = _Mapper(cases, notes, unsupported)
+def map_assertions(cases: list[Case], notes: list[str], unsupported: list[str],
+                   python: Callable[[int, Assertion], int] | None = None) -> Mapping:
+    """Task metrics, references and per-example checks for the cases' (rendered) assertions; `python(case index,
+    assertion)` takes each python assertion into the generated file (only with --allow-code)."""
+    m = _Mapper(cases, notes, unsupported, python)
     n = len(cases)
     by_type: dict[str, list[list[tuple[int, Assertion]]]] = {}
     for i, case in enumerate(cases):
