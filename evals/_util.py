@@ -36,6 +36,13 @@ def imported(name: str) -> ModuleType | None:
         return None
 
 
+def decode_rate(output_tokens: float, latency_s: float, ttft_s: float | None) -> float | None:
+    """Output tokens per second: after the first token when it was timed (streaming), else over the whole call."""
+    if ttft_s is not None and output_tokens > 1 and latency_s > ttft_s:
+        return (output_tokens - 1) / (latency_s - ttft_s)
+    return output_tokens / latency_s if latency_s > 0 and output_tokens > 0 else None
+
+
 def dir_hash(path: str | Path) -> str | None:
     """Content hash of every file under a directory (an adapter), or None when it does not exist."""
     root = Path(path)

@@ -135,13 +135,6 @@ class ScoreContext:
     models: ModelCaller | None = None  # for metrics that call models (judges); None outside a run
 
 
-def decode_rate(output_tokens: float, latency_s: float, ttft_s: float | None) -> float | None:
-    """Output tokens per second: after the first token when it was timed (streaming), else over the whole call."""
-    if ttft_s is not None and output_tokens > 1 and latency_s > ttft_s:
-        return (output_tokens - 1) / (latency_s - ttft_s)
-    return output_tokens / latency_s if latency_s > 0 and output_tokens > 0 else None
-
-
 @dataclass(frozen=True)
 class Price:
     """USD per million tokens, as billed: fresh input, output, prompt-cache reads and writes; batch discount."""

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from evals.analyse.aggregate import Classification, MetricTally
 from evals.analyse.rates import format_rate, mean, percentile, wilson_interval
-from evals.types import decode_rate
+from evals._util import decode_rate
 
 if TYPE_CHECKING:
     import pandas as pd

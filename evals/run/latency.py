@@ -16,7 +16,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from evals._util import dir_hash, redact_secrets
+from evals._util import decode_rate, dir_hash, redact_secrets
 from evals.analyse.rates import percentile
 from evals.data.prompts import sample_messages
 from evals.providers import close_provider, create_provider
@@ -25,7 +25,7 @@ from evals.run.hardware import hardware_of
 from evals.run.progress import RunProgress
 from evals.run.runner import BusyClock
 from evals.run.store import LatencyProfile, Store
-from evals.types import Completion, ModelConfig, Sample, Task, decode_rate
+from evals.types import Completion, ModelConfig, Sample, Task
 
 DEFAULT_LEVELS = (1, 8, 32)
 DEFAULT_N = 16

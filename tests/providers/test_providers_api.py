@@ -31,7 +31,8 @@ from evals.providers.openai import _token_param, openai_provider
 from evals.run.cache import ResponseCache
 from evals.run.runner import RunOptions, run_task
 from evals.run.store import Store, load_run
-from evals.types import GenerateParams, Message, ModelConfig, ModelSpec, Price, decode_rate
+from evals._util import decode_rate
+from evals.types import GenerateParams, Message, ModelConfig, ModelSpec, Price
 from tests.conftest import answer_for, qa_rows
 from tests.standin_server import (
     ANTHROPIC_MODEL,
