@@ -216,9 +216,9 @@ def load_samples(task: Task, split: str = "golden", limit: int | None = None) ->
 def human_labels(path: Path, id_field: str, field: str) -> list[Sample]:
     """People's labels alone (id, line and label of each example) from a local golden file, for the file a run's
     manifest names: nothing else of a line is read or validated, its checks included (no metric is built)."""
-    rows, lines, _ = _read_rows(path.name, path.parent)
+    rows, _ = _read_rows(path.name, path.parent)
     return [Sample(id=str(row[id_field]), fields={}, reference=None, line=line, human=row.get(field))
-            for row, line in zip(rows, lines) if row.get(id_field) is not None]
+            for row, line in rows if row.get(id_field) is not None]
 
 
 def samples_hash(samples: list[Sample]) -> str:

@@ -43,12 +43,14 @@ def prompt_messages(manifest: dict[str, Any], fields: dict[str, Any]) -> tuple[l
     try:
         spec = PromptSpec(str(p.get("system") or ""), str(p["user"]),
                           tuple(FewShot(dict(s["fields"]), str(s["answer"])) for s in p.get("few_shot") or ()),
-                          MAX_PROMPT_CHARS)  # a stored run is untrusted: never rebuilt past the default cap
+                          max_chars=MAX_PROMPT_CHARS)  # a stored run is untrusted: never rebuilt past the default cap
         try:
             config = config_from_dict(manifest["model"])
         except (KeyError, TypeError, ValueError):
             config = None  # the manifest's system prompt is already the model's
-        return render_messages(spec, fields or {}, config), ""
+        retrieved = (f"the {p['retrieve'].get('k')} training examples retrieved for this example are not shown (the "
+                     "manifest keeps the pool's hash, not the pool)") if isinstance(p.get("retrieve"), dict) else ""
+        return render_messages(spec, fields or {}, config), retrieved
     except (KeyError, TypeError) as e:
         return [], f"the run's manifest holds no complete prompt ({e})"
     except EvalsError as e:

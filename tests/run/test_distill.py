@@ -81,7 +81,7 @@ def test_filters_decontamination_provenance_and_label_quality(setup) -> None:
                                "filter.judge failed": 2, "overlaps the golden set": 1, "filter.json_valid failed": 1,
                                "checks failed": 1}}
     assert m["teacher"]["spec"] == "openai:gpt-4o-mini" and m["teacher"]["model_versions"] == ["gpt-4o-mini-2024-07-18"]
-    prompt = {"system": "Answer with JSON.", "user": "{{ question }}", "few_shot": []}
+    prompt = {"system": "Answer with JSON.", "user": "{{ question }}", "few_shot": [], "max_chars": 1_000_000}
     assert m["teacher"]["prompt_sha256"] == hashlib.sha256(json.dumps(prompt, sort_keys=True).encode()).hexdigest()
     assert [f["id"] for f in m["filters"]] == ["filter.json_valid", "filter.judge", "checks"]
     assert m["filters"][1]["threshold"] == 0.75  # 4 on 1-5
@@ -157,6 +157,6 @@ def test_the_teacher_is_asked_with_the_prompt_of_the_entry_named(setup) -> None:
     assert len(asked) == 2 and all(b["messages"][0] == {"role": "system", "content": "Reply with labels only."}
                                    for b in asked)
     m = json.loads((tmp_path / "out.manifest.json").read_text())
-    prompt = {"system": "Reply with labels only.", "user": "{{ question }}", "few_shot": []}
+    prompt = {"system": "Reply with labels only.", "user": "{{ question }}", "few_shot": [], "max_chars": 1_000_000}
     assert m["teacher"]["prompt_sha256"] == hashlib.sha256(json.dumps(prompt, sort_keys=True).encode()).hexdigest()
     assert m["counts"]["to_label"] == 2
