@@ -89,6 +89,7 @@ def retrieval_unavailable() -> str | None:
 def retrieve_candidates(task: Task, seed: Candidate, search: Sequence[Sample], shots: Sequence[int]) -> list[Candidate]:
     pool = tuple(demo(task, s) for s in search)
     return [Candidate(f"retrieve-{k}", "retrieve",
-                      PromptSpec(seed.prompt.system, seed.prompt.user, (), retrieve=k, pool=pool, max_chars=seed.prompt.max_chars),
+                      PromptSpec(seed.prompt.system, seed.prompt.user, (), retrieve=k, pool=pool,
+                                 max_chars=seed.prompt.max_chars),
                       f"per example the {k} nearest search examples by embedding")
             for k in shots if k <= len(search)]
