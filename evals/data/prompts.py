@@ -101,12 +101,13 @@ def render_messages(prompt: PromptSpec, fields: dict[str, Any], model: ModelConf
     if system_text:
         messages.append(Message("system", system_text))
     user = part(prompt.user, fields, "prompt.user")
-    shots = prompt.few_shot
-    if prompt.retrieve:
+    demos = model is None or model.few_shot  # a model entry with few_shot: false is shown none
+    shots = prompt.few_shot if demos else ()
+    if demos and prompt.retrieve:
         from evals.data.retrieval import nearest
 
         shots = (*shots, *nearest(prompt, user, render_user))
-    for shot in shots if model is None or model.few_shot else ():
+    for shot in shots:
         messages.append(Message("user", part(prompt.user, shot.fields, "prompt.few_shot")))
         answer = shot.answer.strip()
         left -= len(answer)
