@@ -6,12 +6,13 @@ import contextlib
 import difflib
 import hashlib
 import importlib
+import math
 import re
 import sqlite3
 import sys
 import weakref
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -41,6 +42,18 @@ def decode_rate(output_tokens: float, latency_s: float, ttft_s: float | None) ->
     if ttft_s is not None and output_tokens > 1 and latency_s > ttft_s:
         return (output_tokens - 1) / (latency_s - ttft_s)
     return output_tokens / latency_s if latency_s > 0 and output_tokens > 0 else None
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The q-th percentile, interpolated linearly between the closest ranks (numpy's default
+    method); None for no values."""
+    if not len(values):
+        return None
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return float(ordered[low] + (ordered[high] - ordered[low]) * (position - low))
 
 
 def dir_hash(path: str | Path) -> str | None:

@@ -1,5 +1,5 @@
 """Closed forms for one run's numbers, in the standard library alone (a run's summary imports no numpy):
-Wilson intervals for rates, means, percentiles, and their text."""
+Wilson intervals for rates, means, and their text (percentiles: evals._util)."""
 
 from __future__ import annotations
 
@@ -45,17 +45,6 @@ def mean(values: Sequence[float | None]) -> float | None:
     """Mean of the values that exist, NaN and None left out (None for none)."""
     present = [float(v) for v in values if v is not None and v == v]
     return math.fsum(present) / len(present) if present else None
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """The q-th percentile, interpolated linearly between the closest ranks (numpy's default method)."""
-    if not len(values):
-        return None
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q / 100
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return float(ordered[low] + (ordered[high] - ordered[low]) * (position - low))
 
 
 def z_scores(power: float, alpha: float) -> tuple[float, float]:

@@ -19,10 +19,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from evals._util import percentile
 from evals.analyse.compare import TANGO, Comparison, Estimate, compare_runs, json_types
 from evals.analyse.decide import latency_profile
 from evals.analyse.economics import CostModel, Latency, cost_model, profile_latency, run_latency
-from evals.analyse.rates import format_points, percentile
+from evals.analyse.rates import format_points
 from evals.analyse.repeats import attempts
 from evals.analyse.signals import parse_signal, signal_values
 from evals.analyse.stats import mcnemar_sample_size, paired_diff_ci

@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from evals.analyse.aggregate import Classification, MetricTally
-from evals.analyse.rates import format_rate, mean, percentile, wilson_interval
-from evals._util import decode_rate
+from evals.analyse.rates import format_rate, mean, wilson_interval
+from evals._util import decode_rate, percentile
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -16,8 +16,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from evals._util import decode_rate, dir_hash, redact_secrets
-from evals.analyse.rates import percentile
+from evals._util import decode_rate, dir_hash, percentile, redact_secrets
 from evals.data.prompts import sample_messages
 from evals.providers import close_provider, create_provider
 from evals.run.calls import RunOptions, complete_with_retries
