@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,6 +133,10 @@ class ScoreContext:
     completion: Completion
     task: Task | None = None
     models: ModelCaller | None = None  # for metrics that call models (judges); None outside a run
+    # for judges, from the run (else None): the messages a spec's model is sent (no spec: the task's prompt), and a
+    # stored run's answers by example id from (run id, store path or None): see evals.run.scoring
+    render: Callable[[str | None], Sequence[Message]] | None = None
+    stored_answers: Callable[[str, str | None], Mapping[str, str | None]] | None = None
 
 
 @dataclass(frozen=True)
@@ -227,8 +231,7 @@ class ExampleResult:
 
 
 # ---- a task as task.yaml states it (loaded and validated by evals.data.tasks) -------------------------
-# The blocks that are pydantic models validate themselves (field descriptions are their documentation,
-# turned into the README's settings table by evals.settings); evals.settings maps their errors to lines.
+# Pydantic blocks validate themselves; evals.settings maps their errors to lines and their descriptions to the README.
 
 HOURS_PER_MONTH = 730  # 8760 / 12
 DAYS_PER_MONTH = HOURS_PER_MONTH / 24

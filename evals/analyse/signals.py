@@ -28,7 +28,8 @@ import pandas as pd
 from evals._util import suggest
 from evals.errors import EvalsError
 from evals.metrics import as_score, build_metric, models_called
-from evals.types import Completion, GenerateParams, Message, MetricSpec, Sample, ScoreContext, Task
+from evals.run.scoring import StoredAnswers, score_context
+from evals.types import Completion, GenerateParams, Message, MetricSpec, Sample, Task
 
 LOGPROB = "logprob"
 FALLBACK = "fallback:"
@@ -106,7 +107,8 @@ def parse_signal(name: str, task: Task, recorded: Sequence[MetricSpec] = ()) -> 
 def check_blind(signal: Signal, task: Task, sample: Sample) -> None:
     """Refuse, before any model is called, a metric signal that reads the reference on an empty answer."""
     if signal.metric is not None:
-        asyncio.run(_blind_score(signal, task, build_metric(signal.metric, task), sample, Completion(text="")))
+        asyncio.run(_blind_score(signal, task, build_metric(signal.metric, task), sample, Completion(text=""),
+                                 StoredAnswers()))
 
 
 def signal_values(signal: Signal, task: Task, samples: Mapping[str, Sample], cheap: pd.DataFrame,
@@ -134,10 +136,12 @@ def signal_values(signal: Signal, task: Task, samples: Mapping[str, Sample], che
         raise EvalsError(f"{len(missing)} example(s) of run {run_id} (e.g. '{missing[0]}') are not in the golden "
                          f"set of task '{task.name}' as it is now, so their input cannot be shown to the signal")
 
+    answers = StoredAnswers()
+
     async def score_all() -> list[float | None]:
         return list(await asyncio.gather(*(_blind_score(signal, task, metric, samples[str(r.example_id)], Completion(
             text=str(r.output or ""), output_tokens=int(r.output_tokens or 0),
-            mean_logprob=_finite(getattr(r, "mean_logprob", None)))) for r in rows)))
+            mean_logprob=_finite(getattr(r, "mean_logprob", None))), answers) for r in rows)))
 
     values = asyncio.run(score_all())
     if models_called(metric):  # a judge: blind up to its first call, so the score the run stored is taken
@@ -146,8 +150,9 @@ def signal_values(signal: Signal, task: Task, samples: Mapping[str, Sample], che
     return {str(i): scored[str(i)] for i in answered["example_id"]}
 
 
-async def _blind_score(signal: Signal, task: Task, metric: Any, sample: Sample, completion: Completion) -> float | None:
-    ctx = ScoreContext(sample=WithoutReference(sample), completion=completion, task=task, models=_Probe())
+async def _blind_score(signal: Signal, task: Task, metric: Any, sample: Sample, completion: Completion,
+                       answers: StoredAnswers) -> float | None:
+    ctx = score_context(WithoutReference(sample), completion, task, _Probe(), answers)
     try:
         result = metric(ctx)
         score = as_score(await result if inspect.isawaitable(result) else result)

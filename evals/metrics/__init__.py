@@ -47,6 +47,18 @@ def models_called(metric: Metric) -> tuple[str, ...]:
     return tuple(metric.models) if isinstance(metric, CallsModels) else ()
 
 
+@runtime_checkable
+class ReadsRuns(Protocol):
+    """A metric that reads stored runs' answers (through ScoreContext.stored_answers) names them, as
+    (run id, store path or None), so the runner can read them before the first example."""
+
+    runs: tuple[tuple[str, str | None], ...]
+
+
+def runs_read(metric: Metric) -> tuple[tuple[str, str | None], ...]:
+    return tuple(metric.runs) if isinstance(metric, ReadsRuns) else ()
+
+
 def _load_builtins() -> None:
     for name in BUILTIN_MODULES:
         importlib.import_module(f"evals.metrics.{name}")

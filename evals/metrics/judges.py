@@ -68,10 +68,8 @@ def _verdict_schema(score: dict[str, Any]) -> dict[str, Any]:
 
 def _input_text(ctx: ScoreContext) -> str:
     """What the model was asked: the task's rendered user message, else the example's fields as JSON."""
-    if ctx.task is not None:
-        from evals.data.prompts import sample_messages
-
-        return sample_messages(ctx.task.prompt, ctx.sample)[-1].content
+    if ctx.render is not None:
+        return ctx.render(None)[-1].content
     return json.dumps(ctx.sample.fields, ensure_ascii=False, indent=1)
 
 
@@ -210,9 +208,9 @@ class PairwiseJudge:
         self.criteria = _read_rubric(rubric) if rubric else PAIRWISE_CRITERIA
         self.max_tokens = max_tokens
         self.models: tuple[str, ...] = (judge,)
-        self._stored: dict[str, str | None] | None = None
+        self.runs: tuple[tuple[str, str | None], ...] = ()  # the stored run B is read from: (run id, store)
         if against.startswith("run:"):
-            self._stored = _stored_answers(against.removeprefix("run:"), store)
+            self.runs = ((against.removeprefix("run:"), store),)
         elif against != "reference":
             try:
                 ModelSpec.parse(against)
@@ -224,19 +222,17 @@ class PairwiseJudge:
         """(B's answer, None) or (None, why there is none)."""
         if self.against == "reference":
             return as_text(ctx.sample.reference), None
-        if self._stored is not None:
-            answer = self._stored.get(ctx.sample.id)
+        if self.runs:
+            if ctx.stored_answers is None:
+                return None, "a stored run to compare against needs `evals run`"
+            answer = ctx.stored_answers(*self.runs[0]).get(ctx.sample.id)
             return (answer, None) if answer is not None else (None, f"{self.against} has no answer for this example")
         if ctx.models is None:
             return None, "a model to compare against needs `evals run`"
-        if ctx.task is None:
+        if ctx.render is None or ctx.task is None:
             messages, params = [Message("user", _input_text(ctx))], None
         else:
-            from evals.data.prompts import sample_messages
-
-            config = ctx.task.model_config(self.against)
-            messages = sample_messages(ctx.task.prompt, ctx.sample, config)
-            params = config.params
+            messages, params = ctx.render(self.against), ctx.task.model_config(self.against).params
         completion = await ctx.models.generate(self.against, messages, params)
         return (completion.text, None) if completion.error is None else (None, f"{self.against}: {completion.error}")
 
@@ -270,16 +266,6 @@ class PairwiseJudge:
         explanation = (f"{outcome} against {self.against} (answer first: {words[first]}, answer second: "
                        f"{words[second]}): {v1['reasoning']}")
         return Score(value, explanation=explanation, details=details)
-
-
-def _stored_answers(run_id: str, store: str | None) -> dict[str, str | None]:
-    import pandas as pd
-
-    from evals.run.store import Store
-
-    df = Store(store).results_frame(run_id)
-    return {str(r.example_id): None if pd.notna(r.error) or pd.isna(r.output) else str(r.output)
-            for r in df.itertuples()}
 
 
 @register_metric("pairwise_judge")

@@ -18,7 +18,7 @@ from typing import Any
 from evals.data.golden import samples_hash
 from evals.data.prompts import check_prompts, sample_messages
 from evals.errors import EvalsError, MissingCredentials, RunHalted, StorageError
-from evals.metrics import Metric, build_metrics, models_called, passes, score_all
+from evals.metrics import Metric, build_metrics, models_called, passes, runs_read, score_all
 from evals.metrics.checks import CheckScorer, pass_rule_for
 from evals.providers import Provider, close_provider, create_provider, prepare_provider
 from evals.run.budget import Budget, check_budget, estimate_cost, round_up
@@ -26,6 +26,7 @@ from evals.run.cache import ResponseCache, cache_key, model_identity
 from evals.run.calls import Breaker, RunOptions, complete_with_retries, lane_width
 from evals.run.manifest import build_manifest
 from evals.run.progress import RunProgress
+from evals.run.scoring import StoredAnswers, score_context
 from evals.run.settle import settle_run, to_stderr
 from evals.run.stop import STOP, stopping
 from evals.run.store import Store
@@ -40,7 +41,6 @@ from evals.types import (
     ModelSpec,
     Sample,
     Score,
-    ScoreContext,
     Task,
 )
 
@@ -126,6 +126,7 @@ class ModelCalls:
         self._lanes: dict[str, tuple[asyncio.Semaphore, str, Breaker]] = {}  # spec -> calls in flight, cache
         self.notices: dict[str, Callable[[str], None]] = {}  # spec -> where its breaker's pauses are said
         self.halted: RunHalted | None = None  # the store failed, or a batch cannot be polled: no new call starts
+        self.stored_answers = StoredAnswers()  # stored runs a metric compares against, each read once
         self._lock = asyncio.Lock()
 
     def config(self, spec: str) -> ModelConfig:
@@ -155,20 +156,26 @@ class ModelCalls:
 
     async def score(self, sample: Sample, completion: Completion) -> dict[str, Score]:
         """The task's metrics and the example's own checks on one answer."""
-        ctx = ScoreContext(sample=sample, completion=completion, task=self._task, models=self)
+        ctx = score_context(sample, completion, self._task, self, self.stored_answers)
         scores = await score_all(self.metrics, ctx)
         if sample.checks and self.checks is not None:
             scores |= await self.checks.score(sample.checks, ctx)
         return scores
 
     async def unavailable(self, metric_map: Mapping[str, Metric] | None = None) -> list[str]:
-        """One line per model a metric (by default, of the task) needs that cannot run here, opened now."""
+        """One line per model a metric (by default, of the task) needs that cannot run here, opened now, and per
+        stored run it compares against that cannot be read."""
         problems = []
         for metric_id, metric in (self.metrics if metric_map is None else metric_map).items():
             for spec in models_called(metric):
                 opened = await self.open(spec)
                 if isinstance(opened, str):
                     problems.append(f"metric '{metric_id}' needs {spec}, which {opened}")
+            for run_id, path in runs_read(metric):
+                try:
+                    self.stored_answers(run_id, path)
+                except EvalsError as e:
+                    problems.append(f"metric '{metric_id}' compares against run {run_id}: {e.message}")
         return problems
 
     async def call(self, provider: Provider, config: ModelConfig, messages: Sequence[Message],

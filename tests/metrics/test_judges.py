@@ -22,6 +22,7 @@ from evals.providers.fake import FakeProvider
 from evals.run.budget import Budget
 from evals.run.cache import ResponseCache
 from evals.run.runner import ModelCalls, RunOptions, run_task
+from evals.run.scoring import StoredAnswers
 from evals.run.store import Store, load_run
 from evals.types import Completion, GenerateParams, Message, Sample, ScoreContext
 from tests.standin_server import StandinServer, last_user_message
@@ -36,9 +37,9 @@ def judge_calls(judge, *, cache: ResponseCache | None = None, budget: Budget | N
 
 
 def ctx(answer: str, models: ModelCalls | None, reference: str = "Adds dark mode; fixes login crash.",
-        example: str = "x") -> ScoreContext:
+        example: str = "x", **more: Any) -> ScoreContext:
     return ScoreContext(sample=Sample(example, {"notes": "..."}, reference), completion=Completion(text=answer),
-                        models=models)
+                        models=models, **more)
 
 
 def verdict(score: Any, reasoning: str = "Mentions both changes.") -> str:
@@ -218,10 +219,39 @@ async def test_pairwise_against_the_reference_or_a_stored_run(make_task, tmp_pat
     providers = [(task.models[0], create_provider(task.models[0]))]
     [run] = await run_task(task, load_samples(task), providers, Store(), FAST)
     stored = metrics.create("pairwise_judge", judge="fake:judge", against=f"run:{run.run_id}")
-    beaten = await stored(ctx("dark mode", judge_calls(ScriptedJudge(prefers("crash"))), example="ex001"))
+    answers = StoredAnswers()  # what the runner passes in the context
+    beaten = await stored(ctx("dark mode", judge_calls(ScriptedJudge(prefers("crash"))), example="ex001",
+                              stored_answers=answers))
     assert beaten.value == 0.0 and beaten.details["against"] == f"run:{run.run_id}"
-    absent = await stored(ctx("dark mode", judge_calls(judge), example="nope"))
+    absent = await stored(ctx("dark mode", judge_calls(judge), example="nope", stored_answers=answers))
     assert "has no answer for this example" in absent.error
+
+
+async def test_in_a_run_judges_see_the_rendered_prompt_and_an_unknown_stored_run_is_said_before_any_call(
+        make_task, tmp_path) -> None:
+    """The run gives judges the task's prompt rendered (the input they show, the prompt another model is asked)
+    and stored runs' answers through ScoreContext; a run B cannot be read from is said once, before any call."""
+    task = load_task(str(make_task(
+        prompt={"system": "Answer with JSON.", "user": "Q: {{ question }}"},
+        models=[{"spec": "fake:scripted", "options": {"responses": ["mine"]}},
+                {"spec": "fake:other", "system": "Be brief."}],
+        metrics=[{"name": "rubric_judge", "id": "quality", "rubric": RUBRIC, "judge": "fake:judge"},
+                 {"name": "pairwise_judge", "id": "versus", "judge": "fake:judge", "against": "fake:other"},
+                 {"name": "pairwise_judge", "id": "stored", "judge": "fake:judge", "against": "run:nosuchrun",
+                  "store": str(tmp_path / "s.db")}], **{"pass": {}})))
+    samples = load_samples(task)[:2]
+    judge, other = FakeProvider("judge"), FakeProvider("other")
+    other.enqueue("theirs", "theirs")
+    warned: list[str] = []
+    calls = ModelCalls(task, FAST, Budget(), None, {"fake:judge": judge, "fake:other": other}, warned.append)
+    assert await calls.unavailable() == [f"metric 'stored' compares against run nosuchrun: no run 'nosuchrun' in "
+                                         f"{tmp_path / 's.db'} (see `evals runs`)"]
+    assert judge.history == [] and other.history == []
+    scores = await calls.score(samples[0], Completion(text="mine"))
+    assert "<input>\nQ: question 0\n</input>" in judge.history[0][-1].content  # the task's user message
+    assert [(m.role, m.content) for m in other.history[0]] == [("system", "Be brief."), ("user", "Q: question 0")]
+    assert "no run 'nosuchrun'" in scores["stored"].error
+    assert any("<answer_2>\ntheirs\n</answer_2>" in h[-1].content for h in judge.history)  # B, judged
 
 
 # --- through `evals run`, the real openai SDK and the stand-in server --------------------------
