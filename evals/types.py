@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -13,7 +12,6 @@ from typing import Annotated, Any, Literal, Protocol
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 Role = Literal["system", "user", "assistant"]
-BASE_URL_ENV = {"openai": "OPENAI_BASE_URL", "anthropic": "ANTHROPIC_BASE_URL"}  # what each SDK reads
 
 
 @dataclass(frozen=True)
@@ -211,12 +209,6 @@ class ModelConfig:
     def params(self) -> GenerateParams:
         return GenerateParams(temperature=self.temperature, max_tokens=self.max_tokens)
 
-    def with_server(self) -> ModelConfig:
-        """This model with the server it will reach: its base_url, else the SDK's environment variable
-        (OPENAI_BASE_URL, ANTHROPIC_BASE_URL), so that caching, manifests and run reuse all tell servers apart."""
-        env = BASE_URL_ENV.get(self.spec.provider)
-        url = self.base_url or (os.environ.get(env) if env else None) or None
-        return self if url == self.base_url else dataclasses.replace(self, base_url=url)
 
 
 @dataclass(frozen=True)
@@ -468,6 +460,8 @@ class Task:
     repeats: int = 1  # attempts per example (task.yaml `repeats:`; a model's own `repeats`, --repeats override it)
     judge: str | None = None  # --judge: the judge model of every judge metric and check
     prompts: dict[str, PromptSpec] = field(default_factory=dict)  # named prompts (`prompts:`), e.g. "optimized"
+    # a model the task does not list: its defaults, with the server it reaches (the loader's: evals.providers)
+    default_config: Callable[[ModelSpec], ModelConfig] = ModelConfig
 
     @property
     def path(self) -> Path:
@@ -497,4 +491,4 @@ class Task:
         for m in self.models:
             if m.spec == parsed:
                 return m
-        return ModelConfig(spec=parsed).with_server()
+        return self.default_config(parsed)

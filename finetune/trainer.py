@@ -63,13 +63,18 @@ class TrainingData:
 
 def base_source(config: FinetuneConfig):
     """The base model's weights: a `local:` spec without an adapter."""
-    from evals.providers.local import require_local_stack, resolve_source
+    from evals.providers import provider_class
+    from evals.providers.local import LocalProvider, require_local_stack, resolve_source
 
     try:
         spec = ModelSpec.parse(config.base)
     except ValueError as e:
         raise EvalsError(str(e), field="base") from None
-    if spec.provider != "local" or spec.adapter:
+    try:
+        local = provider_class(spec.provider) is LocalProvider
+    except EvalsError:  # no provider of that name
+        local = False
+    if not local or spec.adapter:
         raise EvalsError(f"the base model must be a local model without an adapter (e.g. local:smollm2), "
                          f"got '{config.base}'", field="base")
     require_local_stack()

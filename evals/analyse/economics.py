@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from evals.errors import EvalsError
+from evals.providers import provider_class
 from evals.providers.prices import price_for
 from evals.run.manifest import config_from_dict
 from evals.types import DAYS_PER_MONTH, Decision, ModelConfig, ModelSpec, Price, SelfHosted
@@ -132,8 +134,14 @@ def side_config(side: Side) -> ModelConfig:
 
 
 def is_self_hosted(config: ModelConfig, settings: SelfHosted | None) -> bool:
+    """A model the team serves itself: its provider is (local), it has a LoRA adapter, or `self_hosted.models`
+    lists it (an openai: spec whose base_url is your vLLM server). A provider not installed here is not."""
     listed = settings.models if settings else ()
-    return config.spec.provider == "local" or bool(config.adapter_dir) or str(config.spec) in listed
+    try:
+        served_here = provider_class(config.spec.provider).self_hosted
+    except EvalsError:
+        served_here = False
+    return served_here or bool(config.adapter_dir) or str(config.spec) in listed
 
 
 def run_latency(side: Side) -> Latency:

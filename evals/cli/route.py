@@ -62,11 +62,10 @@ def route_cmd(
     html: HtmlOpt = None,
 ) -> None:
     """Keep calls on the cheap model when a signal from its answer is high enough: quality, cost, latency per threshold."""
-    import dataclasses
-
     from evals.analyse.decide import newest_matching_run, plan_decision, run_missing, with_errors
     from evals.analyse.route import route_stored
     from evals.analyse.signals import LOGPROB, check_blind, parse_signal, signal_values
+    from evals.providers import provider_class
     from evals.run.manifest import recorded_metrics
     from evals.run.store import Store, load_run
 
@@ -77,8 +76,8 @@ def route_cmd(
         raise EvalsError(f"--cheap and --strong are the same model ({specs['cheap']}): routing needs two")
     plan = plan_decision(task, db, baseline=specs["strong"], candidate=specs["cheap"])
     config = plan.configs["candidate"]
-    if signal == LOGPROB and config.spec.provider == "openai" and not config.options.get("logprobs"):
-        config = dataclasses.replace(config, options={**config.options, "logprobs": True})  # the signal needs them
+    if signal == LOGPROB and (asking := provider_class(config.spec.provider).with_logprobs(config)) != config:
+        config = asking  # the signal needs them
         plan.configs["candidate"] = config
         plan.runs.pop("candidate", None)
         if found := newest_matching_run(db, plan.task, config, plan.samples, plan.golden_hash):

@@ -8,7 +8,7 @@ import math
 import os
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evals._util import split_query, suggest
 from evals.data.golden import source_problem
@@ -31,6 +31,9 @@ from evals.types import (
     PromptSpec,
     Task,
 )
+
+if TYPE_CHECKING:
+    from evals.providers import BaseProvider
 
 TOP_KEYS = {"name", "description", "dataset", "prompt", "prompts", "models", "metrics", "pass", "decision", "check",
             "repeats", "judge_repeats"}
@@ -124,25 +127,26 @@ def _parse_model(doc: YamlDoc, raw: Any, i: int) -> ModelConfig:
             split_query(raw["base_url"])  # what the SDKs cannot send is refused now, not at the first call
         except EvalsError as e:
             raise doc.error(e.message, "models", i, "base_url") from None
-    if "adapter" in raw:
-        _served_adapter(doc, spec, raw["adapter"], i)
+    from evals.providers import no_batch_api, with_server
+
     raw["options"] = raw.get("options") or {}  # `options:` with nothing under it is no options
-    _check_options(doc, spec, raw["options"], i)
-    if raw.get("batch"):
-        from evals.providers import has_batch_api, no_batch_api
+    provider = _check_options(doc, spec, raw["options"], i)
+    if "adapter" in raw:
+        _require_str(doc, raw["adapter"], "models", i, "adapter")
+        if provider.self_hosted or spec.adapter:
+            raise doc.error(f"a local model loads its adapter itself: write it in the spec as "
+                            f"local:{spec.model}+lora:{raw['adapter']}; `adapter:` is for a model your "
+                            "server serves (e.g. openai:NAME with base_url)", "models", i, "adapter")
+    if raw.get("batch") and not provider.batch:
+        raise doc.error(no_batch_api(spec.provider), "models", i, "batch")
+    return with_server(ModelConfig(spec=spec, price=price, **raw))
 
-        if not has_batch_api(spec.provider):
-            raise doc.error(no_batch_api(spec.provider), "models", i, "batch")
-    return ModelConfig(spec=spec, price=price, **raw).with_server()
 
+def default_model_config(spec: ModelSpec) -> ModelConfig:
+    """Task.default_config: a model the task does not list, with defaults and the server its SDK would reach."""
+    from evals.providers import with_server
 
-def _served_adapter(doc: YamlDoc, spec: ModelSpec, value: Any, i: int) -> None:
-    """`adapter:` names the LoRA folder a server serves as this model; a local model takes its own with +lora:."""
-    _require_str(doc, value, "models", i, "adapter")
-    if spec.provider == "local" or spec.adapter:
-        raise doc.error(f"a local model loads its adapter itself: write it in the spec as "
-                        f"local:{spec.model}+lora:{value}; `adapter:` is for a model your server serves "
-                        "(e.g. openai:NAME with base_url)", "models", i, "adapter")
+    return with_server(ModelConfig(spec=spec))
 
 
 def _repeats(doc: YamlDoc, value: Any, *where: str | int) -> int:
@@ -176,16 +180,18 @@ def _judge_repeats(doc: YamlDoc, metrics: tuple[MetricSpec, ...], k: int) -> tup
     return tuple(out)
 
 
-def _check_options(doc: YamlDoc, spec: ModelSpec, options: Any, i: int) -> None:
-    """The provider exists and takes these options (a misspelt option is an error, not silently ignored)."""
-    from evals.providers import options_model
+def _check_options(doc: YamlDoc, spec: ModelSpec, options: Any, i: int) -> type[BaseProvider]:
+    """The provider exists and takes these options (a misspelt option is an error, not silently ignored); what
+    it can do."""
+    from evals.providers import provider_class
 
     try:
-        model = options_model(spec.provider)
+        kind = provider_class(spec.provider)
     except EvalsError as e:
         raise doc.error(e.message, "models", i, "spec") from None
-    if model is not None:
-        validated(model, options, "models", i, "options", doc=doc)
+    if kind.options is not None:
+        validated(kind.options, options, "models", i, "options", doc=doc)
+    return kind
 
 
 def _parse_metric(doc: YamlDoc, raw: Any, i: int) -> MetricSpec:
@@ -353,6 +359,7 @@ def load_task(name_or_path: str) -> Task:
         checks_field=checks_field,
         human_field=_require_str(doc, dataset["human"], "dataset", "human") if "human" in dataset else None,
         repeats=_repeats(doc, data.get("repeats", 1), "repeats"),
+        default_config=default_model_config,
     )
     for i, m in enumerate(models):
         if m.prompt is not None and m.prompt not in task.prompts:

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 from evals._util import REDACTED, is_secret, redact_url, split_query, url_secrets
 from evals.errors import EvalsError, MissingCredentials, ProviderError
+from evals.providers import BaseProvider
 from evals.providers.prices import price_for
 from evals.types import Completion, ModelConfig
 
@@ -69,17 +70,18 @@ class Reply:
             self.parts.append(text)
 
 
-class SDKProvider:
+class SDKProvider(BaseProvider):
     """What the API providers hold: id, connections in flight, price, the SDK client, and the secrets to redact
     from error messages (the key, the base URL's credentials: see open_client).
     `stream` (from the config; a caller such as `evals latency` may set it) streams answers to time the
     first token."""
 
+    streaming = True
+
     def __init__(self, config: ModelConfig, client: Any, sdk: Any, secrets: Sequence[str]):
         self.id = f"{config.spec.provider}:{config.spec.model}"
         self.max_concurrency = config.concurrency or DEFAULT_CONCURRENCY
         self.stream = config.stream
-        self.batch_poll_s = config.options.get("batch_poll_s")
         url = urlsplit(str(client.base_url))
         self.hardware = f"remote: {url.hostname}" + (f":{url.port}" if url.port else "")  # its servers, unseen
         self._config = config

@@ -34,7 +34,23 @@ from evals.types import Completion, GenerateParams, Message, ModelConfig
 EPHEMERAL = {"type": "ephemeral"}  # Anthropic's prompt cache (5 minutes, refreshed by each read)
 
 
+class AnthropicOptions(HttpOptions):
+    cache_prompt: bool = Field(False, description="Mark the prefix every example shares (system prompt and "
+                                                  "few-shot turns) for Anthropic's prompt cache (cache_control).")
+
+
+@register_provider("anthropic")
 class AnthropicProvider(SDKProvider):
+    options = AnthropicOptions
+    base_url_env = "ANTHROPIC_BASE_URL"
+    batch = True
+
+    @classmethod
+    def from_config(cls, config: ModelConfig) -> AnthropicProvider:
+        sdk, client, secrets, _ = open_client(config, "anthropic", "AsyncAnthropic", "ANTHROPIC_API_KEY",
+                                              cls.base_url_env, "Anthropic")
+        return cls(config, client, sdk, secrets)
+
     def __init__(self, config: ModelConfig, client: Any, sdk: Any, secrets: Sequence[str]):
         super().__init__(config, client, sdk, secrets)
         http = importlib.import_module("httpx2" if importlib.util.find_spec("httpx2") else "httpx")
@@ -174,15 +190,3 @@ def _count(reply: Reply, usage: Any) -> None:
         reply.cache_write_tokens = usage.cache_creation_input_tokens
     reply.input_tokens = fresh + reply.cached_input_tokens + reply.cache_write_tokens
     reply.output_tokens = usage.output_tokens
-
-
-class AnthropicOptions(HttpOptions):
-    cache_prompt: bool = Field(False, description="Mark the prefix every example shares (system prompt and "
-                                                  "few-shot turns) for Anthropic's prompt cache (cache_control).")
-
-
-@register_provider("anthropic", options=AnthropicOptions, batch=True)
-def anthropic_provider(config: ModelConfig) -> AnthropicProvider:
-    sdk, client, secrets, _ = open_client(config, "anthropic", "AsyncAnthropic", "ANTHROPIC_API_KEY",
-                                      "ANTHROPIC_BASE_URL", "Anthropic")
-    return AnthropicProvider(config, client, sdk, secrets)

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from evals.errors import BatchUnreachable, ProviderError, RunHalted
-from evals.providers import Provider, close_provider
+from evals.providers import BaseProvider, Provider, as_provider, close_provider
 from evals.types import CALL_FOR, CallFor, Completion, GenerateParams, Message
 
 GATHER_S = 0.5  # a batch is submitted once no new request arrived for this long
@@ -126,15 +126,14 @@ class _Watch:
     halted: RunHalted | None = None  # its polls kept failing: the run stops, the batch is left to the resume
 
 
-class BatchingProvider:
+class BatchingProvider(BaseProvider):
     """`inner`'s calls through its Batch API; `generate` answers when the call's batch has ended."""
 
     def __init__(self, inner: Provider, api: BatchAPI, *, poll_s: float | None = None, gather_s: float = GATHER_S):
         self.id = inner.id
         self.max_concurrency = api.max_items  # every request of a run may wait in one batch
-        self.timeout_s: float | None = None  # an answer may take the batch window (24 h): no per-call timeout
-        self.hardware = getattr(inner, "hardware", None)
-        self.poll_s = poll_s if poll_s is not None else getattr(inner, "batch_poll_s", None) or POLL_S
+        self.hardware = as_provider(inner).hardware
+        self.poll_s = poll_s if poll_s is not None else POLL_S
         self.gather_s = gather_s
         self.inner, self._api = inner, api
         self._ledger: BatchLedger | None = None
@@ -148,6 +147,9 @@ class BatchingProvider:
         self._started = time.monotonic()
         self._last_note = 0.0
         self.spent_usd = 0.0  # what the results fetched so far cost, at batch prices
+
+    def call_timeout_s(self, run_timeout_s: float) -> float | None:
+        return None  # an answer may take the batch window (24 h): no per-call timeout
 
     async def prepare(self, ledger: BatchLedger | None, notice: Callable[[str], None] | None = None, *,
                       max_retries: int = 16, retry_for_s: float = 600.0) -> None:

@@ -14,12 +14,26 @@ from collections.abc import Iterable, Sequence
 
 from pydantic import Field
 
-from evals.providers import NoOptions, register_provider
+from evals.providers import BaseProvider, NoOptions, register_provider
 from evals.providers.prices import price_for
 from evals.types import Completion, GenerateParams, Message, ModelConfig, ModelSpec
 
 
-class FakeProvider:
+class FakeOptions(NoOptions):
+    responses: list[str] = Field(["{}"], description="Answers, cycled (models other than echo).")
+    latency_s: float = Field(0.0, ge=0, description="Seconds each answer takes.")
+
+
+@register_provider("fake")
+class FakeProvider(BaseProvider):
+    options = FakeOptions
+
+    @classmethod
+    def from_config(cls, config: ModelConfig) -> FakeProvider:
+        opts = config.options
+        return cls(config.spec.model, opts.get("responses", ["{}"]), latency_s=float(opts.get("latency_s", 0.0)),
+                   max_concurrency=config.concurrency or 8, config=config)
+
     def __init__(
         self,
         model: str = "scripted",
@@ -67,20 +81,3 @@ class FakeProvider:
             model_version=self.model,
             finish_reason="stop",
         )
-
-
-class FakeOptions(NoOptions):
-    responses: list[str] = Field(["{}"], description="Answers, cycled (models other than echo).")
-    latency_s: float = Field(0.0, ge=0, description="Seconds each answer takes.")
-
-
-@register_provider("fake", options=FakeOptions)
-def fake_provider(config: ModelConfig) -> FakeProvider:
-    opts = config.options
-    return FakeProvider(
-        config.spec.model,
-        opts.get("responses", ["{}"]),
-        latency_s=float(opts.get("latency_s", 0.0)),
-        max_concurrency=config.concurrency or 8,
-        config=config,
-    )

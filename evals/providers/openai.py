@@ -30,6 +30,7 @@ APIs; the API caches long shared prompt prefixes by itself, and `cached_tokens` 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -50,7 +51,34 @@ UNFINISHED = ("batch_expired", "batch_cancelled")  # a batch item's error codes 
 TOKEN_KEY = "evals_submission"  # the batch's metadata key for the token it was submitted under
 
 
+class OpenAIOptions(HttpOptions):
+    max_tokens_param: Literal["max_tokens", "max_completion_tokens"] | None = Field(
+        None, description="The request's output-length parameter; default: max_completion_tokens for "
+                          "api.openai.com, max_tokens for a custom base_url.")
+    logprobs: bool = Field(False, description="Ask for the answer's token log-probabilities (recorded as its "
+                                              "mean_logprob, the confidence signal of `evals route`).")
+
+
+@register_provider("openai")
 class OpenAIProvider(SDKProvider):
+    options = OpenAIOptions
+    base_url_env = "OPENAI_BASE_URL"
+    logprobs = True  # when asked for: see with_logprobs
+    batch = True
+
+    @classmethod
+    def from_config(cls, config: ModelConfig) -> OpenAIProvider:
+        model = resolved_model(config.spec)  # before the client: a fine-tune not trained yet is skipped
+        sdk, client, secrets, base_url = open_client(config, "openai", "AsyncOpenAI", "OPENAI_API_KEY",
+                                                     cls.base_url_env, "OpenAI")
+        return cls(config, client, sdk, secrets, _token_param(config, base_url), model)
+
+    @classmethod
+    def with_logprobs(cls, config: ModelConfig) -> ModelConfig:
+        if config.options.get("logprobs"):
+            return config
+        return dataclasses.replace(config, options={**config.options, "logprobs": True})
+
     def __init__(self, config: ModelConfig, client: Any, sdk: Any, secrets: Sequence[str], token_param: str,
                  model: str):
         super().__init__(config, client, sdk, secrets)
@@ -237,19 +265,3 @@ def _token_param(config: ModelConfig, base_url: str | None) -> str:
         return chosen
     official = base_url is None or urlsplit(base_url).hostname == "api.openai.com"
     return "max_completion_tokens" if official else "max_tokens"
-
-
-class OpenAIOptions(HttpOptions):
-    max_tokens_param: Literal["max_tokens", "max_completion_tokens"] | None = Field(
-        None, description="The request's output-length parameter; default: max_completion_tokens for "
-                          "api.openai.com, max_tokens for a custom base_url.")
-    logprobs: bool = Field(False, description="Ask for the answer's token log-probabilities (recorded as its "
-                                              "mean_logprob, the confidence signal of `evals route`).")
-
-
-@register_provider("openai", options=OpenAIOptions, batch=True)
-def openai_provider(config: ModelConfig) -> OpenAIProvider:
-    model = resolved_model(config.spec)  # before the client: a fine-tune not trained yet is skipped
-    sdk, client, secrets, base_url = open_client(config, "openai", "AsyncOpenAI", "OPENAI_API_KEY", "OPENAI_BASE_URL",
-                                             "OpenAI")
-    return OpenAIProvider(config, client, sdk, secrets, _token_param(config, base_url), model)

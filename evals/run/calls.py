@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, stop_after_delay
 
 from evals.errors import ProviderError, RunHalted
-from evals.providers import Provider
+from evals.providers import Provider, as_provider
 from evals.types import Completion, GenerateParams, Message
 
 THRESHOLD = 8  # retryable failures in a row, across all calls to the provider, that open the breaker
@@ -94,8 +94,8 @@ async def complete_with_retries(
 ) -> Completion:
     """One model call with timeout and retries (bounded by count and by time); a final failure comes back as
     Completion.error. With a `breaker`, every attempt waits while the provider's breaker is open. A provider
-    whose answers come late by design (a batch's, within its 24 h window) sets its own `timeout_s` (None: none)."""
-    timeout_s = getattr(provider, "timeout_s", options.timeout_s)
+    whose answers come late by design (a batch's, within its 24 h window) sets its own (BaseProvider.call_timeout_s)."""
+    timeout_s = as_provider(provider).call_timeout_s(options.timeout_s)
 
     async def attempt() -> Completion:
         if breaker:

@@ -8,6 +8,7 @@ from functools import cache
 from pathlib import Path
 
 from evals._util import imported
+from evals.providers import Provider, as_provider
 
 
 @cache
@@ -37,7 +38,8 @@ def on_cpu(hardware: str | None) -> bool:
     return bool(hardware) and hardware.startswith("CPU")
 
 
-def hardware_of(provider: object) -> str:
+def hardware_of(provider: Provider) -> str:
     """Where a provider's model runs: its own word (a remote server says so), else this machine (the device a
     loaded local model sits on)."""
-    return getattr(provider, "hardware", None) or this_machine(getattr(provider, "device", None))
+    provider = as_provider(provider)
+    return provider.hardware or this_machine(provider.device)

@@ -26,7 +26,7 @@ from typing import Any
 
 from evals._util import close_databases
 from evals.errors import EvalsError, StorageError
-from evals.providers import Provider, create_provider
+from evals.providers import Provider, as_provider, create_provider
 from evals.run.budget import Budget, check_budget
 from evals.run.cache import ResponseCache
 from evals.run.calls import RunOptions
@@ -78,7 +78,7 @@ def cpu_bound_hint(cpu_s: float, wall_s: float, providers: Sequence[tuple[ModelC
 
 def runs_elsewhere(provider: Provider) -> bool:
     """Whether a model runs on someone else's servers (an API), so its calls can come from any process."""
-    return str(getattr(provider, "hardware", "") or "").startswith("remote:")
+    return (as_provider(provider).hardware or "").startswith("remote:")
 
 
 class Relay:

@@ -256,7 +256,7 @@ def test_a_plugin_that_shadows_a_builtin_provider_is_refused_whichever_registry_
     assert out["exact_match"] == "evals.metrics.text" and out["fake"] == "evals.providers.fake"
     assert list(out["errors"]) == ["shadow = shadow_plugin"]
     why = out["errors"]["shadow = shadow_plugin"]
-    assert "provider 'fake' is already registered by evals.providers.fake.fake_provider" in why
+    assert "provider 'fake' is already registered by evals.providers.fake.FakeProvider" in why
     assert "shadow_plugin.fake" in why
 
 

@@ -11,9 +11,11 @@ import os
 import pytest
 
 from evals.errors import ProviderError
-from evals.providers.anthropic import anthropic_provider
-from evals.providers.openai import openai_provider
+from evals.providers.anthropic import AnthropicProvider
+from evals.providers.openai import OpenAIProvider
 from evals.types import GenerateParams, Message, ModelConfig, ModelSpec
+
+openai_provider, anthropic_provider = OpenAIProvider.from_config, AnthropicProvider.from_config
 
 pytestmark = pytest.mark.live
 

@@ -26,8 +26,8 @@ from evals.data.golden import load_samples
 from evals.data.tasks import load_task
 from evals.errors import MissingCredentials, ProviderError
 from evals.providers._http import retry_after_s
-from evals.providers.anthropic import anthropic_provider
-from evals.providers.openai import _token_param, openai_provider
+from evals.providers.anthropic import AnthropicProvider
+from evals.providers.openai import OpenAIProvider, _token_param
 from evals.run.cache import ResponseCache
 from evals.run.runner import RunOptions, run_task
 from evals.run.store import Store, load_run
@@ -44,6 +44,7 @@ from tests.standin_server import (
     last_user_message,
 )
 
+openai_provider, anthropic_provider = OpenAIProvider.from_config, AnthropicProvider.from_config
 FAST = RunOptions(backoff_s=0.001, max_backoff_s=0.01, timeout_s=5)
 FACTORIES = {"openai": openai_provider, "anthropic": anthropic_provider}
 MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5"}

@@ -111,12 +111,13 @@ def test_urls_keep_what_is_not_a_secret() -> None:
 
 
 async def test_a_base_url_from_the_environment_sends_its_query_too(server, monkeypatch) -> None:
-    from evals.providers.openai import openai_provider
+    from evals.providers import with_server
+    from evals.providers.openai import OpenAIProvider
     from evals.types import GenerateParams, Message, ModelConfig, ModelSpec
 
     monkeypatch.setenv("OPENAI_BASE_URL", f"{server.base_url}?api-key={SECRET}")
-    config = ModelConfig(spec=ModelSpec("openai", "gpt-4o-mini")).with_server()
-    provider = openai_provider(config)
+    config = with_server(ModelConfig(spec=ModelSpec("openai", "gpt-4o-mini")))
+    provider = OpenAIProvider.from_config(config)
     assert (await provider.generate([Message("user", "question 3")], GenerateParams())).text == '{"labels": ["l0"]}'
     await provider.aclose()
     assert [(r.path, r.query) for r in server.requests] == [("/v1/chat/completions", {"api-key": SECRET})]
