@@ -9,7 +9,8 @@ and pass rule. Anything else would compare a different experiment.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -69,18 +70,21 @@ def compare_with_baseline(run_a: str, candidates: Sequence[tuple[str, Decision |
                           force: bool = False) -> list[tuple[Comparison, Verdict, str]]:
     """Baseline run A against each candidate run, under its decision settings (None: those recorded in A's
     manifest): each Comparison, Verdict and where its settings came from. A is loaded and summarised once, and its
-    latency profile and judge warnings are looked up once, however many candidates there are."""
+    latency profile, decision settings and judge warnings are looked up once, however many candidates there are;
+    people's labels are read once per file the runs' manifests name."""
     a = load_run(run_a, store, texts=OUTPUTS)
-    a_side, a_profile, a_warnings = run_side(a), latency_profile(store, a), judge_warnings(a)
+    labels = functools.cache(human_labels)
+    a_side, a_profile, a_warnings = run_side(a), latency_profile(store, a), judge_warnings(a, labels)
+    recorded = decision_for_run(a)
     out = []
     for run_b, decision in candidates:
         b = load_run(run_b, store, texts=OUTPUTS)
         source = ""
         if decision is None:
-            decision, source = decision_for_run(a)
+            decision, source = recorded
         cmp = compare_runs(a, b, force=force, min_gap=decision.min_gap, a_side=a_side)
         verdict = decide(cmp, decision, profiles={"baseline": a_profile, "candidate": latency_profile(store, b)})
-        warnings = [*a_warnings, *judge_warnings(b)]
+        warnings = [*a_warnings, *judge_warnings(b, labels)]
         if warnings:
             verdict = dataclasses.replace(verdict, reasons=[*verdict.reasons, *(
                 f"Warning: {w}, and it decides matches: read its verdicts with care (`evals judge-agreement`)."
@@ -98,9 +102,9 @@ def compare_with_baseline(run_a: str, candidates: Sequence[tuple[str, Decision |
     return out
 
 
-def judge_warnings(df: pd.DataFrame) -> list[str]:
+def judge_warnings(df: pd.DataFrame, read_labels: Callable[[Path, str, str], list[Sample]] = human_labels) -> list[str]:
     """Judge metrics in the run's pass rule that agree poorly with people (the labels its manifest says where to
-    find) or with themselves."""
+    find, read by `read_labels`) or with themselves."""
     from evals.analyse.judge_agreement import agreement, judge_metrics, judge_scale, labels_for
 
     manifest = df.attrs.get("manifest") or {}
@@ -109,7 +113,7 @@ def judge_warnings(df: pd.DataFrame) -> list[str]:
         return []
     where = manifest.get("labels") if isinstance(manifest.get("labels"), dict) else {}  # its task is never loaded
     try:
-        samples = human_labels(Path(where["file"]), str(where["id"]), str(where["field"])) if where else []
+        samples = read_labels(Path(where["file"]), str(where["id"]), str(where["field"])) if where else []
     except (EvalsError, KeyError, TypeError):
         samples = []
     out = []

@@ -120,6 +120,35 @@ def test_the_verdict_warns_when_a_judge_that_decides_matches_disagrees_with_peop
     assert not marker.exists()
 
 
+def test_a_baseline_against_several_candidates_reads_the_labels_file_once(tmp_path: Path, monkeypatch) -> None:
+    """Each verdict carries the judge's warning, from the labels its run's manifest names: one file, read once."""
+    import evals.analyse.decide as decide
+    from evals.analyse.decide import compare_with_baseline
+    from evals.run.store import Store
+
+    folder, store = task_folder(tmp_path, [6 - j for j in JUDGE]), tmp_path / "runs.db"
+    (folder / "task.yaml").write_text((folder / "task.yaml").read_text() + "pass: {quality: 0.5}\n")
+    with StandinServer(judge) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        for _ in range(3):
+            assert CliRunner().invoke(app, ["run", str(folder), "--store", str(store), "--no-progress"]).exit_code == 0
+    a, b, c = (r.id for r in reversed(Store(store).list_runs()))
+    reads: list[Path] = []
+
+    def counted(path: Path, id_field: str, field: str) -> list:
+        reads.append(path)
+        return human_labels(path, id_field, field)
+
+    human_labels = decide.human_labels
+    monkeypatch.setattr(decide, "human_labels", counted)
+    compared = compare_with_baseline(a, [(b, None), (c, None)], Store(store))
+    for (_, verdict, source), run in zip(compared, (b, c), strict=True):
+        reasons = " ".join(verdict.reasons)
+        assert "agrees with people only at kappa" in reasons and f"in run {a}" in reasons and f"in run {run}" in reasons
+        assert "as recorded in run" in source
+    assert reads == [folder / "golden.jsonl"]
+
+
 def test_no_run_with_a_judge_is_a_one_line_error(tmp_path: Path) -> None:
     folder = task_folder(tmp_path, PEOPLE)
     out = CliRunner().invoke(app, ["judge-agreement", str(folder), "--store", str(tmp_path / "empty.db")])
