@@ -66,14 +66,10 @@ def write_task(folder: Path, n: int) -> Path:
 
 
 def make_provider(name: str, config: ModelConfig):
-    # The factories directly: the same objects the registry would build for "openai:"/"anthropic:".
-    if name == "openai":
-        from evals.providers.openai import openai_provider
+    # The registered class directly: the same object create_provider builds for "openai:"/"anthropic:".
+    from evals.providers import provider_class
 
-        return openai_provider(config)
-    from evals.providers.anthropic import anthropic_provider
-
-    return anthropic_provider(config)
+    return provider_class(name).from_config(config)
 
 
 async def one_run(args: argparse.Namespace, server: StandinProcess, tmp: Path, i: int, stream: bool,

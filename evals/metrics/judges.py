@@ -3,6 +3,8 @@
 Any provider can judge (`judge: provider:model`; `evals run --judge SPEC` or $EVALS_JUDGE overrides it
 for every judge of a task). Judge calls go through `ctx.models`, the runner's model caller: cached,
 retried, within the run's budget, and what they use is recorded on the Score and counted in the run.
+The input they show and a stored run's answers come through the context too (`ctx.render`,
+`ctx.stored_answers`: evals.run.scoring), so judges import neither the prompts nor the store.
 The judge must reply with a JSON verdict ({"reasoning": ..., "score": ...}), which is validated; a
 failed call or a malformed verdict is scored as an error with the reason (and the raw reply), never raised.
 """
