@@ -1,13 +1,15 @@
 """Run-level aggregates of each metric, computed once here rather than by every metric: the mean (a rate
 with a Wilson interval for 0/1 metrics), the metric's own errors, and, for metrics whose Score details carry
-`predicted` and `true` labels, accuracy, macro-F1 and a confusion matrix (scikit-learn).
+`predicted` and `true` labels, accuracy, macro-F1 and a confusion matrix, from counts in plain Python
+(scikit-learn is the tests' oracle, not imported here: a run's summary starts without it).
 
 Only examples the model answered count (a failed call has no scores); the match rate lives in summary.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -45,8 +47,6 @@ class MetricAggregate:
 def classification(pairs: Iterable[tuple[str, str]], declared: Iterable[str] = ()) -> Classification | None:
     """Classification report for (true, predicted) label pairs. Classes are the declared labels and the true
     labels; without declared labels, predicted ones too. macro-F1 averages over classes that occur."""
-    from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
-
     pairs = list(pairs)
     if not pairs:
         return None
@@ -57,20 +57,52 @@ def classification(pairs: Iterable[tuple[str, str]], declared: Iterable[str] = (
         classes += sorted({p for _, p in pairs} - set(classes))
     y_pred = [p if p in classes else OTHER for _, p in pairs]
     present = [c for c in classes if c in y_true or c in y_pred]
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=present, average=None, zero_division=0)
+    per_class = precision_recall_f1(y_true, y_pred, present)
     columns = classes + ([OTHER] if OTHER in y_pred else [])
-    matrix = confusion_matrix(y_true, y_pred, labels=columns)[: len(classes)]
+    counts = Counter(zip(y_true, y_pred))
     return Classification(
         n=len(pairs),
-        accuracy=float(accuracy_score(y_true, y_pred)),
-        macro_f1=float(f1.mean()) if len(present) else 0.0,
+        accuracy=sum(t == p for t, p in zip(y_true, y_pred, strict=True)) / len(pairs),
+        macro_f1=precision_recall_f1(y_true, y_pred, present, average="macro")[2] if present else 0.0,
         labels=classes,
         columns=columns,
-        confusion=matrix.tolist(),
-        per_label={c: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
-                   for c, p, r, f, s in zip(present, precision, recall, f1, support, strict=True)},
+        confusion=[[counts[t, p] for p in columns] for t in classes],
+        per_label={c: {"precision": p, "recall": r, "f1": f, "support": s}
+                   for c, (p, r, f, s) in zip(present, per_class, strict=True)},
     )
+
+
+def _ratio(num: float, den: float) -> float:
+    return num / den if den else 0.0  # zero_division=0, as scikit-learn's option of that name
+
+
+def precision_recall_f1(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str],
+                        average: str | None = None) -> Any:
+    """Precision, recall, F1 and support from counts, as scikit-learn's precision_recall_fscore_support with
+    `labels` and zero_division=0. average=None: a (p, r, f1, support) tuple per label; "macro" (unweighted
+    mean over labels), "weighted" (by support) or "micro" (global counts): one (p, r, f1, support) tuple,
+    support being the total of the labels'."""
+    tp, n_pred, n_true = Counter(), Counter(y_pred), Counter(y_true)
+    for t, p in zip(y_true, y_pred, strict=True):
+        tp[t] += t == p
+    rows = []
+    for c in labels:
+        precision, recall = _ratio(tp[c], n_pred[c]), _ratio(tp[c], n_true[c])
+        rows.append((precision, recall, _ratio(2 * tp[c], n_pred[c] + n_true[c]), n_true[c]))
+    if average is None:
+        return rows
+    support = sum(row[3] for row in rows)
+    if average == "micro":
+        hits, predicted = sum(tp[c] for c in labels), sum(n_pred[c] for c in labels)
+        return _ratio(hits, predicted), _ratio(hits, support), _ratio(2 * hits, predicted + support), support
+    if average == "macro":
+        weights = [1.0] * len(rows)
+    elif average == "weighted":
+        weights = [float(row[3]) for row in rows]
+    else:
+        raise ValueError(f"average must be None, 'macro', 'micro' or 'weighted', not {average!r}")
+    total = sum(weights)
+    return (*(_ratio(sum(w * row[i] for w, row in zip(weights, rows)), total) for i in range(3)), support)
 
 
 @dataclass
