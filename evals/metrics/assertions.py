@@ -47,14 +47,13 @@ def levenshtein(max_distance: float = 5) -> Metric:
 @register_metric("rouge_n")
 def rouge_n(n: int = 1) -> Metric:
     """ROUGE-N F-measure (n-gram overlap, rouge-score's tokenizer, no stemming) of the answer against the reference."""
-    from rouge_score import rouge_scorer
+    from evals.metrics.overlap import rouge_scores
 
     if n not in range(1, 10):
         raise ValueError(f"n must be 1 to 9, not {n!r}")
-    scorer = rouge_scorer.RougeScorer([f"rouge{n}"], use_stemmer=False)
 
     async def score(ctx: ScoreContext) -> Score:
-        result = scorer.score(str(ctx.sample.reference), ctx.completion.text)[f"rouge{n}"]
+        result = rouge_scores(str(ctx.sample.reference), ctx.completion.text, n)
         return Score(result.fmeasure, details={"precision": result.precision, "recall": result.recall})
 
     return score

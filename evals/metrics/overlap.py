@@ -1,4 +1,4 @@
-"""Overlap metrics against the reference text: ROUGE-L (rouge-score), BLEU and chrF (sacrebleu), in [0, 1].
+"""Overlap metrics against the reference text: ROUGE-L (from counts, rouge-score's tokenizer), BLEU and chrF (sacrebleu), in [0, 1].
 
 A reference that is a list of strings counts as several acceptable references (BLEU and chrF use them
 all, ROUGE-L takes the best). The libraries are imported when a metric is built.
@@ -6,6 +6,8 @@ all, ROUGE-L takes the best). The libraries are imported when a metric is built.
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 from evals.metrics import Metric, register_metric
@@ -25,20 +27,59 @@ def _texts(ctx: ScoreContext, field: str | None) -> tuple[str, list[str]]:
     return as_text(answer_value(ctx, field)), references
 
 
+@dataclass(frozen=True)
+class Rouge:
+    precision: float
+    recall: float
+    fmeasure: float
+
+
+def _rouge(hits: int, predicted: int, target: int) -> Rouge:
+    precision, recall = hits / max(predicted, 1), hits / max(target, 1)
+    return Rouge(precision, recall, 2 * precision * recall / (precision + recall) if precision + recall else 0.0)
+
+
+def _lcs_length(a: list[str], b: list[str]) -> int:
+    row = [0] * (len(b) + 1)
+    for x in a:
+        previous, row = row, [0]
+        for j, y in enumerate(b):
+            row.append(previous[j] + 1 if x == y else max(previous[j + 1], row[j]))
+    return row[-1]
+
+
+def rouge_scores(target: str, prediction: str, n: int | None, use_stemmer: bool = False) -> Rouge:
+    """ROUGE-N (n given) or ROUGE-L (n None) of prediction against target, from counts, as rouge-score's
+    RougeScorer computes it (its light tokenizer module: rouge_scorer itself imports nltk whole, ~1.3 s).
+    Only stemming imports nltk's Porter stemmer."""
+    from rouge_score import tokenize
+
+    stemmer = None
+    if use_stemmer:
+        from nltk.stem import porter
+        stemmer = porter.PorterStemmer()
+    t, p = tokenize.tokenize(target, stemmer), tokenize.tokenize(prediction, stemmer)
+    if n is None:
+        return _rouge(_lcs_length(t, p), len(p), len(t)) if t and p else Rouge(0.0, 0.0, 0.0)
+    grams_t = Counter(tuple(t[i:i + n]) for i in range(len(t) - n + 1))
+    grams_p = Counter(tuple(p[i:i + n]) for i in range(len(p) - n + 1))
+    hits = sum(min(c, grams_p[g]) for g, c in grams_t.items())
+    return _rouge(hits, sum(grams_p.values()), sum(grams_t.values()))
+
+
 @register_metric("rouge_l")
 def rouge_l(field: str | None = None, use_stemmer: bool = True) -> Metric:
     """ROUGE-L F-measure (longest common subsequence of words) of the answer against the reference.
-    rouge-score's English tokenizer (lowercased, alphanumeric words), Porter stemming unless use_stemmer=false."""
-    from rouge_score import rouge_scorer
-
-    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=use_stemmer)
+    rouge-score's English tokenizer (lowercased, alphanumeric words), Porter stemming unless use_stemmer=false;
+    with several references, the one of highest F-measure."""
 
     async def score(ctx: ScoreContext) -> Score:
         try:
             answer, references = _texts(ctx, field)
         except NoAnswer as e:
             return Score(0.0, explanation=str(e))
-        result = scorer.score_multi(references, answer)["rougeL"]
+        result = max((rouge_scores(r, answer, None, use_stemmer) for r in references), key=lambda s: s.fmeasure,
+                     default=Rouge(0.0, 0.0, 0.0))
         return Score(result.fmeasure, details={"precision": result.precision, "recall": result.recall})
 
     return score
