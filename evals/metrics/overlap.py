@@ -1,4 +1,4 @@
-"""Overlap metrics against the reference text: ROUGE-L (from counts, rouge-score's tokenizer), BLEU and chrF (sacrebleu), in [0, 1].
+"""Overlap metrics against the reference text: ROUGE-L (from counts), BLEU and chrF (sacrebleu), in [0, 1].
 
 A reference that is a list of strings counts as several acceptable references (BLEU and chrF use them
 all, ROUGE-L takes the best). The libraries are imported when a metric is built.
