@@ -12,11 +12,19 @@ CPU of the run, and the median time of `evals run no-such-task` (a user error: e
 floor: bench/sdk_floor.py, the same calls through the openai SDK alone as a whole process (its import,
 the calls, the exit), timed alternately with `evals run`.
 Targets: ratio <= 1.45 at 500 x c50 x 200 ms; a user error in under 0.5 s.
+
+    .venv/bin/python bench/cli_startup.py --families --repeat 5
+
+times instead a task per shipped metric family (FAMILIES: the same task, only its metrics differ), each as a
+whole process, alternating with the SDK alone making the same calls (the anthropic SDK for the Anthropic
+task), and prints each family's median wall time over the SDK's median. Target: <= 1.10x for every built-in
+family except embeddings and judges (they call models or load one).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import statistics
@@ -30,9 +38,22 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.api_throughput import compile_evals, write_task  # noqa: E402  (the same synthetic task)
-from tests.standin_server import StandinProcess, fixed  # noqa: E402
+from tests.standin_server import ANTHROPIC_MODEL, StandinProcess, fixed  # noqa: E402
 
 EVALS = [sys.executable, "-m", "evals"]
+FAMILIES: dict[str, list[dict]] = {  # name -> task.yaml's metrics; an "anthropic" name runs an Anthropic model
+    "exact/includes": [{"name": "exact_match"}, {"name": "includes", "text": "l0"}],
+    "label": [{"name": "label", "field": "labels", "labels": ["l0", "l1", "l2"]}],
+    "set_f1": [{"name": "set_f1", "field": "labels"}],
+    "rouge_l/rouge_n": [{"name": "rouge_l", "use_stemmer": False}, {"name": "rouge_n", "n": 2}],
+    "rouge_l stemmed": [{"name": "rouge_l"}],
+    "bleu/chrf": [{"name": "bleu"}, {"name": "chrf"}],
+    "regex/json": [{"name": "regex", "pattern": "l[0-9]"}, {"name": "json_valid"}, {"name": "json_fields"},
+                   {"name": "contains_json"}],
+    "numeric": [{"name": "numeric_within", "tolerance": 0.5}],
+    "levenshtein": [{"name": "levenshtein"}],
+    "exact, anthropic": [{"name": "exact_match"}],
+}
 
 
 def timed(cmd: list[str], env: dict[str, str], expect: int) -> tuple[float, float]:
@@ -47,7 +68,53 @@ def timed(cmd: list[str], env: dict[str, str], expect: int) -> tuple[float, floa
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
+def family_task(folder: Path, n: int, metrics: list[dict]) -> Path:
+    folder.mkdir()
+    task = write_task(folder, n)
+    spec = json.loads((task / "task.yaml").read_text())
+    spec.update(metrics=metrics, name="bench-" + "".join(c for c in metrics[0]["name"] if c.isalnum()))
+    spec.pop("pass", None)
+    (task / "task.yaml").write_text(json.dumps(spec))
+    return task
+
+
+def families(args: argparse.Namespace) -> None:
+    """Each metric family's whole-process wall time over the SDK alone's, measured alternately."""
+    compile_evals()
+    with StandinProcess(fixed('{"labels": ["l0"]}'), latency=args.latency) as server, \
+            tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        env = dict(os.environ, OPENAI_BASE_URL=server.base_url, ANTHROPIC_BASE_URL=server.anthropic_base_url,
+                   EVALS_STORE=str(tmp / "evals.db"), EVALS_CACHE_DIR=str(tmp / "cache"))
+        env.pop("OPENAI_API_KEY", None)
+        env.pop("ANTHROPIC_API_KEY", None)
+        runs = {}
+        for i, (name, metrics) in enumerate(FAMILIES.items()):
+            model = f"anthropic:{ANTHROPIC_MODEL}" if "anthropic" in name else "openai:gpt-4o-mini"
+            runs[name] = [*EVALS, "run", str(family_task(tmp / f"f{i}", args.n, metrics)), "-m", model,
+                          "--concurrency", str(args.concurrency), "--no-cache", "--no-progress"]
+        floor = {sdk: [sys.executable, str(ROOT / "bench" / "sdk_floor.py"), "--n", str(args.n), "--concurrency",
+                       str(args.concurrency), "--sdk", sdk] for sdk in ("openai", "anthropic")}
+        walls: dict[str, list[float]] = {k: [] for k in [*floor, *runs]}
+        for _ in range(args.repeat):  # alternating, so a noisy moment touches every family alike
+            for sdk, cmd in floor.items():
+                walls[sdk].append(timed(cmd, env, 0)[0])
+            for name, cmd in runs.items():
+                walls[name].append(timed(cmd, env, 0)[0])
+    median = {k: statistics.median(v) for k, v in walls.items()}
+    print(f"n={args.n} concurrency={args.concurrency} latency={args.latency}s, medians of {args.repeat} alternating")
+    for sdk in floor:
+        print(f"  {sdk} SDK alone: {median[sdk]:.2f}s")
+    print(f"  {'metric family':<18} {'wall':>7} {'ratio':>6}  (target <= 1.10)")
+    for name in runs:
+        base = median["anthropic" if "anthropic" in name else "openai"]
+        print(f"  {name:<18} {median[name]:6.2f}s {median[name] / base:5.2f}x  rounds "
+              + ", ".join(f"{w:.2f}" for w in walls[name]))
+
+
 def main(args: argparse.Namespace) -> None:
+    if args.families:
+        return families(args)
     compile_evals()
     ideal = args.n / args.concurrency * args.latency
     with StandinProcess(fixed('{"labels": ["l0"]}'), latency=args.latency) as server, \
@@ -89,4 +156,5 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--workers", type=int, default=1, help="also time the run over this many workers")
+    parser.add_argument("--families", action="store_true", help="a task per metric family against the SDK alone")
     main(parser.parse_args())

@@ -13,11 +13,26 @@ import argparse
 import asyncio
 
 
-async def main(n: int, concurrency: int) -> None:
+async def main(n: int, concurrency: int, sdk: str = "openai") -> None:
+    lanes = asyncio.Semaphore(concurrency)
+    if sdk == "anthropic":  # the same calls through the anthropic SDK, to $ANTHROPIC_BASE_URL
+        import anthropic
+
+        aclient = anthropic.AsyncAnthropic(api_key="sk-floor", max_retries=0,
+                                           http_client=anthropic.DefaultAioHttpClient())
+
+        async def message(i: int) -> None:
+            async with lanes:
+                await aclient.post("/v1/messages", cast_to=object, body={
+                    "model": "claude-haiku-4-5-20251001", "temperature": 0.0, "max_tokens": 512,
+                    "system": "Answer with JSON.", "messages": [{"role": "user", "content": f"question {i}"}]})
+
+        await asyncio.gather(*(message(i) for i in range(n)))
+        await aclient.close()
+        return
     import openai
 
     client = openai.AsyncOpenAI(api_key="sk-floor", max_retries=0, http_client=openai.DefaultAioHttpClient())
-    lanes = asyncio.Semaphore(concurrency)
 
     async def one(i: int) -> None:
         async with lanes:
@@ -34,5 +49,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--sdk", choices=["openai", "anthropic"], default="openai")
     args = parser.parse_args()
-    asyncio.run(main(args.n, args.concurrency))
+    asyncio.run(main(args.n, args.concurrency, args.sdk))
