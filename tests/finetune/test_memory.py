@@ -226,3 +226,49 @@ def test_training_sets_up_the_allocator_before_loading_the_model(monkeypatch) ->
     monkeypatch.setattr(memory, "return_freed_memory", lambda: called.append(True) or True)
     trainer._set_up_torch(FinetuneConfig(), World())
     assert called == [True]
+
+
+KERNEL_CACHES = """
+import sys
+import psutil
+import torch
+if sys.argv[1] == "fixed":
+    from finetune.config import FinetuneConfig
+    from finetune.distributed import World
+    from finetune.trainer import _set_up_torch
+    _set_up_torch(FinetuneConfig(), World())
+torch.set_num_threads(1)
+weights = [torch.randn(576, n, dtype=torch.bfloat16, requires_grad=True) for n in (576, 1536)]
+rss = []
+for length in range(200, 200 + 9 * 60, 9):  # 60 row lengths, each compiling its own kernels
+    x = torch.randn(1, length, 576, dtype=torch.bfloat16, requires_grad=True)
+    sum((x @ w).sum() for w in weights).backward()
+    rss.append(psutil.Process().memory_info().rss)
+print((rss[-1] - rss[30]) / 1e6)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="oneDNN's CPU kernels, resident set from /proc")
+def test_new_row_lengths_stop_adding_memory_once_the_kernel_caches_are_full() -> None:
+    import subprocess
+
+    def growth(mode: str) -> float:
+        done = subprocess.run([sys.executable, "-c", KERNEL_CACHES, mode], capture_output=True, text=True,
+                              timeout=120, cwd=Path(__file__).parents[2])
+        assert done.returncode == 0, done.stderr
+        return float(done.stdout)  # MB the resident set grew over the last 30 lengths
+
+    unbounded, bounded = growth("default"), growth("fixed")
+    assert bounded < unbounded / 2, (bounded, unbounded)
+
+
+def test_kernel_cache_bounds_are_set_unless_the_user_set_them(monkeypatch) -> None:
+    from finetune.memory import KERNEL_CACHE_CAPACITY, bound_kernel_caches
+
+    monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", raising=False)
+    monkeypatch.setenv("LRU_CACHE_CAPACITY", "7")
+    bound_kernel_caches()
+    import os
+
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == KERNEL_CACHE_CAPACITY
+    assert os.environ["LRU_CACHE_CAPACITY"] == "7"
