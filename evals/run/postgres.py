@@ -65,6 +65,28 @@ def translate(sql: str, placeholders: str = "") -> str:
     return sql
 
 
+# PostgreSQL's text holds no NUL character, SQLite's does (a model may answer one): a NUL is stored as MARK + "0",
+# MARK itself (a Unicode noncharacter) as MARK + "1", and read back as it was.
+MARK = "\uffff"
+ESCAPED = re.compile(MARK + "([01])")
+
+
+def _escape(value: Any) -> Any:
+    if isinstance(value, str) and ("\x00" in value or MARK in value):
+        return value.replace(MARK, MARK + "1").replace("\x00", MARK + "0")
+    return value
+
+
+def _escaped(args: Any) -> Any:
+    if isinstance(args, Mapping):
+        return {k: _escape(v) for k, v in args.items()}
+    return [_escape(v) for v in args]
+
+
+def _unescape(text: str) -> str:
+    return ESCAPED.sub(lambda m: "\x00" if m[1] == "0" else MARK, text) if MARK in text else text
+
+
 def _placeholders(args: Any) -> str:
     return "" if not args else "named" if isinstance(args, Mapping) else "qmark"
 
@@ -103,7 +125,14 @@ class PostgresDatabase(Database):
         except psycopg.Error as e:
             raise self.failure("connect to", e) from None
         from psycopg.types.numeric import FloatLoader
+        from psycopg.types.string import TextLoader
+
+        class Unescaping(TextLoader):  # the NULs _escape stored
+            def load(self, data: Any) -> str:
+                return _unescape(super().load(data))
+
         self._db.adapters.register_loader("numeric", FloatLoader)  # SUM of integers is numeric: read as SQLite would
+        self._db.adapters.register_loader("text", Unescaping)
         OPEN_DATABASES.add(self)
 
     def failure(self, doing: str, e: Exception) -> Exception:
@@ -117,7 +146,7 @@ class PostgresDatabase(Database):
     def execute(self, sql: str, args: Any = ()) -> Any:
         kind = _placeholders(args)
         try:
-            return self._db.execute(translate(sql, kind), args if kind else None)
+            return self._db.execute(translate(sql, kind), _escaped(args) if kind else None)
         except self.errors as e:
             raise self.failure("write" if sql.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE") else "read",
                                e) from None
@@ -128,7 +157,7 @@ class PostgresDatabase(Database):
             return
         try:
             with self._db.cursor() as cur:
-                cur.executemany(translate(sql, _placeholders(rows[0])), rows)
+                cur.executemany(translate(sql, _placeholders(rows[0])), [_escaped(r) for r in rows])
         except self.errors as e:
             raise self.failure("write", e) from None
 

@@ -261,8 +261,8 @@ class Store:
                 args.append(value)
         rows = self._db.rows(
             self._RUN_QUERY + (" WHERE " + " AND ".join(where) if where else "")
-            + " GROUP BY r.id ORDER BY r.created_at DESC, r.rowid DESC LIMIT ?",
-            (*args, -1 if limit is None else limit))
+            + " GROUP BY r.id ORDER BY r.created_at DESC, r.rowid DESC" + (" LIMIT ?" if limit is not None else ""),
+            (*args, *([limit] if limit is not None else [])))
         return [self._record(row) for row in rows]
 
     # ---- batches (the BatchLedger of evals.providers.batch) ------------------------------------
