@@ -126,6 +126,10 @@ class Database:
     def set_schema_version(self, version: int) -> None:
         raise NotImplementedError
 
+    def continue_ids(self, table: str) -> None:
+        """After rows were written with their ids given (a copy), new rows are numbered after them (SQLite's
+        AUTOINCREMENT does so by itself)."""
+
     def upgrading(self) -> contextlib.AbstractContextManager[None]:
         """Held while the tables are brought up to date, so that two processes opening a new store do not both
         create them (SQLite: nothing; each step there tolerates another process's)."""

@@ -183,6 +183,10 @@ class PostgresDatabase(Database):
     def insert(self, sql: str, args: Any = ()) -> int:
         return int(self.execute(sql + " RETURNING id", args).fetchone()[0])
 
+    def continue_ids(self, table: str) -> None:
+        self.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), COALESCE(MAX(id), 1), MAX(id) IS NOT NULL)"
+                     f" FROM {table}")
+
     def tables(self) -> set[str]:
         return {r[0] for r in self.rows("SELECT table_name FROM information_schema.tables"
                                         " WHERE table_schema = current_schema()")}
