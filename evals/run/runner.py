@@ -410,8 +410,9 @@ class RunJob:
 
 
 def create_runs(task: Task, samples: Sequence[Sample], providers: Sequence[tuple[ModelConfig, Provider]],
-                store: Store, options: RunOptions) -> list[RunJob]:
-    """One new stored run (status running, with its manifest) per model, once every example's prompt renders."""
+                store: Store, options: RunOptions, open_run: Callable[..., str] | None = None) -> list[RunJob]:
+    """One new stored run (status running, with its manifest) per model, once every example's prompt renders
+    (`open_run(task, model, n_samples, manifest)`: how a run is stored; a shard joins its group's)."""
     for config, _ in providers:
         check_prompts(task.prompt_for(config), samples, [config])
     golden_hash = samples_hash(samples)
@@ -420,7 +421,7 @@ def create_runs(task: Task, samples: Sequence[Sample], providers: Sequence[tuple
         repeats = task.repeats_for(config, options.repeats)
         manifest = build_manifest(task, config, provider.id, golden_hash, len(samples)) | {"repeats": repeats}
         try:
-            run_id = store.create_run(task.name, str(config.spec), len(samples), manifest)
+            run_id = (open_run or store.create_run)(task.name, str(config.spec), len(samples), manifest)
         except StorageError as e:
             raise StorageError(f"{e.message}. No run was started and no model was called", file=e.file) from None
         jobs.append(RunJob(config, provider, run_id, repeats))

@@ -131,6 +131,22 @@ CREATE TABLE IF NOT EXISTS batch_items (
     PRIMARY KEY (batch_id, custom_id)
 );
 CREATE INDEX IF NOT EXISTS batch_items_by_run ON batch_items (run_id, request_key);
+-- `evals run --shard I/N --run-group NAME` (evals.run.shards): the run each group's shards share, per model, and
+-- each shard's report; the run is settled by the shard whose report is the last one.
+CREATE TABLE IF NOT EXISTS run_groups (
+    name TEXT NOT NULL,
+    model TEXT NOT NULL,
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    shards INTEGER NOT NULL,
+    PRIMARY KEY (name, model)
+);
+CREATE TABLE IF NOT EXISTS run_shards (
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    shard INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    reported_at TEXT NOT NULL,
+    PRIMARY KEY (run_id, shard)
+);
 -- `evals optimize` (evals.run.optimize.ledger): a prompt search on a task's train split, the stored run of each
 -- candidate on each split (search, dev, golden), and the proposer's answers, so a killed search resumes unpaid.
 CREATE TABLE IF NOT EXISTS optimizations (

@@ -33,9 +33,7 @@ def store_location(value: str | Path | None) -> Path | str:
     show `Store.path`, which has none); $EVALS_STORE, or reports/evals.db, when not given."""
     from evals.run.postgres import is_url
 
-    if value is None or value == "":
-        return default_store_path()
-    return str(value) if is_url(str(value)) else Path(value)
+    return default_store_path() if not value else str(value) if is_url(str(value)) else Path(value)
 
 
 def open_database(location: Path | str, what: str, *, readonly: bool = False) -> Database:
@@ -162,8 +160,7 @@ class Store:
         return name in self._db.tables()
 
     @property
-    def connection(self) -> Any:
-        """The raw connection (sqlite3's, or psycopg's): SQL through it is in its backend's own dialect."""
+    def connection(self) -> Any:  # the raw connection: SQL through it is in its backend's own dialect
         return self._db.connection
 
     def read_failure(self, e: Exception) -> Exception:
@@ -182,12 +179,14 @@ class Store:
         """A new connection after `close` (one that crossed a fork() is never used: SQLite's rule)."""
         self._db = open_database(self.location, "run store")
 
-    def create_run(self, task: str, model: str, n_samples: int, manifest: dict[str, Any]) -> str:
-        run_id = secrets.token_hex(4)
+    def create_run(self, task: str, model: str, n_samples: int, manifest: dict[str, Any], *,
+                   run_id: str | None = None, owned: bool = True) -> str:
+        """A new run, status running; `owned`: by this process (a sharded run is owned by none: its shards)."""
+        run_id = run_id or secrets.token_hex(4)
         self._db.execute(
             "INSERT INTO runs (id, task, model, status, n_samples, created_at, manifest, owner) VALUES (?,?,?,?,?,?,?,?)",
-            (run_id, task, model, "running", n_samples, _now(), json.dumps(manifest, sort_keys=True), this_process()),
-        )
+            (run_id, task, model, "running", n_samples, _now(), json.dumps(manifest, sort_keys=True),
+             this_process() if owned else None))
         return run_id
 
     def set_status(self, run_id: str, status: str) -> None:
