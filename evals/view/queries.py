@@ -13,8 +13,12 @@ from evals.run.store import Store
 
 PAGE_SIZE = 50
 PREVIEW_CHARS = 160
+REPEATS = "COALESCE(CAST(json_extract(r.manifest, '$.repeats') AS INTEGER), 1)"
+ATTEMPTS = f"(r.n_samples * {REPEATS})"
+# In SQL both backends take: no output alias inside an expression, no two-argument MAX (PostgreSQL has neither).
 RUN_SORTS = {"created": "r.created_at", "task": "r.task", "model": "r.model", "status": "r.status",
-             "matches": "1.0 * matches / MAX(r.n_samples * repeats, 1)", "cost": "cost", "errors": "errors"}
+             "matches": f"1.0 * COALESCE(SUM(x.passed), 0) / (CASE WHEN {ATTEMPTS} > 1 THEN {ATTEMPTS} ELSE 1 END)",
+             "cost": "cost", "errors": "errors"}
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,7 @@ def list_runs(store: Store, *, task: str = "", model: str = "", status: str = ""
         "SELECT r.id, r.task, r.model, r.status, r.n_samples, COUNT(x.example_id),"
         " COALESCE(SUM(x.passed), 0) AS matches, COUNT(x.error) AS errors,"
         " COALESCE(SUM(x.cost_usd), 0.0) AS cost, r.created_at,"
-        " COALESCE(CAST(json_extract(r.manifest, '$.repeats') AS INTEGER), 1) AS repeats, r.owner"
+        f" {REPEATS} AS repeats, r.owner"
         " FROM runs r LEFT JOIN results x ON x.run_id = r.id" + (" WHERE " + " AND ".join(where) if where else "")
         + f" GROUP BY r.id ORDER BY {order} {'DESC' if descending else 'ASC'}, r.rowid DESC", args).fetchall()
     runs = [RunRow(*row[:3], live_status(row[3], row[-1]), *row[4:-1]) for row in rows]  # a run whose process is gone
