@@ -179,3 +179,20 @@ def test_store_copy_moves_every_table_both_ways(postgres_url, make_task, tmp_pat
     assert copied.add_label(run_id, "ex002", "right").id == 2  # ids continue after the copied ones
     again = invoke("store", "copy", sqlite_store, postgres_url)
     one_line(again, "already holds rows")
+
+
+def test_a_metric_naming_a_store_url_records_it_without_the_password(make_task) -> None:
+    """A pairwise judge's `store: postgresql://user:password@...` is recorded as user@host: the password stays
+    out of the manifest (a resume then takes it from PGPASSWORD or ~/.pgpass)."""
+    from evals.data.tasks import load_task
+    from evals.run.manifest import build_manifest, without_passwords
+
+    url = "postgresql://team:s3cret-pw@db.internal:5432/evals"
+    assert without_passwords({"store": url, "n": [url, 3]}) == {
+        "store": "postgresql://team@db.internal:5432/evals", "n": ["postgresql://team@db.internal:5432/evals", 3]}
+    folder = make_task(metrics=[{"name": "json_valid"}, {"name": "pairwise_judge", "judge": "fake:judge",
+                                                         "against": "run:abcd", "store": url}],
+                       **{"pass": {"json_valid": 1}})
+    task = load_task(str(folder))
+    manifest = build_manifest(task, task.models[0], "fake:scripted", "h", 6)
+    assert "s3cret-pw" not in json.dumps(manifest) and "team@db.internal" in json.dumps(manifest)
