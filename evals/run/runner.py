@@ -284,7 +284,10 @@ async def execute_run(
         result = ExampleResult(sample, completion, scores, passes(scores, pass_rule_for(task, sample)) if scores
                                else False, attempt)
         try:
-            store.add_result(run_id, result)
+            if store.remote:  # a server's round trip is waited for off the event loop: the other calls go on
+                await asyncio.to_thread(store.add_result, run_id, result)
+            else:
+                store.add_result(run_id, result)
         except StorageError as e:  # no new call starts; the calls in flight finish and are kept here
             models.halted = models.halted or e
             unsaved.append(result)

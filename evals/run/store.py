@@ -141,6 +141,7 @@ class Store:
         self.location = store_location(path)
         self._db = open_database(self.location, "run store", readonly=readonly)
         self.path = self._db.path  # as it may be shown: a server's URL without its password
+        self.remote = self._db.dialect != "sqlite"  # each write a round trip to a server
         if readonly:
             schema.require_current(self._db)
             return
