@@ -84,6 +84,85 @@ SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite dat
 
 
 class Database:
+    """What a store reads and writes through, whatever holds it: a SQLite file (SQLiteDatabase) or a PostgreSQL
+    server (evals.run.postgres). Callers write SQLite's dialect (? and :name parameters, INSERT OR REPLACE,
+    json_extract, rowid); a backend that speaks another translates it. Failures are StorageErrors naming it
+    (`path`: where it is, as it may be shown; a server's URL without its password)."""
+
+    dialect = "sqlite"
+    errors: tuple[type[Exception], ...] = (sqlite3.DatabaseError,)  # what a failure of the backend raises
+    path: Path | str
+    what: str
+    readonly: bool
+
+    def execute(self, sql: str, args: Any = ()) -> Any:
+        raise NotImplementedError
+
+    def executemany(self, sql: str, rows: Iterable[Any]) -> None:
+        raise NotImplementedError
+
+    def executescript(self, sql: str) -> None:
+        raise NotImplementedError
+
+    def transaction(self) -> contextlib.AbstractContextManager[None]:
+        """The writes inside happen all together or not at all."""
+        raise NotImplementedError
+
+    def insert(self, sql: str, args: Any = ()) -> int:
+        """An INSERT into a table keyed by an `id` it numbers: the new row's id."""
+        raise NotImplementedError
+
+    def tables(self) -> set[str]:
+        raise NotImplementedError
+
+    def columns(self, table: str) -> list[str]:
+        """The table's columns in their order ([] when it does not exist)."""
+        raise NotImplementedError
+
+    def schema_version(self) -> int:
+        """The store layout's version as the newest evals that opened it wrote it (0 before versions)."""
+        raise NotImplementedError
+
+    def set_schema_version(self, version: int) -> None:
+        raise NotImplementedError
+
+    def continue_ids(self, table: str) -> None:
+        """After rows were written with their ids given (a copy), new rows are numbered after them (SQLite's
+        AUTOINCREMENT does so by itself)."""
+
+    def upgrading(self) -> contextlib.AbstractContextManager[None]:
+        """Held while the tables are brought up to date, so that two processes opening a new store do not both
+        create them (SQLite: nothing; each step there tolerates another process's)."""
+        return contextlib.nullcontext()
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def failure(self, doing: str, e: Exception) -> Exception:
+        from evals.errors import StorageError
+
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else (str(e).strip().splitlines() or [""])[0]
+        return StorageError(f"could not {doing} the {self.what}: {reason}", file=self.path)
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        """A database error inside (a damaged page met while rows are read, by a cursor or by pandas, which wraps
+        it) becomes a StorageError naming the database."""
+        try:
+            yield
+        except Exception as e:
+            cause = e if isinstance(e, self.errors) else e.__cause__
+            if isinstance(cause, self.errors):
+                raise self.failure("read", cause) from None
+            raise
+
+    def rows(self, sql: str, args: Any = ()) -> list[Any]:
+        """Every row a query returns, read whole."""
+        with self.reading():
+            return self.execute(sql, args).fetchall()
+
+
+class SQLiteDatabase(Database):
     """A SQLite database shared by concurrent writers (autocommit, WAL, one connection across threads)
     whose failures (disk full, read-only, locked past LOCK_TIMEOUT_S, unopenable, damaged) are StorageErrors
     naming it. Opened for writing, a damaged file is refused before anything is written to it (`_check`).
@@ -151,29 +230,6 @@ class Database:
                                f" or recover what it holds with `sqlite3 {self.path} .recover | sqlite3 recovered.db`",
                                file=self.path)
 
-    def failure(self, doing: str, e: Exception) -> Exception:
-        from evals.errors import StorageError
-
-        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        return StorageError(f"could not {doing} the {self.what}: {reason}", file=self.path)
-
-    @contextlib.contextmanager
-    def reading(self) -> Iterator[None]:
-        """A database error inside (a damaged page met while rows are read, by a cursor or by pandas, which wraps
-        it) becomes a StorageError naming the database."""
-        try:
-            yield
-        except Exception as e:
-            cause = e if isinstance(e, sqlite3.DatabaseError) else e.__cause__
-            if isinstance(cause, sqlite3.DatabaseError):
-                raise self.failure("read", cause) from None
-            raise
-
-    def rows(self, sql: str, args: Any = ()) -> list[Any]:
-        """Every row a query returns, read whole."""
-        with self.reading():
-            return self.execute(sql, args).fetchall()
-
     def execute(self, sql: str, args: Any = ()) -> sqlite3.Cursor:
         try:
             return self._db.execute(sql, args)
@@ -192,7 +248,6 @@ class Database:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
-        """The writes inside happen all together or not at all."""
         self.execute("BEGIN IMMEDIATE")
         try:
             yield
@@ -206,6 +261,21 @@ class Database:
             self._db.executescript(sql)
         except sqlite3.Error as e:
             raise self.failure("write", e) from None
+
+    def insert(self, sql: str, args: Any = ()) -> int:
+        return int(self.execute(sql, args).lastrowid)
+
+    def tables(self) -> set[str]:
+        return {r[0] for r in self.rows("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+    def columns(self, table: str) -> list[str]:
+        return [row[1] for row in self.rows(f"PRAGMA table_info({table})")]
+
+    def schema_version(self) -> int:
+        return int(self.rows("PRAGMA user_version")[0][0])
+
+    def set_schema_version(self, version: int) -> None:
+        self.execute(f"PRAGMA user_version = {int(version)}")
 
     @property
     def connection(self) -> sqlite3.Connection:

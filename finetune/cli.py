@@ -59,8 +59,9 @@ def finetune_cmd(
     curve: Annotated[str | None, typer.Option(
         "--curve", metavar="SIZES", help="A learning curve: train on nested subsets of these sizes (e.g. "
         "50,100,200,all), score each on the golden set, fit how the match rate grows with data.")] = None,
-    store: Annotated[Path | None, typer.Option("--store", help="Run store for --curve's golden-set runs. Default: "
-                                                               "reports/evals.db")] = None,
+    store: Annotated[str | None, typer.Option("--store", metavar="PATH|URL", help="Run store for --curve's "
+                                              "golden-set runs (a SQLite file or a postgresql:// URL). Default: "
+                                              "$EVALS_STORE, else reports/evals.db")] = None,
 ) -> None:
     """Train a LoRA adapter on the task's train.jsonl, with the prompt the task uses at evaluation time."""
     console, err_console = _consoles["out"], _consoles["err"]

@@ -101,3 +101,33 @@ def assert_refused(result: Any, where: str) -> str:
     assert where in lines[0], lines[0]
     assert "Traceback" not in result.output and stored_runs() == 0
     return lines[0]
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Any:
+    """A throwaway PostgreSQL cluster for the session (tests/postgres_server.py), stopped at its end. Skipped with
+    one line saying what to install where there is no server; a failure where it must run (CI)."""
+    from tests.postgres_server import Cluster, find_missing, required
+
+    missing = find_missing()
+    if missing:
+        if required():
+            pytest.fail(f"the PostgreSQL tests must run here (CI or EVALS_REQUIRE_POSTGRES=1): {missing}")
+        pytest.skip(missing)
+    cluster = Cluster()  # a server that cannot start is an error, never a skip
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster: Any) -> str:
+    """A fresh, empty database on the session's cluster: its URL (with the password)."""
+    return str(postgres_cluster.new_database())
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a store test keeps its store, once on each backend: a SQLite file, then a PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "store.db")
+    return str(request.getfixturevalue("postgres_url"))

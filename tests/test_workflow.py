@@ -101,3 +101,15 @@ def test_reports_are_uploaded_even_when_the_check_fails(workflow) -> None:
     check = next(s for s in steps(workflow) if ".venv/bin/evals check" in s.get("run", ""))
     assert "--junit reports/junit.xml" in check["run"] and "--html reports/check.html" in check["run"]
     assert "| tee" in check["run"] and workflow["defaults"]["run"]["shell"] == "bash"  # pipefail: exit code kept
+
+
+def test_the_store_can_be_a_postgresql_server_named_by_a_secret(workflow) -> None:
+    """EVALS_STORE from the repository secret (a postgresql:// URL) when set, so history and baselines outlive the
+    Actions cache, which then is neither restored nor saved; the URL (its password) is never echoed."""
+    env = workflow["jobs"]["check"]["env"]
+    assert env["EVALS_STORE"] == "${{ secrets.EVALS_STORE || 'reports/evals.db' }}"
+    assert env["STORE_IN_CACHE"] == "${{ secrets.EVALS_STORE == '' && 'true' || '' }}"
+    cached = [s for s in steps(workflow) if s.get("uses", "").startswith("actions/cache")]
+    assert len(cached) == 2 and all("env.STORE_IN_CACHE == 'true'" in s["if"] for s in cached)
+    assert all("EVALS_STORE" not in s.get("run", "") for s in steps(workflow))
+    assert "postgresql://" in WORKFLOW.read_text()

@@ -16,7 +16,7 @@ from evals.cli.app import app, console, err_console
 
 COMMANDS_GROUP = "evals.commands"
 
-for _module in ("runs", "decide", "optimize", "route", "judges", "importing", "check", "distill", "view"):  # each registers its commands; this order is --help's
+for _module in ("runs", "decide", "optimize", "route", "judges", "importing", "check", "distill", "view", "store"):  # each registers its commands; this order is --help's
     importlib.import_module(f"evals.cli.{_module}")
 for _entry in entry_points(group=COMMANDS_GROUP):
     _entry.load()(app, console, err_console)

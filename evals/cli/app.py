@@ -48,7 +48,9 @@ def command_group(**kwargs: Any) -> typer.Typer:
 
 app = command_group(add_completion=False, pretty_exceptions_enable=False, help="Eval-first quality benchmarking.")
 
-StoreOpt = Annotated[Path | None, typer.Option("--store", help="Run store (SQLite). Default: reports/evals.db")]
+StoreOpt = Annotated[str | None, typer.Option(
+    "--store", metavar="PATH|URL",
+    help="Run store: a SQLite file, or postgresql://USER@HOST:PORT/DB. Default: $EVALS_STORE, else reports/evals.db")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 ConcurrencyOpt = Annotated[int | None, typer.Option(help="Requests in flight per model.", min=1)]
 TimeoutOpt = Annotated[float, typer.Option(help="Seconds per request.", min=0.1)]

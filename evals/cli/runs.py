@@ -68,6 +68,11 @@ def run(
     prompt: Annotated[str | None, typer.Option(
         "--prompt", metavar="NAME", help="Run with the task's named prompt NAME (`prompts:` in task.yaml; "
                                          "`evals optimize` writes `optimized`).")] = None,
+    shard: Annotated[str | None, typer.Option(
+        "--shard", metavar="I/N", help="This machine's share of one run split over N machines writing to one store "
+                                       "(with --run-group): every N-th example from the I-th.")] = None,
+    run_group: Annotated[str | None, typer.Option(
+        "--run-group", metavar="NAME", help="The name the N shards of one run share (a CI run's id, say).")] = None,
 ) -> None:
     """Run a task's golden set against its models (or --model), score and store every answer."""
     from evals.data.tasks import load_task
@@ -81,6 +86,7 @@ def run(
         raise EvalsError("--resume continues a run as it started (batched or not); drop --batch")
     if prompt and resume:
         raise EvalsError("--resume continues a run with the prompt it started with; drop --prompt")
+    sharded = check_shard(shard, run_group, resume=resume, workers=workers, batch=batch)
     loaded = load_task(task) if task is not None else None  # a mistake in it is reported before anything loads
     from evals.run.resume import resume_job, resume_run
     from evals.run.runner import create_runs, run_task
@@ -106,7 +112,14 @@ def run(
             outcomes = pool.wait(bars, warn)
     else:
         with running(db, mode=mode) as bars:
-            if loaded is None:
+            if sharded:
+                from evals.run.shards import run_shard
+
+                loaded, samples, ready = models_to_run(loaded, model, judge, limit, batch, prompt)
+                outcomes = run_async(run_shard(loaded, samples, ready, db, options, group=str(run_group),
+                                               shard=sharded, cache=response_cache, progress=bars, warn=warn,
+                                               note=bars.note))
+            elif loaded is None:
                 outcomes = [run_async(resume_run(db.resolve(resume), db, options, cache=response_cache,
                                                  progress=bars, warn=warn))]
             else:
@@ -134,6 +147,24 @@ def run(
     for o in outcomes:
         if o.status == "budget-stopped":
             err_console.print("[yellow]budget reached[/]: " + escape(o.budget_note()), highlight=False)
+
+
+def check_shard(shard: str | None, group: str | None, *, resume: str | None, workers: int,
+                batch: bool) -> tuple[int, int] | None:
+    """--shard I/N with --run-group, as (I, N); None for a run of one machine. Refused: one without the other,
+    or with --resume (which finishes the whole run), --workers or --batch."""
+    if shard is None and group is None:
+        return None
+    if shard is None or not group:
+        raise EvalsError("--shard I/N and --run-group NAME go together", field="--shard" if shard is None else
+                         "--run-group")
+    for given, flag in ((resume, "--resume (it finishes every shard's examples)"), (workers > 1, "--workers"),
+                        (batch, "--batch")):
+        if given:
+            raise EvalsError(f"--shard does not go with {flag}", field="--shard")
+    from evals.run.shards import parse_shard
+
+    return parse_shard(shard)
 
 
 def models_to_run(loaded: Any, model: list[str] | None, judge: str | None, limit: int | None,

@@ -21,16 +21,17 @@ def view(
     ] = None,
 ) -> None:
     """Browse runs, examples, comparisons and checks in a local web viewer, and label answers right or wrong."""
-    from evals.run.store import default_store_path
+    from evals._util import redact_url
+    from evals.run.store import store_location
     from evals.view.app import bind, create_app, serve, url_of
     from evals.view.hosts import LOOPBACK, WILDCARDS, allowed_hosts
 
-    path = store or default_store_path()
+    path = store_location(store)
     allowed = allowed_hosts(host, allow_host or ())
     web = create_app(path, allowed_hosts=allowed)  # a missing or old store is one line, before binding
     sock = bind(host, port)
     url = url_of(sock, "127.0.0.1" if host in WILDCARDS else host)
-    say(f"evals view: {path} (results read-only) at {url}")
+    say(f"evals view: {redact_url(str(path))} (results read-only) at {url}")
     if host in LOOPBACK:
         say("listening on this machine only (--host to open it to others); Ctrl-C stops")
     else:

@@ -9,7 +9,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from evals._util import Database, dir_hash, redact_url
+from evals._util import SQLiteDatabase, dir_hash, redact_url
 from evals.types import Completion, GenerateParams, Message, ModelConfig
 
 
@@ -42,7 +42,8 @@ def cache_key(model: str, messages: Sequence[Message], params: GenerateParams, a
 class ResponseCache:
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path else default_cache_path()
-        self._db = Database(self.path, "response cache (choose another with --cache-path, or run with --no-cache)")
+        self._db = SQLiteDatabase(self.path,
+                                  "response cache (choose another with --cache-path, or run with --no-cache)")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, provider TEXT NOT NULL,"
             " completion TEXT NOT NULL, created_at TEXT DEFAULT CURRENT_TIMESTAMP)"

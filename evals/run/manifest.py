@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from evals._util import dir_hash, redact_secrets
 from evals.data.prompts import prompt_record
@@ -80,6 +81,19 @@ def config_from_dict(d: dict[str, Any]) -> ModelConfig:
     return ModelConfig(spec=ModelSpec.parse(d.pop("spec")), price=Price(**price) if price else None, **d)
 
 
+def without_passwords(value: Any) -> Any:
+    """Metric arguments as a manifest may hold them: a URL's user:password (a judge's `store:
+    postgresql://...`) left out; libpq then takes it from PGPASSWORD or ~/.pgpass where the run is resumed."""
+    if isinstance(value, dict):
+        return {k: without_passwords(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(without_passwords(v) for v in value)
+    if isinstance(value, str) and "://" in value and (parts := urlsplit(value)).password is not None:
+        host = parts.netloc.rpartition("@")[2]
+        return urlunsplit(parts._replace(netloc=f"{parts.username}@{host}" if parts.username else host))
+    return value
+
+
 def build_manifest(task: Task, config: ModelConfig, provider_id: str, golden_hash: str, n: int) -> dict[str, Any]:
     adapter = config.adapter_dir
     return {
@@ -94,8 +108,8 @@ def build_manifest(task: Task, config: ModelConfig, provider_id: str, golden_has
         "adapter": {"path": adapter, "hash": dir_hash(adapter)} if adapter else None,
         "finetuned": run_record(config.spec),  # the hosted fine-tune an `ft@NAME` spec stood for
         # args as written in task.yaml (a --judge override included); config with every default filled in
-        "metrics": [{"id": m.id, "name": m.name, "args": m.args, "config": metric_config(m, task.dir)}
-                    for m in task.metrics],
+        "metrics": [{"id": m.id, "name": m.name, "args": without_passwords(m.args),
+                     "config": without_passwords(metric_config(m, task.dir))} for m in task.metrics],
         "pass": task.pass_rule,
         "decision": task.decision.model_dump(mode="json"),  # what `evals compare` decides this run's pairs by
         **({"labels": {"file": str(task.dir / task.golden), "id": task.id_field, "field": task.human_field}}

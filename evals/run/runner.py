@@ -284,7 +284,10 @@ async def execute_run(
         result = ExampleResult(sample, completion, scores, passes(scores, pass_rule_for(task, sample)) if scores
                                else False, attempt)
         try:
-            store.add_result(run_id, result)
+            if store.remote:  # a server's round trip is waited for off the event loop: the other calls go on
+                await asyncio.to_thread(store.add_result, run_id, result)
+            else:
+                store.add_result(run_id, result)
         except StorageError as e:  # no new call starts; the calls in flight finish and are kept here
             models.halted = models.halted or e
             unsaved.append(result)
@@ -410,8 +413,9 @@ class RunJob:
 
 
 def create_runs(task: Task, samples: Sequence[Sample], providers: Sequence[tuple[ModelConfig, Provider]],
-                store: Store, options: RunOptions) -> list[RunJob]:
-    """One new stored run (status running, with its manifest) per model, once every example's prompt renders."""
+                store: Store, options: RunOptions, open_run: Callable[..., str] | None = None) -> list[RunJob]:
+    """One new stored run (status running, with its manifest) per model, once every example's prompt renders
+    (`open_run(task, model, n_samples, manifest)`: how a run is stored; a shard joins its group's)."""
     for config, _ in providers:
         check_prompts(task.prompt_for(config), samples, [config])
     golden_hash = samples_hash(samples)
@@ -420,7 +424,7 @@ def create_runs(task: Task, samples: Sequence[Sample], providers: Sequence[tuple
         repeats = task.repeats_for(config, options.repeats)
         manifest = build_manifest(task, config, provider.id, golden_hash, len(samples)) | {"repeats": repeats}
         try:
-            run_id = store.create_run(task.name, str(config.spec), len(samples), manifest)
+            run_id = (open_run or store.create_run)(task.name, str(config.spec), len(samples), manifest)
         except StorageError as e:
             raise StorageError(f"{e.message}. No run was started and no model was called", file=e.file) from None
         jobs.append(RunJob(config, provider, run_id, repeats))

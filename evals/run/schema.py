@@ -131,6 +131,22 @@ CREATE TABLE IF NOT EXISTS batch_items (
     PRIMARY KEY (batch_id, custom_id)
 );
 CREATE INDEX IF NOT EXISTS batch_items_by_run ON batch_items (run_id, request_key);
+-- `evals run --shard I/N --run-group NAME` (evals.run.shards): the run each group's shards share, per model, and
+-- each shard's report; the run is settled by the shard whose report is the last one.
+CREATE TABLE IF NOT EXISTS run_groups (
+    name TEXT NOT NULL,
+    model TEXT NOT NULL,
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    shards INTEGER NOT NULL,
+    PRIMARY KEY (name, model)
+);
+CREATE TABLE IF NOT EXISTS run_shards (
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    shard INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    reported_at TEXT NOT NULL,
+    PRIMARY KEY (run_id, shard)
+);
 -- `evals optimize` (evals.run.optimize.ledger): a prompt search on a task's train split, the stored run of each
 -- candidate on each split (search, dev, golden), and the proposer's answers, so a killed search resumes unpaid.
 CREATE TABLE IF NOT EXISTS optimizations (
@@ -178,13 +194,33 @@ INSERT_RESULT = (f"INSERT OR REPLACE INTO results ({', '.join(RESULT_COLUMNS)})"
                   f" VALUES ({', '.join('?' * len(RESULT_COLUMNS))})")
 
 
+# The layout's version, kept in the store: one written by a newer evals (a higher number) is refused, not misread.
+VERSION = 1
+
+
 def columns(db: Database, table: str) -> set[str]:
-    return {row[1] for row in db.rows(f"PRAGMA table_info({table})")}
+    return set(db.columns(table))
+
+
+def require_known(db: Database) -> None:
+    """Refuse a store whose layout a newer evals wrote: this version would misread or damage it."""
+    found = db.schema_version()
+    if found > VERSION:
+        raise EvalsError(f"written by a newer evals version (store layout {found}; this one knows up to {VERSION}):"
+                         " upgrade evals to use it", file=db.path)
 
 
 def upgrade(db: Database) -> None:
     """Create what is missing: tables, columns added since the first release, results and labels keyed by
-    attempt."""
+    attempt; then record the layout's version."""
+    require_known(db)
+    with db.upgrading():
+        _upgrade(db)
+        if db.schema_version() < VERSION:
+            db.set_schema_version(VERSION)
+
+
+def _upgrade(db: Database) -> None:
     db.executescript(SCHEMA)
     for table, added in ADDED_COLUMNS.items():
         have = columns(db, table)
@@ -195,6 +231,8 @@ def upgrade(db: Database) -> None:
                 except sqlite3.OperationalError as e:  # another process opening the store added it first
                     if "duplicate column" not in str(e):
                         raise
+    if db.dialect != "sqlite":  # the rebuilds below are of SQLite stores older than the other backends
+        return
     # A store from before repeats keys results by (run, example): each old result is its example's attempt 1.
     old = [c for c in RESULT_COLUMNS if c != "attempt"]
     _rebuild(db, "results", lambda: "attempt" not in columns(db, "results"), {**{c: c for c in old}, "attempt": "1"})
@@ -234,7 +272,8 @@ def _rebuild(db: Database, table: str, stale: Callable[[], bool], values: dict[s
 
 def require_current(db: Database) -> None:
     """A store opened read-only must already be current: it is never upgraded then."""
-    tables = {r[0] for r in db.rows("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    require_known(db)
+    tables = db.tables()
     if not {"runs", "results"} <= tables:
         raise EvalsError("not an evals run store (it has no runs table)", file=db.path)
     missing = [t for t in REQUIRED_TABLES if t not in tables] + [

@@ -1,4 +1,5 @@
-"""Runs and their results in SQLite; each result is written the moment it completes."""
+"""Runs and their results in SQLite or PostgreSQL (evals.run.postgres); each result is written the moment it
+completes."""
 
 from __future__ import annotations
 
@@ -6,14 +7,13 @@ import dataclasses
 import json
 import os
 import secrets
-import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evals._util import Database, redact_secrets
+from evals._util import Database, SQLiteDatabase, redact_secrets
 from evals.errors import EvalsError
 from evals.run import schema
 from evals.run.owner import gone, live_status, this_process
@@ -24,8 +24,24 @@ if TYPE_CHECKING:
 
     from evals.providers.batch import BatchItem
 
-def default_store_path() -> Path:
-    return Path(os.environ.get("EVALS_STORE", "reports/evals.db"))
+def default_store_path() -> Path | str:
+    return store_location(os.environ.get("EVALS_STORE") or "reports/evals.db")
+
+
+def store_location(value: str | Path | None) -> Path | str:
+    """Where a store is: a SQLite file's path, or a postgresql:// URL as given (its password included, to connect;
+    show `Store.path`, which has none); $EVALS_STORE, or reports/evals.db, when not given."""
+    from evals.run.postgres import is_url
+
+    return default_store_path() if not value else str(value) if is_url(str(value)) else Path(value)
+
+
+def open_database(location: Path | str, what: str, *, readonly: bool = False) -> Database:
+    from evals.run.postgres import PostgresDatabase, is_url
+
+    if is_url(location):
+        return PostgresDatabase(str(location), what, readonly=readonly)
+    return SQLiteDatabase(Path(location), what, readonly=readonly)
 
 
 def _now() -> str:
@@ -122,8 +138,10 @@ class HumanLabel:
 class Store:
     def __init__(self, path: str | Path | None = None, *, readonly: bool = False):
         """`readonly`: read an existing store as it is, never writing or upgrading it (an older one is refused)."""
-        self.path = Path(path) if path else default_store_path()
-        self._db = Database(self.path, "run store", readonly=readonly)
+        self.location = store_location(path)
+        self._db = open_database(self.location, "run store", readonly=readonly)
+        self.path = self._db.path  # as it may be shown: a server's URL without its password
+        self.remote = self._db.dialect != "sqlite"  # each write a round trip to a server
         if readonly:
             schema.require_current(self._db)
             return
@@ -140,15 +158,14 @@ class Store:
                                  " AND status = 'running'", (_now(), run_id, owner))
 
     def has_table(self, name: str) -> bool:
-        return bool(self._db.rows("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)))
+        return name in self._db.tables()
 
     @property
-    def connection(self) -> sqlite3.Connection:
-        """The raw connection, for read queries (the viewer's)."""
+    def connection(self) -> Any:  # the raw connection: SQL through it is in its backend's own dialect
         return self._db.connection
 
     def read_failure(self, e: Exception) -> Exception:
-        """A database error met reading through `connection` as one line naming the store (a StorageError)."""
+        """A database error met reading through `database` as one line naming the store (a StorageError)."""
         return self._db.failure("read", e)
 
     @property
@@ -161,14 +178,16 @@ class Store:
 
     def reopen(self) -> None:
         """A new connection after `close` (one that crossed a fork() is never used: SQLite's rule)."""
-        self._db = Database(self.path, "run store")
+        self._db = open_database(self.location, "run store")
 
-    def create_run(self, task: str, model: str, n_samples: int, manifest: dict[str, Any]) -> str:
-        run_id = secrets.token_hex(4)
+    def create_run(self, task: str, model: str, n_samples: int, manifest: dict[str, Any], *,
+                   run_id: str | None = None, owned: bool = True) -> str:
+        """A new run, status running; `owned`: by this process (a sharded run is owned by none: its shards)."""
+        run_id = run_id or secrets.token_hex(4)
         self._db.execute(
             "INSERT INTO runs (id, task, model, status, n_samples, created_at, manifest, owner) VALUES (?,?,?,?,?,?,?,?)",
-            (run_id, task, model, "running", n_samples, _now(), json.dumps(manifest, sort_keys=True), this_process()),
-        )
+            (run_id, task, model, "running", n_samples, _now(), json.dumps(manifest, sort_keys=True),
+             this_process() if owned else None))
         return run_id
 
     def set_status(self, run_id: str, status: str) -> None:
@@ -213,7 +232,7 @@ class Store:
 
     _RUN_QUERY = (
         "SELECT r.id, r.task, r.model, r.status, r.n_samples,"
-        " COUNT(x.example_id), COALESCE(SUM(x.error IS NOT NULL), 0), r.created_at, r.finished_at, r.manifest,"
+        " COUNT(x.example_id), COUNT(x.error), r.created_at, r.finished_at, r.manifest,"
         " r.busy_s, r.served_calls, r.concurrency, r.hardware, r.owner"
         " FROM runs r LEFT JOIN results x ON x.run_id = r.id"
     )
@@ -242,8 +261,8 @@ class Store:
                 args.append(value)
         rows = self._db.rows(
             self._RUN_QUERY + (" WHERE " + " AND ".join(where) if where else "")
-            + " GROUP BY r.id ORDER BY r.created_at DESC, r.rowid DESC LIMIT ?",
-            (*args, -1 if limit is None else limit))
+            + " GROUP BY r.id ORDER BY r.created_at DESC, r.rowid DESC" + (" LIMIT ?" if limit is not None else ""),
+            (*args, *([limit] if limit is not None else [])))
         return [self._record(row) for row in rows]
 
     # ---- batches (the BatchLedger of evals.providers.batch) ------------------------------------
@@ -294,10 +313,10 @@ class Store:
 
     def add_latency_profile(self, task: str, model: str, identity: str, hardware: str,
                             levels: list[dict[str, Any]]) -> LatencyProfile:
-        cur = self._db.execute(
+        new = self._db.insert(
             "INSERT INTO latency_profiles (task, model, identity, hardware, created_at, levels) VALUES (?,?,?,?,?,?)",
             (task, model, identity, hardware, _now(), json.dumps(levels, sort_keys=True)))
-        return self._profiles("WHERE id = ?", (cur.lastrowid,))[0]
+        return self._profiles("WHERE id = ?", (new,))[0]
 
     def latency_profile(self, task: str, model: str, identity: str | None = None) -> LatencyProfile | None:
         """The newest profile of this task's model (measured against the same server and adapter, if given)."""
@@ -341,9 +360,9 @@ class Store:
     # ---- baselines and checks -----------------------------------------------------------------
 
     def set_baseline(self, task: str, model: str, run_id: str, note: str | None = None) -> BaselineRecord:
-        cur = self._db.execute("INSERT INTO baselines (task, model, run_id, set_at, note) VALUES (?,?,?,?,?)",
-                               (task, model, run_id, _now(), note))
-        return self._baselines("WHERE id = ?", (cur.lastrowid,))[0]
+        new = self._db.insert("INSERT INTO baselines (task, model, run_id, set_at, note) VALUES (?,?,?,?,?)",
+                              (task, model, run_id, _now(), note))
+        return self._baselines("WHERE id = ?", (new,))[0]
 
     def baselines(self, task: str | None = None, model: str | None = None, *,
                   current_only: bool = True) -> list[BaselineRecord]:
@@ -365,12 +384,11 @@ class Store:
 
     def add_check(self, task: str, model: str, run_id: str | None, baseline_run_id: str | None, status: str,
                   outcome: dict[str, Any]) -> int:
-        cur = self._db.execute(
+        return self._db.insert(
             "INSERT INTO checks (task, model, run_id, baseline_run_id, created_at, status, outcome)"
             " VALUES (?,?,?,?,?,?,?)",
             (task, model, run_id, baseline_run_id, _now(), status, json.dumps(outcome, sort_keys=True, default=str)),
         )
-        return int(cur.lastrowid)
 
     def checks(self, task: str, model: str | None = None, limit: int = 100) -> list[CheckRecord]:
         """The task's most recent checks (of one model, if given), oldest first."""
@@ -386,10 +404,10 @@ class Store:
                   attempt: int = 1) -> HumanLabel:
         if label not in ("right", "wrong"):
             raise EvalsError(f"a label is 'right' or 'wrong', not '{label}'", field="label")
-        cur = self._db.execute(
+        new = self._db.insert(
             "INSERT INTO human_labels (run_id, example_id, attempt, label, comment, labelled_at) VALUES (?,?,?,?,?,?)",
             (run_id, example_id, attempt, label, comment or None, _now()))
-        return self._labels("WHERE id = ?", (cur.lastrowid,))[0]
+        return self._labels("WHERE id = ?", (new,))[0]
 
     def labels(self, run_id: str | None = None, example_id: str | None = None) -> list[HumanLabel]:
         """The current label of every labelled attempt (of a run, of one example), oldest first."""
@@ -449,10 +467,10 @@ class Store:
 
         run_id = self.resolve(run_id)
         texts = self.TEXT_COLUMNS if texts is True else () if texts is False else tuple(texts)
-        columns = ", ".join(c for c in schema.columns(self._db, "results") if c not in self.TEXT_COLUMNS or c in texts)
-        with self._db.reading():
-            df = pd.read_sql_query(f"SELECT {columns} FROM results WHERE run_id = ? ORDER BY attempt, line, example_id",
-                                   self._db.connection, params=(run_id,))
+        columns = [c for c in self._db.columns("results") if c not in self.TEXT_COLUMNS or c in texts]
+        rows = self._db.rows(f"SELECT {', '.join(columns)} FROM results WHERE run_id = ?"
+                             " ORDER BY attempt, line, example_id", (run_id,))
+        df = pd.DataFrame.from_records(rows, columns=columns, coerce_float=True)
         df["passed"] = df["passed"].astype(bool)
         df["cached"] = df["cached"].astype(bool)
         for col in ("queue_s", "cached_input_tokens", "cache_write_tokens"):  # NULL in rows from older versions

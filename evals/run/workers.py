@@ -227,7 +227,7 @@ def start_workers(task: Task, samples: Sequence[Sample], jobs: Sequence[RunJob],
     for i in range(count):
         receive, send = context.Pipe(duplex=False)
         process = context.Process(target=_worker, name=f"{i + 1}/{count}", daemon=True, args=(
-            send, (i, count), task, samples, jobs, store.path, cache.path if cache else None, share))
+            send, (i, count), task, samples, jobs, store.location, cache.path if cache else None, share))
         process.start()
         send.close()
         processes[receive] = process
@@ -236,7 +236,7 @@ def start_workers(task: Task, samples: Sequence[Sample], jobs: Sequence[RunJob],
 
 
 def _worker(conn: Connection, shard: tuple[int, int], task: Task, samples: Sequence[Sample], jobs: Sequence[RunJob],
-            store_path: Path, cache_path: Path | None, options: RunOptions) -> None:
+            store_path: Path | str, cache_path: Path | None, options: RunOptions) -> None:
     os.setpgid(0, 0)  # a terminal's Ctrl-C reaches the parent alone, which forwards it once
     relay = Relay(conn)
     try:
@@ -256,7 +256,7 @@ def _worker(conn: Connection, shard: tuple[int, int], task: Task, samples: Seque
 
 
 async def _work(relay: Relay, shard: tuple[int, int], task: Task, samples: Sequence[Sample], jobs: Sequence[RunJob],
-                store_path: Path, cache_path: Path | None, options: RunOptions) -> tuple[list[RunOutcome], float]:
+                store_path: Path | str, cache_path: Path | None, options: RunOptions) -> tuple[list[RunOutcome], float]:
     store = Store(store_path)
     cache = ResponseCache(cache_path) if cache_path else None
     jobs = [dataclasses.replace(j, provider=create_provider(j.config)) for j in jobs]  # this process's connections

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import secrets
 import socket
-import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -32,6 +31,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from evals.errors import EvalsError, StorageError
+from evals.run.store import store_location
 from evals.view import pages
 from evals.view.hosts import LOOPBACK, header_forms
 
@@ -87,11 +87,11 @@ class SecurityHeaders:
 def create_app(store: str | Path, *, allowed_hosts: Sequence[str] = LOOPBACK, token: str | None = None) -> Starlette:
     """The viewer over the store at `store` (read-only; refused with one line if missing or too old), answering
     only to a Host header that names one of `allowed_hosts` (see evals.view.hosts; '*': any)."""
-    viewer = pages.Viewer(Path(store), token or secrets.token_urlsafe(24))
+    viewer = pages.Viewer(store_location(store), token or secrets.token_urlsafe(24))
     env = environment()
 
     def render(request: Request, template: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
-        html = env.get_template(template).render(**context, token=viewer.token, store_path=str(viewer.path),
+        html = env.get_template(template).render(**context, token=viewer.token, store_path=str(viewer.store.path),
                                                  request_path=request.url.path)
         return HTMLResponse(html, status_code=status)
 
@@ -143,7 +143,7 @@ def create_app(store: str | Path, *, allowed_hosts: Sequence[str] = LOOPBACK, to
         attempt = str(form.get("attempt", "")).strip() or "1"
         if not attempt.isdigit():
             raise EvalsError(f"attempt is a number, not '{attempt}'", field="attempt")
-        if not viewer.store.connection.execute("SELECT 1 FROM results WHERE run_id = ? AND example_id = ? AND"
+        if not viewer.store.database.execute("SELECT 1 FROM results WHERE run_id = ? AND example_id = ? AND"
                                                " attempt = ?", (record.id, example_id, int(attempt))).fetchone():
             raise pages.NotFound(f"run {record.id} has no attempt {attempt} of example '{example_id}'")
         viewer.writer().add_label(record.id, example_id, str(form.get("label", "")),
@@ -181,7 +181,7 @@ def create_app(store: str | Path, *, allowed_hosts: Sequence[str] = LOOPBACK, to
     return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders),
                                                 Middleware(TrustedHostMiddleware, allowed_hosts=hosts)],
                      exception_handlers={EvalsError: user_error, HTTPException: http_error,
-                                         sqlite3.DatabaseError: database_error})
+                                         **dict.fromkeys(viewer.store.database.errors, database_error)})
 
 
 def refuse_cross_site(request: Request, token: str, expected: str) -> None:

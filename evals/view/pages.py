@@ -28,7 +28,7 @@ class NotFound(EvalsError):
 class Viewer:
     """The store the pages read (read-only), the writer labels go through, and the memoised numbers."""
 
-    path: Path
+    path: Path | str  # a SQLite file, or a postgresql:// URL (shown as store.path, without its password)
     token: str  # the per-session secret every write must carry
     store: Store = field(init=False)
     memo: Memo = field(default_factory=Memo)
@@ -36,7 +36,7 @@ class Viewer:
     _writer: Store | None = None
 
     def __post_init__(self) -> None:
-        if not self.path.is_file():
+        if isinstance(self.path, Path) and not self.path.is_file():
             raise EvalsError(f"no run store at {self.path}: run a task first (`evals run TASK`), or name one with "
                              "--store (a CI artifact's evals.db, say)")
         self.store = Store(self.path, readonly=True)
@@ -188,7 +188,7 @@ def _side_by_side(v: Viewer, run_a: str, run_b: str, rows: list[queries.OutcomeR
 
 
 def checks_index(v: Viewer) -> dict[str, Any]:
-    tasks = [r[0] for r in v.store.connection.execute(
+    tasks = [r[0] for r in v.store.database.execute(
         "SELECT task FROM checks UNION SELECT task FROM baselines ORDER BY 1")]
     return {"title": "Checks", "tasks": tasks}
 

@@ -13,8 +13,12 @@ from evals.run.store import Store
 
 PAGE_SIZE = 50
 PREVIEW_CHARS = 160
+REPEATS = "COALESCE(CAST(json_extract(r.manifest, '$.repeats') AS INTEGER), 1)"
+ATTEMPTS = f"(r.n_samples * {REPEATS})"
+# In SQL both backends take: no output alias inside an expression, no two-argument MAX (PostgreSQL has neither).
 RUN_SORTS = {"created": "r.created_at", "task": "r.task", "model": "r.model", "status": "r.status",
-             "matches": "1.0 * matches / MAX(r.n_samples * repeats, 1)", "cost": "cost", "errors": "errors"}
+             "matches": f"1.0 * COALESCE(SUM(x.passed), 0) / (CASE WHEN {ATTEMPTS} > 1 THEN {ATTEMPTS} ELSE 1 END)",
+             "cost": "cost", "errors": "errors"}
 
 
 @dataclass(frozen=True)
@@ -49,11 +53,11 @@ def list_runs(store: Store, *, task: str = "", model: str = "", status: str = ""
             where.append(f"{column} = ?")
             args.append(value)
     order = RUN_SORTS.get(sort, RUN_SORTS["created"])
-    rows = store.connection.execute(
+    rows = store.database.execute(
         "SELECT r.id, r.task, r.model, r.status, r.n_samples, COUNT(x.example_id),"
-        " COALESCE(SUM(x.passed), 0) AS matches, COALESCE(SUM(x.error IS NOT NULL), 0) AS errors,"
+        " COALESCE(SUM(x.passed), 0) AS matches, COUNT(x.error) AS errors,"
         " COALESCE(SUM(x.cost_usd), 0.0) AS cost, r.created_at,"
-        " COALESCE(json_extract(r.manifest, '$.repeats'), 1) AS repeats, r.owner"
+        f" {REPEATS} AS repeats, r.owner"
         " FROM runs r LEFT JOIN results x ON x.run_id = r.id" + (" WHERE " + " AND ".join(where) if where else "")
         + f" GROUP BY r.id ORDER BY {order} {'DESC' if descending else 'ASC'}, r.rowid DESC", args).fetchall()
     runs = [RunRow(*row[:3], live_status(row[3], row[-1]), *row[4:-1]) for row in rows]  # a run whose process is gone
@@ -62,21 +66,22 @@ def list_runs(store: Store, *, task: str = "", model: str = "", status: str = ""
 
 def distinct_values(store: Store) -> dict[str, list[str]]:
     """Every task, model and status in the store (the runs list's filter choices)."""
-    return {column: [r[0] for r in store.connection.execute(f"SELECT DISTINCT {column} FROM runs ORDER BY 1")]
+    return {column: [r[0] for r in store.database.execute(f"SELECT DISTINCT {column} FROM runs ORDER BY 1")]
             for column in ("task", "model", "status")}
 
 
 def run_state(store: Store, run_id: str) -> tuple[Any, ...]:
     """Changes whenever the run gains a result or a status: what a cached summary of it is keyed by."""
-    return store.connection.execute(
+    return store.database.execute(
         "SELECT r.status, r.finished_at, COUNT(x.example_id), MAX(x.completed_at) FROM runs r"
         " LEFT JOIN results x ON x.run_id = r.id WHERE r.id = ? GROUP BY r.id", (run_id,)).fetchone()
 
 
 def repeated(store: Store, run_id: str) -> bool:
     """Whether the run asked each example several times (its manifest's `repeats`)."""
-    row = store.connection.execute("SELECT COALESCE(json_extract(manifest, '$.repeats'), 1) FROM runs WHERE id = ?",
-                                   (run_id,)).fetchone()
+    row = store.database.execute(
+        "SELECT COALESCE(CAST(json_extract(manifest, '$.repeats') AS INTEGER), 1) FROM runs WHERE id = ?",
+        (run_id,)).fetchone()
     return bool(row) and int(row[0]) > 1
 
 
@@ -135,7 +140,7 @@ class ExamplePage:
 def examples_page(store: Store, run_id: str, flt: ExampleFilter, page: int = 1,
                   page_size: int = PAGE_SIZE) -> ExamplePage:
     where, args = flt.sql()
-    db = store.connection
+    db = store.database
     total = db.execute(f"SELECT COUNT(*) FROM results WHERE run_id = ?{where}", (run_id, *args)).fetchone()[0]
     pages = max(1, -(-total // page_size))
     page = min(max(1, page), pages)
@@ -156,7 +161,7 @@ def examples_page(store: Store, run_id: str, flt: ExampleFilter, page: int = 1,
 
 def example_attempts(store: Store, run_id: str, example_id: str) -> list[dict[str, Any]]:
     """Every stored row of one example (one per attempt), input, reference and scores decoded."""
-    cur = store.connection.execute("SELECT * FROM results WHERE run_id = ? AND example_id = ? ORDER BY attempt",
+    cur = store.database.execute("SELECT * FROM results WHERE run_id = ? AND example_id = ? ORDER BY attempt",
                                    (run_id, example_id))
     names = [d[0] for d in cur.description]
     rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
@@ -168,7 +173,7 @@ def example_attempts(store: Store, run_id: str, example_id: str) -> list[dict[st
 
 def neighbours(store: Store, run_id: str, example_id: str) -> tuple[str | None, str | None]:
     """The examples before and after this one, in the run's order (line, id)."""
-    db = store.connection
+    db = store.database
     line = db.execute("SELECT line FROM results WHERE run_id = ? AND example_id = ?", (run_id, example_id)).fetchone()
     if line is None:
         return None, None
@@ -184,7 +189,7 @@ OUTCOMES = ("regressed", "improved", "both-missed")  # in this order on the comp
 # Each example both runs have: its line in A, first attempt in each, and the share of each run's K attempts that
 # passed (an attempt not made counts as failed), so the outcome is that of compare_runs, repeats or not.
 PAIRS = """
-WITH k AS (SELECT id, COALESCE(json_extract(manifest, '$.repeats'),
+WITH k AS (SELECT id, COALESCE(CAST(json_extract(manifest, '$.repeats') AS INTEGER),
                                (SELECT MAX(attempt) FROM results WHERE run_id = runs.id), 1) AS k
            FROM runs WHERE id IN (:a, :b)),
 a AS (SELECT example_id, MIN(COALESCE(line, -1)) AS line, MIN(attempt) AS first, SUM(passed) * 1.0 /
@@ -219,7 +224,7 @@ class OutcomePage:
 
 def outcome_counts(store: Store, run_a: str, run_b: str) -> dict[str, int]:
     """Examples per outcome from run A to run B, "changed" (regressed and improved) included: one aggregate."""
-    counts = dict.fromkeys(OUTCOMES, 0) | dict(store.connection.execute(
+    counts = dict.fromkeys(OUTCOMES, 0) | dict(store.database.execute(
         PAIRS + "SELECT outcome, COUNT(*) FROM pairs WHERE outcome IS NOT NULL GROUP BY outcome",
         {"a": run_a, "b": run_b}).fetchall())
     return {**counts, "changed": counts["regressed"] + counts["improved"]}
@@ -234,7 +239,7 @@ def outcomes_page(store: Store, run_a: str, run_b: str, outcomes: tuple[str, ...
     pages = max(1, -(-total // page_size))
     page = min(max(1, page), pages)
     chosen = ", ".join(f":o{i}" for i in range(len(outcomes))) or "NULL"
-    rows = store.connection.execute(
+    rows = store.database.execute(
         PAIRS + "SELECT example_id, outcome, first_a, first_b, pass_a, pass_b FROM pairs"
         f" WHERE outcome IN ({chosen}) ORDER BY CASE outcome WHEN 'regressed' THEN 0 WHEN 'improved' THEN 1 ELSE 2 END,"
         " ABS(pass_b - pass_a) DESC, line, example_id LIMIT :limit OFFSET :offset",

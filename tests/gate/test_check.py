@@ -32,9 +32,10 @@ def model(name: str, passes: list[bool], **kw) -> dict:
 
 
 @pytest.fixture
-def nightly(make_task, tmp_path):
-    """A 50-example task whose `fake:nightly` answers as `passes` says; write(passes) re-scripts it."""
-    store = tmp_path / "s.db"
+def nightly(make_task, store_location):
+    """A 50-example task whose `fake:nightly` answers as `passes` says; write(passes) re-scripts it. Its store is
+    a SQLite file, then a PostgreSQL database."""
+    store = store_location
 
     def write(passes: list[bool], check: dict | None = None, **kw) -> Path:
         return make_task(rows=qa_rows(len(passes)), models=[model("nightly", passes, **kw)],

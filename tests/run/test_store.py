@@ -17,8 +17,8 @@ from evals.run.store import Store
 from evals.types import Completion, ExampleResult, Sample, Score
 
 
-def test_round_trip(tmp_path) -> None:
-    store = Store(tmp_path / "s.db")
+def test_round_trip(store_location) -> None:
+    store = Store(store_location)
     run_id = store.create_run("qa", "fake:x", 2, {"golden": {"hash": "abc", "n": 2}})
     sample = Sample("a", {"question": "q?"}, {"labels": ["l1"]}, line=1)
     completion = Completion(text='{"labels": ["l1"]}', input_tokens=12, output_tokens=5, latency_s=0.25,
@@ -28,7 +28,7 @@ def test_round_trip(tmp_path) -> None:
     store.add_result(run_id, ExampleResult(failed, Completion(text="", error="HTTP 500"), {}, False))
     store.set_status(run_id, "completed")
 
-    df = load_run(run_id[:4], tmp_path / "s.db")  # a unique prefix is enough
+    df = load_run(run_id[:4], store_location)  # a unique prefix is enough
     assert df["example_id"].tolist() == ["a", "b"]
     row = df.iloc[0]
     assert (row["output"], row["input_tokens"], row["output_tokens"]) == ('{"labels": ["l1"]}', 12, 5)
@@ -44,9 +44,9 @@ def test_round_trip(tmp_path) -> None:
     assert store.done(run_id) == {("a", 1)}  # the failed example is run again on resume
 
 
-def test_cli_lists_and_shows_runs(tmp_path, make_task) -> None:
+def test_cli_lists_and_shows_runs(store_location, make_task) -> None:
     folder = make_task()
-    db = str(tmp_path / "cli.db")
+    db = store_location
     runner = CliRunner()
     result = runner.invoke(app, ["run", str(folder), "--store", db, "--no-progress", "--json"])
     assert result.exit_code == 0, result.output
@@ -94,9 +94,9 @@ def test_an_older_store_gains_the_timing_columns_and_attempts_and_keeps_its_rows
     assert store.done("r1") == {("a", 1), ("a", 2)} and Store(path).done("r1") == {("a", 1), ("a", 2)}
 
 
-def test_show_prints_the_measured_throughput(tmp_path, make_task) -> None:
+def test_show_prints_the_measured_throughput(store_location, make_task) -> None:
     folder = make_task(models=[{"spec": "fake:scripted", "options": {"latency_s": 0.02}}])
-    db = str(tmp_path / "cli.db")
+    db = store_location
     runner = CliRunner()
     [summary] = json.loads(runner.invoke(app, ["run", str(folder), "--store", db, "--no-progress", "--json"]).stdout)
     assert summary["calls_per_hour"] > 0 and summary["concurrency"] == 8 and summary["hardware"].startswith("CPU: ")

@@ -26,15 +26,18 @@ def write_task(folder: Path, n: int = 50) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-def seed_store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """{'store': path, 'a': baseline run id, 'b': candidate run id, 'task': folder, 'check': check id}."""
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def seed_store(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> dict[str, Any]:
+    """{'store': path, 'a': baseline run id, 'b': candidate run id, 'task': folder, 'check': check id}: a SQLite
+    file, then a PostgreSQL database (its URL)."""
     import tests.cli.test_cli_compare as compare_tests
     from evals.gate.check import evaluate, history_point
     from evals.run.store import Store, load_run
 
     root = tmp_path_factory.mktemp("view")
     folder, store = write_task(root / "task"), root / "evals.db"
+    if request.param == "postgresql":
+        store = request.getfixturevalue("postgres_cluster").new_database()
     a = [True] * 43 + [True] + [False] * 4 + [False] * 2
     b = [True] * 43 + [False] + [True] * 4 + [False] * 2
     saved, compare_tests.HOSTILE = compare_tests.HOSTILE, PAYLOAD

@@ -43,8 +43,14 @@ def pages(seed_store) -> list[str]:
             f"/compare/{a}/{b}?outcome=both-missed", "/checks", "/checks/qa"]
 
 
-def copy_store(source: Path, target: Path) -> Path:
-    """A consistent copy (SQLite's backup: the WAL's pages included)."""
+def copy_store(source: Path | str, target: Path) -> Path:
+    """A consistent copy into a SQLite file (SQLite's backup: the WAL's pages included; a PostgreSQL store's tables
+    by `evals store copy`)."""
+    if "://" in str(source):
+        from evals.run.store_copy import copy_store as copy_tables
+
+        copy_tables(source, target)
+        return target
     src, dst = sqlite3.connect(source), sqlite3.connect(target)
     src.backup(dst)
     src.close()
@@ -52,9 +58,10 @@ def copy_store(source: Path, target: Path) -> Path:
     return target
 
 
-def results_digest(store: Path) -> str:
-    db = sqlite3.connect(store)
-    rows = db.execute("SELECT * FROM results ORDER BY run_id, example_id").fetchall()
+def results_digest(store: Path | str) -> str:
+    db = Store(store, readonly=True)
+    columns = ", ".join(db.database.columns("results"))
+    rows = [list(r) for r in db.database.rows(f"SELECT {columns} FROM results ORDER BY run_id, example_id")]
     db.close()
     return hashlib.sha256(json.dumps(rows).encode()).hexdigest()
 
