@@ -43,9 +43,9 @@ RETRIES = 5  # a poll's transient failure (429, 5xx, a dropped connection) is re
 
 
 class HostedSettings(Settings):
-    """What every hosted fine-tune's settings have; `provider` names the vendor whose API trains it."""
+    """What every hosted fine-tune's settings have; `fine_tune` is the vendor's HostedFineTune, whose API trains it."""
 
-    provider: ClassVar[str] = "openai"
+    fine_tune: ClassVar[type[HostedFineTune]]
 
     epochs: Annotated[int, Field(ge=1)] | None = Field(None, description="passes over the training data "
                                                                          "(default: the provider's auto)")
@@ -317,11 +317,10 @@ class HostedFineTune:
 
 def fine_tune_class(settings: HostedSettings) -> type[HostedFineTune]:
     """The vendor's HostedFineTune, named by the settings' class."""
-    if settings.provider == "together":
-        from finetune.hosted_together import TogetherFineTune
+    return type(settings).fine_tune
 
-        return TogetherFineTune
-    return HostedFineTune
+
+HostedConfig.fine_tune = HostedFineTune
 
 
 def new_manifest(kind: type[HostedFineTune], task: Task, settings: HostedSettings, name: str, config: ModelConfig,

@@ -31,8 +31,6 @@ TOKEN_HEX = 4  # bytes of the submission token: 8 hex characters at the end of t
 class TogetherConfig(HostedSettings):
     """Settings of a Together AI fine-tune (LoRA); unset hyperparameters are the API's defaults."""
 
-    provider: ClassVar[str] = "together"
-
     base: str = Field("meta-llama/Meta-Llama-3.1-8B-Instruct-Reference",
                       description="Together's base model to fine-tune (one its fine-tuning models list names)")
     learning_rate: Annotated[float, Field(gt=0)] | None = Field(None, description="peak learning rate (default: "
@@ -58,7 +56,8 @@ class TogetherFineTune(HostedFineTune):
         from evals.providers._http import open_client
 
         self._sdk, self._client, self._secrets, _ = open_client(self.config, "together", "AsyncTogether",
-                                                                "TOGETHER_API_KEY", "TOGETHER_BASE_URL", "Together AI")
+                                                                "TOGETHER_API_KEY", "TOGETHER_BASE_URL", "Together AI",
+                                                                aiohttp=False)  # the together[aiohttp] extra: not needed
 
     async def upload(self, role: str, content: bytes) -> str:
         digest, local = self.keep_local(role, content)
@@ -154,3 +153,6 @@ class TogetherFineTune(HostedFineTune):
             return self.cancelled(job)
         error = self.manifest["job"].get("error") or "no reason given"
         return f"fine-tuning job {job.id} ended in {job.status}: {error}" + self.line_named(error, "training")
+
+
+TogetherConfig.fine_tune = TogetherFineTune
