@@ -19,9 +19,11 @@ def register_commands(app: typer.Typer, console: Console, err_console: Console) 
 
 def finetune_cmd(
     task: Annotated[str, typer.Argument(help="Task name (golden_sets/<name>) or path; trains on its train.jsonl.")],
-    on: Annotated[str, typer.Option("--on", metavar="local|openai", help=(
+    on: Annotated[str, typer.Option("--on", metavar="local|openai|together", help=(
         "local: a LoRA adapter trained here; openai: a hosted fine-tune through OpenAI's fine-tuning API, "
-        "used as openai:ft@NAME (--base then names OpenAI's base, default gpt-4o-mini-2024-07-18)."))] = "local",
+        "used as openai:ft@NAME (--base then names OpenAI's base, default gpt-4o-mini-2024-07-18); together: a "
+        "LoRA fine-tune of an open model through Together AI's API, used as together:ft@NAME (default base "
+        "meta-llama/Meta-Llama-3.1-8B-Instruct-Reference)."))] = "local",
     base: Annotated[str | None, typer.Option(help="Base model spec. Default: local:smollm2.")] = None,
     config: Annotated[Path | None, typer.Option("--config", help="Settings YAML (e.g. finetune/thorough.yaml).")] = None,
     name: Annotated[str | None, typer.Option(help="Adapter name: output in finetune/adapters/NAME. Default: the task.")] = None,

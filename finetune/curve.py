@@ -120,34 +120,41 @@ class HostedSizes(Sizes):
     a size whose job is still running is re-attached to, never started twice."""
 
     @property
+    def kind(self) -> Any:
+        from finetune.hosted import fine_tune_class
+
+        return fine_tune_class(self.config)  # the vendor, named by the settings' class
+
+    @property
     def base(self) -> str:
-        return f"openai:{self.config.base}"
+        return f"{self.kind.provider}:{self.config.base}"
 
     def entry(self) -> ModelConfig:
-        return self.task.model_config(f"openai:ft@{self.name}")
+        return self.task.model_config(f"{self.kind.provider}:ft@{self.name}")
 
     def identity(self) -> dict[str, Any]:
         return {k: v for k, v in self.config.to_dict().items() if k != "poll_s"}
 
     def train(self, n: int, subset: tuple[list[Sample], list[Sample]], total: int) -> tuple[ModelConfig, dict]:
         from evals.providers.finetuned import read_manifest
-        from finetune.hosted import ACTIVE, run_hosted
+        from finetune.hosted import run_hosted
 
-        size = f"{self.name}-n{n}"
+        kind, size = self.kind, f"{self.name}-n{n}"
+        spec = f"{kind.provider}:ft@{size}"
         manifest = read_manifest(size)
         if not (manifest or {}).get("fine_tuned_model"):
             if self.console is not None:
-                self.console.print(f"curve {self.name}: fine-tuning on {n} of {total} examples -> openai:ft@{size}",
+                self.console.print(f"curve {self.name}: fine-tuning on {n} of {total} examples -> {spec}",
                                    highlight=False)
-            running = ((manifest or {}).get("job") or {}).get("status") in (*ACTIVE, "succeeded")
+            running = ((manifest or {}).get("job") or {}).get("status") in (*kind.active, kind.succeeded)
             manifest = run_hosted(self.task, self.config, size, resume=running, force=True,  # a failed job: anew
                                   allow_overlap=self.allow_overlap, console=self.console,
                                   progress_mode=self.progress_mode, subset=subset, prompt_model=self.entry())
         job, cost = manifest.get("job") or {}, manifest.get("cost") or {}
         wall = (job["finished_at"] - job["created_at"]) if job.get("finished_at") and job.get("created_at") else None
-        return dataclasses.replace(self.entry(), spec=ModelSpec.parse(f"openai:ft@{size}")), {
+        return dataclasses.replace(self.entry(), spec=ModelSpec.parse(spec)), {
             "where": f"finetune/hosted/{size}", "wall_seconds": wall, "tokens": manifest.get("trained_tokens"),
-            "job": job.get("id"), "device": "OpenAI's fine-tuning API", "cost_usd": cost.get("training_cost_usd"),
+            "job": job.get("id"), "device": f"{kind.vendor}'s fine-tuning API", "cost_usd": cost.get("training_cost_usd"),
             "cost_basis": cost.get("basis") or "trained tokens x the training price (prices.yaml)"}
 
 

@@ -9,7 +9,8 @@ asyncio to serve hundreds of concurrent connections from one thread at little CP
                                 a delay before a batch ends, items that fail once, batches that expire, polls
                                 that fail)
     /v1/files, /v1/fine_tuning  OpenAI's fine-tuning jobs (tests/standin_finetunes.py: `server.finetunes`, a
-                                job that succeeds after a few polls, or fails)
+                                job that succeeds after a few polls, or fails); or, with
+                                `finetunes=TogetherFineTunes()`, Together AI's (tests/standin_together.py)
     GET  /v1/models             the models served, when `served` names them (as vLLM lists its LoRA modules)
     GET  /_stats                counters as JSON (for a server in another process)
     POST /_faults               a JSON list of faults to inject (for a server in another process)
@@ -229,6 +230,7 @@ class StandinServer(_Addresses):
         batch_fail_polls: int = 0,
         batches: bool = True,
         served: dict[str, str | None] | None = None,
+        finetunes: Any = None,
     ):
         self.answer = answer
         self.token_logprob = token_logprob  # each answer token's log-probability, for requests asking for them
@@ -248,7 +250,7 @@ class StandinServer(_Addresses):
         self.batches = Batches(self._batch_reply, last_user_message, delay=batch_delay, fail_once=batch_fail_once,
                                expire=batch_expire, fail_polls=batch_fail_polls, enabled=batches)
         self._cached_prefixes: set[str] = set()
-        self.finetunes = FineTunes()
+        self.finetunes = finetunes or FineTunes()  # OpenAI's; tests/standin_together.py serves Together's
         self.requests: list[Recorded] = []
         self._faults: deque[Fault] = deque()
         self._ids = itertools.count(1)

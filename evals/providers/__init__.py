@@ -1,8 +1,8 @@
 """Model backends, each registered by name. SDKs and torch are imported only when a provider is built.
 
 A backend is a BaseProvider subclass registered with `register_provider(name)`: its class attributes say what
-it can do (task.yaml options, the base-URL variable its SDK reads, self-hosted, logprobs, streaming, batch,
-tools), read through `provider_class(name)` without building one or importing an SDK; `from_config(config)`
+it can do (task.yaml options, the base-URL variable its SDK reads, self-hosted, managed, logprobs, streaming,
+batch, tools), read through `provider_class(name)` without building one or importing an SDK; `from_config(config)`
 builds one, and its methods have defaults it overrides (timeout, prepare, close), as Inspect's ModelAPI.
 A provider raises MissingCredentials when it cannot run here (no key, package missing) and ProviderError
 when a call fails. A plugin may still register a plain factory `config -> object with id, max_concurrency and
@@ -26,7 +26,7 @@ from evals.types import Completion, GenerateParams, Message, ModelConfig
 
 F = TypeVar("F")
 
-BUILTIN_MODULES = ("openai", "anthropic", "local", "fake")
+BUILTIN_MODULES = ("openai", "anthropic", "together", "local", "fake")
 
 
 @runtime_checkable
@@ -46,6 +46,8 @@ class BaseProvider:
     options: ClassVar[type[BaseModel] | None] = None  # task.yaml `options:` (validated at load); None: unchecked
     base_url_env: ClassVar[str | None] = None  # the variable its SDK reads for the server's URL (OPENAI_BASE_URL)
     self_hosted: ClassVar[bool] = False  # runs on hardware the team pays for (GPU hours), loading `+lora:` itself
+    managed: ClassVar[bool] = False  # open models a host serves: per token (serverless) or per hour (a dedicated
+    #                                  endpoint, decision.managed), next to API and self-hosted in `decide`
     logprobs: ClassVar[bool] = False  # its answers can carry their tokens' mean log-probability (see with_logprobs)
     streaming: ClassVar[bool] = False  # `stream: true` streams its answers, timing the first token
     batch: ClassVar[bool] = False  # has a Batch API (`batch_api()`): `batch: true` works

@@ -137,9 +137,9 @@ def item_error(status: int | None, error: Any, secrets: Sequence[str]) -> Provid
 
 
 def open_client(config: ModelConfig, sdk_name: str, client_class: str, key_env: str, url_env: str,
-                server: str) -> tuple[ModuleType, Any, tuple[str, ...], str | None]:
+                server: str, *, aiohttp: bool = True) -> tuple[ModuleType, Any, tuple[str, ...], str | None]:
     """(SDK module, async client, the secrets its errors must not show, base URL or None) for an official SDK,
-    imported only now. A base URL's query parameters (`?api-version=...&key=...`) go on every request as the
+    imported only now; on the SDK's aiohttp transport unless `aiohttp` is False (a few calls, not a run's). A base URL's query parameters (`?api-version=...&key=...`) go on every request as the
     SDK's default query: the SDKs append their paths to the base URL, which would put them after the query.
     Raises MissingCredentials when neither a key nor a custom base URL is set, or the SDK is missing."""
     base_url = config.base_url or os.environ.get(url_env) or None
@@ -154,7 +154,8 @@ def open_client(config: ModelConfig, sdk_name: str, client_class: str, key_env: 
     client = getattr(sdk, client_class)(api_key=key or PLACEHOLDER_KEY, base_url=url, default_query=query or None,
                                         max_retries=0, timeout=SDK_TIMEOUT_S,
                                         default_headers=config.options.get("headers"),
-                                        http_client=sdk.DefaultAioHttpClient(timeout=SDK_TIMEOUT_S))
+                                        http_client=sdk.DefaultAioHttpClient(timeout=SDK_TIMEOUT_S) if aiohttp
+                                        else None)
     secrets = tuple(s for s in (key, *url_secrets(base_url or "")) if s)
     return sdk, client, secrets, base_url
 

@@ -1,5 +1,5 @@
-"""Hosted fine-tunes named by their manifest: `openai:ft@NAME` is the model that
-`evals finetune TASK --on openai --name NAME` trained, read from finetune/hosted/NAME/manifest.json.
+"""Hosted fine-tunes named by their manifest: `openai:ft@NAME` (or `together:ft@NAME`) is the model that
+`evals finetune TASK --on openai --name NAME` (`--on together`) trained, read from finetune/hosted/NAME/manifest.json.
 
 The spec stays the same across retraining; the model it stands for (`ft:gpt-4o-mini-2024-07-18:org::id`)
 is resolved when a run starts and recorded in the run's manifest with the job and its training cost, so a
@@ -32,7 +32,7 @@ class HostedFineTune:
     base: str
     trained_tokens: int | None
     training_price_per_mtok: float | None
-    training_cost_usd: float | None  # trained tokens x training price (None when either is unknown)
+    training_cost_usd: float | None  # trained tokens x training price, or the job's own price (None: unknown)
     manifest: str  # where it was read
 
     def as_dict(self) -> dict[str, Any]:
@@ -72,6 +72,10 @@ def load_hosted(spec: ModelSpec) -> HostedFineTune:
     if manifest is None:
         raise MissingCredentials(f"no hosted fine-tune '{name}' ({path} not found); train it with "
                                  f"`evals finetune TASK --on {spec.provider} --name {name}`")
+    made_by = manifest.get("provider", "openai")
+    if made_by != spec.provider:
+        raise EvalsError(f"{spec}: the hosted fine-tune '{name}' was trained by {made_by}, not {spec.provider}; "
+                         f"use {made_by}:ft@{name}", file=path)
     job = manifest.get("job") or {}
     if not manifest.get("fine_tuned_model"):
         raise MissingCredentials(f"the hosted fine-tune '{name}' has no model yet (job {job.get('id')} is "

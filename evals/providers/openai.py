@@ -84,7 +84,7 @@ class OpenAIProvider(SDKProvider):
         super().__init__(config, client, sdk, secrets)
         self._model = model  # the name sent: a hosted fine-tune's own for `ft@NAME`
         if model != config.spec.model:
-            self.id, self._price = f"openai:{model}", price_for(config, model)
+            self.id, self._price = f"{config.spec.provider}:{model}", price_for(config, model)
         self._token_param = token_param
         self._response_type = sdk.types.chat.ChatCompletion
         self._stream_type = sdk.AsyncStream[sdk.types.chat.ChatCompletionChunk]
