@@ -36,9 +36,9 @@ if TYPE_CHECKING:
     from evals.providers import BaseProvider
 
 TOP_KEYS = {"name", "description", "dataset", "prompt", "prompts", "models", "metrics", "pass", "decision", "check",
-            "repeats", "judge_repeats"}
+            "repeats", "judge_repeats", "tools", "tool_choice", "parallel_tool_calls"}
 MODEL_KEYS = {f.name for f in fields(ModelConfig)}
-DATASET_KEYS = {"golden", "train", "id", "reference", "fields", "checks", "human"}
+DATASET_KEYS = {"golden", "train", "id", "reference", "fields", "checks", "human", "messages"}
 PROMPT_KEYS = {"system", "user", "few_shot", "max_chars"}
 
 
@@ -180,6 +180,12 @@ def _judge_repeats(doc: YamlDoc, metrics: tuple[MetricSpec, ...], k: int) -> tup
     return tuple(out)
 
 
+def _provider_tools(config: ModelConfig) -> bool:
+    from evals.providers import provider_class
+
+    return provider_class(config.spec.provider).tools
+
+
 def _check_options(doc: YamlDoc, spec: ModelSpec, options: Any, i: int) -> type[BaseProvider]:
     """The provider exists and takes these options (a misspelt option is an error, not silently ignored); what
     it can do."""
@@ -232,7 +238,7 @@ def _parse_prompt(doc: YamlDoc, raw: Any, *where: str) -> PromptSpec:
                         *where, "max_chars")
     return PromptSpec(
         system=_optional_str(doc, raw.get("system"), *where, "system"),
-        user=_require_str(doc, raw.get("user"), *where, "user"),
+        user=_optional_str(doc, raw.get("user"), *where, "user"),  # none: every line carries its `messages`
         few_shot=tuple(shots),
         retrieve=retrieve,
         max_chars=max_chars,
@@ -335,6 +341,16 @@ def load_task(name_or_path: str) -> Task:
                             metric_id)
         if not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
             raise doc.error(f"threshold must be a number, got {threshold!r}", "pass", metric_id)
+    from evals.data.tools import parse_tool_choice, parse_tools
+
+    tools = parse_tools(doc, data.get("tools"))
+    parallel = data.get("parallel_tool_calls")
+    if parallel is not None and (not isinstance(parallel, bool) or not tools):
+        raise doc.error("expected true or false, with tools declared", "parallel_tool_calls")
+    for i, m in enumerate(models):
+        if tools and not _provider_tools(m):
+            raise doc.error(f"the {m.spec.provider} provider cannot call tools, and this task declares `tools:`",
+                            "models", i, "spec")
     golden = _require_str(doc, dataset.get("golden"), "dataset", "golden")
     if problem := source_problem(golden, path.parent):
         raise doc.error(problem, "dataset", "golden")
@@ -360,6 +376,10 @@ def load_task(name_or_path: str) -> Task:
         human_field=_require_str(doc, dataset["human"], "dataset", "human") if "human" in dataset else None,
         repeats=_repeats(doc, data.get("repeats", 1), "repeats"),
         default_config=default_model_config,
+        tools=tools,
+        tool_choice=parse_tool_choice(doc, data.get("tool_choice"), tools),
+        parallel_tool_calls=parallel,
+        messages_field=_require_str(doc, dataset.get("messages", "messages"), "dataset", "messages"),
     )
     for i, m in enumerate(models):
         if m.prompt is not None and m.prompt not in task.prompts:

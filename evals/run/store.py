@@ -189,6 +189,7 @@ class Store:
             c.input_tokens, c.output_tokens, c.latency_s, c.cost_usd, int(c.cached),
             c.model_version, c.finish_reason, _now(), c.ttft_s, c.queue_s, c.cached_input_tokens,
             c.cache_write_tokens, c.mean_logprob, r.attempt,
+            json.dumps([t.as_dict() for t in c.tool_calls], default=str) if c.tool_calls else None,
         ))
 
     def add_busy_time(self, run_id: str, busy_s: float, served_calls: int, concurrency: int, hardware: str) -> None:
@@ -449,7 +450,9 @@ class Store:
 
         run_id = self.resolve(run_id)
         texts = self.TEXT_COLUMNS if texts is True else () if texts is False else tuple(texts)
-        columns = ", ".join(c for c in schema.columns(self._db, "results") if c not in self.TEXT_COLUMNS or c in texts)
+        wanted = {*texts, *(("tool_calls",) if "output" in texts else ())}  # the answer's calls go with its text
+        columns = ", ".join(c for c in schema.columns(self._db, "results")
+                            if c not in (*self.TEXT_COLUMNS, "tool_calls") or c in wanted)
         with self._db.reading():
             df = pd.read_sql_query(f"SELECT {columns} FROM results WHERE run_id = ? ORDER BY attempt, line, example_id",
                                    self._db.connection, params=(run_id,))
@@ -464,6 +467,8 @@ class Store:
                    for m in sorted({k for s in scores for k in s})}
         df = df.assign(scores=pd.Series(scores, index=df.index, dtype=object),
                        **{k: pd.Series(v, index=df.index) for k, v in columns.items()})
+        if "tool_calls" in df:
+            df["tool_calls"] = [json.loads(v) if v else [] for v in df["tool_calls"].tolist()]
         for col in {"input", "reference"} & set(texts):
             df[col] = [json.loads(v) for v in df[col].tolist()]
         return df
