@@ -36,6 +36,19 @@ class ToolCall:
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "arguments": self.arguments, **({"id": self.id} if self.id else {})}
 
+    def shown(self) -> str:
+        """As people read it: `refund({"order_id": "A1"})`."""
+        args = self.arguments if isinstance(self.arguments, str) else json.dumps(self.arguments, ensure_ascii=False)
+        return f"{self.name}({args})"
+
+
+def answer_shown(text: str | None, calls: Sequence[ToolCall | Mapping[str, Any]] | None) -> str | None:
+    """An answer as reports and viewers show it: its text, then a line `-> call(arguments)` per function call."""
+    if not calls:
+        return text
+    lines = [f"-> {ToolCall.of(c).shown()}" for c in calls]
+    return "\n".join([text, *lines] if text else lines)
+
 
 def parse_arguments(value: Any) -> Any:
     """A call's arguments as a JSON value: text is parsed (kept as the text when it is not JSON), `None` is `{}`."""

@@ -84,7 +84,8 @@ def build_manifest(task: Task, config: ModelConfig, provider_id: str, golden_has
     adapter = config.adapter_dir
     return {
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "task": {"name": task.name, "path": str(task.path), "hash": task.hash},
+        "task": {"name": task.name, "path": str(task.path), "hash": task.hash,
+                 **({"messages_field": task.messages_field} if task.messages_field != "messages" else {})},
         "golden": {"source": task.golden, "hash": golden_hash, "n": n},
         "prompt": prompt_record(task.prompt_for(config)) | (
             {"system": config.system} if config.system is not None else {}),

@@ -17,7 +17,7 @@ from evals._util import Database, redact_secrets
 from evals.errors import EvalsError
 from evals.run import schema
 from evals.run.owner import gone, live_status, this_process
-from evals.types import ExampleResult
+from evals.types import ExampleResult, answer_shown
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -413,17 +413,19 @@ class Store:
     TEXT_COLUMNS = ("input", "reference", "output")
 
     def outputs(self, run_id: str, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], dict[str, Any]]:
-        """Output, error, match and metric values ({metric id: value}) of these (example id, attempt) results
-        only: what a page of examples shows."""
+        """Output (its function calls after its text: `answer_shown`), error, match and metric values ({metric id:
+        value}) of these (example id, attempt) results only: what a page of examples shows."""
         keys, out = list(keys), {}
         for i in range(0, len(keys), 400):
             chunk = keys[i:i + 400]
             rows = self._db.rows(
-                "SELECT example_id, attempt, output, error, passed, scores FROM results WHERE run_id = ? AND"
-                f" (example_id, attempt) IN (VALUES {', '.join('(?, ?)' for _ in chunk)})",
+                "SELECT example_id, attempt, output, error, passed, scores, tool_calls FROM results WHERE run_id = ?"
+                f" AND (example_id, attempt) IN (VALUES {', '.join('(?, ?)' for _ in chunk)})",
                 (run_id, *(v for k in chunk for v in k)))
-            out.update({(e, a): {"output": o, "error": err, "passed": bool(p), "scores": {
-                m: (v or {}).get("value") for m, v in json.loads(s).items()}} for e, a, o, err, p, s in rows})
+            out.update({(e, a): {"output": answer_shown(o, json.loads(t) if t else None), "error": err,
+                                 "passed": bool(p), "scores": {m: (v or {}).get("value") for m, v in
+                                                               json.loads(s).items()}}
+                        for e, a, o, err, p, s, t in rows})
         return out
 
     SUMMARY_COLUMNS = ("example_id", "attempt", "error", "passed", "scores", "cached", "input_tokens",
