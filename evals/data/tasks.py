@@ -283,6 +283,8 @@ def _task_hash(doc: YamlDoc, metrics: tuple[MetricSpec, ...]) -> str:
     from evals.metrics import file_arg
 
     h = hashlib.sha256(doc.path.read_bytes())
+    if isinstance(tools := doc.data.get("tools"), str) and (path := file_arg(doc.path.parent, tools)):
+        h.update(path.read_bytes())  # the functions' definitions, when a file holds them
     for m in metrics:
         module = m.name.rpartition(":")[0]
         named = [module if module.endswith(".py") else f"{module.replace('.', '/')}.py"] if module else []

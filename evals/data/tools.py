@@ -28,9 +28,12 @@ ROLES = ("system", "user", "assistant", "tool")
 
 def parse_tools(doc: YamlDoc, raw: Any) -> tuple[Tool, ...]:
     """`tools:` as a list of OpenAI function definitions (`{type: function, function: {name, description,
-    parameters}}`, or the inner mapping alone), each name unique and each `parameters` a valid JSON schema."""
+    parameters}}`, or the inner mapping alone), or the name of a JSON file beside task.yaml holding that list;
+    each name unique and each `parameters` a valid JSON schema."""
     if raw is None:
         return ()
+    if isinstance(raw, str):  # a JSON file beside task.yaml holding the list (as an OpenAI request's `tools`)
+        raw = _tools_file(doc, raw)
     if not isinstance(raw, list) or not raw:
         raise doc.error("expected a list of function definitions (OpenAI's format: type: function, function: "
                         "{name, description, parameters})", "tools")
@@ -70,6 +73,21 @@ def parse_tools(doc: YamlDoc, raw: Any) -> tuple[Tool, ...]:
             raise doc.error("expected true or false", *where, "strict")
         tools.append(Tool(name, description, parameters, strict))
     return tuple(tools)
+
+
+def _tools_file(doc: YamlDoc, name: str) -> Any:
+    import json
+
+    from evals.metrics import file_arg
+
+    path = file_arg(doc.path.parent, name)
+    if path is None:
+        raise doc.error(f"no file '{name}' beside task.yaml (tools: a list of functions, or a JSON file of one)",
+                        "tools")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise doc.error(f"{name} is not JSON: {e}", "tools") from None
 
 
 def parse_tool_choice(doc: YamlDoc, raw: Any, tools: Sequence[Tool]) -> str | None:
