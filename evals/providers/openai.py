@@ -99,7 +99,7 @@ class OpenAIProvider(SDKProvider):
         """The chat-completions body (without streaming), as `generate` and a batch send it."""
         request: dict[str, Any] = {
             "model": self._model,
-            "messages": [_message(m) for m in messages],
+            "messages": [openai_message(m) for m in messages],
             "temperature": params.temperature,
             self._token_param: params.max_tokens,
         }
@@ -263,9 +263,9 @@ def _read(reply: Reply, response: Any) -> None:
                             retryable=False) from None
 
 
-def _message(m: Message) -> dict[str, Any]:
-    """A chat turn in the API's form: an assistant turn's calls with their arguments as JSON text, a tool turn
-    with the id of the call it answers."""
+def openai_message(m: Message) -> dict[str, Any]:
+    """A chat turn in the API's form (requests, batches, fine-tuning files): an assistant turn's calls with their
+    arguments as JSON text, a tool turn with the id of the call it answers."""
     if m.tool_calls:
         return {"role": m.role, "content": m.content or None, "tool_calls": [
             {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": _arguments(c.arguments)}}
