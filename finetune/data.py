@@ -87,7 +87,8 @@ def split(samples: Sequence[Sample], val_fraction: float, seed: int) -> tuple[li
     return order[n_val:], order[:n_val]
 
 
-def tokenize(tokenizer, chats: Sequence[list[Message]], ids: Sequence[str], tools: Sequence[Tool] = ()) -> list[Example]:
+def tokenize(tokenizer, chats: Sequence[list[Message]], ids: Sequence[str],
+             tools: Sequence[Tool] = ()) -> list[Example]:
     """Prompt ids through the model's chat template (ending where the answer starts, the functions offered as
     at evaluation time) and the answer ids followed by the end-of-turn token, so the model learns to stop; the
     loss is on the answer only. An answer that calls functions is written as the model will be read: by a

@@ -16,8 +16,8 @@ asyncio to serve hundreds of concurrent connections from one thread at little CP
 
 Answers come from `answer(body) -> text` (default: echo the last user message) after `latency`
 seconds; an answer may also be function calls (`answer=calls({"name": ..., "arguments": {...}}, ...)`), sent in
-each API's form, streamed and not. A request with `"stream": true` is answered as server-sent events in that API's format
-(OpenAI `chat.completion.chunk`s ending in `[DONE]`, with a usage chunk when
+each API's form, streamed and not. A request with `"stream": true` is answered as server-sent events in that
+API's format (OpenAI `chat.completion.chunk`s ending in `[DONE]`, with a usage chunk when
 `stream_options.include_usage`; Anthropic `message_start` ... `message_stop`), one word (with its
 following whitespace) per event: the first after `first_token_delay`, each next one `token_delay` later
 (`latency` does not apply). Usage counts words; `cached_prompt_tokens` (and, for Anthropic,

@@ -148,7 +148,8 @@ def call_problems(call: ToolCall, tools: Sequence[Tool]) -> list[str]:
     tool = next((t for t in tools if t.name == call.name), None)
     if tool is None:
         return [f"calls '{call.name}', which is not a declared function ({', '.join(t.name for t in tools)})"]
-    return [f"{call.name}: {where + ': ' if where else ''}{what}" for where, what in argument_errors(tool, call.arguments)]
+    return [f"{call.name}: {where + ': ' if where else ''}{what}"
+            for where, what in argument_errors(tool, call.arguments)]
 
 
 def is_call(value: Any) -> bool:
@@ -186,8 +187,9 @@ def check_reference(reference: Any, task: Task, *, file: str, line: int, field: 
         call = ToolCall.of(item)
         tool = task.tool(call.name)
         if tool is None:
-            raise EvalsError(f"'{call.name}' is not a declared function (tools: {', '.join(t.name for t in task.tools)})",
-                             file=file, line=line, field=f"{where}.name")
+            declared = ", ".join(t.name for t in task.tools)
+            raise EvalsError(f"'{call.name}' is not a declared function (tools: {declared})", file=file, line=line,
+                             field=f"{where}.name")
         if "arguments" not in inner:
             raise EvalsError(f"a call of '{call.name}' needs its arguments (an object; {{}} for none)", file=file,
                              line=line, field=f"{where}.arguments")

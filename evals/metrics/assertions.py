@@ -116,8 +116,8 @@ def openai_tools_call(tools: list[dict] | None = None) -> Metric:
         if isinstance(calls, dict) and "tool_calls" in calls:
             calls = calls["tool_calls"]
         if not isinstance(calls, list) or not calls or not all(
-                isinstance(c, dict) and isinstance(c.get("function"), dict) and isinstance(c["function"].get("name"), str)
-                and isinstance(c["function"].get("arguments"), str) for c in calls):
+                isinstance(c, dict) and isinstance(c.get("function"), dict)
+                and isinstance(c["function"].get("name"), str) and isinstance(c["function"].get("arguments"), str) for c in calls):
             return Score(0.0, explanation="not a list of tool calls with function name and arguments")
         for call in calls:
             name = call["function"]["name"]

@@ -26,7 +26,8 @@ N_GOLDEN, N_TRAIN = 50, 400
 PLAN = {"lookup": 8, "refund": 9, "cancel": 5, "address": 6, "escalate": 6, "several": 5, "policy": 6,
         "after_lookup": 5}
 REASONS = {  # refund reason -> what customers write
-    "damaged": ["it arrived broken", "the zip is torn", "it came damaged", "the box was crushed and the {item} is cracked"],
+    "damaged": ["it arrived broken", "the zip is torn", "it came damaged",
+                "the box was crushed and the {item} is cracked"],
     "not_received": ["it never arrived", "I never got it", "tracking says delivered but nothing came",
                      "it has been three weeks and still nothing"],
     "wrong_item": ["you sent the wrong size", "I got a different {item}", "this is not what I ordered",

@@ -166,6 +166,8 @@ def test_text_tasks_keep_their_cache_keys_and_params(tmp_path: Path) -> None:
     messages = [Message("user", "hi")]
     before = {"provider": "m", "messages": [["user", "hi"]], "params": params.as_dict()}  # the key's old payload
     assert cache_key("m", messages, params) == hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()
-    history = [Message("assistant", "", (ToolCall("refund", {"order_id": "A1"}, "c1"),)), Message("tool", "ok", (), "c1")]
-    other = [Message("assistant", "", (ToolCall("refund", {"order_id": "A2"}, "c1"),)), Message("tool", "ok", (), "c1")]
-    assert cache_key("m", history, params) != cache_key("m", other, params)
+
+    def history(order: str) -> list[Message]:
+        return [Message("assistant", "", (ToolCall("refund", {"order_id": order}, "c1"),)), Message("tool", "ok", (), "c1")]
+
+    assert cache_key("m", history("A1"), params) != cache_key("m", history("A2"), params)

@@ -101,7 +101,8 @@ async def test_tool_calls_f1_ignores_order_and_counts_each_call_once() -> None:
                     call("lookup_order", order_id="A1")]
     assert (await score("tool_calls_f1", in_any_order, expected)).value == 1.0
     # 2 of 3 made calls right (precision 2/3), 2 of 3 expected made (recall 2/3): F1 2/3
-    one_wrong = [call("refund", order_id="A1"), call("lookup_order", order_id="A9"), call("lookup_order", order_id="A1")]
+    one_wrong = [call("refund", order_id="A1"), call("lookup_order", order_id="A9"),
+                 call("lookup_order", order_id="A1")]
     f1 = await score("tool_calls_f1", one_wrong, expected)
     assert f1.value == pytest.approx(2 / 3) and f1.details["precision"] == pytest.approx(2 / 3)
     # by name only, the wrong order id is a hit

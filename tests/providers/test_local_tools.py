@@ -92,6 +92,7 @@ async def test_the_local_provider_offers_the_tools_and_parses_its_answers_calls(
     first = await provider.generate(HISTORY[:2], params)  # a random model: text, and no call in it
     assert first.error is None and first.tool_calls == () and first.output_tokens >= 1
     assert "You can call these functions" in chat_text(provider._tokenizer, HISTORY[:2], [REFUND])
-    provider._tokenizer.decode = lambda ids, **kw: '{"tool_calls": [{"name": "refund", "arguments": {"order_id": "A1"}}]}'
+    answer = '{"tool_calls": [{"name": "refund", "arguments": {"order_id": "A1"}}]}'
+    provider._tokenizer.decode = lambda ids, **kw: answer
     called = await provider.generate(HISTORY[:2], params)
     assert called.text == "" and called.tool_calls == (ToolCall("refund", {"order_id": "A1"}),)

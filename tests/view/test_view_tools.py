@@ -20,7 +20,8 @@ REFUND = {"type": "function", "function": {"name": "refund", "description": "Ref
     "type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"]}}}
 HISTORY = [{"role": "user", "content": "Was A1 delivered?"},
            {"role": "assistant", "content": None, "tool_calls": [
-               {"id": "c1", "type": "function", "function": {"name": "refund", "arguments": "{\"order_id\": \"A0\"}"}}]},
+               {"id": "c1", "type": "function",
+                "function": {"name": "refund", "arguments": "{\"order_id\": \"A0\"}"}}]},
            {"role": "tool", "tool_call_id": "c1", "content": "refunded A0"},
            {"role": "user", "content": "Wrong order! Refund A1."}]
 
@@ -69,5 +70,6 @@ def test_show_view_and_compare_carry_the_calls(tmp_path: Path) -> None:
     assert (regressed["output_a"], regressed["output_b"]) == ('-> refund({"order_id": "A1"})',
                                                               '-> refund({"order_id": "A9"})')
     report = tmp_path / "cmp.md"
-    assert runner.invoke(app, ["compare", runs["fake:good"], runs["fake:bad"], "--markdown", str(report)]).exit_code == 0
+    written = runner.invoke(app, ["compare", runs["fake:good"], runs["fake:bad"], "--markdown", str(report)])
+    assert written.exit_code == 0
     assert '-&gt; refund({"order\\_id": "A9"})' in report.read_text()  # escaped as Markdown escapes model output
