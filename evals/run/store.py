@@ -470,10 +470,21 @@ class Store:
         df = df.assign(scores=pd.Series(scores, index=df.index, dtype=object),
                        **{k: pd.Series(v, index=df.index) for k, v in columns.items()})
         if "tool_calls" in df:
-            df["tool_calls"] = [json.loads(v) if v else [] for v in df["tool_calls"].tolist()]
+            df["tool_calls"] = [_calls(v) for v in df["tool_calls"].tolist()]
         for col in {"input", "reference"} & set(texts):
             df[col] = [json.loads(v) for v in df[col].tolist()]
         return df
+
+
+def _calls(value: Any) -> list[Any]:
+    """A result's stored calls (JSON text; NULL, read as None or NaN, where it made none)."""
+    if not isinstance(value, str):
+        return []
+    try:
+        calls = json.loads(value)
+    except ValueError:
+        return []
+    return calls if isinstance(calls, list) else []
 
 
 def load_run(run_id: str, store: str | Path | Store | None = None, *,
