@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from evals.data.prompts import sample_messages
-from evals.types import Sample, Task, answer_shown
+from evals.chat import conversation_text
+from evals.types import Sample, Task
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ def input_text(task: Task, sample: Sample) -> str:
         return messages[-1].content
     added = 0 if messages[-1] is sample.messages[-1] else 1  # the user template's turn after the history
     own = messages[len(messages) - len(sample.messages) - added:]
-    return "\n".join(f"{m.role}: {answer_shown(m.content, m.tool_calls)}" for m in own)
+    return conversation_text(own)
 
 
 def find_overlap(task: Task, train: Sequence[Sample], golden: Sequence[Sample]) -> list[Overlap]:

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from evals.chat import argument_errors, expected_calls, is_call  # noqa: F401 (data's callers import them here)
 from evals.errors import EvalsError
 from evals.types import TOOL_CHOICES, Message, Tool, ToolCall
 
@@ -105,22 +105,6 @@ def parse_tool_choice(doc: YamlDoc, raw: Any, tools: Sequence[Tool]) -> str | No
     return raw
 
 
-@lru_cache(maxsize=256)
-def _validator(schema_json: str) -> Any:
-    import json
-
-    import jsonschema
-
-    schema = json.loads(schema_json)
-    return jsonschema.validators.validator_for(schema)(schema)
-
-
-def _schema_key(schema: Mapping[str, Any]) -> str:
-    import json
-
-    return json.dumps(schema, sort_keys=True)
-
-
 def schema_problem(schema: Mapping[str, Any]) -> str | None:
     """Why a schema is not a valid JSON schema (for its own draft), or None."""
     import jsonschema
@@ -132,17 +116,6 @@ def schema_problem(schema: Mapping[str, Any]) -> str | None:
     return None
 
 
-def argument_errors(tool: Tool, arguments: Any) -> list[tuple[str, str]]:
-    """(where in the arguments, what is wrong) for each way `arguments` break the function's schema; empty when
-    they follow it. Arguments that are not a JSON object (a model's malformed text) are one error."""
-    if not isinstance(arguments, dict):
-        shown = arguments if isinstance(arguments, str) else type(arguments).__name__
-        return [("", f"arguments are not a JSON object: {str(shown)[:80]!r}")]
-    errors = _validator(_schema_key(tool.parameters)).iter_errors(arguments)
-    return [(".".join(str(p) for p in e.absolute_path), e.message[:200])
-            for e in sorted(errors, key=lambda e: list(map(str, e.absolute_path)))]
-
-
 def call_problems(call: ToolCall, tools: Sequence[Tool]) -> list[str]:
     """Why a call is not a valid call of these functions: an unknown name, arguments breaking its schema."""
     tool = next((t for t in tools if t.name == call.name), None)
@@ -150,22 +123,6 @@ def call_problems(call: ToolCall, tools: Sequence[Tool]) -> list[str]:
         return [f"calls '{call.name}', which is not a declared function ({', '.join(t.name for t in tools)})"]
     return [f"{call.name}: {where + ': ' if where else ''}{what}"
             for where, what in argument_errors(tool, call.arguments)]
-
-
-def is_call(value: Any) -> bool:
-    return isinstance(value, Mapping) and ("name" in value or isinstance(value.get("function"), Mapping))
-
-
-def expected_calls(reference: Any) -> tuple[ToolCall, ...] | None:
-    """The calls a reference expects, in order, or None when it is text (an answer in words, no call). An empty
-    list expects no call."""
-    if isinstance(reference, ToolCall):
-        return (reference,)
-    if is_call(reference):
-        return (ToolCall.of(reference),)
-    if isinstance(reference, list) and all(is_call(c) or isinstance(c, ToolCall) for c in reference):
-        return tuple(ToolCall.of(c) for c in reference)
-    return None
 
 
 def check_reference(reference: Any, task: Task, *, file: str, line: int, field: str) -> None:

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from evals.data.tools import argument_errors, expected_calls
+from evals.chat import argument_errors, expected_calls
 from evals.metrics import Metric, register_metric
 from evals.types import Score, ScoreContext, Tool, ToolCall
 
