@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from evals.data.tools import check_reference, parse_history
+from evals.data.tools import check_reference, line_history
 from evals.errors import EvalsError, not_utf8
 from evals.types import Sample, Task
 
@@ -202,13 +202,7 @@ def load_samples(task: Task, split: str = "golden", limit: int | None = None) ->
             if not checks and not task.metrics:
                 raise EvalsError("no checks, and the task has no metrics: nothing would score this example",
                                  file=where, line=line, field=task.checks_field)
-        history: tuple = ()
-        if row.get(task.messages_field) is not None:
-            history = parse_history(row[task.messages_field], task, file=where, line=line, field=task.messages_field,
-                                    last_answered=not task.prompt.user.strip())
-        elif not task.prompt.user.strip():
-            raise EvalsError("the task's prompt has no user template, so each line needs its chat history",
-                             file=where, line=line, field=task.messages_field)
+        history = line_history(row, task, file=where, line=line)
         if task.tools:
             check_reference(row[task.reference_field], task, file=where, line=line, field=task.reference_field)
         skip = (task.id_field, task.reference_field, task.checks_field, task.human_field)

@@ -213,3 +213,15 @@ def parse_history(value: Any, task: Task | None, *, file: str, line: int, field:
         raise EvalsError(f"the last turn is the model's to answer: a user or tool turn, not {turns[-1].role}",
                          file=file, line=line, field=f"{field}[{len(turns) - 1}].role")
     return tuple(turns)
+
+
+def line_history(row: Mapping[str, Any], task: Task, *, file: str, line: int) -> tuple[Message, ...]:
+    """A golden (or inputs) line's chat history, where it has one; a line without one needs the prompt's user
+    template."""
+    if row.get(task.messages_field) is not None:
+        return parse_history(row[task.messages_field], task, file=file, line=line, field=task.messages_field,
+                             last_answered=not task.prompt.user.strip())
+    if not task.prompt.user.strip():
+        raise EvalsError("the task's prompt has no user template, so each line needs its chat history",
+                         file=file, line=line, field=task.messages_field)
+    return ()
