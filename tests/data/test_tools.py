@@ -140,6 +140,8 @@ def test_a_line_without_history_needs_a_user_template(tmp_path: Path) -> None:
     ({"tool_choice": "cancel_order"}, "tool_choice", "expected auto, none, required or a declared function"),
     ({"tools": None, "tool_choice": "auto"}, "tool_choice", "needs tools"),
     ({"parallel_tool_calls": "no"}, "parallel_tool_calls", "true or false"),
+    ({"prompt": {"system": "S", "few_shot": [{"fields": {}, "answer": "x"}]}}, "prompt.few_shot",
+     "rendered with the user template"),
 ])
 def test_wrong_tool_settings_are_refused_in_task_yaml(tmp_path: Path, overrides: dict[str, Any], field: str,
                                                       message: str) -> None:
