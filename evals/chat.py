@@ -23,13 +23,17 @@ class ToolCall:
     id: str | None = None
 
     @classmethod
-    def of(cls, value: ToolCall | Mapping[str, Any]) -> ToolCall:
+    def of(cls, value: Any) -> ToolCall:
         """A call as stored (`{name, arguments, id}`) or in OpenAI's wire form (`{id, type, function: {name,
-        arguments: "JSON text"}}`)."""
+        arguments: "JSON text"}}`); anything else (a stored run is untrusted) as a call named by its text."""
         if isinstance(value, ToolCall):
             return value
+        if not isinstance(value, Mapping):
+            return cls(str(value)[:200], {})
         inner = value.get("function") if isinstance(value.get("function"), Mapping) else value
-        return cls(str(inner.get("name") or ""), parse_arguments(inner.get("arguments", {})), value.get("id"))
+        call_id = value.get("id")
+        return cls(str(inner.get("name") or ""), parse_arguments(inner.get("arguments", {})),
+                   call_id if isinstance(call_id, str) else None)
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "arguments": self.arguments, **({"id": self.id} if self.id else {})}

@@ -97,8 +97,9 @@ def contains_json(schema: str | dict | None = None) -> Metric:
 
 @register_metric("openai_tools_call")
 def openai_tools_call(tools: list[dict] | None = None) -> Metric:
-    """1 if the answer is an OpenAI tools call naming only functions of `tools` (default: the task's `tools:`),
-    with arguments to their schema. The call is the completion's own function calls, else its text as a JSON
+    """1 if the answer is an OpenAI tools call of the offered functions, with arguments to their schema.
+
+    The functions are `tools` (default: the task's `tools:`); the call is the completion's own function calls, else its text as a JSON
     list (or `{"tool_calls": [...]}`) of `{function: {name, arguments}}`."""
     functions = {t["function"]["name"]: t["function"] for t in tools or [] if isinstance(t, dict) and "function" in t}
 

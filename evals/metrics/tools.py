@@ -109,8 +109,9 @@ def _tool(ctx: ScoreContext, name: str) -> Tool | None:
 
 @register_metric("tool_args")
 def tool_args(partial: bool = True, schema: bool = True) -> Metric:
-    """How right the arguments are. Each expected call is paired with the model's next call of the same function;
-    a pair scores the share of its arguments equal after JSON normalisation (`partial: false`: 1 only when all
+    """How right the call's arguments are, with per-argument credit.
+
+    Each expected call is paired with the model's next call of the same function; a pair scores the share of its arguments equal after JSON normalisation (`partial: false`: 1 only when all
     are), 0 when the model's arguments break the function's schema (`schema: false`: not checked). The value
     is the pairs' total over the larger of the two call counts, so a missing or an extra call costs its share."""
 
@@ -166,8 +167,9 @@ def _f1(expected: Sequence[Any], made: Sequence[Any]) -> tuple[float, float, flo
 
 @register_metric("tool_calls_f1")
 def tool_calls_f1(match: str = "exact") -> Metric:
-    """F1 of the model's calls against the expected ones, in any order: a call counts when it has an expected
-    call's name and (`match: exact`) its arguments after JSON normalisation; `match: name` compares names only
+    """F1 of the model's calls against the expected ones, in any order.
+
+    A call counts when it has an expected call's name and (`match: exact`) its arguments after JSON normalisation; `match: name` compares names only
     (promptfoo's tool-call-f1). Each call counts once, so a repeated call must be expected twice."""
     _check_match(match)
 
@@ -186,8 +188,10 @@ def tool_calls_f1(match: str = "exact") -> Metric:
 
 @register_metric("tool_sequence")
 def tool_sequence(match: str = "exact") -> Metric:
-    """1 when the model made the expected calls in the expected order, and no other (`match: name`: the same
-    functions in order, whatever their arguments), else 0; details say where the sequences first part."""
+    """1 when the model made the expected calls in the expected order and no other, else 0.
+
+    `match: name`: the same functions in order, whatever their arguments; details say where the sequences first
+    part."""
     _check_match(match)
 
     async def score(ctx: ScoreContext) -> Score:
@@ -211,8 +215,9 @@ def tool_sequence(match: str = "exact") -> Metric:
 
 @register_metric("no_tool")
 def no_tool() -> Metric:
-    """For examples whose reference is text: 1 when the model answered in words without calling a function, else
-    0. Examples that expect a call are not scored (value None), so its mean is the rate over those that expect
+    """1 when the model answered in words without calling a function, where no call is expected, else 0.
+
+    Examples that expect a call are not scored (value None), so its mean is the rate over those that expect
     text; put it in a pass rule only for tasks where every example expects text."""
 
     async def score(ctx: ScoreContext) -> Score:

@@ -422,7 +422,7 @@ class Store:
                 "SELECT example_id, attempt, output, error, passed, scores, tool_calls FROM results WHERE run_id = ?"
                 f" AND (example_id, attempt) IN (VALUES {', '.join('(?, ?)' for _ in chunk)})",
                 (run_id, *(v for k in chunk for v in k)))
-            out.update({(e, a): {"output": answer_shown(o, json.loads(t) if t else None), "error": err,
+            out.update({(e, a): {"output": answer_shown(o, _calls(t)), "error": err,
                                  "passed": bool(p), "scores": {m: (v or {}).get("value") for m, v in
                                                                json.loads(s).items()}}
                         for e, a, o, err, p, s, t in rows})

@@ -127,7 +127,8 @@ def example_page(v: Viewer, run_id: str, example_id: str) -> dict[str, Any]:
         text, is_json = pretty(row["output"])
         scores = [{"id": k, **(s or {}), "details_text": pretty((s or {}).get("details") or None)[0],
                    "reasoning": _reasoning(s or {})} for k, s in (row["scores"] or {}).items()]
-        calls = [ToolCall.of(c).shown() for c in row.get("tool_calls") or ()]
+        stored = row.get("tool_calls")
+        calls = [ToolCall.of(c).shown() for c in (stored if isinstance(stored, list) else ())]
         shown.append({"row": row, "output": text, "output_is_json": is_json, "scores": scores,
                       "label": labels.get(row["attempt"]), "calls": calls})
     before, after = queries.neighbours(v.store, record.id, example_id)
