@@ -7,18 +7,13 @@ from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated, Any, Protocol
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-Role = Literal["system", "user", "assistant"]
-
-
-@dataclass(frozen=True)
-class Message:
-    role: Role
-    content: str
-
+# What one model request is made of (messages, tools, calls, params) lives in evals.chat; re-exported here.
+from evals.chat import (  # noqa: F401
+    TOOL_CHOICES, GenerateParams, Message, Role, Tool, ToolCall, answer_shown, parse_arguments)
 
 @dataclass(frozen=True)
 class Sample:
@@ -31,24 +26,7 @@ class Sample:
     checks: tuple[Check, ...] = ()  # the example's own assertions about its answer (see evals.metrics.checks)
     human: Any = None  # a person's label of the answer, on the judge's scale (task.yaml dataset.human)
     file: str = ""  # the source file (or hub dataset) of `line`, for error messages
-
-
-@dataclass(frozen=True)
-class GenerateParams:
-    temperature: float = 0.0
-    max_tokens: int = 512
-    top_p: float | None = None
-    stop: tuple[str, ...] = ()
-    seed: int | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "temperature": self.temperature,
-            "max_tokens": self.max_tokens,
-            "top_p": self.top_p,
-            "stop": list(self.stop),
-            "seed": self.seed,
-        }
+    messages: tuple[Message, ...] = ()  # the line's chat history (`messages`); the model answers its last turn
 
 
 @dataclass(frozen=True)
@@ -69,6 +47,11 @@ class Completion:
     cached_input_tokens: int = 0  # of input_tokens, read from the provider's prompt cache
     cache_write_tokens: int = 0  # of input_tokens, written to the provider's prompt cache (Anthropic)
     mean_logprob: float | None = None  # mean log-probability of the answer's tokens (local; openai if asked)
+    tool_calls: tuple[ToolCall, ...] = ()  # the functions it called, in order (its text is then often empty)
+
+    def __post_init__(self) -> None:  # read back from JSON (the cache, a batch's result): calls as mappings
+        if self.tool_calls and not all(isinstance(c, ToolCall) for c in self.tool_calls):
+            object.__setattr__(self, "tool_calls", tuple(ToolCall.of(c) for c in self.tool_calls))
 
 
 @dataclass(frozen=True)
@@ -462,6 +445,21 @@ class Task:
     prompts: dict[str, PromptSpec] = field(default_factory=dict)  # named prompts (`prompts:`), e.g. "optimized"
     # a model the task does not list: its defaults, with the server it reaches (the loader's: evals.providers)
     default_config: Callable[[ModelSpec], ModelConfig] = ModelConfig
+    tools: tuple[Tool, ...] = ()  # the functions its models may call (`tools:`); references may then be calls
+    tool_choice: str | None = None  # `tool_choice:` auto, none, required, or a function's name
+    parallel_tool_calls: bool | None = None  # `parallel_tool_calls:`
+    messages_field: str = "messages"  # the golden-line field holding a chat history (`dataset.messages`)
+
+    def params_for(self, config: ModelConfig) -> GenerateParams:
+        """What this model's calls for the task are sent with: its sampling settings and the task's tools."""
+        params = config.params
+        if not self.tools:
+            return params
+        return dataclasses.replace(params, tools=self.tools, tool_choice=self.tool_choice,
+                                   parallel_tool_calls=self.parallel_tool_calls)
+
+    def tool(self, name: str) -> Tool | None:
+        return next((t for t in self.tools if t.name == name), None)
 
     @property
     def path(self) -> Path:

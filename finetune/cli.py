@@ -120,7 +120,7 @@ def _export(task, path: Path, *, allow_overlap: bool, console) -> None:
 
     samples = load_train(task)
     check_overlap(task, samples, allow=allow_overlap)
-    n = export_openai(training_chats(task, samples), path)
+    n = export_openai(training_chats(task, samples), path, task)
     console.print(f"wrote {n} training chats to {path} (OpenAI fine-tuning format)", highlight=False)
 
 

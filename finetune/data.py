@@ -15,8 +15,9 @@ from pathlib import Path
 from evals.data.contamination import Overlap, find_overlap
 from evals.data.golden import load_samples
 from evals.data.prompts import answer_text, sample_messages
+from evals.data.tools import expected_calls
 from evals.errors import EvalsError
-from evals.types import Message, ModelConfig, Sample, Task
+from evals.types import Message, ModelConfig, Sample, Task, Tool, ToolCall
 
 
 @dataclass(frozen=True)
@@ -33,9 +34,18 @@ class Example:
 
 def training_chats(task: Task, samples: Sequence[Sample], model: ModelConfig | None = None) -> list[list[Message]]:
     """Each sample as the exact chat the task sends `model` at evaluation time (its per-model system
-    prompt and few-shot setting), plus the reference as the answer."""
-    return [[*sample_messages(task.prompt_for(model), s, model), Message("assistant", answer_text(s.reference))]
-            for s in samples]
+    prompt and few-shot setting, its chat history), plus the reference as the answer: with `tools:`, a reference
+    that is calls is an assistant turn making them."""
+    return [[*sample_messages(task.prompt_for(model), s, model), answer_turn(task, s.reference)] for s in samples]
+
+
+def answer_turn(task: Task, reference: object) -> Message:
+    """The assistant turn a reference stands for: its calls (ids call_1, call_2, ...) where it is calls."""
+    calls = expected_calls(reference) if task.tools else None
+    if calls is None:
+        return Message("assistant", answer_text(reference))
+    return Message("assistant", "", tuple(ToolCall(c.name, c.arguments, c.id or f"call_{i}")
+                                          for i, c in enumerate(calls, start=1)))
 
 
 def load_train(task: Task) -> list[Sample]:
@@ -77,16 +87,31 @@ def split(samples: Sequence[Sample], val_fraction: float, seed: int) -> tuple[li
     return order[n_val:], order[:n_val]
 
 
-def tokenize(tokenizer, chats: Sequence[list[Message]], ids: Sequence[str]) -> list[Example]:
-    """Prompt ids through the model's chat template (ending where the answer starts) and the answer
-    ids followed by the end-of-turn token, so the model learns to stop."""
-    from evals.providers.local import chat_token_ids
+def tokenize(tokenizer, chats: Sequence[list[Message]], ids: Sequence[str],
+             tools: Sequence[Tool] = ()) -> list[Example]:
+    """Prompt ids through the model's chat template (ending where the answer starts, the functions offered as
+    at evaluation time) and the answer ids followed by the end-of-turn token, so the model learns to stop; the
+    loss is on the answer only. An answer that calls functions is written as the model will be read: by a
+    template that takes tools, as it renders the assistant's `tool_calls` (the whole chat's tokens after the
+    prompt's); otherwise as the documented JSON call format (evals.providers.tool_prompt)."""
+    from evals.providers.local import chat_text, chat_token_ids
+    from evals.providers.tool_prompt import calls_text, takes_tools
 
     eos = tokenizer.eos_token_id
+    native = takes_tools(tokenizer)
     examples = []
     for example_id, chat in zip(ids, chats, strict=True):
-        prompt = chat_token_ids(tokenizer, chat[:-1])
-        answer = tokenizer(chat[-1].content, add_special_tokens=False)["input_ids"] + [eos]
+        prompt = chat_token_ids(tokenizer, chat[:-1], tools)
+        last = chat[-1]
+        answer = None
+        if last.tool_calls and native:
+            whole = tokenizer(chat_text(tokenizer, chat, tools, answer_next=False), add_special_tokens=False)
+            whole = whole["input_ids"]
+            if whole[:len(prompt)] == prompt and len(whole) > len(prompt):
+                answer = whole[len(prompt):]
+        if answer is None:
+            text = calls_text(last.tool_calls) if last.tool_calls else last.content
+            answer = tokenizer(text, add_special_tokens=False)["input_ids"] + [eos]
         examples.append(Example(example_id, tuple(prompt), tuple(answer)))
     return examples
 
@@ -109,12 +134,25 @@ def length_grouped_batches(examples: Sequence[Example], batch_size: int, seed: i
     return batches
 
 
-def export_openai(chats: Sequence[list[Message]], path: Path) -> int:
-    """Write chats as OpenAI fine-tuning JSONL (`{"messages": [...]}` per line); returns the count."""
+def openai_jsonl(chats: Sequence[list[Message]], task: Task | None = None) -> str:
+    """Chats as OpenAI's fine-tuning JSONL: `{"messages": [...]}` per line, each turn as the API takes it (calls
+    with their arguments as JSON text, tool results with their call's id), and with the task's `tools`
+    (`{"messages", "tools", "parallel_tool_calls"}`) where it declares functions."""
+    from evals.providers.openai import openai_message
+
+    extra: dict[str, object] = {}
+    if task is not None and task.tools:
+        extra["tools"] = [t.as_openai() for t in task.tools]
+        if task.parallel_tool_calls is not None:
+            extra["parallel_tool_calls"] = task.parallel_tool_calls
+    return "".join(json.dumps({"messages": [openai_message(m) for m in chat], **extra}, ensure_ascii=False) + "\n"
+                   for chat in chats)
+
+
+def export_openai(chats: Sequence[list[Message]], path: Path, task: Task | None = None) -> int:
+    """Write chats as OpenAI fine-tuning JSONL (openai_jsonl); returns the count."""
     from evals._util import write_atomic
 
-    lines = [json.dumps({"messages": [{"role": m.role, "content": m.content} for m in chat]}, ensure_ascii=False)
-             for chat in chats]
-    write_atomic(path, "\n".join(lines) + "\n")
-    return len(lines)
+    write_atomic(path, openai_jsonl(chats, task))
+    return len(chats)
 

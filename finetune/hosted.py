@@ -36,7 +36,7 @@ from evals.providers.prices import training_price, training_prices
 from evals.settings import validated
 from evals.types import Message, ModelConfig, Sample, Task
 from finetune.config import Settings
-from finetune.data import check_overlap, load_train, split, training_chats
+from finetune.data import check_overlap, load_train, openai_jsonl, split, training_chats
 
 ACTIVE = ("validating_files", "queued", "running")
 RETRIES = 5  # a poll's transient failure (429, 5xx, a dropped connection) is retried this often
@@ -83,9 +83,8 @@ def check_base(base: str, base_url: str | None) -> None:
                          f"{', '.join(known)} (or their families, e.g. gpt-4o-mini)", field="base")
 
 
-def _jsonl(chats: Sequence[list[Message]]) -> bytes:
-    return "".join(json.dumps({"messages": [{"role": m.role, "content": m.content} for m in chat]},
-                              ensure_ascii=False) + "\n" for chat in chats).encode()
+def _jsonl(chats: Sequence[list[Message]], task: Task) -> bytes:
+    return openai_jsonl(chats, task).encode()
 
 
 def _now() -> str:
@@ -392,8 +391,8 @@ async def train_hosted(task: Task, settings: HostedSettings, name: str, *, resum
             manifest["data"]["files"] = previous.get("data", {}).get("files", {})
             manifest["submission"] = previous.get("submission") if job is None else None
         ft = kind(task, settings, name, config, manifest)
-        contents = {"training": _jsonl(training_chats(task, train, config)),
-                    "validation": _jsonl(training_chats(task, val, config)) if val else None}
+        contents = {"training": _jsonl(training_chats(task, train, config), task),
+                    "validation": _jsonl(training_chats(task, val, config), task) if val else None}
     ft.connect()
     try:
         if not resume:

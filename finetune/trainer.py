@@ -93,7 +93,7 @@ def prepare_data(task: Task, config: FinetuneConfig, tokenizer, *, allow_overlap
         samples = [*train_s, *val_s]
 
     def encode(part):
-        examples = tokenize(tokenizer, training_chats(task, part, model), [s.id for s in part])
+        examples = tokenize(tokenizer, training_chats(task, part, model), [s.id for s in part], task.tools)
         return [e for e in examples if len(e) <= config.max_length], [e.id for e in examples if len(e) > config.max_length]
 
     train, long_train = encode(train_s)

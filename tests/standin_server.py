@@ -16,8 +16,9 @@ asyncio to serve hundreds of concurrent connections from one thread at little CP
     POST /_faults               a JSON list of faults to inject (for a server in another process)
 
 Answers come from `answer(body) -> text` (default: echo the last user message) after `latency`
-seconds. A request with `"stream": true` is answered as server-sent events in that API's format
-(OpenAI `chat.completion.chunk`s ending in `[DONE]`, with a usage chunk when
+seconds; an answer may also be function calls (`answer=calls({"name": ..., "arguments": {...}}, ...)`), sent in
+each API's form, streamed and not. A request with `"stream": true` is answered as server-sent events in that
+API's format (OpenAI `chat.completion.chunk`s ending in `[DONE]`, with a usage chunk when
 `stream_options.include_usage`; Anthropic `message_start` ... `message_stop`), one word (with its
 following whitespace) per event: the first after `first_token_delay`, each next one `token_delay` later
 (`latency` does not apply). Usage counts words; `cached_prompt_tokens` (and, for Anthropic,
@@ -71,7 +72,7 @@ from tests.standin_finetunes import FineTunes
 
 OPENAI_MODEL = "gpt-4o-mini-2024-07-18"
 ANTHROPIC_MODEL = "claude-haiku-4-5-20251001"
-Answer = Callable[[dict[str, Any]], str]
+Answer = Callable[[dict[str, Any]], Any]  # the text, or {"text": ..., "tool_calls": [{name, arguments}, ...]}
 
 
 def steady_logprob(body: dict[str, Any]) -> float:
@@ -145,6 +146,42 @@ class fixed:  # lowercase: reads as a function
 
     def __call__(self, body: dict[str, Any]) -> str:
         return self.text
+
+
+@dataclass(frozen=True)
+class calls:  # lowercase: reads as a function
+    """`answer=calls({"name": "refund", "arguments": {"order_id": "A1"}}, ...)`: always these function calls (after
+    `text`, if any), answered as each API does: OpenAI's `message.tool_calls` (arguments as JSON text; streamed as
+    `delta.tool_calls` pieces by index), Anthropic's `tool_use` blocks (streamed as `input_json_delta` pieces)."""
+
+    made: tuple[dict[str, Any], ...]
+    text: str = ""
+
+    def __init__(self, *made: dict[str, Any], text: str = ""):
+        object.__setattr__(self, "made", tuple(made))
+        object.__setattr__(self, "text", text)
+
+    def __call__(self, body: dict[str, Any]) -> dict[str, Any]:
+        return {"text": self.text, "tool_calls": list(self.made)}
+
+
+def _answered(answer: Any) -> tuple[str, list[dict[str, Any]]]:
+    """An answer's text and function calls."""
+    if isinstance(answer, dict):
+        return str(answer.get("text") or ""), list(answer.get("tool_calls") or ())
+    return answer, []
+
+
+def _spoken(text: str, made: list[dict[str, Any]]) -> str:
+    """What an answer's output tokens are counted from: its text and its calls' names and arguments."""
+    return " ".join([text, *(f"{c['name']} {json.dumps(c.get('arguments', {}))}" for c in made)])
+
+
+def _pieces(arguments: Any) -> list[str]:
+    """A call's arguments as JSON text, in three pieces (as the APIs stream them: not at token boundaries)."""
+    text = json.dumps(arguments)
+    third = max(1, len(text) // 3)
+    return [text[:third], text[third:2 * third], text[2 * third:]]
 
 
 def _words(body: dict[str, Any]) -> int:
@@ -410,13 +447,13 @@ class StandinServer(_Addresses):
             counts.completed_by_prompt[prompt] += 1
 
         if streamed:
-            if not await self._stream(writer, kind, body, self.answer(body), fault, completed):
+            if not await self._stream(writer, kind, body, *_answered(self.answer(body)), fault, completed):
                 return fault is not None and fault.status is not None  # open after an error event, not a drop
             return True
         if self.latency:
             await asyncio.sleep(self.latency)
-        text = self.answer(body)
-        reply = self._openai_reply(body, text) if kind == "openai" else self._anthropic_reply(body, text)
+        text, made = _answered(self.answer(body))
+        reply = self._openai_reply(body, text, made) if kind == "openai" else self._anthropic_reply(body, text, made)
         completed()
         return await self._send(writer, 200, reply)
 
@@ -445,8 +482,8 @@ class StandinServer(_Addresses):
                 "prompt_tokens_details": {"cached_tokens": min(self.cached_prompt_tokens, prompt_tokens)}}
 
     def _batch_reply(self, api: str, body: dict[str, Any]) -> dict[str, Any]:
-        text = self.answer(body)
-        return self._openai_reply(body, text) if api == "openai" else self._anthropic_reply(body, text)
+        text, made = _answered(self.answer(body))
+        return self._openai_reply(body, text, made) if api == "openai" else self._anthropic_reply(body, text, made)
 
     def _anthropic_usage(self, body: dict[str, Any]) -> dict[str, int]:
         total = _words(body)
@@ -459,13 +496,17 @@ class StandinServer(_Addresses):
         return {"input_tokens": total - read - write, "cache_creation_input_tokens": write,
                 "cache_read_input_tokens": read}
 
-    def _openai_reply(self, body: dict[str, Any], text: str) -> dict[str, Any]:
+    def _openai_reply(self, body: dict[str, Any], text: str, made: list[dict[str, Any]] = ()) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": text or (None if made else "")}
+        if made:
+            message["tool_calls"] = [{"id": f"call_{next(self._ids)}", "type": "function", "function": {
+                "name": c["name"], "arguments": json.dumps(c.get("arguments", {}))}} for c in made]
         return {
             "id": f"chatcmpl-{next(self._ids)}", "object": "chat.completion", "created": int(time.time()),
             "model": self._model_named(body),
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                         "finish_reason": "stop", "logprobs": self._logprobs(body, text)}],
-            "usage": self._openai_usage(body, text),
+            "choices": [{"index": 0, "message": message,
+                         "finish_reason": "tool_calls" if made else "stop", "logprobs": self._logprobs(body, text)}],
+            "usage": self._openai_usage(body, _spoken(text, made)),
         }
 
     def _model_named(self, body: dict[str, Any]) -> str:
@@ -478,17 +519,21 @@ class StandinServer(_Addresses):
         value = self.token_logprob(body)
         return {"content": [{"token": t, "logprob": value, "bytes": None, "top_logprobs": []} for t in _tokens(text)]}
 
-    def _anthropic_reply(self, body: dict[str, Any], text: str) -> dict[str, Any]:
+    def _anthropic_reply(self, body: dict[str, Any], text: str, made: list[dict[str, Any]] = ()) -> dict[str, Any]:
+        content = [{"type": "text", "text": text}] if text or not made else []
+        content += [{"type": "tool_use", "id": f"toolu_{next(self._ids)}", "name": c["name"],
+                     "input": c.get("arguments", {})} for c in made]
         return {
             "id": f"msg_{next(self._ids)}", "type": "message", "role": "assistant",
             "model": self.anthropic_model,
-            "content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "stop_sequence": None,
-            "usage": {**self._anthropic_usage(body), "output_tokens": max(1, len(text.split()))},
+            "content": content, "stop_reason": "tool_use" if made else "end_turn", "stop_sequence": None,
+            "usage": {**self._anthropic_usage(body), "output_tokens": max(1, len(_spoken(text, made).split()))},
         }
 
     # ---- streamed replies: (head events, one event per word, tail events) --------------------
 
-    def _openai_events(self, body: dict[str, Any], text: str) -> tuple[list[str], Iterator[str], list[str]]:
+    def _openai_events(self, body: dict[str, Any], text: str,
+                       made: list[dict[str, Any]]) -> tuple[list[str], Iterator[str], list[str]]:
         with_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         base = {"id": f"chatcmpl-{next(self._ids)}", "object": "chat.completion.chunk",
                 "created": int(time.time()), "model": self._model_named(body)}
@@ -501,13 +546,23 @@ class StandinServer(_Addresses):
                 piece["logprobs"] = self._logprobs(body, delta["content"])
             return _sse({**base, "choices": [piece]})
 
-        tail = [chunk({}, "stop")]
-        if with_usage:
-            tail.append(_sse({**base, "choices": [], "usage": self._openai_usage(body, text)}))
-        tail.append(_sse("[DONE]"))
-        return [chunk({"role": "assistant", "content": ""})], (chunk({"content": t}) for t in _tokens(text)), tail
+        def call_pieces() -> Iterator[str]:
+            for i, c in enumerate(made):
+                first, *rest = _pieces(c.get("arguments", {}))
+                yield chunk({"tool_calls": [{"index": i, "id": f"call_{next(self._ids)}", "type": "function",
+                                             "function": {"name": c["name"], "arguments": first}}]})
+                for piece in rest:
+                    yield chunk({"tool_calls": [{"index": i, "function": {"arguments": piece}}]})
 
-    def _anthropic_events(self, body: dict[str, Any], text: str) -> tuple[list[str], Iterator[str], list[str]]:
+        tail = [chunk({}, "tool_calls" if made else "stop")]
+        if with_usage:
+            tail.append(_sse({**base, "choices": [], "usage": self._openai_usage(body, _spoken(text, made))}))
+        tail.append(_sse("[DONE]"))
+        words = itertools.chain((chunk({"content": t}) for t in _tokens(text)), call_pieces())
+        return [chunk({"role": "assistant", "content": ""})], words, tail
+
+    def _anthropic_events(self, body: dict[str, Any], text: str,
+                          made: list[dict[str, Any]]) -> tuple[list[str], Iterator[str], list[str]]:
         message = {"id": f"msg_{next(self._ids)}", "type": "message", "role": "assistant",
                    "model": self.anthropic_model, "content": [], "stop_reason": None, "stop_sequence": None,
                    "usage": {**self._anthropic_usage(body), "output_tokens": 1}}
@@ -515,19 +570,33 @@ class StandinServer(_Addresses):
                 _sse({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
                      "content_block_start"),
                 _sse({"type": "ping"}, "ping")]
-        words = (_sse({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": t}},
-                      "content_block_delta") for t in _tokens(text))
-        tail = [_sse({"type": "content_block_stop", "index": 0}, "content_block_stop"),
-                _sse({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                      "usage": {"output_tokens": max(1, len(text.split()))}}, "message_delta"),
-                _sse({"type": "message_stop"}, "message_stop")]
-        return head, words, tail
+
+        def blocks() -> Iterator[str]:
+            yield from (_sse({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": t}},
+                             "content_block_delta") for t in _tokens(text))
+            for i, c in enumerate(made, start=1):
+                if i == 1:
+                    yield _sse({"type": "content_block_stop", "index": 0}, "content_block_stop")
+                yield _sse({"type": "content_block_start", "index": i, "content_block": {
+                    "type": "tool_use", "id": f"toolu_{next(self._ids)}", "name": c["name"], "input": {}}},
+                    "content_block_start")
+                for piece in _pieces(c.get("arguments", {})):
+                    yield _sse({"type": "content_block_delta", "index": i, "delta": {
+                        "type": "input_json_delta", "partial_json": piece}}, "content_block_delta")
+                yield _sse({"type": "content_block_stop", "index": i}, "content_block_stop")
+
+        tail = [] if made else [_sse({"type": "content_block_stop", "index": 0}, "content_block_stop")]
+        tail += [_sse({"type": "message_delta", "delta": {"stop_reason": "tool_use" if made else "end_turn",
+                                                          "stop_sequence": None},
+                       "usage": {"output_tokens": max(1, len(_spoken(text, made).split()))}}, "message_delta"),
+                 _sse({"type": "message_stop"}, "message_stop")]
+        return head, blocks(), tail
 
     async def _stream(self, writer: asyncio.StreamWriter, kind: str, body: dict[str, Any], text: str,
-                      fault: Fault | None, completed: Callable[[], None]) -> bool:
+                      made: list[dict[str, Any]], fault: Fault | None, completed: Callable[[], None]) -> bool:
         """Stream one answer (chunked, so the connection stays open); False when a mid-stream `fault` cut
         it short, after the first word (or the head, for an empty answer)."""
-        head, words, tail = (self._openai_events if kind == "openai" else self._anthropic_events)(body, text)
+        head, words, tail = (self._openai_events if kind == "openai" else self._anthropic_events)(body, text, made)
         writer.write(STREAM_HEAD + b"".join(_chunk(e) for e in head))
         delay = self.first_token_delay
         for event in words:

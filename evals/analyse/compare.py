@@ -35,6 +35,7 @@ from evals.analyse.stats import (
 )
 from evals.analyse.summary import RunSummary, summarize, with_timing_columns
 from evals.errors import EvalsError
+from evals.types import answer_shown
 
 TANGO = "Tango score interval"
 MCNEMAR = "McNemar exact"
@@ -317,6 +318,9 @@ def _diffs(pa: pd.DataFrame, pb: pd.DataFrame, mask: np.ndarray,
     def column(df: pd.DataFrame, name: str) -> list[Any]:
         return df[name].tolist() if name in df.columns else [None] * len(df)
 
+    def answers(df: pd.DataFrame) -> list[Any]:  # the text, then the function calls (evals.types.answer_shown)
+        return [answer_shown(o, c) for o, c in zip(column(df, "output"), column(df, "tool_calls"))]
+
     def scores(s: pd.DataFrame) -> list[dict[str, float | None]]:
         return [{m: _num(v) for m, v in zip(s.columns, row)} for row in s.itertuples(index=False)]
 
@@ -324,7 +328,7 @@ def _diffs(pa: pd.DataFrame, pb: pd.DataFrame, mask: np.ndarray,
         [_num(v) for v in b["passed"]] if change is not None else [None] * len(b)
     return tuple(ExampleDiff(str(i), _text(oa), _text(ob), _text(ea), _text(eb), ca, cb, fa, fb)
                  for i, oa, ob, ea, eb, ca, cb, fa, fb in zip(
-                     a.index, column(a, "output"), column(b, "output"), column(a, "error"), column(b, "error"),
+                     a.index, answers(a), answers(b), column(a, "error"), column(b, "error"),
                      scores(sa), scores(sb), *repeated, strict=True))
 
 

@@ -40,7 +40,7 @@ class NeedsReference(BaseException):
     A BaseException, so that a metric's own `except Exception` cannot hide it."""
 
 
-SEEN = ("id", "fields", "line")  # what production has of an example: its id and input (line: for messages)
+SEEN = ("id", "fields", "line", "messages")  # what production has of an example: id, input, chat (line: messages)
 HIDDEN = frozenset(f.name for f in dataclasses.fields(Sample)) - set(SEEN)  # the reference, checks, people's labels
 
 

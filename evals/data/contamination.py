@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from evals.data.prompts import sample_messages
+from evals.chat import conversation_text
 from evals.types import Sample, Task
 
 
@@ -27,8 +28,15 @@ def normalise(text: str) -> str:
 
 
 def input_text(task: Task, sample: Sample) -> str:
-    """What the model is asked about this example: its rendered user turn."""
-    return sample_messages(task.prompt, sample)[-1].content
+    """What the model is asked about this example: its rendered user turn; for an example with a chat history,
+    the whole conversation after the shared system prompt and worked examples (every turn, its role, and the
+    calls it made), so two chats that share a last turn ("thanks!") are not taken for the same."""
+    messages = sample_messages(task.prompt, sample)
+    if not sample.messages:
+        return messages[-1].content
+    added = 0 if messages[-1] is sample.messages[-1] else 1  # the user template's turn after the history
+    own = messages[len(messages) - len(sample.messages) - added:]
+    return conversation_text(own)
 
 
 def find_overlap(task: Task, train: Sequence[Sample], golden: Sequence[Sample]) -> list[Overlap]:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from evals.data.tools import check_reference, line_history
 from evals.errors import EvalsError, not_utf8
 from evals.types import Sample, Task
 
@@ -201,11 +202,14 @@ def load_samples(task: Task, split: str = "golden", limit: int | None = None) ->
             if not checks and not task.metrics:
                 raise EvalsError("no checks, and the task has no metrics: nothing would score this example",
                                  file=where, line=line, field=task.checks_field)
+        history = line_history(row, task, file=where, line=line)
+        if task.tools:
+            check_reference(row[task.reference_field], task, file=where, line=line, field=task.reference_field)
         skip = (task.id_field, task.reference_field, task.checks_field, task.human_field)
         fields = {k: v for k, v in row.items() if k not in skip}  # people's labels never reach the prompt
         samples.append(Sample(id=sample_id, fields=fields, reference=row[task.reference_field], line=line,
                               checks=checks, human=row.get(task.human_field) if task.human_field else None,
-                              file=where))
+                              file=where, messages=history))
         if len(samples) == limit:
             break
     if not samples:

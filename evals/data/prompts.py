@@ -82,9 +82,12 @@ def compile_prompt(prompt: PromptSpec) -> None:
             render_template(source, {}, limit=prompt.max_chars, field=field)
 
 
-def render_messages(prompt: PromptSpec, fields: dict[str, Any], model: ModelConfig | None = None) -> list[Message]:
+def render_messages(prompt: PromptSpec, fields: dict[str, Any], model: ModelConfig | None = None,
+                    history: Sequence[Message] = ()) -> list[Message]:
     """The chat for one example, with the model's per-model settings (system prompt override, few-shot off),
-    all its messages together at most `prompt.max_chars` characters."""
+    all its messages together at most `prompt.max_chars` characters. An example with a chat `history` (its
+    golden line's `messages`) has it after the system prompt and worked examples, then the user template's turn
+    if the prompt has one; the model answers the last turn."""
     cap = prompt.max_chars
     left = cap
 
@@ -100,7 +103,10 @@ def render_messages(prompt: PromptSpec, fields: dict[str, Any], model: ModelConf
                          f"models[{model.spec}].system" if overridden else "prompt.system")  # type: ignore[union-attr]
     if system_text:
         messages.append(Message("system", system_text))
-    user = part(prompt.user, fields, "prompt.user")
+    user = part(prompt.user, fields, "prompt.user") if prompt.user.strip() or not history else ""
+    if not user and not history:
+        raise EvalsError("the prompt has no user template and the example no chat history (`messages`)",
+                         field="prompt.user")
     demos = model is None or model.few_shot  # a model entry with few_shot: false is shown none
     shots = prompt.few_shot if demos else ()
     if demos and prompt.retrieve:
@@ -112,7 +118,14 @@ def render_messages(prompt: PromptSpec, fields: dict[str, Any], model: ModelConf
         answer = shot.answer.strip()
         left -= len(answer)
         messages.append(Message("assistant", answer))
-    messages.append(Message("user", user))
+    for turn in history:
+        left -= len(turn.content)
+        messages.append(turn)
+    if left < 0:
+        raise EvalsError(f"the example's chat is over {cap:,} characters, the cap (raise it with prompt.max_chars "
+                         "in task.yaml)", field="messages")
+    if user:
+        messages.append(Message("user", user))
     return messages
 
 
@@ -148,7 +161,7 @@ def prompt_hash(prompt: PromptSpec | dict[str, Any]) -> str:
 def sample_messages(prompt: PromptSpec, sample: Sample, model: ModelConfig | None = None) -> list[Message]:
     """render_messages for a golden (or train) example; an error names its file and line."""
     try:
-        return render_messages(prompt, sample.fields, model)
+        return render_messages(prompt, sample.fields, model, sample.messages)
     except EvalsError as e:
         raise EvalsError(f"{e.message} (example '{sample.id}')", file=sample.file or None, line=sample.line or None,
                          field=e.field) from None

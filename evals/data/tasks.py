@@ -36,9 +36,9 @@ if TYPE_CHECKING:
     from evals.providers import BaseProvider
 
 TOP_KEYS = {"name", "description", "dataset", "prompt", "prompts", "models", "metrics", "pass", "decision", "check",
-            "repeats", "judge_repeats"}
+            "repeats", "judge_repeats", "tools", "tool_choice", "parallel_tool_calls"}
 MODEL_KEYS = {f.name for f in fields(ModelConfig)}
-DATASET_KEYS = {"golden", "train", "id", "reference", "fields", "checks", "human"}
+DATASET_KEYS = {"golden", "train", "id", "reference", "fields", "checks", "human", "messages"}
 PROMPT_KEYS = {"system", "user", "few_shot", "max_chars"}
 
 
@@ -180,6 +180,12 @@ def _judge_repeats(doc: YamlDoc, metrics: tuple[MetricSpec, ...], k: int) -> tup
     return tuple(out)
 
 
+def _provider_tools(config: ModelConfig) -> bool:
+    from evals.providers import provider_class
+
+    return provider_class(config.spec.provider).tools
+
+
 def _check_options(doc: YamlDoc, spec: ModelSpec, options: Any, i: int) -> type[BaseProvider]:
     """The provider exists and takes these options (a misspelt option is an error, not silently ignored); what
     it can do."""
@@ -230,9 +236,13 @@ def _parse_prompt(doc: YamlDoc, raw: Any, *where: str) -> PromptSpec:
     if isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 1:
         raise doc.error(f"expected the most characters a rendered prompt may have, a whole number; got {max_chars!r}",
                         *where, "max_chars")
+    user = _optional_str(doc, raw.get("user"), *where, "user")  # none: every line carries its `messages`
+    if (shots or retrieve) and not user.strip():
+        raise doc.error("worked examples are rendered with the user template: give the prompt a `user:` (lines "
+                        "that carry their own `messages` take none)", *where, "few_shot")
     return PromptSpec(
         system=_optional_str(doc, raw.get("system"), *where, "system"),
-        user=_require_str(doc, raw.get("user"), *where, "user"),
+        user=user,
         few_shot=tuple(shots),
         retrieve=retrieve,
         max_chars=max_chars,
@@ -277,6 +287,8 @@ def _task_hash(doc: YamlDoc, metrics: tuple[MetricSpec, ...]) -> str:
     from evals.metrics import file_arg
 
     h = hashlib.sha256(doc.path.read_bytes())
+    if isinstance(tools := doc.data.get("tools"), str) and (path := file_arg(doc.path.parent, tools)):
+        h.update(path.read_bytes())  # the functions' definitions, when a file holds them
     for m in metrics:
         module = m.name.rpartition(":")[0]
         named = [module if module.endswith(".py") else f"{module.replace('.', '/')}.py"] if module else []
@@ -335,6 +347,16 @@ def load_task(name_or_path: str) -> Task:
                             metric_id)
         if not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
             raise doc.error(f"threshold must be a number, got {threshold!r}", "pass", metric_id)
+    from evals.data.tools import parse_tool_choice, parse_tools
+
+    tools = parse_tools(doc, data.get("tools"))
+    parallel = data.get("parallel_tool_calls")
+    if parallel is not None and (not isinstance(parallel, bool) or not tools):
+        raise doc.error("expected true or false, with tools declared", "parallel_tool_calls")
+    for i, m in enumerate(models):
+        if tools and not _provider_tools(m):
+            raise doc.error(f"the {m.spec.provider} provider cannot call tools, and this task declares `tools:`",
+                            "models", i, "spec")
     golden = _require_str(doc, dataset.get("golden"), "dataset", "golden")
     if problem := source_problem(golden, path.parent):
         raise doc.error(problem, "dataset", "golden")
@@ -360,6 +382,10 @@ def load_task(name_or_path: str) -> Task:
         human_field=_require_str(doc, dataset["human"], "dataset", "human") if "human" in dataset else None,
         repeats=_repeats(doc, data.get("repeats", 1), "repeats"),
         default_config=default_model_config,
+        tools=tools,
+        tool_choice=parse_tool_choice(doc, data.get("tool_choice"), tools),
+        parallel_tool_calls=parallel,
+        messages_field=_require_str(doc, dataset.get("messages", "messages"), "dataset", "messages"),
     )
     for i, m in enumerate(models):
         if m.prompt is not None and m.prompt not in task.prompts:

@@ -35,7 +35,7 @@ from evals.run.calls import RunOptions
 from evals.run.progress import RunProgress
 from evals.run.runner import require_providers, run_task
 from evals.run.store import Store, load_run
-from evals.types import MATCH_RATE, CheckSettings, ModelConfig, Sample, Task
+from evals.types import MATCH_RATE, CheckSettings, ModelConfig, Sample, Task, answer_shown
 
 EXIT_CODES = {"pass": 0, "warn": 0, "fail": 1, "error": 2}
 SEVERITY = ("pass", "warn", "fail", "error")
@@ -290,10 +290,17 @@ def _examples(baseline_df: pd.DataFrame, current_df: pd.DataFrame, flaky: set[st
                       (False, False): "known-miss"}[(before, passed)]
         latency = row.get("latency_s")
         out.append(ExampleOutcome(
-            eid, status, passed, before, row["output"] if isinstance(row["output"], str) else None, error,
+            eid, status, passed, before, _answer(row), error,
             None if latency is None or pd.isna(latency) else float(latency),
             {c.removeprefix("score."): (None if pd.isna(row[c]) else float(row[c])) for c in score_cols}))
     return out
+
+
+def _answer(row: pd.Series) -> str | None:
+    """The answer as the check's report shows it: its text, then its function calls."""
+    text = row["output"] if isinstance(row["output"], str) else None
+    calls = row.get("tool_calls")
+    return answer_shown(text, calls if isinstance(calls, list) else None)
 
 
 def history_point(outcome: CheckOutcome) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from evals.types import ModelSpec, Score, ScoreContext, Usage
 if TYPE_CHECKING:
     from evals.types import MetricSpec, Task
 
-BUILTIN_MODULES = ("text", "structure", "sets", "overlap", "semantic", "judges", "javascript", "assertions")
+BUILTIN_MODULES = ("text", "structure", "sets", "overlap", "semantic", "judges", "javascript", "assertions", "tools")
 
 
 class Metric(Protocol):

@@ -97,30 +97,38 @@ def contains_json(schema: str | dict | None = None) -> Metric:
 
 @register_metric("openai_tools_call")
 def openai_tools_call(tools: list[dict] | None = None) -> Metric:
-    """1 if the answer is an OpenAI tools call naming only functions of `tools`, with arguments to their schema.
-    The call is a JSON list (or `{"tool_calls": [...]}`) of `{function: {name, arguments}}`."""
+    """1 if the answer is an OpenAI tools call of the offered functions, with arguments to their schema.
+
+    The functions are `tools` (default: the task's `tools:`); the call is the completion's own function calls, else its text as a JSON
+    list (or `{"tool_calls": [...]}`) of `{function: {name, arguments}}`."""
     functions = {t["function"]["name"]: t["function"] for t in tools or [] if isinstance(t, dict) and "function" in t}
 
     async def score(ctx: ScoreContext) -> Score:
-        try:
-            calls = parse_json_answer(ctx.completion.text)
-        except ValueError as e:
-            return Score(0.0, explanation=str(e))
+        declared = functions if tools is not None else {t.name: t.as_openai()["function"] for t in
+                                                        (ctx.task.tools if ctx.task is not None else ())}
+        if ctx.completion.tool_calls:
+            calls = [{"function": {"name": c.name, "arguments": c.arguments if isinstance(c.arguments, str)
+                                   else json.dumps(c.arguments)}} for c in ctx.completion.tool_calls]
+        else:
+            try:
+                calls = parse_json_answer(ctx.completion.text)
+            except ValueError as e:
+                return Score(0.0, explanation=str(e))
         if isinstance(calls, dict) and "tool_calls" in calls:
             calls = calls["tool_calls"]
         if not isinstance(calls, list) or not calls or not all(
-                isinstance(c, dict) and isinstance(c.get("function"), dict) and isinstance(c["function"].get("name"), str)
-                and isinstance(c["function"].get("arguments"), str) for c in calls):
+                isinstance(c, dict) and isinstance(c.get("function"), dict)
+                and isinstance(c["function"].get("name"), str) and isinstance(c["function"].get("arguments"), str) for c in calls):
             return Score(0.0, explanation="not a list of tool calls with function name and arguments")
         for call in calls:
             name = call["function"]["name"]
-            if tools is not None and name not in functions:
-                return Score(0.0, explanation=f"calls '{name}', which is not one of the tools: {', '.join(functions)}")
+            if declared and name not in declared:
+                return Score(0.0, explanation=f"calls '{name}', which is not one of the tools: {', '.join(declared)}")
             try:
                 arguments = json.loads(call["function"]["arguments"])
             except json.JSONDecodeError as e:
                 return Score(0.0, explanation=f"'{name}' arguments are not JSON: {e.msg}")
-            schema = functions.get(name, {}).get("parameters")
+            schema = declared.get(name, {}).get("parameters")
             if schema and (errors := _schema_errors(_validator(schema), arguments)):
                 return Score(0.0, explanation=f"'{name}' arguments: {errors[0]}")
         return Score(1.0)

@@ -46,11 +46,12 @@ TYPES: dict[str, tuple[str, dict[str, Any], str | None]] = {
     "rouge-n": ("rouge_n", {}, None),
     "bleu": ("bleu", {}, None),
     "is-valid-openai-tools-call": ("openai_tools_call", {}, "tools"),
+    "tool-call-f1": ("tool_calls_f1", {"match": "name"}, None),  # value: the expected function names
     "cost": ("max_cost", {}, None),
     "latency": ("max_latency", {}, None),
 }
 OPTIONAL_VALUE = ("is-json", "contains-json", "is-valid-openai-tools-call", "cost", "latency")
-LISTS = ("contains-all", "icontains-all", "contains-any", "icontains-any")
+LISTS = ("contains-all", "icontains-all", "contains-any", "icontains-any", "tool-call-f1")
 STRINGS = ("contains", "icontains", "starts-with", "regex", "llm-rubric", "javascript", "levenshtein", "rouge-n", "bleu")
 DEFAULT_THRESHOLD = {"similar": 0.75, "rouge-n": 0.75, "bleu": 0.5}
 # types whose `threshold` is their metric's argument (the metric then scores pass as 1); None: required

@@ -17,9 +17,10 @@ import re
 from pathlib import Path
 from typing import Any, ClassVar
 
+from evals.chat import conversation_text
 from evals.metrics import MissingFile, register_metric
 from evals.metrics.structure import NotJSON, as_text, parse_json_answer
-from evals.types import GenerateParams, Message, ModelSpec, Score, ScoreContext
+from evals.types import GenerateParams, Message, ModelSpec, Score, ScoreContext, answer_shown
 
 DEFAULT_JUDGE = "openai:gpt-4o-mini"
 MAX_RAW = 2000
@@ -69,7 +70,10 @@ def _verdict_schema(score: dict[str, Any]) -> dict[str, Any]:
 
 
 def _input_text(ctx: ScoreContext) -> str:
-    """What the model was asked: the task's rendered user message, else the example's fields as JSON."""
+    """What the model was asked: the task's rendered user message (for an example with a chat history, the
+    conversation: every turn with its calls), else the example's fields as JSON."""
+    if ctx.render is not None and ctx.sample.messages:  # the turns after the system prompt
+        return conversation_text([m for m in ctx.render(None) if m.role != "system"])
     if ctx.render is not None:
         return ctx.render(None)[-1].content
     return json.dumps(ctx.sample.fields, ensure_ascii=False, indent=1)
@@ -153,7 +157,7 @@ class RubricJudge:
             hint = "; the reference answer shows what a good answer contains"
         return (f"Grade an answer by this rubric.\n\n<rubric>\n{self.rubric}\n</rubric>\n\n"
                 f"<input>\n{_input_text(ctx)}\n</input>\n\n{reference}"
-                f"<answer>\n{ctx.completion.text}\n</answer>\n\n"
+                f"<answer>\n{answer_shown(ctx.completion.text, ctx.completion.tool_calls)}\n</answer>\n\n"
                 f"{how}{hint}. Reason first, then give the score. Reply with JSON only: {self.reply}")
 
     def value(self, raw: Any) -> float:
@@ -251,7 +255,7 @@ class PairwiseJudge:
         other, missing = await self.other_answer(ctx)
         if missing is not None:
             return Score(None, error=f"no answer to compare against: {missing}")
-        answer = ctx.completion.text
+        answer = answer_shown(ctx.completion.text, ctx.completion.tool_calls)
         (v1, f1), (v2, f2) = await asyncio.gather(
             _ask(ctx, self.judge, self.prompt(ctx, answer, other), self.max_tokens, self.SCHEMA),
             _ask(ctx, self.judge, self.prompt(ctx, other, answer), self.max_tokens, self.SCHEMA))

@@ -27,7 +27,7 @@ from evals._util import REDACTED, is_secret, redact_url, split_query, url_secret
 from evals.errors import EvalsError, MissingCredentials, ProviderError
 from evals.providers import BaseProvider
 from evals.providers.prices import price_for
-from evals.types import Completion, ModelConfig
+from evals.types import Completion, ModelConfig, ToolCall, parse_arguments
 
 # Retried as the SDKs themselves would: request timeout, lock timeout, rate limit, any 5xx (529 overloaded).
 RETRYABLE_STATUS = frozenset({408, 409, 429})
@@ -62,12 +62,30 @@ class Reply:
     model: str | None = None
     finish_reason: str | None = None
     logprobs: list[float] = field(default_factory=list)  # the answer's token log-probabilities, where asked for
+    calls: dict[int, list[Any]] = field(default_factory=dict)  # by the API's index: [id, name, argument pieces]
 
     def add(self, text: str | None) -> None:
         if text:
             if self.first_token_at is None:
                 self.first_token_at = time.perf_counter()
             self.parts.append(text)
+
+    def add_call(self, index: int, call_id: str | None = None, name: str | None = None,
+                 arguments: str | None = None) -> None:
+        """A function call, or a streamed piece of one (its id and name come first, its JSON arguments in pieces):
+        pieces of the same index are one call. The first piece times the first token, as text would."""
+        if self.first_token_at is None:
+            self.first_token_at = time.perf_counter()
+        call = self.calls.setdefault(index, [None, "", []])
+        call[0] = call_id or call[0]
+        if name and name != call[1]:  # once, whole (OpenAI, Anthropic); some servers repeat it on every piece
+            call[1] += name
+        if arguments:
+            call[2].append(arguments)
+
+    def tool_calls(self) -> tuple[ToolCall, ...]:
+        return tuple(ToolCall(name, parse_arguments("".join(pieces)), call_id)
+                     for call_id, name, pieces in (self.calls[i] for i in sorted(self.calls)))
 
 
 class SDKProvider(BaseProvider):
@@ -77,6 +95,7 @@ class SDKProvider(BaseProvider):
     first token."""
 
     streaming = True
+    tools = True
 
     def __init__(self, config: ModelConfig, client: Any, sdk: Any, secrets: Sequence[str]):
         self.id = f"{config.spec.provider}:{config.spec.model}"
@@ -110,6 +129,7 @@ class SDKProvider(BaseProvider):
             cached_input_tokens=reply.cached_input_tokens,
             cache_write_tokens=reply.cache_write_tokens,
             mean_logprob=sum(reply.logprobs) / len(reply.logprobs) if reply.logprobs else None,
+            tool_calls=reply.tool_calls(),
         )
 
     async def aclose(self) -> None:

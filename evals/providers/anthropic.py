@@ -13,6 +13,12 @@ Streamed (`stream`): `messages.create(stream=True)`, read event by event; the fi
 `input_tokens` excludes prompt-cache reads and writes; Completion.input_tokens adds them back.
 `options: {cache_prompt: true}` marks the shared prefix for the prompt cache (see `request`).
 
+Tools (task.yaml `tools:`, OpenAI's format) are sent as `{name, description, input_schema}`; tool_choice
+auto/required/none/NAME becomes `{type: auto | any | none | tool}`, and `parallel_tool_calls: false`
+`disable_parallel_tool_use`. The answer's `tool_use` blocks become the completion's `tool_calls` (a streamed
+block's `input_json_delta` pieces joined); a history's assistant calls go as `tool_use` blocks and its tool
+turns as `tool_result` blocks of the next user turn.
+
 Batch (`batch: true`, evals.providers.batch): the same bodies through Message Batches.
 """
 
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -62,7 +69,7 @@ class AnthropicProvider(SDKProvider):
         breakpoint ends the prefix every example shares: the last few-shot turn (which caches the system
         prompt with it), else the system prompt; the example's own message is never marked."""
         system = "\n\n".join(m.content for m in messages if m.role == "system")
-        turns: list[dict[str, Any]] = [{"role": m.role, "content": m.content} for m in messages if m.role != "system"]
+        turns = _turns([m for m in messages if m.role != "system"])
         request: dict[str, Any] = {"model": self._config.spec.model, "max_tokens": params.max_tokens,
                                    "messages": turns}
         if system:
@@ -70,11 +77,18 @@ class AnthropicProvider(SDKProvider):
         if self._cache_prompt:
             if len(turns) > 1:
                 shared = turns[-2]
-                turns[-2] = {**shared, "content": [{"type": "text", "text": shared["content"], "cache_control": EPHEMERAL}]}
+                content = shared["content"]
+                blocks = [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
+                turns[-2] = {**shared, "content": [*blocks[:-1], {**blocks[-1], "cache_control": EPHEMERAL}]}
             elif system:
                 request["system"] = [{"type": "text", "text": system, "cache_control": EPHEMERAL}]
         if params.stop:
             request["stop_sequences"] = list(params.stop)
+        if params.tools:
+            request["tools"] = [t.as_anthropic() for t in params.tools]
+            choice = _tool_choice(params.tool_choice, params.parallel_tool_calls)
+            if choice is not None:
+                request["tool_choice"] = choice
         return request
 
     async def generate(self, messages: Sequence[Message], params: GenerateParams) -> Completion:
@@ -88,6 +102,11 @@ class AnthropicProvider(SDKProvider):
                         if kind == "content_block_delta":
                             if event.delta.type == "text_delta":
                                 reply.add(event.delta.text)
+                            elif event.delta.type == "input_json_delta":
+                                reply.add_call(event.index, arguments=event.delta.partial_json)
+                        elif kind == "content_block_start" and event.content_block.type == "tool_use":
+                            block = event.content_block
+                            reply.add_call(event.index, block.id, block.name)
                         elif kind == "message_start":
                             reply.model = event.message.model
                             _count(reply, event.message.usage)
@@ -106,11 +125,49 @@ class AnthropicProvider(SDKProvider):
 
 def _read(reply: Reply, message: Any) -> None:
     """A whole Message into the reply."""
-    for block in message.content:
+    for i, block in enumerate(message.content):
         if block.type == "text":
             reply.add(block.text)
+        elif block.type == "tool_use":
+            reply.add_call(i, block.id, block.name, json.dumps(block.input))
     reply.model, reply.finish_reason = message.model, message.stop_reason
     _count(reply, message.usage)
+
+
+def _turns(messages: Sequence[Message]) -> list[dict[str, Any]]:
+    """Chat turns as Messages API turns: an assistant's calls as `tool_use` blocks after its text, tool turns as
+    `tool_result` blocks of one user turn (consecutive ones together, as the API wants every result of a turn's
+    calls in the next user turn)."""
+    turns: list[dict[str, Any]] = []
+    for m in messages:
+        if m.role == "tool":
+            result = {"type": "tool_result", "tool_use_id": m.tool_call_id, "content": m.content}
+            last = turns[-1] if turns else None
+            if last is not None and last["role"] == "user" and isinstance(last["content"], list) and all(
+                    b.get("type") == "tool_result" for b in last["content"]):
+                last["content"].append(result)
+            else:
+                turns.append({"role": "user", "content": [result]})
+        elif m.tool_calls:
+            blocks: list[dict[str, Any]] = [{"type": "text", "text": m.content}] if m.content else []
+            blocks += [{"type": "tool_use", "id": c.id, "name": c.name,
+                        "input": c.arguments if isinstance(c.arguments, dict) else {}} for c in m.tool_calls]
+            turns.append({"role": "assistant", "content": blocks})
+        else:
+            turns.append({"role": m.role, "content": m.content})
+    return turns
+
+
+def _tool_choice(choice: str | None, parallel: bool | None) -> dict[str, Any] | None:
+    """tool_choice in the Messages API's form: auto, any (OpenAI's required), none, or one tool by name; with
+    `parallel_tool_calls: false`, `disable_parallel_tool_use` (which `none` does not take)."""
+    if choice is None and parallel is not False:
+        return None
+    kind = {None: "auto", "auto": "auto", "required": "any", "none": "none"}.get(choice, "tool")
+    out: dict[str, Any] = {"type": kind, **({"name": choice} if kind == "tool" else {})}
+    if parallel is False and kind != "none":
+        out["disable_parallel_tool_use"] = True
+    return out
 
 
 class AnthropicBatches:

@@ -2,13 +2,16 @@
 
 Models: `fake:echo` repeats the last user message; any other name answers from `responses`
 (task.yaml `options: {responses: [...]}`, cycled; default "{}"). Tests `enqueue()` answers or
-exceptions and read `history`, the messages of every call made.
+exceptions and read `history`, the messages of every call made (and `sent`, the params of each).
+Offered tools, an answer of the form `{"tool_calls": [{"name": ..., "arguments": {...}}, ...]}` is those calls
+(with no text), as an API returns them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 from collections import deque
 from collections.abc import Iterable, Sequence
 
@@ -16,7 +19,7 @@ from pydantic import Field
 
 from evals.providers import BaseProvider, NoOptions, register_provider
 from evals.providers.prices import price_for
-from evals.types import Completion, GenerateParams, Message, ModelConfig, ModelSpec
+from evals.types import Completion, GenerateParams, Message, ModelConfig, ModelSpec, ToolCall
 
 
 class FakeOptions(NoOptions):
@@ -27,6 +30,7 @@ class FakeOptions(NoOptions):
 @register_provider("fake")
 class FakeProvider(BaseProvider):
     options = FakeOptions
+    tools = True
 
     @classmethod
     def from_config(cls, config: ModelConfig) -> FakeProvider:
@@ -48,6 +52,7 @@ class FakeProvider(BaseProvider):
         self.max_concurrency = max_concurrency
         self.latency_s = latency_s
         self.history: list[list[Message]] = []
+        self.sent: list[GenerateParams] = []
         self._queue: deque[str | BaseException] = deque()
         self._default = itertools.cycle(list(responses) or ["{}"])
         self._config = config or ModelConfig(spec=ModelSpec("fake", model))
@@ -58,6 +63,7 @@ class FakeProvider(BaseProvider):
 
     async def generate(self, messages: Sequence[Message], params: GenerateParams) -> Completion:
         self.history.append(list(messages))
+        self.sent.append(params)
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
         item = self._queue.popleft() if self._queue else None
@@ -72,12 +78,25 @@ class FakeProvider(BaseProvider):
         text = text[: params.max_tokens * 4]
         input_tokens = sum(len(m.content.split()) for m in messages)
         output_tokens = len(text.split())
+        calls = _calls(text) if params.tools else ()
         return Completion(
-            text=text,
+            text="" if calls else text,
             input_tokens=input_tokens,
             output_tokens=output_tokens,
             latency_s=self.latency_s,
             cost_usd=price_for(self._config).cost(input_tokens, output_tokens),
             model_version=self.model,
-            finish_reason="stop",
+            finish_reason="tool_calls" if calls else "stop",
+            tool_calls=calls,
         )
+
+
+def _calls(text: str) -> tuple[ToolCall, ...]:
+    """The calls a scripted answer stands for: `{"tool_calls": [...]}`; none for any other text."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return ()
+    if not isinstance(value, dict) or not isinstance(value.get("tool_calls"), list):
+        return ()
+    return tuple(ToolCall.of(c) if isinstance(c, dict) else ToolCall(str(c)) for c in value["tool_calls"])

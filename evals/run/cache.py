@@ -31,7 +31,7 @@ def cache_key(model: str, messages: Sequence[Message], params: GenerateParams, a
     of an example has its own entry; the first keeps the key of an unrepeated call."""
     payload: dict[str, object] = {
         "provider": model,
-        "messages": [[m.role, m.content] for m in messages],
+        "messages": [[m.role, m.content] if not (m.tool_calls or m.tool_call_id) else m.as_dict() for m in messages],
         "params": params.as_dict(),
     }
     if attempt > 1:

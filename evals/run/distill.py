@@ -20,6 +20,7 @@ from typing import Any
 
 from evals.data.contamination import Overlap, find_overlap
 from evals.data.golden import load_samples, read_rows, samples_hash
+from evals.data.tools import check_reference, line_history
 from evals.errors import EvalsError
 from evals.metrics import build_metrics, metrics, names_code, passes
 from evals.metrics.checks import parse_checks
@@ -34,7 +35,7 @@ from evals.types import CHECKS, MetricSpec, ModelConfig, Sample, Task
 
 FILTER = "filter."  # a filter's score id: filter.<name>; the judge's is filter.judge
 JUDGE = FILTER + "judge"
-REFERENCE_FREE = ("json_valid", "json_schema", "regex", "answer_judge")  # metrics that never read a reference
+REFERENCE_FREE = ("json_valid", "json_schema", "regex", "answer_judge", "openai_tools_call")  # metrics that never read a reference
 DEFAULT_RUBRIC = ("The answer does what the instructions ask for this input: correct, complete, and in the "
                   "format asked for.")
 SAME_RUN = ("model", "prompt", "params", "metrics", "pass")  # what an unfinished run must share to be continued
@@ -100,8 +101,12 @@ def read_inputs(task: Task, path: Path) -> tuple[list[Sample], dict[str, int]]:
             checks = parse_checks(row[task.checks_field], task, file=where, line=line, built=built)
         reference = row.get(task.reference_field)
         skip = (task.id_field, task.reference_field, task.checks_field, task.human_field)
+        history = line_history(row, task, file=where, line=line)
+        if task.tools and reference not in (None, ""):
+            check_reference(reference, task, file=where, line=line, field=task.reference_field)
         samples.append(Sample(id=sample_id, fields={k: v for k, v in row.items() if k not in skip},
-                              reference=None if reference == "" else reference, line=line, checks=checks))
+                              reference=None if reference == "" else reference, line=line, checks=checks,
+                              messages=history))
     if not samples:
         raise EvalsError("no inputs to label", file=where)
     return samples, seen

@@ -100,7 +100,11 @@ def collect(plan: DistillPlan, store: Store, run_id: str) -> Distilled:
             versions.add(row.model_version)
         why = _rejection(plan, row, sample.line)
         answer: Any = row.output
-        if why is None and plan.structured:
+        calls = getattr(row, "tool_calls", None)
+        if plan.task.tools and isinstance(calls, list) and calls:  # the teacher's calls are the reference
+            answer = [{"name": c["name"], "arguments": c["arguments"]} for c in calls]
+            answer = answer[0] if len(answer) == 1 else answer
+        elif why is None and plan.structured and not plan.task.tools:  # with tools, words are a reference too
             try:
                 answer = parse_json_answer(row.output)
             except (NotJSON, NoAnswer) as e:

@@ -47,13 +47,13 @@ async def measure_level(task: Task, config: ModelConfig, samples: Sequence[Sampl
     chats = [sample_messages(task.prompt_for(config), samples[i % len(samples)], config) for i in range(count)]
     bar = progress.add(f"{config.spec} @ {concurrency}", total=count) if progress else None
     try:
-        await complete_with_retries(provider, chats[0], config.params, options)  # warm-up, not counted
+        await complete_with_retries(provider, chats[0], task.params_for(config), options)  # warm-up, not counted
         semaphore, clock = asyncio.Semaphore(concurrency), BusyClock()
 
         async def one(messages: Any) -> Completion:
             async with semaphore:
                 clock.start()
-                done = await complete_with_retries(provider, messages, config.params, options)
+                done = await complete_with_retries(provider, messages, task.params_for(config), options)
                 clock.stop(served=done.error is None)
             if progress and bar is not None:
                 progress.advance(bar, cost=done.cost_usd, errors=int(done.error is not None))

@@ -98,13 +98,14 @@ def build_manifest(task: Task, config: ModelConfig, provider_id: str, golden_has
     adapter = config.adapter_dir
     return {
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "task": {"name": task.name, "path": str(task.path), "hash": task.hash},
+        "task": {"name": task.name, "path": str(task.path), "hash": task.hash,
+                 **({"messages_field": task.messages_field} if task.messages_field != "messages" else {})},
         "golden": {"source": task.golden, "hash": golden_hash, "n": n},
         "prompt": prompt_record(task.prompt_for(config)) | (
             {"system": config.system} if config.system is not None else {}),
         "model": config_to_dict(config),
         "provider_id": provider_id,
-        "params": config.params.as_dict(),
+        "params": task.params_for(config).as_dict(),
         "adapter": {"path": adapter, "hash": dir_hash(adapter)} if adapter else None,
         "finetuned": run_record(config.spec),  # the hosted fine-tune an `ft@NAME` spec stood for
         # args as written in task.yaml (a --judge override included); config with every default filled in

@@ -272,8 +272,8 @@ async def execute_run(
     async def one(sample: Sample, attempt: int) -> None:
         CALL_FOR.set(CallFor(run_id, sample.id, attempt))  # whom this attempt's calls serve (a batch's custom_id)
         messages = sample_messages(task.prompt_for(config), sample, config)
-        completion = await models.call(provider, config, messages, attempt_params(config.params, attempt), clock,
-                                       attempt)
+        params = attempt_params(task.params_for(config), attempt)
+        completion = await models.call(provider, config, messages, params, clock, attempt)
         if completion is None:  # the budget is reached, a signal or the store stopped the run: still to do
             return
         scores = {}

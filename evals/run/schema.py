@@ -44,6 +44,7 @@ CREATE TABLE IF NOT EXISTS results (
     cache_write_tokens INTEGER,
     mean_logprob REAL,
     attempt INTEGER NOT NULL DEFAULT 1,
+    tool_calls TEXT,
     PRIMARY KEY (run_id, example_id, attempt)
 );
 -- Added with `evals baseline` and `evals check`; IF NOT EXISTS makes older stores gain them on open.
@@ -183,12 +184,13 @@ ADDED_COLUMNS = {
     "runs": {"busy_s": "REAL", "served_calls": "INTEGER", "concurrency": "INTEGER", "hardware": "TEXT",
              "owner": "TEXT"},  # owner: the process running it (evals.run.owner), while it is running
     "results": {"ttft_s": "REAL", "queue_s": "REAL", "cached_input_tokens": "INTEGER",
-                "cache_write_tokens": "INTEGER", "mean_logprob": "REAL"},
+                "cache_write_tokens": "INTEGER", "mean_logprob": "REAL",
+                "tool_calls": "TEXT"},  # the answer's function calls as JSON; NULL: none
 }
 RESULT_COLUMNS = ("run_id", "example_id", "line", "input", "reference", "output", "error", "passed", "scores",
                   "input_tokens", "output_tokens", "latency_s", "cost_usd", "cached", "model_version",
                   "finish_reason", "completed_at", "ttft_s", "queue_s", "cached_input_tokens", "cache_write_tokens",
-                  "mean_logprob", "attempt")
+                  "mean_logprob", "attempt", "tool_calls")
 INDEX = re.compile(r"CREATE INDEX IF NOT EXISTS (\w+) ON (\w+) \([^)]*\)")
 INSERT_RESULT = (f"INSERT OR REPLACE INTO results ({', '.join(RESULT_COLUMNS)})"
                   f" VALUES ({', '.join('?' * len(RESULT_COLUMNS))})")

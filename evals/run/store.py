@@ -17,7 +17,7 @@ from evals._util import Database, SQLiteDatabase, redact_secrets
 from evals.errors import EvalsError
 from evals.run import schema
 from evals.run.owner import gone, live_status, this_process
-from evals.types import ExampleResult
+from evals.types import ExampleResult, answer_shown
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -208,6 +208,7 @@ class Store:
             c.input_tokens, c.output_tokens, c.latency_s, c.cost_usd, int(c.cached),
             c.model_version, c.finish_reason, _now(), c.ttft_s, c.queue_s, c.cached_input_tokens,
             c.cache_write_tokens, c.mean_logprob, r.attempt,
+            json.dumps([t.as_dict() for t in c.tool_calls], default=str) if c.tool_calls else None,
         ))
 
     def add_busy_time(self, run_id: str, busy_s: float, served_calls: int, concurrency: int, hardware: str) -> None:
@@ -430,17 +431,19 @@ class Store:
     TEXT_COLUMNS = ("input", "reference", "output")
 
     def outputs(self, run_id: str, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], dict[str, Any]]:
-        """Output, error, match and metric values ({metric id: value}) of these (example id, attempt) results
-        only: what a page of examples shows."""
+        """Output (its function calls after its text: `answer_shown`), error, match and metric values ({metric id:
+        value}) of these (example id, attempt) results only: what a page of examples shows."""
         keys, out = list(keys), {}
         for i in range(0, len(keys), 400):
             chunk = keys[i:i + 400]
             rows = self._db.rows(
-                "SELECT example_id, attempt, output, error, passed, scores FROM results WHERE run_id = ? AND"
-                f" (example_id, attempt) IN (VALUES {', '.join('(?, ?)' for _ in chunk)})",
+                "SELECT example_id, attempt, output, error, passed, scores, tool_calls FROM results WHERE run_id = ?"
+                f" AND (example_id, attempt) IN (VALUES {', '.join('(?, ?)' for _ in chunk)})",
                 (run_id, *(v for k in chunk for v in k)))
-            out.update({(e, a): {"output": o, "error": err, "passed": bool(p), "scores": {
-                m: (v or {}).get("value") for m, v in json.loads(s).items()}} for e, a, o, err, p, s in rows})
+            out.update({(e, a): {"output": answer_shown(o, _calls(t)), "error": err,
+                                 "passed": bool(p), "scores": {m: (v or {}).get("value") for m, v in
+                                                               json.loads(s).items()}}
+                        for e, a, o, err, p, s, t in rows})
         return out
 
     SUMMARY_COLUMNS = ("example_id", "attempt", "error", "passed", "scores", "cached", "input_tokens",
@@ -467,7 +470,8 @@ class Store:
 
         run_id = self.resolve(run_id)
         texts = self.TEXT_COLUMNS if texts is True else () if texts is False else tuple(texts)
-        columns = [c for c in self._db.columns("results") if c not in self.TEXT_COLUMNS or c in texts]
+        wanted = {*texts, *(("tool_calls",) if "output" in texts else ())}  # the answer's calls go with its text
+        columns = [c for c in self._db.columns("results") if c not in (*self.TEXT_COLUMNS, "tool_calls") or c in wanted]
         rows = self._db.rows(f"SELECT {', '.join(columns)} FROM results WHERE run_id = ?"
                              " ORDER BY attempt, line, example_id", (run_id,))
         df = pd.DataFrame.from_records(rows, columns=columns, coerce_float=True)
@@ -482,9 +486,22 @@ class Store:
                    for m in sorted({k for s in scores for k in s})}
         df = df.assign(scores=pd.Series(scores, index=df.index, dtype=object),
                        **{k: pd.Series(v, index=df.index) for k, v in columns.items()})
+        if "tool_calls" in df:
+            df["tool_calls"] = [_calls(v) for v in df["tool_calls"].tolist()]
         for col in {"input", "reference"} & set(texts):
             df[col] = [json.loads(v) for v in df[col].tolist()]
         return df
+
+
+def _calls(value: Any) -> list[Any]:
+    """A result's stored calls (JSON text; NULL, read as None or NaN, where it made none)."""
+    if not isinstance(value, str):
+        return []
+    try:
+        calls = json.loads(value)
+    except ValueError:
+        return []
+    return calls if isinstance(calls, list) else []
 
 
 def load_run(run_id: str, store: str | Path | Store | None = None, *,

@@ -14,6 +14,7 @@ from typing import Any
 from evals.errors import EvalsError, StorageError
 from evals.run.store import Store
 from evals.view import queries
+from evals.types import ToolCall
 from evals.view.present import LINE_DIFF_MAX, WORD_DIFF_MAX, Diff, Memo, diff_pieces, pretty, prompt_messages
 
 OUTCOMES = {"changed": "improved and regressed", "regressed": "regressed (A matched, B did not)",
@@ -126,8 +127,10 @@ def example_page(v: Viewer, run_id: str, example_id: str) -> dict[str, Any]:
         text, is_json = pretty(row["output"])
         scores = [{"id": k, **(s or {}), "details_text": pretty((s or {}).get("details") or None)[0],
                    "reasoning": _reasoning(s or {})} for k, s in (row["scores"] or {}).items()]
+        stored = row.get("tool_calls")
+        calls = [ToolCall.of(c).shown() for c in (stored if isinstance(stored, list) else ())]
         shown.append({"row": row, "output": text, "output_is_json": is_json, "scores": scores,
-                      "label": labels.get(row["attempt"])})
+                      "label": labels.get(row["attempt"]), "calls": calls})
     before, after = queries.neighbours(v.store, record.id, example_id)
     return {"title": f"Example {example_id} of run {record.id}", "run": record, "example_id": example_id,
             "attempts": shown, "several": len(attempts) > 1, "messages": messages, "prompt_note": prompt_note,

@@ -36,6 +36,7 @@ def pretty(value: Any) -> tuple[str, bool]:
 def prompt_messages(manifest: dict[str, Any], fields: dict[str, Any]) -> tuple[list[Message], str]:
     """The chat the model was sent for these fields, rebuilt from the run's manifest; or why it cannot be."""
     from evals.data.prompts import render_messages
+    from evals.data.tools import parse_history
     from evals.run.manifest import config_from_dict
     from evals.types import MAX_PROMPT_CHARS, FewShot, PromptSpec
 
@@ -50,7 +51,11 @@ def prompt_messages(manifest: dict[str, Any], fields: dict[str, Any]) -> tuple[l
             config = None  # the manifest's system prompt is already the model's
         retrieved = (f"the {p['retrieve'].get('k')} training examples retrieved for this example are not shown (the "
                      "manifest keeps the pool's hash, not the pool)") if isinstance(p.get("retrieve"), dict) else ""
-        return render_messages(spec, fields or {}, config), retrieved
+        field = str((manifest.get("task") or {}).get("messages_field") or "messages")
+        history = ()
+        if isinstance(fields, dict) and fields.get(field) is not None:  # the example's own chat history
+            history = parse_history(fields[field], None, file="", line=0, field=field, last_answered=False)
+        return render_messages(spec, fields or {}, config, history), retrieved
     except (KeyError, TypeError) as e:
         return [], f"the run's manifest holds no complete prompt ({e})"
     except EvalsError as e:

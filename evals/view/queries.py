@@ -166,7 +166,7 @@ def example_attempts(store: Store, run_id: str, example_id: str) -> list[dict[st
     names = [d[0] for d in cur.description]
     rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
     for row in rows:
-        for key in ("input", "reference", "scores"):
+        for key in ("input", "reference", "scores", "tool_calls"):
             row[key] = json.loads(row[key]) if row.get(key) is not None else None
     return rows
 

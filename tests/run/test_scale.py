@@ -23,7 +23,7 @@ def big_run(tmp_path_factory) -> tuple[Store, str]:
     run = store.create_run("t", "fake:x", N, {"golden": {"hash": "h", "n": N}})
     scores = json.dumps({"json_valid": {"value": 1.0, "explanation": "", "error": None, "details": {}, "usage": None}})
     rows = [(run, f"ex{i:05d}", i, json.dumps({"q": ANSWER}), json.dumps(ANSWER), ANSWER, None, i % 2, scores, 10, 5,
-             0.2, 0.001, 0, "m", "stop", "2026-12-01", None, 0, 0, 0, None, 1) for i in range(N)]
+             0.2, 0.001, 0, "m", "stop", "2026-12-01", None, 0, 0, 0, None, 1, None) for i in range(N)]
     store.connection.execute("BEGIN")
     store.connection.executemany(schema.INSERT_RESULT, rows)
     store.connection.execute("COMMIT")

@@ -47,6 +47,7 @@ class ImportedTask:
     unsupported: list[str] = field(default_factory=list)  # what could not be carried over, and why
     description: str = ""
     files: dict[str, str] = field(default_factory=dict)  # more files beside task.yaml: name -> text (code: --allow-code)
+    tools: list[dict[str, Any]] = field(default_factory=list)  # task.yaml `tools:`: the functions models are offered
 
 
 def slug(text: str) -> str:
@@ -132,6 +133,7 @@ def task_yaml(task: ImportedTask) -> str:
         "dataset": {"golden": "golden.jsonl", "id": "id", "reference": "reference", "fields": task.fields,
                     **({"checks": task.checks_field} if task.checks_field else {})},
         "prompt": prompt,
+        **({"tools": task.tools} if task.tools else {}),
         "models": DEFAULT_MODELS,
         "metrics": task.metrics,
         "pass": task.pass_rule,

@@ -305,13 +305,33 @@ def _rendered(cases: list[Case]) -> list[Case]:
     return [replace(c, asserts=[replace(a, value=_render_value(a.value, c)) for a in c.asserts]) for c in cases]
 
 
+def provider_tools(config: dict[str, Any]) -> list[Any] | None:
+    """The tools the first provider that lists any offers (its `config.tools`), or None."""
+    providers = config.get("providers") or []
+    providers = providers if isinstance(providers, list) else [providers]
+    return next((p["config"]["tools"] for p in providers if isinstance(p, dict) and isinstance(p.get("config"), dict)
+                 and isinstance(p["config"].get("tools"), list)), None)
+
+
+def offered_tools(config: dict[str, Any], notes: list[str], unsupported: list[str]) -> list[dict[str, Any]]:
+    """task.yaml's `tools:`: the provider's tools, when each is an OpenAI function definition (else none, said)."""
+    tools = provider_tools(config) or []
+    functions = [t for t in tools if isinstance(t, dict) and t.get("type", "function") == "function"
+                 and isinstance(t.get("function"), dict) and isinstance(t["function"].get("name"), str)]
+    if tools and len(functions) < len(tools):
+        unsupported.append("The provider's `config.tools` are not all OpenAI function definitions, so the models "
+                           "are offered none; add `tools:` to task.yaml by hand.")
+        return []
+    if functions:
+        notes.append(f"The provider's {len(functions)} tool(s) ({', '.join(t['function']['name'] for t in functions)}) "
+                     "are the task's `tools:`, offered to every model; `tool-call-f1` is `tool_calls_f1` by name.")
+    return [{"type": "function", "function": t["function"]} for t in functions]
+
+
 def _with_tools(cases: list[Case], config: dict[str, Any], notes: list[str]) -> list[Case]:
     """`is-valid-openai-tools-call` checks the call against the tools the provider offers: the first provider's
     `config.tools`, written into each such assertion that names none."""
-    providers = config.get("providers") or []
-    providers = providers if isinstance(providers, list) else [providers]
-    tools = next((p["config"]["tools"] for p in providers if isinstance(p, dict) and isinstance(p.get("config"), dict)
-                  and isinstance(p["config"].get("tools"), list)), None)
+    tools = provider_tools(config)
     if tools is None:
         if any(a.type.removeprefix("not-") == "is-valid-openai-tools-call" for c in cases for a in c.asserts):
             notes.append("`is-valid-openai-tools-call`: no provider lists its `config.tools` inline, so any function "
@@ -394,5 +414,6 @@ def read_promptfoo(path: Path, name: str, prompt: str | None = None, *, outside_
         name=name, source=path, source_format=kind, rows=rows, fields=fields, user=user,
         system=system, metrics=metrics, files=files, checks_field=CHECKS_FIELD if mapped.has_checks else None,
         pass_rule=mapped.pass_rule, notes=notes, unsupported=unsupported,
+        tools=offered_tools(config, notes, unsupported),
         description=str(config.get("description") or f"Imported from the promptfoo tests in {path.name}."),
     )
