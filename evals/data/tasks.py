@@ -236,7 +236,8 @@ def _parse_prompt(doc: YamlDoc, raw: Any, *where: str) -> PromptSpec:
     if isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 1:
         raise doc.error(f"expected the most characters a rendered prompt may have, a whole number; got {max_chars!r}",
                         *where, "max_chars")
-    user = _optional_str(doc, raw.get("user"), *where, "user")  # none: every line carries its `messages`
+    user = raw.get("user")  # none: every line carries its `messages`
+    user = "" if user is None else _require_str(doc, user, *where, "user")
     if (shots or retrieve) and not user.strip():
         raise doc.error("worked examples are rendered with the user template: give the prompt a `user:` (lines "
                         "that carry their own `messages` take none)", *where, "few_shot")
