@@ -58,6 +58,25 @@ def test_openai_evals_chat_samples_render_back_to_the_source_conversations(tmp_p
         assert rendered == conversation  # Jinja-looking text in the source stays literal
 
 
+def test_openai_evals_multi_turn_samples_keep_their_history_as_turns(tmp_path: Path) -> None:
+    """A sample whose own conversation has several turns renders back to it turn by turn (its history as the
+    example's `messages`), not as one transcript message."""
+    from evals.data.prompts import sample_messages
+
+    system = {"role": "system", "content": "Be brief."}
+    lines = [{"input": [system, {"role": "user", "content": "2+2?"}], "ideal": "4"},
+             {"input": [system, {"role": "user", "content": "Name a colour"}, {"role": "assistant", "content": "Red"},
+                        {"role": "user", "content": "Another one"}], "ideal": "Blue"}]
+    source = tmp_path / "chat.jsonl"
+    source.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    folder = write_task_folder(import_file(source, "openai-evals", name="chat"), tmp_path / "chat")
+    task = load_task(str(folder))
+    samples = load_samples(task)
+    for sample, conversation in zip(samples, source_conversations(source)):
+        assert [(m.role, m.content) for m in sample_messages(task.prompt, sample)] == conversation
+    assert "chat history (`messages`)" in (folder / "README.md").read_text()
+
+
 def test_openai_evals_prompt_strings_and_single_ideals(tmp_path: Path) -> None:
     imported = import_file(FIXTURES / "openai_evals_prompt.jsonl", eval_class="evals.elsuite.basic.includes:Includes")
     assert imported.system == "" and imported.few_shot == []

@@ -130,11 +130,10 @@ def read_openai_evals(path: Path, name: str, eval_class: str = "match") -> Impor
         row: dict[str, Any] = {"id": example_id}
         if varying_system:
             row["system"] = rest.pop(0)[1] if rest[0][0] == "system" else ""
-        if len(rest) > 1:  # a multi-turn conversation of its own: kept as a transcript in one message
+        if len(rest) > 1:  # a multi-turn conversation of its own: its history, then the last user message
             flattened += 1
-            row["input"] = "\n\n".join(f"{role.upper()}: {content}" for role, content in rest)
-        else:
-            row["input"] = rest[0][1]
+            row["messages"] = [{"role": role, "content": content} for role, content in rest[:-1]]
+        row["input"] = rest[-1][1]
         row["reference"] = ideals
         rows.append(row)
     multiple = sum(len(r["reference"]) > 1 for r in rows)
@@ -154,8 +153,9 @@ def read_openai_evals(path: Path, name: str, eval_class: str = "match") -> Impor
             fields.insert(0, "system")
         notes.append("System messages differ between samples: each example keeps its own in the `system` field.")
     if flattened:
-        notes.append(f"{flattened} sample(s) hold a conversation of several turns after the shared part; it is "
-                     "written into the user message as a transcript (ROLE: text).")
+        notes.append(f"{flattened} sample(s) hold a conversation of several turns after the shared part; its "
+                     "earlier turns are the example's chat history (`messages`), sent before its last user "
+                     "message (`input`).")
     system = "\n\n".join(literal(s) for s in system_parts)
     if varying_system:
         system = (system + "\n\n" if system else "") + "{{ system }}"
