@@ -52,6 +52,11 @@ FAMILIES: dict[str, list[dict]] = {  # name -> task.yaml's metrics; an "anthropi
                    {"name": "contains_json"}],
     "numeric": [{"name": "numeric_within", "tolerance": 0.5}],
     "levenshtein": [{"name": "levenshtein"}],
+    "json_schema/tools": [{"name": "json_schema", "schema": {"type": "object", "required": ["labels"]}},
+                          {"name": "openai_tools_call", "tools": [{"type": "function", "function": {
+                              "name": "label", "parameters": {"type": "object"}}}]}],
+    "javascript": [{"name": "javascript", "code": "JSON.parse(output).labels.length > 0"}],
+    "max_cost/latency": [{"name": "max_cost", "usd": 1}, {"name": "max_latency", "ms": 60000}],
     "exact, anthropic": [{"name": "exact_match"}],
 }
 
@@ -80,6 +85,8 @@ def family_task(folder: Path, n: int, metrics: list[dict]) -> Path:
 
 def families(args: argparse.Namespace) -> None:
     """Each metric family's whole-process wall time over the SDK alone's, measured alternately."""
+    if unknown := set(args.only or ()) - set(FAMILIES):
+        raise SystemExit(f"unknown families {sorted(unknown)}; known: {', '.join(FAMILIES)}")
     compile_evals()
     with StandinProcess(fixed('{"labels": ["l0"]}'), latency=args.latency) as server, \
             tempfile.TemporaryDirectory() as d:
@@ -90,6 +97,8 @@ def families(args: argparse.Namespace) -> None:
         env.pop("ANTHROPIC_API_KEY", None)
         runs = {}
         for i, (name, metrics) in enumerate(FAMILIES.items()):
+            if args.only and name not in args.only:
+                continue
             model = f"anthropic:{ANTHROPIC_MODEL}" if "anthropic" in name else "openai:gpt-4o-mini"
             runs[name] = [*EVALS, "run", str(family_task(tmp / f"f{i}", args.n, metrics)), "-m", model,
                           "--concurrency", str(args.concurrency), "--no-cache", "--no-progress"]
@@ -157,4 +166,5 @@ if __name__ == "__main__":
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--workers", type=int, default=1, help="also time the run over this many workers")
     parser.add_argument("--families", action="store_true", help="a task per metric family against the SDK alone")
+    parser.add_argument("--only", nargs="+", metavar="FAMILY", help="with --families: these families only")
     main(parser.parse_args())

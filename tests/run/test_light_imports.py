@@ -1,5 +1,5 @@
 """Running, scoring and summarising a task with a light metric family imports none of the heavy libraries
-(sklearn, statsmodels, scipy, datasets, nltk, pandas): each family runs `evals run` in a fresh process and
+(sklearn, statsmodels, scipy, datasets, nltk, rouge_score, pandas): each family runs `evals run` in a fresh process and
 reads that process's sys.modules afterwards."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-HEAVY = ("sklearn", "statsmodels", "scipy", "datasets", "nltk", "pandas")
+HEAVY = ("sklearn", "statsmodels", "scipy", "datasets", "nltk", "rouge_score", "pandas")
 ANSWER = json.dumps({"answer": "the cat sat", "n": 3, "labels": ["a"]})
 REFERENCE = {"answer": "the cat sat", "n": 3, "labels": ["a"]}
 
@@ -21,6 +21,7 @@ FAMILIES = {  # metric entries of task.yaml, one task per family
     "label": [{"name": "label", "field": "answer", "labels": ["the cat sat", "no"]}],
     "sets": [{"name": "set_f1", "field": "labels"}],
     "overlap": [{"name": "rouge_l", "field": "answer", "use_stemmer": False}, {"name": "rouge_n", "n": 2}],
+    "overlap_stemmed": [{"name": "rouge_l", "field": "answer"}],  # the default: Porter stemming, without nltk
     "regex_json": [{"name": "regex", "pattern": "cat"}, {"name": "json_valid"}, {"name": "json_fields"},
                    {"name": "contains_json"}],
     "numeric": [{"name": "numeric_within", "field": "n", "tolerance": 0.5}],
