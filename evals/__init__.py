@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["by_example", "load_run", "load_task"]
+__all__ = ["by_example", "load_run", "load_task", "run"]
 
 
 def __getattr__(name: str) -> Any:  # lazy, so `evals --help` starts without pandas or datasets
@@ -17,6 +17,10 @@ def __getattr__(name: str) -> Any:  # lazy, so `evals --help` starts without pan
         from evals.analyse.repeats import by_example
 
         return by_example
+    if name == "run":  # run a task's models and store every answer, as `evals run` does
+        from evals.run.api import run
+
+        return run
     if name == "load_task":
         from evals.data.tasks import load_task
 

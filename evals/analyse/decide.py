@@ -31,7 +31,8 @@ from evals.run.latency import profile_identity
 from evals.run.manifest import build_manifest, changed_settings, config_from_dict
 from evals.run.progress import RunProgress
 from evals.run.resume import resume_run
-from evals.run.runner import require_providers, run_task
+from evals.run.api import Progress, execute, quiet_progress, run_sync
+from evals.run.runner import require_providers
 from evals.run.store import LatencyProfile, Store, load_run
 from evals.settings import validated
 from evals.types import Decision, ModelConfig, ModelSpec, Sample, Task
@@ -288,18 +289,24 @@ def with_errors(plan: DecisionPlan, store: Store) -> list[str]:
     return [run_id for role, run_id in plan.runs.items() if store.get_run(run_id).n_errors]
 
 
-async def run_missing(plan: DecisionPlan, store: Store, options: RunOptions, *,
-                      cache: ResponseCache | None = None, progress: RunProgress | None = None) -> dict[str, str]:
-    """Retry the errored examples of reused runs, then run the roles the store lacks (in parallel, through
-    the runner); every role's run id after."""
+def run_missing(plan: DecisionPlan, store: Store, options: RunOptions, *, cache: ResponseCache | None = None,
+                progress: Progress = quiet_progress, workers: int = 1) -> dict[str, str]:
+    """Retry the errored examples of reused runs, then run the roles the store lacks (in parallel, over
+    `workers` processes); every role's run id after."""
     budget = Budget(options.budget_usd)  # one --budget for the retries and the new runs together
-    for run_id in with_errors(plan, store):  # with the task the user named, never the one a manifest names
-        await resume_run(run_id, store, options, cache=cache, progress=progress, budget=budget, task=plan.task)
+    retry = with_errors(plan, store)
+    if retry:
+        async def retry_all(bars: RunProgress) -> None:
+            for run_id in retry:  # with the task the user named, never the one a manifest names
+                await resume_run(run_id, store, options, cache=cache, progress=bars, budget=budget, task=plan.task)
+
+        with progress() as bars:  # closed before any fork
+            run_sync(retry_all(bars))
     roles = plan.missing
     if roles:
         providers = require_providers([plan.configs[r] for r in roles])
-        outcomes = await run_task(plan.task, plan.samples, providers, store, options, cache=cache, progress=progress,
-                                  budget=budget)
+        outcomes = execute(plan.task, plan.samples, providers, store, options, cache=cache, workers=workers,
+                           budget=budget, progress=progress)
         for role, outcome in zip(roles, outcomes, strict=True):
             if outcome.status != "completed":
                 raise EvalsError(f"the {role} run {outcome.run_id} stopped early ({outcome.status}); finish it "

@@ -73,24 +73,19 @@ ExamplesOpt = Annotated[int, typer.Option(help="Improved/regressed examples to s
 BatchOpt = Annotated[bool, typer.Option(
     "--batch", help="Send the API models' calls through their Batch API: half the price, answers within 24 h "
                     "(openai, anthropic; the same as batch: true in task.yaml).")]
+WorkersOpt = Annotated[int, typer.Option(
+    metavar="N", help="Spread API models' calls over N processes, each with 1/N of the concurrency and budget: for runs "
+         "past a few hundred calls a second, which one process cannot drive.", min=1)]
 JudgeOpt = Annotated[str | None, typer.Option(
     "--judge", envvar="EVALS_JUDGE", metavar="SPEC",
     help="Model spec for every judge metric of the task (default: each metric's `judge`).")]
 
 
 def batched(configs: Any) -> list[Any]:
-    """These models with batch on where their provider has a Batch API; the others are named and run as
-    usual. When none has one, the command is refused before anything is called."""
-    import dataclasses
+    """These models with batch on where their provider has a Batch API (see evals.run.api.with_batch)."""
+    from evals.run.api import with_batch
 
-    from evals.providers import has_batch_api, no_batch_api
-
-    without = [c for c in configs if not has_batch_api(c.spec.provider)]
-    if len(without) == len(configs):
-        raise EvalsError("; ".join(f"{c.spec}: {no_batch_api(c.spec.provider)}" for c in without), field="--batch")
-    for c in without:
-        warn(f"{c.spec}: the {c.spec.provider} provider has no Batch API; it runs without --batch")
-    return [c if c in without else dataclasses.replace(c, batch=True) for c in configs]
+    return with_batch(configs, warn)
 
 
 def print_json(data: Any) -> None:
@@ -180,14 +175,10 @@ def running(db: Store, *, mode: str, resume: str = "evals run --resume {run_id}"
 
 
 def run_async(work: Any) -> Any:
-    """Run the model calls of a command, stopping cleanly on SIGINT or SIGTERM. What is imported before is frozen
-    out of the collector, which the run would otherwise walk again at every full collection."""
-    import gc
+    """Run the model calls of a command, stopping cleanly on SIGINT or SIGTERM (evals.run.api.run_sync)."""
+    from evals.run.api import run_sync
 
-    from evals.run.stop import interruptible
-
-    gc.freeze()
-    return asyncio.run(interruptible(work))
+    return run_sync(work)
 
 
 def run_setup(concurrency: int | None, timeout: float, retries: int, budget: float | None, cache: bool,

@@ -22,6 +22,7 @@ from evals.cli.app import (
     RetryForOpt,
     StoreOpt,
     TimeoutOpt,
+    WorkersOpt,
     app,
     batched,
     command_group,
@@ -29,7 +30,6 @@ from evals.cli.app import (
     err_console,
     print_json,
     progress_mode,
-    run_async,
     run_setup,
     running,
 )
@@ -152,6 +152,7 @@ def check(
     junit: Annotated[Path | None, typer.Option(metavar="FILE", help="Also write JUnit XML to FILE.")] = None,
     html: Annotated[Path | None, typer.Option(metavar="FILE", help="Also write an HTML report with the trend.")] = None,
     batch: BatchOpt = False,
+    workers: WorkersOpt = 1,
 ) -> None:
     """Run the task's model again (no cache) and gate it against its baseline: exit 0 pass/warn, 1 regression, 2 error.
 
@@ -170,9 +171,9 @@ def check(
                       f"{plan.baseline.source}" + ("" if cache else "; response cache off"), markup=False,
                       highlight=False)
     options, response_cache = run_setup(concurrency, timeout, retries, budget, cache, cache_path, retry_for)
-    with running(db, mode=progress_mode(progress, no_progress, quiet=as_json)) as bars:
-        outcome = run_async(run_check(plan, db, options, cache=response_cache,
-                                        progress=bars))
+    mode = progress_mode(progress, no_progress, quiet=as_json)
+    outcome = run_check(plan, db, options, cache=response_cache, progress=lambda: running(db, mode=mode),
+                        workers=workers)
     if junit is not None:
         from evals.report.junit import write_junit
 

@@ -23,6 +23,7 @@ from evals.cli.app import (
     RetryForOpt,
     StoreOpt,
     TimeoutOpt,
+    WorkersOpt,
     app,
     console,
     err_console,
@@ -117,6 +118,7 @@ def decide_cmd(
     as_json: JsonOpt = False,
     markdown: MarkdownOpt = None,
     html: HtmlOpt = None,
+    workers: WorkersOpt = 1,
 ) -> None:
     """Run the task's baseline and candidate(s) (only what the store lacks), then compare and decide."""
     from evals.analyse.decide import (
@@ -141,8 +143,8 @@ def decide_cmd(
                           "first", markup=False, highlight=False)
     if plan.missing or retry:
         options, response_cache = run_setup(concurrency, timeout, retries, budget, cache, cache_path, retry_for)
-        with running(db, mode=progress_mode(progress, no_progress, quiet=as_json)) as bars:
-            run_async(run_missing(plan, db, options, cache=response_cache, progress=bars))
+        mode = progress_mode(progress, no_progress, quiet=as_json)
+        run_missing(plan, db, options, cache=response_cache, progress=lambda: running(db, mode=mode), workers=workers)
     note = f"decision settings: {plan.task.path}"
     compared = compare_with_baseline(plan.runs["baseline"], [(plan.runs[r], plan.decision_for(r))
                                                              for r in plan.candidates], db)

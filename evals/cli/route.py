@@ -26,7 +26,6 @@ from evals.cli.app import (
     err_console,
     print_report,
     progress_mode,
-    run_async,
     run_setup,
     running,
 )
@@ -97,8 +96,8 @@ def route_cmd(
                               markup=False, highlight=False)
     if plan.missing or with_errors(plan, db):
         options, response_cache = run_setup(concurrency, timeout, retries, budget, cache, cache_path, retry_for)
-        with running(db, mode=progress_mode(progress, no_progress, quiet=as_json)) as bars:
-            run_async(run_missing(plan, db, options, cache=response_cache, progress=bars))
+        mode = progress_mode(progress, no_progress, quiet=as_json)
+        run_missing(plan, db, options, cache=response_cache, progress=lambda: running(db, mode=mode))
     routing = route_stored(plan.task, plan.runs["candidate"], plan.runs["baseline"], db, signal, force=force,
                            known=known)
     db.add_route(plan.task.name, routing.cheap_run, routing.strong_run, routing.signal, routing.as_dict())

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
-import time
 from typing import Annotated, Any
 
 import typer
@@ -24,8 +22,8 @@ from evals.cli.app import (
     RetryForOpt,
     StoreOpt,
     TimeoutOpt,
+    WorkersOpt,
     app,
-    batched,
     console,
     err_console,
     print_classifications,
@@ -62,9 +60,7 @@ def run(
         help="Ask every example K times (default: the task's `repeats`); statistics then take the example as "
              "the unit.", min=1, max=MAX_REPEATS)] = None,
     batch: BatchOpt = False,
-    workers: Annotated[int, typer.Option(
-        metavar="N", help="Spread API models' calls over N processes, each with 1/N of the concurrency and budget: for runs "
-             "past a few hundred calls a second, which one process cannot drive.", min=1)] = 1,
+    workers: WorkersOpt = 1,
     prompt: Annotated[str | None, typer.Option(
         "--prompt", metavar="NAME", help="Run with the task's named prompt NAME (`prompts:` in task.yaml; "
                                          "`evals optimize` writes `optimized`).")] = None,
@@ -89,49 +85,37 @@ def run(
     sharded = check_shard(shard, run_group, resume=resume, workers=workers, batch=batch)
     loaded = load_task(task) if task is not None else None  # a mistake in it is reported before anything loads
     from evals.run.resume import resume_job, resume_run
-    from evals.run.runner import create_runs, run_task
 
     options, response_cache = run_setup(concurrency, timeout, retries, budget, cache, cache_path, retry_for)
     options = dataclasses.replace(options, repeats=repeats)
     db = Store(store)
     mode = progress_mode(progress, no_progress, quiet=as_json)
-    if workers > 1:
+    if sharded:
+        from evals.run.shards import run_shard
+
+        loaded, samples, ready = models_to_run(loaded, model, judge, limit, batch, prompt)
+        with running(db, mode=mode) as bars:
+            outcomes = run_async(run_shard(loaded, samples, ready, db, options, group=str(run_group), shard=sharded,
+                                           cache=response_cache, progress=bars, warn=warn, note=bars.note))
+    elif loaded is not None:
+        from evals.run.api import execute
+
+        loaded, samples, ready = models_to_run(loaded, model, judge, limit, batch, prompt)
+        outcomes = execute(loaded, samples, ready, db, options, cache=response_cache, workers=workers,
+                           progress=lambda: running(db, mode=mode), warn=warn)
+    elif workers > 1:
         from evals.run.workers import check_workers, start_workers
 
-        if loaded is not None:
-            loaded, samples, ready = models_to_run(loaded, model, judge, limit, batch, prompt)
-        else:
-            # a resumed run keeps the judge it started with (recorded in its manifest)
-            loaded, samples, job = resume_job(db.resolve(resume), db)
-            ready, jobs = [(job.config, job.provider)], [job]
-        check_workers(workers, loaded, samples, ready, options, batch=batch)
-        if task is not None:
-            jobs = create_runs(loaded, samples, ready, db, options)
-        pool = start_workers(loaded, samples, jobs, db, options, response_cache, workers)
+        # a resumed run keeps the judge it started with (recorded in its manifest)
+        loaded, samples, job = resume_job(db.resolve(resume), db)
+        check_workers(workers, loaded, samples, [(job.config, job.provider)], options, batch=batch)
+        pool = start_workers(loaded, samples, [job], db, options, response_cache, workers)
         with running(db, mode=mode) as bars:
             outcomes = pool.wait(bars, warn)
     else:
         with running(db, mode=mode) as bars:
-            if sharded:
-                from evals.run.shards import run_shard
-
-                loaded, samples, ready = models_to_run(loaded, model, judge, limit, batch, prompt)
-                outcomes = run_async(run_shard(loaded, samples, ready, db, options, group=str(run_group),
-                                               shard=sharded, cache=response_cache, progress=bars, warn=warn,
-                                               note=bars.note))
-            elif loaded is None:
-                outcomes = [run_async(resume_run(db.resolve(resume), db, options, cache=response_cache,
-                                                 progress=bars, warn=warn))]
-            else:
-                from evals.run.workers import cpu_bound_hint
-
-                loaded, samples, ready = models_to_run(loaded, model, judge, limit, batch, prompt)
-                wall, cpu = time.perf_counter(), time.process_time()
-                outcomes = run_async(run_task(loaded, samples, ready, db, options, cache=response_cache,
-                                              progress=bars, warn=warn))
-                hint = cpu_bound_hint(time.process_time() - cpu, time.perf_counter() - wall, ready, os.cpu_count())
-                if hint:
-                    bars.note(hint)
+            outcomes = [run_async(resume_run(db.resolve(resume), db, options, cache=response_cache,
+                                             progress=bars, warn=warn))]
     from evals.analyse.summary import summarize_stored
 
     summaries = [summarize_stored(o.run_id, db) for o in outcomes]
@@ -172,35 +156,14 @@ def models_to_run(loaded: Any, model: list[str] | None, judge: str | None, limit
     """The task (with --judge), its first `limit` examples, and each model's provider: the task's models or
     --model (each with the named `prompt`), those that cannot run here skipped (said), the embedded default
     when none of the task's can."""
-    from evals.data.golden import load_samples
-    from evals.run.runner import DEFAULT_MODEL, open_providers, require_providers
+    from evals.run.api import select_models
 
-    if judge:
-        from evals.metrics import with_judge
-
-        loaded = with_judge(loaded, judge)
-    samples = load_samples(loaded, limit=limit)  # bad data fails here, before any model loads
-    try:
-        configs = [loaded.model_config(m) for m in model] if model else list(loaded.models)
-    except ValueError as e:
-        raise EvalsError(str(e), field="--model") from None
-    if batch:
-        configs = batched(configs)
-
-    def prompted(config: Any) -> Any:
-        return config if prompt is None else dataclasses.replace(config, prompt=prompt)
-
-    default = prompted(loaded.model_config(DEFAULT_MODEL))
-    loaded.prompt_for(default)  # a named prompt the task lacks is refused before any model loads
-    configs = [prompted(c) for c in configs]
-    ready, skipped = open_providers(configs or [default])
-    for s in skipped:
+    chosen = select_models(loaded, model, judge=judge, limit=limit, batch=batch, prompt=prompt, warn=warn)
+    for s in chosen.skipped:
         err_console.print(f"[yellow]skipped[/] {s.spec}: {s.reason}", highlight=False)
-    if not ready and not model:
-        err_console.print(f"no model of the task can run here; running the embedded default {DEFAULT_MODEL}")
-        ready = require_providers([default])
-    if not ready:
-        raise EvalsError("none of the requested models can run here")
+    if chosen.fell_back:
+        err_console.print(f"no model of the task can run here; running the embedded default {chosen.ready[0][0].spec}")
+    loaded, samples, ready = chosen.task, chosen.samples, chosen.ready
     return loaded, samples, ready
 
 @app.command()

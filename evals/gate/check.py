@@ -32,8 +32,8 @@ from evals.data.tasks import load_task
 from evals.gate.baseline import ResolvedBaseline, paired_samples, resolve_baseline
 from evals.run.cache import ResponseCache
 from evals.run.calls import RunOptions
-from evals.run.progress import RunProgress
-from evals.run.runner import require_providers, run_task
+from evals.run.api import Progress, execute, quiet_progress
+from evals.run.runner import require_providers
 from evals.run.store import Store, load_run
 from evals.types import MATCH_RATE, CheckSettings, ModelConfig, Sample, Task, answer_shown
 
@@ -335,11 +335,12 @@ def plan_check(task_name: str, store: Store, *, model: str | None = None, baseli
     return CheckPlan(task, task.model_config(resolved.model), samples, resolved, notes)
 
 
-async def run_check(plan: CheckPlan, store: Store, options: RunOptions, *, cache: ResponseCache | None = None,
-                    progress: RunProgress | None = None) -> CheckOutcome:
-    """Run the model on the baseline's examples, judge the run, and record the check in the store's history."""
-    providers = require_providers([plan.config])
-    [ran] = await run_task(plan.task, plan.samples, providers, store, options, cache=cache, progress=progress)
+def run_check(plan: CheckPlan, store: Store, options: RunOptions, *, cache: ResponseCache | None = None,
+              progress: Progress = quiet_progress, workers: int = 1) -> CheckOutcome:
+    """Run the model on the baseline's examples (over `workers` processes), judge the run, and record the check
+    in the store's history."""
+    [ran] = execute(plan.task, plan.samples, require_providers([plan.config]), store, options, cache=cache,
+                    workers=workers, progress=progress)
     outcome = evaluate(load_run(plan.baseline.run.id, store), load_run(ran.run_id, store), plan.task.check,
                        baseline_source=plan.baseline.source)
     outcome.notes += plan.notes
