@@ -249,7 +249,7 @@ def _cost_case(costs: CostProjection | None, notes: list[str]) -> tuple[bool, li
         far_a, far_b = costs.baseline.monthly_usd(1e12), costs.candidate.monthly_usd(1e12)
         lines.append("Both cost the same at every volume." if far_a == far_b else
                      f"The {'candidate' if far_b < far_a else 'baseline'} is cheaper at every volume "
-                     "(no break-even).")
+                     f"(no break-even; {costs.modes}).")
     if not costs.rows:
         return False, lines + ["No decision.volume is set, so the cost case is not assessed."]
     return costs.rows[0].candidate_usd <= costs.rows[0].baseline_usd, lines

@@ -288,7 +288,7 @@ def test_a_together_fine_tune_on_a_dedicated_endpoint_is_paid_by_the_hour(two_ve
     assert row["monthly_usd"] == pytest.approx(2.0 * 730 + training / 12)
     pair = next(c for c in report["comparisons"] if c["b"]["summary"]["model"] == "together:ft@tg")
     reasons = " ".join(pair["verdict"]["reasons"])
-    assert "(baseline api, candidate managed (dedicated))" in reasons
+    assert "The baseline is cheaper at every volume (no break-even; baseline api, candidate managed (dedicated))" in reasons
     basis = " ".join(pair["verdict"]["assumptions"])
     assert "1,000 calls/hour given (decision.managed.calls_per_hour, on 1x H100)" in basis
     assert "endpoint_hourly_usd 2.0 (given)" in basis and "min_hours_per_month 730 (default)" in basis
