@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+from evals.managed import Managed
 
 Role = Literal["system", "user", "assistant"]
 
@@ -274,37 +276,6 @@ class SelfHosted(_Settings):
         return self.retrain_every_months or self.amortize_months
 
 
-class Managed(_Settings):
-    """How a managed host's models (Together AI's, say) are paid for: per token at each model's `price:`
-    (serverless), or per hour for the ones served on a dedicated endpoint."""
-
-    dedicated: tuple[str, ...] = Field((), description="Managed model specs served on a dedicated endpoint, paid per "
-                                                       "hour; every other managed side is serverless (per token).")
-    endpoint_hourly_usd: float | None = Field(None, gt=0, description="Price of one dedicated-endpoint hour (USD), "
-                                                                      "as the host lists it for its hardware.")
-    calls_per_hour: float | None = Field(
-        None, gt=0, description="Calls one endpoint serves per hour. Default: measured (the newest `evals latency` "
-                                "profile of the model, else the run itself).")
-    utilisation: float = Field(0.7, gt=0, le=1, description="Share of the endpoint's paid hours that serve calls.")
-    min_hours_per_month: float = Field(HOURS_PER_MONTH, ge=0, le=HOURS_PER_MONTH * 1000, description=(
-        "Endpoint hours paid each month however few the calls (730: up all month; an endpoint bills while up)."))
-    models: tuple[str, ...] = Field((), description="Other specs to cost as managed, e.g. an openai: spec whose "
-                                                    "base_url is the host's OpenAI-compatible endpoint.")
-    hardware: str | None = Field(None, description="The endpoint's hardware (e.g. '1x H100 80GB'); printed beside a "
-                                                   "given calls_per_hour.")
-
-    @field_validator("models", "dedicated", mode="before")
-    @classmethod
-    def _specs(cls, value: Any) -> Any:
-        return SelfHosted._specs(value)
-
-    @model_validator(mode="after")
-    def _priced(self) -> Managed:
-        if self.dedicated and self.endpoint_hourly_usd is None:
-            raise ValueError("dedicated endpoints need endpoint_hourly_usd (their price per hour)")
-        return self
-
-
 class Decision(_Settings):
     """task.yaml's `decision:` settings."""
 
@@ -334,6 +305,8 @@ class Decision(_Settings):
     self_hosted: SelfHosted | None = Field(None, description="How self-hosted sides are paid for (see below).")
     managed: Managed | None = Field(None, description="How managed-hosting sides are paid for: serverless per token, "
                                                       "or a dedicated endpoint per hour (see below).")
+
+    _managed = field_validator("managed", mode="after")(lambda cls, v: v and v.with_specs(_spec))
 
     @field_validator("baseline", "candidate", mode="before")
     @classmethod
