@@ -10,14 +10,14 @@ from typing import Any
 
 from evals._util import suggest
 from evals.errors import EvalsError
-from evals.types import Decision, SelfHosted
+from evals.types import Decision, Managed, SelfHosted
 
 
 def settings_table(model: Any = Decision, prefix: str = "decision") -> list[tuple[str, str, str]]:
     """(field, default, description) for every setting, nested blocks included: the README table's rows."""
     rows = []
     for name, f in model.model_fields.items():
-        nested = SelfHosted if name == "self_hosted" else None
+        nested = {"self_hosted": SelfHosted, "managed": Managed}.get(name)
         default = "required" if f.is_required() else json.dumps(f.default) if f.default not in (None, ()) else "-"
         rows.append((f"{prefix}.{name}", "" if nested else default, f.description or ""))
         if nested:

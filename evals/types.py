@@ -14,6 +14,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 # What one model request is made of (messages, tools, calls, params) lives in evals.chat; re-exported here.
 from evals.chat import (  # noqa: F401
     TOOL_CHOICES, GenerateParams, Message, Role, Tool, ToolCall, answer_shown, parse_arguments)
+from evals.managed import Managed
+
 
 @dataclass(frozen=True)
 class Sample:
@@ -284,6 +286,10 @@ class Decision(_Settings):
     revisit_months: float = Field(6.0, gt=0, description="When the decision is due again (prices and models move); "
                                                          "`evals check` says when.")
     self_hosted: SelfHosted | None = Field(None, description="How self-hosted sides are paid for (see below).")
+    managed: Managed | None = Field(None, description="How managed-hosting sides are paid for: serverless per token, "
+                                                      "or a dedicated endpoint per hour (see below).")
+
+    _managed = field_validator("managed", mode="after")(lambda cls, v: v and v.with_specs(_spec))
 
     @field_validator("baseline", "candidate", mode="before")
     @classmethod

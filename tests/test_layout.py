@@ -11,7 +11,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("evals", "finetune")
-KERNEL = {"evals.types", "evals.errors", "evals.registry", "evals._util", "evals.settings", "evals.chat"}
+KERNEL = {"evals.types", "evals.managed", "evals.errors", "evals.registry", "evals._util", "evals.settings",
+          "evals.chat"}
 # The stage order, lowest first (ARCHITECTURE.md): cli -> view/report -> gate -> analyse -> run -> data ->
 # metrics/providers -> kernel. Rooms on one floor may use each other; above them all, the package's public API
 # (evals/__init__.py, `python -m evals`) and finetune, a package on top that registers its own command.

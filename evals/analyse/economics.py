@@ -4,6 +4,10 @@ API sides are priced as billed: the mean recorded tokens of a call (fresh input,
 and writes, output) at the model's own rates, at Batch API rates when `decision.api_batch` is set.
 A hosted fine-tune (`openai:ft@NAME`) is an API side at its fine-tuned model's rates, plus its one-off
 training (the job's trained tokens x the training price) amortised as a self-hosted adapter's is.
+Managed sides (a provider that is `managed`, such as together:, or a spec in `decision.managed.models`) are
+either serverless, an API side at the model's `price:` (no managed rate is shipped), or on a dedicated endpoint
+(`decision.managed.dedicated`), priced per endpoint hour as a GPU hour is below, at least min_hours_per_month;
+a managed fine-tune's training (its job's own price) is amortised as a hosted fine-tune's is.
 Self-hosted sides (provider `local`, a `+lora:` adapter, or a spec listed in
 `decision.self_hosted.models`) are priced as they are paid for:
 
@@ -25,7 +29,7 @@ from evals.errors import EvalsError
 from evals.providers import provider_class
 from evals.providers.prices import price_for
 from evals.run.manifest import config_from_dict
-from evals.types import DAYS_PER_MONTH, Decision, ModelConfig, ModelSpec, Price, SelfHosted
+from evals.types import DAYS_PER_MONTH, Decision, Managed, ModelConfig, ModelSpec, Price, SelfHosted
 
 if TYPE_CHECKING:
     from evals.analyse.compare import Comparison, Side
@@ -54,12 +58,15 @@ class Latency:
         return " ".join(p for p in (at, on, f"({self.source})") if p)
 
 
+PER_TOKEN = ("api", "managed (serverless)")  # hostings billed per token
+
+
 @dataclass(frozen=True)
 class CostModel:
     """Monthly cost = fixed + max(per_call x volume, floor)."""
 
     model: str
-    hosting: str  # "api" or "self-hosted"
+    hosting: str  # "api", "self-hosted", "managed (serverless)" or "managed (dedicated)"
     per_call_usd: float  # the marginal cost of one more call (API: as billed; self-hosted: its GPU time)
     fixed_monthly_usd: float = 0.0  # operations plus amortised training
     floor_monthly_usd: float = 0.0  # GPU hours paid for even when idle
@@ -79,7 +86,7 @@ class SideFigures:
 
     role: str  # baseline or candidate
     model: str
-    hosting: str  # api, self-hosted, or '-' where it could not be costed
+    hosting: str  # api, self-hosted, managed (serverless | dedicated), or '-' where it could not be costed
     marginal_per_call_usd: float | None  # one more call: as billed (API), or its GPU time (self-hosted)
     fixed_monthly_usd: float | None  # paid whatever the volume: operations and amortised training
     gpu_minimum_monthly_usd: float | None  # GPU hours paid each month however few the calls
@@ -125,6 +132,11 @@ class CostProjection:
     break_even_volume: float | None  # calls/month where the cheaper side flips; None if it never does
     break_even_tokens_per_day: float | None  # the same in tokens a day (the API side's mean tokens per call)
 
+    @property
+    def modes(self) -> str:
+        """How each side is paid for: 'baseline api, candidate managed (dedicated)'."""
+        return f"baseline {self.baseline.hosting}, candidate {self.candidate.hosting}"
+
 
 def side_config(side: Side) -> ModelConfig:
     try:
@@ -142,6 +154,19 @@ def is_self_hosted(config: ModelConfig, settings: SelfHosted | None) -> bool:
     except EvalsError:
         served_here = False
     return served_here or bool(config.adapter_dir) or str(config.spec) in listed
+
+
+def managed_mode(config: ModelConfig, settings: Managed | None) -> str | None:
+    """'serverless' or 'dedicated' for a model a managed host serves (its provider is `managed`, or
+    `decision.managed.models` lists it); None for any other."""
+    spec = str(config.spec)
+    try:
+        managed = provider_class(config.spec.provider).managed
+    except EvalsError:
+        managed = False
+    if not (managed or (settings is not None and spec in settings.models)):
+        return None
+    return "dedicated" if settings is not None and spec in settings.dedicated else "serverless"
 
 
 def run_latency(side: Side) -> Latency:
@@ -176,12 +201,15 @@ def profile_latency(profile: LatencyProfile, d: Decision) -> tuple[Latency, str]
     return latency, f"{profile.model}: measured at concurrency {measured}; serving at {level['concurrency']}, {why}."
 
 
-def api_cost(config: ModelConfig, side: Side, d: Decision) -> tuple[CostModel | None, str]:
+def api_cost(config: ModelConfig, side: Side, d: Decision, hosting: str = "api") -> tuple[CostModel | None, str]:
+    """Per token as billed: an API side, or a managed serverless one (`hosting`)."""
     model = str(config.spec)
     finetuned = side.finetuned or {}
     price = price_for(config, finetuned.get("model"))
     if price == Price():
-        return None, f"Cost unknown: no price known for {model}; add `price:` to its entry in task.yaml."
+        shipped = ("" if hosting == "api" else " (prices.yaml ships no managed host's rates: give its per-token "
+                   "rates for this model, from the host's pricing page)")
+        return None, f"Cost unknown: no price known for {model}; add `price:` to its entry in task.yaml{shipped}."
     if side.mean_input_tokens is None:
         return None, f"Cost unknown: {model} answered no example to take token counts from."
     tin, tout = side.mean_input_tokens, side.mean_output_tokens or 0.0
@@ -196,14 +224,14 @@ def api_cost(config: ModelConfig, side: Side, d: Decision) -> tuple[CostModel | 
         rates += f", ${(price.cache_write_per_mtok or price.input_per_mtok):g} cache write"
         tokens += f", {written:,.0f} written to the cache"
     who = f"{model} ({finetuned['model']}, fine-tuned by job {finetuned['job_id']})" if finetuned else model
-    basis = (f"{who} API: {tokens}) and {tout:,.0f} output tokens per call, the means recorded in run "
+    basis = (f"{who} {'API' if hosting == 'api' else hosting}: {tokens}) and {tout:,.0f} output tokens per call, the means recorded in run "
              f"{side.summary.run_id}, at {rates} per million tokens")
     if batch:
         why = "the run was batched" if config.batch else "decision.api_batch"
         basis += f", less the Batch API discount of {price.batch_discount:.0%} ({why})"
     basis += f" = ${per_call:.6f} per call"
     training, line = hosted_training(finetuned, d)
-    return CostModel(model, "api", per_call, training, tokens_per_call=tin + tout, basis=basis + line), ""
+    return CostModel(model, hosting, per_call, training, tokens_per_call=tin + tout, basis=basis + line), ""
 
 
 def hosted_training(finetuned: Mapping[str, Any], d: Decision) -> tuple[float, str]:
@@ -213,8 +241,8 @@ def hosted_training(finetuned: Mapping[str, Any], d: Decision) -> tuple[float, s
         return 0.0, ""
     cost, tokens, rate = (finetuned.get(k) for k in ("training_cost_usd", "trained_tokens", "training_price_per_mtok"))
     if cost is None:
-        return 0.0, (f"; training cost unknown (no training price for {finetuned.get('base')} in prices.yaml), "
-                     "so none is charged")
+        return 0.0, (f"; training cost unknown (no training price for {finetuned.get('base')} in prices.yaml, and "
+                     "none from the job), so none is charged")
     settings = d.self_hosted
     if settings is not None and settings.retrain_every_months:
         months, every = settings.retrain_every_months, "retrained every {:g} months (decision.self_hosted)"
@@ -224,8 +252,42 @@ def hosted_training(finetuned: Mapping[str, Any], d: Decision) -> tuple[float, s
         every = "amortised over {:g} months (" + ("decision.self_hosted" if given else "default") + ")"
     every = every.format(months)
     monthly = cost / months
-    return monthly, (f"; training ${cost:,.2f} once ({tokens:,} trained tokens x ${rate:g} per million, from job "
-                     f"{finetuned['job_id']}) {every} = ${monthly:,.2f}/month")
+    how = (f"{tokens:,} trained tokens x ${rate:g} per million" if rate is not None else
+           f"the job's own total_price, {tokens or 0:,} tokens processed")
+    return monthly, (f"; training ${cost:,.2f} once ({how}, from job {finetuned['job_id']}) {every} = "
+                     f"${monthly:,.2f}/month")
+
+
+def throughput(settings: SelfHosted | Managed, block: str, latency: Latency) -> tuple[float, str] | None:
+    """Calls per hour: given in `decision.BLOCK.calls_per_hour` (on its hardware), else measured; None if neither."""
+    if settings.calls_per_hour is not None:
+        return settings.calls_per_hour, f"given (decision.{block}.calls_per_hour" + (
+            f", on {settings.hardware})" if settings.hardware else ")")
+    if latency.calls_per_hour:
+        return latency.calls_per_hour, f"measured {latency.where}"
+    return None
+
+
+def dedicated_cost(config: ModelConfig, side: Side, d: Decision, latency: Latency) -> tuple[CostModel | None, str]:
+    """A managed dedicated endpoint: paid per hour while up (at least min_hours_per_month), serving
+    calls_per_hour at its utilisation; plus the fine-tune's training, amortised."""
+    model, settings = str(config.spec), d.managed
+    assert settings is not None and settings.endpoint_hourly_usd is not None  # validated at load
+    found = throughput(settings, "managed", latency)
+    if found is None:
+        return None, (f"Cost unknown: {model} is on a dedicated endpoint and has no decision.managed.calls_per_hour "
+                      "and no measured throughput (measure it with `evals latency`).")
+    cph, source = found
+    hourly = settings.endpoint_hourly_usd
+    per_call = hourly / (cph * settings.utilisation)
+    training, line = hosted_training(side.finetuned or {}, d)
+    basis = (f"{model} managed (dedicated endpoint): {cph:,.0f} calls/hour {source}; endpoint ${hourly:g}/hour "
+             f"(decision.managed, given) at {settings.utilisation:.0%} utilisation = ${per_call:.6f} per call; "
+             + (f"at least {settings.min_hours_per_month:g} endpoint hours a month" if settings.min_hours_per_month
+                else "paid only for the hours used"))
+    return CostModel(model, "managed (dedicated)", per_call, training, hourly * settings.min_hours_per_month,
+                     (side.mean_input_tokens or 0.0) + (side.mean_output_tokens or 0.0), basis + line, cph,
+                     source), ""
 
 
 def self_hosted_cost(config: ModelConfig, side: Side, settings: SelfHosted | None,
@@ -234,16 +296,11 @@ def self_hosted_cost(config: ModelConfig, side: Side, settings: SelfHosted | Non
     if settings is None:
         return None, (f"Cost unknown: {model} is self-hosted and decision.self_hosted (at least gpu_hourly_usd) "
                       "is not set.")
-    if settings.calls_per_hour is not None:
-        cph = settings.calls_per_hour
-        source = "given (decision.self_hosted.calls_per_hour" + (
-            f", on {settings.hardware})" if settings.hardware else ")")
-    elif latency.calls_per_hour:
-        cph = latency.calls_per_hour
-        source = f"measured {latency.where}"
-    else:
+    found = throughput(settings, "self_hosted", latency)
+    if found is None:
         return None, (f"Cost unknown: {model} has no decision.self_hosted.calls_per_hour and no measured "
                       "throughput (measure it with `evals latency`).")
+    cph, source = found
     per_call = settings.gpu_hourly_usd / (cph * settings.utilisation)
     trained = bool(config.adapter_dir) or str(config.spec) in settings.trained
     training = settings.training_cost_usd / settings.training_months if trained else 0.0
@@ -264,9 +321,12 @@ def self_hosted_cost(config: ModelConfig, side: Side, settings: SelfHosted | Non
 def cost_model(side: Side, d: Decision, latency: Latency) -> tuple[CostModel | None, str]:
     """The side's cost model, or None with the reason it cannot be costed."""
     config = side_config(side)
-    if is_self_hosted(config, d.self_hosted):
+    mode = managed_mode(config, d.managed)
+    if mode == "dedicated":
+        return dedicated_cost(config, side, d, latency)
+    if mode is None and is_self_hosted(config, d.self_hosted):
         return self_hosted_cost(config, side, d.self_hosted, latency)
-    return api_cost(config, side, d)
+    return api_cost(config, side, d, "api" if mode is None else f"managed ({mode})")
 
 
 def break_even_volume(x: CostModel, y: CostModel) -> float | None:
@@ -308,6 +368,6 @@ def project_costs(cmp: Comparison, d: Decision, latencies: tuple[Latency, Latenc
     volumes = [d.volume * k for k in (1, 10, 100)] if d.volume else []
     rows = tuple(CostRow(v, base.monthly_usd(v), cand.monthly_usd(v)) for v in volumes)
     even = break_even_volume(base, cand)
-    api = next((m for m in (base, cand) if m.hosting == "api"), base)
+    api = next((m for m in (base, cand) if m.hosting in PER_TOKEN), base)
     tokens_day = even * api.tokens_per_call / DAYS_PER_MONTH if even is not None and api.tokens_per_call else None
     return CostProjection(base, cand, rows, even, tokens_day), []

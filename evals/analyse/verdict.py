@@ -18,6 +18,7 @@ from evals.analyse.economics import (
     CostProjection,
     Latency,
     is_self_hosted,
+    managed_mode,
     SideFigures,
     profile_latency,
     project_costs,
@@ -187,10 +188,12 @@ def _constraints(roles: Mapping[str, Any], latency: Mapping[str, Latency], d: De
     excluded, notes = {}, []
     for role, side in roles.items():
         why = []
-        if d.in_house_only and not is_self_hosted(side_config(side), d.self_hosted):
+        config = side_config(side)
+        managed = managed_mode(config, d.managed) is not None
+        if d.in_house_only and (managed or not is_self_hosted(config, d.self_hosted)):
             why.append("data may not leave the team's infrastructure (decision.in_house_only"
                        + (f": {d.in_house_reason})" if d.in_house_reason else ")") + f" and {side.summary.model} "
-                       "is an API model")
+                       + ("is served by a managed host" if managed else "is an API model"))
         lat = latency[role]
         for value, ceiling, name, key in ((lat.p95_s, d.max_p95_s, "p95 latency", "max_p95_s"),
                                           (lat.ttft_p95_s, d.max_ttft_p95_s, "p95 time to first token",
@@ -240,12 +243,13 @@ def _cost_case(costs: CostProjection | None, notes: list[str]) -> tuple[bool, li
     if costs.break_even_volume is not None:
         tokens = (f" (about {costs.break_even_tokens_per_day:,.0f} tokens/day)"
                   if costs.break_even_tokens_per_day is not None else "")
-        lines.append(f"The cheaper side flips at about {costs.break_even_volume:,.0f} calls/month{tokens}.")
+        lines.append(f"The cheaper side flips at about {costs.break_even_volume:,.0f} calls/month{tokens} "
+                     f"({costs.modes}).")
     else:
         far_a, far_b = costs.baseline.monthly_usd(1e12), costs.candidate.monthly_usd(1e12)
         lines.append("Both cost the same at every volume." if far_a == far_b else
                      f"The {'candidate' if far_b < far_a else 'baseline'} is cheaper at every volume "
-                     "(no break-even).")
+                     f"(no break-even; {costs.modes}).")
     if not costs.rows:
         return False, lines + ["No decision.volume is set, so the cost case is not assessed."]
     return costs.rows[0].candidate_usd <= costs.rows[0].baseline_usd, lines
@@ -333,6 +337,13 @@ def _assumptions(cmp: Comparison, d: Decision, costs: CostProjection | None,
                 out.append(f"The {role}'s throughput was measured on {lat.hardware}, not on the GPU production would "
                            "use: its cost is likely an overestimate; measure the serving hardware with `evals "
                            "latency` (or set decision.self_hosted.calls_per_hour).")
+    dedicated = [role for role, side in by_role(cmp).items()
+                 if managed_mode(side_config(side), d.managed) == "dedicated"]
+    if d.managed is not None and dedicated:
+        given = d.managed.model_fields_set
+        out.append("Managed-hosting inputs (dedicated endpoint): " + "; ".join(
+            f"{name} {getattr(d.managed, name)!r} ({'given' if name in given else 'default'})"
+            for name in type(d.managed).model_fields if name not in ("models", "dedicated", "hardware")) + ".")
     return out
 
 

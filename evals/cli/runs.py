@@ -166,6 +166,7 @@ def models_to_run(loaded: Any, model: list[str] | None, judge: str | None, limit
     loaded, samples, ready = chosen.task, chosen.samples, chosen.ready
     return loaded, samples, ready
 
+
 @app.command()
 def runs(
     task: Annotated[str | None, typer.Option(help="Only runs of this task.")] = None,

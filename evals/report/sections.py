@@ -178,11 +178,11 @@ def cost_section(verdict: Verdict) -> Section:
     s = Section("Cost at volume", headers=["calls / month", "baseline", "candidate"],
                 rows=[[f"{r.volume:,.0f}", _money(r.baseline_usd), _money(r.candidate_usd)] for r in costs.rows])
     if costs.break_even_volume is None:
-        s.lines.append("Break-even: none (one side is cheaper at every volume).")
+        s.lines.append(f"Break-even: none (one side is cheaper at every volume; {costs.modes}).")
     else:
         tokens = (f", about {costs.break_even_tokens_per_day:,.0f} tokens/day"
                   if costs.break_even_tokens_per_day is not None else "")
-        s.lines.append(f"Break-even: about {costs.break_even_volume:,.0f} calls/month{tokens}.")
+        s.lines.append(f"Break-even: about {costs.break_even_volume:,.0f} calls/month{tokens} ({costs.modes}).")
     if not costs.rows:
         s.lines.append("No decision.volume in task.yaml, so no monthly projection.")
     return s

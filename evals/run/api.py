@@ -76,7 +76,8 @@ def select_models(task: Task, models: Sequence[str] | None = None, *, judge: str
     if fell_back:
         ready = require_providers([default])
     if not ready:
-        raise EvalsError("none of the requested models can run here")
+        raise EvalsError("none of the requested models can run here: "
+                         + "; ".join(f"{s.spec}: {s.reason}" for s in skipped))
     return Selection(task, samples, ready, skipped, fell_back)
 
 

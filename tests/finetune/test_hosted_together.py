@@ -207,3 +207,95 @@ def test_live_model_limits_of_the_default_base() -> None:
 
     limits = together.Together().fine_tuning.model_limits(model_name=TogetherConfig().base)
     assert limits.lora_training.max_rank >= 1
+
+
+# ---- one decide over four paths: prompted API, OpenAI fine-tune, Together fine-tune, self-hosted LoRA ----------
+
+GIVEN = {"input_per_mtok": 0.20, "output_per_mtok": 0.40}  # the user's Together rates (none is shipped)
+FOUR_PATHS = {
+    "models": ["openai:gpt-4o-mini", {"spec": "openai:ft@qa", "few_shot": False},
+               {"spec": "together:ft@tg", "few_shot": False, "price": GIVEN}, "openai:my-vllm"],
+    "decision": {"baseline": "openai:gpt-4o-mini", "candidate": ["openai:ft@qa", "together:ft@tg", "openai:my-vllm"],
+                 "volume": 1000,
+                 "self_hosted": {"gpu_hourly_usd": 1.0, "calls_per_hour": 100, "training_cost_usd": 12.0,
+                                 "models": ["openai:my-vllm"], "trained": ["openai:my-vllm"]}},
+}
+
+
+@pytest.fixture
+def two_vendors(monkeypatch, tmp_path):
+    """OpenAI's stand-in (its fine-tuning jobs) and Together's (its own), each answering its models' calls."""
+    from tests.finetune.test_hosted import FAST as OPENAI_FAST
+
+    with StandinServer(answer) as openai_server, StandinServer(lambda body: answer({**body, "model": "ft:"}),
+                                                               finetunes=TogetherFineTunes()) as together_server:
+        openai_server.answer = lambda body: answer(body) if body["model"] != "my-vllm" else answer({**body, "model": "x"})
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-hosted-0123456789")
+        monkeypatch.setenv("OPENAI_BASE_URL", openai_server.base_url)
+        monkeypatch.setenv("TOGETHER_API_KEY", KEY)
+        monkeypatch.setenv("TOGETHER_BASE_URL", together_server.url)
+        monkeypatch.chdir(tmp_path)
+        yield openai_server, together_server, OPENAI_FAST
+
+
+def four_paths(tmp_path: Path, fast, **decision) -> tuple[Path, float]:
+    spec = {**FOUR_PATHS, "decision": {**FOUR_PATHS["decision"], **decision}}
+    task_dir = write_task(tmp_path / "qa", train_rows(), **spec)
+    task = load_task(str(task_dir))
+    run_hosted(task, fast, "qa", progress_mode="none")
+    run_hosted(task, FAST, "tg", progress_mode="none")
+    tg = json.loads(Path("finetune/hosted/tg/manifest.json").read_text())
+    return task_dir, tg["cost"]["training_cost_usd"]
+
+
+def decide(task_dir: Path) -> dict:
+    result = CliRunner().invoke(app, ["decide", str(task_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_one_decide_weighs_api_an_openai_and_a_together_fine_tune_and_self_hosting(two_vendors, tmp_path) -> None:
+    _, together_server, openai_fast = two_vendors
+    task_dir, training = four_paths(tmp_path, openai_fast)
+    report = decide(task_dir)
+    rows = {r["model"]: r for r in report["choice"]["rows"]}
+    assert {m: r["hosting"] for m, r in rows.items()} == {
+        "openai:gpt-4o-mini": "api", "openai:ft@qa": "api", "together:ft@tg": "managed (serverless)",
+        "openai:my-vllm": "self-hosted"}
+    # serverless: every call's 5 prompt and 2 answer tokens at the given rates, plus the job's price over 12 months
+    per_call = (5 * 0.20 + 2 * 0.40) / 1e6
+    assert rows["together:ft@tg"]["per_call_usd"] == pytest.approx(per_call)
+    assert rows["together:ft@tg"]["training_monthly_usd"] == pytest.approx(training / 12)
+    assert rows["together:ft@tg"]["monthly_usd"] == pytest.approx(1000 * per_call + training / 12)
+    assert rows["together:ft@tg"]["matches"].startswith("40/40")
+    tg_model = json.loads(Path("finetune/hosted/tg/manifest.json").read_text())["fine_tuned_model"]
+    assert {r.body["model"] for r in together_server.requests if r.path == "/v1/chat/completions"} == {tg_model}
+    pair = next(c for c in report["comparisons"] if c["b"]["summary"]["model"] == "together:ft@tg")
+    basis = " ".join(pair["verdict"]["assumptions"])
+    assert "managed (serverless): 5 input" in basis and "$0.2 input, $0.4 output per million tokens" in basis
+    assert f"training ${training:,.2f} once (the job's own total_price" in basis
+
+
+def test_a_together_fine_tune_on_a_dedicated_endpoint_is_paid_by_the_hour(two_vendors, tmp_path) -> None:
+    _, _, openai_fast = two_vendors
+    task_dir, training = four_paths(tmp_path, openai_fast, managed={
+        "dedicated": ["together:ft@tg"], "endpoint_hourly_usd": 2.0, "calls_per_hour": 1000, "hardware": "1x H100"})
+    report = decide(task_dir)
+    row = next(r for r in report["choice"]["rows"] if r["model"] == "together:ft@tg")
+    assert row["hosting"] == "managed (dedicated)"
+    assert row["per_call_usd"] == pytest.approx(2.0 / (1000 * 0.7))
+    assert row["gpu_minimum_monthly_usd"] == pytest.approx(2.0 * 730)  # up all month (the default)
+    assert row["monthly_usd"] == pytest.approx(2.0 * 730 + training / 12)
+    pair = next(c for c in report["comparisons"] if c["b"]["summary"]["model"] == "together:ft@tg")
+    reasons = " ".join(pair["verdict"]["reasons"])
+    assert "The baseline is cheaper at every volume (no break-even; baseline api, candidate managed (dedicated))" in reasons
+    basis = " ".join(pair["verdict"]["assumptions"])
+    assert "1,000 calls/hour given (decision.managed.calls_per_hour, on 1x H100)" in basis
+    assert "endpoint_hourly_usd 2.0 (given)" in basis and "min_hours_per_month 730 (default)" in basis
+
+
+def test_in_house_only_excludes_a_managed_side(two_vendors, tmp_path) -> None:
+    _, _, openai_fast = two_vendors
+    task_dir, _ = four_paths(tmp_path, openai_fast, in_house_only=True)
+    rows = {r["model"]: r for r in decide(task_dir)["choice"]["rows"]}
+    assert "is served by a managed host" in rows["together:ft@tg"]["excluded"]
