@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 from starlette.testclient import TestClient
@@ -105,6 +107,41 @@ def test_workers_run_on_postgresql(postgres_url, make_task, tmp_path) -> None:
     with psycopg.connect(postgres_url) as db:
         assert db.execute("SELECT status, served_calls FROM runs").fetchall() == [("completed", 30)]
         assert db.execute("SELECT COUNT(DISTINCT example_id), COUNT(*) FROM results").fetchone() == (30, 30)
+
+
+def test_a_server_lost_mid_run_is_one_line_and_resume_finishes_the_run(postgres_cluster, make_task,
+                                                                        tmp_path) -> None:
+    from tests.postgres_server import Cluster
+
+    cluster = Cluster()  # its own: this one is crashed on purpose
+    try:
+        url = cluster.new_database()
+        with StandinProcess(qa_answer, latency=0.3) as server:
+            folder = make_task(rows=qa_rows(40), models=[{"spec": "openai:gpt-4o-mini", "base_url": server.base_url,
+                                                          "concurrency": 2}])
+            env = {**os.environ, "EVALS_STORE": url, "EVALS_CACHE_DIR": str(tmp_path / "cache")}
+            proc = subprocess.Popen([sys.executable, "-m", "evals", "run", str(folder), "--no-cache", "--progress",
+                                     "none"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and Store(url).database.rows("SELECT COUNT(*) FROM results")[0][0] < 4:
+                time.sleep(0.05)
+            cluster.halt()  # the server crashes mid-run
+            out, err = proc.communicate(timeout=120)
+            assert proc.returncode == 2, (out, err)
+            [line] = err.strip().splitlines()
+            assert "Traceback" not in err and f"127.0.0.1:{cluster.port}" in line and cluster.password not in line
+            [run_id] = re.findall(r"evals run --resume (\w+)", line)
+            cluster.start()
+            kept = Store(url).database.rows("SELECT COUNT(*) FROM results")[0][0]
+            assert kept >= 4  # what was stored before the crash is still there
+            resumed = invoke("run", "--resume", run_id, "--no-cache", "--progress", "none", env=env)
+            assert resumed.exit_code == 0, resumed.output
+        [run] = Store(url).list_runs()
+        assert (run.id, run.status, run.n_done, run.n_errors) == (run_id, "completed", 40, 0)
+        keys = Store(url).database.rows("SELECT example_id, attempt FROM results")
+        assert len(keys) == len(set(keys)) == 40
+    finally:
+        cluster.stop()
 
 
 def test_an_unreachable_server_is_one_line_naming_the_host(postgres_cluster) -> None:
