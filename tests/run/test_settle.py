@@ -10,7 +10,9 @@ import subprocess
 import sys
 import textwrap
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -37,7 +39,7 @@ class ImportsTorch(FakeProvider):
 
 
 @pytest.fixture
-def slow_torch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def slow_torch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """`torch` is a stand-in whose import takes a second before it has `cuda` (the real one takes seconds)."""
     package = tmp_path / "slow" / "torch"
     package.mkdir(parents=True)
@@ -49,10 +51,15 @@ def slow_torch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         class cuda:
             is_available = staticmethod(lambda: False)
     """))
-    for name in [m for m in sys.modules if m == "torch" or m.startswith("torch.")]:
-        monkeypatch.delitem(sys.modules, name)
+    def torch_modules() -> dict[str, Any]:
+        return {m: sys.modules.pop(m) for m in [m for m in sys.modules if m == "torch" or m.startswith("torch.")]}
+
+    real = torch_modules()
     monkeypatch.syspath_prepend(str(tmp_path / "slow"))
     IMPORT_STARTED.clear()
+    yield
+    torch_modules()  # the stand-in never outlives the test: a later `import torch` gets the real one again
+    sys.modules.update(real)
 
 
 async def test_a_cached_run_settles_while_another_model_imports_torch(make_task, tmp_path, slow_torch) -> None:
