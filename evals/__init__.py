@@ -17,10 +17,10 @@ def __getattr__(name: str) -> Any:  # lazy, so `evals --help` starts without pan
         from evals.analyse.repeats import by_example
 
         return by_example
-    if name == "run":  # run a task's models and store every answer, as `evals run` does
-        from evals.run.api import run
+    if name == "run":  # the run package, which is callable: run a task and store every answer, as `evals run` does
+        import importlib
 
-        return run
+        return importlib.import_module("evals.run")
     if name == "load_task":
         from evals.data.tasks import load_task
 

@@ -126,7 +126,7 @@ def execute(task: Task, samples: Sequence[Sample], ready: Sequence[tuple[ModelCo
         if budget is not None and budget.limit_usd is not None:  # what earlier calls of the command left
             options = dataclasses.replace(options, budget_usd=max(budget.limit_usd - budget.spent_usd, 0.0))
         check_workers(workers, task, samples, ready, options, batch=any(c.batch for c, _ in ready))
-        jobs = create_runs(task, samples, ready, store, options)
+        jobs = create_runs(task, samples, ready, store, dataclasses.replace(options, processes=workers))
         pool = start_workers(task, samples, jobs, store, options, cache, workers)
         with progress() as bars:
             return pool.wait(bars, warn or (lambda _: None))

@@ -423,6 +423,8 @@ def create_runs(task: Task, samples: Sequence[Sample], providers: Sequence[tuple
     for config, provider in providers:
         repeats = task.repeats_for(config, options.repeats)
         manifest = build_manifest(task, config, provider.id, golden_hash, len(samples)) | {"repeats": repeats}
+        if options.processes > 1:
+            manifest["workers"] = options.processes  # the processes its calls are spread over
         try:
             run_id = (open_run or store.create_run)(task.name, str(config.spec), len(samples), manifest)
         except StorageError as e:
