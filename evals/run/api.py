@@ -5,10 +5,13 @@ default when none of the task's can), in this process or over worker processes. 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import dataclasses
 import gc
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -105,11 +108,35 @@ def quiet_progress() -> Iterator[RunProgress]:
 
 def run_sync(work: Any) -> Any:
     """Run model calls to the end, stopping cleanly on SIGINT or SIGTERM. What is imported before is frozen out
-    of the collector, which the run would otherwise walk again at every full collection."""
-    from evals.run.stop import interruptible
+    of the collector, which the run would otherwise walk again at every full collection. Where an event loop
+    already runs in this thread (a notebook's), the calls run on a loop of their own in another thread, and an
+    interrupt of this one (the kernel's Ctrl-C) winds them down as a signal would."""
+    from evals.run.stop import STOP, interruptible
 
     gc.freeze()
-    return asyncio.run(interruptible(work))
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(interruptible(work))
+    loop: concurrent.futures.Future[asyncio.AbstractEventLoop] = concurrent.futures.Future()
+    done: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+    def drive() -> None:
+        with asyncio.Runner() as runner:
+            loop.set_result(runner.get_loop())
+            try:
+                done.set_result(runner.run(interruptible(work, handle_signals=False)))
+            except BaseException as e:  # noqa: BLE001  (handed to the waiting thread as it is)
+                done.set_exception(e)
+
+    threading.Thread(target=drive, name="evals-run", daemon=True).start()
+    while True:
+        try:
+            return done.result()
+        except KeyboardInterrupt:
+            if STOP.interrupt is None:
+                raise
+            loop.result().call_soon_threadsafe(STOP.interrupt, signal.SIGINT)
 
 
 def execute(task: Task, samples: Sequence[Sample], ready: Sequence[tuple[ModelConfig, Provider]], store: Store,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 GRACE_S = 5.0
@@ -19,6 +19,7 @@ class _Stop:
         self.signal: int | None = None  # the signal stopping the work now, process-wide like signals themselves
         self.received: int | None = None  # the signal that stopped the last work, for its command to report
         self.runs: list[str] = []  # the runs that work touched (only those are marked interrupted and reported)
+        self.interrupt: Callable[[int], None] | None = None  # what a signal does to the work now, on its loop
 
 
 STOP = _Stop()
@@ -28,8 +29,9 @@ def stopping() -> bool:
     return STOP.signal is not None
 
 
-async def interruptible(work: Awaitable[T], grace_s: float = GRACE_S) -> T:
-    """Await `work`; on SIGINT or SIGTERM let it wind down (see the module) and cancel it after `grace_s`."""
+async def interruptible(work: Awaitable[T], grace_s: float = GRACE_S, *, handle_signals: bool = True) -> T:
+    """Await `work`; on SIGINT or SIGTERM let it wind down (see the module) and cancel it after `grace_s`.
+    Off the main thread (`handle_signals` False) the thread that has the signals calls `STOP.interrupt`."""
     loop = asyncio.get_running_loop()
     task = asyncio.ensure_future(work)
     STOP.signal, STOP.received, STOP.runs = None, None, []
@@ -42,13 +44,15 @@ async def interruptible(work: Awaitable[T], grace_s: float = GRACE_S) -> T:
         STOP.signal = sig
         timers.append(loop.call_later(grace_s, task.cancel))
 
-    for sig in SIGNALS:
+    STOP.interrupt = on_signal
+    for sig in SIGNALS if handle_signals else ():
         loop.add_signal_handler(sig, on_signal, sig)
     try:
         return await task
     finally:
-        for sig in SIGNALS:
+        for sig in SIGNALS if handle_signals else ():
             loop.remove_signal_handler(sig)
+        STOP.interrupt = None
         for timer in timers:
             timer.cancel()
         STOP.received, STOP.signal = STOP.signal, None  # later work in this process starts afresh

@@ -1,4 +1,4 @@
-"""notebooks/compare.ipynb runs top to bottom on two stored runs and reproduces the headline numbers."""
+"""notebooks/compare.ipynb runs top to bottom on two stored runs and reproduces the headline numbers; its last cell\nruns a task with evals.run."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ def test_compare_notebook_reproduces_the_headline_numbers(seed_runs, monkeypatch
     monkeypatch.setenv("EVALS_STORE", str(store))
     monkeypatch.setenv("RUN_A", run_a)
     monkeypatch.setenv("RUN_B", run_b)
+    monkeypatch.setenv("EVALS_TASK", str(NOTEBOOK.parents[1] / "golden_sets" / "resume-feedback"))
     nb = nbformat.read(NOTEBOOK, as_version=4)
     nbclient.NotebookClient(nb, timeout=120, kernel_name="python3").execute()
     printed = "".join(out.get("text", "") for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs)
@@ -26,3 +27,4 @@ def test_compare_notebook_reproduces_the_headline_numbers(seed_runs, monkeypatch
     assert "both 43, A only 1, B only 4, neither 2" in printed
     assert "McNemar exact p = 0.375" in printed
     assert "evals.analyse.compare agrees" in printed
+    assert "of fake:echo with 5 examples, 0 matched" in printed  # evals.run, the last cell

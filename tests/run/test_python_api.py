@@ -1,13 +1,21 @@
 """The one run entry below the CLI: `evals.run` from Python gives back each stored run as `evals.load_run`
 reads it, with the models that cannot run here warned of; `evals check` and `evals decide` spread their calls
-over `--workers` processes through it, as `evals run` does (the run's manifest records the processes)."""
+over `--workers` processes through it, as `evals run` does (the run's manifest records the processes); the
+README's example runs as written."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import io
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -17,7 +25,8 @@ from evals.errors import EvalsError
 from evals.run.store import Store
 from tests.conftest import qa_rows
 from tests.providers.test_providers_api import qa_answer
-from tests.standin_server import StandinProcess
+from tests.run.test_signals import stored
+from tests.standin_server import StandinProcess, fixed
 
 N = 24
 
@@ -89,3 +98,63 @@ def test_decide_runs_what_the_store_lacks_over_workers(make_task, tmp_path) -> N
     assert sorted(r.model for r in runs) == ["openai:gpt-4o", "openai:gpt-4o-mini"]
     assert [(r.status, r.n_done, r.manifest["workers"]) for r in runs] == [("completed", N, 2)] * 2
     assert json.loads(done.stdout)["counts"]["n"] == N
+
+
+def readme_example() -> str:
+    """The Python block of the README's "Python API" section."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Python API", 1)[1].split("\n#", 1)[0]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_example_runs_as_written(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(Path(__file__).parents[2])
+    monkeypatch.setenv("EVALS_STORE", str(tmp_path / "s.db"))
+    monkeypatch.setenv("EVALS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with StandinProcess(fixed('{"issues": ["typos"], "score": 4}'), latency=0.01) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            exec(compile(readme_example(), "README.md", "exec"), {})
+        assert server.stats()["completed"] == 10
+    assert printed.getvalue().startswith("openai:gpt-4o-mini ") and " of 10 matched" in printed.getvalue()
+    [record] = Store(tmp_path / "s.db").list_runs()
+    assert (record.status, record.n_done) == ("completed", 10)
+
+
+def interrupt_once_stored(db: Path, results: int) -> None:
+    """SIGINT to this process once the run in `db` has stored `results` answers (its time in `interrupted`)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if db.exists() and stored(db) >= results:
+            break
+        time.sleep(0.05)
+    interrupted.append(time.monotonic())
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+interrupted: list[float] = []
+
+
+def test_evals_run_inside_a_running_event_loop_runs_and_stops_on_the_first_interrupt(make_task, tmp_path,
+                                                                                   monkeypatch) -> None:
+    """As in a notebook, whose kernel runs an event loop in the main thread: the run goes on a loop of its own,
+    and the kernel's interrupt (SIGINT to the process) winds it down as Ctrl-C does `evals run`."""
+    monkeypatch.setenv("EVALS_CACHE_DIR", str(tmp_path / "cache"))
+    with StandinProcess(qa_answer, latency=0.4) as server:
+        folder = make_task(rows=qa_rows(N), models=[{**model(server), "concurrency": 2}])
+
+        async def in_a_notebook_cell() -> list[pd.DataFrame]:
+            threading.Thread(target=interrupt_once_stored, args=(tmp_path / "s.db", 2), daemon=True).start()
+            return evals.run(folder, store=tmp_path / "s.db", cache=False)
+
+        loop = asyncio.new_event_loop()
+        try:
+            [frame] = loop.run_until_complete(in_a_notebook_cell())
+        finally:
+            loop.close()
+        took = time.monotonic() - interrupted[0]
+    [record] = Store(tmp_path / "s.db").list_runs()
+    assert record.status == "interrupted" and 0 < record.n_done < N, (record.status, record.n_done)
+    assert len(frame) == record.n_done and took < 10  # the calls in flight finished, no new one started
