@@ -23,8 +23,8 @@ from evals.metrics import metric_config, names_code
 from evals.providers.finetuned import run_record
 from evals.types import MetricSpec, ModelConfig, ModelSpec, Price, Task
 
-PACKAGES = ("evals", "openai", "anthropic", "transformers", "peft", "torch", "datasets", "jinja2",
-            "scikit-learn", "sacrebleu", "rouge-score", "sentence-transformers")
+PACKAGES = ("evals", "openai", "anthropic", "transformers", "peft", "torch", "datasets", "jinja2", "sacrebleu",
+            "sentence-transformers")
 
 
 def package_versions() -> dict[str, str | None]:
