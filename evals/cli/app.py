@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import inspect
 import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -181,12 +184,61 @@ def run_async(work: Any) -> Any:
     return run_sync(work)
 
 
-def run_setup(concurrency: int | None, timeout: float, retries: int, budget: float | None, cache: bool,
-              cache_path: Path | None, retry_for: float = 600.0) -> tuple[RunOptions, ResponseCache | None]:
-    """The run flags that every command calling models shares, as the runner's options and response cache."""
-    from evals.run.cache import ResponseCache
-    from evals.run.calls import RunOptions
+@dataclass(frozen=True)
+class CallFlags:
+    """The flags every command that calls models shares (see `calls_models`): how calls are made, the response
+    cache and progress."""
 
-    options = RunOptions(concurrency=concurrency, timeout_s=timeout, max_retries=retries, budget_usd=budget,
-                         retry_for_s=retry_for)
-    return options, ResponseCache(cache_path) if cache else None
+    concurrency: int | None = None
+    timeout: float = 300.0
+    retries: int = 16
+    retry_for: float = 600.0
+    budget: float | None = None
+    cache: bool = True
+    cache_path: Path | None = None
+    progress: str | None = None
+    no_progress: bool = False
+
+    def setup(self) -> tuple[RunOptions, ResponseCache | None]:
+        """The runner's options and the response cache (None with --no-cache)."""
+        from evals.run.cache import ResponseCache
+        from evals.run.calls import RunOptions
+
+        options = RunOptions(concurrency=self.concurrency, timeout_s=self.timeout, max_retries=self.retries,
+                             budget_usd=self.budget, retry_for_s=self.retry_for)
+        return options, ResponseCache(self.cache_path) if self.cache else None
+
+    def mode(self, *, quiet: bool = False) -> str:
+        """bar, plain or none (`quiet`: JSON output)."""
+        return progress_mode(self.progress, self.no_progress, quiet=quiet)
+
+
+CALL_FLAGS = {"concurrency": ConcurrencyOpt, "timeout": TimeoutOpt, "retries": RetriesOpt, "retry_for": RetryForOpt,
+              "budget": BudgetOpt, "cache": CacheOpt, "cache_path": CachePathOpt, "progress": ProgressOpt,
+              "no_progress": NoProgressOpt}
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+
+def calls_models(*, cache: bool = True, budget: bool = True) -> Callable[[Command], Command]:
+    """A command that calls models: its `calls: CallFlags` parameter stands, in --help, for the shared flags
+    (CALL_FLAGS), and the command is given them as one CallFlags. `cache`: --cache's default; `budget=False` for a
+    command with a --budget of its own."""
+
+    def wrap(command: Command) -> Command:
+        signature = inspect.signature(command, eval_str=True)  # typer reads the annotations as objects
+        params = list(signature.parameters.values())
+        at = [p.name for p in params].index("calls")
+        defaults = CallFlags(cache=cache)
+        flags = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=annotation,
+                                   default=getattr(defaults, name))
+                 for name, annotation in CALL_FLAGS.items() if budget or name != "budget"]
+
+        @functools.wraps(command)
+        def with_flags(**given: Any) -> Any:
+            calls = CallFlags(**{p.name: given.pop(p.name) for p in flags})
+            return command(calls=calls, **given)
+
+        with_flags.__signature__ = signature.replace(parameters=[*params[:at], *flags, *params[at + 1:]])
+        return with_flags  # type: ignore[return-value]
+
+    return wrap

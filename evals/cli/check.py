@@ -10,27 +10,18 @@ import typer
 
 from evals.cli.app import (
     BatchOpt,
-    BudgetOpt,
-    CacheOpt,
-    CachePathOpt,
-    ConcurrencyOpt,
+    CallFlags,
     ExamplesOpt,
     JsonOpt,
-    NoProgressOpt,
-    ProgressOpt,
-    RetriesOpt,
-    RetryForOpt,
     StoreOpt,
-    TimeoutOpt,
     WorkersOpt,
     app,
     batched,
+    calls_models,
     command_group,
     console,
     err_console,
     print_json,
-    progress_mode,
-    run_setup,
     running,
 )
 
@@ -131,21 +122,14 @@ def baseline_list(
 
 
 @app.command()
+@calls_models(cache=False)
 def check(
     task: TaskArg,
     model: ModelOpt = None,
     baseline: Annotated[str | None, typer.Option(
         help="Compare with this run, or `latest` (the newest completed run of the model on this golden set). "
              "Default: the baseline set with `evals baseline set`.")] = None,
-    concurrency: ConcurrencyOpt = None,
-    timeout: TimeoutOpt = 300.0,
-    retries: RetriesOpt = 16,
-    retry_for: RetryForOpt = 600.0,
-    budget: BudgetOpt = None,
-    cache: CacheOpt = False,
-    cache_path: CachePathOpt = None,
-    progress: ProgressOpt = None,
-    no_progress: NoProgressOpt = False,
+    calls: CallFlags = CallFlags(),
     examples: ExamplesOpt = 10,
     store: StoreOpt = None,
     as_json: JsonOpt = False,
@@ -168,10 +152,10 @@ def check(
     if batch:
         plan = dataclasses.replace(plan, config=batched([plan.config])[0])
     err_console.print(f"checking {plan.config.spec} on {len(plan.samples)} examples of {plan.task.name} against "
-                      f"{plan.baseline.source}" + ("" if cache else "; response cache off"), markup=False,
+                      f"{plan.baseline.source}" + ("" if calls.cache else "; response cache off"), markup=False,
                       highlight=False)
-    options, response_cache = run_setup(concurrency, timeout, retries, budget, cache, cache_path, retry_for)
-    mode = progress_mode(progress, no_progress, quiet=as_json)
+    options, response_cache = calls.setup()
+    mode = calls.mode(quiet=as_json)
     outcome = run_check(plan, db, options, cache=response_cache, progress=lambda: running(db, mode=mode),
                         workers=workers)
     if junit is not None:

@@ -9,10 +9,7 @@ import typer
 from rich.markup import escape
 
 from evals.cli.app import (
-    BudgetOpt,
-    CacheOpt,
-    CachePathOpt,
-    ConcurrencyOpt,
+    CallFlags,
     ExamplesOpt,
     HtmlOpt,
     JsonOpt,
@@ -25,13 +22,12 @@ from evals.cli.app import (
     TimeoutOpt,
     WorkersOpt,
     app,
+    calls_models,
     console,
     err_console,
     print_json,
     print_report,
-    progress_mode,
     run_async,
-    run_setup,
     running,
 )
 from evals.errors import EvalsError
@@ -99,20 +95,13 @@ def power(
 
 
 @app.command("decide")
+@calls_models(cache=True)
 def decide_cmd(
     task: Annotated[str, typer.Argument(help="Task name (golden_sets/<name>) or path.")],
     baseline: Annotated[str | None, typer.Option(help="Baseline model spec (default: decision.baseline).")] = None,
     candidate: Annotated[list[str] | None, typer.Option(
         help="Candidate model spec; repeat it to weigh several paths in one report (default: decision.candidate).")] = None,
-    concurrency: ConcurrencyOpt = None,
-    timeout: TimeoutOpt = 300.0,
-    retries: RetriesOpt = 16,
-    retry_for: RetryForOpt = 600.0,
-    budget: BudgetOpt = None,
-    cache: CacheOpt = True,
-    cache_path: CachePathOpt = None,
-    progress: ProgressOpt = None,
-    no_progress: NoProgressOpt = False,
+    calls: CallFlags = CallFlags(),
     examples: ExamplesOpt = 10,
     store: StoreOpt = None,
     as_json: JsonOpt = False,
@@ -142,8 +131,8 @@ def decide_cmd(
         err_console.print(f"run {run_id} has {db.get_run(run_id).n_errors} provider error(s): retrying those examples "
                           "first", markup=False, highlight=False)
     if plan.missing or retry:
-        options, response_cache = run_setup(concurrency, timeout, retries, budget, cache, cache_path, retry_for)
-        mode = progress_mode(progress, no_progress, quiet=as_json)
+        options, response_cache = calls.setup()
+        mode = calls.mode(quiet=as_json)
         run_missing(plan, db, options, cache=response_cache, progress=lambda: running(db, mode=mode), workers=workers)
     note = f"decision settings: {plan.task.path}"
     compared = compare_with_baseline(plan.runs["baseline"], [(plan.runs[r], plan.decision_for(r))
@@ -214,7 +203,7 @@ def latency_cmd(
     samples = load_samples(loaded)
     db = Store(store)
     options = RunOptions(timeout_s=timeout, max_retries=retries, retry_for_s=retry_for)
-    with running(db, mode=progress_mode(progress, no_progress, quiet=as_json)) as bars:
+    with running(db, mode=calls.mode(quiet=as_json)) as bars:
         profile = run_async(measure_latency(loaded, config, samples, db, levels, n, options, bars, hardware))
     if as_json:
         print_json(dataclasses.asdict(profile))

@@ -10,24 +10,15 @@ import typer
 from rich.markup import escape
 
 from evals.cli.app import (
-    BudgetOpt,
-    CacheOpt,
-    CachePathOpt,
-    ConcurrencyOpt,
+    CallFlags,
     JsonOpt,
-    NoProgressOpt,
-    ProgressOpt,
-    RetriesOpt,
-    RetryForOpt,
     StoreOpt,
-    TimeoutOpt,
     app,
+    calls_models,
     console,
     err_console,
     print_json,
-    progress_mode,
     run_async,
-    run_setup,
     running,
     warn,
 )
@@ -36,6 +27,7 @@ AGAIN = "the same `evals distill` command (it continues run {run_id})"
 
 
 @app.command()
+@calls_models(cache=True)
 def distill(
     task: Annotated[str, typer.Argument(help="Task name (golden_sets/<name>) or path: its prompt asks the teacher.")],
     teacher: Annotated[str, typer.Option(help="Model spec that labels the inputs, e.g. openai:gpt-4o.")],
@@ -58,15 +50,7 @@ def distill(
                                             "prompt, few_shot). Default: the teacher's own entry, else the task's.")] = None,
     out: Annotated[Path | None, typer.Option(help="Train file to write (JSONL); its manifest goes beside it as "
                                                   "FILE.manifest.json. Default: distilled.jsonl in the task folder.")] = None,
-    concurrency: ConcurrencyOpt = None,
-    timeout: TimeoutOpt = 300.0,
-    retries: RetriesOpt = 16,
-    retry_for: RetryForOpt = 600.0,
-    budget: BudgetOpt = None,
-    cache: CacheOpt = True,
-    cache_path: CachePathOpt = None,
-    progress: ProgressOpt = None,
-    no_progress: NoProgressOpt = False,
+    calls: CallFlags = CallFlags(),
     store: StoreOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -83,7 +67,7 @@ def distill(
     err_console.print(f"distilling {loaded.name} with {plan.teacher.spec}: {len(plan.samples)} input(s) of "
                       f"{plan.inputs}" + (f", {len(plan.overlap)} dropped (they overlap the golden set)"
                                           if plan.overlap else ""), markup=False, highlight=False)
-    options, response_cache = run_setup(concurrency, timeout, retries, budget, cache, cache_path, retry_for)
+    options, response_cache = calls.setup()
     db = Store(store)
 
     def started(run_id: str, status: str | None) -> None:
@@ -91,7 +75,7 @@ def distill(
             err_console.print(f"continuing run {run_id} ({status}): answered inputs are not asked again",
                               markup=False, highlight=False)
 
-    with running(db, mode=progress_mode(progress, no_progress, quiet=as_json), resume=AGAIN) as bars:
+    with running(db, mode=calls.mode(quiet=as_json), resume=AGAIN) as bars:
         outcome = run_async(label(plan, db, options, cache=response_cache, progress=bars, warn=warn, on_start=started))
     done = collect(plan, db, outcome.run_id)
     quality = label_quality(done.matched, plan.reference_rule)

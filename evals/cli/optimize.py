@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated
 
 import typer
@@ -9,29 +10,22 @@ from rich.markup import escape
 
 from evals.cli.app import (
     BudgetOpt,
-    CacheOpt,
-    CachePathOpt,
-    ConcurrencyOpt,
+    CallFlags,
     JsonOpt,
-    NoProgressOpt,
-    ProgressOpt,
-    RetriesOpt,
-    RetryForOpt,
     StoreOpt,
-    TimeoutOpt,
     app,
+    calls_models,
     console,
     err_console,
     print_json,
-    progress_mode,
     run_async,
-    run_setup,
     running,
 )
 from evals.errors import EvalsError
 
 
 @app.command()
+@calls_models(cache=True, budget=False)
 def optimize(
     task: Annotated[str, typer.Argument(help="Task name (golden_sets/<name>) or path.")],
     model: Annotated[str | None, typer.Option("--model", "-m", help="The model whose prompt is optimised "
@@ -51,14 +45,7 @@ def optimize(
         metavar="N", min=1, help="Score seed and winner on the first N golden examples only.")] = None,
     write: Annotated[bool, typer.Option("--write/--no-write", help="Write the winner into task.yaml as "
                                                                    "prompts.optimized.")] = True,
-    concurrency: ConcurrencyOpt = None,
-    timeout: TimeoutOpt = 300.0,
-    retries: RetriesOpt = 16,
-    retry_for: RetryForOpt = 600.0,
-    cache: CacheOpt = True,
-    cache_path: CachePathOpt = None,
-    progress: ProgressOpt = None,
-    no_progress: NoProgressOpt = False,
+    calls: CallFlags = CallFlags(),
     store: StoreOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -78,7 +65,7 @@ def optimize(
         model = load_task(task).decision.baseline
         if model is None:
             raise EvalsError("which model's prompt? pass -m SPEC (or set decision.baseline in task.yaml)")
-    options, response_cache = run_setup(concurrency, timeout, retries, budget, cache, cache_path, retry_for)
+    options, response_cache = dataclasses.replace(calls, budget=budget).setup()
     db = Store(store)
     plan = Plan(task, model, max_calls, proposer, dev, seed, counts, limit, write)
     import shlex
@@ -86,7 +73,7 @@ def optimize(
 
     again = "evals " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["optimize"] else \
         "the same evals optimize command"
-    with running(db, mode=progress_mode(progress, no_progress, quiet=as_json), resume=again) as bars:
+    with running(db, mode=calls.mode(quiet=as_json), resume=again) as bars:
         result = run_async(run_optimize(plan, db, options, cache=response_cache, progress=bars,
                                         say=lambda text: err_console.print(escape(text), highlight=False)))
     if as_json:

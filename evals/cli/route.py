@@ -9,24 +9,15 @@ from typing import Annotated
 import typer
 
 from evals.cli.app import (
-    BudgetOpt,
-    CacheOpt,
-    CachePathOpt,
-    ConcurrencyOpt,
+    CallFlags,
     HtmlOpt,
     JsonOpt,
     MarkdownOpt,
-    NoProgressOpt,
-    ProgressOpt,
-    RetriesOpt,
-    RetryForOpt,
     StoreOpt,
-    TimeoutOpt,
     app,
+    calls_models,
     err_console,
     print_report,
-    progress_mode,
-    run_setup,
     running,
 )
 from evals.errors import EvalsError
@@ -35,6 +26,7 @@ ROLE = {"strong": "baseline", "cheap": "candidate"}  # the decision plan's roles
 
 
 @app.command("route")
+@calls_models(cache=True)
 def route_cmd(
     task: Annotated[str, typer.Argument(help="Task name (golden_sets/<name>) or path.")],
     cheap: Annotated[str, typer.Option("--cheap", metavar="SPEC|RUN_ID", help="The cheap model (e.g. the fine-tune), "
@@ -46,15 +38,7 @@ def route_cmd(
                                         "fallback:METRIC (to strong when the cheap answer fails that check).")],
     force: Annotated[bool, typer.Option("--force", help="Route between runs of different golden sets on their "
                                         "shared ids.")] = False,
-    concurrency: ConcurrencyOpt = None,
-    timeout: TimeoutOpt = 300.0,
-    retries: RetriesOpt = 16,
-    retry_for: RetryForOpt = 600.0,
-    budget: BudgetOpt = None,
-    cache: CacheOpt = True,
-    cache_path: CachePathOpt = None,
-    progress: ProgressOpt = None,
-    no_progress: NoProgressOpt = False,
+    calls: CallFlags = CallFlags(),
     store: StoreOpt = None,
     as_json: JsonOpt = False,
     markdown: MarkdownOpt = None,
@@ -95,8 +79,8 @@ def route_cmd(
             err_console.print(f"{role} {plan.configs[plan_role].spec}: using stored run {plan.runs[plan_role]}",
                               markup=False, highlight=False)
     if plan.missing or with_errors(plan, db):
-        options, response_cache = run_setup(concurrency, timeout, retries, budget, cache, cache_path, retry_for)
-        mode = progress_mode(progress, no_progress, quiet=as_json)
+        options, response_cache = calls.setup()
+        mode = calls.mode(quiet=as_json)
         run_missing(plan, db, options, cache=response_cache, progress=lambda: running(db, mode=mode))
     routing = route_stored(plan.task, plan.runs["candidate"], plan.runs["baseline"], db, signal, force=force,
                            known=known)

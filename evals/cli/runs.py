@@ -10,27 +10,18 @@ from rich.markup import escape
 
 from evals.cli.app import (
     BatchOpt,
-    BudgetOpt,
-    CacheOpt,
-    CachePathOpt,
-    ConcurrencyOpt,
+    CallFlags,
     JsonOpt,
     JudgeOpt,
-    NoProgressOpt,
-    ProgressOpt,
-    RetriesOpt,
-    RetryForOpt,
     StoreOpt,
-    TimeoutOpt,
     WorkersOpt,
     app,
+    calls_models,
     console,
     err_console,
     print_classifications,
     print_json,
-    progress_mode,
     run_async,
-    run_setup,
     running,
     warn,
 )
@@ -39,20 +30,13 @@ from evals.types import MAX_REPEATS
 
 
 @app.command()
+@calls_models(cache=True)
 def run(
     task: Annotated[str | None, typer.Argument(help="Task name (golden_sets/<name>) or path.")] = None,
     model: Annotated[list[str] | None, typer.Option("--model", "-m", help="Model spec; repeat for several.")] = None,
     resume: Annotated[str | None, typer.Option("--resume", help="Finish an interrupted run.")] = None,
-    concurrency: ConcurrencyOpt = None,
-    timeout: TimeoutOpt = 300.0,
-    retries: RetriesOpt = 16,
-    retry_for: RetryForOpt = 600.0,
-    budget: BudgetOpt = None,
+    calls: CallFlags = CallFlags(),
     limit: Annotated[int | None, typer.Option(help="Only the first N examples.", min=1)] = None,
-    cache: CacheOpt = True,
-    cache_path: CachePathOpt = None,
-    progress: ProgressOpt = None,
-    no_progress: NoProgressOpt = False,
     store: StoreOpt = None,
     as_json: JsonOpt = False,
     judge: JudgeOpt = None,
@@ -86,10 +70,10 @@ def run(
     loaded = load_task(task) if task is not None else None  # a mistake in it is reported before anything loads
     from evals.run.resume import resume_job, resume_run
 
-    options, response_cache = run_setup(concurrency, timeout, retries, budget, cache, cache_path, retry_for)
+    options, response_cache = calls.setup()
     options = dataclasses.replace(options, repeats=repeats)
     db = Store(store)
-    mode = progress_mode(progress, no_progress, quiet=as_json)
+    mode = calls.mode(quiet=as_json)
     if sharded:
         from evals.run.shards import run_shard
 
