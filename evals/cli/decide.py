@@ -27,6 +27,7 @@ from evals.cli.app import (
     err_console,
     print_json,
     print_report,
+    progress_mode,
     run_async,
     running,
 )
@@ -203,7 +204,7 @@ def latency_cmd(
     samples = load_samples(loaded)
     db = Store(store)
     options = RunOptions(timeout_s=timeout, max_retries=retries, retry_for_s=retry_for)
-    with running(db, mode=calls.mode(quiet=as_json)) as bars:
+    with running(db, mode=progress_mode(progress, no_progress, quiet=as_json)) as bars:
         profile = run_async(measure_latency(loaded, config, samples, db, levels, n, options, bars, hardware))
     if as_json:
         print_json(dataclasses.asdict(profile))
