@@ -15,7 +15,7 @@ def curve_cmd(loaded: Any, settings: Any, sizes: str, *, name: str | None, force
     from evals._util import dir_hash
     from evals.analyse.decide import newest_matching_run
     from evals.analyse.summary import summarize_stored
-    from evals.cli.app import progress_mode, run_async, run_setup, running
+    from evals.cli.app import CallFlags, progress_mode, run_async, running
     from evals.data.golden import load_samples, samples_hash
     from evals.errors import EvalsError
     from evals.report.curve import curve_sections, write_report
@@ -31,7 +31,7 @@ def curve_cmd(loaded: Any, settings: Any, sizes: str, *, name: str | None, force
     golden = load_samples(loaded)
     golden_hash = samples_hash(golden)
     mode = progress_mode(progress, False)
-    options, cache = run_setup(None, 300.0, 16, None, True, None)
+    options, cache = CallFlags().setup()
     again = (f"evals finetune {loaded.name} --curve {sizes}" + ("" if on == "local" else f" --on {on}")
              + ("" if name == loaded.name else f" --name {name}"))
     sizes_of = (LocalSizes if on == "local" else HostedSizes)(loaded, settings, name, allow_overlap, err, mode)
