@@ -1,7 +1,7 @@
 """The declarative config layer's plumbing: a pydantic model's first error as EvalsError with file, line and
 field (and a "did you mean" for unknown keys), and settings tables generated from field descriptions (the
-README's table of `decision:` settings comes from here; a test keeps the two equal). The models themselves
-are in evals.types."""
+docs site's tables of `decision:` and `check:` settings come from here, through docs/hooks.py). The models
+themselves are in evals.types."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from evals.types import Decision, Managed, SelfHosted
 
 
 def settings_table(model: Any = Decision, prefix: str = "decision") -> list[tuple[str, str, str]]:
-    """(field, default, description) for every setting, nested blocks included: the README table's rows."""
+    """(field, default, description) for every setting, nested blocks included: the docs' settings tables' rows."""
     rows = []
     for name, f in model.model_fields.items():
         nested = {"self_hosted": SelfHosted, "managed": Managed}.get(name)

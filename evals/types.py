@@ -177,7 +177,7 @@ class ModelConfig:
     few_shot: bool = True  # False: this model gets no few-shot turns (e.g. a fine-tune that learned the format)
     price: Price | None = None  # overrides the built-in price table
     concurrency: int | None = None  # API: connections; local: batch size
-    stream: bool = False  # API: stream the answer, timing the first token (off by default: README, Cost and latency)
+    stream: bool = False  # API: stream the answer, timing the first token (off by default: docs/guides/costs-and-latency.md)
     batch: bool = False  # API: send the calls through the provider's Batch API (half price, answers within 24 h)
     options: dict[str, Any] = field(default_factory=dict)  # provider-specific extras
     repeats: int | None = None  # attempts per example for this model (None: the task's `repeats`)
@@ -208,7 +208,7 @@ class ExampleResult:
 
 
 # ---- a task as task.yaml states it (loaded and validated by evals.data.tasks) -------------------------
-# Pydantic blocks validate themselves; evals.settings maps their errors to lines and their descriptions to the README.
+# Pydantic blocks validate themselves; evals.settings maps their errors to lines and their descriptions to the docs' settings tables.
 
 HOURS_PER_MONTH = 730  # 8760 / 12
 DAYS_PER_MONTH = HOURS_PER_MONTH / 24

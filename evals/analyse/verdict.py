@@ -39,6 +39,10 @@ if TYPE_CHECKING:
 NO_GAP = "no real quality gap: ship the prompted model"
 JUSTIFIED = "fine-tuning is justified"
 TRADE_OFF = "the fine-tune is better but neither cheaper nor faster: a trade-off for the team to weigh"
+# The same three when the candidate is not a fine-tune (a bigger model, another provider, another prompt)
+NO_GAP_OTHER = "no real quality gap: keep the baseline"
+JUSTIFIED_OTHER = "the candidate is worth the switch"
+TRADE_OFF_OTHER = "the candidate is better but neither cheaper nor faster: a trade-off for the team to weigh"
 INCONCLUSIVE = "inconclusive: about {n} more golden examples needed"
 ONLY = "only the {role} qualifies: {model}"
 NEITHER = "neither side qualifies under the decision's constraints"
@@ -130,26 +134,27 @@ def decide(cmp: Comparison, decision: Mapping[str, Any] | Decision | None = None
     cost_ok, cost_lines = _cost_case(costs, cost_notes)
     latency_ok, latency_lines = _latency_case(latency)
     reasons += cost_lines + latency_lines + profile_notes + constraint_lines
+    no_gap, justified, trade_off = _labels(cmp, d)
 
     if excluded:
         ok = [r for r in ROLES if r not in excluded]
         label = ONLY.format(role=ok[0], model=roles[ok[0]].summary.model) if ok else NEITHER
         headline = "; ".join(f"The {r} does not qualify: {why}" for r, why in excluded.items()) + "."
     elif call == "below":
-        label = NO_GAP
+        label = no_gap
     elif call == "straddles":
         label = INCONCLUSIVE.format(n=f"{more:,}")
     elif d.quality_only:
-        label = JUSTIFIED
+        label = justified
         reasons.append("decision.quality_only is set, so cost and latency are not weighed.")
         headline += " (quality alone is weighed)."
     elif cost_ok or latency_ok:
-        label = JUSTIFIED
+        label = justified
         held = [w for w, ok in (("cost at this volume", cost_ok), ("latency (p95)", latency_ok)) if ok]
         reasons.append("The candidate also wins on " + " and ".join(held) + ".")
         headline += ", and it also wins on " + " and ".join(held) + "."
     else:
-        label = TRADE_OFF
+        label = trade_off
         reasons.append("But the candidate is neither cheaper at this volume nor faster (p95), "
                        "so whether the gain is worth its price is the team's call.")
         headline += ", but it is neither cheaper at this volume nor faster (p95)."
@@ -160,7 +165,7 @@ def decide(cmp: Comparison, decision: Mapping[str, Any] | Decision | None = None
                    f"(decision.revisit_months {d.revisit_months:g}): prices and models move.")
     sides = {role: side_figures(role, side, getattr(costs, role) if costs else None, latency[role], d.volume)
              for role, side in roles.items()}
-    return Verdict(label, reasons, _assumptions(cmp, d, costs, latency), _rules(d, conf), more, costs, headline,
+    return Verdict(label, reasons, _assumptions(cmp, d, costs, latency), _rules(d, conf, _labels(cmp, d)), more, costs, headline,
                    latency, excluded, today.isoformat(), revisit.isoformat(), sides)
 
 
@@ -290,16 +295,26 @@ def pairing_notes(cmp: Comparison) -> list[str]:
     return notes
 
 
-def _rules(d: Decision, conf: float) -> list[str]:
+def _labels(cmp: Comparison, d: Decision) -> tuple[str, str, str]:
+    """(no gap, justified, trade-off) in the words that fit the candidate: a fine-tune's or any other's."""
+    from evals.analyse.provenance import is_finetune
+
+    if is_finetune({"model": cmp.b.config, "finetuned": cmp.b.finetuned}, d):
+        return NO_GAP, JUSTIFIED, TRADE_OFF
+    return NO_GAP_OTHER, JUSTIFIED_OTHER, TRADE_OFF_OTHER
+
+
+def _rules(d: Decision, conf: float, labels: tuple[str, str, str]) -> list[str]:
+    no_gap, justified, trade_off = labels
     case = ("quality alone (decision.quality_only)" if d.quality_only else
             "the candidate costs no more at the monthly volume or has a lower p95 latency")
     return [
         "A side excluded by a constraint (decision.in_house_only, max_p95_s, max_ttft_p95_s) does not qualify; "
         f"'{ONLY.format(role='<role>', model='<model>')}' when one side is left, '{NEITHER}' when none is.",
-        f"'{NO_GAP}' when the whole {conf:.0%} CI of the candidate's advantage lies below min_gap "
+        f"'{no_gap}' when the whole {conf:.0%} CI of the candidate's advantage lies below min_gap "
         f"({d.min_gap:g}).",
-        f"'{JUSTIFIED}' when the whole CI lies above min_gap and {case}.",
-        *([] if d.quality_only else [f"'{TRADE_OFF}' when the whole CI lies above min_gap but neither holds."]),
+        f"'{justified}' when the whole CI lies above min_gap and {case}.",
+        *([] if d.quality_only else [f"'{trade_off}' when the whole CI lies above min_gap but neither holds."]),
         "'inconclusive' otherwise, with the paired examples needed to detect min_gap at the stated power "
         "minus those compared.",
         f"No verdict when a side's provider failed on more than decision.max_error_rate ({d.max_error_rate:.0%}) "

@@ -35,11 +35,62 @@ from evals.types import (
 if TYPE_CHECKING:
     from evals.providers import BaseProvider
 
-TOP_KEYS = {"name", "description", "dataset", "prompt", "prompts", "models", "metrics", "pass", "decision", "check",
-            "repeats", "judge_repeats", "tools", "tool_choice", "parallel_tool_calls"}
-MODEL_KEYS = {f.name for f in fields(ModelConfig)}
-DATASET_KEYS = {"golden", "train", "id", "reference", "fields", "checks", "human", "messages"}
-PROMPT_KEYS = {"system", "user", "few_shot", "max_chars"}
+# Every key task.yaml takes, with its documentation: the reference pages of the docs site are generated from these
+# tables (docs/hooks.py), and a key missing here is refused at load, so the two cannot drift.
+TOP_KEYS = {
+    "name": "the task's name in stored runs and reports (default: its folder's name)",
+    "description": "one line on what the task measures",
+    "dataset": "where the golden set and training data are and which fields they use (the `dataset.*` keys)",
+    "prompt": "the prompt every model gets: `system`, `user` (Jinja2), `few_shot`, `max_chars`",
+    "prompts": "named prompts beside `prompt:` (`{NAME: {system, user, few_shot}}`), run with a model's `prompt:` "
+               "or `--prompt NAME`; `evals optimize` writes its winner as `optimized`",
+    "models": "the models to run: a spec (`provider:model[+lora:DIR]`) or a mapping of the `models[].*` keys",
+    "metrics": "the metrics that score every answer: a name or `{name, id, ...arguments}` (see the metrics page)",
+    "pass": "`{metric id: threshold}`: an example matches when every listed metric reaches its threshold",
+    "decision": "the settings of `compare` and `decide` (the `decision.*` settings)",
+    "check": "the settings of `evals check`, the nightly gate (the `check.*` settings)",
+    "repeats": "attempts per example, 1 to 1,000 (default 1): repeated runs are analysed clustered by example",
+    "judge_repeats": "times every judge metric that sets no `repeats` asks its judge (its self-consistency)",
+    "tools": "the functions the model may call: a JSON file or the list, in OpenAI's function format",
+    "tool_choice": "`auto`, `none`, `required` or a declared function's name",
+    "parallel_tool_calls": "false: at most one call per answer",
+}
+DATASET_KEYS = {
+    "golden": "the golden set (required): a JSONL, CSV or Parquet file in the task folder, or a hub id",
+    "train": "the training examples `evals finetune`, `optimize` and retrieved few-shot demos use (`train.jsonl`)",
+    "id": "the field holding each example's id (default `id`)",
+    "reference": "the field holding each example's reference answer (default `reference`)",
+    "fields": "the input fields the prompt templates render",
+    "checks": "the field holding each line's own assertions (per-example checks)",
+    "human": "the field holding people's scores of the reference, for `evals judge-agreement`",
+    "messages": "the field holding each line's conversation, sent as turns before the `user` template's "
+                "(default `messages`)",
+}
+PROMPT_KEYS = {
+    "system": "the system prompt (Jinja2)",
+    "user": "the user turn (Jinja2 over the example's fields); without it the line's conversation is the input",
+    "few_shot": "worked examples: `[{fields: {...}, answer: ...}]`, or `{retrieve: k}` for the k nearest "
+                "training examples by embedding",
+    "max_chars": "the cap on one example's rendered prompt, every message together (default 1,000,000)",
+}
+_MODEL_KEY_DOCS = {
+    "spec": "`provider:model[+lora:ADAPTER_DIR]` (see the models page)",
+    "base_url": "an OpenAI-compatible server's URL (vLLM, Ollama, a proxy)",
+    "temperature": "sampling temperature (default 0)",
+    "max_tokens": "the most tokens an answer may have (default 512)",
+    "system": "this model's system prompt in place of the task's",
+    "few_shot": "false: this model gets no few-shot turns (a fine-tune that learned the format)",
+    "price": "USD per million tokens (`input_per_mtok`, `output_per_mtok`, optionally `cached_input_per_mtok`, "
+             "`cache_write_per_mtok`, `batch_discount`) in place of the built-in price table",
+    "concurrency": "API: requests in flight; local: the batch size",
+    "stream": "API: stream the answer, timing its first token",
+    "batch": "API: send the calls through the provider's Batch API (half price, answers within 24 h)",
+    "options": "provider-specific extras passed through as they are",
+    "repeats": "attempts per example for this model (default: the task's `repeats`)",
+    "adapter": "the LoRA adapter folder a server of your own serves as this model, hashed into manifests",
+    "prompt": "a named prompt of the task (`prompts:`) in place of its `prompt:`",
+}
+MODEL_KEYS = {f.name: _MODEL_KEY_DOCS[f.name] for f in fields(ModelConfig)}  # a new field needs its line above
 
 
 def tasks_root() -> Path:

@@ -341,7 +341,7 @@ class CheckScorer:
 
     async def _score(self, check: Check, ctx: ScoreContext) -> Score:
         if check.metric.name == UNSUPPORTED:
-            return Score(None, error=f"{check.label}; rewrite it as an evals check (see README: per-example checks)")
+            return Score(None, error=f"{check.label}; rewrite it as an evals check (see docs/reference/tasks.md, Per-example checks)")
         if check.parts:  # promptfoo's assert-set: its weighted share of passes reaches its threshold
             scores, share, failed = await self._scores(check.parts, ctx)
             ok = share >= check.threshold

@@ -72,8 +72,8 @@ def cpu_bound_hint(cpu_s: float, wall_s: float, providers: Sequence[tuple[ModelC
     if not providers or not all(runs_elsewhere(p) for _, p in providers):
         return None
     return (f"this process was busy {min(cpu_s / wall_s, 1):.0%} of the run's {wall_s:.1f} s: its own CPU, not "
-            f"the API, bounded the calls; `--workers {min(cores, 4)}` spreads them over processes (see Large "
-            "golden sets in the README)")
+            f"the API, bounded the calls; `--workers {min(cores, 4)}` spreads them over processes (see "
+            "docs/guides/scaling-up.md, Large golden sets)")
 
 
 def runs_elsewhere(provider: Provider) -> bool:

@@ -11,7 +11,7 @@ import pytest
 
 from evals.analyse.compare import compare_runs
 from evals.analyse.economics import CostModel, break_even_volume
-from evals.analyse.verdict import JUSTIFIED, NO_GAP, TRADE_OFF, decide
+from evals.analyse.verdict import JUSTIFIED, JUSTIFIED_OTHER, NO_GAP, NO_GAP_OTHER, TRADE_OFF, decide
 from evals.errors import EvalsError
 from evals.settings import validated
 from evals.types import Decision
@@ -159,6 +159,20 @@ def test_justified_needs_quality_and_cost_or_latency() -> None:
     verdict = decide(slow_and_dear, costly)
     assert verdict.label == TRADE_OFF
     assert decide(slow_and_dear, costly | {"quality_only": True}).label == JUSTIFIED
+
+
+def test_a_candidate_that_is_not_a_fine_tune_is_not_called_one() -> None:
+    """A bigger model as the candidate (API against API): the verdict and its rules speak of the candidate and
+    the baseline, not of a fine-tune and a prompted model."""
+    def api_pair(*counts: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+        a, b = paired(*counts, b={"cost": 0.0003})
+        b.attrs["manifest"]["model"]["spec"] = b.attrs["run"]["model"] = "openai:gpt-4o"
+        return a, b
+
+    no_gap = decide(compare_runs(*api_pair(420, 10, 10, 60)), DECISION)
+    assert no_gap.label == NO_GAP_OTHER and "fine-tun" not in " ".join(no_gap.rules)
+    better = decide(compare_runs(*api_pair(400, 5, 60, 35)), DECISION | {"quality_only": True})
+    assert better.label == JUSTIFIED_OTHER and not better.label.startswith("fine-tuning")
 
 
 def test_decision_settings_are_checked() -> None:

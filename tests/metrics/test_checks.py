@@ -206,9 +206,9 @@ async def test_a_field_check_looks_at_that_field_and_fails_when_it_is_missing(tm
     assert "not JSON" in df["scores"][2]["check.not-contains"]["explanation"]  # a negation does not pass on no answer
 
 
-def test_the_readme_example_line_loads(tmp_path: Path) -> None:
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
-    section = readme[readme.index("### Per-example checks"):]
+def test_the_docs_example_line_loads(tmp_path: Path) -> None:
+    page = (Path(__file__).parents[2] / "docs" / "reference" / "tasks.md").read_text()
+    section = page[page.index("## Per-example checks"):]
     line = json.loads(section[section.index("```json") + 7:section.index("```", section.index("```json") + 7)])
     folder = folder_with(tmp_path, [line], **{"dataset": {**CHECKED["dataset"], "fields": ["text"]},
                                                "prompt": {"user": "{{ text }}"}})

@@ -134,13 +134,3 @@ def test_decide_refuses_a_flaky_baseline_then_retries_only_its_errors(make_task,
 ])
 def test_decision_settings_are_validated_at_load_with_file_line_and_field(make_task, block, field, message) -> None:
     assert_refused_at_load(make_task(decision=block), field, message)
-
-
-def test_the_readme_settings_table_is_the_fields_own_documentation() -> None:
-    from pathlib import Path
-
-    from evals.settings import settings_table
-
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
-    for name, default, description in settings_table():
-        assert f"| `{name}` | {default} | {description} |" in readme, name

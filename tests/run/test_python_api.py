@@ -1,7 +1,7 @@
 """The one run entry below the CLI: `evals.run` from Python gives back each stored run as `evals.load_run`
 reads it, with the models that cannot run here warned of; `evals check` and `evals decide` spread their calls
 over `--workers` processes through it, as `evals run` does (the run's manifest records the processes); the
-README's example runs as written."""
+Python API page's example (docs/python-api.md) runs as written."""
 
 from __future__ import annotations
 
@@ -100,14 +100,13 @@ def test_decide_runs_what_the_store_lacks_over_workers(make_task, tmp_path) -> N
     assert json.loads(done.stdout)["counts"]["n"] == N
 
 
-def readme_example() -> str:
-    """The Python block of the README's "Python API" section."""
-    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
-    section = readme.split("### Python API", 1)[1].split("\n#", 1)[0]
-    return section.split("```python\n", 1)[1].split("```", 1)[0]
+def docs_example() -> str:
+    """The Python block of the docs' Python API page."""
+    page = (Path(__file__).parents[2] / "docs" / "python-api.md").read_text(encoding="utf-8")
+    return page.split("```python\n", 1)[1].split("```", 1)[0]
 
 
-def test_the_readme_example_runs_as_written(tmp_path, monkeypatch) -> None:
+def test_the_docs_example_runs_as_written(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(Path(__file__).parents[2])
     monkeypatch.setenv("EVALS_STORE", str(tmp_path / "s.db"))
     monkeypatch.setenv("EVALS_CACHE_DIR", str(tmp_path / "cache"))
@@ -116,7 +115,7 @@ def test_the_readme_example_runs_as_written(tmp_path, monkeypatch) -> None:
         monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
         printed = io.StringIO()
         with contextlib.redirect_stdout(printed):
-            exec(compile(readme_example(), "README.md", "exec"), {})
+            exec(compile(docs_example(), "docs/python-api.md", "exec"), {})
         assert server.stats()["completed"] == 10
     assert printed.getvalue().startswith("openai:gpt-4o-mini ") and " of 10 matched" in printed.getvalue()
     [record] = Store(tmp_path / "s.db").list_runs()
