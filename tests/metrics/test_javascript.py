@@ -77,9 +77,39 @@ async def test_hostile_code_ends_in_one_line(code: str, says: str, monkeypatch) 
     assert after.value == 1.0
 
 
-async def test_nothing_of_one_check_reaches_the_next() -> None:
-    assert (await check("x", {"type": "javascript", "value": "\nglobalThis.leak = 1;\nreturn true;"})).value == 1.0
-    assert (await check("x", {"type": "javascript", "value": "typeof leak === 'undefined'"})).value == 1.0
+@pytest.mark.parametrize("leaves", [
+    "globalThis.leak = 1;",
+    "leak = 1;",  # a sloppy-mode implicit global
+    "JSON.parse = () => ({leak: 1});",
+    "globalThis.JSON = {parse: () => ({leak: 1})};",
+    "delete globalThis.Math;",
+    "Object.defineProperty(globalThis, 'leak', {value: 1});",  # cannot be deleted: the context is replaced
+    "Object.setPrototypeOf(globalThis, {leak: 1});",
+    "try { Array.prototype.leak = 1; } catch (e) {}",  # frozen: it never lands
+    "try { Object.getPrototypeOf(async function () {}).leak = 1; } catch (e) {}",
+])
+async def test_nothing_of_one_check_reaches_the_next(leaves: str) -> None:
+    assert (await check("x", {"type": "javascript", "value": f"\n{leaves}\nreturn true;"})).value == 1.0
+    after = "typeof leak === 'undefined' && [].leak === undefined && (async () => 1).leak === undefined && " \
+            "JSON.parse('{\"a\": 2}').a === 2 && Math.max(1, 3) === 3"
+    assert (await check("x", {"type": "javascript", "value": after})).value == 1.0
+
+
+async def test_checks_share_one_context_until_one_cannot_be_put_back(monkeypatch) -> None:
+    made = []
+    fresh = js._fresh_racer
+    monkeypatch.setattr(js, "_fresh_racer", lambda: made.append(1) or fresh())
+    js._racers.clear()
+    for _ in range(5):
+        assert (await check("x", {"type": "javascript", "value": "\nglobalThis.n = (globalThis.n || 0) + 1;\n"
+                                                                "return n === 1;"})).value == 1.0
+    assert len(made) == 1  # one context made, reused, and put back after each check
+    await check("x", {"type": "javascript", "value": "\nObject.defineProperty(globalThis, 'stuck', {value: 1});"
+                                                    "\nreturn true;"})
+    await check("x", {"type": "javascript", "value": "typeof stuck === 'undefined'"})
+    assert len(made) == 2
+    await check("x", {"type": "javascript", "value": "while (true) {}\nreturn true;"})  # stopped at its limit
+    assert (await check("x", {"type": "javascript", "value": "output === 'x'"})).value == 1.0 and len(made) == 3
 
 
 @pytest.mark.parametrize(("code", "body"), [
@@ -89,3 +119,15 @@ async def test_nothing_of_one_check_reaches_the_next() -> None:
 ])
 def test_a_snippet_becomes_a_function_body_as_promptfoo_reads_it(code: str, body: str) -> None:
     assert js.function_body(code) == body
+
+
+def test_a_process_with_a_kept_context_exits() -> None:
+    """The context kept for the next check is closed at exit (a mini-racer context left open at interpreter exit
+    can hang it, intermittently)."""
+    import subprocess
+    import sys
+
+    script = ("import asyncio\nfrom evals.metrics import javascript as js\nloop = asyncio.new_event_loop()\n"
+              "print(loop.run_until_complete(js.evaluate(\"output === 'x'\", 'x'))['result'])\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout.strip()) == (0, "True")
