@@ -67,8 +67,10 @@ def commands() -> str:
     ctx = root.context_class(root, info_name="evals")
     parts = []
     for path, command in _commands(root, ctx, "evals"):
-        usage = " ".join(command.collect_usage_pieces(ctx))
-        parts.append(f"## `{path.removeprefix('evals ')}`\n\n```\n{path} {usage}\n```\n\n"
+        arguments = [p.name.upper() if p.required else f"[{p.name.upper()}]"
+                     for p in command.params if p.param_type_name == "argument"]
+        usage = " ".join([path, "[OPTIONS]", *arguments])
+        parts.append(f"### `{path.removeprefix('evals ')}`\n\n```\n{usage}\n```\n\n"
                      f"{prose(command.help or '')}\n\n"
                      + table(("argument or option", "default", "what it does"),
                              [_option_row(p) for p in command.params if not getattr(p, "hidden", False)
