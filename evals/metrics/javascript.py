@@ -96,32 +96,35 @@ _SETUP = """
 # spliced into the program text. Each piece of code is compiled by `new Function`, as promptfoo does, with
 # `process` bound to undefined (promptfoo passes a shim there).
 _PROGRAM = """
-(async () => {
+(() => {
   const {parse, stringify} = JSON, Fn = Function, Str = String;  // before the code can replace the globals
   const input = parse(IN);
   const context = {vars: input.vars, prompt: input.prompt};
-  let output = input.output;
   const compile = (body) => new Fn('output', 'context', 'process', body);
   const message = (e) => (e && e.name ? e.name + ': ' + e.message : Str(e));
-  for (let i = 0; i < input.transforms.length; i++) {
+  const thenable = (v) => v !== null && (typeof v === 'object' || typeof v === 'function') && typeof v.then === 'function';
+  // Runs one piece of code on `output`, then `onValue` or `onError`: at once, unless the code returned a promise.
+  const call = (body, output, onValue, onError) => {
+    let value;
     try {
-      output = await compile(input.transforms[i])(output, context, undefined);
+      value = compile(body)(output, context, undefined);
     } catch (e) {
-      return stringify({error: 'transform ' + (i + 1) + ' failed: ' + message(e)});
+      return onError(e);
     }
-    if (output === null || output === undefined) {
-      return stringify({error: 'transform ' + (i + 1) + ' returned no value'});
-    }
-  }
-  const text = typeof output === 'string' ? output : stringify(output);
-  if (input.code === null) return stringify({output: output, text: text});
-  let result;
-  try {
-    result = await compile(input.code)(output, context, undefined);
-  } catch (e) {
-    return stringify({error: 'threw ' + message(e)});
-  }
-  return stringify({kind: result === null ? 'null' : typeof result, result: result === undefined ? null : result});
+    return thenable(value) ? Promise.resolve(value).then(onValue, onError) : onValue(value);
+  };
+  const finish = (output) => {
+    const text = typeof output === 'string' ? output : stringify(output);
+    if (input.code === null) return stringify({output: output, text: text});
+    return call(input.code, output,
+      (result) => stringify({kind: result === null ? 'null' : typeof result, result: result === undefined ? null : result}),
+      (e) => stringify({error: 'threw ' + message(e)}));
+  };
+  const transform = (i, output) => i === input.transforms.length ? finish(output) : call(input.transforms[i], output,
+    (next) => next === null || next === undefined
+      ? stringify({error: 'transform ' + (i + 1) + ' returned no value'}) : transform(i + 1, next),
+    (e) => stringify({error: 'transform ' + (i + 1) + ' failed: ' + message(e)}));
+  return transform(0, input.output);
 })()
 """
 
@@ -244,7 +247,7 @@ async def evaluate(code: str | None, output: Any, vars_: dict[str, Any] | None =
                     raise JSError(f"stopped: {stopped}")
             try:
                 value = task.result()
-                if hasattr(value, "__await__"):  # the async wrapper's promise; its work is already done
+                if hasattr(value, "__await__"):  # the code returned a promise: wait for it, within the limit
                     value = await asyncio.wait_for(value, timeout=max(deadline - loop.time(), _POLL_S))
             except asyncio.TimeoutError:
                 raise JSError(f"stopped: ran past its {TIME_LIMIT_S:g} s limit") from None
