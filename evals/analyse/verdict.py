@@ -134,7 +134,8 @@ def decide(cmp: Comparison, decision: Mapping[str, Any] | Decision | None = None
     cost_ok, cost_lines = _cost_case(costs, cost_notes)
     latency_ok, latency_lines = _latency_case(latency)
     reasons += cost_lines + latency_lines + profile_notes + constraint_lines
-    no_gap, justified, trade_off = _labels(cmp, d)
+    labels = _labels(cmp, d)
+    no_gap, justified, trade_off = labels
 
     if excluded:
         ok = [r for r in ROLES if r not in excluded]
@@ -165,7 +166,7 @@ def decide(cmp: Comparison, decision: Mapping[str, Any] | Decision | None = None
                    f"(decision.revisit_months {d.revisit_months:g}): prices and models move.")
     sides = {role: side_figures(role, side, getattr(costs, role) if costs else None, latency[role], d.volume)
              for role, side in roles.items()}
-    return Verdict(label, reasons, _assumptions(cmp, d, costs, latency), _rules(d, conf, _labels(cmp, d)), more, costs, headline,
+    return Verdict(label, reasons, _assumptions(cmp, d, costs, latency), _rules(d, conf, labels), more, costs, headline,
                    latency, excluded, today.isoformat(), revisit.isoformat(), sides)
 
 

@@ -102,7 +102,8 @@ _PROGRAM = """
   const context = {vars: input.vars, prompt: input.prompt};
   const compile = (body) => new Fn('output', 'context', 'process', body);
   const message = (e) => (e && e.name ? e.name + ': ' + e.message : Str(e));
-  const thenable = (v) => v !== null && (typeof v === 'object' || typeof v === 'function') && typeof v.then === 'function';
+  const thenable = (v) => v !== null && (typeof v === 'object' || typeof v === 'function') &&
+    typeof v.then === 'function';
   // Runs one piece of code on `output`, then `onValue` or `onError`: at once, unless the code returned a promise.
   const call = (body, output, onValue, onError) => {
     let value;
@@ -117,7 +118,8 @@ _PROGRAM = """
     const text = typeof output === 'string' ? output : stringify(output);
     if (input.code === null) return stringify({output: output, text: text});
     return call(input.code, output,
-      (result) => stringify({kind: result === null ? 'null' : typeof result, result: result === undefined ? null : result}),
+      (result) => stringify({kind: result === null ? 'null' : typeof result,
+                             result: result === undefined ? null : result}),
       (e) => stringify({error: 'threw ' + message(e)}));
   };
   const transform = (i, output) => i === input.transforms.length ? finish(output) : call(input.transforms[i], output,
