@@ -166,8 +166,8 @@ def decide(cmp: Comparison, decision: Mapping[str, Any] | Decision | None = None
                    f"(decision.revisit_months {d.revisit_months:g}): prices and models move.")
     sides = {role: side_figures(role, side, getattr(costs, role) if costs else None, latency[role], d.volume)
              for role, side in roles.items()}
-    return Verdict(label, reasons, _assumptions(cmp, d, costs, latency), _rules(d, conf, labels), more, costs, headline,
-                   latency, excluded, today.isoformat(), revisit.isoformat(), sides)
+    return Verdict(label, reasons, _assumptions(cmp, d, costs, latency), _rules(d, conf, labels), more, costs,
+                   headline, latency, excluded, today.isoformat(), revisit.isoformat(), sides)
 
 
 def by_role(cmp: Comparison) -> dict[str, Any]:
