@@ -103,7 +103,8 @@ def families(args: argparse.Namespace) -> None:
             runs[name] = [*EVALS, "run", str(family_task(tmp / f"f{i}", args.n, metrics)), "-m", model,
                           "--concurrency", str(args.concurrency), "--no-cache", "--no-progress"]
         floor = {sdk: [sys.executable, str(ROOT / "bench" / "sdk_floor.py"), "--n", str(args.n), "--concurrency",
-                       str(args.concurrency), "--sdk", sdk] for sdk in ("openai", "anthropic")}
+                       str(args.concurrency), "--sdk", sdk]
+                 for sdk in ("openai", "anthropic") if any((sdk == "anthropic") == ("anthropic" in r) for r in runs)}
         walls: dict[str, list[float]] = {k: [] for k in [*floor, *runs]}
         for _ in range(args.repeat):  # alternating, so a noisy moment touches every family alike
             for sdk, cmd in floor.items():
@@ -113,11 +114,13 @@ def families(args: argparse.Namespace) -> None:
     median = {k: statistics.median(v) for k, v in walls.items()}
     print(f"n={args.n} concurrency={args.concurrency} latency={args.latency}s, medians of {args.repeat} alternating")
     for sdk in floor:
-        print(f"  {sdk} SDK alone: {median[sdk]:.2f}s")
-    print(f"  {'metric family':<18} {'wall':>7} {'ratio':>6}  (target <= 1.10)")
+        print(f"  {sdk} SDK alone: {median[sdk]:.2f}s  rounds " + ", ".join(f"{w:.2f}" for w in walls[sdk]))
+    print(f"  {'metric family':<18} {'wall':>7} {'ratio':>6} {'paired':>7}  (target <= 1.10; paired: the median of "
+          "each round's ratio to the SDK's run beside it)")
     for name in runs:
-        base = median["anthropic" if "anthropic" in name else "openai"]
-        print(f"  {name:<18} {median[name]:6.2f}s {median[name] / base:5.2f}x  rounds "
+        sdk = "anthropic" if "anthropic" in name else "openai"
+        paired = statistics.median(w / b for w, b in zip(walls[name], walls[sdk], strict=True))
+        print(f"  {name:<18} {median[name]:6.2f}s {median[name] / median[sdk]:5.2f}x {paired:6.2f}x  rounds "
               + ", ".join(f"{w:.2f}" for w in walls[name]))
 
 

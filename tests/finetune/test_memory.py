@@ -69,6 +69,20 @@ PROFILE = MemoryProfile(resident=1_000_000_000, trainable=20_000_000, per_token=
 ROWS = Rows(longest=800, prefix=270, answer=120)
 
 
+# What the whole default bf16 fine-tune of resume-feedback planned from (its manifest, 2026-12-08) and its peak RSS
+WHOLE_RUN_PROFILE = MemoryProfile(resident=1_093_152_768, trainable=19_537_920, per_token=1_025_896, per_key=95_040,
+                                  per_layer_input=34_560, layers=30, per_answer_token=688_128)
+WHOLE_RUN_ROWS = Rows(longest=1555, prefix=1048, answer=123)
+WHOLE_RUN_PEAK = 4_012_941_312  # micro-batches of 2, checkpointing off
+
+
+def test_the_estimate_covers_the_measured_peak_of_a_whole_fine_tune_and_the_plan_stays_under_4_gb() -> None:
+    estimate = estimate_peak(WHOLE_RUN_PROFILE, WHOLE_RUN_ROWS, 2, False)
+    assert WHOLE_RUN_PEAK <= estimate <= 1.10 * WHOLE_RUN_PEAK
+    plan = plan_memory(WHOLE_RUN_PROFILE, WHOLE_RUN_ROWS, batch_size=8, limit=int(4 * GB), free=int(20 * GB))
+    assert plan.estimate <= 4 * GB and (plan.micro_batch, plan.checkpointing) == (1, False)
+
+
 def test_candidates_run_from_fastest_to_leanest_and_keep_what_the_user_set() -> None:
     assert candidates(8, None, None) == [(8, False), (4, False), (2, False), (1, False),
                                          (8, True), (4, True), (2, True), (1, True)]
