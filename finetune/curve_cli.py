@@ -18,6 +18,7 @@ def curve_cmd(loaded: Any, settings: Any, sizes: str, *, name: str | None, force
     from evals.cli.app import CallFlags, progress_mode, run_async, running
     from evals.data.golden import load_samples, samples_hash
     from evals.errors import EvalsError
+    from evals.providers.local import release_models
     from evals.report.curve import curve_sections, write_report
     from evals.report.terminal import sections_renderable
     from evals.run.runner import require_providers, run_task
@@ -45,8 +46,12 @@ def curve_cmd(loaded: Any, settings: Any, sizes: str, *, name: str | None, force
             err.print(f"{model.spec}: reusing stored run {found}", markup=False, highlight=False)
             return found
         providers = require_providers([model])
-        with running(db, mode=mode, resume=again + " (the curve continues where it stopped)") as bars:
-            [outcome] = run_async(run_task(loaded, golden, providers, db, options, cache=cache, progress=bars))
+        try:
+            with running(db, mode=mode, resume=again + " (the curve continues where it stopped)") as bars:
+                [outcome] = run_async(run_task(loaded, golden, providers, db, options, cache=cache, progress=bars))
+        finally:
+            del providers
+            release_models()  # the next size trains in this process: its memory plan counts what is still held
         if outcome.status != "completed":
             raise EvalsError(f"the golden-set run {outcome.run_id} of {model.spec} stopped early ({outcome.status}); "
                              f"run `{again}` again")

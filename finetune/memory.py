@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 GB = 1e9
 # Fitted to peak RSS measured for both settings at several micro-batch sizes and row lengths (SmolLM2-135M on
@@ -264,8 +265,25 @@ def bound_kernel_caches() -> None:
         os.environ.setdefault(name, KERNEL_CACHE_CAPACITY)
 
 
+def reset_peak_rss() -> bool:
+    """Start this process's peak resident memory again from what it holds now (Linux: the kernel's high-water mark,
+    VmHWM, which `peak_rss_bytes` reads); False where it cannot be reset (the peak then stays the process's own).
+    A learning curve trains and scores several sizes in one process: each size's peak is its own training's."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
 def peak_rss_bytes() -> int:
-    """This process's peak resident memory so far."""
+    """This process's peak resident memory since it started, or since `reset_peak_rss`."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024  # kB
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         import resource
     except ImportError:  # Windows

@@ -111,10 +111,11 @@ def _set_up_torch(config: FinetuneConfig, world: World):
 
     from evals.providers.local import pick_device, pick_dtype
 
-    from finetune.memory import bound_kernel_caches, return_freed_memory
+    from finetune.memory import bound_kernel_caches, reset_peak_rss, return_freed_memory
 
     device = world.device or pick_device()
     return_freed_memory()  # before the model loads: the resident set follows what training holds, not its past
+    reset_peak_rss()  # the peak the manifest gives is this training's, not what the process did before
     bound_kernel_caches()
     if device == "cpu":
         torch.set_num_threads(cpu_threads(world))

@@ -186,6 +186,15 @@ def load_model(source: ModelSource, adapter: str | None = None, dtype_name: str 
     return model, tokenizer
 
 
+def release_models() -> None:
+    """Drop every model `load_model` keeps, so their memory goes back (a learning curve scores one adapter per size
+    in one process, then trains the next)."""
+    import gc
+
+    load_model.cache_clear()
+    gc.collect()
+
+
 def chat_text(tokenizer, messages: Sequence[Message], tools: Sequence[Tool] = (), *, answer_next: bool = True) -> str:
     """One chat through the model's chat template, with the functions it may call (natively where the template
     takes `tools`, else in the system prompt: evals.providers.tool_prompt); ending where the answer starts."""

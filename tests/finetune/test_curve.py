@@ -75,6 +75,9 @@ def test_curve_trains_scores_fits_and_resumes_at_the_next_size(tiny_dir, tmp_pat
     record = json.loads((folder / "curve.json").read_text())
     assert [p["size"] for p in record["points"]] == [4, 8] and record["fit"] is None
     assert "needs at least 3 sizes, and 2 are measured" in first.stdout
+    from evals.providers.local import load_model
+
+    assert load_model.cache_info().currsize == 0  # each size's scored model let go before the next size trains
     stamp = (folder / "n4" / "manifest.json").stat().st_mtime
 
     # the third size is cut short at its first step, then the same command finishes it from its checkpoint

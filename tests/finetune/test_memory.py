@@ -286,3 +286,14 @@ def test_kernel_cache_bounds_are_set_unless_the_user_set_them(monkeypatch) -> No
 
     assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == KERNEL_CACHE_CAPACITY
     assert os.environ["LRU_CACHE_CAPACITY"] == "7"
+
+
+def test_the_peak_can_start_again_so_each_curve_size_reports_its_own() -> None:
+    from finetune.memory import peak_rss_bytes, reset_peak_rss
+
+    block = b"x" * 400_000_000  # written, so every page is resident
+    high = peak_rss_bytes()
+    del block
+    if not reset_peak_rss():
+        pytest.skip("this kernel keeps the peak resident memory (no /proc/self/clear_refs)")
+    assert peak_rss_bytes() < high - 300_000_000
