@@ -15,7 +15,7 @@ def curve_cmd(loaded: Any, settings: Any, sizes: str, *, name: str | None, force
     from evals._util import dir_hash
     from evals.analyse.decide import newest_matching_run
     from evals.analyse.summary import summarize_stored
-    from evals.cli.app import CallFlags, progress_mode, run_async, running
+    from evals.cli.app import CallFlags, progress_mode, run_async, running, same_command
     from evals.data.golden import load_samples, samples_hash
     from evals.errors import EvalsError
     from evals.providers.local import release_models
@@ -33,8 +33,9 @@ def curve_cmd(loaded: Any, settings: Any, sizes: str, *, name: str | None, force
     golden_hash = samples_hash(golden)
     mode = progress_mode(progress, False)
     options, cache = CallFlags().setup()
-    again = (f"evals finetune {loaded.name} --curve {sizes}" + ("" if on == "local" else f" --on {on}")
-             + ("" if name == loaded.name else f" --name {name}"))
+    again = same_command("finetune", f"evals finetune {loaded.name} --curve {sizes}"
+                         + ("" if on == "local" else f" --on {on}")
+                         + ("" if name == loaded.name else f" --name {name}"))
     sizes_of = (LocalSizes if on == "local" else HostedSizes)(loaded, settings, name, allow_overlap, err, mode)
 
     def evaluate(model: Any) -> str:

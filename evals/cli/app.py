@@ -137,6 +137,14 @@ def print_classifications(summaries: Any) -> None:
             console.print(classification_table(metric_id, c, s.model if len(summaries) > 1 else ""))
 
 
+def same_command(command: str, fallback: str) -> str:
+    """The command line this process was started with, to repeat after a stop (every flag kept), when it is
+    `evals COMMAND ...`; else `fallback` (tests, the Python API)."""
+    import shlex
+
+    return "evals " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == [command] else fallback
+
+
 def progress_mode(progress: str | None, no_progress: bool, *, quiet: bool = False) -> str:
     """bar, plain or none, from the flags (`quiet`: JSON output, where progress is off unless asked for)."""
     from evals.run.progress import progress_mode as mode

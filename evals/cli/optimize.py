@@ -20,6 +20,7 @@ from evals.cli.app import (
     print_json,
     run_async,
     running,
+    same_command,
 )
 from evals.errors import EvalsError
 
@@ -68,11 +69,7 @@ def optimize(
     options, response_cache = dataclasses.replace(calls, budget=budget).setup()
     db = Store(store)
     plan = Plan(task, model, max_calls, proposer, dev, seed, counts, limit, write)
-    import shlex
-    import sys
-
-    again = "evals " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["optimize"] else \
-        "the same evals optimize command"
+    again = same_command("optimize", "the same evals optimize command")
     with running(db, mode=calls.mode(quiet=as_json), resume=again) as bars:
         result = run_async(run_optimize(plan, db, options, cache=response_cache, progress=bars,
                                         say=lambda text: err_console.print(escape(text), highlight=False)))

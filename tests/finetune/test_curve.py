@@ -48,6 +48,15 @@ def curve(task: Path, tiny_dir: Path, sizes: str, store: Path):
                                     "--dtype", "float32", "--store", str(store), "--progress", "none"])
 
 
+def test_the_line_to_continue_a_curve_repeats_every_flag_given(monkeypatch) -> None:
+    from evals.cli.app import same_command
+
+    monkeypatch.setattr(sys, "argv", ["/x/evals", "finetune", "rf", "--curve", "25,50", "--epochs", "1", "--name",
+                                      "my curve"])
+    assert same_command("finetune", "fallback") == "evals finetune rf --curve 25,50 --epochs 1 --name 'my curve'"
+    assert same_command("optimize", "fallback") == "fallback"  # another command's line is not repeated
+
+
 def test_nested_subsets_share_one_order_and_one_validation_slice() -> None:
     from evals.types import Sample
 
