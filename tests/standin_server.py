@@ -252,7 +252,7 @@ class StandinServer(_Addresses):
         self,
         answer: Answer = echo,
         *,
-        latency: float = 0.0,
+        latency: float | Callable[[dict[str, Any]], float] = 0.0,
         first_token_delay: float = 0.0,
         token_delay: float = 0.0,
         cached_prompt_tokens: int = 0,
@@ -271,7 +271,7 @@ class StandinServer(_Addresses):
     ):
         self.answer = answer
         self.token_logprob = token_logprob  # each answer token's log-probability, for requests asking for them
-        self.latency = latency  # before a reply that is not streamed
+        self.latency = latency  # before a reply that is not streamed (or a function of the request's body)
         self.first_token_delay = first_token_delay  # streamed: before the first word
         self.token_delay = token_delay  # streamed: between words
         self.cached_prompt_tokens = cached_prompt_tokens  # prompt-cache reads reported (capped at the prompt)
@@ -450,8 +450,8 @@ class StandinServer(_Addresses):
             if not await self._stream(writer, kind, body, *_answered(self.answer(body)), fault, completed):
                 return fault is not None and fault.status is not None  # open after an error event, not a drop
             return True
-        if self.latency:
-            await asyncio.sleep(self.latency)
+        if delay := self.latency(body) if callable(self.latency) else self.latency:
+            await asyncio.sleep(delay)
         text, made = _answered(self.answer(body))
         reply = self._openai_reply(body, text, made) if kind == "openai" else self._anthropic_reply(body, text, made)
         completed()

@@ -133,7 +133,10 @@ def test_the_first_decision_of_getting_started_runs_as_written(tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)
     (tmp_path / "golden_sets").symlink_to(ROOT / "golden_sets")
     monkeypatch.setenv("EVALS_STORE", str(tmp_path / "s.db"))
-    with StandinServer(answer) as server:
+    def slower(body: dict) -> float:  # gpt-4o answers 0.3 s later: slower for sure, never a tie left to timing noise
+        return 0.3 if body["model"] == "gpt-4o" else 0.0
+
+    with StandinServer(answer, latency=slower) as server:
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test-docs-0123456789")
         monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
         for command in commands:
