@@ -37,6 +37,19 @@ def imported(name: str) -> ModuleType | None:
         return None
 
 
+def glibc_call(name: str, *args: int) -> int | None:
+    """Call glibc's `name` (mallopt, malloc_trim) with integer arguments; None off Linux or without glibc (musl)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+    import ctypes.util
+
+    try:
+        return getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), name)(*args)
+    except (OSError, AttributeError):
+        return None
+
+
 def decode_rate(output_tokens: float, latency_s: float, ttft_s: float | None) -> float | None:
     """Output tokens per second: after the first token when it was timed (streaming), else over the whole call."""
     if ttft_s is not None and output_tokens > 1 and latency_s > ttft_s:

@@ -22,7 +22,8 @@ GB = 1e9
 # bytes counted. Checkpointing's short-lived recomputed tensors between the kept layer inputs fragment the heap.
 # Not yet fitted on a GPU: there they are used as they are.
 # Fitted to whole `evals finetune` runs of SmolLM2-135M on resume-feedback's longest rows (bench/finetune_memory.py,
-# 7 runs: bf16 and float32, micro-batches 1/2/4/8, checkpointing on and off; every estimate within 2.2% of the peak)
+# 7 runs of 3 steps: bf16 and float32, micro-batches 1/2/4/8, checkpointing on and off; every estimate within 2.2% of
+# the peak before RUN_GROWTH was added)
 TRAINING_OVERHEAD = 140_000_000
 # What a whole run holds by its end beyond a 3-step run's peak: the bounded kernel caches filled with every row length
 # seen, and the allocator's holes. Fitted to the whole default bf16 fine-tune of resume-feedback (102 steps: peak
@@ -241,16 +242,9 @@ def return_freed_memory() -> bool:
     holes they leave are kept: the resident set grew step after step, past the plan (3.6 GB after the first step
     of resume-feedback, 4.6 GB after the seventh, on a plan of 3.9 GB). A fixed threshold maps each large block
     on its own and unmaps it when freed, so the resident set is what training holds now."""
-    if not sys.platform.startswith("linux"):
-        return False
-    import ctypes
-    import ctypes.util
+    from evals._util import glibc_call
 
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.mallopt(-3, MMAP_THRESHOLD))  # M_MMAP_THRESHOLD; setting it stops the dynamic raising
-    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
-        return False
+    return bool(glibc_call("mallopt", -3, MMAP_THRESHOLD))  # M_MMAP_THRESHOLD; setting it stops the dynamic raising
 
 
 def bound_kernel_caches() -> None:

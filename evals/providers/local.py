@@ -190,18 +190,13 @@ def release_models() -> None:
     """Drop every model `load_model` keeps and give their memory back to the system (a learning curve scores one
     adapter per size in one process, then trains the next). Freeing alone is not enough: glibc keeps the freed
     heap, 0.4 GB of it after SmolLM2 answered 16 prompts (0.83 GB resident, 0.45 GB after `malloc_trim`)."""
-    import ctypes
-    import ctypes.util
     import gc
-    import sys
+
+    from evals._util import glibc_call
 
     load_model.cache_clear()
     gc.collect()
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
-        except (OSError, AttributeError):  # not glibc
-            pass
+    glibc_call("malloc_trim", 0)
 
 
 def chat_text(tokenizer, messages: Sequence[Message], tools: Sequence[Tool] = (), *, answer_next: bool = True) -> str:
